@@ -1,0 +1,62 @@
+"""Every limit of the system, in one place, with the relationships between them asserted.
+
+TigerBeetle's rule: put a limit on everything and write the limits down where they can be
+read together.  Engine capacities are the *defaults* of a market definition's ``[capacity]``
+table; a definition may lower or raise them within the hard ceilings below.  The gateway's
+limits live here too, so that one file answers "how big can X get?".
+"""
+
+from __future__ import annotations
+
+# --- engine: hard ceilings (a market definition may not exceed these) -----------------------
+INSTRUMENTS_MAX = 64
+"""Instruments (vintages and offset families) in one market definition."""
+
+ACCOUNTS_MAX = 1 << 20
+"""Accounts the engine can index (dense account numbers 0 … ACCOUNTS_MAX-1)."""
+
+RESTING_ORDERS_MAX = 1 << 24
+"""Resting orders across all books."""
+
+PRICE_LADDER_MAX_TICKS = 1_000_000
+"""Largest price the compiled book can index, in ticks (10,000.00 CNY/t at a 1-fen tick)."""
+
+QTY_MAX_T = 1_000_000_000_000
+"""No quantity anywhere may exceed 10^12 t (the whole world emits ~4x10^10 t a year)."""
+
+PRICE_TIMES_QTY_MAX = PRICE_LADDER_MAX_TICKS * QTY_MAX_T
+"""Largest money amount one trade can produce, in fen; must fit int64."""
+
+# --- engine: defaults for a market definition's [capacity] table ----------------------------
+DEFAULT_ACCOUNTS = 8_192
+DEFAULT_RESTING_ORDERS = 1 << 20
+DEFAULT_MAX_PRICE_TICKS = 100_000
+"""Default price ladder: 1,000.00 CNY/t, ten times the highest price the market has seen."""
+
+# --- batches and events ---------------------------------------------------------------------
+BATCH_COMMANDS_MAX = 1 << 16
+"""Commands in one engine batch (and one log record)."""
+
+EVENTS_PER_COMMAND_RESERVE = 8
+"""Fixed events a command may emit besides one per resting order it touches."""
+
+# --- gateway --------------------------------------------------------------------------------
+FRAME_BYTES_MAX = 64 * 1024
+"""Largest frame a peer may send, checked from the length prefix before anything is read."""
+
+MESSAGES_PER_SECOND_PER_SESSION = 50_000
+SESSIONS_PER_USER_MAX = 8
+OPEN_ORDERS_PER_ACCOUNT_MAX = 10_000
+OUTBOUND_QUEUE_FRAMES_MAX = 100_000
+IDLE_TIMEOUT_S = 30.0
+HEARTBEAT_INTERVAL_S = 5.0
+
+# --- relationships --------------------------------------------------------------------------
+assert PRICE_TIMES_QTY_MAX < 2**63, "a trade's value must fit int64"
+assert DEFAULT_ACCOUNTS <= ACCOUNTS_MAX
+assert DEFAULT_RESTING_ORDERS <= RESTING_ORDERS_MAX
+assert DEFAULT_MAX_PRICE_TICKS <= PRICE_LADDER_MAX_TICKS
+assert ACCOUNTS_MAX < 2**31 and RESTING_ORDERS_MAX < 2**31
+assert OPEN_ORDERS_PER_ACCOUNT_MAX <= DEFAULT_RESTING_ORDERS
+assert HEARTBEAT_INTERVAL_S * 2 < IDLE_TIMEOUT_S, "a live peer must never look idle"
+assert FRAME_BYTES_MAX >= 4096

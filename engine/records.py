@@ -1,0 +1,282 @@
+"""The hot view: commands and events as fixed-width records, and conversion to the typed view.
+
+Theory of operation
+-------------------
+The compiled kernel and the log never see a Python object.  A batch of commands is a numpy
+structured array of :data:`COMMAND_DTYPE` (64 bytes a command, little-endian, the log's body
+format); the kernel writes events into a preallocated array of :data:`EVENT_DTYPE` (16 int64
+columns), whose meaning per event kind is given by the ``E_*`` column constants below.  The
+``kind`` of a record equals the msgspec tag of its typed counterpart in ``engine.schema``.
+
+Symbols become dense instrument indices (their position in the market definition) here, at
+the boundary, once; -1 means "every instrument" for session and mass-cancel commands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine import schema as s
+from engine.market import MarketDefinition
+
+COMMAND_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),
+        ("ts_ns", "<i8"),
+        ("order_id", "<i8"),
+        ("price_ticks", "<i8"),
+        ("qty_t", "<i8"),
+        ("aux", "<i8"),  # trading date (session commands)
+        ("account", "<i4"),
+        ("instrument", "<i4"),  # -1: all instruments; -2: a symbol the market does not list
+        ("kind", "u1"),
+        ("side", "u1"),
+        ("order_type", "u1"),
+        ("tif", "u1"),
+        ("stp", "u1"),
+        ("flags", "u1"),
+        ("reserved", "<u2"),
+    ]
+)
+assert COMMAND_DTYPE.itemsize == 64
+
+# Command kinds (= schema tags)
+K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
+K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
+
+INSTRUMENT_ALL = -1
+INSTRUMENT_UNKNOWN = -2
+
+# Event columns: every event record is 16 int64 values.
+EVENT_FIELDS = 16
+(
+    E_KIND,
+    E_SEQ,
+    E_TS,
+    E_INSTRUMENT,
+    E_ORDER_ID,
+    E_ACCOUNT,
+    E_SIDE,
+    E_PRICE,
+    E_QTY,
+    E_REASON,
+    E_X0,
+    E_X1,
+    E_X2,
+    E_X3,
+    E_X4,
+    E_X5,
+) = range(EVENT_FIELDS)
+EVENT_DTYPE = np.dtype(
+    [
+        (name, "<i8")
+        for name in (
+            "kind seq ts_ns instrument order_id account side price_ticks qty_t reason "
+            "x0 x1 x2 x3 x4 x5"
+        ).split()
+    ]
+)
+assert EVENT_DTYPE.itemsize == EVENT_FIELDS * 8
+
+# Event kinds (= schema tags) and the meaning of the generic columns x0..x5 per kind:
+EV_ACCEPTED = 1  # x0 order_type, x1 tif, x2 stp
+EV_REJECTED = 2  # reason
+EV_TRADE = 3  # order_id/account/side: taker; x0 maker order id, x1 maker account,
+#                x2 trade id, x3 taker leaves, x4 maker leaves
+EV_CANCELLED = 4  # qty: the open quantity cancelled; reason: CancelReason
+EV_MODIFIED = 5  # price/qty: new; x0 priority kept (0/1), x1 old price, x2 old qty
+EV_CANCEL_REJECTED = 6
+EV_MODIFY_REJECTED = 7
+EV_SESSION_OPENED = 8  # price: reference; x0 trading date, x1 lower band, x2 upper band
+EV_SESSION_CLOSED = 9  # price: close; qty: volume; x0 date, x1 open, x2 high, x3 low,
+#                        x4 value in fen, x5 trade count
+EV_HALTED = 10
+EV_RESUMED = 11
+EV_COMMAND_REJECTED = 12  # x0 the command's kind
+EV_MASS_CANCELLED = 13  # x0 number of orders cancelled
+
+
+class Codec:
+    """Converts between the typed view and the record view for one market definition."""
+
+    def __init__(self, market: MarketDefinition) -> None:
+        self.symbols: list[str] = market.symbols
+        self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
+
+    # -- commands ----------------------------------------------------------------------------
+    def instrument_index(self, symbol: str, allow_all: bool = False) -> int:
+        if allow_all and symbol == s.ALL_INSTRUMENTS:
+            return INSTRUMENT_ALL
+        return self._index.get(symbol, INSTRUMENT_UNKNOWN)
+
+    def symbol(self, index: int) -> str:
+        if index == INSTRUMENT_ALL:
+            return s.ALL_INSTRUMENTS
+        if 0 <= index < len(self.symbols):
+            return self.symbols[index]
+        return "?"
+
+    def command_tuple(self, c: s.Command) -> tuple:
+        """One command as a tuple in :data:`COMMAND_DTYPE` field order."""
+        t = type(c)
+        if t is s.SubmitOrder:
+            return (
+                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account,
+                self._index.get(c.instrument, INSTRUMENT_UNKNOWN), 1,
+                c.side, c.order_type, c.tif, c.stp, 0, 0,
+            )  # fmt: skip
+        if t is s.CancelOrder:
+            return (c.seq, c.ts_ns, c.order_id, 0, 0, 0, c.account, 0, 2, 0, 0, 0, 0, 0, 0)
+        if t is s.ModifyOrder:
+            return (
+                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account, 0, 3,
+                0, 0, 0, 0, 0, 0,
+            )  # fmt: skip
+        if t is s.MassCancel:
+            index = self.instrument_index(c.instrument, allow_all=True)
+            return (c.seq, c.ts_ns, 0, 0, 0, 0, c.account, index, 4, 0, 0, 0, 0, 0, 0)
+        if t is s.OpenSession or t is s.CloseSession:
+            index = self.instrument_index(c.instrument, allow_all=True)
+            kind = K_OPEN_SESSION if t is s.OpenSession else K_CLOSE_SESSION
+            return (c.seq, c.ts_ns, 0, 0, 0, c.trading_date, 0, index, kind, 0, 0, 0, 0, 0, 0)
+        if t is s.HaltInstrument or t is s.ResumeInstrument:
+            kind = K_HALT if t is s.HaltInstrument else K_RESUME
+            index = self.instrument_index(c.instrument)
+            return (c.seq, c.ts_ns, 0, 0, 0, 0, 0, index, kind, 0, 0, 0, 0, 0, 0)
+        raise TypeError(f"not a command: {c!r}")
+
+    def encode_commands(self, commands: list) -> np.ndarray:
+        """Typed commands -> a record array of :data:`COMMAND_DTYPE`."""
+        return np.array([self.command_tuple(c) for c in commands], dtype=COMMAND_DTYPE)
+
+    def decode_command(self, r: tuple) -> s.Command:
+        """One record (as a tuple, ``array.tolist()`` element) -> its typed command."""
+        seq, ts, oid, price, qty, aux, account, index, kind, side, otype, tif, stp = r[:13]
+        if kind == K_SUBMIT:
+            return s.SubmitOrder(
+                seq=seq, ts_ns=ts, order_id=oid, account=account, instrument=self.symbol(index),
+                side=s.Side(side), qty_t=qty, price_ticks=price, order_type=s.OrderType(otype),
+                tif=s.TimeInForce(tif), stp=s.StpMode(stp),
+            )  # fmt: skip
+        if kind == K_CANCEL:
+            return s.CancelOrder(seq=seq, ts_ns=ts, order_id=oid, account=account)
+        if kind == K_MODIFY:
+            return s.ModifyOrder(
+                seq=seq, ts_ns=ts, order_id=oid, account=account, price_ticks=price, qty_t=qty
+            )
+        if kind == K_MASS_CANCEL:
+            return s.MassCancel(seq=seq, ts_ns=ts, account=account, instrument=self.symbol(index))
+        if kind in (K_OPEN_SESSION, K_CLOSE_SESSION):
+            cls = s.OpenSession if kind == K_OPEN_SESSION else s.CloseSession
+            return cls(seq=seq, ts_ns=ts, trading_date=aux, instrument=self.symbol(index))
+        if kind in (K_HALT, K_RESUME):
+            cls = s.HaltInstrument if kind == K_HALT else s.ResumeInstrument
+            return cls(seq=seq, ts_ns=ts, instrument=self.symbol(index))
+        raise ValueError(f"unknown command kind {kind}")
+
+    def decode_commands(self, records: np.ndarray) -> list:
+        return [self.decode_command(r) for r in records.tolist()]
+
+    # -- events ------------------------------------------------------------------------------
+    def event(self, r: list | tuple) -> s.Event:  # noqa: C901 - one branch per kind, flat
+        """One event record (16 ints) -> its typed event."""
+        kind, seq, ts, index, oid, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
+        sym = self.symbol(index)
+        if kind == EV_TRADE:
+            return s.TradeExecuted(
+                seq, ts, x2, sym, price, qty, s.Side(side), oid, account, x0, x1, x3, x4
+            )
+        if kind == EV_ACCEPTED:
+            return s.OrderAccepted(
+                seq, ts, oid, account, sym, s.Side(side), s.OrderType(x0), s.TimeInForce(x1),
+                price, qty,
+            )  # fmt: skip
+        if kind == EV_CANCELLED:
+            return s.OrderCancelled(
+                seq, ts, oid, account, sym, s.Side(side), price, qty, s.CancelReason(reason)
+            )
+        if kind == EV_MODIFIED:
+            return s.OrderModified(
+                seq, ts, oid, account, sym, s.Side(side), price, qty, bool(x0), x1, x2
+            )
+        if kind == EV_REJECTED:
+            return s.OrderRejected(
+                seq, ts, oid, account, sym, side, price, qty, s.RejectReason(reason)
+            )
+        if kind == EV_CANCEL_REJECTED:
+            return s.CancelRejected(seq, ts, oid, account, s.RejectReason(reason))
+        if kind == EV_MODIFY_REJECTED:
+            return s.ModifyRejected(seq, ts, oid, account, price, qty, s.RejectReason(reason))
+        if kind == EV_SESSION_OPENED:
+            return s.SessionOpened(seq, ts, sym, x0, price, x1, x2)
+        if kind == EV_SESSION_CLOSED:
+            return s.SessionClosed(seq, ts, sym, x0, x1, x2, x3, price, qty, x4, x5)
+        if kind == EV_HALTED:
+            return s.InstrumentHalted(seq, ts, sym)
+        if kind == EV_RESUMED:
+            return s.InstrumentResumed(seq, ts, sym)
+        if kind == EV_COMMAND_REJECTED:
+            return s.CommandRejected(seq, ts, x0, sym, s.RejectReason(reason))
+        if kind == EV_MASS_CANCELLED:
+            return s.MassCancelled(seq, ts, account, sym, x0)
+        raise ValueError(f"unknown event kind {kind}")
+
+    def decode_events(self, records: np.ndarray) -> list:
+        """Event records (structured or (n, 16) int64) -> typed events."""
+        rows = records.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
+        return [self.event(r) for r in rows]
+
+    def event_row(self, e: s.Event) -> list[int]:
+        """A typed event -> its 16-int record (the inverse of :meth:`event`)."""
+        row = [0] * EVENT_FIELDS
+        row[E_KIND] = type(e).__struct_config__.tag
+        row[E_SEQ], row[E_TS] = e.seq, e.ts_ns
+        instrument = getattr(e, "instrument", None)
+        if instrument is not None:
+            row[E_INSTRUMENT] = self.instrument_index(instrument, allow_all=True)
+        for column, name in _EVENT_COLUMNS[type(e)]:
+            row[column] = int(getattr(e, name))
+        return row
+
+    def encode_events(self, events: list) -> np.ndarray:
+        out = np.zeros(len(events), dtype=EVENT_DTYPE)
+        if events:
+            out.view(np.int64).reshape(-1, EVENT_FIELDS)[:] = [self.event_row(e) for e in events]
+        return out
+
+
+_COMMON = [(E_ORDER_ID, "order_id"), (E_ACCOUNT, "account")]
+_EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
+    s.OrderAccepted: _COMMON
+    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
+    + [(E_X0, "order_type"), (E_X1, "tif")],
+    s.OrderRejected: _COMMON
+    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
+    s.TradeExecuted: [
+        (E_ORDER_ID, "taker_order_id"), (E_ACCOUNT, "taker_account"),
+        (E_SIDE, "aggressor_side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"),
+        (E_X0, "maker_order_id"), (E_X1, "maker_account"), (E_X2, "trade_id"),
+        (E_X3, "taker_leaves_t"), (E_X4, "maker_leaves_t"),
+    ],  # fmt: skip
+    s.OrderCancelled: _COMMON
+    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
+    s.OrderModified: _COMMON
+    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
+    + [(E_X0, "priority_kept"), (E_X1, "old_price_ticks"), (E_X2, "old_qty_t")],
+    s.CancelRejected: _COMMON + [(E_REASON, "reason")],
+    s.ModifyRejected: _COMMON
+    + [(E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
+    s.SessionOpened: [
+        (E_X0, "trading_date"), (E_PRICE, "reference_price_ticks"),
+        (E_X1, "lower_band_ticks"), (E_X2, "upper_band_ticks"),
+    ],  # fmt: skip
+    s.SessionClosed: [
+        (E_X0, "trading_date"), (E_X1, "open_ticks"), (E_X2, "high_ticks"),
+        (E_X3, "low_ticks"), (E_PRICE, "close_ticks"), (E_QTY, "volume_t"),
+        (E_X4, "value_fen"), (E_X5, "trade_count"),
+    ],  # fmt: skip
+    s.InstrumentHalted: [],
+    s.InstrumentResumed: [],
+    s.CommandRejected: [(E_X0, "command"), (E_REASON, "reason")],
+    s.MassCancelled: [(E_ACCOUNT, "account"), (E_X0, "cancelled_count")],
+}
