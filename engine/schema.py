@@ -388,3 +388,43 @@ Event = Union[
     MassCancelled,
 ]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
+
+# ------------------------------------------------------------------------------------------
+# Query results (read-only views of the book; not part of the log)
+# ------------------------------------------------------------------------------------------
+
+
+class RestingOrder(msgspec.Struct, frozen=True):
+    order_id: int
+    account: int
+    instrument: str
+    side: Side
+    price_ticks: int
+    qty_t: int
+    """Open (remaining) quantity."""
+    order_type: OrderType
+    tif: TimeInForce
+    stp: StpMode
+
+
+class DepthLevel(msgspec.Struct, frozen=True, array_like=True):
+    price_ticks: int
+    qty_t: int
+    orders: int
+
+
+class Depth(msgspec.Struct, frozen=True):
+    """Aggregated top-of-book: bids best (highest) first, asks best (lowest) first."""
+
+    instrument: str
+    bids: list[DepthLevel]
+    asks: list[DepthLevel]
+
+
+class InstrumentStatus(msgspec.Struct, frozen=True):
+    instrument: str
+    state: SessionState
+    trading_date: int
+    reference_price_ticks: int
+    lower_band_ticks: int
+    upper_band_ticks: int

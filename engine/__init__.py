@@ -1,0 +1,1 @@
+"""The exchange engine: a deterministic state machine, commands in, events out."""
