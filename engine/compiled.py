@@ -1,0 +1,320 @@
+"""The compiled engine: the embedding API around ``engine.kernel``.
+
+Theory of operation
+-------------------
+:class:`CompiledEngine` owns one state array (see ``engine.kernel``) and a reusable event
+buffer.  Typed commands are turned into scalars and applied by one compiled call each
+(:meth:`apply`); record batches go through one compiled loop for the whole batch
+(:meth:`apply_records`).  The compiled entry points are resolved once per process: calling a
+compiled function's entry point directly skips Numba's per-call type dispatch, which is most
+of the cost of a call from Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from engine import kernel as k
+from engine import schema as s
+from engine.market import MarketDefinition, band_edges
+from engine.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
+
+_I64 = np.int64
+
+
+def _entry(function, *example_args):
+    """The compiled entry point of ``function`` (itself when the JIT is disabled)."""
+    overloads = getattr(function, "overloads", None)
+    if overloads is None:
+        return function
+    function(*example_args)
+    if len(overloads) != 1:  # pragma: no cover - a second signature would be a bug
+        raise RuntimeError(f"{function.__name__} compiled for {len(overloads)} signatures")
+    return next(iter(overloads.values())).entry_point
+
+
+class CompiledEngine:
+    """The matching engine, compiled with Numba.
+
+    Parameters
+    ----------
+    market:
+        The market definition: instruments, their parameters, and the capacities that size
+        the preallocated state.
+
+    Examples
+    --------
+    >>> from engine import CompiledEngine, national_market, schema as s
+    >>> engine = CompiledEngine(national_market())
+    >>> _ = engine.apply(s.OpenSession(trading_date=20250102))
+    >>> engine.apply(s.SubmitOrder(order_id=1, account=7, instrument="CEA-2024",
+    ...     side=s.Side.SELL, qty_t=1000, price_ticks=6200))[0].__class__.__name__
+    'OrderAccepted'
+    """
+
+    def __init__(self, market: MarketDefinition) -> None:
+        self.market = market
+        self.codec = Codec(market)
+        self._index = {symbol: i for i, symbol in enumerate(market.symbols)}
+        capacity = market.capacity
+        ladder = capacity.max_price_ticks + 1
+        words, header = k.state_size(len(market.instruments), capacity.resting_orders, ladder)
+        self._st = np.zeros(words, dtype=_I64)
+        for key, value in header.items():
+            self._st[key] = value
+        self._st[k.M_N_ACCOUNTS] = capacity.accounts
+        self._st[k.M_FREE] = -1
+        self._st[k.M_NEXT_TRADE] = 1
+        inst = self._inst()
+        for i, ins in enumerate(market.instruments):
+            row = inst[i]
+            row[k.I_REF] = ins.reference_price_ticks
+            row[k.I_TICK], row[k.I_LOT], row[k.I_BAND] = ins.tick_ticks, ins.lot_t, ins.band_bps
+            row[k.I_MINQ], row[k.I_MAXQ] = ins.min_qty_t, ins.max_qty_t
+            row[k.I_LO], row[k.I_HI] = band_edges(
+                ins.reference_price_ticks, ins.band_bps, ins.tick_ticks
+            )
+        self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
+        # Warm-up: a halt of an unknown instrument is refused and changes nothing.
+        warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0)
+        self._apply_one = _entry(k.apply_one, self._st, self._out, *warm)
+        self._process_batch = _entry(
+            k.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
+        )
+
+    # -- views ---------------------------------------------------------------------------------
+    def _inst(self) -> np.ndarray:
+        st = self._st
+        offset = st[k.M_OFF_INST]
+        return st[offset : offset + st[k.M_N_INST] * k.IF].reshape(-1, k.IF)
+
+    def _orders(self) -> np.ndarray:
+        st = self._st
+        offset = st[k.M_OFF_ORDERS]
+        return st[offset : offset + st[k.M_CAP] * k.OF].reshape(-1, k.OF)
+
+    def _levels(self) -> np.ndarray:
+        st = self._st
+        offset = st[k.M_OFF_LEVELS]
+        size = st[k.M_N_INST] * 2 * st[k.M_LADDER] * k.LF
+        return st[offset : offset + size].reshape(-1, k.LF)
+
+    def _grow_out(self) -> None:
+        need = int(self._st[k.M_LIVE] + self._st[k.M_N_INST]) + k.EVENTS_RESERVE
+        size = max(2 * self._out.shape[0], 2 * need)
+        self._out = np.zeros((size, EVENT_FIELDS), dtype=_I64)
+
+    # -- commands ------------------------------------------------------------------------------
+    def apply(self, c: s.Command) -> list[s.Event]:
+        """Apply one typed command; return the events it produced, in order."""
+        t = type(c)
+        if t is s.SubmitOrder:
+            index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
+            args = (1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account, index,
+                    c.side, c.order_type, c.tif, c.stp)  # fmt: skip
+        else:
+            args = self.codec.command_tuple(c)
+            args = (args[8], *args[0:8], *args[9:13])
+        n = self._apply_one(self._st, self._out, *args)
+        while n < 0:
+            self._grow_out()
+            n = self._apply_one(self._st, self._out, *args)
+        event = self.codec.event
+        events = [event(row) for row in self._out[:n].tolist()]
+        if n == 1 and t is s.SubmitOrder and args[8] == INSTRUMENT_UNKNOWN:
+            events[0] = _with_instrument(events[0], c.instrument)
+        return events
+
+    def apply_all(self, commands) -> list[s.Event]:
+        """Apply typed commands one after another; return all their events."""
+        events: list[s.Event] = []
+        for command in commands:
+            events.extend(self.apply(command))
+        return events
+
+    def apply_records(self, records: np.ndarray) -> np.ndarray:
+        """Apply a batch of :data:`COMMAND_DTYPE` records in one compiled loop.
+
+        Returns the events as an array of :data:`EVENT_DTYPE`.
+        """
+        if records.dtype != COMMAND_DTYPE:
+            raise TypeError(f"records must have COMMAND_DTYPE, not {records.dtype}")
+        records = np.ascontiguousarray(records)
+        chunks = []
+        start = 0
+        total = records.shape[0]
+        if total == 0:
+            return np.zeros(0, EVENT_DTYPE)
+        while start < total:
+            if self._out.shape[0] < 4 * (total - start) + k.EVENTS_RESERVE:
+                self._out = np.zeros((4 * (total - start) + 1024, EVENT_FIELDS), dtype=_I64)
+            start_before = start
+            start, n = self._process_batch(self._st, records, start, self._out)
+            chunks.append(self._out[:n].copy())
+            if start == start_before:
+                self._grow_out()
+        events = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return events.view(EVENT_DTYPE).reshape(-1)
+
+    # -- queries -------------------------------------------------------------------------------
+    def _require(self, symbol: str) -> int:
+        index = self._index.get(symbol, -1)
+        if index < 0:
+            raise KeyError(f"unknown instrument {symbol!r}")
+        return index
+
+    def best_bid(self, symbol: str) -> int | None:
+        """Best bid price in ticks, or None when no bid rests."""
+        price = int(self._inst()[self._require(symbol), k.I_BID])
+        return price or None
+
+    def best_ask(self, symbol: str) -> int | None:
+        """Best ask price in ticks, or None when no ask rests."""
+        price = int(self._inst()[self._require(symbol), k.I_ASK])
+        return price or None
+
+    def _level_row(self, index: int, side: int, price: int) -> int:
+        return (index * 2 + side - 1) * int(self._st[k.M_LADDER]) + price
+
+    def depth_at(self, symbol: str, side: int, price_ticks: int) -> tuple[int, int]:
+        """(total open quantity, number of orders) resting at one price."""
+        index = self._require(symbol)
+        if not 0 < price_ticks < int(self._st[k.M_LADDER]):
+            return (0, 0)
+        row = self._levels()[self._level_row(index, side, price_ticks)]
+        return (int(row[k.L_QTY]), int(row[k.L_COUNT]))
+
+    def _prices(self, index: int, side: int, limit: int | None = None) -> list[int]:
+        """Non-empty prices of one side, best first."""
+        ladder = int(self._st[k.M_LADDER])
+        base = (index * 2 + side - 1) * ladder
+        counts = self._levels()[base : base + ladder, k.L_COUNT]
+        prices = np.flatnonzero(counts)
+        if side == s.Side.BUY:
+            prices = prices[::-1]
+        return prices[:limit].tolist() if limit is not None else prices.tolist()
+
+    def depth(self, symbol: str, levels: int = 5) -> s.Depth:
+        """Aggregated depth: the best ``levels`` price levels of each side."""
+        index = self._require(symbol)
+        sides = []
+        for side in (s.Side.BUY, s.Side.SELL):
+            rows = [self._levels()[self._level_row(index, side, p)] for p in
+                    self._prices(index, side, levels)]  # fmt: skip
+            sides.append([s.DepthLevel(int(p), int(r[k.L_QTY]), int(r[k.L_COUNT])) for p, r in
+                          zip(self._prices(index, side, levels), rows)])  # fmt: skip
+        return s.Depth(symbol, sides[0], sides[1])
+
+    def _resting(self, slot: int) -> s.RestingOrder:
+        row = self._orders()[slot].tolist()
+        return s.RestingOrder(
+            order_id=row[k.O_ID], account=row[k.O_ACCOUNT],
+            instrument=self.codec.symbol(row[k.O_INST]), side=s.Side(row[k.O_SIDE]),
+            price_ticks=row[k.O_PRICE], qty_t=row[k.O_LEAVES],
+            order_type=s.OrderType(row[k.O_TYPE]), tif=s.TimeInForce(row[k.O_TIF]),
+            stp=s.StpMode(row[k.O_STP]),
+        )  # fmt: skip
+
+    def orders(self, symbol: str, side: int) -> list[s.RestingOrder]:
+        """Every resting order of one side, in priority order (best price, then oldest)."""
+        index = self._require(symbol)
+        levels = self._levels()
+        orders = self._orders()
+        result = []
+        for price in self._prices(index, side):
+            slot = int(levels[self._level_row(index, side, price), k.L_HEAD])
+            while slot >= 0:
+                result.append(self._resting(slot))
+                slot = int(orders[slot, k.O_NEXT])
+        return result
+
+    def order(self, order_id: int) -> s.RestingOrder | None:
+        """The resting order with this id, or None."""
+        offset = int(self._st[k.M_OFF_HASH])
+        htab = self._st[offset : offset + 2 * int(self._st[k.M_HCAP])]
+        slot = k.hash_find(htab, order_id)
+        return None if slot < 0 else self._resting(int(slot))
+
+    def status(self, symbol: str) -> s.InstrumentStatus:
+        row = self._inst()[self._require(symbol)].tolist()
+        return s.InstrumentStatus(
+            symbol, s.SessionState(row[k.I_STATE]), row[k.I_DATE], row[k.I_REF],
+            row[k.I_LO], row[k.I_HI],
+        )  # fmt: skip
+
+    def resting_count(self) -> int:
+        return int(self._st[k.M_LIVE])
+
+    def state_hash(self) -> str:
+        """Canonical hash of the books (identical for the reference engine)."""
+        words = k.hash_words(self._st).astype("<i8")
+        return hashlib.blake2b(words.tobytes(), digest_size=32).hexdigest()
+
+
+def _with_instrument(event: s.Event, symbol: str) -> s.Event:
+    """The kernel knows unknown symbols only as an index; restore the name the client sent."""
+    import msgspec
+
+    return msgspec.structs.replace(event, instrument=symbol)
+
+
+def _check_ladder(engine: CompiledEngine, index: int, side: int) -> int:
+    """Walk one side's levels; return the number of orders found.  Raises AssertionError."""
+    st, orders, levels = engine._st, engine._orders(), engine._levels()
+    offset = int(st[k.M_OFF_HASH])
+    htab = st[offset : offset + 2 * int(st[k.M_HCAP])]
+    ladder = int(st[k.M_LADDER])
+    base = (index * 2 + side - 1) * ladder
+    counts = levels[base : base + ladder, k.L_COUNT]
+    assert (counts >= 0).all(), "negative level count"
+    nonempty = np.flatnonzero(counts)
+    for block_size, key in ((64, k.M_OFF_BLOCKS), (4096, k.M_OFF_SUPERS)):
+        n_blocks = int(st[k.M_NB if block_size == 64 else k.M_NS])
+        start = int(st[key]) + (index * 2 + side - 1) * n_blocks
+        expected = np.bincount(nonempty // block_size, minlength=n_blocks)
+        assert (st[start : start + n_blocks] == expected).all(), f"{block_size}-block counts"
+    found = 0
+    for price in nonempty.tolist():
+        row = levels[base + price].tolist()
+        slot, prev, qty, count = row[k.L_HEAD], -1, 0, 0
+        while slot >= 0:
+            o = orders[slot].tolist()
+            assert o[k.O_PREV] == prev, f"broken back link at slot {slot}"
+            assert (o[k.O_INST], o[k.O_SIDE], o[k.O_PRICE]) == (index, side, price), "misfiled"
+            assert o[k.O_LEAVES] > 0, f"order {o[k.O_ID]} rests with no quantity"
+            assert k.hash_find(htab, o[k.O_ID]) == slot, f"order {o[k.O_ID]} not found by id"
+            qty += o[k.O_LEAVES]
+            count += 1
+            prev, slot = slot, o[k.O_NEXT]
+        assert row[k.L_TAIL] == prev, f"level {price}: tail is not the last order"
+        assert (qty, count) == (row[k.L_QTY], row[k.L_COUNT]), f"level {price} totals differ"
+        found += count
+    best = int(engine._inst()[index, k.I_BID if side == s.Side.BUY else k.I_ASK])
+    if nonempty.size == 0:
+        assert best == 0, "phantom best price on an empty side"
+    else:
+        expected_best = nonempty[-1] if side == s.Side.BUY else nonempty[0]
+        assert best == expected_best, f"best price {best} but best level is {expected_best}"
+    return found
+
+
+def check_invariants(engine: CompiledEngine) -> None:
+    """Raise AssertionError if the compiled state is inconsistent (used after every test step)."""
+    st = engine._st
+    total = 0
+    inst = engine._inst()
+    for index in range(int(st[k.M_N_INST])):
+        bid, ask = int(inst[index, k.I_BID]), int(inst[index, k.I_ASK])
+        assert not (bid and ask and bid >= ask), f"crossed book {bid} >= {ask} in {index}"
+        total += _check_ladder(engine, index, s.Side.BUY)
+        total += _check_ladder(engine, index, s.Side.SELL)
+    assert total == int(st[k.M_LIVE]), f"{total} orders in levels but {st[k.M_LIVE]} live"
+    offset = int(st[k.M_OFF_HASH])
+    keys = st[offset : offset + 2 * int(st[k.M_HCAP]) : 2]
+    assert int(np.count_nonzero(keys)) == total, "hash table holds orders no level has"
+    assert total <= int(st[k.M_CAP]), "more resting orders than capacity"
+
+
+CompiledEngine.check_invariants = check_invariants  # type: ignore[attr-defined]

@@ -1,0 +1,923 @@
+"""The compiled matching kernel: the whole exchange state in one int64 array, one compiled loop.
+
+Theory of operation
+-------------------
+All state lives in a single preallocated ``int64`` array ``st`` (so a call from Python unboxes
+one array, not a dozen).  Its first ``META_LEN`` words are a header of sizes and offsets; the
+rest is carved into views by :func:`_views`:
+
+* ``inst[n_inst, IF]`` – per instrument: session state, band, best bid/ask, day statistics.
+* ``orders[cap, OF]`` – one row per order slot; resting orders of a price level form a doubly
+  linked FIFO list through ``O_PREV``/``O_NEXT``.  Free slots form a singly linked free list;
+  slots above the high-water mark have never been touched (so a large capacity costs no memory
+  until it is used).
+* ``htab[2 * hcap]`` – order id -> slot, open addressing with linear probing and
+  backward-shift deletion (no tombstones), for O(1) cancel and modify.
+* ``levels[n_inst * 2 * L, 4]`` – a dense price ladder per (instrument, side): head, tail, total
+  open quantity and order count of each price.  ``blocks`` and ``supers`` count the non-empty
+  levels in each run of 64 and 4,096 prices, so finding the next best price after a level
+  empties skips empty stretches 64 or 4,096 ticks at a time.
+
+Commands arrive either as a record batch (:func:`process_batch`, the log and replay path) or
+as scalars (:func:`apply_one`, the one-command Python API); both run :func:`_dispatch`.  Events
+are written as 16-int64 rows (``engine.records`` columns) into a caller-provided array.  Before
+each command the kernel checks that the output has room for the worst case (one event per
+resting order plus a few), and otherwise returns so the caller can grow it: a command is never
+half applied.
+
+The rules are those of ``docs/MATCHING.md``; ``engine/reference.py`` is their plain-Python
+statement and the differential tests hold the two to identical events and state hashes.  All
+functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.records import (
+    E_ACCOUNT,
+    E_INSTRUMENT,
+    E_KIND,
+    E_ORDER_ID,
+    E_PRICE,
+    E_QTY,
+    E_REASON,
+    E_SEQ,
+    E_SIDE,
+    E_TS,
+    E_X0,
+    E_X1,
+    E_X2,
+    E_X3,
+    E_X4,
+    E_X5,
+    EVENT_FIELDS,
+)
+
+# --- header words -------------------------------------------------------------------------
+M_N_INST, M_N_ACCOUNTS, M_CAP, M_LADDER, M_HCAP, M_LIVE, M_FREE, M_HWM, M_NEXT_TRADE = range(9)
+M_OFF_INST, M_OFF_ORDERS, M_OFF_HASH, M_OFF_LEVELS, M_OFF_BLOCKS, M_OFF_SUPERS = range(16, 22)
+M_NB, M_NS = 22, 23
+META_LEN = 32
+
+# --- instrument columns -------------------------------------------------------------------
+(I_STATE, I_DATE, I_REF, I_LO, I_HI, I_TICK, I_LOT, I_MINQ, I_MAXQ, I_BAND, I_BID, I_ASK,
+ I_OPEN, I_HIGH, I_LOW, I_VOL, I_VAL, I_TRADES) = range(18)  # fmt: skip
+IF = 20
+
+# --- order columns ------------------------------------------------------------------------
+O_ID, O_ACCOUNT, O_INST, O_SIDE, O_PRICE, O_LEAVES, O_PREV, O_NEXT, O_TYPE, O_TIF, O_STP = range(11)
+OF = 12
+
+# --- level columns ------------------------------------------------------------------------
+L_HEAD, L_TAIL, L_QTY, L_COUNT = range(4)
+LF = 4
+
+# --- codes (mirror engine.schema; plain ints so the kernel needs no Python objects) --------
+BUY, SELL = 1, 2
+LIMIT, MARKET, POST_ONLY = 1, 2, 3
+DAY, GTC, IOC, FOK = 1, 2, 3, 4
+STP_INCOMING, STP_RESTING, STP_BOTH = 1, 2, 3
+CLOSED, OPEN, HALTED = 0, 1, 2
+(R_UNKNOWN_INSTRUMENT, R_SESSION_CLOSED, R_HALTED, R_UNKNOWN_ACCOUNT, R_ORDER_TYPE, R_TIF,
+ R_QUANTITY, R_OFF_LOT, R_OFF_TICK, R_OUT_OF_BAND, R_ORDER_ID, R_DUPLICATE, R_BOOK_FULL,
+ R_WOULD_TRADE, R_UNKNOWN_ORDER, R_NOT_OWNER, R_ALREADY_OPEN, R_NOT_OPEN, R_NOT_HALTED,
+ R_TRADING_DATE) = range(1, 21)  # fmt: skip
+C_REQUESTED, C_IOC, C_FOK, C_STP, C_MASS, C_SESSION_END = range(1, 7)
+K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
+K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
+EV_ACCEPTED, EV_REJECTED, EV_TRADE, EV_CANCELLED, EV_MODIFIED = 1, 2, 3, 4, 5
+EV_CANCEL_REJECTED, EV_MODIFY_REJECTED, EV_SESSION_OPENED, EV_SESSION_CLOSED = 6, 7, 8, 9
+EV_HALTED, EV_RESUMED, EV_COMMAND_REJECTED, EV_MASS_CANCELLED = 10, 11, 12, 13
+INSTRUMENT_ALL = -1
+
+EVENTS_RESERVE = 16
+"""Events a command may emit beyond one per resting order (plus one per instrument)."""
+
+
+def state_size(n_inst: int, cap: int, ladder: int) -> tuple[int, dict[int, int]]:
+    """Words needed for a state array, and the header values describing its layout."""
+    hcap = 16
+    while hcap < 2 * cap:
+        hcap *= 2
+    nb = (ladder + 63) >> 6
+    ns = (ladder + 4095) >> 12
+    header = {M_N_INST: n_inst, M_CAP: cap, M_LADDER: ladder, M_HCAP: hcap, M_NB: nb, M_NS: ns}
+    offset = META_LEN
+    for key, words in (
+        (M_OFF_INST, n_inst * IF),
+        (M_OFF_ORDERS, cap * OF),
+        (M_OFF_HASH, 2 * hcap),
+        (M_OFF_LEVELS, n_inst * 2 * ladder * LF),
+        (M_OFF_BLOCKS, n_inst * 2 * nb),
+        (M_OFF_SUPERS, n_inst * 2 * ns),
+    ):
+        header[key] = offset
+        offset += words
+    return offset, header
+
+
+@njit(cache=True)
+def _views(st):
+    ni = st[M_N_INST]
+    cap = st[M_CAP]
+    ladder = st[M_LADDER]
+    o = st[M_OFF_INST]
+    inst = st[o : o + ni * IF].reshape((ni, IF))
+    o = st[M_OFF_ORDERS]
+    orders = st[o : o + cap * OF].reshape((cap, OF))
+    o = st[M_OFF_HASH]
+    htab = st[o : o + 2 * st[M_HCAP]]
+    o = st[M_OFF_LEVELS]
+    levels = st[o : o + ni * 2 * ladder * LF].reshape((ni * 2 * ladder, LF))
+    o = st[M_OFF_BLOCKS]
+    blocks = st[o : o + ni * 2 * st[M_NB]]
+    o = st[M_OFF_SUPERS]
+    supers = st[o : o + ni * 2 * st[M_NS]]
+    return inst, orders, htab, levels, blocks, supers
+
+
+# ------------------------------------------------------------------------------------------
+# order id -> slot hash table
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _home(key, mask):
+    return (key ^ (key >> 16) ^ (key >> 32)) & mask
+
+
+@njit(cache=True)
+def hash_find(htab, key):
+    """Slot of the resting order ``key``, or -1."""
+    if key <= 0:
+        return -1
+    mask = (htab.shape[0] >> 1) - 1
+    i = _home(key, mask)
+    while True:
+        k = htab[2 * i]
+        if k == key:
+            return htab[2 * i + 1]
+        if k == 0:
+            return -1
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def _hash_put(htab, key, slot):
+    mask = (htab.shape[0] >> 1) - 1
+    i = _home(key, mask)
+    while htab[2 * i] != 0:
+        i = (i + 1) & mask
+    htab[2 * i] = key
+    htab[2 * i + 1] = slot
+
+
+@njit(cache=True)
+def _hash_delete(htab, key):
+    mask = (htab.shape[0] >> 1) - 1
+    i = _home(key, mask)
+    while htab[2 * i] != key:
+        i = (i + 1) & mask
+    j = i
+    while True:  # backward-shift: pull later members of the cluster into the hole
+        j = (j + 1) & mask
+        kj = htab[2 * j]
+        if kj == 0:
+            break
+        home = _home(kj, mask)
+        if i <= j:
+            stays = i < home <= j
+        else:
+            stays = home > i or home <= j
+        if not stays:
+            htab[2 * i] = kj
+            htab[2 * i + 1] = htab[2 * j + 1]
+            i = j
+    htab[2 * i] = 0
+    htab[2 * i + 1] = 0
+
+
+# ------------------------------------------------------------------------------------------
+# price ladder
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def scan_down(st, levels, blocks, supers, side_base, p):
+    """Highest non-empty price <= p on ladder ``side_base``; 0 if none."""
+    ladder = st[M_LADDER]
+    lbase = side_base * ladder
+    bbase = side_base * st[M_NB]
+    sbase = side_base * st[M_NS]
+    q = min(p, ladder - 1)
+    while q > 0:
+        if supers[sbase + (q >> 12)] == 0:
+            q = ((q >> 12) << 12) - 1
+        elif blocks[bbase + (q >> 6)] == 0:
+            q = ((q >> 6) << 6) - 1
+        elif levels[lbase + q, L_COUNT] > 0:
+            return q
+        else:
+            q -= 1
+    return 0
+
+
+@njit(cache=True)
+def scan_up(st, levels, blocks, supers, side_base, p):
+    """Lowest non-empty price >= p on ladder ``side_base``; 0 if none."""
+    ladder = st[M_LADDER]
+    lbase = side_base * ladder
+    bbase = side_base * st[M_NB]
+    sbase = side_base * st[M_NS]
+    q = max(p, 1)
+    while q < ladder:
+        if supers[sbase + (q >> 12)] == 0:
+            q = ((q >> 12) + 1) << 12
+        elif blocks[bbase + (q >> 6)] == 0:
+            q = ((q >> 6) + 1) << 6
+        elif levels[lbase + q, L_COUNT] > 0:
+            return q
+        else:
+            q += 1
+    return 0
+
+
+@njit(cache=True)
+def _link_tail(st, inst, orders, levels, blocks, supers, slot):
+    """Append a slot to the tail of its price level and update the best price."""
+    ins = orders[slot, O_INST]
+    side = orders[slot, O_SIDE]
+    price = orders[slot, O_PRICE]
+    side_base = ins * 2 + side - 1
+    row = side_base * st[M_LADDER] + price
+    orders[slot, O_NEXT] = -1
+    if levels[row, L_COUNT] == 0:
+        levels[row, L_HEAD] = slot
+        orders[slot, O_PREV] = -1
+        blocks[side_base * st[M_NB] + (price >> 6)] += 1
+        supers[side_base * st[M_NS] + (price >> 12)] += 1
+    else:
+        tail = levels[row, L_TAIL]
+        orders[tail, O_NEXT] = slot
+        orders[slot, O_PREV] = tail
+    levels[row, L_TAIL] = slot
+    levels[row, L_QTY] += orders[slot, O_LEAVES]
+    levels[row, L_COUNT] += 1
+    if side == BUY:
+        if price > inst[ins, I_BID]:
+            inst[ins, I_BID] = price
+    elif inst[ins, I_ASK] == 0 or price < inst[ins, I_ASK]:
+        inst[ins, I_ASK] = price
+
+
+@njit(cache=True)
+def _unlink(st, inst, orders, levels, blocks, supers, slot):
+    """Take a resting slot out of its level (the slot stays allocated); fix the best price."""
+    ins = orders[slot, O_INST]
+    side = orders[slot, O_SIDE]
+    price = orders[slot, O_PRICE]
+    side_base = ins * 2 + side - 1
+    row = side_base * st[M_LADDER] + price
+    prev = orders[slot, O_PREV]
+    nxt = orders[slot, O_NEXT]
+    if prev >= 0:
+        orders[prev, O_NEXT] = nxt
+    else:
+        levels[row, L_HEAD] = nxt
+    if nxt >= 0:
+        orders[nxt, O_PREV] = prev
+    else:
+        levels[row, L_TAIL] = prev
+    levels[row, L_QTY] -= orders[slot, O_LEAVES]
+    levels[row, L_COUNT] -= 1
+    if levels[row, L_COUNT] == 0:
+        blocks[side_base * st[M_NB] + (price >> 6)] -= 1
+        supers[side_base * st[M_NS] + (price >> 12)] -= 1
+        if side == BUY and inst[ins, I_BID] == price:
+            inst[ins, I_BID] = scan_down(st, levels, blocks, supers, side_base, price - 1)
+        elif side == SELL and inst[ins, I_ASK] == price:
+            inst[ins, I_ASK] = scan_up(st, levels, blocks, supers, side_base, price + 1)
+
+
+@njit(cache=True)
+def _alloc(st, orders, htab, order_id):
+    slot = st[M_FREE]
+    if slot >= 0:
+        st[M_FREE] = orders[slot, O_NEXT]
+    else:
+        slot = st[M_HWM]
+        st[M_HWM] = slot + 1
+    st[M_LIVE] += 1
+    orders[slot, O_ID] = order_id
+    _hash_put(htab, order_id, slot)
+    return slot
+
+
+@njit(cache=True)
+def _release(st, orders, htab, slot):
+    _hash_delete(htab, orders[slot, O_ID])
+    orders[slot, O_ID] = 0
+    orders[slot, O_NEXT] = st[M_FREE]
+    st[M_FREE] = slot
+    st[M_LIVE] -= 1
+
+
+# ------------------------------------------------------------------------------------------
+# events
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _ev(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
+    out[n, E_KIND] = kind
+    out[n, E_SEQ] = seq
+    out[n, E_TS] = ts
+    out[n, E_INSTRUMENT] = ins
+    out[n, E_ORDER_ID] = oid
+    out[n, E_ACCOUNT] = acct
+    out[n, E_SIDE] = side
+    out[n, E_PRICE] = price
+    out[n, E_QTY] = qty
+    out[n, E_REASON] = reason
+    out[n, E_X0] = 0
+    out[n, E_X1] = 0
+    out[n, E_X2] = 0
+    out[n, E_X3] = 0
+    out[n, E_X4] = 0
+    out[n, E_X5] = 0
+    return n + 1
+
+
+@njit(cache=True)
+def _ev_order(out, n, kind, seq, ts, orders, slot, qty, reason):
+    """An event about the order in ``slot`` (cancelled, modified)."""
+    return _ev(
+        out, n, kind, seq, ts, orders[slot, O_INST], orders[slot, O_ID], orders[slot, O_ACCOUNT],
+        orders[slot, O_SIDE], orders[slot, O_PRICE], qty, reason,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# matching
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _fok_fillable(st, inst, orders, levels, blocks, supers, slot, limit):
+    """Whether the whole open quantity of ``slot`` can trade now (docs/MATCHING.md step 2)."""
+    ins = orders[slot, O_INST]
+    side = orders[slot, O_SIDE]
+    acct = orders[slot, O_ACCOUNT]
+    stp = orders[slot, O_STP]
+    need = orders[slot, O_LEAVES]
+    side_base = ins * 2 + (2 - side)
+    ladder = st[M_LADDER]
+    price = inst[ins, I_ASK] if side == BUY else inst[ins, I_BID]
+    while price != 0 and ((side == BUY and price <= limit) or (side == SELL and price >= limit)):
+        maker = levels[side_base * ladder + price, L_HEAD]
+        while maker >= 0:
+            if orders[maker, O_ACCOUNT] == acct:
+                if stp != STP_RESTING:
+                    return False
+            else:
+                need -= orders[maker, O_LEAVES]
+                if need <= 0:
+                    return True
+            maker = orders[maker, O_NEXT]
+        if side == BUY:
+            price = scan_up(st, levels, blocks, supers, side_base, price + 1)
+        else:
+            price = scan_down(st, levels, blocks, supers, side_base, price - 1)
+    return False
+
+
+@njit(cache=True)
+def _trade(st, inst, orders, out, n, seq, ts, slot, maker, qty):
+    ins = orders[slot, O_INST]
+    price = orders[maker, O_PRICE]
+    trade_id = st[M_NEXT_TRADE]
+    st[M_NEXT_TRADE] = trade_id + 1
+    n = _ev(
+        out, n, EV_TRADE, seq, ts, ins, orders[slot, O_ID], orders[slot, O_ACCOUNT],
+        orders[slot, O_SIDE], price, qty, 0,
+    )  # fmt: skip
+    out[n - 1, E_X0] = orders[maker, O_ID]
+    out[n - 1, E_X1] = orders[maker, O_ACCOUNT]
+    out[n - 1, E_X2] = trade_id
+    out[n - 1, E_X3] = orders[slot, O_LEAVES] - qty
+    out[n - 1, E_X4] = orders[maker, O_LEAVES] - qty
+    if inst[ins, I_TRADES] == 0:
+        inst[ins, I_OPEN] = price
+        inst[ins, I_HIGH] = price
+        inst[ins, I_LOW] = price
+    else:
+        inst[ins, I_HIGH] = max(inst[ins, I_HIGH], price)
+        inst[ins, I_LOW] = min(inst[ins, I_LOW], price)
+    inst[ins, I_VOL] += qty
+    inst[ins, I_VAL] += price * qty
+    inst[ins, I_TRADES] += 1
+    return n
+
+
+@njit(cache=True)
+def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
+    """Match the unlinked order in ``slot`` against the book, then rest or drop its remainder."""
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    ins = orders[slot, O_INST]
+    side = orders[slot, O_SIDE]
+    acct = orders[slot, O_ACCOUNT]
+    stp = orders[slot, O_STP]
+    opp_base = ins * 2 + (2 - side)
+    ladder = st[M_LADDER]
+    while orders[slot, O_LEAVES] > 0:
+        best = inst[ins, I_ASK] if side == BUY else inst[ins, I_BID]
+        if best == 0 or (side == BUY and best > limit) or (side == SELL and best < limit):
+            break
+        row = opp_base * ladder + best
+        maker = levels[row, L_HEAD]
+        if orders[maker, O_ACCOUNT] == acct:
+            if stp != STP_INCOMING:
+                n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, maker,
+                              orders[maker, O_LEAVES], C_STP)  # fmt: skip
+                _unlink(st, inst, orders, levels, blocks, supers, maker)
+                _release(st, orders, htab, maker)
+            if stp != STP_RESTING:
+                n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot,
+                              orders[slot, O_LEAVES], C_STP)  # fmt: skip
+                _release(st, orders, htab, slot)
+                return n
+            continue
+        qty = min(orders[slot, O_LEAVES], orders[maker, O_LEAVES])
+        n = _trade(st, inst, orders, out, n, seq, ts, slot, maker, qty)
+        orders[slot, O_LEAVES] -= qty
+        if orders[maker, O_LEAVES] == qty:
+            _unlink(st, inst, orders, levels, blocks, supers, maker)
+            _release(st, orders, htab, maker)
+        else:
+            orders[maker, O_LEAVES] -= qty
+            levels[row, L_QTY] -= qty
+    leaves = orders[slot, O_LEAVES]
+    if leaves == 0:
+        _release(st, orders, htab, slot)
+    elif cancel_remainder:
+        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, leaves, C_IOC)
+        _release(st, orders, htab, slot)
+    else:
+        _link_tail(st, inst, orders, levels, blocks, supers, slot)
+    return n
+
+
+# ------------------------------------------------------------------------------------------
+# order commands
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _check_price(inst, ins, price):
+    if price <= 0 or price % inst[ins, I_TICK] != 0:
+        return R_OFF_TICK
+    if price < inst[ins, I_LO] or price > inst[ins, I_HI]:
+        return R_OUT_OF_BAND
+    return 0
+
+
+@njit(cache=True)
+def _check_qty(inst, ins, qty):
+    if qty < inst[ins, I_MINQ] or qty > inst[ins, I_MAXQ]:
+        return R_QUANTITY
+    if qty % inst[ins, I_LOT] != 0:
+        return R_OFF_LOT
+    return 0
+
+
+@njit(cache=True)
+def _crosses(inst, ins, side, price):
+    if side == BUY:
+        return inst[ins, I_ASK] != 0 and price >= inst[ins, I_ASK]
+    return inst[ins, I_BID] != 0 and price <= inst[ins, I_BID]
+
+
+@njit(cache=True)
+def _submit_reason(st, inst, htab, oid, price, qty, acct, ins, side, otype, tif, stp):
+    """The first failing check of docs/MATCHING.md, in order; 0 if the order is valid."""
+    if ins < 0 or ins >= st[M_N_INST]:
+        return R_UNKNOWN_INSTRUMENT
+    if inst[ins, I_STATE] != OPEN:
+        return R_HALTED if inst[ins, I_STATE] == HALTED else R_SESSION_CLOSED
+    if acct < 0 or acct >= st[M_N_ACCOUNTS]:
+        return R_UNKNOWN_ACCOUNT
+    if side < BUY or side > SELL or otype < LIMIT or otype > POST_ONLY:
+        return R_ORDER_TYPE
+    if stp < STP_INCOMING or stp > STP_BOTH:
+        return R_ORDER_TYPE
+    if tif < DAY or tif > FOK:
+        return R_TIF
+    if (otype == MARKET and tif <= GTC) or (otype == POST_ONLY and tif >= IOC):
+        return R_TIF
+    reason = _check_qty(inst, ins, qty)
+    if reason == 0 and otype != MARKET:
+        reason = _check_price(inst, ins, price)
+    if reason != 0:
+        return reason
+    if oid <= 0:
+        return R_ORDER_ID
+    if hash_find(htab, oid) >= 0:
+        return R_DUPLICATE
+    if st[M_LIVE] >= st[M_CAP]:
+        return R_BOOK_FULL
+    if otype == POST_ONLY and _crosses(inst, ins, side, price):
+        return R_WOULD_TRADE
+    return 0
+
+
+@njit(cache=True)
+def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp):
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    reason = _submit_reason(st, inst, htab, oid, price, qty, acct, ins, side, otype, tif, stp)
+    if reason != 0:
+        return _ev(out, n, EV_REJECTED, seq, ts, ins, oid, acct, side, price, qty, reason)
+    if otype == MARKET:
+        price = 0
+        limit = inst[ins, I_HI] if side == BUY else inst[ins, I_LO]
+    else:
+        limit = price
+    n = _ev(out, n, EV_ACCEPTED, seq, ts, ins, oid, acct, side, price, qty, 0)
+    out[n - 1, E_X0] = otype
+    out[n - 1, E_X1] = tif
+    slot = _alloc(st, orders, htab, oid)
+    orders[slot, O_ACCOUNT] = acct
+    orders[slot, O_INST] = ins
+    orders[slot, O_SIDE] = side
+    orders[slot, O_PRICE] = price
+    orders[slot, O_LEAVES] = qty
+    orders[slot, O_TYPE] = otype
+    orders[slot, O_TIF] = tif
+    orders[slot, O_STP] = stp
+    if tif == FOK and not _fok_fillable(st, inst, orders, levels, blocks, supers, slot, limit):
+        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, qty, C_FOK)
+        _release(st, orders, htab, slot)
+        return n
+    return _execute(st, out, n, seq, ts, slot, limit, tif >= IOC)
+
+
+@njit(cache=True)
+def _cancel(st, out, n, seq, ts, oid, acct):
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    slot = hash_find(htab, oid)
+    reason = 0
+    if slot < 0:
+        reason = R_UNKNOWN_ORDER
+    elif orders[slot, O_ACCOUNT] != acct:
+        reason = R_NOT_OWNER
+    if reason != 0:
+        return _ev(out, n, EV_CANCEL_REJECTED, seq, ts, -1, oid, acct, 0, 0, 0, reason)
+    n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, orders[slot, O_LEAVES], C_REQUESTED)
+    _unlink(st, inst, orders, levels, blocks, supers, slot)
+    _release(st, orders, htab, slot)
+    return n
+
+
+@njit(cache=True)
+def _modify_reason(inst, orders, slot, acct, price, qty):
+    if slot < 0:
+        return R_UNKNOWN_ORDER
+    ins = orders[slot, O_INST]
+    if inst[ins, I_STATE] != OPEN:
+        return R_HALTED if inst[ins, I_STATE] == HALTED else R_SESSION_CLOSED
+    if orders[slot, O_ACCOUNT] != acct:
+        return R_NOT_OWNER
+    reason = _check_qty(inst, ins, qty)
+    if reason == 0:
+        reason = _check_price(inst, ins, price)
+    if reason == 0 and orders[slot, O_TYPE] == POST_ONLY and price != orders[slot, O_PRICE]:
+        if _crosses(inst, ins, orders[slot, O_SIDE], price):
+            reason = R_WOULD_TRADE
+    return reason
+
+
+@njit(cache=True)
+def _modify(st, out, n, seq, ts, oid, price, qty, acct):
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    slot = hash_find(htab, oid)
+    reason = _modify_reason(inst, orders, slot, acct, price, qty)
+    if reason != 0:
+        return _ev(out, n, EV_MODIFY_REJECTED, seq, ts, -1, oid, acct, 0, price, qty, reason)
+    old_price = orders[slot, O_PRICE]
+    old_qty = orders[slot, O_LEAVES]
+    keep = price == old_price and qty <= old_qty
+    if keep:
+        row = (orders[slot, O_INST] * 2 + orders[slot, O_SIDE] - 1) * st[M_LADDER] + price
+        levels[row, L_QTY] -= old_qty - qty
+        orders[slot, O_LEAVES] = qty
+    else:
+        _unlink(st, inst, orders, levels, blocks, supers, slot)
+        orders[slot, O_PRICE] = price
+        orders[slot, O_LEAVES] = qty
+    n = _ev_order(out, n, EV_MODIFIED, seq, ts, orders, slot, qty, 0)
+    out[n - 1, E_X0] = 1 if keep else 0
+    out[n - 1, E_X1] = old_price
+    out[n - 1, E_X2] = old_qty
+    if keep:
+        return n
+    return _execute(st, out, n, seq, ts, slot, price, False)
+
+
+@njit(cache=True)
+def _cancel_sorted(st, out, n, seq, ts, ids, reason):
+    """Cancel the resting orders ``ids`` in ascending id order."""
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    ids.sort()
+    for oid in ids:
+        slot = hash_find(htab, oid)
+        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, orders[slot, O_LEAVES], reason)
+        _unlink(st, inst, orders, levels, blocks, supers, slot)
+        _release(st, orders, htab, slot)
+    return n
+
+
+@njit(cache=True)
+def _collect(st, orders, acct, ins, day_only):
+    """Ids of resting orders matching an account (-1: any) and instrument (-1: any)."""
+    ids = np.empty(st[M_LIVE], dtype=np.int64)
+    count = 0
+    for slot in range(st[M_HWM]):
+        if orders[slot, O_ID] == 0:
+            continue
+        if acct >= 0 and orders[slot, O_ACCOUNT] != acct:
+            continue
+        if ins >= 0 and orders[slot, O_INST] != ins:
+            continue
+        if day_only and orders[slot, O_TIF] != DAY:
+            continue
+        ids[count] = orders[slot, O_ID]
+        count += 1
+    return ids[:count].copy()
+
+
+@njit(cache=True)
+def _mass_cancel(st, out, n, seq, ts, acct, ins):
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    reason = 0
+    if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
+        reason = R_UNKNOWN_INSTRUMENT
+    elif acct < 0 or acct >= st[M_N_ACCOUNTS]:
+        reason = R_UNKNOWN_ACCOUNT
+    if reason != 0:
+        n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
+        out[n - 1, E_X0] = K_MASS_CANCEL
+        return n
+    ids = _collect(st, orders, acct, ins, False)
+    n = _cancel_sorted(st, out, n, seq, ts, ids, C_MASS)
+    n = _ev(out, n, EV_MASS_CANCELLED, seq, ts, ins, 0, acct, 0, 0, 0, 0)
+    out[n - 1, E_X0] = ids.shape[0]
+    return n
+
+
+# ------------------------------------------------------------------------------------------
+# sessions
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def set_band(inst, ins):
+    """Band edges around the reference price, rounded inward to the tick (market.band_edges)."""
+    ref = inst[ins, I_REF]
+    tick = inst[ins, I_TICK]
+    bps = inst[ins, I_BAND]
+    upper = ref * (10_000 + bps) // 10_000
+    upper -= upper % tick
+    lower = -((-ref * (10_000 - bps)) // 10_000)
+    lower += (-lower) % tick
+    inst[ins, I_LO] = max(lower, tick)
+    inst[ins, I_HI] = upper
+
+
+@njit(cache=True)
+def _reject_command(out, n, seq, ts, kind, ins, reason):
+    n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
+    out[n - 1, E_X0] = kind
+    return n
+
+
+@njit(cache=True)
+def _open_one(inst, ins, date):
+    if inst[ins, I_STATE] != CLOSED:
+        return R_ALREADY_OPEN
+    if date <= inst[ins, I_DATE]:
+        return R_TRADING_DATE
+    inst[ins, I_STATE] = OPEN
+    inst[ins, I_DATE] = date
+    for column in (I_OPEN, I_HIGH, I_LOW, I_VOL, I_VAL, I_TRADES):
+        inst[ins, column] = 0
+    return 0
+
+
+@njit(cache=True)
+def _open_session(st, out, n, seq, ts, ins, date):
+    inst = _views(st)[0]
+    if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
+        return _reject_command(out, n, seq, ts, K_OPEN_SESSION, ins, R_UNKNOWN_INSTRUMENT)
+    first = ins if ins >= 0 else 0
+    last = ins + 1 if ins >= 0 else st[M_N_INST]
+    first_reason = 0
+    for i in range(first, last):
+        reason = _open_one(inst, i, date)
+        if reason != 0:
+            if first_reason == 0:
+                first_reason = reason
+            continue
+        n = _ev(out, n, EV_SESSION_OPENED, seq, ts, i, 0, 0, 0, inst[i, I_REF], 0, 0)
+        out[n - 1, E_X0] = date
+        out[n - 1, E_X1] = inst[i, I_LO]
+        out[n - 1, E_X2] = inst[i, I_HI]
+        first_reason = -1
+    if first_reason > 0:
+        return _reject_command(out, n, seq, ts, K_OPEN_SESSION, ins, first_reason)
+    return n
+
+
+@njit(cache=True)
+def _close_one(st, out, n, seq, ts, ins):
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    n = _cancel_sorted(st, out, n, seq, ts, _collect(st, orders, -1, ins, True), C_SESSION_END)
+    ref = inst[ins, I_REF]
+    vol = inst[ins, I_VOL]
+    if vol > 0:
+        tick = inst[ins, I_TICK]
+        vwap = (inst[ins, I_VAL] + vol // 2) // vol
+        close = ((vwap + tick // 2) // tick) * tick
+        day_open, high, low = inst[ins, I_OPEN], inst[ins, I_HIGH], inst[ins, I_LOW]
+    else:
+        close = day_open = high = low = ref
+    n = _ev(out, n, EV_SESSION_CLOSED, seq, ts, ins, 0, 0, 0, close, vol, 0)
+    out[n - 1, E_X0] = inst[ins, I_DATE]
+    out[n - 1, E_X1] = day_open
+    out[n - 1, E_X2] = high
+    out[n - 1, E_X3] = low
+    out[n - 1, E_X4] = inst[ins, I_VAL]
+    out[n - 1, E_X5] = inst[ins, I_TRADES]
+    inst[ins, I_STATE] = CLOSED
+    inst[ins, I_REF] = close
+    set_band(inst, ins)
+    return n
+
+
+@njit(cache=True)
+def _close_session(st, out, n, seq, ts, ins):
+    inst = _views(st)[0]
+    if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
+        return _reject_command(out, n, seq, ts, K_CLOSE_SESSION, ins, R_UNKNOWN_INSTRUMENT)
+    first = ins if ins >= 0 else 0
+    last = ins + 1 if ins >= 0 else st[M_N_INST]
+    closed_any = False
+    for i in range(first, last):
+        if inst[i, I_STATE] != CLOSED:
+            n = _close_one(st, out, n, seq, ts, i)
+            closed_any = True
+    if not closed_any:
+        return _reject_command(out, n, seq, ts, K_CLOSE_SESSION, ins, R_NOT_OPEN)
+    return n
+
+
+@njit(cache=True)
+def _halt_resume(st, out, n, seq, ts, kind, ins):
+    inst = _views(st)[0]
+    if ins < 0 or ins >= st[M_N_INST]:
+        return _reject_command(out, n, seq, ts, kind, ins, R_UNKNOWN_INSTRUMENT)
+    if kind == K_HALT:
+        if inst[ins, I_STATE] != OPEN:
+            return _reject_command(out, n, seq, ts, kind, ins, R_NOT_OPEN)
+        inst[ins, I_STATE] = HALTED
+        return _ev(out, n, EV_HALTED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
+    if inst[ins, I_STATE] != HALTED:
+        return _reject_command(out, n, seq, ts, kind, ins, R_NOT_HALTED)
+    inst[ins, I_STATE] = OPEN
+    return _ev(out, n, EV_RESUMED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# entry points
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
+    if kind == K_SUBMIT:
+        return _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp)
+    if kind == K_MODIFY:
+        return _modify(st, out, n, seq, ts, oid, price, qty, acct)
+    if kind == K_CANCEL:
+        return _cancel(st, out, n, seq, ts, oid, acct)
+    if kind == K_MASS_CANCEL:
+        return _mass_cancel(st, out, n, seq, ts, acct, ins)
+    if kind == K_OPEN_SESSION:
+        return _open_session(st, out, n, seq, ts, ins, aux)
+    if kind == K_CLOSE_SESSION:
+        return _close_session(st, out, n, seq, ts, ins)
+    if kind == K_HALT or kind == K_RESUME:
+        return _halt_resume(st, out, n, seq, ts, kind, ins)
+    raise ValueError("unknown command kind")
+
+
+@njit(cache=True)
+def _room(st, out, n):
+    return out.shape[0] - n >= st[M_LIVE] + st[M_N_INST] + EVENTS_RESERVE
+
+
+@njit(cache=True)
+def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
+    """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
+    too small (nothing was applied)."""
+    if not _room(st, out, 0):
+        return -1
+    return _dispatch(st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype,
+                     tif, stp)  # fmt: skip
+
+
+@njit(cache=True)
+def process_batch(st, cmds, start, out):
+    """Apply records ``cmds[start:]`` until done or ``out`` may overflow.
+
+    Returns ``(next_index, events_written)``; the caller drains ``out`` and calls again from
+    ``next_index`` while it is below ``len(cmds)``.
+    """
+    n = 0
+    i = start
+    while i < cmds.shape[0]:
+        if not _room(st, out, n):
+            break
+        c = cmds[i]
+        n = _dispatch(
+            st, out, n, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
+            c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
+            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp),
+        )  # fmt: skip
+        i += 1
+    return i, n
+
+
+@njit(cache=True)
+def hash_words(st):
+    """The canonical state sequence of docs/MATCHING.md ("Canonical state hash")."""
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    ni = st[M_N_INST]
+    ladder = st[M_LADDER]
+    words = np.empty(2 + ni * 13 + st[M_LIVE] * 9, dtype=np.int64)
+    words[0] = ni
+    words[1] = st[M_NEXT_TRADE]
+    k = 2
+    for i in range(ni):
+        for column in (I_STATE, I_DATE, I_REF, I_LO, I_HI, I_OPEN, I_HIGH, I_LOW, I_VOL,
+                       I_VAL, I_TRADES):  # fmt: skip
+            words[k] = inst[i, column]
+            k += 1
+        for side in (BUY, SELL):
+            side_base = i * 2 + side - 1
+            count_at = k
+            words[k] = 0
+            k += 1
+            price = inst[i, I_BID] if side == BUY else inst[i, I_ASK]
+            while price != 0:
+                row = side_base * ladder + price
+                words[count_at] += 1
+                words[k] = price
+                words[k + 1] = levels[row, L_QTY]
+                words[k + 2] = levels[row, L_COUNT]
+                k += 3
+                slot = levels[row, L_HEAD]
+                while slot >= 0:
+                    words[k] = orders[slot, O_ID]
+                    words[k + 1] = orders[slot, O_ACCOUNT]
+                    words[k + 2] = orders[slot, O_LEAVES]
+                    words[k + 3] = orders[slot, O_TYPE]
+                    words[k + 4] = orders[slot, O_TIF]
+                    words[k + 5] = orders[slot, O_STP]
+                    k += 6
+                    slot = orders[slot, O_NEXT]
+                if side == BUY:
+                    price = scan_down(st, levels, blocks, supers, side_base, price - 1)
+                else:
+                    price = scan_up(st, levels, blocks, supers, side_base, price + 1)
+    return words[:k].copy()
+
+
+@njit(cache=True)
+def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
+    """Append a resting order at the tail of its level without matching (snapshot restore)."""
+    inst, orders, htab, levels, blocks, supers = _views(st)
+    slot = _alloc(st, orders, htab, oid)
+    orders[slot, O_ACCOUNT] = acct
+    orders[slot, O_INST] = ins
+    orders[slot, O_SIDE] = side
+    orders[slot, O_PRICE] = price
+    orders[slot, O_LEAVES] = leaves
+    orders[slot, O_TYPE] = otype
+    orders[slot, O_TIF] = tif
+    orders[slot, O_STP] = stp
+    _link_tail(st, inst, orders, levels, blocks, supers, slot)
+    return slot
+
+
+EVENT_WIDTH = EVENT_FIELDS
