@@ -1,0 +1,1050 @@
+"""The append-only command log: segments, batch records, checkpoints, verification, recovery.
+
+Theory of operation
+-------------------
+The log is the source of truth of the exchange: the engine's state is, by definition, what
+replaying the log produces.  It lives in one directory of *segment* files named by the
+sequence number of their first command (``00000000000000000001.seg``).  Each segment starts
+with a 128-byte header (magic, format version, market-definition digest, first sequence number,
+the hash chain value it continues from) and is preallocated to ``segment_bytes``; the
+zero-filled remainder is free space, so the end of the data is the first all-zero record
+header.  A new segment is written under a temporary name, synced, renamed and made durable
+together with its directory entry, so a segment either exists whole or not at all.
+
+One *batch record* holds one batch of commands (the unit of group commit): a 128-byte header
+(magic, version, type, first seq, count, timestamp range, body length, CRC32C of the body, the
+chain hash of the previous record, CRC32C of the header) and a body of raw
+:data:`~engine.records.COMMAND_DTYPE` records followed by an optional msgpack *annotations*
+blob (per-command opaque bytes, e.g. a gateway's client order id).  Replay hands the body to
+the compiled engine through ``np.frombuffer``: no per-command Python work.  After the batch was
+applied, a *checkpoint record* stores the count and blake2b-256 digest of the event records it
+produced, so an auditor (and every recovery) can prove the recorded outcome is what the rules
+produce.  A batch counts as written only with its checkpoint: the writer syncs after the
+checkpoint, and the sequencer acknowledges nothing before that.
+
+Every record links to its predecessor: ``chain = blake2b-256(header || body)`` and the next
+header stores it, so no record can be changed, dropped or reordered without breaking the chain.
+Records start at multiples of 64 bytes; the padding must be zero.
+
+Recovery (``Journal.open``) reads the whole log and checks every byte.  Damage that a crash can
+cause - a short or torn record, garbage after the last record - is tolerated only at the very
+tail of the last segment (nothing valid follows it): it is truncated and reported, as is a
+trailing batch without its checkpoint (never acknowledged).  Anything else - a bad checksum
+before the tail, a broken chain, a sequence gap, a wrong magic, version or market digest -
+raises :class:`LogCorruptError` naming the segment file, the byte offset and the sequence
+number.  Nothing is ever silently skipped.  ``docs/LOG_FORMAT.md`` is the byte-exact format.
+
+One process writes (an ``fcntl.flock`` lock file); any number may read.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import fcntl
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import crc32c
+import msgspec
+import numpy as np
+
+from engine import limits
+from engine.records import COMMAND_DTYPE
+
+FORMAT_VERSION = 1
+SEGMENT_MAGIC = b"CETSLOG\x00"
+RECORD_MAGIC = b"CETR"
+SEGMENT_HEADER_BYTES = 128
+RECORD_HEADER_BYTES = 128
+RECORD_ALIGN_BYTES = 64
+HASH_BYTES = 32
+GENESIS_CHAIN = bytes(HASH_BYTES)
+"""The chain value the first record of a log links to."""
+
+RT_BATCH = 1
+RT_CHECKPOINT = 2
+
+DEFAULT_SEGMENT_BYTES = 64 << 20
+SEGMENT_BYTES_MIN = 4096
+ANNOTATIONS_BYTES_MAX = 16 << 20
+"""Largest annotations blob of one batch."""
+RECORD_BODY_BYTES_MAX = limits.BATCH_COMMANDS_MAX * COMMAND_DTYPE.itemsize + ANNOTATIONS_BYTES_MAX
+LOCK_FILE = "LOCK"
+SEGMENT_SUFFIX = ".seg"
+
+# magic, version, header bytes, flags, first seq, market digest, previous chain, reserved, crc
+_SEGMENT_HEADER = struct.Struct("<8sHHIQ32s32s36sI")
+# magic, version, type, flags, first seq, count, annotations bytes, ts first, ts last,
+# body bytes, body crc, previous chain, reserved, header crc
+_RECORD_HEADER = struct.Struct("<4sHBBQIIqqII32s44sI")
+_CHECKPOINT_BODY = struct.Struct("<Q32s")
+_CRC = struct.Struct("<I")
+
+assert _SEGMENT_HEADER.size == SEGMENT_HEADER_BYTES
+assert _RECORD_HEADER.size == RECORD_HEADER_BYTES
+assert SEGMENT_HEADER_BYTES % RECORD_ALIGN_BYTES == 0
+assert COMMAND_DTYPE.itemsize % 8 == 0
+assert RECORD_BODY_BYTES_MAX < 2**32, "body length is a u32"
+assert limits.BATCH_COMMANDS_MAX < 2**32, "count is a u32"
+assert SEGMENT_BYTES_MIN >= SEGMENT_HEADER_BYTES + 2 * RECORD_HEADER_BYTES + 2 * 64
+
+_ZERO_HEADER = bytes(RECORD_HEADER_BYTES)
+_ANNOTATIONS = msgspec.msgpack.Decoder(list[bytes | None])
+
+
+class Durability(enum.StrEnum):
+    """When the writer forces the log to stable storage (``fdatasync``)."""
+
+    BATCH = "batch"
+    """After every batch, before it is acknowledged (the default)."""
+    INTERVAL = "interval"
+    """After a batch when ``sync_interval_s`` has passed since the last sync (group commit by
+    time); a power loss may lose the batches of the last interval, a process crash loses none."""
+    NONE = "none"
+    """Never (the operating system writes back when it likes): for benchmarks and tests."""
+
+
+class JournalError(Exception):
+    """Base class of the log's errors (broken I/O, misuse, damage)."""
+
+
+class LogLockedError(JournalError):
+    """Another writer holds the log (or data directory) lock."""
+
+
+class LogCorruptError(JournalError):
+    """Damage before the tail of the log: the log cannot be opened until an operator acts.
+
+    Attributes
+    ----------
+    segment : str
+        Path of the segment file.
+    offset : int
+        Byte offset in that file of the damaged header or record.
+    seq : int or None
+        Sequence number of the damaged record (the expected one when its header is unreadable).
+    what : str
+        What is wrong.
+    """
+
+    def __init__(self, segment: str, offset: int, seq: int | None, what: str) -> None:
+        super().__init__(f"log corrupt: segment {segment}, byte offset {offset}, seq {seq}: {what}")
+        self.segment, self.offset, self.seq, self.what = segment, offset, seq, what
+
+
+class MarketMismatchError(LogCorruptError):
+    """The log belongs to another market definition (its digest differs)."""
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """The first thing found wrong in a log.
+
+    ``at_tail`` is true for damage a crash can cause at the end of the last segment (a torn or
+    short record, garbage after the end, a batch without its checkpoint): recovery truncates it.
+    """
+
+    segment: str
+    offset: int
+    seq: int | None
+    what: str
+    at_tail: bool
+
+
+class SegmentInfo(msgspec.Struct, frozen=True):
+    path: str
+    first_seq: int
+    last_seq: int
+    """``first_seq - 1`` for an empty segment."""
+    records: int
+    data_bytes: int
+    """Header plus complete records: the offset where the next record goes."""
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """Outcome of :func:`verify`: what the log holds up to the first problem, if any."""
+
+    log_dir: str
+    segments: list[SegmentInfo]
+    records: int
+    batches: int
+    commands: int
+    events: int
+    first_seq: int
+    last_seq: int
+    first_ts_ns: int
+    last_ts_ns: int
+    chain_hash: str
+    """Hex chain value after the last complete record (the log's fingerprint)."""
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+class JournalRecovery(msgspec.Struct, frozen=True):
+    """What :meth:`Journal.open` found and did."""
+
+    created: bool
+    segments: int
+    batches: int
+    last_seq: int
+    truncated_bytes: int = 0
+    """Non-zero bytes discarded at the tail (a torn record, garbage, an unfinished batch)."""
+    truncated_segment: str | None = None
+    truncated_offset: int | None = None
+    truncated_reason: str | None = None
+    dropped_seqs: tuple[int, int] | None = None
+    """First and last seq of an unacknowledged batch that was dropped (no checkpoint)."""
+    removed_temp_files: list[str] = []
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedBatch:
+    """One complete batch as read back from the log (batch record plus its checkpoint).
+
+    ``commands`` is a read-only :data:`~engine.records.COMMAND_DTYPE` view of the log's bytes.
+    """
+
+    first_seq: int
+    count: int
+    ts_first_ns: int
+    ts_last_ns: int
+    commands: np.ndarray
+    annotations_blob: bytes
+    event_count: int
+    events_digest: bytes
+    segment: str
+    offset: int
+    chain_before: bytes
+    """Chain value the batch record links to (the state of the log before this batch)."""
+    chain_after: bytes
+    """Chain value after the checkpoint record (the state of the log after this batch)."""
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
+
+    def annotations(self) -> list[bytes | None] | None:
+        """The per-command annotations, or None when the batch has none."""
+        return decode_annotations(self.annotations_blob, self.count)
+
+
+# ------------------------------------------------------------------------------------------
+# Encoding helpers
+# ------------------------------------------------------------------------------------------
+
+
+def events_digest(events: np.ndarray) -> bytes:
+    """blake2b-256 of the event records' bytes, as stored in a checkpoint."""
+    return hashlib.blake2b(np.ascontiguousarray(events), digest_size=HASH_BYTES).digest()
+
+
+def encode_annotations(annotations: Sequence[bytes | None] | None, count: int) -> bytes:
+    """Per-command annotations -> the blob stored after the commands (b"" when all None).
+
+    Parameters
+    ----------
+    annotations : sequence of bytes or None, or None
+        One entry per command, in batch order; None for commands without one.
+    count : int
+        Number of commands in the batch; ``len(annotations)`` must equal it.
+    """
+    if annotations is None:
+        return b""
+    if len(annotations) != count:
+        raise ValueError(f"{len(annotations)} annotations for {count} commands")
+    items = list(annotations)
+    if all(item is None for item in items):
+        return b""
+    for item in items:
+        if item is not None and not isinstance(item, bytes):
+            raise TypeError(f"annotations must be bytes or None, not {type(item).__name__}")
+    blob = msgspec.msgpack.encode(items)
+    if len(blob) > ANNOTATIONS_BYTES_MAX:
+        raise ValueError(f"annotations of one batch exceed {ANNOTATIONS_BYTES_MAX} bytes")
+    return blob
+
+
+def decode_annotations(blob: bytes, count: int) -> list[bytes | None] | None:
+    """Inverse of :func:`encode_annotations` (None for an empty blob)."""
+    if not blob:
+        return None
+    items = _ANNOTATIONS.decode(blob)
+    if len(items) != count:
+        raise ValueError(f"{len(items)} annotations for {count} commands")
+    return items
+
+
+def _padding(body_bytes: int) -> int:
+    return -body_bytes % RECORD_ALIGN_BYTES
+
+
+def record_bytes(body_bytes: int) -> int:
+    """Bytes a record with a body of ``body_bytes`` occupies in a segment (header, padding)."""
+    return RECORD_HEADER_BYTES + body_bytes + _padding(body_bytes)
+
+
+CHECKPOINT_RECORD_BYTES = record_bytes(_CHECKPOINT_BODY.size)
+
+
+def _seal_record(
+    rtype: int, first_seq: int, count: int, annotations_bytes: int,
+    ts_range: tuple[int, int], parts: Sequence, prev_chain: bytes,
+) -> tuple[bytes, bytes]:  # fmt: skip
+    """Header for a record whose body is the concatenation of ``parts``; returns (header,
+    chain value after the record)."""
+    body_bytes, body_crc = 0, 0
+    for part in parts:
+        body_crc = crc32c.crc32c(part, body_crc)
+        body_bytes += memoryview(part).nbytes
+    head = _RECORD_HEADER.pack(
+        RECORD_MAGIC, FORMAT_VERSION, rtype, 0, first_seq, count, annotations_bytes,
+        ts_range[0], ts_range[1], body_bytes, body_crc, prev_chain, b"", 0,
+    )[:-4]  # fmt: skip
+    header = head + _CRC.pack(crc32c.crc32c(head))
+    chain = hashlib.blake2b(header, digest_size=HASH_BYTES)
+    for part in parts:
+        chain.update(part)
+    return header, chain.digest()
+
+
+def _segment_header(first_seq: int, market_digest: bytes, prev_chain: bytes) -> bytes:
+    head = _SEGMENT_HEADER.pack(
+        SEGMENT_MAGIC, FORMAT_VERSION, SEGMENT_HEADER_BYTES, 0, first_seq, market_digest,
+        prev_chain, b"", 0,
+    )[:-4]  # fmt: skip
+    return head + _CRC.pack(crc32c.crc32c(head))
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def segment_paths(log_dir: str | Path) -> list[Path]:
+    """The log's segment files in order (by the first sequence number in their names)."""
+    found = [
+        p
+        for p in Path(log_dir).iterdir()
+        if p.suffix == SEGMENT_SUFFIX and len(p.stem) == 20 and p.stem.isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.stem))
+
+
+# ------------------------------------------------------------------------------------------
+# Reading: one walk over the log that checks every byte
+# ------------------------------------------------------------------------------------------
+
+
+class _Damage(Exception):
+    """Raised inside a segment scan; the walk decides whether it is a tail or corruption."""
+
+    def __init__(self, offset: int, seq: int | None, what: str, torn: bool) -> None:
+        super().__init__(what)
+        self.offset, self.seq, self.what, self.torn = offset, seq, what, torn
+
+
+@dataclass(slots=True)
+class _Raw:
+    offset: int
+    rtype: int
+    first_seq: int
+    count: int
+    annotations_bytes: int
+    ts_first_ns: int
+    ts_last_ns: int
+    body: memoryview
+    prev_chain: bytes
+    chain: bytes
+    end: int
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """The committed state of a walk: after the last complete batch (checkpoint included)."""
+
+    chain: bytes
+    next_seq: int
+    last_ts_ns: int
+    offset: int = SEGMENT_HEADER_BYTES
+
+
+def _all_zero(data: bytes, start: int) -> bool:
+    if start >= len(data):
+        return True
+    return not np.frombuffer(data, np.uint8, offset=start).any()
+
+
+def _last_nonzero_end(data: bytes, start: int) -> int:
+    """Offset just past the last non-zero byte at or after ``start`` (``start`` if none)."""
+    if start >= len(data):
+        return start
+    nonzero = np.flatnonzero(np.frombuffer(data, np.uint8, offset=start))
+    return start + int(nonzero[-1]) + 1 if nonzero.size else start
+
+
+def _header_ok(data: bytes, pos: int) -> bool:
+    head = data[pos : pos + RECORD_HEADER_BYTES]
+    if len(head) < RECORD_HEADER_BYTES or head[:4] != RECORD_MAGIC:
+        return False
+    return crc32c.crc32c(head[:-4]) == _CRC.unpack_from(head, RECORD_HEADER_BYTES - 4)[0]
+
+
+def _valid_header_after(data: bytes, pos: int) -> int | None:
+    """Offset of a valid record header after ``pos``, if any: tells damage from a torn tail."""
+    at = data.find(RECORD_MAGIC, pos + 1)
+    while at != -1:
+        if at % RECORD_ALIGN_BYTES == 0 and _header_ok(data, at):
+            return at
+        at = data.find(RECORD_MAGIC, at + 1)
+    return None
+
+
+def _read_record(data: bytes, pos: int, expected_seq: int) -> _Raw | None:
+    """The record at ``pos`` with its integrity checked, or None at the end of the data."""
+    head = data[pos : pos + RECORD_HEADER_BYTES]
+    if len(head) < RECORD_HEADER_BYTES or head == _ZERO_HEADER:
+        if _all_zero(data, pos):
+            return None
+        what = "truncated record header" if len(head) < RECORD_HEADER_BYTES else (
+            "non-zero bytes after the end of the log")  # fmt: skip
+        raise _Damage(pos, expected_seq, what, torn=True)
+    (magic, version, rtype, flags, first_seq, count, ann_bytes, ts_first, ts_last, body_bytes,
+     body_crc, prev_chain, reserved, header_crc) = _RECORD_HEADER.unpack(head)  # fmt: skip
+    if magic != RECORD_MAGIC:
+        raise _Damage(pos, expected_seq, f"bad record magic {magic!r}", torn=True)
+    if crc32c.crc32c(head[:-4]) != header_crc:
+        raise _Damage(pos, expected_seq, "record header checksum mismatch", torn=True)
+    if version != FORMAT_VERSION:
+        raise _Damage(pos, first_seq, f"unsupported record version {version}", torn=False)
+    if rtype not in (RT_BATCH, RT_CHECKPOINT) or flags or any(reserved):
+        raise _Damage(pos, first_seq, f"unknown record type {rtype} or flags", torn=False)
+    if body_bytes > RECORD_BODY_BYTES_MAX:
+        raise _Damage(pos, first_seq, f"record body of {body_bytes} bytes too large", torn=False)
+    body_at = pos + RECORD_HEADER_BYTES
+    end = body_at + body_bytes + _padding(body_bytes)
+    if end > len(data):
+        raise _Damage(pos, first_seq, "truncated record body", torn=True)
+    body = memoryview(data)[body_at : body_at + body_bytes]
+    if crc32c.crc32c(body) != body_crc:
+        raise _Damage(pos, first_seq, "record body checksum mismatch", torn=True)
+    if any(data[body_at + body_bytes : end]):
+        raise _Damage(pos, first_seq, "non-zero record padding", torn=True)
+    chain = hashlib.blake2b(head, digest_size=HASH_BYTES)
+    chain.update(body)
+    return _Raw(pos, rtype, first_seq, count, ann_bytes, ts_first, ts_last, body,
+                prev_chain, chain.digest(), end)  # fmt: skip
+
+
+def _check_batch(raw: _Raw, cursor: _Cursor) -> np.ndarray:
+    """Semantic checks of a batch record against the log so far; returns its commands."""
+
+    def fail(what: str) -> _Damage:
+        return _Damage(raw.offset, raw.first_seq, what, torn=False)
+
+    if raw.prev_chain != cursor.chain:
+        raise fail("hash chain broken: record does not link to the previous record")
+    if raw.first_seq != cursor.next_seq:
+        raise fail(f"sequence gap: expected seq {cursor.next_seq}, found {raw.first_seq}")
+    count = raw.count
+    if not 1 <= count <= limits.BATCH_COMMANDS_MAX:
+        raise fail(f"batch of {count} commands")
+    if len(raw.body) != count * COMMAND_DTYPE.itemsize + raw.annotations_bytes:
+        raise fail("batch body length does not match its count and annotations")
+    if not cursor.last_ts_ns <= raw.ts_first_ns <= raw.ts_last_ns:
+        raise fail("timestamps go backwards")
+    commands = np.frombuffer(raw.body, COMMAND_DTYPE, count)
+    if not commands.flags.aligned:
+        commands = commands.copy()
+    seqs, ts = commands["seq"], commands["ts_ns"]
+    if not np.array_equal(seqs, np.arange(raw.first_seq, raw.first_seq + count, dtype=np.int64)):
+        raise fail("command sequence numbers do not match the batch header")
+    if ts[0] != raw.ts_first_ns or ts[-1] != raw.ts_last_ns or np.any(ts[1:] < ts[:-1]):
+        raise fail("command timestamps do not match the batch header")
+    if raw.annotations_bytes:
+        try:
+            decode_annotations(bytes(raw.body[count * COMMAND_DTYPE.itemsize :]), count)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise fail(f"bad annotations: {exc}") from None
+    return commands
+
+
+def _check_checkpoint(raw: _Raw, batch: _Raw) -> tuple[int, bytes]:
+    """Semantic checks of a checkpoint record against its batch; returns (count, digest)."""
+    if raw.prev_chain != batch.chain:
+        raise _Damage(raw.offset, raw.first_seq, "hash chain broken at checkpoint", torn=False)
+    same = (raw.first_seq, raw.count, raw.ts_first_ns, raw.ts_last_ns) == (
+        batch.first_seq, batch.count, batch.ts_first_ns, batch.ts_last_ns)  # fmt: skip
+    if not same or raw.annotations_bytes or len(raw.body) != _CHECKPOINT_BODY.size:
+        raise _Damage(raw.offset, raw.first_seq, "checkpoint does not match its batch", False)
+    event_count, digest = _CHECKPOINT_BODY.unpack(raw.body)
+    return event_count, digest
+
+
+class _Walk:
+    """Iterates the complete batches of a log, checking every byte on the way.
+
+    Damage before the tail raises :class:`LogCorruptError`.  Damage at the tail (see module
+    docstring) ends the walk and is left in ``tail``; ``cursor`` and ``segment`` then describe
+    the committed end of the log (where a writer continues).
+    """
+
+    def __init__(
+        self, log_dir: str | Path, market_digest: bytes | None = None, from_seq: int = 1,
+        until_seq: int | None = None,
+    ) -> None:  # fmt: skip
+        self.log_dir = Path(log_dir)
+        self.market_digest = market_digest
+        self.from_seq, self.until_seq = from_seq, until_seq
+        self.cursor: _Cursor | None = None
+        self.segment: Path | None = None
+        self.tail: Problem | None = None
+        self.tail_end = 0
+        self.dropped_seqs: tuple[int, int] | None = None
+        self._pending: _Raw | None = None
+        self.segments: list[SegmentInfo] = []
+        self.records = self.batches = self.commands = self.events = 0
+        self.first_seq = self.first_ts_ns = 0
+        self._records_before = 0
+        self.complete = False
+
+    def _start_index(self, paths: list[Path]) -> int:
+        start = 0
+        for i, path in enumerate(paths):
+            if int(path.stem) <= self.from_seq:
+                start = i
+        return start
+
+    def __iter__(self) -> Iterator[LoggedBatch]:
+        paths = segment_paths(self.log_dir)
+        for i in range(self._start_index(paths), len(paths)):
+            path = paths[i]
+            data = path.read_bytes()
+            self._open_segment(path, data)
+            try:
+                yield from self._segment_batches(path, data, is_last=i == len(paths) - 1)
+            except _Damage as damage:
+                self._damaged(path, data, damage, is_last=i == len(paths) - 1)
+            if self.complete or self.tail is not None:
+                return
+        self.complete = True
+
+    def _open_segment(self, path: Path, data: bytes) -> None:
+        """Check a segment header and its link to the previous segment; reset the cursor."""
+        name_seq = int(path.stem)
+
+        def fail(what: str, cls: type[LogCorruptError] = LogCorruptError) -> LogCorruptError:
+            return cls(str(path), 0, name_seq, what)
+
+        if len(data) < SEGMENT_HEADER_BYTES:
+            raise fail("segment shorter than its header")
+        (magic, version, header_bytes, flags, first_seq, digest, prev_chain, reserved,
+         crc) = _SEGMENT_HEADER.unpack_from(data)  # fmt: skip
+        if magic != SEGMENT_MAGIC:
+            raise fail(f"bad segment magic {magic!r}")
+        if crc32c.crc32c(data[: SEGMENT_HEADER_BYTES - 4]) != crc:
+            raise fail("segment header checksum mismatch")
+        if version != FORMAT_VERSION or header_bytes != SEGMENT_HEADER_BYTES:
+            raise fail(f"unsupported segment version {version}")
+        if flags or any(reserved):
+            raise fail("unknown segment flags")
+        if first_seq != name_seq:
+            raise fail(f"segment header says first seq {first_seq}, its name {name_seq}")
+        if self.market_digest is None:
+            self.market_digest = digest
+        elif digest != self.market_digest:
+            raise fail("market definition digest does not match", MarketMismatchError)
+        cursor = self.cursor
+        if cursor is not None and first_seq != cursor.next_seq:
+            raise fail(f"sequence gap: expected seq {cursor.next_seq}, segment starts {first_seq}")
+        if cursor is not None and prev_chain != cursor.chain:
+            raise fail("hash chain broken at segment boundary")
+        last_ts = cursor.last_ts_ns if cursor is not None else 0
+        self.cursor = _Cursor(prev_chain, first_seq, last_ts)
+        self.segment = path
+        self._records_before = self.records
+
+    def _segment_batches(self, path: Path, data: bytes, is_last: bool) -> Iterator[LoggedBatch]:
+        cursor = self.cursor
+        assert cursor is not None
+        pos, commands = SEGMENT_HEADER_BYTES, None
+        while (raw := _read_record(data, pos, cursor.next_seq)) is not None:
+            if raw.rtype == RT_BATCH:
+                if self._pending is not None:
+                    raise _Damage(raw.offset, raw.first_seq, "batch without checkpoint", False)
+                commands, self._pending = _check_batch(raw, cursor), raw
+            else:
+                pending = self._pending
+                if pending is None or commands is None:
+                    raise _Damage(raw.offset, raw.first_seq, "checkpoint without batch", False)
+                event_count, digest = _check_checkpoint(raw, pending)
+                self._pending = None
+                batch = self._commit(path, pending, commands, raw, event_count, digest)
+                if self.until_seq is not None and batch.first_seq > self.until_seq:
+                    self.complete = True
+                    return
+                if batch.last_seq >= self.from_seq:
+                    yield batch
+            pos = raw.end
+        self._segment_done(path)
+        if self._pending is not None:
+            offset, seq = self._pending.offset, self._pending.first_seq
+            if not is_last:
+                raise LogCorruptError(str(path), offset, seq, "batch without checkpoint")
+            what = "batch without checkpoint (never acknowledged)"
+            self._set_tail(Problem(str(path), offset, seq, what, True), data)
+
+    def _set_tail(self, problem: Problem, data: bytes) -> None:
+        cursor = self.cursor
+        assert cursor is not None
+        self.tail = problem
+        self.tail_end = _last_nonzero_end(data, cursor.offset)
+        if self._pending is not None:
+            pending = self._pending
+            self.dropped_seqs = (pending.first_seq, pending.first_seq + pending.count - 1)
+
+    def _commit(
+        self, path: Path, batch: _Raw, commands: np.ndarray, checkpoint: _Raw, event_count: int,
+        digest: bytes,
+    ) -> LoggedBatch:  # fmt: skip
+        cursor = self.cursor
+        assert cursor is not None
+        cursor.chain, cursor.next_seq = checkpoint.chain, batch.first_seq + batch.count
+        cursor.last_ts_ns, cursor.offset = batch.ts_last_ns, checkpoint.end
+        if self.batches == 0:
+            self.first_seq, self.first_ts_ns = batch.first_seq, batch.ts_first_ns
+        self.records += 2
+        self.batches += 1
+        self.commands += batch.count
+        self.events += event_count
+        annotations = bytes(batch.body[batch.count * COMMAND_DTYPE.itemsize :])
+        return LoggedBatch(
+            batch.first_seq, batch.count, batch.ts_first_ns, batch.ts_last_ns, commands,
+            annotations, event_count, digest, str(path), batch.offset, batch.prev_chain,
+            checkpoint.chain,
+        )  # fmt: skip
+
+    def _segment_done(self, path: Path) -> None:
+        cursor = self.cursor
+        assert cursor is not None
+        records = self.records - self._records_before
+        info = SegmentInfo(str(path), int(path.stem), cursor.next_seq - 1, records, cursor.offset)
+        self.segments.append(info)
+
+    def _damaged(self, path: Path, data: bytes, damage: _Damage, is_last: bool) -> None:
+        """A tail when a crash can explain it, else corruption."""
+        cursor = self.cursor
+        assert cursor is not None
+        if damage.torn and is_last and _valid_header_after(data, damage.offset) is None:
+            self._segment_done(path)
+            self._set_tail(Problem(str(path), damage.offset, damage.seq, damage.what, True), data)
+            return
+        raise LogCorruptError(str(path), damage.offset, damage.seq, damage.what)
+
+
+def verify(log_dir: str | Path, market_digest: bytes | None = None) -> VerifyReport:
+    """Check every byte of a log without changing it.
+
+    Parameters
+    ----------
+    log_dir : str or Path
+        The log directory (holding the ``*.seg`` files).
+    market_digest : bytes, optional
+        Expected market-definition digest; by default the first segment's is taken.
+
+    Returns
+    -------
+    VerifyReport
+        Counts, seq and timestamp ranges and the final chain hash of the valid prefix, and
+        ``problem``: None for a clean log, else the first problem (segment, byte offset, seq,
+        what, and whether it is tail damage that recovery would truncate).
+    """
+    walk = _Walk(log_dir, market_digest)
+    problem: Problem | None = None
+    try:
+        for _ in walk:
+            pass
+        problem = walk.tail
+    except LogCorruptError as exc:
+        problem = Problem(exc.segment, exc.offset, exc.seq, exc.what, False)
+    cursor = walk.cursor
+    chain = cursor.chain if cursor is not None else GENESIS_CHAIN
+    return VerifyReport(
+        str(log_dir), walk.segments, walk.records, walk.batches, walk.commands, walk.events,
+        walk.first_seq, cursor.next_seq - 1 if cursor else 0, walk.first_ts_ns,
+        cursor.last_ts_ns if cursor else 0, chain.hex(), problem,
+    )  # fmt: skip
+
+
+def read_log(
+    log_dir: str | Path, from_seq: int = 1, market_digest: bytes | None = None
+) -> Iterator[LoggedBatch]:
+    """Iterate the complete batches of a log (no lock needed), from the batch holding
+    ``from_seq`` on.
+
+    Every byte read is checked; damage before the tail raises :class:`LogCorruptError`, an
+    incomplete tail (a live writer mid-batch, or a crash) ends the iteration.
+    """
+    return iter(_Walk(log_dir, market_digest, from_seq=from_seq))
+
+
+# ------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a directory's entries (created, renamed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def acquire_lock(path: str | Path, what: str) -> int:
+    """Take an exclusive ``flock`` on ``path`` (created if needed); returns the open fd.
+
+    Raises
+    ------
+    LogLockedError
+        Another process (or another open in this one) holds it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise LogLockedError(
+                f"{what} is locked by another writer (pid {holder}, lock file {path})"
+            ) from None
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _preallocate(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:  # file systems without fallocate: a sparse file is still zeros
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+
+
+def _pwrite_all(fd: int, parts: list, offset: int) -> None:
+    total = sum(memoryview(p).nbytes for p in parts)
+    written = os.pwritev(fd, parts, offset)
+    if written != total:  # short write: finish it from one contiguous copy
+        rest = b"".join(bytes(p) for p in parts)[written:]
+        while rest:
+            n = os.pwrite(fd, rest, offset + written)
+            written += n
+            rest = rest[n:]
+
+
+@dataclass(slots=True)
+class _Pending:
+    offset: int
+    first_seq: int
+    count: int
+    ts_range: tuple[int, int]
+    chain: bytes
+    size: int
+
+
+class Journal:
+    """The single writer of a log directory.
+
+    Use :meth:`open`; then for every batch :meth:`append_batch`, apply it to the engine,
+    :meth:`append_checkpoint` with the events (this syncs per the durability policy).
+    """
+
+    def __init__(
+        self, log_dir: Path, market_digest: bytes, durability: Durability,
+        sync_interval_s: float, segment_bytes: int, monotonic: Callable[[], float],
+        lock_fd: int,
+    ) -> None:  # fmt: skip
+        if segment_bytes < SEGMENT_BYTES_MIN:
+            raise ValueError(f"segment_bytes must be at least {SEGMENT_BYTES_MIN}")
+        if len(market_digest) != HASH_BYTES:
+            raise ValueError("market digest must be 32 bytes")
+        self.log_dir, self.market_digest = log_dir, market_digest
+        self.durability = Durability(durability)
+        self.sync_interval_s, self.segment_bytes = sync_interval_s, segment_bytes
+        self._monotonic, self._lock_fd = monotonic, lock_fd
+        self._fd = -1
+        self._segment: Path | None = None
+        self._offset = SEGMENT_HEADER_BYTES
+        self._chain, self._next_seq, self._last_ts = GENESIS_CHAIN, 1, 0
+        self._pending: _Pending | None = None
+        self._last_sync = monotonic()
+        self._dirty = False
+        self.recovery: JournalRecovery | None = None
+
+    @classmethod
+    def open(
+        cls, log_dir: str | Path, market_digest: bytes, *,
+        durability: Durability | str = Durability.BATCH, sync_interval_s: float = 0.05,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Journal:  # fmt: skip
+        """Open (creating if empty) the log in ``log_dir`` for writing, recovering its tail.
+
+        Parameters
+        ----------
+        log_dir : str or Path
+            Directory of the segment files; created if missing.
+        market_digest : bytes
+            ``MarketDefinition.digest()``; an existing log must carry the same one.
+        durability : Durability or str
+            ``"batch"`` (default), ``"interval"`` or ``"none"``.
+        sync_interval_s : float
+            Longest time between syncs under ``"interval"``.
+        segment_bytes : int
+            Preallocated size of a segment; a batch that does not fit starts a new one.
+        monotonic : callable
+            Clock for the sync interval (injected for tests).
+
+        Raises
+        ------
+        LogLockedError
+            Another writer has the log open.
+        LogCorruptError
+            Damage before the tail (see :attr:`LogCorruptError.segment` and friends).
+        """
+        path = Path(log_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        lock_fd = acquire_lock(path / LOCK_FILE, f"log {path}")
+        try:
+            journal = cls(path, market_digest, Durability(durability), sync_interval_s,
+                          segment_bytes, monotonic, lock_fd)  # fmt: skip
+            journal._recover()
+        except BaseException:
+            if "journal" in locals() and journal._fd >= 0:
+                os.close(journal._fd)
+            os.close(lock_fd)
+            raise
+        return journal
+
+    # -- recovery ------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        removed = []
+        for tmp in sorted(self.log_dir.glob("*.tmp")):
+            tmp.unlink()  # a segment whose creation never finished: never part of the log
+            removed.append(str(tmp))
+        if not segment_paths(self.log_dir):
+            self._create_segment(1, GENESIS_CHAIN)
+            self.recovery = JournalRecovery(True, 1, 0, 0, removed_temp_files=removed)
+            return
+        walk = _Walk(self.log_dir, self.market_digest)
+        for _ in walk:
+            pass
+        cursor, segment = walk.cursor, walk.segment
+        assert cursor is not None and segment is not None
+        self._chain, self._next_seq, self._last_ts = cursor.chain, cursor.next_seq, cursor.last_ts_ns
+        self._segment, self._offset = segment, cursor.offset
+        self._fd = os.open(segment, os.O_RDWR)
+        truncated = self._truncate_tail(walk) if walk.tail is not None else {}
+        _preallocate(self._fd, self.segment_bytes)
+        self.recovery = JournalRecovery(
+            False, len(walk.segments), walk.batches, self.last_seq, removed_temp_files=removed,
+            **truncated,
+        )  # fmt: skip
+
+    def _truncate_tail(self, walk: _Walk) -> dict:
+        """Cut the log back to its committed end (after the last checkpoint)."""
+        tail = walk.tail
+        assert tail is not None and self._segment is not None
+        os.ftruncate(self._fd, self._offset)
+        os.fsync(self._fd)
+        return dict(
+            truncated_bytes=max(walk.tail_end - self._offset, 0),
+            truncated_segment=str(self._segment), truncated_offset=self._offset,
+            truncated_reason=f"{tail.what} at byte offset {tail.offset} (seq {tail.seq})",
+            dropped_seqs=walk.dropped_seqs,
+        )  # fmt: skip
+
+    # -- writing -------------------------------------------------------------------------------
+    @property
+    def next_seq(self) -> int:
+        """Sequence number the next batch must start with."""
+        return self._next_seq
+
+    @property
+    def last_seq(self) -> int:
+        """Last sequence number of the log's last complete batch (0 for an empty log)."""
+        return self._next_seq - 1
+
+    @property
+    def last_ts_ns(self) -> int:
+        return self._last_ts
+
+    @property
+    def chain_hash(self) -> bytes:
+        """Chain value after the last complete batch."""
+        return self._chain
+
+    def _create_segment(self, first_seq: int, prev_chain: bytes) -> None:
+        """Make a new segment durable (temporary name, sync, rename, directory sync)."""
+        final = self.log_dir / segment_name(first_seq)
+        tmp = final.with_name(final.name + ".tmp")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _preallocate(fd, self.segment_bytes)
+            _pwrite_all(fd, [_segment_header(first_seq, self.market_digest, prev_chain)], 0)
+            os.fsync(fd)
+            os.rename(tmp, final)
+            fsync_dir(self.log_dir)
+        except BaseException:
+            os.close(fd)
+            raise
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._segment, self._offset = fd, final, SEGMENT_HEADER_BYTES
+
+    def _roll(self) -> None:
+        """Start a new segment; the old one is synced first so only the last can have a tail."""
+        os.fdatasync(self._fd)
+        self._create_segment(self._next_seq, self._chain)
+
+    def append_batch(self, commands: np.ndarray, annotations: bytes = b"") -> None:
+        """Write one batch record (not yet durable, not yet complete).
+
+        Parameters
+        ----------
+        commands : np.ndarray
+            :data:`~engine.records.COMMAND_DTYPE` records whose ``seq`` run from
+            :attr:`next_seq` consecutively and whose ``ts_ns`` never decrease.
+        annotations : bytes
+            Blob from :func:`encode_annotations` (b"" for none).
+        """
+        self._check_open()
+        if self._pending is not None:
+            raise JournalError("the previous batch has no checkpoint yet")
+        records = _checked_commands(commands, self._next_seq, self._last_ts)
+        if len(annotations) > ANNOTATIONS_BYTES_MAX:
+            raise ValueError(f"annotations exceed {ANNOTATIONS_BYTES_MAX} bytes")
+        count = len(records)
+        body_bytes = count * COMMAND_DTYPE.itemsize + len(annotations)
+        size = record_bytes(body_bytes)
+        if (
+            self._offset + size + CHECKPOINT_RECORD_BYTES > self.segment_bytes
+            and self._offset > SEGMENT_HEADER_BYTES
+        ):
+            self._roll()
+        ts_range = (int(records["ts_ns"][0]), int(records["ts_ns"][-1]))
+        parts = [records.view(np.uint8), annotations]
+        header, chain = _seal_record(
+            RT_BATCH, self._next_seq, count, len(annotations), ts_range, parts, self._chain
+        )
+        pad = bytes(_padding(body_bytes))
+        _pwrite_all(self._fd, [header, *parts, pad], self._offset)
+        self._pending = _Pending(self._offset, self._next_seq, count, ts_range, chain, size)
+        self._offset += size
+        self._dirty = True
+
+    def append_checkpoint(self, events: np.ndarray) -> None:
+        """Complete the pending batch with the digest of the events it produced, then sync
+        according to the durability policy.  After this returns the batch may be acknowledged.
+        """
+        self._check_open()
+        pending = self._pending
+        if pending is None:
+            raise JournalError("no batch waiting for its checkpoint")
+        body = _CHECKPOINT_BODY.pack(len(events), events_digest(events))
+        header, chain = _seal_record(
+            RT_CHECKPOINT, pending.first_seq, pending.count, 0, pending.ts_range, [body],
+            pending.chain,
+        )  # fmt: skip
+        pad = bytes(_padding(len(body)))
+        _pwrite_all(self._fd, [header, body, pad], self._offset)
+        self._offset += CHECKPOINT_RECORD_BYTES
+        self._pending = None
+        self._chain, self._next_seq = chain, pending.first_seq + pending.count
+        self._last_ts = pending.ts_range[1]
+        self._sync_per_policy()
+
+    def abort_batch(self) -> None:
+        """Erase the pending batch record (the engine failed to apply it; never acknowledged)."""
+        pending = self._pending
+        if pending is None:
+            return
+        _pwrite_all(self._fd, [bytes(pending.size)], pending.offset)
+        self._offset = pending.offset
+        self._pending = None
+
+    def _sync_per_policy(self) -> None:
+        if self.durability is Durability.BATCH:
+            self.sync()
+        elif self.durability is Durability.INTERVAL:
+            if self._monotonic() - self._last_sync >= self.sync_interval_s:
+                self.sync()
+
+    def sync(self) -> None:
+        """Force everything written so far to stable storage."""
+        self._check_open()
+        if self._dirty:
+            os.fdatasync(self._fd)
+            self._dirty = False
+        self._last_sync = self._monotonic()
+
+    def read(self, from_seq: int = 1) -> Iterator[LoggedBatch]:
+        """Iterate the complete batches from the one holding ``from_seq`` up to the current
+        end (batches appended while iterating are not included)."""
+        self._check_open()
+        return iter(_Walk(self.log_dir, self.market_digest, from_seq, until_seq=self.last_seq))
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise JournalError("journal is closed")
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        """Erase an unfinished batch, sync, and release the lock.  Idempotent."""
+        if self._fd < 0:
+            return
+        try:
+            self.abort_batch()
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _checked_commands(commands: np.ndarray, next_seq: int, last_ts: int) -> np.ndarray:
+    """The batch as a contiguous COMMAND_DTYPE array, its seq and ts checked."""
+    if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+        raise TypeError("commands must be a COMMAND_DTYPE array")
+    count = len(commands)
+    if not 1 <= count <= limits.BATCH_COMMANDS_MAX:
+        raise ValueError(f"a batch holds 1 to {limits.BATCH_COMMANDS_MAX} commands, not {count}")
+    records = np.ascontiguousarray(commands)
+    expected = np.arange(next_seq, next_seq + count, dtype=np.int64)
+    if not np.array_equal(records["seq"], expected):
+        raise ValueError(f"batch seq must run consecutively from {next_seq}")
+    ts = records["ts_ns"]
+    if ts[0] < last_ts or np.any(ts[1:] < ts[:-1]):
+        raise ValueError("timestamps must never decrease")
+    return records
