@@ -102,8 +102,7 @@ class CompiledEngine:
         return st[offset : offset + size].reshape(-1, k.LF)
 
     def _grow_out(self) -> None:
-        need = int(self._st[k.M_LIVE] + self._st[k.M_N_INST]) + k.EVENTS_RESERVE
-        size = max(2 * self._out.shape[0], 2 * need)
+        size = max(2 * self._out.shape[0], 2 * self._reserve_rows())
         self._out = np.zeros((size, EVENT_FIELDS), dtype=_I64)
 
     # -- commands ------------------------------------------------------------------------------
@@ -112,20 +111,36 @@ class CompiledEngine:
         t = type(c)
         if t is s.SubmitOrder:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            args = (1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account, index,
-                    c.side, c.order_type, c.tif, c.stp)  # fmt: skip
+            n = self._apply_one(
+                self._st, self._out, 1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
+                c.account, index, c.side, c.order_type, c.tif, c.stp,
+            )  # fmt: skip
+            if n == 1:
+                event = self.codec.event(self._out[0].tolist())
+                if index == INSTRUMENT_UNKNOWN:
+                    event = _with_instrument(event, c.instrument)
+                return [event]
+        elif t is s.ModifyOrder:
+            n = self._apply_one(
+                self._st, self._out, 3, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
+                c.account, 0, 0, 0, 0, 0,
+            )  # fmt: skip
+        elif t is s.CancelOrder:
+            n = self._apply_one(
+                self._st, self._out, 2, c.seq, c.ts_ns, c.order_id, 0, 0, 0, c.account, 0, 0, 0,
+                0, 0,
+            )  # fmt: skip
         else:
+            n = -1
+        if n < 0:
             args = self.codec.command_tuple(c)
             args = (args[8], *args[0:8], *args[9:13])
-        n = self._apply_one(self._st, self._out, *args)
-        while n < 0:
-            self._grow_out()
             n = self._apply_one(self._st, self._out, *args)
+            while n < 0:
+                self._grow_out()
+                n = self._apply_one(self._st, self._out, *args)
         event = self.codec.event
-        events = [event(row) for row in self._out[:n].tolist()]
-        if n == 1 and t is s.SubmitOrder and args[8] == INSTRUMENT_UNKNOWN:
-            events[0] = _with_instrument(events[0], c.instrument)
-        return events
+        return [event(row) for row in self._out[:n].tolist()]
 
     def apply_all(self, commands) -> list[s.Event]:
         """Apply typed commands one after another; return all their events."""
@@ -134,29 +149,39 @@ class CompiledEngine:
             events.extend(self.apply(command))
         return events
 
-    def apply_records(self, records: np.ndarray) -> np.ndarray:
+    def reserve_events(self, rows: int) -> None:
+        """Preallocate (and touch) room for ``rows`` events, e.g. before a timed run."""
+        if self._out.shape[0] < rows:
+            self._out = np.zeros((rows, EVENT_FIELDS), dtype=_I64)
+        self._out[:rows].fill(0)
+
+    def apply_records(self, records: np.ndarray, *, copy: bool = True) -> np.ndarray:
         """Apply a batch of :data:`COMMAND_DTYPE` records in one compiled loop.
 
-        Returns the events as an array of :data:`EVENT_DTYPE`.
+        Returns the events as an array of :data:`EVENT_DTYPE`.  With ``copy=False`` the
+        result is a view of the engine's reusable event buffer, valid until the next call.
         """
         if records.dtype != COMMAND_DTYPE:
             raise TypeError(f"records must have COMMAND_DTYPE, not {records.dtype}")
         records = np.ascontiguousarray(records)
-        chunks = []
-        start = 0
         total = records.shape[0]
-        if total == 0:
-            return np.zeros(0, EVENT_DTYPE)
+        start = 0
+        written = 0
         while start < total:
-            if self._out.shape[0] < 4 * (total - start) + k.EVENTS_RESERVE:
-                self._out = np.zeros((4 * (total - start) + 1024, EVENT_FIELDS), dtype=_I64)
-            start_before = start
-            start, n = self._process_batch(self._st, records, start, self._out)
-            chunks.append(self._out[:n].copy())
-            if start == start_before:
-                self._grow_out()
-        events = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+            need = written + 2 * (total - start) + self._reserve_rows()
+            if self._out.shape[0] < need:
+                grown = np.empty((max(need, 2 * self._out.shape[0]), EVENT_FIELDS), dtype=_I64)
+                grown[:written] = self._out[:written]
+                self._out = grown
+            start, n = self._process_batch(self._st, records, start, self._out[written:])
+            written += n
+        events = self._out[:written]
+        if copy:
+            events = events.copy()
         return events.view(EVENT_DTYPE).reshape(-1)
+
+    def _reserve_rows(self) -> int:
+        return int(self._st[k.M_LIVE] + self._st[k.M_N_INST]) + k.EVENTS_RESERVE
 
     # -- queries -------------------------------------------------------------------------------
     def _require(self, symbol: str) -> int:
@@ -232,9 +257,7 @@ class CompiledEngine:
 
     def order(self, order_id: int) -> s.RestingOrder | None:
         """The resting order with this id, or None."""
-        offset = int(self._st[k.M_OFF_HASH])
-        htab = self._st[offset : offset + 2 * int(self._st[k.M_HCAP])]
-        slot = k.hash_find(htab, order_id)
+        slot = k.hash_find(self._st, order_id)
         return None if slot < 0 else self._resting(int(slot))
 
     def status(self, symbol: str) -> s.InstrumentStatus:
@@ -263,8 +286,6 @@ def _with_instrument(event: s.Event, symbol: str) -> s.Event:
 def _check_ladder(engine: CompiledEngine, index: int, side: int) -> int:
     """Walk one side's levels; return the number of orders found.  Raises AssertionError."""
     st, orders, levels = engine._st, engine._orders(), engine._levels()
-    offset = int(st[k.M_OFF_HASH])
-    htab = st[offset : offset + 2 * int(st[k.M_HCAP])]
     ladder = int(st[k.M_LADDER])
     base = (index * 2 + side - 1) * ladder
     counts = levels[base : base + ladder, k.L_COUNT]
@@ -284,7 +305,7 @@ def _check_ladder(engine: CompiledEngine, index: int, side: int) -> int:
             assert o[k.O_PREV] == prev, f"broken back link at slot {slot}"
             assert (o[k.O_INST], o[k.O_SIDE], o[k.O_PRICE]) == (index, side, price), "misfiled"
             assert o[k.O_LEAVES] > 0, f"order {o[k.O_ID]} rests with no quantity"
-            assert k.hash_find(htab, o[k.O_ID]) == slot, f"order {o[k.O_ID]} not found by id"
+            assert k.hash_find(st, o[k.O_ID]) == slot, f"order {o[k.O_ID]} not found by id"
             qty += o[k.O_LEAVES]
             count += 1
             prev, slot = slot, o[k.O_NEXT]

@@ -2,16 +2,19 @@
 
 Theory of operation
 -------------------
-All state lives in a single preallocated ``int64`` array ``st`` (so a call from Python unboxes
-one array, not a dozen).  Its first ``META_LEN`` words are a header of sizes and offsets; the
-rest is carved into views by :func:`_views`:
+All state lives in a single preallocated ``int64`` array ``st``.  Its first ``META_LEN`` words
+are a header of sizes and offsets; the rest holds the tables below, addressed by offset
+arithmetic (``st[oo + slot * OF + O_PRICE]``) rather than through numpy views: creating a view
+costs ~80 ns in compiled code and passing a dozen arrays between compiled functions costs as
+much again, while one array and a few integer offsets cost nothing (measured: 3.7 → 12 million
+messages/s on the liquid workload).
 
 * ``inst[n_inst, IF]`` – per instrument: session state, band, best bid/ask, day statistics.
 * ``orders[cap, OF]`` – one row per order slot; resting orders of a price level form a doubly
   linked FIFO list through ``O_PREV``/``O_NEXT``.  Free slots form a singly linked free list;
   slots above the high-water mark have never been touched (so a large capacity costs no memory
   until it is used).
-* ``htab[2 * hcap]`` – order id -> slot, open addressing with linear probing and
+* ``st[ho + 2 * hcap]`` – order id -> slot, open addressing with linear probing and
   backward-shift deletion (no tombstones), for O(1) cancel and modify.
 * ``levels[n_inst * 2 * L, 4]`` – a dense price ladder per (instrument, side): head, tail, total
   open quantity and order count of each price.  ``blocks`` and ``supers`` count the non-empty
@@ -118,26 +121,6 @@ def state_size(n_inst: int, cap: int, ladder: int) -> tuple[int, dict[int, int]]
     return offset, header
 
 
-@njit(cache=True)
-def _views(st):
-    ni = st[M_N_INST]
-    cap = st[M_CAP]
-    ladder = st[M_LADDER]
-    o = st[M_OFF_INST]
-    inst = st[o : o + ni * IF].reshape((ni, IF))
-    o = st[M_OFF_ORDERS]
-    orders = st[o : o + cap * OF].reshape((cap, OF))
-    o = st[M_OFF_HASH]
-    htab = st[o : o + 2 * st[M_HCAP]]
-    o = st[M_OFF_LEVELS]
-    levels = st[o : o + ni * 2 * ladder * LF].reshape((ni * 2 * ladder, LF))
-    o = st[M_OFF_BLOCKS]
-    blocks = st[o : o + ni * 2 * st[M_NB]]
-    o = st[M_OFF_SUPERS]
-    supers = st[o : o + ni * 2 * st[M_NS]]
-    return inst, orders, htab, levels, blocks, supers
-
-
 # ------------------------------------------------------------------------------------------
 # order id -> slot hash table
 # ------------------------------------------------------------------------------------------
@@ -149,41 +132,44 @@ def _home(key, mask):
 
 
 @njit(cache=True)
-def hash_find(htab, key):
+def hash_find(st, key):
     """Slot of the resting order ``key``, or -1."""
+    ho = st[M_OFF_HASH]
     if key <= 0:
         return -1
-    mask = (htab.shape[0] >> 1) - 1
+    mask = st[M_HCAP] - 1
     i = _home(key, mask)
     while True:
-        k = htab[2 * i]
+        k = st[ho + 2 * i]
         if k == key:
-            return htab[2 * i + 1]
+            return st[ho + 2 * i + 1]
         if k == 0:
             return -1
         i = (i + 1) & mask
 
 
 @njit(cache=True)
-def _hash_put(htab, key, slot):
-    mask = (htab.shape[0] >> 1) - 1
+def _hash_put(st, key, slot):
+    ho = st[M_OFF_HASH]
+    mask = st[M_HCAP] - 1
     i = _home(key, mask)
-    while htab[2 * i] != 0:
+    while st[ho + 2 * i] != 0:
         i = (i + 1) & mask
-    htab[2 * i] = key
-    htab[2 * i + 1] = slot
+    st[ho + 2 * i] = key
+    st[ho + 2 * i + 1] = slot
 
 
 @njit(cache=True)
-def _hash_delete(htab, key):
-    mask = (htab.shape[0] >> 1) - 1
+def _hash_delete(st, key):
+    ho = st[M_OFF_HASH]
+    mask = st[M_HCAP] - 1
     i = _home(key, mask)
-    while htab[2 * i] != key:
+    while st[ho + 2 * i] != key:
         i = (i + 1) & mask
     j = i
     while True:  # backward-shift: pull later members of the cluster into the hole
         j = (j + 1) & mask
-        kj = htab[2 * j]
+        kj = st[ho + 2 * j]
         if kj == 0:
             break
         home = _home(kj, mask)
@@ -192,11 +178,11 @@ def _hash_delete(htab, key):
         else:
             stays = home > i or home <= j
         if not stays:
-            htab[2 * i] = kj
-            htab[2 * i + 1] = htab[2 * j + 1]
+            st[ho + 2 * i] = kj
+            st[ho + 2 * i + 1] = st[ho + 2 * j + 1]
             i = j
-    htab[2 * i] = 0
-    htab[2 * i + 1] = 0
+    st[ho + 2 * i] = 0
+    st[ho + 2 * i + 1] = 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -205,19 +191,22 @@ def _hash_delete(htab, key):
 
 
 @njit(cache=True)
-def scan_down(st, levels, blocks, supers, side_base, p):
+def scan_down(st, side_base, p):
     """Highest non-empty price <= p on ladder ``side_base``; 0 if none."""
+    lvo = st[M_OFF_LEVELS]
+    bo = st[M_OFF_BLOCKS]
+    so = st[M_OFF_SUPERS]
     ladder = st[M_LADDER]
     lbase = side_base * ladder
     bbase = side_base * st[M_NB]
     sbase = side_base * st[M_NS]
     q = min(p, ladder - 1)
     while q > 0:
-        if supers[sbase + (q >> 12)] == 0:
+        if st[so + sbase + (q >> 12)] == 0:
             q = ((q >> 12) << 12) - 1
-        elif blocks[bbase + (q >> 6)] == 0:
+        elif st[bo + bbase + (q >> 6)] == 0:
             q = ((q >> 6) << 6) - 1
-        elif levels[lbase + q, L_COUNT] > 0:
+        elif st[lvo + (lbase + q) * LF + L_COUNT] > 0:
             return q
         else:
             q -= 1
@@ -225,19 +214,22 @@ def scan_down(st, levels, blocks, supers, side_base, p):
 
 
 @njit(cache=True)
-def scan_up(st, levels, blocks, supers, side_base, p):
+def scan_up(st, side_base, p):
     """Lowest non-empty price >= p on ladder ``side_base``; 0 if none."""
+    lvo = st[M_OFF_LEVELS]
+    bo = st[M_OFF_BLOCKS]
+    so = st[M_OFF_SUPERS]
     ladder = st[M_LADDER]
     lbase = side_base * ladder
     bbase = side_base * st[M_NB]
     sbase = side_base * st[M_NS]
     q = max(p, 1)
     while q < ladder:
-        if supers[sbase + (q >> 12)] == 0:
+        if st[so + sbase + (q >> 12)] == 0:
             q = ((q >> 12) + 1) << 12
-        elif blocks[bbase + (q >> 6)] == 0:
+        elif st[bo + bbase + (q >> 6)] == 0:
             q = ((q >> 6) + 1) << 6
-        elif levels[lbase + q, L_COUNT] > 0:
+        elif st[lvo + (lbase + q) * LF + L_COUNT] > 0:
             return q
         else:
             q += 1
@@ -245,81 +237,93 @@ def scan_up(st, levels, blocks, supers, side_base, p):
 
 
 @njit(cache=True)
-def _link_tail(st, inst, orders, levels, blocks, supers, slot):
+def _link_tail(st, slot):
     """Append a slot to the tail of its price level and update the best price."""
-    ins = orders[slot, O_INST]
-    side = orders[slot, O_SIDE]
-    price = orders[slot, O_PRICE]
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    lvo = st[M_OFF_LEVELS]
+    bo = st[M_OFF_BLOCKS]
+    so = st[M_OFF_SUPERS]
+    ins = st[oo + (slot) * OF + O_INST]
+    side = st[oo + (slot) * OF + O_SIDE]
+    price = st[oo + (slot) * OF + O_PRICE]
     side_base = ins * 2 + side - 1
     row = side_base * st[M_LADDER] + price
-    orders[slot, O_NEXT] = -1
-    if levels[row, L_COUNT] == 0:
-        levels[row, L_HEAD] = slot
-        orders[slot, O_PREV] = -1
-        blocks[side_base * st[M_NB] + (price >> 6)] += 1
-        supers[side_base * st[M_NS] + (price >> 12)] += 1
+    st[oo + (slot) * OF + O_NEXT] = -1
+    if st[lvo + (row) * LF + L_COUNT] == 0:
+        st[lvo + (row) * LF + L_HEAD] = slot
+        st[oo + (slot) * OF + O_PREV] = -1
+        st[bo + side_base * st[M_NB] + (price >> 6)] += 1
+        st[so + side_base * st[M_NS] + (price >> 12)] += 1
     else:
-        tail = levels[row, L_TAIL]
-        orders[tail, O_NEXT] = slot
-        orders[slot, O_PREV] = tail
-    levels[row, L_TAIL] = slot
-    levels[row, L_QTY] += orders[slot, O_LEAVES]
-    levels[row, L_COUNT] += 1
+        tail = st[lvo + (row) * LF + L_TAIL]
+        st[oo + (tail) * OF + O_NEXT] = slot
+        st[oo + (slot) * OF + O_PREV] = tail
+    st[lvo + (row) * LF + L_TAIL] = slot
+    st[lvo + (row) * LF + L_QTY] += st[oo + (slot) * OF + O_LEAVES]
+    st[lvo + (row) * LF + L_COUNT] += 1
     if side == BUY:
-        if price > inst[ins, I_BID]:
-            inst[ins, I_BID] = price
-    elif inst[ins, I_ASK] == 0 or price < inst[ins, I_ASK]:
-        inst[ins, I_ASK] = price
+        if price > st[io + (ins) * IF + I_BID]:
+            st[io + (ins) * IF + I_BID] = price
+    elif st[io + (ins) * IF + I_ASK] == 0 or price < st[io + (ins) * IF + I_ASK]:
+        st[io + (ins) * IF + I_ASK] = price
 
 
 @njit(cache=True)
-def _unlink(st, inst, orders, levels, blocks, supers, slot):
+def _unlink(st, slot):
     """Take a resting slot out of its level (the slot stays allocated); fix the best price."""
-    ins = orders[slot, O_INST]
-    side = orders[slot, O_SIDE]
-    price = orders[slot, O_PRICE]
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    lvo = st[M_OFF_LEVELS]
+    bo = st[M_OFF_BLOCKS]
+    so = st[M_OFF_SUPERS]
+    ins = st[oo + (slot) * OF + O_INST]
+    side = st[oo + (slot) * OF + O_SIDE]
+    price = st[oo + (slot) * OF + O_PRICE]
     side_base = ins * 2 + side - 1
     row = side_base * st[M_LADDER] + price
-    prev = orders[slot, O_PREV]
-    nxt = orders[slot, O_NEXT]
+    prev = st[oo + (slot) * OF + O_PREV]
+    nxt = st[oo + (slot) * OF + O_NEXT]
     if prev >= 0:
-        orders[prev, O_NEXT] = nxt
+        st[oo + (prev) * OF + O_NEXT] = nxt
     else:
-        levels[row, L_HEAD] = nxt
+        st[lvo + (row) * LF + L_HEAD] = nxt
     if nxt >= 0:
-        orders[nxt, O_PREV] = prev
+        st[oo + (nxt) * OF + O_PREV] = prev
     else:
-        levels[row, L_TAIL] = prev
-    levels[row, L_QTY] -= orders[slot, O_LEAVES]
-    levels[row, L_COUNT] -= 1
-    if levels[row, L_COUNT] == 0:
-        blocks[side_base * st[M_NB] + (price >> 6)] -= 1
-        supers[side_base * st[M_NS] + (price >> 12)] -= 1
-        if side == BUY and inst[ins, I_BID] == price:
-            inst[ins, I_BID] = scan_down(st, levels, blocks, supers, side_base, price - 1)
-        elif side == SELL and inst[ins, I_ASK] == price:
-            inst[ins, I_ASK] = scan_up(st, levels, blocks, supers, side_base, price + 1)
+        st[lvo + (row) * LF + L_TAIL] = prev
+    st[lvo + (row) * LF + L_QTY] -= st[oo + (slot) * OF + O_LEAVES]
+    st[lvo + (row) * LF + L_COUNT] -= 1
+    if st[lvo + (row) * LF + L_COUNT] == 0:
+        st[bo + side_base * st[M_NB] + (price >> 6)] -= 1
+        st[so + side_base * st[M_NS] + (price >> 12)] -= 1
+        if side == BUY and st[io + (ins) * IF + I_BID] == price:
+            st[io + (ins) * IF + I_BID] = scan_down(st, side_base, price - 1)
+        elif side == SELL and st[io + (ins) * IF + I_ASK] == price:
+            st[io + (ins) * IF + I_ASK] = scan_up(st, side_base, price + 1)
 
 
 @njit(cache=True)
-def _alloc(st, orders, htab, order_id):
+def _alloc(st, order_id):
+    oo = st[M_OFF_ORDERS]
     slot = st[M_FREE]
     if slot >= 0:
-        st[M_FREE] = orders[slot, O_NEXT]
+        st[M_FREE] = st[oo + (slot) * OF + O_NEXT]
     else:
         slot = st[M_HWM]
         st[M_HWM] = slot + 1
     st[M_LIVE] += 1
-    orders[slot, O_ID] = order_id
-    _hash_put(htab, order_id, slot)
+    st[oo + (slot) * OF + O_ID] = order_id
+    _hash_put(st, order_id, slot)
     return slot
 
 
 @njit(cache=True)
-def _release(st, orders, htab, slot):
-    _hash_delete(htab, orders[slot, O_ID])
-    orders[slot, O_ID] = 0
-    orders[slot, O_NEXT] = st[M_FREE]
+def _release(st, slot):
+    oo = st[M_OFF_ORDERS]
+    _hash_delete(st, st[oo + (slot) * OF + O_ID])
+    st[oo + (slot) * OF + O_ID] = 0
+    st[oo + (slot) * OF + O_NEXT] = st[M_FREE]
     st[M_FREE] = slot
     st[M_LIVE] -= 1
 
@@ -351,11 +355,12 @@ def _ev(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
 
 
 @njit(cache=True)
-def _ev_order(out, n, kind, seq, ts, orders, slot, qty, reason):
+def _ev_order(st, out, n, kind, seq, ts, slot, qty, reason):
     """An event about the order in ``slot`` (cancelled, modified)."""
+    oo = st[M_OFF_ORDERS]
     return _ev(
-        out, n, kind, seq, ts, orders[slot, O_INST], orders[slot, O_ID], orders[slot, O_ACCOUNT],
-        orders[slot, O_SIDE], orders[slot, O_PRICE], qty, reason,
+        out, n, kind, seq, ts, st[oo + (slot) * OF + O_INST], st[oo + (slot) * OF + O_ID], st[oo + (slot) * OF + O_ACCOUNT],
+        st[oo + (slot) * OF + O_SIDE], st[oo + (slot) * OF + O_PRICE], qty, reason,
     )  # fmt: skip
 
 
@@ -365,107 +370,114 @@ def _ev_order(out, n, kind, seq, ts, orders, slot, qty, reason):
 
 
 @njit(cache=True)
-def _fok_fillable(st, inst, orders, levels, blocks, supers, slot, limit):
+def _fok_fillable(st, slot, limit):
     """Whether the whole open quantity of ``slot`` can trade now (docs/MATCHING.md step 2)."""
-    ins = orders[slot, O_INST]
-    side = orders[slot, O_SIDE]
-    acct = orders[slot, O_ACCOUNT]
-    stp = orders[slot, O_STP]
-    need = orders[slot, O_LEAVES]
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    lvo = st[M_OFF_LEVELS]
+    ins = st[oo + (slot) * OF + O_INST]
+    side = st[oo + (slot) * OF + O_SIDE]
+    acct = st[oo + (slot) * OF + O_ACCOUNT]
+    stp = st[oo + (slot) * OF + O_STP]
+    need = st[oo + (slot) * OF + O_LEAVES]
     side_base = ins * 2 + (2 - side)
     ladder = st[M_LADDER]
-    price = inst[ins, I_ASK] if side == BUY else inst[ins, I_BID]
+    price = st[io + (ins) * IF + I_ASK] if side == BUY else st[io + (ins) * IF + I_BID]
     while price != 0 and ((side == BUY and price <= limit) or (side == SELL and price >= limit)):
-        maker = levels[side_base * ladder + price, L_HEAD]
+        maker = st[lvo + (side_base * ladder + price) * LF + L_HEAD]
         while maker >= 0:
-            if orders[maker, O_ACCOUNT] == acct:
+            if st[oo + (maker) * OF + O_ACCOUNT] == acct:
                 if stp != STP_RESTING:
                     return False
             else:
-                need -= orders[maker, O_LEAVES]
+                need -= st[oo + (maker) * OF + O_LEAVES]
                 if need <= 0:
                     return True
-            maker = orders[maker, O_NEXT]
+            maker = st[oo + (maker) * OF + O_NEXT]
         if side == BUY:
-            price = scan_up(st, levels, blocks, supers, side_base, price + 1)
+            price = scan_up(st, side_base, price + 1)
         else:
-            price = scan_down(st, levels, blocks, supers, side_base, price - 1)
+            price = scan_down(st, side_base, price - 1)
     return False
 
 
 @njit(cache=True)
-def _trade(st, inst, orders, out, n, seq, ts, slot, maker, qty):
-    ins = orders[slot, O_INST]
-    price = orders[maker, O_PRICE]
+def _trade(st, out, n, seq, ts, slot, maker, qty):
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    ins = st[oo + (slot) * OF + O_INST]
+    price = st[oo + (maker) * OF + O_PRICE]
     trade_id = st[M_NEXT_TRADE]
     st[M_NEXT_TRADE] = trade_id + 1
     n = _ev(
-        out, n, EV_TRADE, seq, ts, ins, orders[slot, O_ID], orders[slot, O_ACCOUNT],
-        orders[slot, O_SIDE], price, qty, 0,
+        out, n, EV_TRADE, seq, ts, ins, st[oo + (slot) * OF + O_ID], st[oo + (slot) * OF + O_ACCOUNT],
+        st[oo + (slot) * OF + O_SIDE], price, qty, 0,
     )  # fmt: skip
-    out[n - 1, E_X0] = orders[maker, O_ID]
-    out[n - 1, E_X1] = orders[maker, O_ACCOUNT]
+    out[n - 1, E_X0] = st[oo + (maker) * OF + O_ID]
+    out[n - 1, E_X1] = st[oo + (maker) * OF + O_ACCOUNT]
     out[n - 1, E_X2] = trade_id
-    out[n - 1, E_X3] = orders[slot, O_LEAVES] - qty
-    out[n - 1, E_X4] = orders[maker, O_LEAVES] - qty
-    if inst[ins, I_TRADES] == 0:
-        inst[ins, I_OPEN] = price
-        inst[ins, I_HIGH] = price
-        inst[ins, I_LOW] = price
+    out[n - 1, E_X3] = st[oo + (slot) * OF + O_LEAVES] - qty
+    out[n - 1, E_X4] = st[oo + (maker) * OF + O_LEAVES] - qty
+    if st[io + (ins) * IF + I_TRADES] == 0:
+        st[io + (ins) * IF + I_OPEN] = price
+        st[io + (ins) * IF + I_HIGH] = price
+        st[io + (ins) * IF + I_LOW] = price
     else:
-        inst[ins, I_HIGH] = max(inst[ins, I_HIGH], price)
-        inst[ins, I_LOW] = min(inst[ins, I_LOW], price)
-    inst[ins, I_VOL] += qty
-    inst[ins, I_VAL] += price * qty
-    inst[ins, I_TRADES] += 1
+        st[io + (ins) * IF + I_HIGH] = max(st[io + (ins) * IF + I_HIGH], price)
+        st[io + (ins) * IF + I_LOW] = min(st[io + (ins) * IF + I_LOW], price)
+    st[io + (ins) * IF + I_VOL] += qty
+    st[io + (ins) * IF + I_VAL] += price * qty
+    st[io + (ins) * IF + I_TRADES] += 1
     return n
 
 
 @njit(cache=True)
 def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
     """Match the unlinked order in ``slot`` against the book, then rest or drop its remainder."""
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    ins = orders[slot, O_INST]
-    side = orders[slot, O_SIDE]
-    acct = orders[slot, O_ACCOUNT]
-    stp = orders[slot, O_STP]
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    lvo = st[M_OFF_LEVELS]
+    ins = st[oo + (slot) * OF + O_INST]
+    side = st[oo + (slot) * OF + O_SIDE]
+    acct = st[oo + (slot) * OF + O_ACCOUNT]
+    stp = st[oo + (slot) * OF + O_STP]
     opp_base = ins * 2 + (2 - side)
     ladder = st[M_LADDER]
-    while orders[slot, O_LEAVES] > 0:
-        best = inst[ins, I_ASK] if side == BUY else inst[ins, I_BID]
+    while st[oo + (slot) * OF + O_LEAVES] > 0:
+        best = st[io + (ins) * IF + I_ASK] if side == BUY else st[io + (ins) * IF + I_BID]
         if best == 0 or (side == BUY and best > limit) or (side == SELL and best < limit):
             break
         row = opp_base * ladder + best
-        maker = levels[row, L_HEAD]
-        if orders[maker, O_ACCOUNT] == acct:
+        maker = st[lvo + (row) * LF + L_HEAD]
+        if st[oo + (maker) * OF + O_ACCOUNT] == acct:
             if stp != STP_INCOMING:
-                n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, maker,
-                              orders[maker, O_LEAVES], C_STP)  # fmt: skip
-                _unlink(st, inst, orders, levels, blocks, supers, maker)
-                _release(st, orders, htab, maker)
+                n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, maker,
+                              st[oo + (maker) * OF + O_LEAVES], C_STP)  # fmt: skip
+                _unlink(st, maker)
+                _release(st, maker)
             if stp != STP_RESTING:
-                n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot,
-                              orders[slot, O_LEAVES], C_STP)  # fmt: skip
-                _release(st, orders, htab, slot)
+                n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot,
+                              st[oo + (slot) * OF + O_LEAVES], C_STP)  # fmt: skip
+                _release(st, slot)
                 return n
             continue
-        qty = min(orders[slot, O_LEAVES], orders[maker, O_LEAVES])
-        n = _trade(st, inst, orders, out, n, seq, ts, slot, maker, qty)
-        orders[slot, O_LEAVES] -= qty
-        if orders[maker, O_LEAVES] == qty:
-            _unlink(st, inst, orders, levels, blocks, supers, maker)
-            _release(st, orders, htab, maker)
+        qty = min(st[oo + (slot) * OF + O_LEAVES], st[oo + (maker) * OF + O_LEAVES])
+        n = _trade(st, out, n, seq, ts, slot, maker, qty)
+        st[oo + (slot) * OF + O_LEAVES] -= qty
+        if st[oo + (maker) * OF + O_LEAVES] == qty:
+            _unlink(st, maker)
+            _release(st, maker)
         else:
-            orders[maker, O_LEAVES] -= qty
-            levels[row, L_QTY] -= qty
-    leaves = orders[slot, O_LEAVES]
+            st[oo + (maker) * OF + O_LEAVES] -= qty
+            st[lvo + (row) * LF + L_QTY] -= qty
+    leaves = st[oo + (slot) * OF + O_LEAVES]
     if leaves == 0:
-        _release(st, orders, htab, slot)
+        _release(st, slot)
     elif cancel_remainder:
-        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, leaves, C_IOC)
-        _release(st, orders, htab, slot)
+        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, leaves, C_IOC)
+        _release(st, slot)
     else:
-        _link_tail(st, inst, orders, levels, blocks, supers, slot)
+        _link_tail(st, slot)
     return n
 
 
@@ -475,37 +487,41 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
 
 
 @njit(cache=True)
-def _check_price(inst, ins, price):
-    if price <= 0 or price % inst[ins, I_TICK] != 0:
+def _check_price(st, ins, price):
+    io = st[M_OFF_INST]
+    if price <= 0 or price % st[io + (ins) * IF + I_TICK] != 0:
         return R_OFF_TICK
-    if price < inst[ins, I_LO] or price > inst[ins, I_HI]:
+    if price < st[io + (ins) * IF + I_LO] or price > st[io + (ins) * IF + I_HI]:
         return R_OUT_OF_BAND
     return 0
 
 
 @njit(cache=True)
-def _check_qty(inst, ins, qty):
-    if qty < inst[ins, I_MINQ] or qty > inst[ins, I_MAXQ]:
+def _check_qty(st, ins, qty):
+    io = st[M_OFF_INST]
+    if qty < st[io + (ins) * IF + I_MINQ] or qty > st[io + (ins) * IF + I_MAXQ]:
         return R_QUANTITY
-    if qty % inst[ins, I_LOT] != 0:
+    if qty % st[io + (ins) * IF + I_LOT] != 0:
         return R_OFF_LOT
     return 0
 
 
 @njit(cache=True)
-def _crosses(inst, ins, side, price):
+def _crosses(st, ins, side, price):
+    io = st[M_OFF_INST]
     if side == BUY:
-        return inst[ins, I_ASK] != 0 and price >= inst[ins, I_ASK]
-    return inst[ins, I_BID] != 0 and price <= inst[ins, I_BID]
+        return st[io + (ins) * IF + I_ASK] != 0 and price >= st[io + (ins) * IF + I_ASK]
+    return st[io + (ins) * IF + I_BID] != 0 and price <= st[io + (ins) * IF + I_BID]
 
 
 @njit(cache=True)
-def _submit_reason(st, inst, htab, oid, price, qty, acct, ins, side, otype, tif, stp):
+def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     """The first failing check of docs/MATCHING.md, in order; 0 if the order is valid."""
+    io = st[M_OFF_INST]
     if ins < 0 or ins >= st[M_N_INST]:
         return R_UNKNOWN_INSTRUMENT
-    if inst[ins, I_STATE] != OPEN:
-        return R_HALTED if inst[ins, I_STATE] == HALTED else R_SESSION_CLOSED
+    if st[io + (ins) * IF + I_STATE] != OPEN:
+        return R_HALTED if st[io + (ins) * IF + I_STATE] == HALTED else R_SESSION_CLOSED
     if acct < 0 or acct >= st[M_N_ACCOUNTS]:
         return R_UNKNOWN_ACCOUNT
     if side < BUY or side > SELL or otype < LIMIT or otype > POST_ONLY:
@@ -516,106 +532,110 @@ def _submit_reason(st, inst, htab, oid, price, qty, acct, ins, side, otype, tif,
         return R_TIF
     if (otype == MARKET and tif <= GTC) or (otype == POST_ONLY and tif >= IOC):
         return R_TIF
-    reason = _check_qty(inst, ins, qty)
+    reason = _check_qty(st, ins, qty)
     if reason == 0 and otype != MARKET:
-        reason = _check_price(inst, ins, price)
+        reason = _check_price(st, ins, price)
     if reason != 0:
         return reason
     if oid <= 0:
         return R_ORDER_ID
-    if hash_find(htab, oid) >= 0:
+    if hash_find(st, oid) >= 0:
         return R_DUPLICATE
     if st[M_LIVE] >= st[M_CAP]:
         return R_BOOK_FULL
-    if otype == POST_ONLY and _crosses(inst, ins, side, price):
+    if otype == POST_ONLY and _crosses(st, ins, side, price):
         return R_WOULD_TRADE
     return 0
 
 
 @njit(cache=True)
 def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp):
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    reason = _submit_reason(st, inst, htab, oid, price, qty, acct, ins, side, otype, tif, stp)
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    reason = _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp)
     if reason != 0:
         return _ev(out, n, EV_REJECTED, seq, ts, ins, oid, acct, side, price, qty, reason)
     if otype == MARKET:
         price = 0
-        limit = inst[ins, I_HI] if side == BUY else inst[ins, I_LO]
+        limit = st[io + (ins) * IF + I_HI] if side == BUY else st[io + (ins) * IF + I_LO]
     else:
         limit = price
     n = _ev(out, n, EV_ACCEPTED, seq, ts, ins, oid, acct, side, price, qty, 0)
     out[n - 1, E_X0] = otype
     out[n - 1, E_X1] = tif
-    slot = _alloc(st, orders, htab, oid)
-    orders[slot, O_ACCOUNT] = acct
-    orders[slot, O_INST] = ins
-    orders[slot, O_SIDE] = side
-    orders[slot, O_PRICE] = price
-    orders[slot, O_LEAVES] = qty
-    orders[slot, O_TYPE] = otype
-    orders[slot, O_TIF] = tif
-    orders[slot, O_STP] = stp
-    if tif == FOK and not _fok_fillable(st, inst, orders, levels, blocks, supers, slot, limit):
-        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, qty, C_FOK)
-        _release(st, orders, htab, slot)
+    slot = _alloc(st, oid)
+    st[oo + (slot) * OF + O_ACCOUNT] = acct
+    st[oo + (slot) * OF + O_INST] = ins
+    st[oo + (slot) * OF + O_SIDE] = side
+    st[oo + (slot) * OF + O_PRICE] = price
+    st[oo + (slot) * OF + O_LEAVES] = qty
+    st[oo + (slot) * OF + O_TYPE] = otype
+    st[oo + (slot) * OF + O_TIF] = tif
+    st[oo + (slot) * OF + O_STP] = stp
+    if tif == FOK and not _fok_fillable(st, slot, limit):
+        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, qty, C_FOK)
+        _release(st, slot)
         return n
     return _execute(st, out, n, seq, ts, slot, limit, tif >= IOC)
 
 
 @njit(cache=True)
 def _cancel(st, out, n, seq, ts, oid, acct):
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    slot = hash_find(htab, oid)
+    oo = st[M_OFF_ORDERS]
+    slot = hash_find(st, oid)
     reason = 0
     if slot < 0:
         reason = R_UNKNOWN_ORDER
-    elif orders[slot, O_ACCOUNT] != acct:
+    elif st[oo + (slot) * OF + O_ACCOUNT] != acct:
         reason = R_NOT_OWNER
     if reason != 0:
         return _ev(out, n, EV_CANCEL_REJECTED, seq, ts, -1, oid, acct, 0, 0, 0, reason)
-    n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, orders[slot, O_LEAVES], C_REQUESTED)
-    _unlink(st, inst, orders, levels, blocks, supers, slot)
-    _release(st, orders, htab, slot)
+    n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], C_REQUESTED)
+    _unlink(st, slot)
+    _release(st, slot)
     return n
 
 
 @njit(cache=True)
-def _modify_reason(inst, orders, slot, acct, price, qty):
+def _modify_reason(st, slot, acct, price, qty):
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
     if slot < 0:
         return R_UNKNOWN_ORDER
-    ins = orders[slot, O_INST]
-    if inst[ins, I_STATE] != OPEN:
-        return R_HALTED if inst[ins, I_STATE] == HALTED else R_SESSION_CLOSED
-    if orders[slot, O_ACCOUNT] != acct:
+    ins = st[oo + (slot) * OF + O_INST]
+    if st[io + (ins) * IF + I_STATE] != OPEN:
+        return R_HALTED if st[io + (ins) * IF + I_STATE] == HALTED else R_SESSION_CLOSED
+    if st[oo + (slot) * OF + O_ACCOUNT] != acct:
         return R_NOT_OWNER
-    reason = _check_qty(inst, ins, qty)
+    reason = _check_qty(st, ins, qty)
     if reason == 0:
-        reason = _check_price(inst, ins, price)
-    if reason == 0 and orders[slot, O_TYPE] == POST_ONLY and price != orders[slot, O_PRICE]:
-        if _crosses(inst, ins, orders[slot, O_SIDE], price):
+        reason = _check_price(st, ins, price)
+    if reason == 0 and st[oo + (slot) * OF + O_TYPE] == POST_ONLY and price != st[oo + (slot) * OF + O_PRICE]:
+        if _crosses(st, ins, st[oo + (slot) * OF + O_SIDE], price):
             reason = R_WOULD_TRADE
     return reason
 
 
 @njit(cache=True)
 def _modify(st, out, n, seq, ts, oid, price, qty, acct):
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    slot = hash_find(htab, oid)
-    reason = _modify_reason(inst, orders, slot, acct, price, qty)
+    oo = st[M_OFF_ORDERS]
+    lvo = st[M_OFF_LEVELS]
+    slot = hash_find(st, oid)
+    reason = _modify_reason(st, slot, acct, price, qty)
     if reason != 0:
         return _ev(out, n, EV_MODIFY_REJECTED, seq, ts, -1, oid, acct, 0, price, qty, reason)
-    old_price = orders[slot, O_PRICE]
-    old_qty = orders[slot, O_LEAVES]
+    old_price = st[oo + (slot) * OF + O_PRICE]
+    old_qty = st[oo + (slot) * OF + O_LEAVES]
     keep = price == old_price and qty <= old_qty
     if keep:
-        row = (orders[slot, O_INST] * 2 + orders[slot, O_SIDE] - 1) * st[M_LADDER] + price
-        levels[row, L_QTY] -= old_qty - qty
-        orders[slot, O_LEAVES] = qty
+        row = (st[oo + (slot) * OF + O_INST] * 2 + st[oo + (slot) * OF + O_SIDE] - 1) * st[M_LADDER] + price
+        st[lvo + (row) * LF + L_QTY] -= old_qty - qty
+        st[oo + (slot) * OF + O_LEAVES] = qty
     else:
-        _unlink(st, inst, orders, levels, blocks, supers, slot)
-        orders[slot, O_PRICE] = price
-        orders[slot, O_LEAVES] = qty
-    n = _ev_order(out, n, EV_MODIFIED, seq, ts, orders, slot, qty, 0)
+        _unlink(st, slot)
+        st[oo + (slot) * OF + O_PRICE] = price
+        st[oo + (slot) * OF + O_LEAVES] = qty
+    n = _ev_order(st, out, n, EV_MODIFIED, seq, ts, slot, qty, 0)
     out[n - 1, E_X0] = 1 if keep else 0
     out[n - 1, E_X1] = old_price
     out[n - 1, E_X2] = old_qty
@@ -627,38 +647,38 @@ def _modify(st, out, n, seq, ts, oid, price, qty, acct):
 @njit(cache=True)
 def _cancel_sorted(st, out, n, seq, ts, ids, reason):
     """Cancel the resting orders ``ids`` in ascending id order."""
-    inst, orders, htab, levels, blocks, supers = _views(st)
+    oo = st[M_OFF_ORDERS]
     ids.sort()
     for oid in ids:
-        slot = hash_find(htab, oid)
-        n = _ev_order(out, n, EV_CANCELLED, seq, ts, orders, slot, orders[slot, O_LEAVES], reason)
-        _unlink(st, inst, orders, levels, blocks, supers, slot)
-        _release(st, orders, htab, slot)
+        slot = hash_find(st, oid)
+        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], reason)
+        _unlink(st, slot)
+        _release(st, slot)
     return n
 
 
 @njit(cache=True)
-def _collect(st, orders, acct, ins, day_only):
+def _collect(st, acct, ins, day_only):
     """Ids of resting orders matching an account (-1: any) and instrument (-1: any)."""
+    oo = st[M_OFF_ORDERS]
     ids = np.empty(st[M_LIVE], dtype=np.int64)
     count = 0
     for slot in range(st[M_HWM]):
-        if orders[slot, O_ID] == 0:
+        if st[oo + (slot) * OF + O_ID] == 0:
             continue
-        if acct >= 0 and orders[slot, O_ACCOUNT] != acct:
+        if acct >= 0 and st[oo + (slot) * OF + O_ACCOUNT] != acct:
             continue
-        if ins >= 0 and orders[slot, O_INST] != ins:
+        if ins >= 0 and st[oo + (slot) * OF + O_INST] != ins:
             continue
-        if day_only and orders[slot, O_TIF] != DAY:
+        if day_only and st[oo + (slot) * OF + O_TIF] != DAY:
             continue
-        ids[count] = orders[slot, O_ID]
+        ids[count] = st[oo + (slot) * OF + O_ID]
         count += 1
     return ids[:count].copy()
 
 
 @njit(cache=True)
 def _mass_cancel(st, out, n, seq, ts, acct, ins):
-    inst, orders, htab, levels, blocks, supers = _views(st)
     reason = 0
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
         reason = R_UNKNOWN_INSTRUMENT
@@ -668,7 +688,7 @@ def _mass_cancel(st, out, n, seq, ts, acct, ins):
         n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
         out[n - 1, E_X0] = K_MASS_CANCEL
         return n
-    ids = _collect(st, orders, acct, ins, False)
+    ids = _collect(st, acct, ins, False)
     n = _cancel_sorted(st, out, n, seq, ts, ids, C_MASS)
     n = _ev(out, n, EV_MASS_CANCELLED, seq, ts, ins, 0, acct, 0, 0, 0, 0)
     out[n - 1, E_X0] = ids.shape[0]
@@ -681,17 +701,18 @@ def _mass_cancel(st, out, n, seq, ts, acct, ins):
 
 
 @njit(cache=True)
-def set_band(inst, ins):
+def set_band(st, ins):
     """Band edges around the reference price, rounded inward to the tick (market.band_edges)."""
-    ref = inst[ins, I_REF]
-    tick = inst[ins, I_TICK]
-    bps = inst[ins, I_BAND]
+    io = st[M_OFF_INST]
+    ref = st[io + (ins) * IF + I_REF]
+    tick = st[io + (ins) * IF + I_TICK]
+    bps = st[io + (ins) * IF + I_BAND]
     upper = ref * (10_000 + bps) // 10_000
     upper -= upper % tick
     lower = -((-ref * (10_000 - bps)) // 10_000)
     lower += (-lower) % tick
-    inst[ins, I_LO] = max(lower, tick)
-    inst[ins, I_HI] = upper
+    st[io + (ins) * IF + I_LO] = max(lower, tick)
+    st[io + (ins) * IF + I_HI] = upper
 
 
 @njit(cache=True)
@@ -702,36 +723,37 @@ def _reject_command(out, n, seq, ts, kind, ins, reason):
 
 
 @njit(cache=True)
-def _open_one(inst, ins, date):
-    if inst[ins, I_STATE] != CLOSED:
+def _open_one(st, ins, date):
+    io = st[M_OFF_INST]
+    if st[io + (ins) * IF + I_STATE] != CLOSED:
         return R_ALREADY_OPEN
-    if date <= inst[ins, I_DATE]:
+    if date <= st[io + (ins) * IF + I_DATE]:
         return R_TRADING_DATE
-    inst[ins, I_STATE] = OPEN
-    inst[ins, I_DATE] = date
+    st[io + (ins) * IF + I_STATE] = OPEN
+    st[io + (ins) * IF + I_DATE] = date
     for column in (I_OPEN, I_HIGH, I_LOW, I_VOL, I_VAL, I_TRADES):
-        inst[ins, column] = 0
+        st[io + (ins) * IF + column] = 0
     return 0
 
 
 @njit(cache=True)
 def _open_session(st, out, n, seq, ts, ins, date):
-    inst = _views(st)[0]
+    io = st[M_OFF_INST]
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
         return _reject_command(out, n, seq, ts, K_OPEN_SESSION, ins, R_UNKNOWN_INSTRUMENT)
     first = ins if ins >= 0 else 0
     last = ins + 1 if ins >= 0 else st[M_N_INST]
     first_reason = 0
     for i in range(first, last):
-        reason = _open_one(inst, i, date)
+        reason = _open_one(st, i, date)
         if reason != 0:
             if first_reason == 0:
                 first_reason = reason
             continue
-        n = _ev(out, n, EV_SESSION_OPENED, seq, ts, i, 0, 0, 0, inst[i, I_REF], 0, 0)
+        n = _ev(out, n, EV_SESSION_OPENED, seq, ts, i, 0, 0, 0, st[io + (i) * IF + I_REF], 0, 0)
         out[n - 1, E_X0] = date
-        out[n - 1, E_X1] = inst[i, I_LO]
-        out[n - 1, E_X2] = inst[i, I_HI]
+        out[n - 1, E_X1] = st[io + (i) * IF + I_LO]
+        out[n - 1, E_X2] = st[io + (i) * IF + I_HI]
         first_reason = -1
     if first_reason > 0:
         return _reject_command(out, n, seq, ts, K_OPEN_SESSION, ins, first_reason)
@@ -740,40 +762,40 @@ def _open_session(st, out, n, seq, ts, ins, date):
 
 @njit(cache=True)
 def _close_one(st, out, n, seq, ts, ins):
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    n = _cancel_sorted(st, out, n, seq, ts, _collect(st, orders, -1, ins, True), C_SESSION_END)
-    ref = inst[ins, I_REF]
-    vol = inst[ins, I_VOL]
+    io = st[M_OFF_INST]
+    n = _cancel_sorted(st, out, n, seq, ts, _collect(st, -1, ins, True), C_SESSION_END)
+    ref = st[io + (ins) * IF + I_REF]
+    vol = st[io + (ins) * IF + I_VOL]
     if vol > 0:
-        tick = inst[ins, I_TICK]
-        vwap = (inst[ins, I_VAL] + vol // 2) // vol
+        tick = st[io + (ins) * IF + I_TICK]
+        vwap = (st[io + (ins) * IF + I_VAL] + vol // 2) // vol
         close = ((vwap + tick // 2) // tick) * tick
-        day_open, high, low = inst[ins, I_OPEN], inst[ins, I_HIGH], inst[ins, I_LOW]
+        day_open, high, low = st[io + (ins) * IF + I_OPEN], st[io + (ins) * IF + I_HIGH], st[io + (ins) * IF + I_LOW]
     else:
         close = day_open = high = low = ref
     n = _ev(out, n, EV_SESSION_CLOSED, seq, ts, ins, 0, 0, 0, close, vol, 0)
-    out[n - 1, E_X0] = inst[ins, I_DATE]
+    out[n - 1, E_X0] = st[io + (ins) * IF + I_DATE]
     out[n - 1, E_X1] = day_open
     out[n - 1, E_X2] = high
     out[n - 1, E_X3] = low
-    out[n - 1, E_X4] = inst[ins, I_VAL]
-    out[n - 1, E_X5] = inst[ins, I_TRADES]
-    inst[ins, I_STATE] = CLOSED
-    inst[ins, I_REF] = close
-    set_band(inst, ins)
+    out[n - 1, E_X4] = st[io + (ins) * IF + I_VAL]
+    out[n - 1, E_X5] = st[io + (ins) * IF + I_TRADES]
+    st[io + (ins) * IF + I_STATE] = CLOSED
+    st[io + (ins) * IF + I_REF] = close
+    set_band(st, ins)
     return n
 
 
 @njit(cache=True)
 def _close_session(st, out, n, seq, ts, ins):
-    inst = _views(st)[0]
+    io = st[M_OFF_INST]
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
         return _reject_command(out, n, seq, ts, K_CLOSE_SESSION, ins, R_UNKNOWN_INSTRUMENT)
     first = ins if ins >= 0 else 0
     last = ins + 1 if ins >= 0 else st[M_N_INST]
     closed_any = False
     for i in range(first, last):
-        if inst[i, I_STATE] != CLOSED:
+        if st[io + (i) * IF + I_STATE] != CLOSED:
             n = _close_one(st, out, n, seq, ts, i)
             closed_any = True
     if not closed_any:
@@ -783,17 +805,17 @@ def _close_session(st, out, n, seq, ts, ins):
 
 @njit(cache=True)
 def _halt_resume(st, out, n, seq, ts, kind, ins):
-    inst = _views(st)[0]
+    io = st[M_OFF_INST]
     if ins < 0 or ins >= st[M_N_INST]:
         return _reject_command(out, n, seq, ts, kind, ins, R_UNKNOWN_INSTRUMENT)
     if kind == K_HALT:
-        if inst[ins, I_STATE] != OPEN:
+        if st[io + (ins) * IF + I_STATE] != OPEN:
             return _reject_command(out, n, seq, ts, kind, ins, R_NOT_OPEN)
-        inst[ins, I_STATE] = HALTED
+        st[io + (ins) * IF + I_STATE] = HALTED
         return _ev(out, n, EV_HALTED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
-    if inst[ins, I_STATE] != HALTED:
+    if st[io + (ins) * IF + I_STATE] != HALTED:
         return _reject_command(out, n, seq, ts, kind, ins, R_NOT_HALTED)
-    inst[ins, I_STATE] = OPEN
+    st[io + (ins) * IF + I_STATE] = OPEN
     return _ev(out, n, EV_RESUMED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
 
 
@@ -861,7 +883,9 @@ def process_batch(st, cmds, start, out):
 @njit(cache=True)
 def hash_words(st):
     """The canonical state sequence of docs/MATCHING.md ("Canonical state hash")."""
-    inst, orders, htab, levels, blocks, supers = _views(st)
+    oo = st[M_OFF_ORDERS]
+    io = st[M_OFF_INST]
+    lvo = st[M_OFF_LEVELS]
     ni = st[M_N_INST]
     ladder = st[M_LADDER]
     words = np.empty(2 + ni * 13 + st[M_LIVE] * 9, dtype=np.int64)
@@ -871,52 +895,52 @@ def hash_words(st):
     for i in range(ni):
         for column in (I_STATE, I_DATE, I_REF, I_LO, I_HI, I_OPEN, I_HIGH, I_LOW, I_VOL,
                        I_VAL, I_TRADES):  # fmt: skip
-            words[k] = inst[i, column]
+            words[k] = st[io + (i) * IF + column]
             k += 1
         for side in (BUY, SELL):
             side_base = i * 2 + side - 1
             count_at = k
             words[k] = 0
             k += 1
-            price = inst[i, I_BID] if side == BUY else inst[i, I_ASK]
+            price = st[io + (i) * IF + I_BID] if side == BUY else st[io + (i) * IF + I_ASK]
             while price != 0:
                 row = side_base * ladder + price
                 words[count_at] += 1
                 words[k] = price
-                words[k + 1] = levels[row, L_QTY]
-                words[k + 2] = levels[row, L_COUNT]
+                words[k + 1] = st[lvo + (row) * LF + L_QTY]
+                words[k + 2] = st[lvo + (row) * LF + L_COUNT]
                 k += 3
-                slot = levels[row, L_HEAD]
+                slot = st[lvo + (row) * LF + L_HEAD]
                 while slot >= 0:
-                    words[k] = orders[slot, O_ID]
-                    words[k + 1] = orders[slot, O_ACCOUNT]
-                    words[k + 2] = orders[slot, O_LEAVES]
-                    words[k + 3] = orders[slot, O_TYPE]
-                    words[k + 4] = orders[slot, O_TIF]
-                    words[k + 5] = orders[slot, O_STP]
+                    words[k] = st[oo + (slot) * OF + O_ID]
+                    words[k + 1] = st[oo + (slot) * OF + O_ACCOUNT]
+                    words[k + 2] = st[oo + (slot) * OF + O_LEAVES]
+                    words[k + 3] = st[oo + (slot) * OF + O_TYPE]
+                    words[k + 4] = st[oo + (slot) * OF + O_TIF]
+                    words[k + 5] = st[oo + (slot) * OF + O_STP]
                     k += 6
-                    slot = orders[slot, O_NEXT]
+                    slot = st[oo + (slot) * OF + O_NEXT]
                 if side == BUY:
-                    price = scan_down(st, levels, blocks, supers, side_base, price - 1)
+                    price = scan_down(st, side_base, price - 1)
                 else:
-                    price = scan_up(st, levels, blocks, supers, side_base, price + 1)
+                    price = scan_up(st, side_base, price + 1)
     return words[:k].copy()
 
 
 @njit(cache=True)
 def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     """Append a resting order at the tail of its level without matching (snapshot restore)."""
-    inst, orders, htab, levels, blocks, supers = _views(st)
-    slot = _alloc(st, orders, htab, oid)
-    orders[slot, O_ACCOUNT] = acct
-    orders[slot, O_INST] = ins
-    orders[slot, O_SIDE] = side
-    orders[slot, O_PRICE] = price
-    orders[slot, O_LEAVES] = leaves
-    orders[slot, O_TYPE] = otype
-    orders[slot, O_TIF] = tif
-    orders[slot, O_STP] = stp
-    _link_tail(st, inst, orders, levels, blocks, supers, slot)
+    oo = st[M_OFF_ORDERS]
+    slot = _alloc(st, oid)
+    st[oo + (slot) * OF + O_ACCOUNT] = acct
+    st[oo + (slot) * OF + O_INST] = ins
+    st[oo + (slot) * OF + O_SIDE] = side
+    st[oo + (slot) * OF + O_PRICE] = price
+    st[oo + (slot) * OF + O_LEAVES] = leaves
+    st[oo + (slot) * OF + O_TYPE] = otype
+    st[oo + (slot) * OF + O_TIF] = tif
+    st[oo + (slot) * OF + O_STP] = stp
+    _link_tail(st, slot)
     return slot
 
 

@@ -96,12 +96,22 @@ EV_COMMAND_REJECTED = 12  # x0 the command's kind
 EV_MASS_CANCELLED = 13  # x0 number of orders cancelled
 
 
+_SIDE = {m.value: m for m in s.Side}
+_OTYPE = {m.value: m for m in s.OrderType}
+_TIF = {m.value: m for m in s.TimeInForce}
+_CANCEL = {m.value: m for m in s.CancelReason}
+_REJECT = {m.value: m for m in s.RejectReason}
+_STP = {m.value: m for m in s.StpMode}
+
+
 class Codec:
     """Converts between the typed view and the record view for one market definition."""
 
     def __init__(self, market: MarketDefinition) -> None:
         self.symbols: list[str] = market.symbols
         self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        # position index + 2: -2 (unknown) -> "?", -1 (all) -> ""
+        self._by_index = ["?", s.ALL_INSTRUMENTS, *self.symbols]
 
     # -- commands ----------------------------------------------------------------------------
     def instrument_index(self, symbol: str, allow_all: bool = False) -> int:
@@ -155,8 +165,9 @@ class Codec:
         if kind == K_SUBMIT:
             return s.SubmitOrder(
                 seq=seq, ts_ns=ts, order_id=oid, account=account, instrument=self.symbol(index),
-                side=s.Side(side), qty_t=qty, price_ticks=price, order_type=s.OrderType(otype),
-                tif=s.TimeInForce(tif), stp=s.StpMode(stp),
+                side=_SIDE.get(side, side), qty_t=qty, price_ticks=price,
+                order_type=_OTYPE.get(otype, otype), tif=_TIF.get(tif, tif),
+                stp=_STP.get(stp, stp),
             )  # fmt: skip
         if kind == K_CANCEL:
             return s.CancelOrder(seq=seq, ts_ns=ts, order_id=oid, account=account)
@@ -181,32 +192,32 @@ class Codec:
     def event(self, r: list | tuple) -> s.Event:  # noqa: C901 - one branch per kind, flat
         """One event record (16 ints) -> its typed event."""
         kind, seq, ts, index, oid, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
-        sym = self.symbol(index)
+        sym = self._by_index[index + 2] if -2 <= index < len(self.symbols) else "?"
         if kind == EV_TRADE:
             return s.TradeExecuted(
-                seq, ts, x2, sym, price, qty, s.Side(side), oid, account, x0, x1, x3, x4
+                seq, ts, x2, sym, price, qty, _SIDE[side], oid, account, x0, x1, x3, x4
             )
         if kind == EV_ACCEPTED:
             return s.OrderAccepted(
-                seq, ts, oid, account, sym, s.Side(side), s.OrderType(x0), s.TimeInForce(x1),
+                seq, ts, oid, account, sym, _SIDE[side], _OTYPE[x0], _TIF[x1],
                 price, qty,
             )  # fmt: skip
         if kind == EV_CANCELLED:
             return s.OrderCancelled(
-                seq, ts, oid, account, sym, s.Side(side), price, qty, s.CancelReason(reason)
+                seq, ts, oid, account, sym, _SIDE[side], price, qty, _CANCEL[reason]
             )
         if kind == EV_MODIFIED:
             return s.OrderModified(
-                seq, ts, oid, account, sym, s.Side(side), price, qty, bool(x0), x1, x2
+                seq, ts, oid, account, sym, _SIDE[side], price, qty, bool(x0), x1, x2
             )
         if kind == EV_REJECTED:
             return s.OrderRejected(
-                seq, ts, oid, account, sym, side, price, qty, s.RejectReason(reason)
+                seq, ts, oid, account, sym, side, price, qty, _REJECT[reason]
             )
         if kind == EV_CANCEL_REJECTED:
-            return s.CancelRejected(seq, ts, oid, account, s.RejectReason(reason))
+            return s.CancelRejected(seq, ts, oid, account, _REJECT[reason])
         if kind == EV_MODIFY_REJECTED:
-            return s.ModifyRejected(seq, ts, oid, account, price, qty, s.RejectReason(reason))
+            return s.ModifyRejected(seq, ts, oid, account, price, qty, _REJECT[reason])
         if kind == EV_SESSION_OPENED:
             return s.SessionOpened(seq, ts, sym, x0, price, x1, x2)
         if kind == EV_SESSION_CLOSED:
@@ -216,7 +227,7 @@ class Codec:
         if kind == EV_RESUMED:
             return s.InstrumentResumed(seq, ts, sym)
         if kind == EV_COMMAND_REJECTED:
-            return s.CommandRejected(seq, ts, x0, sym, s.RejectReason(reason))
+            return s.CommandRejected(seq, ts, x0, sym, _REJECT[reason])
         if kind == EV_MASS_CANCELLED:
             return s.MassCancelled(seq, ts, account, sym, x0)
         raise ValueError(f"unknown event kind {kind}")

@@ -1,0 +1,7 @@
+"""``python -m bench``: the benchmark suite (same as ``cets bench``)."""
+
+import sys
+
+from bench.cli import main
+
+sys.exit(main(["bench", *sys.argv[1:]]))
