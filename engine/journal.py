@@ -71,7 +71,7 @@ RT_BATCH = 1
 RT_CHECKPOINT = 2
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
-SEGMENT_BYTES_MIN = 4096
+SEGMENT_BYTES_MIN = 1024
 ANNOTATIONS_BYTES_MAX = 16 << 20
 """Largest annotations blob of one batch."""
 RECORD_BODY_BYTES_MAX = limits.BATCH_COMMANDS_MAX * COMMAND_DTYPE.itemsize + ANNOTATIONS_BYTES_MAX
@@ -396,14 +396,20 @@ def _header_ok(data: bytes, pos: int) -> bool:
     return crc32c.crc32c(head[:-4]) == _CRC.unpack_from(head, RECORD_HEADER_BYTES - 4)[0]
 
 
-def _valid_header_after(data: bytes, pos: int) -> int | None:
-    """Offset of a valid record header after ``pos``, if any: tells damage from a torn tail."""
+def _later_batch_after(data: bytes, pos: int, seq: int) -> bool:
+    """Whether a valid record header after ``pos`` belongs to a batch after ``seq``.
+
+    This tells damage from a torn tail: the records of the unfinished batch (first seq
+    ``seq``) may reach the disk in any order, records of a later batch only after it was
+    complete, so damage followed by a later batch is never a crash's doing.
+    """
     at = data.find(RECORD_MAGIC, pos + 1)
     while at != -1:
         if at % RECORD_ALIGN_BYTES == 0 and _header_ok(data, at):
-            return at
+            if _RECORD_HEADER.unpack_from(data, at)[4] != seq:
+                return True
         at = data.find(RECORD_MAGIC, at + 1)
-    return None
+    return False
 
 
 def _read_record(data: bytes, pos: int, expected_seq: int) -> _Raw | None:
@@ -641,7 +647,8 @@ class _Walk:
         """A tail when a crash can explain it, else corruption."""
         cursor = self.cursor
         assert cursor is not None
-        if damage.torn and is_last and _valid_header_after(data, damage.offset) is None:
+        unfinished = cursor.next_seq  # first seq of the batch that may be unfinished
+        if damage.torn and is_last and not _later_batch_after(data, damage.offset, unfinished):
             self._segment_done(path)
             self._set_tail(Problem(str(path), damage.offset, damage.seq, damage.what, True), data)
             return
