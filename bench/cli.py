@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from bench import demo
+
+    demo.add_command(commands)
+
     bench = commands.add_parser("bench", help="throughput and latency benchmarks")
     layers = bench.add_subparsers(dest="layer", required=True)
     core = layers.add_parser("core", help="compiled batch, Python API and reference book")

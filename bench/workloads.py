@@ -72,7 +72,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         2_000,
     ),  # fmt: skip
 }
-SIZES = {"tiny": 2_000, "small": 200_000, "full": 3_000_000}
+SIZES = {"tiny": 2_000, "small": 200_000, "full": 1_000_000}
 
 
 def market_for(spec: WorkloadSpec) -> MarketDefinition:

@@ -1,0 +1,34 @@
+"""Every benchmark and the demo also run here at a tiny size, so they cannot rot.
+
+Nothing here asserts a speed (speed is measured in ``bench/``); these tests check that the
+benchmarks run and that their paths agree on the answer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bench import cli
+
+
+def test_bench_core_tiny_paths_agree(tmp_path, capsys) -> None:
+    out = tmp_path / "core.json"
+    assert cli.main(["bench", "core", "--size", "tiny", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert {r["workload"] for r in results} == {"liquid", "deep", "volatile"}
+    for result in results:
+        assert result["hashes_equal"], result
+        assert len({p["events_hash"] for p in result["paths"]}) == 1
+    assert "event hashes equal across paths: True" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end_and_audits(tmp_path, capsys) -> None:
+    data_dir = tmp_path / "demo"
+    code = cli.main(
+        ["demo", "--data-dir", str(data_dir), "--orders", "600", "--scale", "0.05", "--days", "2"]
+    )
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "matches the live engine" in output
+    assert "CEA-2024" in output
+    assert (data_dir / "log").is_dir()
