@@ -33,6 +33,15 @@ DEFAULT_RESTING_ORDERS = 1 << 20
 DEFAULT_MAX_PRICE_TICKS = 100_000
 """Default price ladder: 1,000.00 CNY/t, ten times the highest price the market has seen."""
 
+DEFAULT_REGISTRY_KEYS = 1 << 20
+"""Idempotency keys of registry commands remembered (a year of the national registry is ~10^4)."""
+
+CASH_MAX_FEN = 10**16
+"""No single cash amount may exceed 10^14 CNY."""
+
+COMPLIANCE_YEARS = 16
+"""Compliance years the registry holds, from the market definition's first year."""
+
 # --- batches and events ---------------------------------------------------------------------
 BATCH_COMMANDS_MAX = 1 << 16
 """Commands in one engine batch (and one log record)."""
@@ -53,6 +62,8 @@ HEARTBEAT_INTERVAL_S = 5.0
 
 # --- relationships --------------------------------------------------------------------------
 assert PRICE_TIMES_QTY_MAX < 2**63, "a trade's value must fit int64"
+assert CASH_MAX_FEN * 100 < 2**63, "a hundred maximal deposits must still fit int64"
+assert QTY_MAX_T * 12_400 < 2**63, "C2F6 kilograms times its largest GWP must fit int64"
 assert DEFAULT_ACCOUNTS <= ACCOUNTS_MAX
 assert DEFAULT_RESTING_ORDERS <= RESTING_ORDERS_MAX
 assert DEFAULT_MAX_PRICE_TICKS <= PRICE_LADDER_MAX_TICKS

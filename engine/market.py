@@ -50,6 +50,24 @@ class Capacity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     resting_orders: PositiveInt = limits.DEFAULT_RESTING_ORDERS
     max_price_ticks: PositiveInt = limits.DEFAULT_MAX_PRICE_TICKS
     """Highest price any instrument can ever trade at; sizes the compiled price ladder."""
+    registry_keys: PositiveInt = limits.DEFAULT_REGISTRY_KEYS
+    """Idempotency keys of registry commands the engine can remember."""
+
+
+class Fees(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Trading fees in basis points of trade value, per side (no public schedule: default 0)."""
+
+    buy_bps: BasisPoints = 0
+    sell_bps: BasisPoints = 0
+
+
+class Compliance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    first_year: Annotated[int, msgspec.Meta(ge=2000, le=2100)] = 2019
+    """First compliance year the registry can hold (it holds 16 from there)."""
+    penalty_multiple: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+    """Shortfall penalty, as a multiple of the reference price the closing command carries."""
+    offset_limit_bps: BasisPoints = 500
+    """Share of a year's obligation that offsets (CCER) may cover."""
 
 
 class MarketDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -58,6 +76,12 @@ class MarketDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     price_unit: str = "fen"
     instruments: list[Instrument] = []
     capacity: Capacity = Capacity()
+    registry: bool = False
+    """Run the allowance registry and ledger (docs/LEDGER.md); off: pure matching."""
+    fee_account: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """The account (kind FEE) that receives trading fees."""
+    fees: Fees = Fees()
+    compliance: Compliance = Compliance()
 
     def instrument_index(self, symbol: str) -> int:
         """Dense index of ``symbol`` (its position in ``instruments``); -1 when unknown."""
@@ -95,6 +119,8 @@ def validate(definition: MarketDefinition) -> MarketDefinition:
         raise _fail("$.capacity.resting_orders", f"must be <= {limits.RESTING_ORDERS_MAX}")
     if capacity.max_price_ticks > limits.PRICE_LADDER_MAX_TICKS:
         raise _fail("$.capacity.max_price_ticks", f"must be <= {limits.PRICE_LADDER_MAX_TICKS}")
+    if definition.fee_account >= capacity.accounts:
+        raise _fail("$.fee_account", "must be below capacity.accounts")
     seen: set[str] = set()
     for i, ins in enumerate(definition.instruments):
         at = f"$.instruments[{i}]"

@@ -35,7 +35,7 @@ COMMAND_DTYPE = np.dtype(
         ("tif", "u1"),
         ("stp", "u1"),
         ("flags", "u1"),
-        ("reserved", "<u2"),
+        ("year", "<u2"),  # compliance year (registry commands)
     ]
 )
 assert COMMAND_DTYPE.itemsize == 64
@@ -43,6 +43,18 @@ assert COMMAND_DTYPE.itemsize == 64
 # Command kinds (= schema tags)
 K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
 K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
+
+K_OPEN_ACCOUNT, K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER = 20, 21, 22, 23, 24, 25
+K_FREEZE, K_UNFREEZE, K_FREEZE_ACCOUNT, K_UNFREEZE_ACCOUNT, K_CANCEL_ALLOWANCES = 26, 27, 28, 29, 30
+K_REPORT, K_SURRENDER, K_CLOSE_YEAR = 31, 32, 33
+
+# Registry commands reuse the record's fields (exchange-core's OrderCommand does the same):
+#   order_id  the idempotency key           account   the account (the sender of a transfer)
+#   qty_t     tonnes, or fen for cash      instrument the instrument index
+#   aux       transfer: receiving account;  report: C2F6 kilograms
+#   price_ticks  open: province code;  report: CF4 kilograms;  close year: reference price
+#   side      open: account kind;  issue: true-up (0/1);  report: GWP version
+#   order_type  open: sector        year      report, surrender, close year
 
 INSTRUMENT_ALL = -1
 INSTRUMENT_UNKNOWN = -2
@@ -94,6 +106,22 @@ EV_HALTED = 10
 EV_RESUMED = 11
 EV_COMMAND_REJECTED = 12  # x0 the command's kind
 EV_MASS_CANCELLED = 13  # x0 number of orders cancelled
+# Registry events: order_id holds the key, account the account, qty the amount.
+EV_ACCOUNT_OPENED = 20  # x0 kind, x1 sector, x2 province
+EV_CASH_DEPOSITED, EV_CASH_WITHDRAWN = 21, 22  # qty amount (fen), x0 available after
+EV_ISSUED = 23  # x0 true-up, x1 tradable after
+EV_CLAWED_BACK = 24  # x1 tradable after
+EV_TRANSFERRED = 25  # x0 receiving account
+EV_FROZEN, EV_UNFROZEN, EV_ACCOUNT_FROZEN, EV_ACCOUNT_UNFROZEN, EV_CANCELLED_ALLOWANCES = (
+    26, 27, 28, 29, 30,
+)  # fmt: skip
+EV_EMISSIONS = 31  # qty obligation, x0 year, x1 co2 t, x2 cf4 kg, x3 c2f6 kg, x4 gwp
+EV_SURRENDERED = 32  # x0 year
+EV_COMPLIANCE = 33  # qty obligation, price reference, x0 year, x1 surrendered, x2 offsets,
+#                     x3 shortfall, x4 penalty fen
+EV_YEAR_CLOSED = 34  # price reference, x0 year, x1 entities
+EV_DUPLICATE = 35  # reason original reason, x0 original seq, x1 command kind
+EV_REGISTRY_REJECTED = 36  # x0 command kind
 
 
 _SIDE = {m.value: m for m in s.Side}
@@ -102,6 +130,24 @@ _TIF = {m.value: m for m in s.TimeInForce}
 _CANCEL = {m.value: m for m in s.CancelReason}
 _REJECT = {m.value: m for m in s.RejectReason}
 _STP = {m.value: m for m in s.StpMode}
+_KIND = {m.value: m for m in s.AccountKind}
+_SECTOR = {m.value: m for m in s.Sector}
+_GWP = {m.value: m for m in s.GwpVersion}
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+
+
+def _i32(value: int) -> int:
+    """An account number for an int32 column; out of range becomes -1 (UNKNOWN_ACCOUNT)."""
+    return value if _I32_MIN <= value <= _I32_MAX else -1
+
+
+def _u8(value: int) -> int:
+    """A code for a uint8 column; out of range becomes 0, which no enum uses."""
+    return value if 0 <= value <= 255 else 0
+
+
+def _u16(value: int) -> int:
+    return value if 0 <= value <= 65_535 else 0
 
 
 class Codec:
@@ -131,20 +177,20 @@ class Codec:
         t = type(c)
         if t is s.SubmitOrder:
             return (
-                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account,
+                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, _i32(c.account),
                 self._index.get(c.instrument, INSTRUMENT_UNKNOWN), 1,
-                c.side, c.order_type, c.tif, c.stp, 0, 0,
+                _u8(c.side), _u8(c.order_type), _u8(c.tif), _u8(c.stp), 0, 0,
             )  # fmt: skip
         if t is s.CancelOrder:
-            return (c.seq, c.ts_ns, c.order_id, 0, 0, 0, c.account, 0, 2, 0, 0, 0, 0, 0, 0)
+            return (c.seq, c.ts_ns, c.order_id, 0, 0, 0, _i32(c.account), 0, 2, 0, 0, 0, 0, 0, 0)
         if t is s.ModifyOrder:
             return (
-                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, c.account, 0, 3,
+                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, _i32(c.account), 0, 3,
                 0, 0, 0, 0, 0, 0,
             )  # fmt: skip
         if t is s.MassCancel:
             index = self.instrument_index(c.instrument, allow_all=True)
-            return (c.seq, c.ts_ns, 0, 0, 0, 0, c.account, index, 4, 0, 0, 0, 0, 0, 0)
+            return (c.seq, c.ts_ns, 0, 0, 0, 0, _i32(c.account), index, 4, 0, 0, 0, 0, 0, 0)
         if t is s.OpenSession or t is s.CloseSession:
             index = self.instrument_index(c.instrument, allow_all=True)
             kind = K_OPEN_SESSION if t is s.OpenSession else K_CLOSE_SESSION
@@ -153,7 +199,33 @@ class Codec:
             kind = K_HALT if t is s.HaltInstrument else K_RESUME
             index = self.instrument_index(c.instrument)
             return (c.seq, c.ts_ns, 0, 0, 0, 0, 0, index, kind, 0, 0, 0, 0, 0, 0)
+        if t in _REGISTRY_TAGS:
+            return self._registry_tuple(c)
         raise TypeError(f"not a command: {c!r}")
+
+    def _registry_tuple(self, c) -> tuple:
+        """Fields of a registry command, mapped onto the record as documented above."""
+        t = type(c)
+        kind = _REGISTRY_TAGS[t]
+        account = _i32(getattr(c, "account", 0))
+        symbol = getattr(c, "instrument", None)
+        index = INSTRUMENT_ALL if symbol is None else self._index.get(symbol, INSTRUMENT_UNKNOWN)
+        qty = getattr(c, "qty_t", getattr(c, "amount_fen", 0))
+        price = aux = side = otype = year = 0
+        if t is s.OpenAccount:
+            price, side, otype = c.province, _u8(c.kind), _u8(c.sector)
+        elif t is s.IssueAllowances:
+            side = 1 if c.true_up else 0
+        elif t is s.TransferAllowances:
+            aux = c.to_account
+        elif t is s.ReportEmissions:
+            qty, price, aux, side, year = c.co2_t, c.cf4_kg, c.c2f6_kg, _u8(c.gwp), _u16(c.year)
+        elif t is s.SurrenderAllowances:
+            year = _u16(c.year)
+        elif t is s.CloseComplianceYear:
+            price, year = c.reference_price_ticks, _u16(c.year)
+        return (c.seq, c.ts_ns, c.key, price, qty, aux, account, index, kind, side, otype,
+                0, 0, 0, year)  # fmt: skip
 
     def encode_commands(self, commands: list) -> np.ndarray:
         """Typed commands -> a record array of :data:`COMMAND_DTYPE`."""
@@ -162,6 +234,8 @@ class Codec:
     def decode_command(self, r: tuple) -> s.Command:
         """One record (as a tuple, ``array.tolist()`` element) -> its typed command."""
         seq, ts, oid, price, qty, aux, account, index, kind, side, otype, tif, stp = r[:13]
+        if kind >= K_OPEN_ACCOUNT:
+            return self._decode_registry(r)
         if kind == K_SUBMIT:
             return s.SubmitOrder(
                 seq=seq, ts_ns=ts, order_id=oid, account=account, instrument=self.symbol(index),
@@ -184,6 +258,35 @@ class Codec:
             cls = s.HaltInstrument if kind == K_HALT else s.ResumeInstrument
             return cls(seq=seq, ts_ns=ts, instrument=self.symbol(index))
         raise ValueError(f"unknown command kind {kind}")
+
+    def _decode_registry(self, r: tuple) -> s.Command:
+        seq, ts, key, price, qty, aux, account, index, kind, side, otype = r[:11]
+        year = r[14]
+        common = {"seq": seq, "ts_ns": ts, "key": key}
+        cls = _REGISTRY_CLASSES.get(kind)
+        if cls is None:
+            raise ValueError(f"unknown command kind {kind}")
+        if cls is s.OpenAccount:
+            return cls(**common, account=account, kind=_KIND.get(side, side),
+                       sector=_SECTOR.get(otype, otype), province=price)  # fmt: skip
+        if cls in (s.DepositCash, s.WithdrawCash):
+            return cls(**common, account=account, amount_fen=qty)
+        if cls in (s.FreezeAccount, s.UnfreezeAccount):
+            return cls(**common, account=account)
+        if cls is s.ReportEmissions:
+            return cls(**common, account=account, year=year, co2_t=qty, cf4_kg=price,
+                       c2f6_kg=aux, gwp=_GWP.get(side, side))  # fmt: skip
+        if cls is s.CloseComplianceYear:
+            return cls(**common, year=year, reference_price_ticks=price)
+        symbol = self.symbol(index)
+        if cls is s.IssueAllowances:
+            return cls(**common, account=account, instrument=symbol, qty_t=qty,
+                       true_up=bool(side))  # fmt: skip
+        if cls is s.TransferAllowances:
+            return cls(**common, account=account, to_account=aux, instrument=symbol, qty_t=qty)
+        if cls is s.SurrenderAllowances:
+            return cls(**common, account=account, instrument=symbol, year=year, qty_t=qty)
+        return cls(**common, account=account, instrument=symbol, qty_t=qty)
 
     def decode_commands(self, records: np.ndarray) -> list:
         return [self.decode_command(r) for r in records.tolist()]
@@ -230,6 +333,41 @@ class Codec:
             return s.CommandRejected(seq, ts, x0, sym, _REJECT[reason])
         if kind == EV_MASS_CANCELLED:
             return s.MassCancelled(seq, ts, account, sym, x0)
+        return self._registry_event(r, sym)
+
+    def _registry_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
+        kind, seq, ts, index, key, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
+        if kind == EV_ACCOUNT_OPENED:
+            return s.AccountOpened(seq, ts, key, account, _KIND.get(x0, x0),
+                                   _SECTOR.get(x1, x1), x2)  # fmt: skip
+        if kind == EV_CASH_DEPOSITED:
+            return s.CashDeposited(seq, ts, key, account, qty, x0)
+        if kind == EV_CASH_WITHDRAWN:
+            return s.CashWithdrawn(seq, ts, key, account, qty, x0)
+        if kind == EV_ISSUED:
+            return s.AllowancesIssued(seq, ts, key, account, sym, qty, bool(x0), x1)
+        if kind == EV_CLAWED_BACK:
+            return s.AllowancesClawedBack(seq, ts, key, account, sym, qty, x1)
+        if kind == EV_TRANSFERRED:
+            return s.AllowancesTransferred(seq, ts, key, account, x0, sym, qty)
+        if kind in _PLAIN_REGISTRY_EVENTS:
+            return _PLAIN_REGISTRY_EVENTS[kind](seq, ts, key, account, sym, qty)
+        if kind == EV_ACCOUNT_FROZEN:
+            return s.AccountFrozen(seq, ts, key, account)
+        if kind == EV_ACCOUNT_UNFROZEN:
+            return s.AccountUnfrozen(seq, ts, key, account)
+        if kind == EV_EMISSIONS:
+            return s.EmissionsReported(seq, ts, key, account, x0, qty, x1, x2, x3, _GWP.get(x4, x4))
+        if kind == EV_SURRENDERED:
+            return s.AllowancesSurrendered(seq, ts, key, account, sym, x0, qty)
+        if kind == EV_COMPLIANCE:
+            return s.ComplianceReported(seq, ts, account, x0, qty, x1, x2, x3, x4, price)
+        if kind == EV_YEAR_CLOSED:
+            return s.ComplianceYearClosed(seq, ts, key, x0, x1, price)
+        if kind == EV_DUPLICATE:
+            return s.DuplicateCommand(seq, ts, key, x1, x0, _REJECT[reason])
+        if kind == EV_REGISTRY_REJECTED:
+            return s.RegistryRejected(seq, ts, key, x0, account, sym, _REJECT[reason])
         raise ValueError(f"unknown event kind {kind}")
 
     def decode_events(self, records: np.ndarray) -> list:
@@ -256,7 +394,18 @@ class Codec:
         return out
 
 
+_REGISTRY_TAGS: dict[type, int] = {
+    cls: cls.__struct_config__.tag for cls in s.REGISTRY_COMMAND_TYPES
+}
+_REGISTRY_CLASSES: dict[int, type] = {tag: cls for cls, tag in _REGISTRY_TAGS.items()}
+_PLAIN_REGISTRY_EVENTS: dict[int, type] = {
+    EV_FROZEN: s.AllowancesFrozen,
+    EV_UNFROZEN: s.AllowancesUnfrozen,
+    EV_CANCELLED_ALLOWANCES: s.AllowancesCancelled,
+}
+
 _COMMON = [(E_ORDER_ID, "order_id"), (E_ACCOUNT, "account")]
+_KEYED = [(E_ORDER_ID, "key"), (E_ACCOUNT, "account")]
 _EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
     s.OrderAccepted: _COMMON
     + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
@@ -290,4 +439,34 @@ _EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
     s.InstrumentResumed: [],
     s.CommandRejected: [(E_X0, "command"), (E_REASON, "reason")],
     s.MassCancelled: [(E_ACCOUNT, "account"), (E_X0, "cancelled_count")],
+    s.AccountOpened: _KEYED + [(E_X0, "kind"), (E_X1, "sector"), (E_X2, "province")],
+    s.CashDeposited: _KEYED + [(E_QTY, "amount_fen"), (E_X0, "available_fen")],
+    s.CashWithdrawn: _KEYED + [(E_QTY, "amount_fen"), (E_X0, "available_fen")],
+    s.AllowancesIssued: _KEYED + [(E_QTY, "qty_t"), (E_X0, "true_up"), (E_X1, "tradable_t")],
+    s.AllowancesClawedBack: _KEYED + [(E_QTY, "qty_t"), (E_X1, "tradable_t")],
+    s.AllowancesTransferred: _KEYED + [(E_QTY, "qty_t"), (E_X0, "to_account")],
+    s.AllowancesFrozen: _KEYED + [(E_QTY, "qty_t")],
+    s.AllowancesUnfrozen: _KEYED + [(E_QTY, "qty_t")],
+    s.AccountFrozen: _KEYED,
+    s.AccountUnfrozen: _KEYED,
+    s.AllowancesCancelled: _KEYED + [(E_QTY, "qty_t")],
+    s.EmissionsReported: _KEYED + [
+        (E_QTY, "obligation_t"), (E_X0, "year"), (E_X1, "co2_t"), (E_X2, "cf4_kg"),
+        (E_X3, "c2f6_kg"), (E_X4, "gwp"),
+    ],  # fmt: skip
+    s.AllowancesSurrendered: _KEYED + [(E_QTY, "qty_t"), (E_X0, "year")],
+    s.ComplianceReported: [
+        (E_ACCOUNT, "account"), (E_QTY, "obligation_t"), (E_PRICE, "reference_price_ticks"),
+        (E_X0, "year"), (E_X1, "surrendered_t"), (E_X2, "offsets_t"), (E_X3, "shortfall_t"),
+        (E_X4, "penalty_fen"),
+    ],  # fmt: skip
+    s.ComplianceYearClosed: [
+        (E_ORDER_ID, "key"), (E_PRICE, "reference_price_ticks"), (E_X0, "year"),
+        (E_X1, "entities"),
+    ],  # fmt: skip
+    s.DuplicateCommand: [
+        (E_ORDER_ID, "key"), (E_REASON, "original_reason"), (E_X0, "original_seq"),
+        (E_X1, "command"),
+    ],  # fmt: skip
+    s.RegistryRejected: _KEYED + [(E_REASON, "reason"), (E_X0, "command")],
 }

@@ -105,6 +105,66 @@ class RejectReason(enum.IntEnum):
     INSTRUMENT_NOT_HALTED = 19
     INVALID_TRADING_DATE = 20
     """A session may only open on a trading date later than the last one."""
+    # --- registry and ledger (docs/LEDGER.md) ---
+    ACCOUNT_MAY_NOT_TRADE = 21
+    """Provincial-authority and fee accounts do not trade."""
+    ACCOUNT_FROZEN = 22
+    INSUFFICIENT_ALLOWANCES = 23
+    INSUFFICIENT_CASH = 24
+    INVALID_KEY = 25
+    """Idempotency keys are positive integers."""
+    REGISTRY_DISABLED = 26
+    """The market definition runs without a registry (pure matching)."""
+    INVALID_AMOUNT = 27
+    ACCOUNT_EXISTS = 28
+    INVALID_ACCOUNT_KIND = 29
+    """Unknown account kind or sector code."""
+    ACCOUNT_NOT_FROZEN = 30
+    NOT_A_COMPLIANCE_ACCOUNT = 31
+    INVALID_YEAR = 32
+    YEAR_CLOSED = 33
+    INVALID_GWP = 34
+    VINTAGE_NOT_ELIGIBLE = 35
+    """Surrender of a vintage later than the compliance year (no borrowing)."""
+    OFFSET_LIMIT_EXCEEDED = 36
+    """Offsets beyond the share of the obligation they may cover (5 % in the national ETS)."""
+    REGISTRY_FULL = 37
+    """The engine's table of idempotency keys is full."""
+
+
+class AccountKind(enum.IntEnum):
+    COMPLIANCE = 1
+    """A key emitter with a compliance obligation."""
+    INVESTOR = 2
+    AUTHORITY = 3
+    """A provincial authority: holds and passes on allowances, does not trade."""
+    FEE = 4
+    """The exchange's fee account: receives fees, does not trade."""
+
+
+class Sector(enum.IntEnum):
+    NONE = 0
+    POWER = 1
+    STEEL = 2
+    CEMENT = 3
+    ALUMINIUM = 4
+    OTHER = 9
+
+
+class GwpVersion(enum.IntEnum):
+    """IPCC assessment report whose global-warming potentials convert CF4 and C2F6."""
+
+    AR4 = 1
+    AR5 = 2
+    AR6 = 3
+
+
+GWP_TABLE: dict[GwpVersion, tuple[int, int]] = {
+    GwpVersion.AR4: (7_390, 12_200),
+    GwpVersion.AR5: (6_630, 11_100),
+    GwpVersion.AR6: (7_380, 12_400),
+}
+"""(CF4, C2F6) global-warming potentials, tCO2e per tonne of gas; CO2 is 1."""
 
 
 class CancelReason(enum.IntEnum):
@@ -201,6 +261,150 @@ class ResumeInstrument(msgspec.Struct, tag=13, **_CMD):
     ts_ns: int = 0
 
 
+_REG = dict(frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True)
+
+
+class OpenAccount(msgspec.Struct, tag=20, **_REG):
+    """Open ``account`` (a dense number below ``capacity.accounts``)."""
+
+    key: int
+    account: int
+    kind: AccountKind
+    sector: Sector = Sector.NONE
+    province: int = 0
+    """GB/T 2260 code of the province, e.g. 310000 (Shanghai)."""
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class DepositCash(msgspec.Struct, tag=21, **_REG):
+    key: int
+    account: int
+    amount_fen: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class WithdrawCash(msgspec.Struct, tag=22, **_REG):
+    key: int
+    account: int
+    amount_fen: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class IssueAllowances(msgspec.Struct, tag=23, **_REG):
+    """Allocation (or, with ``true_up``, the final true-up) of a vintage to an account."""
+
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    true_up: bool = False
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class ClawBack(msgspec.Struct, tag=24, **_REG):
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class TransferAllowances(msgspec.Struct, tag=25, **_REG):
+    """A registry transfer between accounts, outside the order book."""
+
+    key: int
+    account: int
+    to_account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class FreezeAllowances(msgspec.Struct, tag=26, **_REG):
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class UnfreezeAllowances(msgspec.Struct, tag=27, **_REG):
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class FreezeAccount(msgspec.Struct, tag=28, **_REG):
+    key: int
+    account: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class UnfreezeAccount(msgspec.Struct, tag=29, **_REG):
+    key: int
+    account: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class CancelAllowances(msgspec.Struct, tag=30, **_REG):
+    """Voluntary cancellation: the allowances leave circulation for good."""
+
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class ReportEmissions(msgspec.Struct, tag=31, **_REG):
+    """Verified emissions of a compliance year; replaces an earlier report of that year."""
+
+    key: int
+    account: int
+    year: int
+    co2_t: int
+    cf4_kg: int = 0
+    c2f6_kg: int = 0
+    gwp: GwpVersion = GwpVersion.AR5
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class SurrenderAllowances(msgspec.Struct, tag=32, **_REG):
+    """Surrender allowances (vintage <= year) or offsets against a year's obligation."""
+
+    key: int
+    account: int
+    instrument: str
+    year: int
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class CloseComplianceYear(msgspec.Struct, tag=33, **_REG):
+    """Close a year: report every entity's position, with penalties at the given price."""
+
+    key: int
+    year: int
+    reference_price_ticks: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
 Command = Union[
     SubmitOrder,
     CancelOrder,
@@ -210,7 +414,26 @@ Command = Union[
     CloseSession,
     HaltInstrument,
     ResumeInstrument,
+    OpenAccount,
+    DepositCash,
+    WithdrawCash,
+    IssueAllowances,
+    ClawBack,
+    TransferAllowances,
+    FreezeAllowances,
+    UnfreezeAllowances,
+    FreezeAccount,
+    UnfreezeAccount,
+    CancelAllowances,
+    ReportEmissions,
+    SurrenderAllowances,
+    CloseComplianceYear,
 ]
+REGISTRY_COMMAND_TYPES: tuple[type, ...] = (
+    OpenAccount, DepositCash, WithdrawCash, IssueAllowances, ClawBack, TransferAllowances,
+    FreezeAllowances, UnfreezeAllowances, FreezeAccount, UnfreezeAccount, CancelAllowances,
+    ReportEmissions, SurrenderAllowances, CloseComplianceYear,
+)  # fmt: skip
 COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
 
 # ------------------------------------------------------------------------------------------
@@ -372,6 +595,176 @@ class MassCancelled(msgspec.Struct, tag=13, **_EVT):
     cancelled_count: int
 
 
+class AccountOpened(msgspec.Struct, tag=20, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    kind: AccountKind
+    sector: Sector
+    province: int
+
+
+class CashDeposited(msgspec.Struct, tag=21, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    amount_fen: int
+    available_fen: int
+
+
+class CashWithdrawn(msgspec.Struct, tag=22, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    amount_fen: int
+    available_fen: int
+
+
+class AllowancesIssued(msgspec.Struct, tag=23, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    true_up: bool
+    tradable_t: int
+
+
+class AllowancesClawedBack(msgspec.Struct, tag=24, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+    tradable_t: int
+
+
+class AllowancesTransferred(msgspec.Struct, tag=25, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    to_account: int
+    instrument: str
+    qty_t: int
+
+
+class AllowancesFrozen(msgspec.Struct, tag=26, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+
+
+class AllowancesUnfrozen(msgspec.Struct, tag=27, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+
+
+class AccountFrozen(msgspec.Struct, tag=28, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+
+
+class AccountUnfrozen(msgspec.Struct, tag=29, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+
+
+class AllowancesCancelled(msgspec.Struct, tag=30, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    qty_t: int
+
+
+class EmissionsReported(msgspec.Struct, tag=31, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    year: int
+    obligation_t: int
+    """tCO2e: CO2 plus CF4 and C2F6 converted with the GWP table."""
+    co2_t: int
+    cf4_kg: int
+    c2f6_kg: int
+    gwp: GwpVersion
+
+
+class AllowancesSurrendered(msgspec.Struct, tag=32, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    account: int
+    instrument: str
+    year: int
+    qty_t: int
+
+
+class ComplianceReported(msgspec.Struct, tag=33, **_EVT):
+    """One entity's position at the close of a compliance year."""
+
+    seq: int
+    ts_ns: int
+    account: int
+    year: int
+    obligation_t: int
+    surrendered_t: int
+    """Allowances surrendered for the year (all eligible vintages)."""
+    offsets_t: int
+    shortfall_t: int
+    penalty_fen: int
+    reference_price_ticks: int
+
+
+class ComplianceYearClosed(msgspec.Struct, tag=34, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    year: int
+    entities: int
+    reference_price_ticks: int
+
+
+class DuplicateCommand(msgspec.Struct, tag=35, **_EVT):
+    """A registry command whose key was seen before: nothing changed."""
+
+    seq: int
+    ts_ns: int
+    key: int
+    command: int
+    original_seq: int
+    original_reason: RejectReason
+
+
+class RegistryRejected(msgspec.Struct, tag=36, **_EVT):
+    seq: int
+    ts_ns: int
+    key: int
+    command: int
+    account: int
+    instrument: str
+    reason: RejectReason
+
+
 Event = Union[
     OrderAccepted,
     OrderRejected,
@@ -386,6 +779,23 @@ Event = Union[
     InstrumentResumed,
     CommandRejected,
     MassCancelled,
+    AccountOpened,
+    CashDeposited,
+    CashWithdrawn,
+    AllowancesIssued,
+    AllowancesClawedBack,
+    AllowancesTransferred,
+    AllowancesFrozen,
+    AllowancesUnfrozen,
+    AccountFrozen,
+    AccountUnfrozen,
+    AllowancesCancelled,
+    EmissionsReported,
+    AllowancesSurrendered,
+    ComplianceReported,
+    ComplianceYearClosed,
+    DuplicateCommand,
+    RegistryRejected,
 ]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 
@@ -419,6 +829,27 @@ class Depth(msgspec.Struct, frozen=True):
     instrument: str
     bids: list[DepthLevel]
     asks: list[DepthLevel]
+
+
+class Holding(msgspec.Struct, frozen=True):
+    account: int
+    instrument: str
+    tradable_t: int
+    locked_t: int
+    frozen_t: int
+    unsettled_t: int
+    """Bought today: tradable from the next session (T+1)."""
+
+
+class AccountStatus(msgspec.Struct, frozen=True):
+    account: int
+    kind: AccountKind
+    sector: Sector
+    province: int
+    frozen: bool
+    cash_available_fen: int
+    cash_locked_fen: int
+    holdings: list[Holding]
 
 
 class InstrumentStatus(msgspec.Struct, frozen=True):
