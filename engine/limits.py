@@ -59,6 +59,24 @@ OPEN_ORDERS_PER_ACCOUNT_MAX = 10_000
 OUTBOUND_QUEUE_FRAMES_MAX = 100_000
 IDLE_TIMEOUT_S = 30.0
 HEARTBEAT_INTERVAL_S = 5.0
+LOGON_TIMEOUT_S = 5.0
+"""A connection must log on within this time of connecting."""
+CONNECTIONS_MAX = 1_024
+"""Open connections (logged on or not) the gateway accepts at once; more are refused."""
+LOGONS_IN_FLIGHT_MAX = 4
+"""Secret verifications (deliberately slow hashes) running at once; more logons get BUSY."""
+SUBSCRIPTIONS_PER_SESSION_MAX = 64
+ACCOUNTS_PER_USER_MAX = 64
+SYMBOL_CHARS_MAX = 32
+CLIENT_ORDER_ID_CHARS_MAX = 36
+"""Client order ids: 1 … 36 characters (a UUID in text form fits)."""
+USER_NAME_CHARS_MAX = 32
+SECRET_CHARS_MAX = 256
+TEXT_CHARS_MAX = 256
+OUTBOUND_FRAME_BYTES_MAX = 16 << 20
+"""Largest frame the server sends (a full-depth snapshot); clients size their reader to it."""
+SHUTDOWN_DRAIN_S = 5.0
+"""Graceful shutdown waits at most this long for clients to read what was sent to them."""
 
 # --- relationships --------------------------------------------------------------------------
 assert PRICE_TIMES_QTY_MAX < 2**63, "a trade's value must fit int64"
