@@ -187,7 +187,7 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
         k._dispatch(
             st, out, 0, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
             c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
-            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp),
+            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp), np.int64(c.year),
         )  # fmt: skip
         ask, bid = st[io + k.I_ASK], st[io + k.I_BID]
         if ask != 0 and bid != 0 and walk == 0:

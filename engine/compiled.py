@@ -60,13 +60,21 @@ class CompiledEngine:
         self._index = {symbol: i for i, symbol in enumerate(market.symbols)}
         capacity = market.capacity
         ladder = capacity.max_price_ticks + 1
-        words, header = k.state_size(len(market.instruments), capacity.resting_orders, ladder)
+        words, header = k.state_size(
+            len(market.instruments), capacity.resting_orders, ladder, capacity.accounts,
+            capacity.registry_keys,
+        )  # fmt: skip
         self._st = np.zeros(words, dtype=_I64)
         for key, value in header.items():
             self._st[key] = value
-        self._st[k.M_N_ACCOUNTS] = capacity.accounts
         self._st[k.M_FREE] = -1
         self._st[k.M_NEXT_TRADE] = 1
+        self._st[k.M_REGISTRY] = int(market.registry)
+        self._st[k.M_FEE_ACCOUNT] = market.fee_account
+        self._st[k.M_BUY_BPS], self._st[k.M_SELL_BPS] = market.fees.buy_bps, market.fees.sell_bps
+        self._st[k.M_FIRST_YEAR] = market.compliance.first_year
+        self._st[k.M_PENALTY] = market.compliance.penalty_multiple
+        self._st[k.M_OFFSET_BPS] = market.compliance.offset_limit_bps
         inst = self._inst()
         for i, ins in enumerate(market.instruments):
             row = inst[i]
@@ -76,9 +84,11 @@ class CompiledEngine:
             row[k.I_LO], row[k.I_HI] = band_edges(
                 ins.reference_price_ticks, ins.band_bps, ins.tick_ticks
             )
+            row[k.I_VINTAGE] = ins.vintage or 0
+            row[k.I_OFFSET] = int(ins.kind == "offset")
         self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
         # Warm-up: a halt of an unknown instrument is refused and changes nothing.
-        warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0)
+        warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0, 0)
         self._apply_one = _entry(k.apply_one, self._st, self._out, *warm)
         self._process_batch = _entry(
             k.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
@@ -113,7 +123,7 @@ class CompiledEngine:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
             n = self._apply_one(
                 self._st, self._out, 1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
-                c.account, index, c.side, c.order_type, c.tif, c.stp,
+                c.account, index, c.side, c.order_type, c.tif, c.stp, 0,
             )  # fmt: skip
             if n == 1:
                 event = self.codec.event(self._out[0].tolist())
@@ -123,18 +133,18 @@ class CompiledEngine:
         elif t is s.ModifyOrder:
             n = self._apply_one(
                 self._st, self._out, 3, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
-                c.account, 0, 0, 0, 0, 0,
+                c.account, 0, 0, 0, 0, 0, 0,
             )  # fmt: skip
         elif t is s.CancelOrder:
             n = self._apply_one(
                 self._st, self._out, 2, c.seq, c.ts_ns, c.order_id, 0, 0, 0, c.account, 0, 0, 0,
-                0, 0,
+                0, 0, 0,
             )  # fmt: skip
         else:
             n = -1
         if n < 0:
             args = self.codec.command_tuple(c)
-            args = (args[8], *args[0:8], *args[9:13])
+            args = (args[8], *args[0:8], *args[9:13], args[14])
             n = self._apply_one(self._st, self._out, *args)
             while n < 0:
                 self._grow_out()
@@ -267,6 +277,34 @@ class CompiledEngine:
             row[k.I_LO], row[k.I_HI],
         )  # fmt: skip
 
+    def _table(self, offset_key: int, rows: int, width: int) -> np.ndarray:
+        offset = int(self._st[offset_key])
+        return self._st[offset : offset + rows * width].reshape(rows, width)
+
+    def _accounts(self) -> np.ndarray:
+        return self._table(k.M_OFF_ACC, int(self._st[k.M_N_ACCOUNTS]), k.AF)
+
+    def _holdings(self) -> np.ndarray:
+        """(accounts, instruments, HF) view of every holding."""
+        n_acc, n_inst = int(self._st[k.M_N_ACCOUNTS]), int(self._st[k.M_N_INST])
+        return self._table(k.M_OFF_HOLD, n_acc * n_inst, k.HF).reshape(n_acc, n_inst, k.HF)
+
+    def account(self, account: int) -> s.AccountStatus | None:
+        """Balances of an opened account (registry markets), or None."""
+        if not 0 <= account < int(self._st[k.M_N_ACCOUNTS]):
+            return None
+        row = self._accounts()[account].tolist()
+        if not row[k.A_OPEN]:
+            return None
+        holdings = [
+            s.Holding(account, symbol, *self._holdings()[account, i].tolist())
+            for i, symbol in enumerate(self.codec.symbols)
+        ]
+        return s.AccountStatus(
+            account, s.AccountKind(row[k.A_KIND]), s.Sector(row[k.A_SECTOR]), row[k.A_PROVINCE],
+            bool(row[k.A_FROZEN]), row[k.A_CASH], row[k.A_CASH_LOCKED], holdings,
+        )  # fmt: skip
+
     def resting_count(self) -> int:
         return int(self._st[k.M_LIVE])
 
@@ -338,4 +376,38 @@ def check_invariants(engine: CompiledEngine) -> None:
     assert total <= int(st[k.M_CAP]), "more resting orders than capacity"
 
 
-CompiledEngine.check_invariants = check_invariants  # type: ignore[attr-defined]
+def _check_ledger(engine: CompiledEngine) -> None:
+    """Conservation of allowances and cash, and locks equal to the open orders' needs."""
+    st = engine._st
+    accounts, holdings = engine._accounts(), engine._holdings()
+    assert (accounts[:, k.A_CASH] >= 0).all() and (accounts[:, k.A_CASH_LOCKED] >= 0).all()
+    assert (holdings >= 0).all(), "a negative holding"
+    cash = int(accounts[:, k.A_CASH].sum() + accounts[:, k.A_CASH_LOCKED].sum())
+    assert cash == int(st[k.M_DEPOSITED] - st[k.M_WITHDRAWN]), "cash is not conserved"
+    inst = engine._inst()
+    held = holdings.sum(axis=0).sum(axis=1)
+    for i in range(int(st[k.M_N_INST])):
+        circulating = int(inst[i, k.I_ISSUED] - inst[i, k.I_CLAWED])
+        gone = int(inst[i, k.I_SURRENDERED] + inst[i, k.I_CANCELLED])
+        assert circulating == int(held[i]) + gone, f"allowances of instrument {i} not conserved"
+    cash_need = np.zeros(accounts.shape[0], dtype=np.int64)
+    qty_need = np.zeros(holdings.shape[:2], dtype=np.int64)
+    orders = engine._orders()[: int(st[k.M_HWM])]
+    buy_bps = int(st[k.M_BUY_BPS])
+    for o in orders[orders[:, k.O_ID] != 0].tolist():
+        if o[k.O_SIDE] == s.Side.SELL:
+            qty_need[o[k.O_ACCOUNT], o[k.O_INST]] += o[k.O_LEAVES]
+        else:
+            value = o[k.O_LEAVES] * o[k.O_LOCK_PRICE]
+            cash_need[o[k.O_ACCOUNT]] += value + value * buy_bps // 10_000
+    assert (cash_need == accounts[:, k.A_CASH_LOCKED]).all(), "locked cash != open orders' needs"
+    assert (qty_need == holdings[:, :, k.H_LOCKED]).all(), "locked allowances != open sells"
+
+
+def _check_all(engine: CompiledEngine) -> None:
+    check_invariants(engine)
+    if engine._st[k.M_REGISTRY]:
+        _check_ledger(engine)
+
+
+CompiledEngine.check_invariants = _check_all  # type: ignore[attr-defined]

@@ -38,6 +38,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine import ledger
+from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, codes, offsets
+from engine.ledger import emit as _ev
 from engine.records import (
     E_ACCOUNT,
     E_INSTRUMENT,
@@ -57,69 +60,6 @@ from engine.records import (
     E_X5,
     EVENT_FIELDS,
 )
-
-# --- header words -------------------------------------------------------------------------
-M_N_INST, M_N_ACCOUNTS, M_CAP, M_LADDER, M_HCAP, M_LIVE, M_FREE, M_HWM, M_NEXT_TRADE = range(9)
-M_OFF_INST, M_OFF_ORDERS, M_OFF_HASH, M_OFF_LEVELS, M_OFF_BLOCKS, M_OFF_SUPERS = range(16, 22)
-M_NB, M_NS = 22, 23
-META_LEN = 32
-
-# --- instrument columns -------------------------------------------------------------------
-(I_STATE, I_DATE, I_REF, I_LO, I_HI, I_TICK, I_LOT, I_MINQ, I_MAXQ, I_BAND, I_BID, I_ASK,
- I_OPEN, I_HIGH, I_LOW, I_VOL, I_VAL, I_TRADES) = range(18)  # fmt: skip
-IF = 20
-
-# --- order columns ------------------------------------------------------------------------
-O_ID, O_ACCOUNT, O_INST, O_SIDE, O_PRICE, O_LEAVES, O_PREV, O_NEXT, O_TYPE, O_TIF, O_STP = range(11)
-OF = 12
-
-# --- level columns ------------------------------------------------------------------------
-L_HEAD, L_TAIL, L_QTY, L_COUNT = range(4)
-LF = 4
-
-# --- codes (mirror engine.schema; plain ints so the kernel needs no Python objects) --------
-BUY, SELL = 1, 2
-LIMIT, MARKET, POST_ONLY = 1, 2, 3
-DAY, GTC, IOC, FOK = 1, 2, 3, 4
-STP_INCOMING, STP_RESTING, STP_BOTH = 1, 2, 3
-CLOSED, OPEN, HALTED = 0, 1, 2
-(R_UNKNOWN_INSTRUMENT, R_SESSION_CLOSED, R_HALTED, R_UNKNOWN_ACCOUNT, R_ORDER_TYPE, R_TIF,
- R_QUANTITY, R_OFF_LOT, R_OFF_TICK, R_OUT_OF_BAND, R_ORDER_ID, R_DUPLICATE, R_BOOK_FULL,
- R_WOULD_TRADE, R_UNKNOWN_ORDER, R_NOT_OWNER, R_ALREADY_OPEN, R_NOT_OPEN, R_NOT_HALTED,
- R_TRADING_DATE) = range(1, 21)  # fmt: skip
-C_REQUESTED, C_IOC, C_FOK, C_STP, C_MASS, C_SESSION_END = range(1, 7)
-K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
-K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
-EV_ACCEPTED, EV_REJECTED, EV_TRADE, EV_CANCELLED, EV_MODIFIED = 1, 2, 3, 4, 5
-EV_CANCEL_REJECTED, EV_MODIFY_REJECTED, EV_SESSION_OPENED, EV_SESSION_CLOSED = 6, 7, 8, 9
-EV_HALTED, EV_RESUMED, EV_COMMAND_REJECTED, EV_MASS_CANCELLED = 10, 11, 12, 13
-INSTRUMENT_ALL = -1
-
-EVENTS_RESERVE = 16
-"""Events a command may emit beyond one per resting order (plus one per instrument)."""
-
-
-def state_size(n_inst: int, cap: int, ladder: int) -> tuple[int, dict[int, int]]:
-    """Words needed for a state array, and the header values describing its layout."""
-    hcap = 16
-    while hcap < 2 * cap:
-        hcap *= 2
-    nb = (ladder + 63) >> 6
-    ns = (ladder + 4095) >> 12
-    header = {M_N_INST: n_inst, M_CAP: cap, M_LADDER: ladder, M_HCAP: hcap, M_NB: nb, M_NS: ns}
-    offset = META_LEN
-    for key, words in (
-        (M_OFF_INST, n_inst * IF),
-        (M_OFF_ORDERS, cap * OF),
-        (M_OFF_HASH, 2 * hcap),
-        (M_OFF_LEVELS, n_inst * 2 * ladder * LF),
-        (M_OFF_BLOCKS, n_inst * 2 * nb),
-        (M_OFF_SUPERS, n_inst * 2 * ns),
-    ):
-        header[key] = offset
-        offset += words
-    return offset, header
-
 
 # ------------------------------------------------------------------------------------------
 # order id -> slot hash table
@@ -334,27 +274,6 @@ def _release(st, slot):
 
 
 @njit(cache=True)
-def _ev(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
-    out[n, E_KIND] = kind
-    out[n, E_SEQ] = seq
-    out[n, E_TS] = ts
-    out[n, E_INSTRUMENT] = ins
-    out[n, E_ORDER_ID] = oid
-    out[n, E_ACCOUNT] = acct
-    out[n, E_SIDE] = side
-    out[n, E_PRICE] = price
-    out[n, E_QTY] = qty
-    out[n, E_REASON] = reason
-    out[n, E_X0] = 0
-    out[n, E_X1] = 0
-    out[n, E_X2] = 0
-    out[n, E_X3] = 0
-    out[n, E_X4] = 0
-    out[n, E_X5] = 0
-    return n + 1
-
-
-@njit(cache=True)
 def _ev_order(st, out, n, kind, seq, ts, slot, qty, reason):
     """An event about the order in ``slot`` (cancelled, modified)."""
     oo = st[M_OFF_ORDERS]
@@ -428,6 +347,12 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     st[io + (ins) * IF + I_VOL] += qty
     st[io + (ins) * IF + I_VAL] += price * qty
     st[io + (ins) * IF + I_TRADES] += 1
+    if st[M_REGISTRY] != 0:
+        buyer, seller = (slot, maker) if st[oo + slot * OF + O_SIDE] == BUY else (maker, slot)
+        ledger.settle(
+            st, ins, st[oo + buyer * OF + O_ACCOUNT], st[oo + buyer * OF + O_LEAVES],
+            st[oo + buyer * OF + O_LOCK_PRICE], st[oo + seller * OF + O_ACCOUNT], price, qty,
+        )  # fmt: skip
     return n
 
 
@@ -453,11 +378,13 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
             if stp != STP_INCOMING:
                 n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, maker,
                               st[oo + (maker) * OF + O_LEAVES], C_STP)  # fmt: skip
+                _unlock(st, maker)
                 _unlink(st, maker)
                 _release(st, maker)
             if stp != STP_RESTING:
                 n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot,
                               st[oo + (slot) * OF + O_LEAVES], C_STP)  # fmt: skip
+                _unlock(st, slot)
                 _release(st, slot)
                 return n
             continue
@@ -475,6 +402,7 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
         _release(st, slot)
     elif cancel_remainder:
         n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, leaves, C_IOC)
+        _unlock(st, slot)
         _release(st, slot)
     else:
         _link_tail(st, slot)
@@ -515,6 +443,22 @@ def _crosses(st, ins, side, price):
 
 
 @njit(cache=True)
+def _account_known(st, acct):
+    if st[M_REGISTRY] != 0:
+        return ledger.account_open(st, acct)
+    return 0 <= acct < st[M_N_ACCOUNTS]
+
+
+@njit(cache=True)
+def _unlock(st, slot):
+    """Return the whole remaining need of the order in ``slot`` to its account."""
+    if st[M_REGISTRY] != 0:
+        oo = st[M_OFF_ORDERS] + slot * OF
+        ledger.unlock(st, st[oo + O_ACCOUNT], st[oo + O_INST], st[oo + O_SIDE],
+                      st[oo + O_LEAVES], st[oo + O_LOCK_PRICE])  # fmt: skip
+
+
+@njit(cache=True)
 def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     """The first failing check of docs/MATCHING.md, in order; 0 if the order is valid."""
     io = st[M_OFF_INST]
@@ -522,7 +466,7 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
         return R_UNKNOWN_INSTRUMENT
     if st[io + (ins) * IF + I_STATE] != OPEN:
         return R_HALTED if st[io + (ins) * IF + I_STATE] == HALTED else R_SESSION_CLOSED
-    if acct < 0 or acct >= st[M_N_ACCOUNTS]:
+    if not _account_known(st, acct):
         return R_UNKNOWN_ACCOUNT
     if side < BUY or side > SELL or otype < LIMIT or otype > POST_ONLY:
         return R_ORDER_TYPE
@@ -543,6 +487,11 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
         return R_DUPLICATE
     if st[M_LIVE] >= st[M_CAP]:
         return R_BOOK_FULL
+    if st[M_REGISTRY] != 0:
+        lock_price = st[io + ins * IF + I_HI] if otype == MARKET else price
+        reason = ledger.order_reason(st, acct, ins, side, qty, lock_price)
+        if reason != 0:
+            return reason
     if otype == POST_ONLY and _crosses(st, ins, side, price):
         return R_WOULD_TRADE
     return 0
@@ -572,10 +521,13 @@ def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, s
     st[oo + (slot) * OF + O_TYPE] = otype
     st[oo + (slot) * OF + O_TIF] = tif
     st[oo + (slot) * OF + O_STP] = stp
+    st[oo + slot * OF + O_LOCK_PRICE] = limit
     if tif == FOK and not _fok_fillable(st, slot, limit):
         n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, qty, C_FOK)
         _release(st, slot)
         return n
+    if st[M_REGISTRY] != 0:
+        ledger.lock(st, acct, ins, side, qty, limit)
     return _execute(st, out, n, seq, ts, slot, limit, tif >= IOC)
 
 
@@ -589,8 +541,9 @@ def _cancel(st, out, n, seq, ts, oid, acct):
     elif st[oo + (slot) * OF + O_ACCOUNT] != acct:
         reason = R_NOT_OWNER
     if reason != 0:
-        return _ev(out, n, EV_CANCEL_REJECTED, seq, ts, -1, oid, acct, 0, 0, 0, reason)
+        return _ev(out, n, EV_CANCEL_REJECTED, seq, ts, 0, oid, acct, 0, 0, 0, reason)
     n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], C_REQUESTED)
+    _unlock(st, slot)
     _unlink(st, slot)
     _release(st, slot)
     return n
@@ -610,6 +563,10 @@ def _modify_reason(st, slot, acct, price, qty):
     reason = _check_qty(st, ins, qty)
     if reason == 0:
         reason = _check_price(st, ins, price)
+    if reason == 0 and st[M_REGISTRY] != 0:
+        o = oo + slot * OF
+        reason = ledger.modify_reason(st, acct, ins, st[o + O_SIDE], st[o + O_LEAVES],
+                                      st[o + O_LOCK_PRICE], qty, price)  # fmt: skip
     if reason == 0 and st[oo + (slot) * OF + O_TYPE] == POST_ONLY and price != st[oo + (slot) * OF + O_PRICE]:
         if _crosses(st, ins, st[oo + (slot) * OF + O_SIDE], price):
             reason = R_WOULD_TRADE
@@ -623,10 +580,15 @@ def _modify(st, out, n, seq, ts, oid, price, qty, acct):
     slot = hash_find(st, oid)
     reason = _modify_reason(st, slot, acct, price, qty)
     if reason != 0:
-        return _ev(out, n, EV_MODIFY_REJECTED, seq, ts, -1, oid, acct, 0, price, qty, reason)
+        return _ev(out, n, EV_MODIFY_REJECTED, seq, ts, 0, oid, acct, 0, price, qty, reason)
     old_price = st[oo + (slot) * OF + O_PRICE]
     old_qty = st[oo + (slot) * OF + O_LEAVES]
     keep = price == old_price and qty <= old_qty
+    if st[M_REGISTRY] != 0:  # swap the old need for the new one (checked above to fit)
+        _unlock(st, slot)
+        o = oo + slot * OF
+        ledger.lock(st, acct, st[o + O_INST], st[o + O_SIDE], qty, price)
+        st[o + O_LOCK_PRICE] = price
     if keep:
         row = (st[oo + (slot) * OF + O_INST] * 2 + st[oo + (slot) * OF + O_SIDE] - 1) * st[M_LADDER] + price
         st[lvo + (row) * LF + L_QTY] -= old_qty - qty
@@ -652,6 +614,7 @@ def _cancel_sorted(st, out, n, seq, ts, ids, reason):
     for oid in ids:
         slot = hash_find(st, oid)
         n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], reason)
+        _unlock(st, slot)
         _unlink(st, slot)
         _release(st, slot)
     return n
@@ -750,6 +713,8 @@ def _open_session(st, out, n, seq, ts, ins, date):
             if first_reason == 0:
                 first_reason = reason
             continue
+        if st[M_REGISTRY] != 0:
+            ledger.release_unsettled(st, i)
         n = _ev(out, n, EV_SESSION_OPENED, seq, ts, i, 0, 0, 0, st[io + (i) * IF + I_REF], 0, 0)
         out[n - 1, E_X0] = date
         out[n - 1, E_X1] = st[io + (i) * IF + I_LO]
@@ -825,7 +790,8 @@ def _halt_resume(st, out, n, seq, ts, kind, ins):
 
 
 @njit(cache=True)
-def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
+def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
+              year):  # fmt: skip
     if kind == K_SUBMIT:
         return _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp)
     if kind == K_MODIFY:
@@ -840,22 +806,29 @@ def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, 
         return _close_session(st, out, n, seq, ts, ins)
     if kind == K_HALT or kind == K_RESUME:
         return _halt_resume(st, out, n, seq, ts, kind, ins)
+    if K_OPEN_ACCOUNT <= kind <= K_CLOSE_YEAR:
+        return ledger.registry_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
+                                       side, otype, year)  # fmt: skip
     raise ValueError("unknown command kind")
 
 
 @njit(cache=True)
 def _room(st, out, n):
-    return out.shape[0] - n >= st[M_LIVE] + st[M_N_INST] + EVENTS_RESERVE
+    reserve = st[M_LIVE] + st[M_N_INST] + EVENTS_RESERVE
+    if st[M_REGISTRY] != 0:
+        reserve += st[M_N_ACCOUNTS]  # closing a compliance year reports every entity
+    return out.shape[0] - n >= reserve
 
 
 @njit(cache=True)
-def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
+def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
+              year):  # fmt: skip
     """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
     too small (nothing was applied)."""
     if not _room(st, out, 0):
         return -1
     return _dispatch(st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype,
-                     tif, stp)  # fmt: skip
+                     tif, stp, year)  # fmt: skip
 
 
 @njit(cache=True)
@@ -874,7 +847,7 @@ def process_batch(st, cmds, start, out):
         n = _dispatch(
             st, out, n, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
             c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
-            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp),
+            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp), np.int64(c.year),
         )  # fmt: skip
         i += 1
     return i, n
@@ -888,7 +861,10 @@ def hash_words(st):
     lvo = st[M_OFF_LEVELS]
     ni = st[M_N_INST]
     ladder = st[M_LADDER]
-    words = np.empty(2 + ni * 13 + st[M_LIVE] * 9, dtype=np.int64)
+    size = 2 + ni * 13 + st[M_LIVE] * 9
+    if st[M_REGISTRY] != 0:
+        size += ledger.hash_words_size(st)
+    words = np.empty(size, dtype=np.int64)
     words[0] = ni
     words[1] = st[M_NEXT_TRADE]
     k = 2
@@ -924,6 +900,8 @@ def hash_words(st):
                     price = scan_down(st, side_base, price - 1)
                 else:
                     price = scan_up(st, side_base, price + 1)
+    if st[M_REGISTRY] != 0:
+        k = ledger.hash_words(st, words, k)
     return words[:k].copy()
 
 
