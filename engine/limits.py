@@ -73,8 +73,9 @@ CLIENT_ORDER_ID_CHARS_MAX = 36
 USER_NAME_CHARS_MAX = 32
 SECRET_CHARS_MAX = 256
 TEXT_CHARS_MAX = 256
-OUTBOUND_FRAME_BYTES_MAX = 16 << 20
-"""Largest frame the server sends (a full-depth snapshot); clients size their reader to it."""
+OUTBOUND_FRAME_BYTES_MAX = 48 << 20
+"""Largest frame the server sends (a full-depth snapshot of a full price ladder, 20 bytes a
+level, both sides); clients size their reader to it."""
 SHUTDOWN_DRAIN_S = 5.0
 """Graceful shutdown waits at most this long for clients to read what was sent to them."""
 

@@ -1,0 +1,188 @@
+"""Command line of the gateway: ``serve`` and ``users`` subcommands.
+
+``add_commands(subparsers)`` adds both to any argparse program (the ``cets`` entry point uses
+it); ``python -m gateway`` is the same pair on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from engine.journal import Durability
+from engine.market import load, national_market
+from engine.sequencer import MARKET_FILE
+from gateway.protocol import Role
+from gateway.server import GatewayConfig
+from gateway.users import (
+    SCRYPT_LOG2_N,
+    User,
+    UserDirectory,
+    UserFileError,
+    generate_api_key,
+    hash_secret,
+    hash_secret_pbkdf2,
+)
+
+DEFAULT_USERS_FILE = "users.json"
+
+
+def add_commands(subparsers) -> None:
+    """Add the ``serve`` and ``users`` subcommands to an argparse subparsers object."""
+    _add_serve(subparsers)
+    _add_users(subparsers)
+
+
+def _add_serve(subparsers) -> None:
+    serve = subparsers.add_parser("serve", help="run the TCP gateway over a data directory")
+    serve.add_argument("--data-dir", required=True, type=Path, help="exchange data directory")
+    serve.add_argument("--market", type=Path,
+                       help="market definition (TOML) for a new data directory; default: the "
+                       "national market")  # fmt: skip
+    serve.add_argument("--users", type=Path, help="user file (default DATA_DIR/users.json)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=GatewayConfig().port)
+    serve.add_argument("--durability", choices=[d.value for d in Durability], default="batch")
+    serve.add_argument("--sync-interval-ms", type=float, default=50.0)
+    serve.add_argument("--snapshot-every", type=int, default=1_000_000, metavar="EVENTS",
+                       help="snapshot the engine after this many events (0: never)")
+    for name in ("messages_per_second", "sessions_per_user", "open_orders_per_account",
+                 "outbound_queue_frames"):  # fmt: skip
+        serve.add_argument("--" + name.replace("_", "-"), type=int)
+    for name in ("heartbeat_interval_s", "idle_timeout_s", "logon_timeout_s"):
+        serve.add_argument("--" + name.replace("_", "-"), type=float)
+    serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(run=_serve)
+
+
+def _add_users(subparsers) -> None:
+    users = subparsers.add_parser("users", help="manage the gateway's users")
+    users.add_argument("--file", type=Path, required=True, help="user file (JSON)")
+    actions = users.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add a user (or replace one with --replace)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--account", type=int, action="append", default=[],
+                     help="account a trader may act for (repeatable)")  # fmt: skip
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin")  # fmt: skip
+    secret.add_argument("--generate-key", action="store_true",
+                        help="generate an API key and print it once")  # fmt: skip
+    add.add_argument("--pbkdf2", action="store_true", help="PBKDF2-SHA256 instead of scrypt")
+    add.add_argument("--scrypt-log2n", type=int, default=SCRYPT_LOG2_N, help=argparse.SUPPRESS)
+    add.add_argument("--replace", action="store_true")
+    remove = actions.add_parser("remove", help="remove a user")
+    remove.add_argument("name")
+    for verb in ("disable", "enable"):
+        parser = actions.add_parser(verb, help=f"{verb} a user")
+        parser.add_argument("name")
+    actions.add_parser("list", help="list users (never secrets)")
+    users.set_defaults(run=_users)
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> GatewayConfig:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("messages_per_second", "sessions_per_user", "open_orders_per_account",
+                     "outbound_queue_frames", "heartbeat_interval_s", "idle_timeout_s",
+                     "logon_timeout_s")  # fmt: skip
+        if getattr(args, name) is not None
+    }
+    return GatewayConfig(host=args.host, port=args.port, **overrides).check()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.service import serve
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
+    market = None
+    if args.market is not None:
+        market = load(args.market)
+    elif not (args.data_dir / MARKET_FILE).exists():
+        market = national_market()
+    config = _config(args)
+
+    def ready(gateway) -> None:
+        print(f"gateway listening on {config.host}:{gateway.port} "
+              f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
+              f"last seq {gateway.exchange.last_seq})", flush=True)  # fmt: skip
+
+    serve(args.data_dir, users, config, market=market, durability=args.durability,
+          sync_interval_s=args.sync_interval_ms / 1000,
+          snapshot_every_events=args.snapshot_every or None, ready=ready)  # fmt: skip
+    print("gateway stopped", flush=True)
+    return 0
+
+
+def _read_secret(args: argparse.Namespace) -> tuple[str, bool]:
+    """(secret, generated)."""
+    if args.generate_key:
+        return generate_api_key(), True
+    if args.password_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != secret:
+            raise UserFileError("the passwords differ")
+    if len(secret) < 8:
+        raise UserFileError("a password needs at least 8 characters")
+    return secret, False
+
+
+def _users(args: argparse.Namespace) -> int:
+    try:
+        directory = UserDirectory.load(args.file)
+        if args.action == "list":
+            for user in directory:
+                state = " (disabled)" if user.disabled else ""
+                accounts = ",".join(map(str, user.accounts)) or "-"
+                print(f"{user.name}\t{user.role.value}\taccounts {accounts}{state}")
+            return 0
+        if args.action == "add":
+            _add_user(directory, args)
+        elif args.action == "remove":
+            directory.remove(args.name)
+        else:
+            user = directory.get(args.name)
+            if user is None:
+                raise UserFileError(f"no user {args.name!r}")
+            import msgspec
+
+            directory.put(msgspec.structs.replace(user, disabled=args.action == "disable"))
+        directory.save(args.file)
+    except UserFileError as exc:
+        print(f"users: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_user(directory: UserDirectory, args: argparse.Namespace) -> None:
+    if directory.get(args.name) is not None and not args.replace:
+        raise UserFileError(f"user {args.name!r} exists (use --replace)")
+    secret, generated = _read_secret(args)
+    hashed = hash_secret_pbkdf2(secret) if args.pbkdf2 else hash_secret(
+        secret, log2_n=args.scrypt_log2n)  # fmt: skip
+    directory.put(User(name=args.name, role=Role(args.role), secret_hash=hashed,
+                       accounts=args.account))  # fmt: skip
+    if generated:
+        print(f"API key for {args.name} (shown once): {secret}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)

@@ -1,0 +1,834 @@
+"""The TCP gateway: sessions, order entry, group commit, reports, market data, shutdown.
+
+Theory of operation
+-------------------
+One asyncio event loop (uvloop when installed) owns the :class:`~engine.sequencer.Exchange`.
+Each connection is an :class:`asyncio.Protocol`; ``data_received`` splits frames (the length
+is checked before the body is buffered), decodes them, authorises the request and turns it
+into an engine command appended to the *pending batch* - nothing is sent yet.  The first
+request of a batch schedules :meth:`Gateway._flush` with ``call_soon``, which runs after every
+connection that had data in this turn of the loop was read: frames that arrive together from
+all connections become one ``Exchange.submit`` (one log record, one sync).  While a batch is
+being made durable the loop is blocked, and whatever arrives meanwhile forms the next batch:
+the batch size adapts to the load by itself (smart batching).
+
+Only after ``submit`` returns (durable under the exchange's policy) are the events routed:
+each event goes to the sessions it concerns (``gateway.reports.messages_for``), then every
+request is answered by an ``Ack`` to the session that sent it, then market data is published.
+A connection's outbound frames of one batch are written with one ``transport.write``.
+
+Limits (``engine.limits``, overridable downwards in :class:`GatewayConfig`): frame size,
+messages per second per session (token bucket; excess requests get ``Reject(THROTTLED)``),
+sessions per user, open orders per account, connections, logons being verified, and the
+outbound queue per connection - when the socket's buffer is full, frames wait in a backlog;
+a backlog above its frame limit disconnects the slow reader instead of growing memory.
+
+A session's durable stream (execution reports, event reports, drop copy) is a function of the
+log, so a client that logs on with ``resume_from_seq`` gets it replayed from the log
+(``Exchange.events_since``) before live traffic, even across gateway restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import itertools
+import logging
+
+import msgspec
+
+from engine import limits
+from engine import schema as s
+from gateway import protocol as p
+from gateway.market_data import MarketData
+from gateway.orders import (
+    NO_ANNOTATION,
+    Annotation,
+    OrderTracker,
+    decode_annotation,
+    encode_annotation,
+)
+from gateway.permissions import GATEWAY_ASSIGNED, refusal
+from gateway.reports import Scope, event_accounts, messages_for
+from gateway.users import User, UserDirectory
+
+log = logging.getLogger("gateway")
+
+REPLAY_CHUNK_EVENTS = 2_048
+"""Replay yields to the event loop after this many events, so live sessions keep going."""
+WRITE_BUFFER_HIGH_BYTES = 4 << 20
+"""Socket buffer above which the transport pauses us and frames go to the backlog."""
+
+assert 2 * limits.PRICE_LADDER_MAX_TICKS * 20 + 1024 < limits.OUTBOUND_FRAME_BYTES_MAX, (
+    "a full-depth snapshot must fit one outbound frame"
+)
+assert limits.BATCH_COMMANDS_MAX * (limits.USER_NAME_CHARS_MAX
+                                    + limits.CLIENT_ORDER_ID_CHARS_MAX + 16) < 16 << 20, (
+    "a full batch's annotations must fit the log's annotation limit"
+)  # fmt: skip
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Server settings; every limit defaults to (and may not exceed) ``engine.limits``."""
+
+    host: str = "127.0.0.1"
+    port: int = 7878
+    """0 picks a free port (see :attr:`Gateway.port`)."""
+    frame_bytes_max: int = limits.FRAME_BYTES_MAX
+    messages_per_second: int = limits.MESSAGES_PER_SECOND_PER_SESSION
+    sessions_per_user: int = limits.SESSIONS_PER_USER_MAX
+    open_orders_per_account: int = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
+    outbound_queue_frames: int = limits.OUTBOUND_QUEUE_FRAMES_MAX
+    connections_max: int = limits.CONNECTIONS_MAX
+    logons_in_flight_max: int = limits.LOGONS_IN_FLIGHT_MAX
+    subscriptions_per_session: int = limits.SUBSCRIPTIONS_PER_SESSION_MAX
+    heartbeat_interval_s: float = limits.HEARTBEAT_INTERVAL_S
+    idle_timeout_s: float = limits.IDLE_TIMEOUT_S
+    logon_timeout_s: float = limits.LOGON_TIMEOUT_S
+    shutdown_drain_s: float = limits.SHUTDOWN_DRAIN_S
+
+    def check(self) -> GatewayConfig:
+        """Raise ValueError unless every limit is positive and within ``engine.limits``."""
+        ceilings = {
+            "frame_bytes_max": limits.FRAME_BYTES_MAX,
+            "messages_per_second": limits.MESSAGES_PER_SECOND_PER_SESSION,
+            "sessions_per_user": limits.SESSIONS_PER_USER_MAX,
+            "open_orders_per_account": limits.OPEN_ORDERS_PER_ACCOUNT_MAX,
+            "outbound_queue_frames": limits.OUTBOUND_QUEUE_FRAMES_MAX,
+            "connections_max": limits.CONNECTIONS_MAX,
+            "logons_in_flight_max": limits.LOGONS_IN_FLIGHT_MAX,
+            "subscriptions_per_session": limits.SUBSCRIPTIONS_PER_SESSION_MAX,
+        }
+        for name, ceiling in ceilings.items():
+            if not 1 <= getattr(self, name) <= ceiling:
+                raise ValueError(f"{name} must be 1 … {ceiling}")
+        if self.frame_bytes_max < 1024:
+            raise ValueError("frame_bytes_max must be at least 1024")
+        if not 0 < self.heartbeat_interval_s * 2 < self.idle_timeout_s:
+            raise ValueError("heartbeat_interval_s must be positive and < idle_timeout_s / 2")
+        if self.logon_timeout_s <= 0 or self.shutdown_drain_s < 0 or not 0 <= self.port < 65536:
+            raise ValueError("timeouts must be positive and the port 0 … 65535")
+        return self
+
+
+class State(enum.IntEnum):
+    CONNECTED = 0
+    LOGGING_ON = 1
+    ACTIVE = 2
+    CLOSING = 3
+    CLOSED = 4
+
+
+class Origin:
+    """Who sent a pending command, for its Ack."""
+
+    __slots__ = ("connection", "request_id", "order_id", "client_order_id")
+
+    def __init__(self, connection: Connection, request_id: int, order_id: int,
+                 client_order_id: str) -> None:  # fmt: skip
+        self.connection = connection
+        self.request_id = request_id
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+
+
+# ------------------------------------------------------------------------------------------
+# Connections
+# ------------------------------------------------------------------------------------------
+
+_ids = itertools.count(1)
+
+
+class Connection(asyncio.Protocol):
+    """One client connection and, after logon, its session."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self.id = next(_ids)
+        self.transport: asyncio.Transport | None = None
+        self.state = State.CONNECTED
+        self.buffer = bytearray()
+        now = gateway.loop.time()
+        self.connected_at = self.last_received = self.last_sent = now
+        self.user: User | None = None
+        self.scope = Scope(user="", accounts=frozenset())
+        self.accounts: frozenset[int] = frozenset()
+        self.cancel_on_disconnect = False
+        self.live_orders: dict[int, int] = {}
+        self.subscriptions: set[str] = set()
+        self.tokens = float(gateway.config.messages_per_second)
+        self.token_time = now
+        self.out = bytearray()
+        self.out_frames = 0
+        self.dirty = False
+        self.paused = False
+        self.backlog: list = []
+        self.backlog_frames = 0
+        self.replaying = False
+        self.held: list = []
+        self.held_frames = 0
+        self.replay_task: asyncio.Task | None = None
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        self.gw._connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state >= State.CLOSING:
+            return
+        self.last_received = self.gw.loop.time()
+        self.buffer += data
+        self.process()
+        self.gw._after_io()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = State.CLOSED
+        self.gw._disconnected(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.backlog and self.state < State.CLOSED:
+            data, self.backlog, self.backlog_frames = b"".join(self.backlog), [], 0
+            self.transport.write(data)
+
+    # -- input ---------------------------------------------------------------------------------
+    def process(self) -> None:
+        """Decode and handle the complete frames in the buffer (stops while logging on)."""
+        buffer, position, end = self.buffer, 0, len(self.buffer)
+        limit = self.gw.config.frame_bytes_max
+        try:
+            with memoryview(buffer) as view:
+                while end - position >= 4 and self.state in (State.CONNECTED, State.ACTIVE):
+                    n = p.frame_length(view[position : position + 4], limit)
+                    if end - position - 4 < n:
+                        break
+                    message = p.decode_client(view[position + 4 : position + 4 + n])
+                    position += 4 + n
+                    self.on_message(message)
+        except p.FrameError as exc:
+            self.protocol_error(exc.code, exc.text)
+            position = end
+        del buffer[:position]
+
+    def on_message(self, message) -> None:
+        t = type(message)
+        if t is p.Heartbeat:
+            return
+        if self.state is State.CONNECTED:
+            if t is p.Logon:
+                self.gw._start_logon(self, message)
+            else:
+                self.protocol_error(p.ProtocolErrorCode.NOT_LOGGED_ON,
+                                    f"{t.__name__} before a successful Logon")  # fmt: skip
+            return
+        if t is p.Logout:
+            self.send(p.Logout(reason="logout acknowledged"))
+            self.close()
+        elif t is p.Logon:
+            self.protocol_error(p.ProtocolErrorCode.UNEXPECTED_MESSAGE, "already logged on")
+        elif self.take_token():
+            self.gw.handlers[t](self, message)
+        else:
+            self.reject(message, p.RejectCode.THROTTLED,
+                        f"more than {self.gw.config.messages_per_second} messages per second")  # fmt: skip
+
+    def take_token(self) -> bool:
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        rate = self.gw.config.messages_per_second
+        now = self.gw.loop.time()
+        self.tokens = min(float(rate), self.tokens + (now - self.token_time) * rate)
+        self.token_time = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    # -- output --------------------------------------------------------------------------------
+    def send(self, message) -> None:
+        """Queue a live message; written at the end of the current callback."""
+        p.append_frame(self.out, message)
+        self.out_frames += 1
+        if not self.dirty:
+            self.dirty = True
+            self.gw._dirty.append(self)
+
+    def reject(self, request, code: p.RejectCode, text: str) -> None:
+        self.send(p.Reject(
+            request_id=getattr(request, "request_id", 0), code=int(code), text=text,
+            client_order_id=getattr(request, "client_order_id", "") or "",
+        ))  # fmt: skip
+
+    def flush_out(self) -> None:
+        """Hand the frames queued by :meth:`send` to the socket (or hold them during replay)."""
+        self.dirty = False
+        if not self.out or self.state is State.CLOSED:
+            self.out, self.out_frames = bytearray(), 0
+            return
+        data, frames = self.out, self.out_frames
+        self.out, self.out_frames = bytearray(), 0
+        if self.replaying:
+            self.held.append(data)
+            self.held_frames += frames
+            self._check_queue()
+        else:
+            self.write(data, frames)
+
+    def write(self, data, frames: int) -> None:
+        """Write now, or into the backlog while the transport is paused."""
+        if self.state is State.CLOSED:
+            return
+        self.last_sent = self.gw.loop.time()
+        if self.paused:
+            self.backlog.append(data)
+            self.backlog_frames += frames
+            self._check_queue()
+        else:
+            self.transport.write(data)
+
+    def _check_queue(self) -> None:
+        if self.backlog_frames + self.held_frames > self.gw.config.outbound_queue_frames:
+            log.warning("connection %d: slow consumer, disconnected", self.id)
+            self.state = State.CLOSING
+            self.transport.abort()
+
+    def end_replay(self) -> None:
+        """After ReplayComplete: release the live frames held during the replay."""
+        self.replaying = False
+        held, self.held, self.held_frames = self.held, [], 0
+        if held:
+            self.write(b"".join(held), 0)
+
+    def protocol_error(self, code: p.ProtocolErrorCode, text: str) -> None:
+        log.info("connection %d: protocol error %s: %s", self.id, code.name, text)
+        self.send(p.ProtocolError(code=int(code), text=text[: limits.TEXT_CHARS_MAX]))
+        self.close()
+
+    def close(self) -> None:
+        """Close after what is queued has been written."""
+        if self.state >= State.CLOSING:
+            return
+        self.state = State.CLOSING
+        if self.replaying:  # the replay is cut short: the client resumes again later
+            self.replaying = False
+            self.held, self.held_frames = [], 0
+            if self.replay_task is not None:
+                self.replay_task.cancel()
+        self.flush_out()
+        if self.backlog:
+            self.transport.write(b"".join(self.backlog))
+            self.backlog, self.backlog_frames = [], 0
+        self.transport.close()
+
+
+# ------------------------------------------------------------------------------------------
+# The gateway
+# ------------------------------------------------------------------------------------------
+
+
+class Gateway:
+    """The server around one open :class:`~engine.sequencer.Exchange`.
+
+    Parameters
+    ----------
+    exchange : Exchange
+        Owned by the caller, who closes it after :meth:`wait_stopped`.
+    users : UserDirectory
+    config : GatewayConfig
+
+    Examples
+    --------
+    >>> async def main(exchange, users):  # doctest: +SKIP
+    ...     gateway = Gateway(exchange, users, GatewayConfig(port=0))
+    ...     await gateway.start()
+    ...     await gateway.wait_stopped()     # until shutdown() or request_shutdown()
+    """
+
+    def __init__(self, exchange, users: UserDirectory, config: GatewayConfig | None = None):
+        self.exchange = exchange
+        self.users = users
+        self.config = (config or GatewayConfig()).check()
+        self.tracker = OrderTracker.recover(exchange)
+        self.market_data = MarketData(exchange.engine, exchange.market.symbols)
+        self.connections: set[Connection] = set()
+        self.by_user: dict[str, set[Connection]] = {}
+        self.by_account: dict[int, set[Connection]] = {}
+        self.drop_copies: set[Connection] = set()
+        self._commands: list = []
+        self._annotations: list[Annotation] = []
+        self._origins: list[Origin | None] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._dirty: list[Connection] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._logons_in_flight = 0
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._server: asyncio.Server | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self.stopping = False
+        self.failure: BaseException | None = None
+        self.port = 0
+        self.batches = 0
+        self.commands_submitted = 0
+        self.handlers = {
+            p.NewOrder: self._new_order, p.CancelRequest: self._cancel,
+            p.ModifyRequest: self._modify, p.EngineRequest: self._engine_request,
+            p.Subscribe: self._subscribe, p.Unsubscribe: self._unsubscribe,
+        }  # fmt: skip
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> int:
+        """Bind and start accepting; returns the port."""
+        self.loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self.config.logons_in_flight_max, thread_name_prefix="gateway-logon"
+        )
+        self._server = await self.loop.create_server(
+            lambda: Connection(self), self.config.host, self.config.port, backlog=512
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._schedule_tick()
+        log.info("gateway listening on %s:%d", self.config.host, self.port)
+        return self.port
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def request_shutdown(self) -> None:
+        """Start a graceful shutdown (safe to call from a signal handler or callback)."""
+        if not self.stopping:
+            self._spawn(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """Stop accepting, answer what is pending, say Logout, drain, close.  Idempotent."""
+        if self.stopping:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        self._server.close()
+        self._flush()
+        for connection in list(self.connections):
+            if connection.state is State.ACTIVE:
+                connection.send(p.Logout(reason="server shutting down"))
+            if connection.state < State.CLOSING:
+                connection.close()
+        self._write_dirty()
+        deadline = self.loop.time() + self.config.shutdown_drain_s
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            connection.transport.abort()
+        await asyncio.sleep(0)
+        self._flush()  # cancel-on-disconnect of the sessions that just ended
+        await self._server.wait_closed()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stopped.set()
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connected(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        if len(self.connections) > self.config.connections_max:
+            connection.protocol_error(p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
+                                      f"more than {self.config.connections_max} connections")
+            self._write_dirty()  # fmt: skip
+
+    def _disconnected(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if connection.replay_task is not None:
+            connection.replay_task.cancel()
+        for symbol in connection.subscriptions:
+            self.market_data.subscribers[symbol].discard(connection)
+        if connection.user is None:
+            return
+        self.by_user.get(connection.user.name, set()).discard(connection)
+        for account in connection.accounts:
+            self.by_account.get(account, set()).discard(connection)
+        self.drop_copies.discard(connection)
+        if connection.cancel_on_disconnect and self.failure is None:
+            for order_id, account in sorted(connection.live_orders.items()):
+                self._enqueue(s.CancelOrder(order_id=order_id, account=account), Annotation(
+                    connection.user.name, 0, self.tracker.client_of.get(order_id, "")), None)
+            connection.live_orders.clear()  # fmt: skip
+        self._after_io()
+
+    # -- logon ---------------------------------------------------------------------------------
+    def _start_logon(self, connection: Connection, logon: p.Logon) -> None:
+        connection.state = State.LOGGING_ON
+        connection.transport.pause_reading()
+        self._spawn(self._logon(connection, logon))
+
+    async def _logon(self, connection: Connection, logon: p.Logon) -> None:
+        code, user = await self._authenticate(logon)
+        if connection.state is not State.LOGGING_ON:
+            return  # closed while the secret was checked
+        if code is None:
+            code = self._session_refusal(user, logon)
+        if code is not None:
+            log.info("connection %d: logon of %r refused: %s", connection.id, logon.user, code.name)
+            connection.send(p.LogonRejected(code=int(code), text=code.name))
+            connection.close()
+            return
+        self._activate(connection, user, logon)
+        connection.transport.resume_reading()
+        connection.process()
+        self._after_io()
+
+    async def _authenticate(self, logon: p.Logon) -> tuple[p.LogonRejectCode | None, User | None]:
+        if self.stopping:
+            return p.LogonRejectCode.SHUTTING_DOWN, None
+        if logon.protocol_version != p.PROTOCOL_VERSION:
+            return p.LogonRejectCode.UNSUPPORTED_VERSION, None
+        if self._logons_in_flight >= self.config.logons_in_flight_max:
+            return p.LogonRejectCode.BUSY, None
+        self._logons_in_flight += 1
+        try:
+            user = await self.loop.run_in_executor(
+                self._executor, self.users.authenticate, logon.user, logon.password
+            )
+        finally:
+            self._logons_in_flight -= 1
+        return (None, user) if user is not None else (p.LogonRejectCode.BAD_CREDENTIALS, None)
+
+    def _session_refusal(self, user: User, logon: p.Logon) -> p.LogonRejectCode | None:
+        if self.stopping:
+            return p.LogonRejectCode.SHUTTING_DOWN
+        if logon.drop_copy and user.role not in (p.Role.OPERATOR, p.Role.READ_ONLY):
+            return p.LogonRejectCode.NOT_PERMITTED
+        if len(self.by_user.get(user.name, ())) >= self.config.sessions_per_user:
+            return p.LogonRejectCode.SESSION_LIMIT
+        return None
+
+    def _activate(self, connection: Connection, user: User, logon: p.Logon) -> None:
+        connection.state = State.ACTIVE
+        connection.user = user
+        connection.accounts = frozenset(user.accounts)
+        connection.scope = Scope(user.name, connection.accounts, logon.drop_copy)
+        connection.cancel_on_disconnect = logon.cancel_on_disconnect
+        self.by_user.setdefault(user.name, set()).add(connection)
+        for account in connection.accounts:
+            self.by_account.setdefault(account, set()).add(connection)
+        if logon.drop_copy:
+            self.drop_copies.add(connection)
+        config = self.config
+        connection.send(p.LogonAccepted(
+            session_id=connection.id, user=user.name, role=user.role.value,
+            accounts=sorted(connection.accounts), protocol_version=p.PROTOCOL_VERSION,
+            heartbeat_interval_ms=int(config.heartbeat_interval_s * 1000),
+            idle_timeout_ms=int(config.idle_timeout_s * 1000),
+            messages_per_second=config.messages_per_second,
+            frame_bytes_max=config.frame_bytes_max, last_seq=self.exchange.last_seq,
+            resume_from_seq=logon.resume_from_seq,
+            cancel_on_disconnect=logon.cancel_on_disconnect, drop_copy=logon.drop_copy,
+        ))  # fmt: skip
+        connection.flush_out()
+        log.info("connection %d: %s logged on as %s", connection.id, user.name, user.role.value)
+        if logon.resume_from_seq > 0:
+            self._start_replay(connection, logon.resume_from_seq)
+
+    # -- replay --------------------------------------------------------------------------------
+    def _start_replay(self, connection: Connection, from_seq: int) -> None:
+        """Capture the log's end now (synchronously), so live frames after it are held."""
+        connection.replaying = True
+        end = self.exchange.last_seq
+        if from_seq <= end:
+            events = self.exchange.events_since(from_seq)
+            batches = self.exchange.journal.read(from_seq)
+        else:
+            events, batches = iter(()), iter(())
+        connection.replay_task = self._spawn(
+            self._replay(connection, from_seq, end, events, batches)
+        )
+
+    async def _replay(self, connection: Connection, from_seq: int, end: int, events,
+                      batches) -> None:  # fmt: skip
+        annotations = _AnnotationCursor(batches)
+        out, frames, sent = bytearray(), 0, 0
+        scope, client_of = connection.scope, self.tracker.client_of
+        seq, index = 0, 0
+        for count, event in enumerate(events, 1):
+            if event.seq != seq:
+                seq, index = event.seq, 0
+            for message in messages_for(scope, event, index, annotations.at(seq), client_of):
+                p.append_frame(out, message)
+                frames += 1
+            index += 1
+            if count % REPLAY_CHUNK_EVENTS == 0:
+                sent += frames
+                connection.write(out, frames)
+                out, frames = bytearray(), 0
+                await asyncio.sleep(0)
+                if connection.state >= State.CLOSING:
+                    return
+        sent += frames
+        p.append_frame(out, p.ReplayComplete(from_seq=from_seq, last_seq=end, messages=sent))
+        connection.write(out, frames + 1)
+        connection.end_replay()
+
+    # -- requests ------------------------------------------------------------------------------
+    def _account_for(self, connection: Connection, account: int) -> int:
+        """The account a request acts for: as named, or the user's only one (-1: ambiguous)."""
+        if account == -1 and len(connection.accounts) == 1:
+            return next(iter(connection.accounts))
+        return account
+
+    def _refuse(self, connection: Connection, request, command, named: int) -> bool:
+        """Reject and return True if the request may not go to the engine."""
+        if self.stopping or self.failure is not None:
+            code = p.RejectCode.SHUTTING_DOWN if self.failure is None else (
+                p.RejectCode.EXCHANGE_UNAVAILABLE)  # fmt: skip
+            connection.reject(request, code, code.name)
+            return True
+        code = refusal(connection.user.role, connection.accounts, command)
+        if code is p.RejectCode.ACCOUNT_NOT_PERMITTED and named == -1:
+            code = p.RejectCode.ACCOUNT_REQUIRED
+        if code is not None:
+            connection.reject(request, code, f"{type(command).__name__}: {code.name}")
+            return True
+        return False
+
+    def _new_order(self, connection: Connection, m: p.NewOrder) -> None:
+        account = self._account_for(connection, m.account)
+        order_id = self.exchange.next_seq + len(self._commands)
+        command = s.SubmitOrder(
+            order_id=order_id, account=account, instrument=m.instrument, side=m.side,
+            qty_t=m.qty_t, price_ticks=m.price_ticks, order_type=m.order_type, tif=m.tif,
+            stp=m.stp,
+        )  # fmt: skip
+        if self._refuse(connection, m, command, m.account):
+            return
+        tracker = self.tracker
+        if (account, m.client_order_id) in tracker.by_client:
+            connection.reject(m, p.RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+                              f"account {account} already used {m.client_order_id!r}")
+            return  # fmt: skip
+        if tracker.open_count.get(account, 0) >= self.config.open_orders_per_account:
+            connection.reject(m, p.RejectCode.OPEN_ORDER_LIMIT,
+                              f"account {account} has {self.config.open_orders_per_account} "
+                              "open orders")  # fmt: skip
+            return
+        tracker.reserve(account, m.client_order_id, order_id,
+                        connection if connection.cancel_on_disconnect else None)  # fmt: skip
+        self._enqueue(command, Annotation(connection.user.name, m.request_id, m.client_order_id),
+                      Origin(connection, m.request_id, order_id, m.client_order_id))  # fmt: skip
+
+    def _target(self, connection: Connection, m, account: int) -> int | None:
+        """The engine order id a cancel/modify names (None: rejected)."""
+        if bool(m.client_order_id) == bool(m.order_id):
+            connection.reject(m, p.RejectCode.INVALID_REQUEST,
+                              "name exactly one of client_order_id and order_id")  # fmt: skip
+            return None
+        if m.order_id:
+            return m.order_id
+        order_id = self.tracker.lookup(account, m.client_order_id)
+        if order_id is None:
+            connection.reject(m, p.RejectCode.UNKNOWN_CLIENT_ORDER_ID,
+                              f"account {account} never used {m.client_order_id!r}")  # fmt: skip
+        return order_id
+
+    def _cancel(self, connection: Connection, m: p.CancelRequest) -> None:
+        account = self._account_for(connection, m.account)
+        command = s.CancelOrder(order_id=0, account=account)
+        if self._refuse(connection, m, command, m.account):
+            return
+        order_id = self._target(connection, m, account)
+        if order_id is not None:
+            self._submit_for(connection, m, s.CancelOrder(order_id=order_id, account=account))
+
+    def _modify(self, connection: Connection, m: p.ModifyRequest) -> None:
+        account = self._account_for(connection, m.account)
+        command = s.ModifyOrder(order_id=0, account=account, price_ticks=0, qty_t=0)
+        if self._refuse(connection, m, command, m.account):
+            return
+        order_id = self._target(connection, m, account)
+        if order_id is not None:
+            self._submit_for(connection, m, s.ModifyOrder(
+                order_id=order_id, account=account, price_ticks=m.price_ticks, qty_t=m.qty_t))
+
+    def _engine_request(self, connection: Connection, m: p.EngineRequest) -> None:
+        command = m.command
+        if type(command) in GATEWAY_ASSIGNED:
+            connection.reject(m, p.RejectCode.INVALID_REQUEST,
+                              "orders are entered with NewOrder (the gateway assigns order ids)")
+            return  # fmt: skip
+        if self._refuse(connection, m, command, getattr(command, "account", 0)):
+            return
+        try:
+            self.exchange.codec.encode_commands([command])
+        except (OverflowError, ValueError, TypeError) as exc:
+            connection.reject(m, p.RejectCode.INVALID_REQUEST, f"unrepresentable command: {exc}")
+            return
+        self._submit_for(connection, m, command)
+
+    def _submit_for(self, connection: Connection, m, command) -> None:
+        order_id = getattr(command, "order_id", 0)
+        client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
+        self._enqueue(command, Annotation(connection.user.name, m.request_id, client_order_id),
+                      Origin(connection, m.request_id, order_id, client_order_id))  # fmt: skip
+
+    def _subscribe(self, connection: Connection, m: p.Subscribe) -> None:
+        watchers = self.market_data.subscribers.get(m.instrument)
+        if watchers is None:
+            connection.reject(m, p.RejectCode.UNKNOWN_INSTRUMENT, f"no instrument {m.instrument!r}")
+            return
+        if (m.instrument not in connection.subscriptions
+                and len(connection.subscriptions) >= self.config.subscriptions_per_session):
+            connection.reject(m, p.RejectCode.SUBSCRIPTION_LIMIT,
+                              f"at most {self.config.subscriptions_per_session} subscriptions")
+            return  # fmt: skip
+        connection.subscriptions.add(m.instrument)
+        watchers.add(connection)
+        connection.send(self.market_data.snapshot(m.instrument, m.request_id,
+                                                  self.exchange.last_seq))  # fmt: skip
+
+    def _unsubscribe(self, connection: Connection, m: p.Unsubscribe) -> None:
+        connection.subscriptions.discard(m.instrument)
+        self.market_data.subscribers.get(m.instrument, set()).discard(connection)
+        connection.send(p.Unsubscribed(request_id=m.request_id, instrument=m.instrument))
+
+    # -- batching ------------------------------------------------------------------------------
+    def _enqueue(self, command, annotation: Annotation, origin: Origin | None) -> None:
+        self._commands.append(command)
+        self._annotations.append(annotation)
+        self._origins.append(origin)
+        if len(self._commands) >= limits.BATCH_COMMANDS_MAX:
+            self._flush()
+
+    def _after_io(self) -> None:
+        """End of a callback: schedule the batch, write what was queued."""
+        if self._commands and self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+        self._write_dirty()
+
+    def _write_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush_out()
+
+    def _flush(self) -> None:
+        """Submit the pending batch; route its events, Acks and market data."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._commands or self.failure is not None:
+            return
+        commands, annotations, origins = self._commands, self._annotations, self._origins
+        self._commands, self._annotations, self._origins = [], [], []
+        try:
+            result = self.exchange.submit(commands, [encode_annotation(a) for a in annotations])
+        except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
+            self._exchange_failed(exc, origins)
+            return
+        self.batches += 1
+        self.commands_submitted += len(commands)
+        events = result.events
+        self.tracker.apply(events)
+        self._route(result.first_seq, events, annotations, origins)
+        self.market_data.publish(events, result.last_seq, _emit)
+        self._write_dirty()
+
+    def _route(self, first_seq: int, events: list, annotations: list, origins: list) -> None:
+        client_of, drop_copies = self.tracker.client_of, self.drop_copies
+        by_account, by_user = self.by_account, self.by_user
+        position, total = 0, len(events)
+        for k, annotation in enumerate(annotations):
+            seq, index = first_seq + k, 0
+            mine = by_user.get(annotation.user, ())
+            while position < total and events[position].seq == seq:
+                event = events[position]
+                audience = set(mine)
+                audience.update(drop_copies)
+                for account in event_accounts(event):
+                    audience.update(by_account.get(account, ()))
+                for connection in audience:
+                    for message in messages_for(connection.scope, event, index, annotation,
+                                                client_of):  # fmt: skip
+                        connection.send(message)
+                position += 1
+                index += 1
+            origin = origins[k]
+            if origin is not None and origin.connection.state is State.ACTIVE:
+                origin.connection.send(p.Ack(
+                    request_id=origin.request_id, seq=seq, order_id=origin.order_id,
+                    client_order_id=origin.client_order_id,
+                ))  # fmt: skip
+
+    def _exchange_failed(self, exc: BaseException, origins: list) -> None:
+        log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
+        self.failure = exc
+        for origin in origins:
+            if origin is not None and origin.connection.state is State.ACTIVE:
+                origin.connection.send(p.Reject(
+                    request_id=origin.request_id, code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
+                    text="the exchange failed; outcome unknown until a resumed session replays",
+                    client_order_id=origin.client_order_id,
+                ))  # fmt: skip
+        self._write_dirty()
+        self.request_shutdown()
+
+    # -- timers --------------------------------------------------------------------------------
+    def _schedule_tick(self) -> None:
+        config = self.config
+        period = min(config.heartbeat_interval_s, config.logon_timeout_s) / 4
+        self._tick_handle = self.loop.call_later(period, self._tick)
+
+    def _tick(self) -> None:
+        now, config = self.loop.time(), self.config
+        for connection in list(self.connections):
+            if connection.state is State.CONNECTED:
+                if now - connection.connected_at > config.logon_timeout_s:
+                    connection.protocol_error(p.ProtocolErrorCode.LOGON_TIMEOUT,
+                                              f"no Logon within {config.logon_timeout_s} s")
+            elif connection.state is State.ACTIVE:  # fmt: skip
+                if now - connection.last_received > config.idle_timeout_s:
+                    connection.protocol_error(p.ProtocolErrorCode.IDLE_TIMEOUT,
+                                              f"nothing received for {config.idle_timeout_s} s")
+                elif now - connection.last_sent >= config.heartbeat_interval_s:
+                    connection.send(p.Heartbeat())  # fmt: skip
+        self._write_dirty()
+        if not self.stopping:
+            self._schedule_tick()
+
+
+def _emit(connection: Connection, message) -> None:
+    if connection.state is State.ACTIVE:
+        connection.send(message)
+
+
+class _AnnotationCursor:
+    """Annotations of logged commands by seq, read in ascending order alongside a replay."""
+
+    def __init__(self, batches) -> None:
+        self._batches = batches
+        self._batch = None
+        self._items: list | None = None
+
+    def at(self, seq: int) -> Annotation:
+        batch = self._batch
+        while batch is None or batch.last_seq < seq:
+            batch = next(self._batches, None)
+            if batch is None:
+                return NO_ANNOTATION
+            self._batch, self._items = batch, batch.annotations()
+        if self._items is None or seq < batch.first_seq:
+            return NO_ANNOTATION
+        return decode_annotation(self._items[seq - batch.first_seq])

@@ -1,0 +1,173 @@
+"""Running the gateway: open the exchange, serve until a signal, shut down gracefully.
+
+Theory of operation
+-------------------
+:func:`run` is the whole life of a server process: recover the exchange from its data
+directory (``Exchange.open`` replays the log), build the gateway (which rebuilds its order ids
+from the log), listen, and on SIGTERM/SIGINT stop accepting, answer what is pending, say
+Logout, drain and close the exchange (which syncs the log).  :class:`ServerThread` runs the
+same thing on a background thread, for tests and benchmarks that want a real server on a
+loopback port inside their own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.market import MarketDefinition
+from engine.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Exchange
+from gateway.server import Gateway, GatewayConfig
+from gateway.users import UserDirectory
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the standard one."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is an optional dependency
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def run(
+    data_dir: str | Path, users: UserDirectory, config: GatewayConfig, *,
+    market: MarketDefinition | None = None, durability: str = "batch",
+    sync_interval_s: float = 0.05,
+    snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
+    ready: Callable[[Gateway], None] | None = None, handle_signals: bool = True,
+) -> None:  # fmt: skip
+    """Serve until shut down.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The exchange's data directory (created with ``market`` if new, else recovered).
+    users : UserDirectory
+    config : GatewayConfig
+    market : MarketDefinition, optional
+        Required to create a new data directory; must match a recovered one.
+    durability : str
+        ``"batch"`` (sync before every acknowledgement), ``"interval"`` or ``"none"``.
+    ready : callable, optional
+        Called with the gateway once it listens.
+    handle_signals : bool
+        Install SIGTERM/SIGINT handlers that start a graceful shutdown (main thread only).
+    """
+    exchange = Exchange.open(
+        data_dir, market, durability=durability, sync_interval_s=sync_interval_s,
+        snapshot_every_events=snapshot_every_events,
+    )  # fmt: skip
+    try:
+        gateway = Gateway(exchange, users, config)
+        await gateway.start()
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, gateway.request_shutdown)
+        if ready is not None:
+            ready(gateway)
+        try:
+            await gateway.wait_stopped()
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+    finally:
+        exchange.close()
+
+
+def serve(data_dir: str | Path, users: UserDirectory, config: GatewayConfig, **kw) -> None:
+    """:func:`run` on a fresh (uv)loop, from synchronous code; returns after shutdown."""
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(run(data_dir, users, config, **kw))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+class ServerThread:
+    """A real gateway on a loopback port, served from a background thread.
+
+    Parameters are those of :func:`run` (signals are never handled on a thread).
+
+    Examples
+    --------
+    >>> with ServerThread(tmp_path, users, GatewayConfig(port=0), market=m) as server:  # doctest: +SKIP
+    ...     client = SyncClient("127.0.0.1", server.port, "alice", "secret")
+    """
+
+    def __init__(self, data_dir: str | Path, users: UserDirectory, config: GatewayConfig,
+                 **kw) -> None:  # fmt: skip
+        self._args = (data_dir, users, config)
+        self._kw = kw
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.gateway: Gateway | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="gateway", daemon=True)
+
+    @property
+    def port(self) -> int:
+        assert self.gateway is not None
+        return self.gateway.port
+
+    def _on_ready(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._ready.set()
+
+    def _main(self) -> None:
+        self.loop = new_event_loop()
+        try:
+            self.loop.run_until_complete(
+                run(*self._args, ready=self._on_ready, handle_signals=False, **self._kw)
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            self._error = exc
+        finally:
+            self._ready.set()
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    def start(self, timeout: float = 60.0) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the gateway did not start")
+        if self._error is not None:
+            raise RuntimeError("the gateway failed to start") from self._error
+        return self
+
+    def call(self, function: Callable, *args, timeout: float = 10.0):
+        """Run ``function(*args)`` on the server's loop and return its result."""
+        import concurrent.futures
+
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(call)
+        return future.result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful shutdown; returns when the exchange is closed."""
+        if self._thread.is_alive() and self.gateway is not None:
+            self.loop.call_soon_threadsafe(self.gateway.request_shutdown)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the gateway did not stop")
+        if self._error is not None:
+            raise RuntimeError("the gateway failed") from self._error
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
