@@ -1,0 +1,406 @@
+"""Reports built from the events of a log: trades, daily market statistics, account statements.
+
+Theory of operation
+-------------------
+The log records commands; events are recomputed by replaying it (:mod:`replay.timeline`), so
+every report reads exactly the outcome the rules produce.  One pass feeds any number of
+*consumers*.  Each consumer names the event kinds it wants; per batch, the rows of those kinds
+are picked out of the engine's event records with one vectorised mask, so the Python work of a
+report is proportional to the events it shows, never to the log.
+
+Reports are generic over event kinds through two tables that a new kind of event (the allowance
+registry's issuance, transfers, surrenders ...) only has to extend:
+
+* :data:`ACCOUNT_ROLES` - which record columns name an account the event concerns, and in
+  which role (``owner``, ``taker``, ``maker``, ``receiver``);
+* :data:`MOVEMENTS` - what the event moves for the account in that role: tonnes of an
+  instrument and fen of cash (a trade: the buyer gains tonnes and pays its value).
+
+Movements are gross, as the events state them: a fee that no event records is not shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import msgspec
+import numpy as np
+
+from engine import records as r
+from engine import schema as s
+from replay.datadir import DataDir, LogReader
+from replay.progress import Progress
+from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches
+
+Row = list[int]
+"""One event record as 16 ints (``engine.records`` column order)."""
+
+# -- the tables new event kinds extend ------------------------------------------------------
+
+ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
+    r.EV_ACCEPTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_TRADE: ((r.E_ACCOUNT, "taker"), (r.E_X1, "maker")),
+    r.EV_CANCELLED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_MODIFIED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_CANCEL_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_MODIFY_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_MASS_CANCELLED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_ACCOUNT_OPENED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_CASH_DEPOSITED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_CASH_WITHDRAWN: ((r.E_ACCOUNT, "owner"),),
+    r.EV_ISSUED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_CLAWED_BACK: ((r.E_ACCOUNT, "owner"),),
+    r.EV_TRANSFERRED: ((r.E_ACCOUNT, "sender"), (r.E_X0, "receiver")),
+    r.EV_FROZEN: ((r.E_ACCOUNT, "owner"),),
+    r.EV_UNFROZEN: ((r.E_ACCOUNT, "owner"),),
+    r.EV_ACCOUNT_FROZEN: ((r.E_ACCOUNT, "owner"),),
+    r.EV_ACCOUNT_UNFROZEN: ((r.E_ACCOUNT, "owner"),),
+    r.EV_CANCELLED_ALLOWANCES: ((r.E_ACCOUNT, "owner"),),
+    r.EV_EMISSIONS: ((r.E_ACCOUNT, "owner"),),
+    r.EV_SURRENDERED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_COMPLIANCE: ((r.E_ACCOUNT, "owner"),),
+    r.EV_REGISTRY_REJECTED: ((r.E_ACCOUNT, "owner"),),
+}
+"""Event kind -> (column naming an account, the account's role) pairs."""
+
+
+def _trade(row: Row, role: str) -> tuple[int, int]:
+    qty, value = row[r.E_QTY], row[r.E_PRICE] * row[r.E_QTY]
+    taker_buys = row[r.E_SIDE] == s.Side.BUY
+    buys = taker_buys if role == "taker" else not taker_buys
+    return (qty, -value) if buys else (-qty, value)
+
+
+MOVEMENTS: dict[int, Callable[[Row, str], tuple[int, int]]] = {
+    r.EV_TRADE: _trade,
+    r.EV_CASH_DEPOSITED: lambda row, role: (0, row[r.E_QTY]),
+    r.EV_CASH_WITHDRAWN: lambda row, role: (0, -row[r.E_QTY]),
+    r.EV_ISSUED: lambda row, role: (row[r.E_QTY], 0),
+    r.EV_CLAWED_BACK: lambda row, role: (-row[r.E_QTY], 0),
+    r.EV_TRANSFERRED: lambda row, role: (-row[r.E_QTY] if role == "sender" else row[r.E_QTY], 0),
+    r.EV_CANCELLED_ALLOWANCES: lambda row, role: (-row[r.E_QTY], 0),
+    r.EV_SURRENDERED: lambda row, role: (-row[r.E_QTY], 0),
+}
+"""Event kind -> ``f(row, role) -> (tonnes, fen)`` the event moves for that account."""
+
+assert set(MOVEMENTS) <= set(ACCOUNT_ROLES), "a movement needs the account it moves"
+
+
+# -- one pass over the events ------------------------------------------------------------------
+
+
+class Consumer:
+    """Receives the event rows of the kinds in :attr:`kinds`, batch by batch, in log order."""
+
+    kinds: frozenset[int] = frozenset()
+
+    def take(self, rows: np.ndarray) -> None:
+        """``rows``: an (n, 16) int64 array of events of :attr:`kinds` (a copy, n >= 1)."""
+        raise NotImplementedError
+
+
+def scan_events(
+    data: DataDir, consumers: Sequence[Consumer], progress: Progress | None = None
+) -> LogReader:
+    """Replay the whole log once and feed every consumer its events; returns the reader (for
+    its ``tail``)."""
+    engine = engine_class("compiled")(data.market)
+    wanted = np.array(sorted(set().union(*(c.kinds for c in consumers))), dtype=np.int64)
+    reader = LogReader(data, 1, progress)
+    for applied in replay_batches(from_genesis(reader), batch_applier(engine)):
+        rows = applied.events.view(np.int64).reshape(-1, r.EVENT_FIELDS)
+        picked = rows[np.isin(rows[:, r.E_KIND], wanted)]
+        if len(picked):
+            for consumer in consumers:
+                consumer.take(picked)
+    return reader
+
+
+def _of_kinds(rows: np.ndarray, kinds: Iterable[int]) -> np.ndarray:
+    return rows[np.isin(rows[:, r.E_KIND], np.fromiter(kinds, np.int64))]
+
+
+# -- trades ------------------------------------------------------------------------------------
+
+
+class TradeRow(msgspec.Struct, frozen=True):
+    """One trade, as exported (``value_fen`` = price x quantity)."""
+
+    seq: int
+    ts_ns: int
+    trade_id: int
+    trading_date: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+    value_fen: int
+    aggressor_side: str
+    taker_order_id: int
+    taker_account: int
+    maker_order_id: int
+    maker_account: int
+
+
+class TradesReport(Consumer):
+    """Every trade (of one instrument, or of all), with the trading date of its session."""
+
+    kinds = frozenset({r.EV_TRADE, r.EV_SESSION_OPENED})
+
+    def __init__(self, data: DataDir, instrument: int | None = None) -> None:
+        self.codec, self.instrument = data.codec, instrument
+        self.dates = [0] * len(data.market.instruments)
+        self.trades: list[TradeRow] = []
+
+    def take(self, rows: np.ndarray) -> None:
+        if self.instrument is not None:
+            rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
+        symbol = self.codec.symbol
+        for row in rows.tolist():
+            index = row[r.E_INSTRUMENT]
+            if row[r.E_KIND] == r.EV_SESSION_OPENED:
+                self.dates[index] = row[r.E_X0]
+                continue
+            price, qty = row[r.E_PRICE], row[r.E_QTY]
+            self.trades.append(TradeRow(
+                row[r.E_SEQ], row[r.E_TS], row[r.E_X2], self.dates[index], symbol(index),
+                price, qty, price * qty, s.Side(row[r.E_SIDE]).name, row[r.E_ORDER_ID],
+                row[r.E_ACCOUNT], row[r.E_X0], row[r.E_X1],
+            ))  # fmt: skip
+
+
+# -- market: one bar per trading day and instrument ----------------------------------------------
+
+
+class DayBar(msgspec.Struct, frozen=True):
+    """One instrument's trading day.  ``close`` is the volume-weighted close that sets the next
+    day's price band; ``final`` is false for a session still open at the end of the log (its
+    figures so far, the close computed by the same rule)."""
+
+    trading_date: int
+    instrument: str
+    previous_close_ticks: int
+    open_ticks: int
+    high_ticks: int
+    low_ticks: int
+    close_ticks: int
+    change_ticks: int
+    volume_t: int
+    value_fen: int
+    trades: int
+    final: bool
+
+
+class _Day:
+    """Running figures of an open session (from its ``SessionOpened`` and its trades)."""
+
+    __slots__ = ("date", "reference", "open", "high", "low", "volume", "value", "trades")
+
+    def __init__(self, date: int, reference: int) -> None:
+        self.date, self.reference = date, reference
+        self.open = self.high = self.low = self.volume = self.value = self.trades = 0
+
+    def add(self, prices: np.ndarray, quantities: np.ndarray) -> None:
+        if not self.trades:
+            self.open = self.high = self.low = int(prices[0])
+        self.high, self.low = max(self.high, int(prices.max())), min(self.low, int(prices.min()))
+        self.volume += int(quantities.sum())
+        self.value += int((prices * quantities).sum())
+        self.trades += len(prices)
+
+
+class MarketReport(Consumer):
+    """Open, high, low, close, volume and value per trading day and instrument."""
+
+    kinds = frozenset({r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_TRADE})
+
+    def __init__(self, data: DataDir, instrument: int | None = None) -> None:
+        self.codec, self.instrument = data.codec, instrument
+        self.ticks = [ins.tick_ticks for ins in data.market.instruments]
+        self.days: dict[int, _Day] = {}
+        self.bars: list[DayBar] = []
+
+    def take(self, rows: np.ndarray) -> None:
+        if self.instrument is not None:
+            rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
+        is_session = rows[:, r.E_KIND] != r.EV_TRADE
+        start = 0
+        for at in np.flatnonzero(is_session).tolist() + [len(rows)]:
+            self._trades(rows[start:at])
+            if at < len(rows):
+                self._session(rows[at].tolist())
+            start = at + 1
+
+    def _trades(self, trades: np.ndarray) -> None:
+        if not len(trades):
+            return
+        instruments = trades[:, r.E_INSTRUMENT]
+        for index in np.unique(instruments).tolist():
+            mine = trades[instruments == index]
+            day = self.days.get(index)
+            if day is not None:
+                day.add(mine[:, r.E_PRICE], mine[:, r.E_QTY])
+
+    def _session(self, row: Row) -> None:
+        index = row[r.E_INSTRUMENT]
+        if row[r.E_KIND] == r.EV_SESSION_OPENED:
+            self.days[index] = _Day(row[r.E_X0], row[r.E_PRICE])
+            return
+        day = self.days.pop(index, None)
+        previous = day.reference if day is not None else row[r.E_X1]
+        close = row[r.E_PRICE]
+        self.bars.append(DayBar(
+            row[r.E_X0], self.codec.symbol(index), previous, row[r.E_X1], row[r.E_X2],
+            row[r.E_X3], close, close - previous, row[r.E_QTY], row[r.E_X4], row[r.E_X5], True,
+        ))  # fmt: skip
+
+    def result(self) -> list[DayBar]:
+        """Closed days, then the sessions still open, by trading date and instrument."""
+        bars = list(self.bars)
+        for index, day in self.days.items():
+            bars.append(self._unfinished(index, day))
+        position = {symbol: i for i, symbol in enumerate(self.codec.symbols)}
+        return sorted(bars, key=lambda bar: (bar.trading_date, position[bar.instrument]))
+
+    def _unfinished(self, index: int, day: _Day) -> DayBar:
+        if day.trades:
+            close = vwap_close(day.value, day.volume, self.ticks[index])
+            prices = (day.open, day.high, day.low, close)
+        else:
+            prices = (day.reference,) * 4
+        return DayBar(
+            day.date, self.codec.symbol(index), day.reference, *prices,
+            prices[3] - day.reference, day.volume, day.value, day.trades, False,
+        )  # fmt: skip
+
+
+def vwap_close(value_fen: int, volume_t: int, tick_ticks: int) -> int:
+    """The closing price rule of ``docs/MATCHING.md``: the volume-weighted average price,
+    rounded half up to the tick, in integers."""
+    price = (value_fen + volume_t // 2) // volume_t
+    return ((price + tick_ticks // 2) // tick_ticks) * tick_ticks
+
+
+# -- statement: one account's events and what they moved -----------------------------------------
+
+
+class StatementLine(msgspec.Struct, frozen=True):
+    """One event that concerns the account, what it moved, and the running totals after it."""
+
+    seq: int
+    ts_ns: int
+    event: str
+    role: str
+    instrument: str
+    qty_change_t: int
+    cash_change_fen: int
+    net_t: int
+    """The account's net tonnes of ``instrument`` moved since the log began, after this line."""
+    net_cash_fen: int
+    """Net fen moved since the log began, after this line."""
+    detail: s.Event
+
+
+class Holding(msgspec.Struct, frozen=True):
+    """One instrument in a statement: net tonnes moved by every event, and the trades."""
+
+    instrument: str
+    net_t: int
+    bought_t: int
+    sold_t: int
+    paid_fen: int
+    received_fen: int
+
+
+class Statement(msgspec.Struct, frozen=True):
+    account: int
+    from_ts_ns: int | None
+    to_ts_ns: int | None
+    opening_net_cash_fen: int
+    """Net fen moved before ``from_ts_ns`` (the statement's opening balance)."""
+    lines: list[StatementLine]
+    holdings: list[Holding]
+    """Per instrument, over the whole log up to ``to_ts_ns``."""
+    net_cash_fen: int
+    events_by_kind: dict[str, int]
+
+
+class StatementReport(Consumer):
+    """Every event that names ``account`` (in any role), with the movements it caused.
+
+    Lines are kept for events in ``[from_ts_ns, to_ts_ns)``; the running totals count every
+    event before ``to_ts_ns``, so the first line continues from the opening balance.
+    """
+
+    kinds = frozenset(ACCOUNT_ROLES)
+
+    def __init__(
+        self, data: DataDir, account: int, from_ts_ns: int | None = None,
+        to_ts_ns: int | None = None,
+    ) -> None:  # fmt: skip
+        self.codec, self.account = data.codec, account
+        self.from_ts_ns, self.to_ts_ns = from_ts_ns, to_ts_ns
+        n = len(data.market.instruments)
+        self.net, self.bought, self.sold = [0] * n, [0] * n, [0] * n
+        self.paid_fen, self.received_fen = [0] * n, [0] * n
+        self.cash = self.opening_cash = 0
+        self.lines: list[StatementLine] = []
+        self.counts: dict[str, int] = {}
+
+    def take(self, rows: np.ndarray) -> None:
+        mask = np.zeros(len(rows), dtype=bool)
+        for kind, roles in ACCOUNT_ROLES.items():
+            of_kind = rows[:, r.E_KIND] == kind
+            for column, _ in roles:
+                mask |= of_kind & (rows[:, column] == self.account)
+        for row in rows[mask].tolist():
+            if self.to_ts_ns is not None and row[r.E_TS] >= self.to_ts_ns:
+                return
+            for column, role in ACCOUNT_ROLES[row[r.E_KIND]]:
+                if row[column] == self.account:
+                    self._line(row, role)
+
+    def _line(self, row: Row, role: str) -> None:
+        kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
+        qty, cash = MOVEMENTS.get(kind, _no_movement)(row, role)
+        listed = 0 <= index < len(self.net)
+        if qty and listed:
+            self.net[index] += qty
+            if kind == r.EV_TRADE:
+                self._traded(index, qty, cash)
+        self.cash += cash
+        if self.from_ts_ns is not None and row[r.E_TS] < self.from_ts_ns:
+            self.opening_cash = self.cash
+            return
+        event = self.codec.event(row)
+        name = type(event).__name__
+        instrument = getattr(event, "instrument", "")
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.lines.append(StatementLine(
+            row[r.E_SEQ], row[r.E_TS], name, role, instrument, qty, cash,
+            self.net[index] if instrument and listed else 0, self.cash, event,
+        ))  # fmt: skip
+
+    def _traded(self, index: int, qty: int, cash: int) -> None:
+        if qty > 0:
+            self.bought[index] += qty
+            self.paid_fen[index] -= cash
+        else:
+            self.sold[index] -= qty
+            self.received_fen[index] += cash
+
+    def result(self) -> Statement:
+        holdings = [
+            Holding(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
+                    self.received_fen[i])  # fmt: skip
+            for i, symbol in enumerate(self.codec.symbols)
+            if self.net[i] or self.bought[i] or self.sold[i]
+        ]
+        return Statement(
+            self.account, self.from_ts_ns, self.to_ts_ns, self.opening_cash, self.lines,
+            holdings, self.cash, dict(sorted(self.counts.items())),
+        )  # fmt: skip
+
+
+def _no_movement(row: Row, role: str) -> tuple[int, int]:
+    return (0, 0)

@@ -1,0 +1,296 @@
+"""The human-readable output of every replay command (``--json`` prints the Structs instead).
+
+Theory of operation
+-------------------
+One function per command turns its result Struct into text: a headline that answers the
+question (intact? matches? where do they diverge?), then aligned tables.  Prices and money are
+shown in CNY from integer fen, times in China Standard Time (:mod:`replay.render`); typed
+commands and events are shown as ``Name field=value ...`` with enum members by name.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+
+import msgspec
+
+from replay.render import cny, table, timestamp, trading_date
+
+
+def describe(item: object) -> str:
+    """A typed command or event on one line: ``TradeExecuted seq=5 price_ticks=6000 ...``."""
+    fields = msgspec.structs.asdict(item) if isinstance(item, msgspec.Struct) else {}
+    parts = [type(item).__name__]
+    for name, value in fields.items():
+        if isinstance(value, enum.Enum):
+            value = value.name
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def _price(ticks: int | None) -> str:
+    return "-" if ticks is None else cny(ticks)
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def verify_text(result) -> str:
+    log = result.log
+    lines = []
+    if log.problem is None:
+        lines.append(f"log intact: {log.log_dir}")
+    else:
+        p = log.problem
+        kind = " (an unfinished tail: recovery would truncate it)" if p.at_tail else ""
+        lines.append(f"log DAMAGED: segment {p.segment}, byte offset {p.offset}, seq {p.seq}: "
+                     f"{p.what}{kind}")  # fmt: skip
+        lines.append("intact up to the problem:")
+    lines.append(f"  market {result.market!r} (digest {result.market_digest[:16]}…)")
+    lines.append(f"  {len(log.segments)} segments, {log.records:,} records, {log.batches:,} "
+                 f"batches, {log.commands:,} commands, {log.events:,} events")  # fmt: skip
+    if log.batches:
+        lines.append(f"  seq {log.first_seq:,} … {log.last_seq:,}")
+        lines.append(f"  time {timestamp(log.first_ts_ns)} … {timestamp(log.last_ts_ns)}")
+    lines.append(f"  chain hash {log.chain_hash}")
+    bad = [check for check in result.snapshots if check.problem is not None]
+    lines.append(f"snapshots: {len(result.snapshots) - len(bad)} intact, {len(bad)} bad")
+    for check in bad:
+        lines.append(f"  BAD {check.path}: {check.problem}")
+    return "\n".join(lines)
+
+
+# -- run and book --------------------------------------------------------------------------------
+
+
+def _summary_rows(instruments) -> list[list[object]]:
+    return [
+        [
+            i.instrument, i.session, trading_date(i.trading_date), cny(i.reference_price_ticks),
+            f"{cny(i.lower_band_ticks)}…{cny(i.upper_band_ticks)}", _price(i.bids.best_ticks),
+            _price(i.asks.best_ticks), f"{i.bids.orders:,}", f"{i.bids.qty_t:,}",
+            f"{i.asks.orders:,}", f"{i.asks.qty_t:,}",
+        ]  # fmt: skip
+        for i in instruments
+    ]
+
+
+_SUMMARY_HEADERS = (
+    "instrument", "session", "date", "reference", "band", "bid", "ask", "bid orders",
+    "bid t", "ask orders", "ask t",
+)  # fmt: skip
+
+
+def _tail_note(tail) -> list[str]:
+    if tail is None:
+        return []
+    return [f"note: ignored an unfinished batch at the end of the log ({tail.segment}, byte "
+            f"offset {tail.offset}, seq {tail.seq}: {tail.what})"]  # fmt: skip
+
+
+def run_text(report) -> str:
+    when = timestamp(report.last_ts_ns) if report.last_seq else "before the first command"
+    lines = [f"state after seq {report.last_seq:,} ({when}), engine {report.engine}"]
+    lines.append(f"state hash {report.state_hash}")
+    chain = report.chain_hash or "- (the stop falls inside a batch)"
+    lines.append(f"log chain hash {chain}")
+    start = "seq 1" if report.snapshot_seq is None else f"the snapshot at seq {report.snapshot_seq:,}"
+    lines.append(f"replayed {report.batches:,} batches, {report.commands:,} commands, "
+                 f"{report.events:,} events from {start}")  # fmt: skip
+    for skipped in report.skipped_snapshots:
+        lines.append(f"skipped snapshot {skipped.path}: {skipped.reason}")
+    lines.append(f"resting orders {report.resting_orders:,}")
+    lines.append("")
+    lines.append(table(_SUMMARY_HEADERS, _summary_rows(report.instruments)))
+    return "\n".join(lines + _tail_note(report.tail))
+
+
+def book_text(report) -> str:
+    i = report.summary
+    when = timestamp(report.last_ts_ns) if report.last_seq else "before the first command"
+    lines = [
+        f"{report.instrument} after seq {report.last_seq:,} ({when})",
+        f"session {i.session} {trading_date(i.trading_date)}, reference "
+        f"{cny(i.reference_price_ticks)}, band {cny(i.lower_band_ticks)} … "
+        f"{cny(i.upper_band_ticks)}; {i.bids.orders:,} bids, {i.asks.orders:,} asks",
+        "",
+    ]
+    if report.bid_orders is not None:
+        for title, orders in (("bids", report.bid_orders), ("asks", report.ask_orders)):
+            rows = [
+                [n, o.order_id, o.account, cny(o.price_ticks), f"{o.qty_t:,}",
+                 o.order_type.name, o.tif.name]  # fmt: skip
+                for n, o in enumerate(orders, 1)
+            ]
+            headers = ("#", "order id", "account", "price", "open t", "type", "tif")
+            lines += [f"{title} (priority order)", table(headers, rows), ""]
+        return "\n".join(lines).rstrip()
+    rows = []
+    for n in range(max(len(report.bids), len(report.asks))):
+        bid = report.bids[n] if n < len(report.bids) else None
+        ask = report.asks[n] if n < len(report.asks) else None
+        rows.append([
+            bid.orders if bid else "", f"{bid.qty_t:,}" if bid else "",
+            cny(bid.price_ticks) if bid else "", cny(ask.price_ticks) if ask else "",
+            f"{ask.qty_t:,}" if ask else "", ask.orders if ask else "",
+        ])  # fmt: skip
+    headers = ("bid orders", "bid t", "bid", "ask", "ask t", "ask orders")
+    return "\n".join(lines + [table(headers, rows)])
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def audit_text(report, show: int = 20) -> str:
+    lines = []
+    if report.ok:
+        lines.append(f"audit OK: every batch's events match its checkpoint (engine {report.engine})")
+    else:
+        d = report.divergence
+        lines.append(f"audit FAILED: batch seq {d.first_seq:,} … {d.last_seq:,} does not match "
+                     f"its checkpoint (engine {report.engine})")  # fmt: skip
+    lines.append(f"  {report.batches:,} batches, {report.commands:,} commands, "
+                 f"{report.events:,} events matched"
+                 + (f" (seq {report.first_seq:,} … {report.last_seq:,})" if report.batches else ""))
+    lines.append(f"  events hash {report.events_hash}")
+    if report.ok:
+        lines.append(f"  state hash {report.state_hash}")
+    else:
+        lines += _divergence_lines(report.divergence, show)
+    return "\n".join(lines + _tail_note(report.tail))
+
+
+def _divergence_lines(d, show: int) -> list[str]:
+    lines = [
+        f"  batch at {d.segment}, byte offset {d.offset}, time {timestamp(d.ts_ns)}",
+        f"  recorded:   {d.recorded_count:,} events, digest {d.recorded_digest}",
+        f"  recomputed: {d.recomputed_count:,} events, digest {d.recomputed_digest}",
+        f"commands ({len(d.commands):,}):",
+    ]
+    lines += [f"  {describe(c)}" for c in d.commands[:show]]
+    if len(d.commands) > show:
+        lines.append(f"  … {len(d.commands) - show:,} more (--show N, or --json for all)")
+    lines.append(f"recomputed events ({len(d.recomputed_events):,}):")
+    lines += [f"  {describe(e)}" for e in d.recomputed_events[:show]]
+    if len(d.recomputed_events) > show:
+        lines.append(f"  … {len(d.recomputed_events) - show:,} more (--show N, or --json for all)")
+    return lines
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+def trades_csv(trades) -> str:
+    """Every trade as CSV with a header row (integers: ticks, tonnes, fen, nanoseconds)."""
+    from replay.reports import TradeRow
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TradeRow.__struct_fields__)
+    writer.writerows(msgspec.structs.astuple(trade) for trade in trades)
+    return buffer.getvalue()
+
+
+def market_text(bars) -> str:
+    if not bars:
+        return "no trading sessions in the log"
+    rows = [
+        [
+            trading_date(b.trading_date), b.instrument, cny(b.previous_close_ticks),
+            cny(b.open_ticks), cny(b.high_ticks), cny(b.low_ticks), cny(b.close_ticks),
+            cny(b.change_ticks), f"{b.volume_t:,}", cny(b.value_fen), f"{b.trades:,}",
+            "" if b.final else "open",
+        ]  # fmt: skip
+        for b in bars
+    ]
+    headers = ("date", "instrument", "prev close", "open", "high", "low", "close", "change",
+               "volume t", "value CNY", "trades", "")  # fmt: skip
+    note = "\n(open: the session is still open at the end of the log; figures so far)"
+    return table(headers, rows) + (note if any(not b.final for b in bars) else "")
+
+
+def statement_text(statement) -> str:
+    lines = [f"statement of account {statement.account}"]
+    if statement.from_ts_ns is not None:
+        lines.append(f"from {timestamp(statement.from_ts_ns)}; opening net cash "
+                     f"{cny(statement.opening_net_cash_fen)}")  # fmt: skip
+    if statement.to_ts_ns is not None:
+        lines.append(f"up to (not including) {timestamp(statement.to_ts_ns)}")
+    rows = [
+        [
+            line.seq, timestamp(line.ts_ns), line.event, line.role, line.instrument or "",
+            _change(line.qty_change_t), _money_change(line.cash_change_fen), f"{line.net_t:,}",
+            cny(line.net_cash_fen), _detail(line.detail),
+        ]  # fmt: skip
+        for line in statement.lines
+    ]
+    headers = ("seq", "time", "event", "role", "instrument", "Δ t", "Δ CNY", "net t",
+               "net CNY", "detail")  # fmt: skip
+    lines += ["", table(headers, rows) if rows else "no events in the period", ""]
+    holdings = [
+        [h.instrument, f"{h.net_t:,}", f"{h.bought_t:,}", f"{h.sold_t:,}", cny(h.paid_fen),
+         cny(h.received_fen)]  # fmt: skip
+        for h in statement.holdings
+    ]
+    if holdings:
+        headers = ("instrument", "net t", "bought t", "sold t", "paid CNY", "received CNY")
+        lines += [table(headers, holdings), ""]
+    lines.append(f"net cash moved {cny(statement.net_cash_fen)} (gross of fees)")
+    counts = ", ".join(f"{name} {n:,}" for name, n in statement.events_by_kind.items())
+    lines.append(f"events: {counts or 'none'}")
+    return "\n".join(lines)
+
+
+def _change(qty: int) -> str:
+    return f"{qty:+,}" if qty else ""
+
+
+def _money_change(fen: int) -> str:
+    return ("+" if fen > 0 else "") + cny(fen) if fen else ""
+
+
+_DETAIL_SKIP = {"seq", "ts_ns", "account", "instrument"}
+
+
+def _detail(event) -> str:
+    fields = msgspec.structs.asdict(event)
+    parts = []
+    for name, value in fields.items():
+        if name in _DETAIL_SKIP:
+            continue
+        parts.append(f"{name}={value.name if isinstance(value, enum.Enum) else value}")
+    return " ".join(parts)
+
+
+# -- diff ------------------------------------------------------------------------------------------
+
+
+def diff_text(result) -> str:
+    if result.identical:
+        note = " (market definitions differ)" if result.markets_differ else ""
+        return (f"identical: both logs end at seq {result.compared_through_seq:,}, same "
+                f"commands and outcomes{note}")  # fmt: skip
+    what = {
+        "command": "the commands differ",
+        "events": "the same command has other outcomes",
+        "length": "one log ends before the other",
+    }[result.what]
+    lines = [f"logs diverge at seq {result.first_seq:,}: {what}",
+             f"identical through seq {result.compared_through_seq:,}"]  # fmt: skip
+    if result.markets_differ:
+        lines.append("the market definitions differ")
+    for label, command, events, last in (
+        ("A", result.command_a, result.events_a, result.last_seq_a),
+        ("B", result.command_b, result.events_b, result.last_seq_b),
+    ):
+        if command is None:
+            lines.append(f"{label}: no command (log ends at seq {last:,})" if last is not None
+                         else f"{label}: no command")  # fmt: skip
+            continue
+        lines.append(f"{label}: {describe(command)}")
+        lines += [f"   -> {describe(event)}" for event in events]
+    return "\n".join(lines)
