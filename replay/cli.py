@@ -138,9 +138,12 @@ def _statement(args: argparse.Namespace) -> int:
             f"account {args.account} is outside 0 … {data.market.capacity.accounts - 1}"
         )
     report = StatementReport(data, args.account, args.from_time, args.to_time)
+    stop = _stop(None, None if args.to_time is None else args.to_time - 1)
     with _progress(args, "statement") as progress:
-        scan_events(data, [report], progress)
-    _emit(args, report.result(), tx.statement_text)
+        scan = scan_events(data, [report], progress, stop)
+    query = getattr(scan.engine, "account", None)
+    balances = query(args.account) if query is not None and data.market.registry else None
+    _emit(args, report.result(balances), tx.statement_text)
     return errors.EXIT_OK
 
 

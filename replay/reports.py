@@ -21,7 +21,9 @@ Movements are gross, as the events state them: a fee that no event records is no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -30,7 +32,7 @@ from engine import records as r
 from engine import schema as s
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
-from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches
+from replay.timeline import Stop, batch_applier, engine_class, from_genesis, replay_batches
 
 Row = list[int]
 """One event record as 16 ints (``engine.records`` column order)."""
@@ -100,25 +102,29 @@ class Consumer:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What :func:`scan_events` leaves behind: the engine at the stop, and the log reader."""
+
+    engine: Any
+    reader: LogReader
+
+
 def scan_events(
-    data: DataDir, consumers: Sequence[Consumer], progress: Progress | None = None
-) -> LogReader:
-    """Replay the whole log once and feed every consumer its events; returns the reader (for
-    its ``tail``)."""
+    data: DataDir, consumers: Sequence[Consumer], progress: Progress | None = None,
+    stop: Stop = Stop(),
+) -> Scan:  # fmt: skip
+    """Replay the log up to ``stop`` once and feed every consumer its events."""
     engine = engine_class("compiled")(data.market)
     wanted = np.array(sorted(set().union(*(c.kinds for c in consumers))), dtype=np.int64)
     reader = LogReader(data, 1, progress)
-    for applied in replay_batches(from_genesis(reader), batch_applier(engine)):
+    for applied in replay_batches(from_genesis(reader), batch_applier(engine), stop):
         rows = applied.events.view(np.int64).reshape(-1, r.EVENT_FIELDS)
         picked = rows[np.isin(rows[:, r.E_KIND], wanted)]
         if len(picked):
             for consumer in consumers:
                 consumer.take(picked)
-    return reader
-
-
-def _of_kinds(rows: np.ndarray, kinds: Iterable[int]) -> np.ndarray:
-    return rows[np.isin(rows[:, r.E_KIND], np.fromiter(kinds, np.int64))]
+    return Scan(engine, reader)
 
 
 # -- trades ------------------------------------------------------------------------------------
@@ -301,7 +307,7 @@ class StatementLine(msgspec.Struct, frozen=True):
     detail: s.Event
 
 
-class Holding(msgspec.Struct, frozen=True):
+class Flow(msgspec.Struct, frozen=True):
     """One instrument in a statement: net tonnes moved by every event, and the trades."""
 
     instrument: str
@@ -319,10 +325,12 @@ class Statement(msgspec.Struct, frozen=True):
     opening_net_cash_fen: int
     """Net fen moved before ``from_ts_ns`` (the statement's opening balance)."""
     lines: list[StatementLine]
-    holdings: list[Holding]
+    flows: list[Flow]
     """Per instrument, over the whole log up to ``to_ts_ns``."""
     net_cash_fen: int
     events_by_kind: dict[str, int]
+    balances: s.AccountStatus | None = None
+    """The account's balances at the end of the period (registry markets), fees included."""
 
 
 class StatementReport(Consumer):
@@ -389,16 +397,17 @@ class StatementReport(Consumer):
             self.sold[index] -= qty
             self.received_fen[index] += cash
 
-    def result(self) -> Statement:
-        holdings = [
-            Holding(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
+    def result(self, balances: s.AccountStatus | None = None) -> Statement:
+        """The statement; ``balances``: the engine's view of the account at the period's end."""
+        flows = [
+            Flow(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
                     self.received_fen[i])  # fmt: skip
             for i, symbol in enumerate(self.codec.symbols)
             if self.net[i] or self.bought[i] or self.sold[i]
         ]
         return Statement(
             self.account, self.from_ts_ns, self.to_ts_ns, self.opening_cash, self.lines,
-            holdings, self.cash, dict(sorted(self.counts.items())),
+            flows, self.cash, dict(sorted(self.counts.items())), balances,
         )  # fmt: skip
 
 

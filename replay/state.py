@@ -13,6 +13,7 @@ import msgspec
 
 from engine import journal as jr
 from engine import schema as s
+from engine.market import MarketDefinition
 from replay.datadir import DataDir
 from replay.progress import Progress
 from replay.timeline import Rebuilt, SkippedSnapshot, Stop, rebuild
@@ -40,6 +41,20 @@ class InstrumentSummary(msgspec.Struct, frozen=True):
     asks: SideSummary
 
 
+class AccountKindSummary(msgspec.Struct, frozen=True):
+    """Totals over the opened accounts of one kind (registry markets)."""
+
+    kind: str
+    accounts: int
+    frozen_accounts: int
+    cash_available_fen: int
+    cash_locked_fen: int
+    tradable_t: int
+    locked_t: int
+    frozen_t: int
+    unsettled_t: int
+
+
 class RunReport(msgspec.Struct, frozen=True):
     """The state after the last command before the stop, and how it was reached."""
 
@@ -56,6 +71,8 @@ class RunReport(msgspec.Struct, frozen=True):
     events: int
     resting_orders: int
     instruments: list[InstrumentSummary]
+    account_kinds: list[AccountKindSummary]
+    """Per account kind (registry markets; empty when the market runs no registry)."""
     snapshot_seq: int | None = None
     snapshot_path: str | None = None
     skipped_snapshots: list[SkippedSnapshot] = []
@@ -80,6 +97,29 @@ def summarize(engine: object, symbol: str) -> InstrumentSummary:
     )  # fmt: skip
 
 
+def accounts_by_kind(engine: object, market: MarketDefinition) -> list[AccountKindSummary]:
+    """Balances summed per account kind, from the engine's ``account()`` query."""
+    query = getattr(engine, "account", None)
+    if not market.registry or query is None:
+        return []
+    totals: dict[s.AccountKind, list[int]] = {}
+    for number in range(market.capacity.accounts):
+        status = query(number)
+        if status is None:
+            continue
+        row = totals.setdefault(status.kind, [0] * 8)
+        row[0] += 1
+        row[1] += status.frozen
+        row[2] += status.cash_available_fen
+        row[3] += status.cash_locked_fen
+        for holding in status.holdings:
+            row[4] += holding.tradable_t
+            row[5] += holding.locked_t
+            row[6] += holding.frozen_t
+            row[7] += holding.unsettled_t
+    return [AccountKindSummary(kind.name, *totals[kind]) for kind in sorted(totals)]
+
+
 def run(
     data: DataDir, engine: str = "compiled", stop: Stop = Stop(), from_snapshot: bool = False,
     progress: Progress | None = None,
@@ -96,7 +136,7 @@ def report_of(data: DataDir, engine: str, rebuilt: Rebuilt) -> RunReport:
         str(data.path), engine, rebuilt.last_seq, rebuilt.last_ts_ns, state.state_hash(),
         rebuilt.chain_hash, rebuilt.batches, rebuilt.commands, rebuilt.events,
         state.resting_count(), [summarize(state, sym) for sym in data.market.symbols],
-        rebuilt.snapshot_seq, rebuilt.snapshot_path, rebuilt.skipped_snapshots, rebuilt.tail,
+        accounts_by_kind(state, data.market), rebuilt.snapshot_seq, rebuilt.snapshot_path, rebuilt.skipped_snapshots, rebuilt.tail,
     )  # fmt: skip
 
 

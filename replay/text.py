@@ -106,6 +106,16 @@ def run_text(report) -> str:
     lines.append(f"resting orders {report.resting_orders:,}")
     lines.append("")
     lines.append(table(_SUMMARY_HEADERS, _summary_rows(report.instruments)))
+    if report.account_kinds:
+        rows = [
+            [k.kind, k.accounts, k.frozen_accounts, cny(k.cash_available_fen),
+             cny(k.cash_locked_fen), f"{k.tradable_t:,}", f"{k.locked_t:,}", f"{k.frozen_t:,}",
+             f"{k.unsettled_t:,}"]  # fmt: skip
+            for k in report.account_kinds
+        ]
+        headers = ("account kind", "accounts", "frozen", "cash CNY", "cash locked CNY",
+                   "tradable t", "locked t", "frozen t", "unsettled t")  # fmt: skip
+        lines += ["", table(headers, rows)]
     return "\n".join(lines + _tail_note(report.tail))
 
 
@@ -231,18 +241,40 @@ def statement_text(statement) -> str:
     headers = ("seq", "time", "event", "role", "instrument", "Δ t", "Δ CNY", "net t",
                "net CNY", "detail")  # fmt: skip
     lines += ["", table(headers, rows) if rows else "no events in the period", ""]
-    holdings = [
-        [h.instrument, f"{h.net_t:,}", f"{h.bought_t:,}", f"{h.sold_t:,}", cny(h.paid_fen),
-         cny(h.received_fen)]  # fmt: skip
-        for h in statement.holdings
+    flows = [
+        [f.instrument, f"{f.net_t:,}", f"{f.bought_t:,}", f"{f.sold_t:,}", cny(f.paid_fen),
+         cny(f.received_fen)]  # fmt: skip
+        for f in statement.flows
     ]
-    if holdings:
+    if flows:
         headers = ("instrument", "net t", "bought t", "sold t", "paid CNY", "received CNY")
-        lines += [table(headers, holdings), ""]
+        lines += [table(headers, flows), ""]
     lines.append(f"net cash moved {cny(statement.net_cash_fen)} (gross of fees)")
+    lines += _balance_lines(statement.balances)
     counts = ", ".join(f"{name} {n:,}" for name, n in statement.events_by_kind.items())
     lines.append(f"events: {counts or 'none'}")
     return "\n".join(lines)
+
+
+def _balance_lines(balances) -> list[str]:
+    if balances is None:
+        return []
+    frozen = ", FROZEN" if balances.frozen else ""
+    lines = [
+        "",
+        f"balances at the end of the period ({balances.kind.name}{frozen}): cash available "
+        f"{cny(balances.cash_available_fen)}, locked {cny(balances.cash_locked_fen)}",
+    ]
+    rows = [
+        [h.instrument, f"{h.tradable_t:,}", f"{h.locked_t:,}", f"{h.frozen_t:,}",
+         f"{h.unsettled_t:,}"]  # fmt: skip
+        for h in balances.holdings
+        if h.tradable_t or h.locked_t or h.frozen_t or h.unsettled_t
+    ]
+    if rows:
+        headers = ("instrument", "tradable t", "locked t", "frozen t", "unsettled t")
+        lines.append(table(headers, rows))
+    return lines
 
 
 def _change(qty: int) -> str:
