@@ -22,6 +22,8 @@ from engine.market import national_market
 from engine.sequencer import MARKET_FILE, Exchange
 
 DEFAULT_DATA_DIR = Path("cets-demo-data")
+COMPLIANCE_YEAR = 2024
+"""The demo trades in December 2025, the last weeks before 2024's surrender deadline."""
 BATCH = 256
 
 
@@ -41,6 +43,8 @@ class DayTotals:
         self.kinds: Counter[str] = Counter()
         self.closes: list[s.SessionClosed] = []
         self.accounts: set[int] = set()
+        self.compliance: list[s.ComplianceReported] = []
+        self.issued_t = 0
 
     def add(self, events: list) -> None:
         for event in events:
@@ -49,20 +53,57 @@ class DayTotals:
                 self.closes.append(event)
             elif type(event) is s.TradeExecuted:
                 self.accounts.update((event.taker_account, event.maker_account))
+            elif type(event) is s.ComplianceReported:
+                self.compliance.append(event)
+            elif type(event) is s.AllowancesIssued:
+                self.issued_t += event.qty_t
 
 
 def _run_day(exchange: Exchange, sim: Simulation, date: int, orders: int, totals: DayTotals):
     references = {sym: exchange.engine.status(sym).reference_price_ticks for sym in sim.fair}
     totals.add(exchange.submit([s.OpenSession(trading_date=date)]).events)
     day = sim.day(date, orders, references)
-    bar = progress.Bar(len(day.commands), f"trading day {date}")
-    for start in range(0, len(day.commands), BATCH):
-        batch = day.commands[start : start + BATCH]
+    _submit_all(exchange, day.commands, totals, f"trading day {date}")
+    totals.add(exchange.submit([s.CloseSession(trading_date=date)]).events)
+    return len(day.commands)
+
+
+def _submit_all(exchange: Exchange, commands: list, totals: DayTotals, label: str) -> None:
+    bar = progress.Bar(len(commands), label)
+    for start in range(0, len(commands), BATCH):
+        batch = commands[start : start + BATCH]
         totals.add(exchange.submit(batch).events)
         bar.advance(len(batch))
     bar.close()
-    totals.add(exchange.submit([s.CloseSession(trading_date=date)]).events)
-    return len(day.commands)
+
+
+def _compliance(exchange: Exchange, sim: Simulation, year: int, totals: DayTotals) -> int:
+    """Report, surrender and close the compliance year; returns the commands sent."""
+    engine = exchange.engine
+    symbols = engine.codec.symbols
+
+    def tradable(account: int, symbol: str) -> int:
+        status = engine.account(account)
+        return 0 if status is None else status.holdings[symbols.index(symbol)].tradable_t
+
+    closes = [c for c in totals.closes if c.instrument == f"CEA-{year}"]
+    reference = closes[-1].close_ticks if closes else engine.status(f"CEA-{year}").reference_price_ticks
+    commands = sim.compliance(year, reference, tradable)
+    _submit_all(exchange, commands, totals, f"compliance {year}")
+    return len(commands)
+
+
+def _print_compliance(totals: DayTotals, year: int) -> None:
+    reports = totals.compliance
+    short = [r for r in reports if r.shortfall_t > 0]
+    obligation = sum(r.obligation_t for r in reports)
+    print(f"\ncompliance {year}   {len(reports):,} entities, obligation {obligation:,} tCO2e, "
+          f"surrendered {sum(r.surrendered_t for r in reports):,} t "
+          f"(offsets {sum(r.offsets_t for r in reports):,} t)")  # fmt: skip
+    rate = 100 * (len(reports) - len(short)) / max(1, len(reports))
+    print(f"                  {len(reports) - len(short):,} complied ({rate:.2f} %), "
+          f"{len(short)} short by {sum(r.shortfall_t for r in short):,} t, penalties "
+          f"{sum(r.penalty_fen for r in short) // 100:,} CNY")  # fmt: skip
 
 
 def _print_summary(sim, totals: DayTotals, commands: int, seconds: float, audit) -> None:
@@ -76,13 +117,21 @@ def _print_summary(sim, totals: DayTotals, commands: int, seconds: float, audit)
           f"cancelled or expired, {totals.kinds['OrderModified']:,} modified")  # fmt: skip
     print(f"trades            {totals.kinds['TradeExecuted']:,} between "
           f"{len(totals.accounts):,} accounts")  # fmt: skip
+    print(f"registry          {totals.kinds['AccountOpened']:,} accounts opened, "
+          f"{totals.issued_t:,} t allocated, {totals.kinds['AllowancesSurrendered']:,} "
+          "surrenders")  # fmt: skip
     print(f"\n{'vintage':<12} {'open':>8} {'high':>8} {'low':>8} {'close':>8} "
           f"{'volume t':>12} {'value CNY':>16}")  # fmt: skip
     for c in totals.closes:
         print(f"{c.instrument:<12} {c.open_ticks / fen:>8.2f} {c.high_ticks / fen:>8.2f} "
               f"{c.low_ticks / fen:>8.2f} {c.close_ticks / fen:>8.2f} {c.volume_t:>12,} "
               f"{c.value_fen // fen:>16,}")  # fmt: skip
+    _print_compliance(totals, sim_year(sim))
     print(f"\naudit             {audit}")
+
+
+def sim_year(sim: Simulation) -> int:
+    return COMPLIANCE_YEAR
 
 
 def _sectors(sim: Simulation) -> dict[str, int]:
@@ -100,8 +149,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     commands = 0
     with Exchange.open(data_dir, market) as exchange:
+        setup = sim.setup(COMPLIANCE_YEAR)
+        _submit_all(exchange, setup, totals, "registry set-up")
+        commands += len(setup)
         for date in trading_dates(args.first_date, args.days):
             commands += _run_day(exchange, sim, date, args.orders, totals)
+        commands += _compliance(exchange, sim, COMPLIANCE_YEAR, totals)
         final_hash = exchange.state_hash()
         last_seq = exchange.last_seq
     seconds = time.perf_counter() - started

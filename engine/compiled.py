@@ -183,15 +183,26 @@ class CompiledEngine:
                 grown = np.empty((max(need, 2 * self._out.shape[0]), EVENT_FIELDS), dtype=_I64)
                 grown[:written] = self._out[:written]
                 self._out = grown
+            before = start
             start, n = self._process_batch(self._st, records, start, self._out[written:])
             written += n
+            if start == before:  # defensive: never spin if the kernel asks for more room
+                grown = np.empty((2 * self._out.shape[0] + self._reserve_rows(), EVENT_FIELDS),
+                                 dtype=_I64)  # fmt: skip
+                grown[:written] = self._out[:written]
+                self._out = grown
         events = self._out[:written]
         if copy:
             events = events.copy()
         return events.view(EVENT_DTYPE).reshape(-1)
 
     def _reserve_rows(self) -> int:
-        return int(self._st[k.M_LIVE] + self._st[k.M_N_INST]) + k.EVENTS_RESERVE
+        """Free event rows the kernel insists on before a command (see ``kernel._room``)."""
+        st = self._st
+        reserve = int(st[k.M_LIVE] + st[k.M_N_INST]) + k.EVENTS_RESERVE
+        if st[k.M_REGISTRY]:
+            reserve += int(st[k.M_N_ACCOUNTS])
+        return reserve
 
     # -- queries -------------------------------------------------------------------------------
     def _require(self, symbol: str) -> int:
