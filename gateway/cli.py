@@ -40,7 +40,8 @@ def _add_serve(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="run the TCP gateway over a data directory")
     serve.add_argument("--data-dir", required=True, type=Path, help="exchange data directory")
     serve.add_argument("--market", type=Path,
-                       help="market definition (TOML) for a new data directory; default: the "
+                       help="market definition (TOML, or JSON if *.json) for a new data directory; "
+                       "default: the "
                        "national market")  # fmt: skip
     serve.add_argument("--users", type=Path, help="user file (default DATA_DIR/users.json)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -87,6 +88,20 @@ def _add_users(subparsers) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+def load_market(path: Path):
+    """A market definition from TOML, or from JSON when the name ends in ``.json``."""
+    if path.suffix == ".json":
+        import msgspec
+
+        from engine.market import MarketDefinition, MarketDefinitionError, validate
+
+        try:
+            return validate(msgspec.json.decode(path.read_bytes(), type=MarketDefinition))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MarketDefinitionError(f"invalid market definition {path}: {exc}") from None
+    return load(path)
+
+
 def _config(args: argparse.Namespace) -> GatewayConfig:
     overrides = {
         name: getattr(args, name)
@@ -106,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
     users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
     market = None
     if args.market is not None:
-        market = load(args.market)
+        market = load_market(args.market)
     elif not (args.data_dir / MARKET_FILE).exists():
         market = national_market()
     config = _config(args)

@@ -4,36 +4,38 @@ Theory of operation
 -------------------
 A subscription starts with a :class:`~gateway.protocol.DepthSnapshot` of the whole aggregated
 book as of the exchange's last sequence number.  After every batch the server calls
-:meth:`MarketData.publish`: the events say which price levels they touched (an accepted,
-cancelled or modified order, the maker side of a trade); for each touched level of a
-subscribed instrument the engine is asked for the level's totals *after* the batch, and one
-:class:`~gateway.protocol.DepthUpdate` per instrument carries them as absolute values (0 removes
-a level).  The conflation is per batch, so intermediate states inside a batch are never
-shown, and a client that applies updates with ``seq`` above its snapshot's ``seq`` holds the
-engine's book exactly.  Trades and session events are forwarded as they are, without accounts.
+:meth:`MarketData.publish` with the batch's event records: they say which price levels they
+touched (an accepted, cancelled or modified order, the maker side of a trade); for each touched
+level of a subscribed instrument the engine is asked for the level's totals *after* the batch,
+and one :class:`~gateway.protocol.DepthUpdate` per instrument carries them as absolute values
+(0 removes a level).  The conflation is per batch, so intermediate states inside a batch are
+never shown, and a client that applies the updates with ``seq`` above its snapshot's ``seq``
+holds the engine's book exactly.  Trades and session events are forwarded as they are,
+without accounts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import schema as s
+from engine import records as r
 from gateway import protocol as p
 
-_STATUS_EVENTS = (s.SessionOpened, s.SessionClosed, s.InstrumentHalted, s.InstrumentResumed)
+_STATUS_KINDS = frozenset({r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_HALTED, r.EV_RESUMED})
+_K, _SEQ, _TS, _INST, _SIDE, _PRICE, _QTY = (r.E_KIND, r.E_SEQ, r.E_TS, r.E_INSTRUMENT,
+                                              r.E_SIDE, r.E_PRICE, r.E_QTY)  # fmt: skip
 
 
-def touched_levels(event) -> list[tuple[int, int]]:
-    """(side, price) of the levels an event changed (none for events that rest nothing)."""
-    t = type(event)
-    if t is s.OrderAccepted or t is s.OrderCancelled:
-        return [(int(event.side), event.price_ticks)] if event.price_ticks > 0 else []
-    if t is s.TradeExecuted:
-        return [(3 - int(event.aggressor_side), event.price_ticks)]
-    if t is s.OrderModified:
-        side = int(event.side)
-        return [(side, event.price_ticks), (side, event.old_price_ticks)]
-    return []
+def touched_levels(row: list[int]) -> tuple[tuple[int, int], ...]:
+    """(side, price) of the levels an event row changed (none for events that rest nothing)."""
+    kind = row[_K]
+    if kind == r.EV_ACCEPTED or kind == r.EV_CANCELLED:
+        return ((row[_SIDE], row[_PRICE]),) if row[_PRICE] > 0 else ()
+    if kind == r.EV_TRADE:
+        return ((3 - row[_SIDE], row[_PRICE]),)
+    if kind == r.EV_MODIFIED:
+        return ((row[_SIDE], row[_PRICE]), (row[_SIDE], row[r.E_X1]))
+    return ()
 
 
 class MarketData:
@@ -43,13 +45,16 @@ class MarketData:
     ----------
     engine : CompiledEngine or ReferenceEngine
         The exchange's live engine (read through its query API only).
-    symbols : list of str
-        The instruments that may be subscribed.
+    codec : engine.records.Codec
+        The exchange's codec: instrument indices, typed events.
     """
 
-    def __init__(self, engine, symbols: list[str]) -> None:
+    def __init__(self, engine, codec: r.Codec) -> None:
         self.engine = engine
-        self.subscribers: dict[str, set] = {symbol: set() for symbol in symbols}
+        self.codec = codec
+        self.symbols = list(codec.symbols)
+        self.subscribers: dict[str, set] = {symbol: set() for symbol in self.symbols}
+        self._by_index = [self.subscribers[symbol] for symbol in self.symbols]
 
     def snapshot(self, symbol: str, request_id: int, seq: int) -> p.DepthSnapshot:
         """The whole aggregated book of ``symbol`` now (as of ``seq``)."""
@@ -62,35 +67,37 @@ class MarketData:
             bids=list(depth.bids), asks=list(depth.asks),
         )  # fmt: skip
 
-    def publish(self, events: list, last_seq: int, emit: Callable[[object, object], None]) -> None:
+    def publish(self, rows: list, last_seq: int, emit: Callable[[object, object], None]) -> None:
         """Send one batch's market data to the subscribers: ``emit(connection, message)``."""
-        subscribers = self.subscribers
-        touched: dict[str, set[tuple[int, int]]] = {}
-        for event in events:
-            symbol = getattr(event, "instrument", None)
-            watchers = subscribers.get(symbol) if symbol else None
-            if not watchers:
+        by_index, count = self._by_index, len(self._by_index)
+        touched: dict[int, set[tuple[int, int]]] = {}
+        for row in rows:
+            index = row[_INST]
+            if not 0 <= index < count or not by_index[index]:
                 continue
-            t = type(event)
-            if t is s.TradeExecuted:
-                trade = p.Trade(
-                    instrument=symbol, seq=event.seq, ts_ns=event.ts_ns, trade_id=event.trade_id,
-                    price_ticks=event.price_ticks, qty_t=event.qty_t,
-                    aggressor_side=int(event.aggressor_side),
+            kind = row[_K]
+            if kind == r.EV_TRADE:
+                message = p.Trade(
+                    instrument=self.symbols[index], seq=row[_SEQ], ts_ns=row[_TS],
+                    trade_id=row[r.E_X2], price_ticks=row[_PRICE], qty_t=row[_QTY],
+                    aggressor_side=row[_SIDE],
                 )  # fmt: skip
-                for connection in watchers:
-                    emit(connection, trade)
-            elif t in _STATUS_EVENTS:
-                status = p.MarketStatus(instrument=symbol, seq=event.seq, event=event)
-                for connection in watchers:
-                    emit(connection, status)
-            levels = touched_levels(event)
+            elif kind in _STATUS_KINDS:
+                message = p.MarketStatus(instrument=self.symbols[index], seq=row[_SEQ],
+                                         event=self.codec.event(row))  # fmt: skip
+            else:
+                message = None
+            if message is not None:
+                for connection in by_index[index]:
+                    emit(connection, message)
+            levels = touched_levels(row)
             if levels:
-                touched.setdefault(symbol, set()).update(levels)
-        for symbol, levels in touched.items():
+                touched.setdefault(index, set()).update(levels)
+        for index, levels in touched.items():
+            symbol = self.symbols[index]
             update = p.DepthUpdate(instrument=symbol, seq=last_seq, levels=[
                 p.LevelUpdate(side, price, *self.engine.depth_at(symbol, side, price))
                 for side, price in sorted(levels)
             ])  # fmt: skip
-            for connection in subscribers[symbol]:
+            for connection in by_index[index]:
                 emit(connection, update)

@@ -28,7 +28,18 @@ import msgspec
 import numpy as np
 
 from engine import schema as s
-from engine.records import K_SUBMIT
+from engine.records import (
+    E_ACCOUNT,
+    E_ORDER_ID,
+    E_X0,
+    E_X1,
+    E_X3,
+    E_X4,
+    EV_CANCELLED,
+    EV_REJECTED,
+    EV_TRADE,
+    K_SUBMIT,
+)
 
 
 class Annotation(msgspec.Struct, frozen=True, array_like=True):
@@ -90,17 +101,18 @@ class OrderTracker:
         if owner is not None:
             owner.live_orders.pop(order_id, None)
 
-    def apply(self, events: list) -> None:
-        """Update the counts from a batch's events (an order ends exactly once)."""
-        for e in events:
-            t = type(e)
-            if t is s.TradeExecuted:
-                if e.taker_leaves_t == 0:
-                    self._ended(e.taker_order_id, e.taker_account)
-                if e.maker_leaves_t == 0:
-                    self._ended(e.maker_order_id, e.maker_account)
-            elif t is s.OrderCancelled or t is s.OrderRejected:
-                self._ended(e.order_id, e.account)
+    def apply(self, rows: list) -> None:
+        """Update the counts from a batch's event records (an order ends exactly once)."""
+        ended = self._ended
+        for row in rows:
+            kind = row[0]
+            if kind == EV_TRADE:
+                if row[E_X3] == 0:
+                    ended(row[E_ORDER_ID], row[E_ACCOUNT])
+                if row[E_X4] == 0:
+                    ended(row[E_X0], row[E_X1])
+            elif kind == EV_CANCELLED or kind == EV_REJECTED:
+                ended(row[E_ORDER_ID], row[E_ACCOUNT])
 
     # -- recovery ------------------------------------------------------------------------------
     @classmethod

@@ -23,6 +23,7 @@ names and types never change; codes are never reused.  A change a peer must unde
 from __future__ import annotations
 
 import enum
+import struct
 from typing import Annotated, Union
 
 import msgspec
@@ -312,7 +313,11 @@ class ProtocolError(msgspec.Struct, tag=105, **_MSG):
     text: str = ""
 
 
-class Ack(msgspec.Struct, tag=106, **_MSG):
+_POSITIONAL = dict(frozen=True, tag_field="type")
+"""Built positionally on the hot path (field order is part of the Python API only)."""
+
+
+class Ack(msgspec.Struct, tag=106, **_POSITIONAL):
     """The request was sequenced as ``seq`` and is durable; every report it caused for this
     session was sent before this message.  ``order_id`` is the engine order id of a
     ``NewOrder`` (or the target of a cancel/modify), else 0."""
@@ -323,7 +328,7 @@ class Ack(msgspec.Struct, tag=106, **_MSG):
     client_order_id: str = ""
 
 
-class ExecutionReport(msgspec.Struct, tag=110, **_MSG):
+class ExecutionReport(msgspec.Struct, tag=110, **_POSITIONAL):
     """One thing that happened to an order of one of the session's accounts.
 
     Durable and replayable; ``(seq, index, leg)`` is its position in the session's stream.
@@ -548,13 +553,14 @@ def encode(message: msgspec.Struct) -> bytes:
     return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
 
 
+_pack_length = struct.Struct(">I").pack_into
+
+
 def append_frame(buffer: bytearray, message: msgspec.Struct) -> None:
     """Append one message as a frame to ``buffer`` (no intermediate copies)."""
     start = len(buffer)
     _encoder.encode_into(message, buffer, start + FRAME_HEADER_BYTES)
-    buffer[start : start + FRAME_HEADER_BYTES] = (len(buffer) - start - FRAME_HEADER_BYTES).to_bytes(
-        FRAME_HEADER_BYTES, "big"
-    )
+    _pack_length(buffer, start, len(buffer) - start - FRAME_HEADER_BYTES)
 
 
 client_decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -3,15 +3,23 @@
 Theory of operation
 -------------------
 A session's *scope* is fixed at logon: its user, the accounts it may trade for, whether it
-is a drop copy.  :func:`messages_for` maps (scope, event, the event's position, the
-annotation of the command that caused it) to the messages that session receives - execution
-reports from the point of view of the session's own accounts, event reports for the user's
-own non-order commands, or the raw event for a drop copy.  The server calls it live for every
-session an event concerns, and again for a resumed session while it replays the log, so the
-replayed stream is by construction the stream that was (or would have been) sent live.
+is a drop copy.  :func:`messages_for` maps (scope, event, the event's position among its
+command's events, the annotation of that command) to the messages the session receives:
+execution reports from the point of view of the session's own accounts, event reports for the
+user's own non-order commands and for events naming its accounts, or every event raw for a
+drop copy.  The replay of a resumed session calls it for every logged event, so the replayed
+stream is by construction the stream that was (or would have been) sent live; the server's
+live fan-out (``Gateway._route``) is an optimised form of the same rule, and a test holds the
+two equal.
 
-A trade is reported twice, once per leg (0: the taker's order, 1: the maker's); a trader
-sees only the legs of its own accounts and never the counterparty's account or order.
+Events arrive here in the engine's record view - a row of 16 integers
+(``engine.records.EVENT_DTYPE``) - because the gateway is the boundary where records become
+wire messages: an order event goes from its row straight to an ``ExecutionReport``, without a
+typed event in between.  Other events are decoded to their typed form (``engine.schema``),
+which is what ``EventReport`` and ``DropCopy`` carry.
+
+A trade is reported once per leg (0: the taker's order, 1: the maker's); a trader sees only
+the legs of its own accounts and never the counterparty's account or order.
 """
 
 from __future__ import annotations
@@ -20,9 +28,30 @@ from collections.abc import Callable
 
 import msgspec
 
+from engine import records as r
 from engine import schema as s
 from gateway import protocol as p
 from gateway.orders import Annotation
+
+_K, _SEQ, _TS, _INST, _OID, _ACC, _SIDE, _PRICE, _QTY, _REASON = range(10)
+_X0, _X1, _X2, _X3, _X4 = r.E_X0, r.E_X1, r.E_X2, r.E_X3, r.E_X4
+assert (r.E_KIND, r.E_SEQ, r.E_TS, r.E_INSTRUMENT, r.E_ORDER_ID, r.E_ACCOUNT, r.E_SIDE,
+        r.E_PRICE, r.E_QTY, r.E_REASON) == tuple(range(10))  # fmt: skip
+
+ORDER_KINDS = frozenset({
+    r.EV_ACCEPTED, r.EV_REJECTED, r.EV_TRADE, r.EV_CANCELLED, r.EV_MODIFIED,
+    r.EV_CANCEL_REJECTED, r.EV_MODIFY_REJECTED,
+})  # fmt: skip
+"""Event kinds reported as ExecutionReports, one per leg."""
+
+_SESSION_END = int(s.CancelReason.SESSION_END)
+_ACCEPTED, _REJECTED, _PARTIAL, _FILLED, _CANCELLED, _EXPIRED, _MODIFIED = (
+    int(p.ExecType.ACCEPTED), int(p.ExecType.REJECTED), int(p.ExecType.PARTIALLY_FILLED),
+    int(p.ExecType.FILLED), int(p.ExecType.CANCELLED), int(p.ExecType.EXPIRED),
+    int(p.ExecType.MODIFIED),
+)  # fmt: skip
+_CANCEL_REJECTED, _MODIFY_REJECTED = int(p.ExecType.CANCEL_REJECTED), int(p.ExecType.MODIFY_REJECTED)
+_TAKER, _MAKER = int(p.Liquidity.TAKER), int(p.Liquidity.MAKER)
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -33,34 +62,22 @@ class Scope(msgspec.Struct, frozen=True):
     drop_copy: bool = False
 
 
-def _legs_of_trade(e: s.TradeExecuted) -> list[tuple[int, int]]:
-    return [(0, e.taker_account), (1, e.maker_account)]
+def legs(row: list[int]) -> tuple[tuple[int, int], ...]:
+    """(leg, account) pairs of an order event row: taker and maker for a trade."""
+    if row[_K] == r.EV_TRADE:
+        return ((0, row[_ACC]), (1, row[_X1]))
+    return ((0, row[_ACC]),)
 
-
-def _leg_of(e) -> list[tuple[int, int]]:
-    return [(0, e.account)]
-
-
-ORDER_EVENT_LEGS: dict[type, Callable] = {
-    s.OrderAccepted: _leg_of,
-    s.OrderRejected: _leg_of,
-    s.TradeExecuted: _legs_of_trade,
-    s.OrderCancelled: _leg_of,
-    s.OrderModified: _leg_of,
-    s.CancelRejected: _leg_of,
-    s.ModifyRejected: _leg_of,
-}
-"""Order events -> (leg, account) pairs; each becomes one ExecutionReport."""
 
 EVENT_ACCOUNTS: dict[type, Callable] = {
     getattr(s, "AllowancesTransferred", None): lambda e: (e.account, e.to_account),
 }
-"""Non-order events naming accounts in fields other than ``account``."""
+"""Non-order event types that name accounts in fields other than ``account``."""
 EVENT_ACCOUNTS.pop(None, None)
 
 
 def accounts_of(event) -> tuple[int, ...]:
-    """Accounts a non-order event concerns (their sessions receive it as an EventReport)."""
+    """Accounts a typed non-order event concerns (their sessions get it as an EventReport)."""
     special = EVENT_ACCOUNTS.get(type(event))
     if special is not None:
         return special(event)
@@ -68,87 +85,70 @@ def accounts_of(event) -> tuple[int, ...]:
     return () if account is None else (account,)
 
 
-def event_accounts(event) -> tuple[int, ...]:
-    """Every account an event concerns (order legs included)."""
-    legs = ORDER_EVENT_LEGS.get(type(event))
-    if legs is not None:
-        return tuple(account for _, account in legs(event))
-    return accounts_of(event)
-
-
 # ------------------------------------------------------------------------------------------
 # Execution reports
 # ------------------------------------------------------------------------------------------
 
-_ET = p.ExecType
 
+def order_report(row: list[int], index: int, leg: int, client_of: dict, request_id: int,
+                 symbol: str) -> p.ExecutionReport:  # fmt: skip
+    """The ExecutionReport of one leg of an order event row.
 
-def _trade_report(e: s.TradeExecuted, index: int, leg: int, client_of: dict, request_id: int):
-    if leg == 0:
-        account, order_id, side, leaves = (
-            e.taker_account, e.taker_order_id, int(e.aggressor_side), e.taker_leaves_t
-        )  # fmt: skip
-        liquidity = p.Liquidity.TAKER
-    else:
-        account, order_id, leaves = e.maker_account, e.maker_order_id, e.maker_leaves_t
-        side = 3 - int(e.aggressor_side)
-        liquidity = p.Liquidity.MAKER
-    return p.ExecutionReport(
-        seq=e.seq, index=index, leg=leg, ts_ns=e.ts_ns,
-        exec_type=_ET.FILLED if leaves == 0 else _ET.PARTIALLY_FILLED, account=account,
-        order_id=order_id, client_order_id=client_of.get(order_id, ""), request_id=request_id,
-        instrument=e.instrument, side=side, price_ticks=0, qty_t=0, leaves_qty_t=leaves,
-        last_qty_t=e.qty_t, last_price_ticks=e.price_ticks, trade_id=e.trade_id,
-        liquidity=liquidity,
-    )  # fmt: skip
-
-
-def execution_report(event, index: int, leg: int, client_of: dict, request_id: int):
-    """The ExecutionReport of one leg of an order event."""
-    t = type(event)
-    if t is s.TradeExecuted:
-        return _trade_report(event, index, leg, client_of, request_id)
-    e = event
-    common = dict(
-        seq=e.seq, index=index, leg=0, ts_ns=e.ts_ns, account=e.account, order_id=e.order_id,
-        client_order_id=client_of.get(e.order_id, ""), request_id=request_id,
-    )  # fmt: skip
-    if t is s.OrderAccepted:
+    Built positionally (hot path); field order: seq, index, leg, ts_ns, exec_type, account,
+    order_id, client_order_id, request_id, instrument, side, price_ticks, qty_t, leaves_qty_t,
+    last_qty_t, last_price_ticks, trade_id, liquidity, reason, order_type, tif,
+    priority_kept, old_price_ticks, old_qty_t.
+    """
+    kind, seq, ts = row[_K], row[_SEQ], row[_TS]
+    if kind == r.EV_TRADE:
+        if leg == 0:
+            order_id, account, side, leaves, liquidity = (
+                row[_OID], row[_ACC], row[_SIDE], row[_X3], _TAKER)  # fmt: skip
+        else:
+            order_id, account, side, leaves, liquidity = (
+                row[_X0], row[_X1], 3 - row[_SIDE], row[_X4], _MAKER)  # fmt: skip
         return p.ExecutionReport(
-            **common, exec_type=_ET.ACCEPTED, instrument=e.instrument, side=int(e.side),
-            price_ticks=e.price_ticks, qty_t=e.qty_t, leaves_qty_t=e.qty_t,
-            order_type=int(e.order_type), tif=int(e.tif),
+            seq, index, leg, ts, _FILLED if leaves == 0 else _PARTIAL, account, order_id,
+            client_of.get(order_id, ""), request_id, symbol, side, 0, 0, leaves, row[_QTY],
+            row[_PRICE], row[_X2], liquidity, 0, 0, 0, False, 0, 0,
         )  # fmt: skip
-    if t is s.OrderCancelled:
-        expired = e.reason == s.CancelReason.SESSION_END
+    order_id, account = row[_OID], row[_ACC]
+    client_order_id = client_of.get(order_id, "")
+    if kind == r.EV_ACCEPTED:
+        qty = row[_QTY]
         return p.ExecutionReport(
-            **common, exec_type=_ET.EXPIRED if expired else _ET.CANCELLED,
-            instrument=e.instrument, side=int(e.side), price_ticks=e.price_ticks, qty_t=e.qty_t,
-            leaves_qty_t=0, reason=int(e.reason),
+            seq, index, 0, ts, _ACCEPTED, account, order_id, client_order_id, request_id,
+            symbol, row[_SIDE], row[_PRICE], qty, qty, 0, 0, 0, 0, 0, row[_X0], row[_X1],
+            False, 0, 0,
         )  # fmt: skip
-    if t is s.OrderModified:
+    if kind == r.EV_CANCELLED:
+        reason = row[_REASON]
         return p.ExecutionReport(
-            **common, exec_type=_ET.MODIFIED, instrument=e.instrument, side=int(e.side),
-            price_ticks=e.price_ticks, qty_t=e.qty_t, leaves_qty_t=e.qty_t,
-            priority_kept=e.priority_kept, old_price_ticks=e.old_price_ticks,
-            old_qty_t=e.old_qty_t,
+            seq, index, 0, ts, _EXPIRED if reason == _SESSION_END else _CANCELLED, account,
+            order_id, client_order_id, request_id, symbol, row[_SIDE], row[_PRICE], row[_QTY],
+            0, 0, 0, 0, 0, reason, 0, 0, False, 0, 0,
         )  # fmt: skip
-    if t is s.OrderRejected:
+    if kind == r.EV_MODIFIED:
+        qty = row[_QTY]
         return p.ExecutionReport(
-            **common, exec_type=_ET.REJECTED, instrument=e.instrument, side=int(e.side),
-            price_ticks=e.price_ticks, qty_t=e.qty_t, leaves_qty_t=0, reason=int(e.reason),
+            seq, index, 0, ts, _MODIFIED, account, order_id, client_order_id, request_id,
+            symbol, row[_SIDE], row[_PRICE], qty, qty, 0, 0, 0, 0, 0, 0, 0, bool(row[_X0]),
+            row[_X1], row[_X2],
         )  # fmt: skip
-    if t is s.CancelRejected:
+    if kind == r.EV_REJECTED:
         return p.ExecutionReport(
-            **common, exec_type=_ET.CANCEL_REJECTED, instrument="", side=0, price_ticks=0,
-            qty_t=0, leaves_qty_t=0, reason=int(e.reason),
+            seq, index, 0, ts, _REJECTED, account, order_id, client_order_id, request_id,
+            symbol, row[_SIDE], row[_PRICE], row[_QTY], 0, 0, 0, 0, 0, row[_REASON], 0, 0,
+            False, 0, 0,
         )  # fmt: skip
-    if t is s.ModifyRejected:
+    if kind == r.EV_CANCEL_REJECTED or kind == r.EV_MODIFY_REJECTED:
+        cancel = kind == r.EV_CANCEL_REJECTED
         return p.ExecutionReport(
-            **common, exec_type=_ET.MODIFY_REJECTED, instrument="", side=0,
-            price_ticks=e.price_ticks, qty_t=e.qty_t, leaves_qty_t=0, reason=int(e.reason),
+            seq, index, 0, ts, _CANCEL_REJECTED if cancel else _MODIFY_REJECTED, account,
+            order_id, client_order_id, request_id, "", 0, 0 if cancel else row[_PRICE],
+            0 if cancel else row[_QTY], 0, 0, 0, 0, 0, row[_REASON], 0, 0, False, 0, 0,
         )  # fmt: skip
-    raise TypeError(f"not an order event: {event!r}")
+    raise ValueError(f"not an order event kind: {kind}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,39 +156,41 @@ def execution_report(event, index: int, leg: int, client_of: dict, request_id: i
 # ------------------------------------------------------------------------------------------
 
 
-def messages_for(scope: Scope, event, index: int, annotation: Annotation,
-                 client_of: dict) -> list:  # fmt: skip
+def messages_for(scope: Scope, row: list[int], index: int, annotation: Annotation,
+                 client_of: dict, codec: r.Codec) -> list:  # fmt: skip
     """The durable messages one session receives for one event.
 
     Parameters
     ----------
     scope : Scope
         The session's user, accounts and drop-copy flag.
-    event : engine event
+    row : list of int
+        The event's record (``engine.records.EVENT_DTYPE`` values).
     index : int
         The event's position among its command's events.
     annotation : Annotation
         The annotation of the command that caused the event (``NO_ANNOTATION`` if none).
     client_of : dict
         Engine order id -> client order id.
+    codec : engine.records.Codec
+        The exchange's codec (instrument names, typed events).
     """
     if scope.drop_copy:
         return [p.DropCopy(
-            seq=event.seq, index=index, user=annotation.user, request_id=annotation.request_id,
-            client_order_id=annotation.client_order_id, event=event,
+            seq=row[_SEQ], index=index, user=annotation.user, request_id=annotation.request_id,
+            client_order_id=annotation.client_order_id, event=codec.event(row),
         )]  # fmt: skip
     own = annotation.user == scope.user and scope.user != ""
-    legs = ORDER_EVENT_LEGS.get(type(event))
-    if legs is not None:
+    if row[_K] in ORDER_KINDS:
+        symbol = codec.symbol(row[_INST]) if row[_INST] >= -1 else "?"
         return [
-            execution_report(event, index, leg, client_of,
-                             annotation.request_id if own and leg == 0 else 0)
-            for leg, account in legs(event)
+            order_report(row, index, leg, client_of,
+                         annotation.request_id if own and leg == 0 else 0, symbol)
+            for leg, account in legs(row)
             if account in scope.accounts
         ]  # fmt: skip
+    event = codec.event(row)
     if own or any(account in scope.accounts for account in accounts_of(event)):
-        return [p.EventReport(
-            seq=event.seq, index=index, request_id=annotation.request_id if own else 0,
-            event=event,
-        )]  # fmt: skip
-    return []
+        return [p.EventReport(seq=row[_SEQ], index=index,
+                              request_id=annotation.request_id if own else 0, event=event)]
+    return []  # fmt: skip

@@ -37,9 +37,12 @@ import itertools
 import logging
 
 import msgspec
+import numpy as np
 
+from engine import journal as jr
 from engine import limits
 from engine import schema as s
+from engine.records import COMMAND_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, K_SUBMIT
 from gateway import protocol as p
 from gateway.market_data import MarketData
 from gateway.orders import (
@@ -49,8 +52,8 @@ from gateway.orders import (
     decode_annotation,
     encode_annotation,
 )
-from gateway.permissions import GATEWAY_ASSIGNED, refusal
-from gateway.reports import Scope, event_accounts, messages_for
+from gateway.permissions import GATEWAY_ASSIGNED, ROLES_BY_COMMAND, refusal
+from gateway.reports import ORDER_KINDS, Scope, accounts_of, legs, messages_for, order_report
 from gateway.users import User, UserDirectory
 
 log = logging.getLogger("gateway")
@@ -120,17 +123,18 @@ class State(enum.IntEnum):
     CLOSED = 4
 
 
-class Origin:
-    """Who sent a pending command, for its Ack."""
+Origin = tuple
+"""Who sent a pending command, for its Ack: (connection, request_id, order_id, client_order_id)."""
 
-    __slots__ = ("connection", "request_id", "order_id", "client_order_id")
 
-    def __init__(self, connection: Connection, request_id: int, order_id: int,
-                 client_order_id: str) -> None:  # fmt: skip
-        self.connection = connection
-        self.request_id = request_id
-        self.order_id = order_id
-        self.client_order_id = client_order_id
+def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOrder) -> tuple:
+    """A NewOrder as the record tuple of its ``SubmitOrder`` (``COMMAND_DTYPE`` field order).
+
+    The hot path's shortcut for ``codec.command_tuple(SubmitOrder(...))``; the protocol has
+    already range-checked every field, and the test suite holds the two equal.
+    """
+    return (0, 0, order_id, m.price_ticks, m.qty_t, 0, account, instrument_index, K_SUBMIT,
+            m.side, m.order_type, m.tif, m.stp, 0, 0)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------
@@ -154,6 +158,8 @@ class Connection(asyncio.Protocol):
         self.user: User | None = None
         self.scope = Scope(user="", accounts=frozenset())
         self.accounts: frozenset[int] = frozenset()
+        self.only_account = -1
+        self.may_submit = False
         self.cancel_on_disconnect = False
         self.live_orders: dict[int, int] = {}
         self.subscriptions: set[str] = set()
@@ -359,12 +365,14 @@ class Gateway:
         self.users = users
         self.config = (config or GatewayConfig()).check()
         self.tracker = OrderTracker.recover(exchange)
-        self.market_data = MarketData(exchange.engine, exchange.market.symbols)
+        self.codec = exchange.codec
+        self._instrument_index = {symbol: i for i, symbol in enumerate(exchange.codec.symbols)}
+        self.market_data = MarketData(exchange.engine, exchange.codec)
         self.connections: set[Connection] = set()
         self.by_user: dict[str, set[Connection]] = {}
         self.by_account: dict[int, set[Connection]] = {}
         self.drop_copies: set[Connection] = set()
-        self._commands: list = []
+        self._records: list[tuple] = []
         self._annotations: list[Annotation] = []
         self._origins: list[Origin | None] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -466,7 +474,8 @@ class Gateway:
         self.drop_copies.discard(connection)
         if connection.cancel_on_disconnect and self.failure is None:
             for order_id, account in sorted(connection.live_orders.items()):
-                self._enqueue(s.CancelOrder(order_id=order_id, account=account), Annotation(
+                self._enqueue(self.codec.command_tuple(
+                    s.CancelOrder(order_id=order_id, account=account)), Annotation(
                     connection.user.name, 0, self.tracker.client_of.get(order_id, "")), None)
             connection.live_orders.clear()  # fmt: skip
         self._after_io()
@@ -522,6 +531,8 @@ class Gateway:
         connection.state = State.ACTIVE
         connection.user = user
         connection.accounts = frozenset(user.accounts)
+        connection.only_account = user.accounts[0] if len(user.accounts) == 1 else -1
+        connection.may_submit = user.role in ROLES_BY_COMMAND[s.SubmitOrder]
         connection.scope = Scope(user.name, connection.accounts, logon.drop_copy)
         connection.cancel_on_disconnect = logon.cancel_on_disconnect
         self.by_user.setdefault(user.name, set()).add(connection)
@@ -563,12 +574,13 @@ class Gateway:
                       batches) -> None:  # fmt: skip
         annotations = _AnnotationCursor(batches)
         out, frames, sent = bytearray(), 0, 0
-        scope, client_of = connection.scope, self.tracker.client_of
+        scope, client_of, codec = connection.scope, self.tracker.client_of, self.codec
         seq, index = 0, 0
         for count, event in enumerate(events, 1):
             if event.seq != seq:
                 seq, index = event.seq, 0
-            for message in messages_for(scope, event, index, annotations.at(seq), client_of):
+            row = codec.event_row(event)
+            for message in messages_for(scope, row, index, annotations.at(seq), client_of, codec):
                 p.append_frame(out, message)
                 frames += 1
             index += 1
@@ -598,6 +610,8 @@ class Gateway:
                 p.RejectCode.EXCHANGE_UNAVAILABLE)  # fmt: skip
             connection.reject(request, code, code.name)
             return True
+        if command is None:
+            return False
         code = refusal(connection.user.role, connection.accounts, command)
         if code is p.RejectCode.ACCOUNT_NOT_PERMITTED and named == -1:
             code = p.RejectCode.ACCOUNT_REQUIRED
@@ -607,29 +621,34 @@ class Gateway:
         return False
 
     def _new_order(self, connection: Connection, m: p.NewOrder) -> None:
-        account = self._account_for(connection, m.account)
-        order_id = self.exchange.next_seq + len(self._commands)
-        command = s.SubmitOrder(
-            order_id=order_id, account=account, instrument=m.instrument, side=m.side,
-            qty_t=m.qty_t, price_ticks=m.price_ticks, order_type=m.order_type, tif=m.tif,
-            stp=m.stp,
-        )  # fmt: skip
-        if self._refuse(connection, m, command, m.account):
+        account = m.account
+        if account == -1 and len(connection.accounts) == 1:
+            account = connection.only_account
+        if not (connection.may_submit and account in connection.accounts):
+            command = s.SubmitOrder(order_id=1, account=account, instrument=m.instrument,
+                                    side=m.side, qty_t=m.qty_t)  # fmt: skip
+            self._refuse(connection, m, command, m.account)
             return
-        tracker = self.tracker
-        if (account, m.client_order_id) in tracker.by_client:
+        if self.stopping or self.failure is not None:
+            self._refuse(connection, m, None, m.account)
+            return
+        tracker, client_order_id = self.tracker, m.client_order_id
+        if (account, client_order_id) in tracker.by_client:
             connection.reject(m, p.RejectCode.DUPLICATE_CLIENT_ORDER_ID,
-                              f"account {account} already used {m.client_order_id!r}")
+                              f"account {account} already used {client_order_id!r}")
             return  # fmt: skip
         if tracker.open_count.get(account, 0) >= self.config.open_orders_per_account:
             connection.reject(m, p.RejectCode.OPEN_ORDER_LIMIT,
                               f"account {account} has {self.config.open_orders_per_account} "
                               "open orders")  # fmt: skip
             return
-        tracker.reserve(account, m.client_order_id, order_id,
+        order_id = self.exchange.next_seq + len(self._records)
+        tracker.reserve(account, client_order_id, order_id,
                         connection if connection.cancel_on_disconnect else None)  # fmt: skip
-        self._enqueue(command, Annotation(connection.user.name, m.request_id, m.client_order_id),
-                      Origin(connection, m.request_id, order_id, m.client_order_id))  # fmt: skip
+        index = self._instrument_index.get(m.instrument, INSTRUMENT_UNKNOWN)
+        self._enqueue(submit_record(order_id, account, index, m),
+                      Annotation(connection.user.name, m.request_id, client_order_id),
+                      (connection, m.request_id, order_id, client_order_id))  # fmt: skip
 
     def _target(self, connection: Connection, m, account: int) -> int | None:
         """The engine order id a cancel/modify names (None: rejected)."""
@@ -673,7 +692,7 @@ class Gateway:
         if self._refuse(connection, m, command, getattr(command, "account", 0)):
             return
         try:
-            self.exchange.codec.encode_commands([command])
+            np.array([self.codec.command_tuple(command)], dtype=COMMAND_DTYPE)
         except (OverflowError, ValueError, TypeError) as exc:
             connection.reject(m, p.RejectCode.INVALID_REQUEST, f"unrepresentable command: {exc}")
             return
@@ -682,8 +701,9 @@ class Gateway:
     def _submit_for(self, connection: Connection, m, command) -> None:
         order_id = getattr(command, "order_id", 0)
         client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
-        self._enqueue(command, Annotation(connection.user.name, m.request_id, client_order_id),
-                      Origin(connection, m.request_id, order_id, client_order_id))  # fmt: skip
+        self._enqueue(self.codec.command_tuple(command),
+                      Annotation(connection.user.name, m.request_id, client_order_id),
+                      (connection, m.request_id, order_id, client_order_id))
 
     def _subscribe(self, connection: Connection, m: p.Subscribe) -> None:
         watchers = self.market_data.subscribers.get(m.instrument)
@@ -706,16 +726,17 @@ class Gateway:
         connection.send(p.Unsubscribed(request_id=m.request_id, instrument=m.instrument))
 
     # -- batching ------------------------------------------------------------------------------
-    def _enqueue(self, command, annotation: Annotation, origin: Origin | None) -> None:
-        self._commands.append(command)
+    def _enqueue(self, record: tuple, annotation: Annotation, origin: Origin | None) -> None:
+        """Append one command (as its record tuple) to the pending batch."""
+        self._records.append(record)
         self._annotations.append(annotation)
         self._origins.append(origin)
-        if len(self._commands) >= limits.BATCH_COMMANDS_MAX:
+        if len(self._records) >= limits.BATCH_COMMANDS_MAX:
             self._flush()
 
     def _after_io(self) -> None:
         """End of a callback: schedule the batch, write what was queued."""
-        if self._commands and self._flush_handle is None:
+        if self._records and self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
         self._write_dirty()
 
@@ -729,58 +750,90 @@ class Gateway:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if not self._commands or self.failure is not None:
+        if not self._records or self.failure is not None:
             return
-        commands, annotations, origins = self._commands, self._annotations, self._origins
-        self._commands, self._annotations, self._origins = [], [], []
+        records = np.array(self._records, dtype=COMMAND_DTYPE)
+        annotations, origins = self._annotations, self._origins
+        self._records, self._annotations, self._origins = [], [], []
         try:
-            result = self.exchange.submit(commands, [encode_annotation(a) for a in annotations])
+            blob = jr.encode_annotations([encode_annotation(a) for a in annotations],
+                                         len(annotations))  # fmt: skip
+            events = self.exchange.submit_records(records, blob)
         except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
             self._exchange_failed(exc, origins)
             return
         self.batches += 1
-        self.commands_submitted += len(commands)
-        events = result.events
-        self.tracker.apply(events)
-        self._route(result.first_seq, events, annotations, origins)
-        self.market_data.publish(events, result.last_seq, _emit)
+        self.commands_submitted += len(records)
+        rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
+        self.tracker.apply(rows)
+        self._route(int(records[0]["seq"]), rows, annotations, origins)
+        self.market_data.publish(rows, int(records[-1]["seq"]), _emit)
         self._write_dirty()
 
-    def _route(self, first_seq: int, events: list, annotations: list, origins: list) -> None:
-        client_of, drop_copies = self.tracker.client_of, self.drop_copies
-        by_account, by_user = self.by_account, self.by_user
-        position, total = 0, len(events)
+    def _route(self, first_seq: int, rows: list, annotations: list, origins: list) -> None:
+        """Send every event of the batch to its audience, then each request's Ack.
+
+        The fast form of :func:`gateway.reports.messages_for` (the test suite holds the live
+        stream equal to its replay, which uses ``messages_for`` itself).
+        """
+        position, total = 0, len(rows)
         for k, annotation in enumerate(annotations):
             seq, index = first_seq + k, 0
-            mine = by_user.get(annotation.user, ())
-            while position < total and events[position].seq == seq:
-                event = events[position]
-                audience = set(mine)
-                audience.update(drop_copies)
-                for account in event_accounts(event):
-                    audience.update(by_account.get(account, ()))
-                for connection in audience:
-                    for message in messages_for(connection.scope, event, index, annotation,
-                                                client_of):  # fmt: skip
-                        connection.send(message)
+            while position < total and rows[position][1] == seq:
+                row = rows[position]
+                if row[0] in ORDER_KINDS:
+                    self._route_order_event(row, index, annotation)
+                else:
+                    self._route_other_event(row, index, annotation)
                 position += 1
                 index += 1
             origin = origins[k]
-            if origin is not None and origin.connection.state is State.ACTIVE:
-                origin.connection.send(p.Ack(
-                    request_id=origin.request_id, seq=seq, order_id=origin.order_id,
-                    client_order_id=origin.client_order_id,
-                ))  # fmt: skip
+            if origin is not None and origin[0].state is State.ACTIVE:
+                origin[0].send(p.Ack(origin[1], seq, origin[2], origin[3]))
+
+    def _route_order_event(self, row: list, index: int, annotation: Annotation) -> None:
+        client_of, symbol = self.tracker.client_of, None
+        for leg, account in legs(row):
+            connections = self.by_account.get(account)
+            if not connections:
+                continue
+            if symbol is None:
+                symbol = self.codec.symbol(row[3])
+            own = other = None
+            for connection in connections:
+                if leg == 0 and connection.scope.user == annotation.user:
+                    if own is None:
+                        own = order_report(row, index, 0, client_of, annotation.request_id,
+                                           symbol)  # fmt: skip
+                    connection.send(own)
+                else:
+                    if other is None:
+                        other = order_report(row, index, leg, client_of, 0, symbol)
+                    connection.send(other)
+        if self.drop_copies:
+            self._route_other_event(row, index, annotation, drop_copies_only=True)
+
+    def _route_other_event(self, row: list, index: int, annotation: Annotation,
+                           drop_copies_only: bool = False) -> None:  # fmt: skip
+        audience = set(self.drop_copies)
+        if not drop_copies_only:
+            audience.update(self.by_user.get(annotation.user, ()))
+            for account in accounts_of(self.codec.event(row)):
+                audience.update(self.by_account.get(account, ()))
+        for connection in audience:
+            for message in messages_for(connection.scope, row, index, annotation,
+                                        self.tracker.client_of, self.codec):  # fmt: skip
+                connection.send(message)
 
     def _exchange_failed(self, exc: BaseException, origins: list) -> None:
         log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
         self.failure = exc
         for origin in origins:
-            if origin is not None and origin.connection.state is State.ACTIVE:
-                origin.connection.send(p.Reject(
-                    request_id=origin.request_id, code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
+            if origin is not None and origin[0].state is State.ACTIVE:
+                origin[0].send(p.Reject(
+                    request_id=origin[1], code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
                     text="the exchange failed; outcome unknown until a resumed session replays",
-                    client_order_id=origin.client_order_id,
+                    client_order_id=origin[3],
                 ))  # fmt: skip
         self._write_dirty()
         self.request_shutdown()

@@ -1,0 +1,451 @@
+"""Gateway benchmarks over loopback: sustained throughput and open-loop latency.
+
+Theory of operation
+-------------------
+The server runs as a separate process (``python -m gateway serve``), as in production, so it
+has a core of its own; the load generator is a single-threaded ``select`` loop over raw
+sockets, with every frame encoded before the clock starts and server frames only peeked at
+(their ``type`` and ``request_id``), so that the client costs as little as possible.
+
+* :func:`run_throughput`: ``clients`` connections each keep ``window`` orders in flight
+  (pipelining); the result is acknowledged orders per second over the whole run.
+* :func:`run_latency`: one connection sends orders at a fixed offered rate on a fixed
+  schedule (open loop: a late answer never delays the next send), and the latency of each
+  order is measured from the time it was *scheduled* to be sent to the arrival of its Ack,
+  so a stall of the server shows in the percentiles instead of hiding as coordinated
+  omission.
+
+The workload alternates passive DAY limit orders and aggressive IOC orders around the
+reference price, so about half the orders trade and the book stays bounded.  After the run
+the server is stopped gracefully and the log is read back: the number of batches gives the
+mean batch size (the group commit at work), and a digest of the logged commands lets a
+caller see that a fast run did the same work as a slow one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from engine import journal as jr
+from engine import schema as s
+from engine.market import Capacity, Instrument, MarketDefinition, validate
+from engine.sequencer import MARKET_FILE
+from gateway import protocol as p
+from gateway.protocol import Role
+from gateway.users import User, UserDirectory, hash_secret
+
+SYMBOL = "CEA-BENCH"
+REFERENCE_TICKS = 6_000
+PASSWORD = "bench-password"
+BENCH_HASH_LOG2_N = 4
+"""Cheap hashes: logons are not what is measured."""
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ThroughputResult(msgspec.Struct, frozen=True):
+    clients: int
+    window: int
+    orders: int
+    acks: int
+    rejects: int
+    seconds: float
+    orders_per_s: float
+    server_cpu_s: float
+    """CPU time the server process spent during the run (user + system)."""
+    server_cpu_us_per_order: float
+    batches: int
+    mean_batch: float
+    durability: str
+    log_digest: str
+    machine: str
+
+
+class LatencyResult(msgspec.Struct, frozen=True):
+    offered_per_s: int
+    orders: int
+    acks: int
+    seconds: float
+    achieved_per_s: float
+    latency_us_p50: float
+    latency_us_p99: float
+    latency_us_p999: float
+    latency_us_max: float
+    batches: int
+    mean_batch: float
+    durability: str
+    log_digest: str
+    machine: str
+
+
+def bench_market(accounts: int = 64) -> MarketDefinition:
+    """One instrument, pure matching (no registry), ±10 % band around 60.00 CNY."""
+    return validate(MarketDefinition(
+        name="gateway bench", instruments=[
+            Instrument(symbol=SYMBOL, reference_price_ticks=REFERENCE_TICKS, band_bps=1_000)],
+        capacity=Capacity(accounts=accounts, resting_orders=1 << 20, max_price_ticks=20_000),
+    ))  # fmt: skip
+
+
+def machine_line() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+
+
+# ------------------------------------------------------------------------------------------
+# The server process
+# ------------------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """``python -m gateway serve`` on a free loopback port, in its own process.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Created with the bench market and the users ``op`` (operator) and ``t0`` … ``tN-1``
+        (traders bound to accounts 1 … N) if it has no market yet.
+    """
+
+    def __init__(self, data_dir: Path, traders: int, durability: str,
+                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.data_dir = Path(data_dir)
+        self.durability = durability
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        if not (self.data_dir / MARKET_FILE).exists():
+            write_bench_users(self.data_dir, traders)
+            market_path = self.data_dir / "bench-market.json"
+            market_path.write_bytes(msgspec.json.encode(bench_market(max(64, traders + 2))))
+
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        args = [sys.executable, "-m", "gateway", "serve", "--data-dir", str(self.data_dir),
+                "--port", "0", "--durability", self.durability, "--log-level", "WARNING",
+                "--snapshot-every", "0", *self.extra_args]  # fmt: skip
+        market_path = self.data_dir / "bench-market.json"
+        if not (self.data_dir / MARKET_FILE).exists():
+            args += ["--market", str(market_path)]
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env,
+                                        cwd=root)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"gateway exited with {self.process.wait()}")
+            if line.startswith("gateway listening on"):
+                self.port = int(line.split()[3].rsplit(":", 1)[1])
+                return self
+        raise TimeoutError("gateway did not start")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful shutdown); returns the exit status."""
+        if self.process is None:
+            return 0
+        self.process.terminate()
+        try:
+            status = self.process.wait(timeout)
+        finally:
+            self.process.stdout.close()
+        return status
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+
+
+def write_bench_users(data_dir: Path, traders: int) -> None:
+    """``op`` (operator) and traders ``t0`` … bound to accounts 1 …, password PASSWORD."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = hash_secret(PASSWORD, log2_n=BENCH_HASH_LOG2_N)
+    users = [User(name="op", role=Role.OPERATOR, secret_hash=secret)]
+    users += [User(name=f"t{i}", role=Role.TRADER, secret_hash=secret, accounts=[i + 1])
+              for i in range(traders)]  # fmt: skip
+    UserDirectory(users).save(data_dir / "users.json")
+
+
+def log_summary(data_dir: Path) -> tuple[int, int, str]:
+    """(batches, commands, digest of the commands without seq and time) of a stopped server."""
+    digest = hashlib.blake2b(digest_size=16)
+    batches = commands = 0
+    for batch in jr.read_log(Path(data_dir) / "log"):
+        records = batch.commands.copy()
+        records["seq"], records["ts_ns"] = 0, 0
+        digest.update(records.tobytes())
+        batches += 1
+        commands += batch.count
+    return batches, commands, digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+# A minimal raw-socket client
+# ------------------------------------------------------------------------------------------
+
+
+class _Peek(msgspec.Struct):
+    type: int
+    request_id: int = 0
+    code: int = 0
+
+
+_peek = msgspec.msgpack.Decoder(_Peek).decode
+ACK, REJECT, LOGON_ACCEPTED = 106, 104, 101
+
+
+class RawSession:
+    """A blocking socket that logs on and then splits frames (peeking at type/request id)."""
+
+    def __init__(self, port: int, user: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = bytearray()
+        self.sock.sendall(p.encode(p.Logon(user=user, password=PASSWORD,
+                                           protocol_version=p.PROTOCOL_VERSION)))  # fmt: skip
+        while True:
+            frames = self.receive()
+            if frames and frames[0].type == LOGON_ACCEPTED:
+                break
+            if frames:
+                raise RuntimeError(f"logon of {user} failed: {frames[0]}")
+        self.sock.setblocking(False)
+
+    def receive(self) -> list[_Peek]:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buffer += data
+        out, position, end = [], 0, len(self.buffer)
+        buffer = self.buffer
+        while end - position >= 4:
+            n = int.from_bytes(buffer[position : position + 4], "big")
+            if end - position - 4 < n:
+                break
+            out.append(_peek(buffer[position + 4 : position + 4 + n]))
+            position += 4 + n
+        del buffer[:position]
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def order_frames(client: int, count: int, first_request_id: int = 1,
+                 prefix: str = "b") -> list[bytes]:
+    """The workload of one client, encoded: passive DAY orders and aggressive IOC orders."""
+    frames = []
+    for k in range(count):
+        side = s.Side.BUY if (k // 2 + client) % 2 else s.Side.SELL
+        sign = -1 if side == s.Side.BUY else 1
+        if k % 2 == 0:
+            price, tif = REFERENCE_TICKS + sign * (1 + (k * 7) % 20), s.TimeInForce.DAY
+        else:
+            price, tif = REFERENCE_TICKS - sign * 25, s.TimeInForce.IOC
+        frames.append(p.encode(p.NewOrder(
+            request_id=first_request_id + k, client_order_id=f"{prefix}{client}-{k}",
+            instrument=SYMBOL, side=int(side), qty_t=10 + k % 7, price_ticks=price,
+            tif=int(tif),
+        )))  # fmt: skip
+    return frames
+
+
+def _open_market(port: int) -> None:
+    session = RawSession(port, "op")
+    session.sock.setblocking(True)
+    session.sock.sendall(p.encode(p.EngineRequest(request_id=1, command=s.OpenSession(
+        trading_date=20250102))))  # fmt: skip
+    while not any(f.type in (ACK, REJECT) for f in session.receive()):
+        pass
+    session.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Throughput
+# ------------------------------------------------------------------------------------------
+
+
+def _pump(sessions: list[RawSession], frames: list[list[bytes]], window: int) -> tuple[int, int]:
+    """Keep ``window`` orders in flight per session until all are answered."""
+    sent = [0] * len(sessions)
+    answered = [0] * len(sessions)
+    rejects = 0
+    by_fd = {session.sock.fileno(): i for i, session in enumerate(sessions)}
+    total = sum(len(f) for f in frames)
+
+    def top_up(i: int) -> None:
+        start, stop = sent[i], min(len(frames[i]), answered[i] + window)
+        if stop > start:
+            sessions[i].sock.setblocking(True)
+            sessions[i].sock.sendall(b"".join(frames[i][start:stop]))
+            sessions[i].sock.setblocking(False)
+            sent[i] = stop
+
+    for i in range(len(sessions)):
+        top_up(i)
+    done = 0
+    while done < total:
+        readable, _, _ = select.select(list(by_fd), [], [], 10.0)
+        if not readable:
+            raise TimeoutError("no answer from the gateway for 10 s")
+        for fd in readable:
+            i = by_fd[fd]
+            for frame in sessions[i].receive():
+                if frame.type == ACK or frame.type == REJECT:
+                    answered[i] += 1
+                    done += 1
+                    rejects += frame.type == REJECT
+            top_up(i)
+    return done, rejects
+
+
+def run_throughput(clients: int = 4, orders_per_client: int = 25_000, window: int = 500,
+                   durability: str = "batch", data_dir: str | Path | None = None,
+                   ) -> ThroughputResult:  # fmt: skip
+    """Sustained acknowledged orders per second from ``clients`` pipelining connections.
+
+    Parameters
+    ----------
+    clients : int
+        Connections, each a trader with its own account.
+    orders_per_client : int
+    window : int
+        Orders each connection keeps in flight.
+    durability : str
+        The server's log policy (``"batch"``: sync before every acknowledgement).
+    data_dir : path, optional
+        A fresh directory (default: a temporary one, removed afterwards).
+    """
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+        directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
+        frames = [order_frames(i, orders_per_client) for i in range(clients)]
+        with ServerProcess(directory, clients, durability) as server:
+            _open_market(server.port)
+            sessions = [RawSession(server.port, f"t{i}") for i in range(clients)]
+            try:
+                cpu = process_cpu_s(server.process.pid)
+                start = time.perf_counter()
+                acks, rejects = _pump(sessions, frames, window)
+                seconds = time.perf_counter() - start
+                cpu = process_cpu_s(server.process.pid) - cpu
+            finally:
+                for session in sessions:
+                    session.close()
+        batches, _, digest = log_summary(directory)
+    orders = clients * orders_per_client
+    return ThroughputResult(
+        clients=clients, window=window, orders=orders, acks=acks, rejects=rejects,
+        seconds=round(seconds, 4), orders_per_s=round(orders / seconds, 1),
+        server_cpu_s=round(cpu, 3), server_cpu_us_per_order=round(cpu / orders * 1e6, 2),
+        batches=batches,
+        mean_batch=round(orders / max(batches - 1, 1), 2), durability=durability,
+        log_digest=digest, machine=machine_line(),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# Latency
+# ------------------------------------------------------------------------------------------
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[index]
+
+
+def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[list[float], float]:
+    """Send frame k at start + k / rate; return latencies (us) from schedule to Ack."""
+    n = len(frames)
+    scheduled = [0.0] * (n + 1)
+    latencies: list[float] = []
+    sock = session.sock
+    clock = time.perf_counter
+    start = clock() + 0.01
+    k = 0
+    while len(latencies) < n:
+        now = clock()
+        burst = []
+        while k < n and start + k / rate <= now:
+            scheduled[k + 1] = start + k / rate
+            burst.append(frames[k])
+            k += 1
+        if burst:
+            sock.setblocking(True)
+            sock.sendall(b"".join(burst))
+            sock.setblocking(False)
+        timeout = max(0.0, start + k / rate - clock()) if k < n else 5.0
+        readable, _, _ = select.select([sock], [], [], timeout)
+        if readable:
+            arrived = clock()
+            for frame in session.receive():
+                if frame.type == ACK or frame.type == REJECT:
+                    latencies.append((arrived - scheduled[frame.request_id]) * 1e6)
+        elif k >= n:
+            raise TimeoutError("no answer from the gateway for 5 s")
+    return latencies, clock() - start
+
+
+def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "batch",
+                data_dir: str | Path | None = None) -> LatencyResult:  # fmt: skip
+    """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
+
+    Parameters
+    ----------
+    rate : int
+        Orders per second offered, on a fixed schedule.
+    seconds : float
+        Length of the run (``rate * seconds`` orders).
+    durability : str
+        ``"batch"`` syncs the log before every acknowledgement.
+    """
+    n = int(rate * seconds)
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+        directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
+        frames = order_frames(0, n, prefix="l")
+        with ServerProcess(directory, 1, durability) as server:
+            _open_market(server.port)
+            warm = RawSession(server.port, "t0")
+            _pump([warm], [order_frames(0, 2_000, 1)], 50)  # warm the server's code paths
+            warm.close()
+            session = RawSession(server.port, "t0")
+            try:
+                latencies, elapsed = _open_loop(session, frames, rate)
+            finally:
+                session.close()
+        batches, _, digest = log_summary(directory)
+    latencies.sort()
+    return LatencyResult(
+        offered_per_s=rate, orders=n, acks=len(latencies), seconds=round(elapsed, 4),
+        achieved_per_s=round(len(latencies) / elapsed, 1),
+        latency_us_p50=round(_percentile(latencies, 0.50), 1),
+        latency_us_p99=round(_percentile(latencies, 0.99), 1),
+        latency_us_p999=round(_percentile(latencies, 0.999), 1),
+        latency_us_max=round(latencies[-1] if latencies else 0.0, 1), batches=batches,
+        mean_batch=round((n + 2_001) / max(batches, 1), 2), durability=durability,
+        log_digest=digest, machine=machine_line(),
+    )  # fmt: skip
