@@ -39,6 +39,8 @@ class WorkloadResult(msgspec.Struct):
     hashes_equal: bool
     speedup_batch_vs_reference: float
     speedup_api_vs_reference: float
+    full_engine_cost_ratio: float
+    """Time of the full engine (matching + locks + settlement) over pure matching."""
 
 
 def events_digest(events: np.ndarray) -> str:
@@ -60,6 +62,22 @@ def _run_batch(market, cmds, repeats: int) -> tuple[float, np.ndarray, int]:
     return statistics.median(times), events, resting
 
 
+def _run_full(name: str, cmds: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
+    """The same flow through the full engine (registry on), after an untimed set-up."""
+    market, setup = workloads.registry_setup(name)
+    times = []
+    events = np.zeros(0)
+    for _ in range(repeats):
+        engine = CompiledEngine(market)
+        engine.apply_records(setup)
+        engine.reserve_events(4 * len(cmds) + 1024)
+        start = time.perf_counter()
+        events = engine.apply_records(cmds, copy=False)
+        times.append(time.perf_counter() - start)
+        engine.check_invariants()
+    return statistics.median(times), events
+
+
 def _run_api(engine_cls, market, commands) -> tuple[float, np.ndarray]:
     engine = engine_cls(market)
     apply = engine.apply
@@ -77,10 +95,12 @@ def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadR
     n = len(cmds)
     typed = Codec(market).decode_commands(cmds)
     batch_s, batch_events, resting = _run_batch(market, cmds, repeats)
+    full_s, full_events = _run_full(name, cmds, repeats)
     api_s, api_events = _run_api(CompiledEngine, market, typed)
     ref_s, ref_events = _run_api(ReferenceEngine, market, typed)
     paths = [
         PathResult("compiled batch", n, batch_s, n / batch_s, events_digest(batch_events)),
+        PathResult("full engine", n, full_s, n / full_s, events_digest(full_events)),
         PathResult("compiled API", n, api_s, n / api_s, events_digest(api_events)),
         PathResult("reference", n, ref_s, n / ref_s, events_digest(ref_events)),
     ]
@@ -94,6 +114,7 @@ def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadR
         hashes_equal=len({p.events_hash for p in paths}) == 1,
         speedup_batch_vs_reference=ref_s / batch_s,
         speedup_api_vs_reference=ref_s / api_s,
+        full_engine_cost_ratio=full_s / batch_s,
     )
 
 
@@ -113,6 +134,8 @@ def format_table(results: list[WorkloadResult]) -> str:
             )
     worst = min(r.paths[0].messages_per_s for r in results)
     lines.append(f"worst case, compiled batch: {worst:,.0f} msg/s")
+    ratios = ", ".join(f"{r.workload} {r.full_engine_cost_ratio:.2f}x" for r in results)
+    lines.append(f"full engine cost / pure matching: {ratios}")
     lines.append("event hashes equal across paths: " + str(all(r.hashes_equal for r in results)))
     return "\n".join(lines)
 

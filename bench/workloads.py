@@ -36,7 +36,8 @@ from numba import njit
 from engine import kernel as k
 from engine.compiled import CompiledEngine
 from engine.market import Capacity, Instrument, MarketDefinition
-from engine.records import COMMAND_DTYPE, EVENT_FIELDS
+from engine import schema as s
+from engine.records import COMMAND_DTYPE, EVENT_FIELDS, Codec
 
 
 class WorkloadSpec(msgspec.Struct, frozen=True):
@@ -75,10 +76,11 @@ WORKLOADS: dict[str, WorkloadSpec] = {
 SIZES = {"tiny": 2_000, "small": 200_000, "full": 1_000_000}
 
 
-def market_for(spec: WorkloadSpec) -> MarketDefinition:
-    """A one-instrument market sized for the workload."""
+def market_for(spec: WorkloadSpec, registry: bool = False) -> MarketDefinition:
+    """A one-instrument market sized for the workload; with ``registry`` the full engine
+    (locks and settlement), whose fee account is the one after the traders'."""
     capacity = Capacity(
-        accounts=spec.accounts,
+        accounts=spec.accounts + 1,
         resting_orders=max(4 * spec.target_resting, 65_536),
         max_price_ticks=spec.max_price_ticks,
     )
@@ -86,7 +88,29 @@ def market_for(spec: WorkloadSpec) -> MarketDefinition:
         symbol="CEA-2025", vintage=2025, reference_price_ticks=spec.reference_price_ticks,
         band_bps=spec.band_bps, max_qty_t=99_999,
     )  # fmt: skip
-    return MarketDefinition(name=f"bench-{spec.name}", instruments=[instrument], capacity=capacity)
+    return MarketDefinition(
+        name=f"bench-{spec.name}", instruments=[instrument], capacity=capacity,
+        registry=registry, fee_account=spec.accounts,
+    )  # fmt: skip
+
+
+def registry_setup(name: str) -> tuple[MarketDefinition, np.ndarray]:
+    """The full-engine market of workload ``name`` and the records that open, fund and
+    allocate every trading account generously enough that no order of the workload is
+    refused: its matching events are then exactly those of pure matching."""
+    spec = WORKLOADS[name]
+    market = market_for(spec, registry=True)
+    codec = Codec(market)
+    commands: list = [s.OpenAccount(key=1, account=spec.accounts, kind=s.AccountKind.FEE)]
+    for account in range(spec.accounts):
+        key = 10 * (account + 1)
+        commands += [
+            s.OpenAccount(key=key, account=account, kind=s.AccountKind.INVESTOR),
+            s.DepositCash(key=key + 1, account=account, amount_fen=10**15),
+            s.IssueAllowances(key=key + 2, account=account, instrument="CEA-2025",
+                              qty_t=10**11),  # fmt: skip
+        ]
+    return market, codec.encode_commands(commands)
 
 
 @njit(cache=True)
