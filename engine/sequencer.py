@@ -103,6 +103,8 @@ class RecoveryReport(msgspec.Struct, frozen=True):
     events_replayed: int
     last_seq: int
     state_hash: str
+    removed_temp_files: list[str] = []
+    """Snapshot files whose writing never finished (a crash): never part of the state."""
 
     @property
     def truncated_bytes(self) -> int:
@@ -194,6 +196,14 @@ def snapshot_paths(directory: Path) -> list[Path]:
         if p.suffix == SNAPSHOT_SUFFIX and len(p.stem) == 20 and p.stem.isdigit()
     ]
     return sorted(found, key=lambda p: int(p.stem), reverse=True)
+
+
+def _remove_temporary_files(directory: Path) -> list[str]:
+    removed = []
+    for tmp in sorted(directory.glob("*.tmp")):
+        tmp.unlink()
+        removed.append(str(tmp))
+    return removed
 
 
 def default_engine_class() -> type:
@@ -416,6 +426,7 @@ class Exchange:
                 sync_interval_s=sync_interval_s, segment_bytes=segment_bytes,
             )  # fmt: skip
             (path / SNAPSHOT_DIR).mkdir(exist_ok=True)
+            removed = _remove_temporary_files(path / SNAPSHOT_DIR)
             engine_class = engine_factory or default_engine_class()
             engine, fields = recover_engine(
                 market, engine_class, journal, path / SNAPSHOT_DIR, audit_replay
@@ -430,7 +441,7 @@ class Exchange:
         assert journal.recovery is not None
         exchange.recovery_report = RecoveryReport(
             created, journal.recovery, last_seq=journal.last_seq, state_hash=engine.state_hash(),
-            **fields,
+            removed_temp_files=removed, **fields,
         )  # fmt: skip
         return exchange
 

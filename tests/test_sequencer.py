@@ -228,6 +228,18 @@ def test_damaged_snapshots_are_reported_and_skipped(tmp_path: Path) -> None:
         assert len(report.snapshots_skipped) == 2 and exchange.state_hash() == live
 
 
+def test_unfinished_snapshot_files_are_removed(tmp_path: Path) -> None:
+    with open_exchange(tmp_path, small_market()) as exchange:
+        exchange.submit([open_session(20250102)])
+        path = exchange.snapshot()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(path.read_bytes()[:100])  # a crash while writing the next one
+    with open_exchange(tmp_path) as exchange:
+        assert exchange.recovery_report.removed_temp_files == [str(tmp)]  # type: ignore[union-attr]
+        assert exchange.recovery_report.snapshot_path == str(path)  # type: ignore[union-attr]
+    assert not tmp.exists()
+
+
 def fabricate_snapshot(exchange: sq.Exchange, last_seq: int, chain: bytes) -> Path:
     info = sq.SnapshotInfo(
         "", last_seq, T0, exchange.market.digest(), chain, exchange.state_hash(),
