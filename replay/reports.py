@@ -16,7 +16,10 @@ registry's issuance, transfers, surrenders ...) only has to extend:
 * :data:`MOVEMENTS` - what the event moves for the account in that role: tonnes of an
   instrument and fen of cash (a trade: the buyer gains tonnes and pays its value).
 
-Movements are gross, as the events state them: a fee that no event records is not shown.
+Trades also move fees, which no event records: they follow from the market definition by the
+ledger's rule (``docs/LEDGER.md``; charged only when the market runs the registry), and every
+trade concerns the fee account in the role ``fee``.  So a statement's running totals
+reconcile with the balances the engine holds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 
 from engine import records as r
 from engine import schema as s
+from engine.market import MarketDefinition
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
 from replay.timeline import Stop, batch_applier, engine_class, from_genesis, replay_batches
@@ -67,24 +71,62 @@ ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
 """Event kind -> (column naming an account, the account's role) pairs."""
 
 
-def _trade(row: Row, role: str) -> tuple[int, int]:
+class Fees(msgspec.Struct, frozen=True):
+    """Trading fees the ledger charges (``docs/LEDGER.md``): none when the market runs no
+    registry.  ``fee(value, bps) = value * bps // 10000``, rounded down."""
+
+    buy_bps: int = 0
+    sell_bps: int = 0
+
+    @classmethod
+    def of(cls, market: MarketDefinition) -> Fees:
+        if not market.registry:
+            return cls()
+        return cls(market.fees.buy_bps, market.fees.sell_bps)
+
+    def fee(self, value_fen: int, buys: bool) -> int:
+        return value_fen * (self.buy_bps if buys else self.sell_bps) // 10_000
+
+
+Movement = tuple[int, int, int]
+"""(tonnes, fen, of which fee fen): what one event moves for one account."""
+
+
+def _trade(row: Row, role: str, fees: Fees) -> Movement:
     qty, value = row[r.E_QTY], row[r.E_PRICE] * row[r.E_QTY]
+    if role == "fee":
+        collected = fees.fee(value, True) + fees.fee(value, False)
+        return (0, collected, collected)
     taker_buys = row[r.E_SIDE] == s.Side.BUY
     buys = taker_buys if role == "taker" else not taker_buys
-    return (qty, -value) if buys else (-qty, value)
+    fee = fees.fee(value, buys)
+    return (qty, -value - fee, fee) if buys else (-qty, value - fee, fee)
 
 
-MOVEMENTS: dict[int, Callable[[Row, str], tuple[int, int]]] = {
+def _qty(sign: int) -> Callable[[Row, str, Fees], Movement]:
+    return lambda row, role, fees: (sign * row[r.E_QTY], 0, 0)
+
+
+def _cash(sign: int) -> Callable[[Row, str, Fees], Movement]:
+    return lambda row, role, fees: (0, sign * row[r.E_QTY], 0)
+
+
+def _transfer(row: Row, role: str, fees: Fees) -> Movement:
+    return (-row[r.E_QTY] if role == "sender" else row[r.E_QTY], 0, 0)
+
+
+MOVEMENTS: dict[int, Callable[[Row, str, Fees], Movement]] = {
     r.EV_TRADE: _trade,
-    r.EV_CASH_DEPOSITED: lambda row, role: (0, row[r.E_QTY]),
-    r.EV_CASH_WITHDRAWN: lambda row, role: (0, -row[r.E_QTY]),
-    r.EV_ISSUED: lambda row, role: (row[r.E_QTY], 0),
-    r.EV_CLAWED_BACK: lambda row, role: (-row[r.E_QTY], 0),
-    r.EV_TRANSFERRED: lambda row, role: (-row[r.E_QTY] if role == "sender" else row[r.E_QTY], 0),
-    r.EV_CANCELLED_ALLOWANCES: lambda row, role: (-row[r.E_QTY], 0),
-    r.EV_SURRENDERED: lambda row, role: (-row[r.E_QTY], 0),
+    r.EV_CASH_DEPOSITED: _cash(+1),
+    r.EV_CASH_WITHDRAWN: _cash(-1),
+    r.EV_ISSUED: _qty(+1),
+    r.EV_CLAWED_BACK: _qty(-1),
+    r.EV_TRANSFERRED: _transfer,
+    r.EV_CANCELLED_ALLOWANCES: _qty(-1),
+    r.EV_SURRENDERED: _qty(-1),
 }
-"""Event kind -> ``f(row, role) -> (tonnes, fen)`` the event moves for that account."""
+"""Event kind -> ``f(row, role, fees) -> (tonnes, fen, fee fen)`` the event moves for the
+account in that role (fen net of the fee; the fee account's role in a trade is ``fee``)."""
 
 assert set(MOVEMENTS) <= set(ACCOUNT_ROLES), "a movement needs the account it moves"
 
@@ -300,6 +342,9 @@ class StatementLine(msgspec.Struct, frozen=True):
     instrument: str
     qty_change_t: int
     cash_change_fen: int
+    """Net of fees."""
+    fee_fen: int
+    """Fee paid (collected, for the fee account) within ``cash_change_fen``."""
     net_t: int
     """The account's net tonnes of ``instrument`` moved since the log began, after this line."""
     net_cash_fen: int
@@ -315,7 +360,11 @@ class Flow(msgspec.Struct, frozen=True):
     bought_t: int
     sold_t: int
     paid_fen: int
+    """Value of the purchases (before fees)."""
     received_fen: int
+    """Value of the sales (before fees)."""
+    fees_fen: int
+    """Fees the account paid on its trades of this instrument."""
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -348,34 +397,45 @@ class StatementReport(Consumer):
     ) -> None:  # fmt: skip
         self.codec, self.account = data.codec, account
         self.from_ts_ns, self.to_ts_ns = from_ts_ns, to_ts_ns
+        self.fees = Fees.of(data.market)
+        self.collects_fees = data.market.registry and account == data.market.fee_account
         n = len(data.market.instruments)
         self.net, self.bought, self.sold = [0] * n, [0] * n, [0] * n
-        self.paid_fen, self.received_fen = [0] * n, [0] * n
+        self.paid_fen, self.received_fen, self.fees_fen = [0] * n, [0] * n, [0] * n
         self.cash = self.opening_cash = 0
         self.lines: list[StatementLine] = []
         self.counts: dict[str, int] = {}
 
     def take(self, rows: np.ndarray) -> None:
+        kinds = rows[:, r.E_KIND]
         mask = np.zeros(len(rows), dtype=bool)
         for kind, roles in ACCOUNT_ROLES.items():
-            of_kind = rows[:, r.E_KIND] == kind
+            of_kind = kinds == kind
             for column, _ in roles:
                 mask |= of_kind & (rows[:, column] == self.account)
+        if self.collects_fees:
+            mask |= kinds == r.EV_TRADE
         for row in rows[mask].tolist():
             if self.to_ts_ns is not None and row[r.E_TS] >= self.to_ts_ns:
                 return
-            for column, role in ACCOUNT_ROLES[row[r.E_KIND]]:
-                if row[column] == self.account:
-                    self._line(row, role)
+            for role in self._roles(row):
+                self._line(row, role)
+
+    def _roles(self, row: Row) -> list[str]:
+        roles = [role for column, role in ACCOUNT_ROLES[row[r.E_KIND]]
+                 if row[column] == self.account]  # fmt: skip
+        if self.collects_fees and row[r.E_KIND] == r.EV_TRADE:
+            roles.append("fee")
+        return roles
 
     def _line(self, row: Row, role: str) -> None:
         kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
-        qty, cash = MOVEMENTS.get(kind, _no_movement)(row, role)
+        qty, cash, fee = MOVEMENTS.get(kind, _no_movement)(row, role, self.fees)
         listed = 0 <= index < len(self.net)
         if qty and listed:
             self.net[index] += qty
             if kind == r.EV_TRADE:
-                self._traded(index, qty, cash)
+                self._traded(index, qty, cash + fee, fee)
         self.cash += cash
         if self.from_ts_ns is not None and row[r.E_TS] < self.from_ts_ns:
             self.opening_cash = self.cash
@@ -385,23 +445,25 @@ class StatementReport(Consumer):
         instrument = getattr(event, "instrument", "")
         self.counts[name] = self.counts.get(name, 0) + 1
         self.lines.append(StatementLine(
-            row[r.E_SEQ], row[r.E_TS], name, role, instrument, qty, cash,
+            row[r.E_SEQ], row[r.E_TS], name, role, instrument, qty, cash, fee,
             self.net[index] if instrument and listed else 0, self.cash, event,
         ))  # fmt: skip
 
-    def _traded(self, index: int, qty: int, cash: int) -> None:
+    def _traded(self, index: int, qty: int, value: int, fee: int) -> None:
+        """``value``: the trade's cash before the fee (negative for a purchase)."""
+        self.fees_fen[index] += fee
         if qty > 0:
             self.bought[index] += qty
-            self.paid_fen[index] -= cash
+            self.paid_fen[index] -= value
         else:
             self.sold[index] -= qty
-            self.received_fen[index] += cash
+            self.received_fen[index] += value
 
     def result(self, balances: s.AccountStatus | None = None) -> Statement:
         """The statement; ``balances``: the engine's view of the account at the period's end."""
         flows = [
             Flow(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
-                    self.received_fen[i])  # fmt: skip
+                 self.received_fen[i], self.fees_fen[i])  # fmt: skip
             for i, symbol in enumerate(self.codec.symbols)
             if self.net[i] or self.bought[i] or self.sold[i]
         ]
@@ -411,5 +473,5 @@ class StatementReport(Consumer):
         )  # fmt: skip
 
 
-def _no_movement(row: Row, role: str) -> tuple[int, int]:
-    return (0, 0)
+def _no_movement(row: Row, role: str, fees: Fees) -> Movement:
+    return (0, 0, 0)

@@ -137,7 +137,8 @@ def book_text(report) -> str:
                 for n, o in enumerate(orders, 1)
             ]
             headers = ("#", "order id", "account", "price", "open t", "type", "tif")
-            lines += [f"{title} (priority order)", table(headers, rows), ""]
+            shown = table(headers, rows) if rows else "  (none)"
+            lines += [f"{title} (priority order)", shown, ""]
         return "\n".join(lines).rstrip()
     rows = []
     for n in range(max(len(report.bids), len(report.asks))):
@@ -233,23 +234,25 @@ def statement_text(statement) -> str:
     rows = [
         [
             line.seq, timestamp(line.ts_ns), line.event, line.role, line.instrument or "",
-            _change(line.qty_change_t), _money_change(line.cash_change_fen), f"{line.net_t:,}",
+            _change(line.qty_change_t), _money_change(line.cash_change_fen),
+            cny(line.fee_fen) if line.fee_fen else "", f"{line.net_t:,}",
             cny(line.net_cash_fen), _detail(line.detail),
         ]  # fmt: skip
         for line in statement.lines
     ]
-    headers = ("seq", "time", "event", "role", "instrument", "Δ t", "Δ CNY", "net t",
-               "net CNY", "detail")  # fmt: skip
+    headers = ("seq", "time", "event", "role", "instrument", "Δ t", "Δ CNY", "fee CNY",
+               "net t", "net CNY", "detail")  # fmt: skip
     lines += ["", table(headers, rows) if rows else "no events in the period", ""]
     flows = [
         [f.instrument, f"{f.net_t:,}", f"{f.bought_t:,}", f"{f.sold_t:,}", cny(f.paid_fen),
-         cny(f.received_fen)]  # fmt: skip
+         cny(f.received_fen), cny(f.fees_fen)]  # fmt: skip
         for f in statement.flows
     ]
     if flows:
-        headers = ("instrument", "net t", "bought t", "sold t", "paid CNY", "received CNY")
+        headers = ("instrument", "net t", "bought t", "sold t", "paid CNY", "received CNY",
+                   "fees CNY")  # fmt: skip
         lines += [table(headers, flows), ""]
-    lines.append(f"net cash moved {cny(statement.net_cash_fen)} (gross of fees)")
+    lines.append(f"net cash moved {cny(statement.net_cash_fen)} (fees included)")
     lines += _balance_lines(statement.balances)
     counts = ", ".join(f"{name} {n:,}" for name, n in statement.events_by_kind.items())
     lines.append(f"events: {counts or 'none'}")
