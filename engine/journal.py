@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import crc32c
 import msgspec
@@ -243,7 +244,7 @@ class LoggedBatch:
 
 def events_digest(events: np.ndarray) -> bytes:
     """blake2b-256 of the event records' bytes, as stored in a checkpoint."""
-    return hashlib.blake2b(np.ascontiguousarray(events), digest_size=HASH_BYTES).digest()
+    return hashlib.blake2b(np.ascontiguousarray(events).data, digest_size=HASH_BYTES).digest()
 
 
 def encode_annotations(annotations: Sequence[bytes | None] | None, count: int) -> bytes:
@@ -405,9 +406,9 @@ def _later_batch_after(data: bytes, pos: int, seq: int) -> bool:
     """
     at = data.find(RECORD_MAGIC, pos + 1)
     while at != -1:
-        if at % RECORD_ALIGN_BYTES == 0 and _header_ok(data, at):
-            if _RECORD_HEADER.unpack_from(data, at)[4] != seq:
-                return True
+        aligned = at % RECORD_ALIGN_BYTES == 0
+        if aligned and _header_ok(data, at) and _RECORD_HEADER.unpack_from(data, at)[4] != seq:
+            return True
         at = data.find(RECORD_MAGIC, at + 1)
     return False
 
@@ -859,7 +860,11 @@ class Journal:
             pass
         cursor, segment = walk.cursor, walk.segment
         assert cursor is not None and segment is not None
-        self._chain, self._next_seq, self._last_ts = cursor.chain, cursor.next_seq, cursor.last_ts_ns
+        self._chain, self._next_seq, self._last_ts = (
+            cursor.chain,
+            cursor.next_seq,
+            cursor.last_ts_ns,
+        )
         self._segment, self._offset = segment, cursor.offset
         self._fd = os.open(segment, os.O_RDWR)
         truncated = self._truncate_tail(walk) if walk.tail is not None else {}
@@ -875,12 +880,13 @@ class Journal:
         assert tail is not None and self._segment is not None
         os.ftruncate(self._fd, self._offset)
         os.fsync(self._fd)
-        return dict(
-            truncated_bytes=max(walk.tail_end - self._offset, 0),
-            truncated_segment=str(self._segment), truncated_offset=self._offset,
-            truncated_reason=f"{tail.what} at byte offset {tail.offset} (seq {tail.seq})",
-            dropped_seqs=walk.dropped_seqs,
-        )  # fmt: skip
+        return {
+            "truncated_bytes": max(walk.tail_end - self._offset, 0),
+            "truncated_segment": str(self._segment),
+            "truncated_offset": self._offset,
+            "truncated_reason": f"{tail.what} at byte offset {tail.offset} (seq {tail.seq})",
+            "dropped_seqs": walk.dropped_seqs,
+        }
 
     # -- writing -------------------------------------------------------------------------------
     @property
@@ -992,11 +998,9 @@ class Journal:
         self._pending = None
 
     def _sync_per_policy(self) -> None:
-        if self.durability is Durability.BATCH:
+        due = self._monotonic() - self._last_sync >= self.sync_interval_s
+        if self.durability is Durability.BATCH or (self.durability is Durability.INTERVAL and due):
             self.sync()
-        elif self.durability is Durability.INTERVAL:
-            if self._monotonic() - self._last_sync >= self.sync_interval_s:
-                self.sync()
 
     def sync(self) -> None:
         """Force everything written so far to stable storage."""
@@ -1033,7 +1037,7 @@ class Journal:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

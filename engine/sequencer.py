@@ -34,7 +34,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, cast
 
 import crc32c
 import msgspec
@@ -61,6 +61,14 @@ STATE_HASH_BYTES_MAX = 64
 # market digest, log chain, state hash (ASCII, zero padded), reserved, header crc
 _SNAPSHOT_HEADER = struct.Struct("<8sHHIQqQI4s32s32s64s12sI")
 assert _SNAPSHOT_HEADER.size == SNAPSHOT_HEADER_BYTES
+
+
+class EngineClass(Protocol):
+    """An engine class: ``cls(market)`` and ``cls.from_state(market, data)``, whose engines
+    have ``codec``, ``apply_records``, ``state_hash`` and ``export_state``."""
+
+    def __call__(self, market: mk.MarketDefinition) -> Any: ...
+    def from_state(self, market: mk.MarketDefinition, data: bytes) -> Any: ...
 
 
 class ReplayDivergenceError(jr.JournalError):
@@ -206,11 +214,11 @@ def _remove_temporary_files(directory: Path) -> list[str]:
     return removed
 
 
-def default_engine_class() -> type:
+def default_engine_class() -> EngineClass:
     """The compiled engine, imported on first use (it compiles at start-up)."""
     from engine.compiled import CompiledEngine
 
-    return CompiledEngine
+    return cast(EngineClass, CompiledEngine)
 
 
 def _decode_market(data: bytes) -> mk.MarketDefinition:
@@ -290,7 +298,7 @@ def _check_links(info: SnapshotInfo, journal: jr.Journal, first: jr.LoggedBatch 
 
 
 def _from_snapshot(
-    path: Path, market: mk.MarketDefinition, engine_class: type, journal: jr.Journal
+    path: Path, market: mk.MarketDefinition, engine_class: EngineClass, journal: jr.Journal
 ) -> tuple[Any, SnapshotInfo, Iterator[jr.LoggedBatch]]:
     """Restore an engine from a snapshot that fits the log; returns the rest of the log."""
     info = read_snapshot(path, market.digest())
@@ -301,7 +309,7 @@ def _from_snapshot(
     _check_links(info, journal, first)
     try:
         engine = engine_class.from_state(market, info.state)
-    except Exception as exc:  # any refusal of the state: report it and fall back
+    except Exception as exc:  # noqa: BLE001 - any refusal of the state is reported, then skipped
         raise SnapshotError(f"engine refused the state: {exc}") from None
     if engine.state_hash() != info.state_hash:
         raise SnapshotError("restored state hash differs from the recorded one")
@@ -315,7 +323,7 @@ def _chain_first(first: jr.LoggedBatch, rest: Iterator[jr.LoggedBatch]):
 
 
 def recover_engine(
-    market: mk.MarketDefinition, engine_class: type, journal: jr.Journal,
+    market: mk.MarketDefinition, engine_class: EngineClass, journal: jr.Journal,
     snapshot_dir: Path, audit: bool = True,
 ) -> tuple[Any, dict]:  # fmt: skip
     """Engine state = newest fitting snapshot + replay of the log after it (or full replay)."""
@@ -342,10 +350,14 @@ def recover_engine(
 
 
 def _report_fields(path: str | None, seq: int | None, skipped: list, counts: tuple) -> dict:
-    return dict(
-        snapshot_path=path, snapshot_seq=seq, snapshots_skipped=skipped,
-        batches_replayed=counts[0], commands_replayed=counts[1], events_replayed=counts[2],
-    )  # fmt: skip
+    return {
+        "snapshot_path": path,
+        "snapshot_seq": seq,
+        "snapshots_skipped": skipped,
+        "batches_replayed": counts[0],
+        "commands_replayed": counts[1],
+        "events_replayed": counts[2],
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -357,7 +369,7 @@ class Exchange:
     """The sequencer and owner of one data directory.  Create with :meth:`open`."""
 
     def __init__(
-        self, data_dir: Path, market: mk.MarketDefinition, engine: Any, engine_class: type,
+        self, data_dir: Path, market: mk.MarketDefinition, engine: Any, engine_class: EngineClass,
         journal: jr.Journal, lock_fd: int, clock: Callable[[], int],
         snapshot_every_events: int | None, snapshots_kept: int,
     ) -> None:  # fmt: skip
@@ -377,7 +389,7 @@ class Exchange:
         durability: jr.Durability | str = jr.Durability.BATCH,
         sync_interval_s: float = 0.05, segment_bytes: int = jr.DEFAULT_SEGMENT_BYTES,
         snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
-        snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT, engine_factory: type | None = None,
+        snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT, engine_factory: EngineClass | None = None,
         audit_replay: bool = True,
     ) -> Exchange:  # fmt: skip
         """Create a new exchange in ``data_dir`` or recover the one there.
@@ -400,7 +412,7 @@ class Exchange:
             Take a snapshot after this many events (None or 0: only on request).
         snapshots_kept : int
             Snapshot files kept (older ones are deleted after a new one is durable).
-        engine_factory : type, optional
+        engine_factory : EngineClass, optional
             Engine class: ``engine_factory(market)`` and ``engine_factory.from_state(market,
             bytes)``; default ``engine.compiled.CompiledEngine``.
         audit_replay : bool
@@ -583,7 +595,7 @@ class Exchange:
             try:
                 info = read_snapshot(path, digest)
                 engine = self.engine_class.from_state(self.market, info.state)
-            except Exception:  # noqa: BLE001 - an unusable snapshot only costs a longer replay
+            except Exception:  # noqa: BLE001, S112 - an unusable snapshot costs a longer replay
                 continue
             return engine, info.last_seq + 1
         return self.engine_class(self.market), 1
@@ -599,7 +611,7 @@ class Exchange:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def __enter__(self) -> Exchange:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

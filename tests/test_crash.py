@@ -138,7 +138,8 @@ class Ledger:
             assert (first, last) in by_range, f"acknowledged batch {first}..{last} is lost"
         for batch in batches:  # present = exactly an intended batch: never a partial one
             assert self.intents[batch.first_seq] == (
-                batch.last_seq, content_digest(batch.commands)
+                batch.last_seq,
+                content_digest(batch.commands),
             ), f"batch {batch.first_seq}..{batch.last_seq} is not what was submitted"
 
 

@@ -182,9 +182,11 @@ def test_close_with_a_pending_batch_drops_it(tmp_path: Path) -> None:
 
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:
-    with jr.Journal.open(tmp_path, DIGEST):
-        with pytest.raises(jr.LogLockedError, match=f"pid {os.getpid()}"):
-            jr.Journal.open(tmp_path, DIGEST)
+    with (
+        jr.Journal.open(tmp_path, DIGEST),
+        pytest.raises(jr.LogLockedError, match=f"pid {os.getpid()}"),
+    ):
+        jr.Journal.open(tmp_path, DIGEST)
     jr.Journal.open(tmp_path, DIGEST).close()  # released on close
 
 
@@ -327,7 +329,7 @@ def reseal(path: Path, edit=None) -> None:
     data[jr.SEGMENT_HEADER_BYTES - 4 : jr.SEGMENT_HEADER_BYTES] = struct.pack(
         "<I", crc32c.crc32c(bytes(head))
     )
-    chain = bytes(data[64:96])
+    chain = bytes(data[56:88])  # the segment header's prev_chain
     pos = jr.SEGMENT_HEADER_BYTES
     while pos < len(data) and any(data[pos : pos + 4]):
         body_bytes = struct.unpack_from("<I", data, pos + 40)[0]
@@ -357,7 +359,9 @@ def test_broken_chain_is_refused(tmp_path: Path) -> None:
     body_bytes = struct.unpack_from("<I", data, starts[2][0] + 40)[0]
     body = bytes(data[starts[2][0] + 128 : starts[2][0] + 128 + body_bytes])
     struct.pack_into("<I", data, starts[2][0] + 44, crc32c.crc32c(body))
-    struct.pack_into("<I", data, starts[2][0] + 124, crc32c.crc32c(bytes(data[starts[2][0] :][:124])))
+    struct.pack_into(
+        "<I", data, starts[2][0] + 124, crc32c.crc32c(bytes(data[starts[2][0] :][:124]))
+    )
     segment.write_bytes(data)
     with pytest.raises(jr.LogCorruptError, match="chain broken") as caught:
         jr.Journal.open(tmp_path, DIGEST)
@@ -372,7 +376,9 @@ def test_sequence_gap_is_refused(tmp_path: Path) -> None:
 
     def skip_one(data: bytearray) -> None:  # batch 2 and everything after: seq + 1
         for start, _ in starts[2:]:
-            struct.pack_into("<Q", data, start + 8, struct.unpack_from("<Q", data, start + 8)[0] + 1)
+            struct.pack_into(
+                "<Q", data, start + 8, struct.unpack_from("<Q", data, start + 8)[0] + 1
+            )
         for start, _ in starts[2::2]:
             count = struct.unpack_from("<I", data, start + 16)[0]
             for i in range(count):
@@ -409,7 +415,7 @@ def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
 def test_segment_of_another_market_in_the_middle(tmp_path: Path) -> None:
     write_log(tmp_path, [3] * 30)
     second = jr.segment_paths(tmp_path)[1]
-    reseal(second, lambda data: data.__setitem__(slice(32, 64), bytes(32)))
+    reseal(second, lambda data: data.__setitem__(slice(24, 56), bytes(32)))  # market digest
     with pytest.raises(jr.MarketMismatchError) as caught:
         jr.Journal.open(tmp_path, DIGEST)
     assert caught.value.segment == str(second)
@@ -444,3 +450,48 @@ def test_copy_of_a_log_verifies_identically(tmp_path: Path) -> None:
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     a, b = jr.verify(tmp_path / "a"), jr.verify(tmp_path / "b")
     assert a.chain_hash == b.chain_hash and a.ok and b.ok
+
+
+def read_as_documented(log_dir: Path) -> list[tuple[int, int, bytes, bytes, bytes]]:
+    """A reader written from docs/LOG_FORMAT.md alone (struct offsets, no engine.journal):
+    [(first_seq, count, command bytes, annotations, events digest)] and it checks every CRC,
+    the chain, and the segment links."""
+    out, chain, next_seq = [], bytes(32), 1
+    for path in sorted(log_dir.glob("*.seg")):
+        data = path.read_bytes()
+        assert data[0:8] == b"CETSLOG\0" and struct.unpack_from("<HH", data, 8) == (1, 128)
+        assert struct.unpack_from("<I", data, 124)[0] == crc32c.crc32c(data[:124])
+        assert struct.unpack_from("<Q", data, 16)[0] == int(path.stem) == next_seq
+        assert data[24:56] == DIGEST and data[56:88] == chain
+        pos = 128
+        while pos + 128 <= len(data) and any(data[pos : pos + 128]):
+            head = data[pos : pos + 128]
+            assert head[:4] == b"CETR"
+            assert struct.unpack_from("<I", head, 124)[0] == crc32c.crc32c(head[:124])
+            rtype, first, count, ann = head[6], *struct.unpack_from("<QII", head, 8)
+            body_bytes, body_crc = struct.unpack_from("<II", head, 40)
+            body = data[pos + 128 : pos + 128 + body_bytes]
+            assert crc32c.crc32c(body) == body_crc and head[48:80] == chain
+            chain = hashlib.blake2b(head + body, digest_size=32).digest()
+            if rtype == 1:
+                batch = (first, count, body[: 64 * count], body[64 * count :])
+                assert first == next_seq and len(body) == 64 * count + ann
+                next_seq += count
+            else:
+                assert rtype == 2 and (first, count) == batch[:2] and len(body) == 40
+                out.append((*batch, body[8:40]))
+            pos += 128 + body_bytes + (-body_bytes % 64)
+    return out
+
+
+def test_the_documented_format_is_the_format(tmp_path: Path) -> None:
+    written = write_log(tmp_path, [1, 2, 3, 1, 4] * 6, segment_bytes=2048)
+    assert len(jr.segment_paths(tmp_path)) > 3
+    documented = read_as_documented(tmp_path)
+    assert len(documented) == len(written)
+    for (first, count, commands, ann, digest), batch in zip(documented, jr.read_log(tmp_path)):
+        assert (first, count) == (batch.first_seq, batch.count)
+        assert commands == batch.commands.tobytes() and ann == batch.annotations_blob
+        assert digest == batch.events_digest
+    for (_, _, commands, _, digest), (records, events) in zip(documented, written):
+        assert commands == records.tobytes() and digest == jr.events_digest(events)
