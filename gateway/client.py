@@ -116,6 +116,12 @@ class _Pending:
         self.reports: list = []
 
 
+def _consume(future: asyncio.Future) -> None:
+    """Mark a failed future's exception as seen (it is raised again to whoever awaits it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -239,6 +245,14 @@ class Client:
 
     close = logout
 
+    async def __aenter__(self) -> Client:
+        if not self.connected:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def _abort(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
@@ -285,12 +299,12 @@ class Client:
                 if pending is not None:
                     pending.reports.append(m)
         elif t is p.Ack:
-            pending = self._pending.pop(m.request_id, None)
+            pending = self._pending.get(m.request_id)
             if pending is not None and not pending.future.done():
                 pending.future.set_result(Outcome(m.request_id, m.seq, m.order_id,
                                                   m.client_order_id, pending.reports))
         elif t is p.Reject:  # fmt: skip
-            pending = self._pending.pop(m.request_id, None)
+            pending = self._pending.get(m.request_id)
             if pending is not None and not pending.future.done():
                 pending.future.set_result(Outcome(m.request_id, client_order_id=m.client_order_id,
                                                   reject=m))  # fmt: skip
@@ -336,7 +350,7 @@ class Client:
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(error)
-        self._pending.clear()
+                pending.future.add_done_callback(_consume)
         for future in self._snapshots.values():
             if not future.done():
                 future.set_exception(error)
@@ -353,11 +367,24 @@ class Client:
         return request_id
 
     async def outcome(self, request_id: int, timeout: float = 10.0) -> Outcome:
-        """Wait for the answer to a request sent with a ``send_*`` method."""
+        """Wait for the answer to a request sent with a ``send_*`` method.
+
+        Answers are kept until collected here once.
+
+        Raises
+        ------
+        ConnectionLost
+            The connection ended before the answer (the request may still have been
+            sequenced: its reports arrive in the replay after :meth:`reconnect`).
+        """
         pending = self._pending.get(request_id)
         if pending is None:
-            raise KeyError(f"no request {request_id} in flight")
-        return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+            raise KeyError(f"no request {request_id} in flight (or its outcome was collected)")
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+        finally:
+            if pending.future.done():
+                self._pending.pop(request_id, None)
 
     def send_new_order(self, instrument: str, side: int, qty_t: int, price_ticks: int = 0, *,
                        client_order_id: str | None = None, order_type: int = s.OrderType.LIMIT,

@@ -35,6 +35,7 @@ import concurrent.futures
 import enum
 import itertools
 import logging
+import socket
 
 import msgspec
 import numpy as np
@@ -60,8 +61,10 @@ log = logging.getLogger("gateway")
 
 REPLAY_CHUNK_EVENTS = 2_048
 """Replay yields to the event loop after this many events, so live sessions keep going."""
-WRITE_BUFFER_HIGH_BYTES = 4 << 20
-"""Socket buffer above which the transport pauses us and frames go to the backlog."""
+WRITE_BUFFER_HIGH_BYTES = 256 << 10
+"""Transport buffer above which asyncio pauses us and frames go to the counted backlog."""
+SOCKET_SEND_BUFFER_BYTES = 256 << 10
+"""Kernel send buffer of a connection (fixed, so it cannot auto-tune to megabytes)."""
 
 assert 2 * limits.PRICE_LADDER_MAX_TICKS * 20 + 1024 < limits.OUTBOUND_FRAME_BYTES_MAX, (
     "a full-depth snapshot must fit one outbound frame"
@@ -180,6 +183,10 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.gw._connected(self)
 
     def data_received(self, data: bytes) -> None:
@@ -248,13 +255,13 @@ class Connection(asyncio.Protocol):
                         f"more than {self.gw.config.messages_per_second} messages per second")  # fmt: skip
 
     def take_token(self) -> bool:
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        rate = self.gw.config.messages_per_second
-        now = self.gw.loop.time()
-        self.tokens = min(float(rate), self.tokens + (now - self.token_time) * rate)
-        self.token_time = now
+        """Token bucket: ``messages_per_second`` tokens a second, as many at most; the clock
+        is the arrival time of the data being processed."""
+        now = self.last_received
+        if now != self.token_time:
+            rate = self.gw.config.messages_per_second
+            self.tokens = min(float(rate), self.tokens + (now - self.token_time) * rate)
+            self.token_time = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
