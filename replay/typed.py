@@ -17,8 +17,11 @@ from engine import schema as s
 from engine.records import COMMAND_DTYPE, Codec
 
 
-class RawCommand(msgspec.Struct, frozen=True, tag="RawCommand", tag_field="type"):
-    """A command record the codec cannot decode, field by field (``COMMAND_DTYPE`` names)."""
+class RawCommand(msgspec.Struct, frozen=True, tag=0, tag_field="type"):
+    """A command record the codec cannot decode, field by field (``COMMAND_DTYPE`` names).
+
+    Its tag is 0, which no command kind uses, so results holding it decode like the others.
+    """
 
     fields: dict[str, int]
     error: str

@@ -54,7 +54,11 @@ class Workload:
         self.live: list[tuple[int, int]] = []  # (order id, account) submitted, maybe resting
         self.keys = itertools.count(1)
 
-    def batches(self, days: int, per_day: int) -> list[list[s.Command]]:
+    def batches(
+        self, days: int, per_day: int, end_in_session: bool | None = None
+    ) -> list[list[s.Command]]:
+        """Whole trading days, then (``end_in_session``; None: at random) a session that the
+        log leaves open."""
         commands: list[s.Command] = []
         if self.market.registry:
             commands += self._registry_setup()
@@ -63,7 +67,9 @@ class Workload:
             commands.append(s.OpenSession(trading_date=date))
             commands += [self._command() for _ in range(per_day)]
             commands.append(s.CloseSession(trading_date=date))
-        if self.rng.random() < 0.5:  # now and then the log ends inside a session
+        if end_in_session is None:
+            end_in_session = self.rng.random() < 0.5
+        if end_in_session:
             commands.append(s.OpenSession(trading_date=20250102 + days))
             commands += [self._command() for _ in range(per_day // 2)]
         return self._split(commands)
@@ -137,13 +143,14 @@ class Workload:
 
 
 def write_log(
-    path: Path, batches: list[list[s.Command]], market: MarketDefinition, **options
-) -> dict[int, str]:
+    path: Path, batches: list[list[s.Command]], market: MarketDefinition,
+    events: list | None = None, **options,
+) -> dict[int, str]:  # fmt: skip
     """Write ``batches`` through the sequencer into a new data directory at ``path``.
 
-    Returns the live engine's state hash after each batch, by the batch's last seq.  The clock
-    advances one second per batch from :data:`T0`, so the log's bytes depend only on the
-    commands.
+    Returns the live engine's state hash after each batch, by the batch's last seq, and
+    appends the live events to ``events`` if given.  The clock advances one second per batch
+    from :data:`T0`, so the log's bytes depend only on the commands.
     """
     options.setdefault("clock", itertools.count(T0, SECOND).__next__)
     options.setdefault("durability", "none")
@@ -154,6 +161,8 @@ def write_log(
         for batch in batches:
             result = exchange.submit(batch)
             hashes[result.last_seq] = exchange.state_hash()
+            if events is not None:
+                events.extend(result.events)
     return hashes
 
 
