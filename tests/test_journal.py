@@ -106,6 +106,30 @@ def test_read_from_seq_starts_at_the_batch_holding_it(tmp_path: Path) -> None:
     assert list(jr.read_log(tmp_path, 81)) == []
 
 
+def test_mapped_segments_read_the_same(tmp_path: Path) -> None:
+    write_log(tmp_path, [2, 7, 1] * 10)
+    copied = list(jr.read_log(tmp_path, 5))
+    mapped = list(jr.read_log(tmp_path, 5, map_segments=True))
+    assert len(copied) == len(mapped) > 20
+    for a, b in zip(copied, mapped, strict=True):
+        assert a.commands.tobytes() == b.commands.tobytes() and a.chain_after == b.chain_after
+        assert (a.first_seq, a.annotations(), a.events_digest) == (
+            b.first_seq, b.annotations(), b.events_digest
+        )  # fmt: skip
+
+
+def test_the_tail_is_left_in_the_walk(tmp_path: Path) -> None:
+    write_log(tmp_path, [2, 2])
+    (segment,) = jr.segment_paths(tmp_path)
+    end = jr.verify(tmp_path).segments[-1].data_bytes
+    data = bytearray(segment.read_bytes())
+    data[end - 10] ^= 1  # the last checkpoint
+    segment.write_bytes(data)
+    walk = jr.read_log(tmp_path)
+    assert [b.first_seq for b in walk] == [1]
+    assert walk.tail is not None and walk.tail.at_tail and walk.tail.seq == 3
+
+
 def test_segments_roll_and_link(tmp_path: Path) -> None:
     write_log(tmp_path, [3] * 30)
     report = jr.verify(tmp_path)
