@@ -18,6 +18,7 @@ import numpy as np
 
 from engine import kernel as k
 from engine import schema as s
+from engine import snapshot_format as snap
 from engine.market import MarketDefinition, band_edges
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
 
@@ -318,6 +319,84 @@ class CompiledEngine:
 
     def resting_count(self) -> int:
         return int(self._st[k.M_LIVE])
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def export_state(self) -> bytes:
+        """A logical snapshot (``engine.snapshot_format``), restorable by either engine."""
+        inst = self._inst().tolist()
+        instruments = []
+        for index, symbol in enumerate(self.codec.symbols):
+            row = inst[index]
+            sides = [
+                [snap.OrderSnapshot(o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type,
+                                    o.tif, o.stp) for o in self.orders(symbol, side)]
+                for side in (s.Side.BUY, s.Side.SELL)
+            ]  # fmt: skip
+            instruments.append(snap.InstrumentSnapshot(
+                symbol, row[k.I_STATE], row[k.I_DATE], row[k.I_REF], row[k.I_LO], row[k.I_HI],
+                row[k.I_OPEN], row[k.I_HIGH], row[k.I_LOW], row[k.I_VOL], row[k.I_VAL],
+                row[k.I_TRADES], sides[0], sides[1],
+            ))  # fmt: skip
+        snapshot = snap.EngineSnapshot(
+            snap.FORMAT_VERSION, self.market.digest(), int(self._st[k.M_NEXT_TRADE]), instruments,
+            **self._export_ledger(),
+        )  # fmt: skip
+        return snap.encode(snapshot)
+
+    @classmethod
+    def from_state(cls, market: MarketDefinition, data: bytes) -> CompiledEngine:
+        """Restore an engine from :meth:`export_state` output (of either implementation).
+
+        Raises
+        ------
+        engine.snapshot_format.SnapshotFormatError
+            Corrupt or inconsistent snapshot, or one taken of another market definition.
+        """
+        snapshot = snap.decode(data, market.digest())
+        engine = cls(market)
+        if len(snapshot.instruments) != len(market.instruments):
+            raise snap.SnapshotFormatError("snapshot has a different number of instruments")
+        try:
+            engine._restore(snapshot)
+            engine.check_invariants()
+        except (AssertionError, ValueError, KeyError, IndexError) as exc:
+            raise snap.SnapshotFormatError(f"inconsistent snapshot: {exc}") from None
+        return engine
+
+    def _restore(self, snapshot: snap.EngineSnapshot) -> None:
+        self._st[k.M_NEXT_TRADE] = snapshot.next_trade_id
+        inst = self._inst()
+        for index, saved in enumerate(snapshot.instruments):
+            if saved.symbol != self.codec.symbols[index]:
+                raise ValueError(f"instrument {index} is {saved.symbol!r}")
+            inst[index, [k.I_STATE, k.I_DATE, k.I_REF, k.I_LO, k.I_HI, k.I_OPEN, k.I_HIGH,
+                         k.I_LOW, k.I_VOL, k.I_VAL, k.I_TRADES]] = [
+                saved.state, saved.trading_date, saved.reference_price_ticks,
+                saved.lower_band_ticks, saved.upper_band_ticks, saved.day_open_ticks,
+                saved.day_high_ticks, saved.day_low_ticks, saved.day_volume_t,
+                saved.day_value_fen, saved.day_trades,
+            ]  # fmt: skip
+            for side, orders in ((s.Side.BUY, saved.bids), (s.Side.SELL, saved.asks)):
+                for o in orders:
+                    if k.hash_find(self._st, o.order_id) >= 0 or o.order_id <= 0:
+                        raise ValueError(f"order id {o.order_id} is invalid or appears twice")
+                    if int(self._st[k.M_LIVE]) >= int(self._st[k.M_CAP]):
+                        raise ValueError("more resting orders than capacity")
+                    if not 0 < o.price_ticks < int(self._st[k.M_LADDER]):
+                        raise ValueError(f"order {o.order_id} price outside the ladder")
+                    k.restore_order(self._st, o.order_id, o.account, index, side, o.price_ticks,
+                                    o.qty_t, o.order_type, o.tif, o.stp)  # fmt: skip
+                prices = [o.price_ticks for o in orders]
+                if prices != sorted(prices, reverse=side == s.Side.BUY):
+                    raise ValueError(f"{saved.symbol} side {side.name} is not in priority order")
+        self._restore_ledger(snapshot)
+
+    def _export_ledger(self) -> dict:
+        """Ledger fields of the snapshot (none when the registry is off)."""
+        return {}
+
+    def _restore_ledger(self, snapshot: snap.EngineSnapshot) -> None:
+        return None
 
     def state_hash(self) -> str:
         """Canonical hash of the books (identical for the reference engine)."""

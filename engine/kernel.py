@@ -918,8 +918,7 @@ def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     st[oo + (slot) * OF + O_TYPE] = otype
     st[oo + (slot) * OF + O_TIF] = tif
     st[oo + (slot) * OF + O_STP] = stp
+    st[oo + slot * OF + O_LOCK_PRICE] = price  # a resting order's need is at its own price
     _link_tail(st, slot)
     return slot
 
-
-EVENT_WIDTH = EVENT_FIELDS
