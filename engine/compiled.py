@@ -392,11 +392,65 @@ class CompiledEngine:
         self._restore_ledger(snapshot)
 
     def _export_ledger(self) -> dict:
-        """Ledger fields of the snapshot (none when the registry is off)."""
-        return {}
+        """The ``ledger`` field of the snapshot (None when the registry is off)."""
+        st = self._st
+        if not st[k.M_REGISTRY]:
+            return {"ledger": None}
+        accounts = self._accounts()
+        holdings = self._holdings()
+        opened = np.flatnonzero(accounts[:, k.A_OPEN]).tolist()
+        account_rows = [
+            snap.AccountSnapshot(
+                acct, *accounts[acct, [k.A_KIND, k.A_SECTOR, k.A_PROVINCE]].tolist(),
+                bool(accounts[acct, k.A_FROZEN]), int(accounts[acct, k.A_CASH]),
+                int(accounts[acct, k.A_CASH_LOCKED]),
+                [tuple(h) for h in holdings[acct].tolist()],
+            )  # fmt: skip
+            for acct in opened
+        ]
+        totals = self._inst()[:, [k.I_ISSUED, k.I_CLAWED, k.I_SURRENDERED, k.I_CANCELLED]]
+        comp = self._table(k.M_OFF_COMP, k.YEARS * accounts.shape[0], k.CF)
+        comp = comp.reshape(k.YEARS, accounts.shape[0], k.CF)
+        first_year = int(st[k.M_FIRST_YEAR])
+        compliance = [
+            snap.ComplianceSnapshot(first_year + slot, acct, *comp[slot, acct, :3].tolist(),
+                                    bool(comp[slot, acct, k.C_REPORTED]))  # fmt: skip
+            for slot, acct in zip(*(axis.tolist() for axis in np.nonzero(comp.any(axis=2))))
+        ]
+        keys = self._table(k.M_OFF_KEYS, int(st[k.M_KEYS_CAP]), k.KF)
+        used = keys[keys[:, k.KEY_KEY] != 0]
+        used = used[np.argsort(used[:, k.KEY_KEY], kind="stable")]
+        return {"ledger": snap.LedgerSnapshot(
+            int(st[k.M_DEPOSITED]), int(st[k.M_WITHDRAWN]), int(st[k.M_CLOSED_YEARS]),
+            [tuple(row) for row in totals.tolist()], account_rows, compliance,
+            [snap.KeySnapshot(*row) for row in used.tolist()],
+        )}  # fmt: skip
 
     def _restore_ledger(self, snapshot: snap.EngineSnapshot) -> None:
-        return None
+        ledger = snapshot.ledger
+        if (ledger is None) != (not self._st[k.M_REGISTRY]):
+            raise ValueError("snapshot and market disagree on running a registry")
+        if ledger is None:
+            return
+        st = self._st
+        st[k.M_DEPOSITED], st[k.M_WITHDRAWN] = ledger.deposited_fen, ledger.withdrawn_fen
+        st[k.M_CLOSED_YEARS] = ledger.closed_years
+        self._inst()[:, [k.I_ISSUED, k.I_CLAWED, k.I_SURRENDERED, k.I_CANCELLED]] = ledger.totals
+        accounts, holdings = self._accounts(), self._holdings()
+        for a in ledger.accounts:
+            accounts[a.account, : k.A_CASH_LOCKED + 1] = [
+                1, a.kind, a.sector, a.province, int(a.frozen), a.cash_available_fen,
+                a.cash_locked_fen,
+            ]  # fmt: skip
+            holdings[a.account] = a.holdings
+        n_acc = accounts.shape[0]
+        comp = self._table(k.M_OFF_COMP, k.YEARS * n_acc, k.CF).reshape(k.YEARS, n_acc, k.CF)
+        for c in ledger.compliance:
+            comp[c.year - int(st[k.M_FIRST_YEAR]), c.account] = [
+                c.obligation_t, c.surrendered_t, c.offsets_t, int(c.reported)
+            ]
+        for key in ledger.keys:
+            k.ledger.remember(st, key.key, key.seq, key.reason, key.command)
 
     def state_hash(self) -> str:
         """Canonical hash of the books (identical for the reference engine)."""
