@@ -28,7 +28,8 @@ Records start at multiples of 64 bytes; the padding must be zero.
 
 Recovery (``Journal.open``) reads the whole log and checks every byte.  Damage that a crash can
 cause - a short or torn record, garbage after the last record - is tolerated only at the very
-tail of the last segment (nothing valid follows it): it is truncated and reported, as is a
+tail of the last segment, where no record of a later batch follows it (the pages of the one
+unsynced batch may reach the disk in any order): it is truncated and reported, as is a
 trailing batch without its checkpoint (never acknowledged).  Anything else - a bad checksum
 before the tail, a broken chain, a sequence gap, a wrong magic, version or market digest -
 raises :class:`LogCorruptError` naming the segment file, the byte offset and the sequence
@@ -687,7 +688,9 @@ class LogWalk:
 _Walk = LogWalk  # the name replay.datadir subclasses
 
 
-def verify(log_dir: str | Path, market_digest: bytes | None = None) -> VerifyReport:
+def verify(
+    log_dir: str | Path, market_digest: bytes | None = None, map_segments: bool = False
+) -> VerifyReport:
     """Check every byte of a log without changing it.
 
     Parameters
@@ -696,6 +699,8 @@ def verify(log_dir: str | Path, market_digest: bytes | None = None) -> VerifyRep
         The log directory (holding the ``*.seg`` files).
     market_digest : bytes, optional
         Expected market-definition digest; by default the first segment's is taken.
+    map_segments : bool
+        Read through ``mmap`` (see :class:`LogWalk`).
 
     Returns
     -------
@@ -704,7 +709,7 @@ def verify(log_dir: str | Path, market_digest: bytes | None = None) -> VerifyRep
         ``problem``: None for a clean log, else the first problem (segment, byte offset, seq,
         what, and whether it is tail damage that recovery would truncate).
     """
-    walk = LogWalk(log_dir, market_digest)
+    walk = LogWalk(log_dir, market_digest, map_segments=map_segments)
     problem: Problem | None = None
     try:
         for _ in walk:
@@ -887,7 +892,7 @@ class Journal:
             self._create_segment(1, GENESIS_CHAIN)
             self.recovery = JournalRecovery(True, 1, 0, 0, removed_temp_files=removed)
             return
-        walk = LogWalk(self.log_dir, self.market_digest)
+        walk = LogWalk(self.log_dir, self.market_digest, map_segments=True)
         for _ in walk:
             pass
         cursor, segment = walk.cursor, walk.segment
@@ -1044,9 +1049,10 @@ class Journal:
 
     def read(self, from_seq: int = 1) -> Iterator[LoggedBatch]:
         """Iterate the complete batches from the one holding ``from_seq`` up to the current
-        end (batches appended while iterating are not included)."""
+        end (batches appended while iterating are not included).  Segments are memory-mapped:
+        the writer never changes a byte of a complete batch once it is open."""
         self._check_open()
-        walk = LogWalk(self.log_dir, self.market_digest, from_seq, until_seq=self.last_seq)
+        walk = LogWalk(self.log_dir, self.market_digest, from_seq, self.last_seq, map_segments=True)
         return iter(walk)
 
     def _check_open(self) -> None:
