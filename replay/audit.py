@@ -24,6 +24,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Self
 
 import msgspec
 import numpy as np
@@ -33,9 +34,8 @@ from engine import schema as s
 from engine.records import EVENT_DTYPE
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
-from replay.typed import RawCommand, decode_commands
 from replay.timeline import Applied, batch_applier, engine_class, from_genesis, replay_batches
-
+from replay.typed import RawCommand, decode_commands
 
 HASH_AHEAD_BATCHES = 2
 """Batches whose events may be waiting for their digest while the engine runs ahead."""
@@ -189,7 +189,7 @@ class _EventHasher:
                 return self._free.pop(i)
         return np.empty(max(rows, 1), EVENT_DTYPE)
 
-    def __enter__(self) -> _EventHasher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

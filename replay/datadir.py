@@ -138,7 +138,9 @@ def describe_corruption(exc: jr.LogCorruptError) -> str:
     """One line for a damaged log (the journal's message names segment, offset and seq)."""
     if isinstance(exc, jr.MarketMismatchError):
         return f"{exc.segment}: the log belongs to another market definition than market.json"
-    return f"damaged log: segment {exc.segment}, byte offset {exc.offset}, seq {exc.seq}: {exc.what}"
+    return (
+        f"damaged log: segment {exc.segment}, byte offset {exc.offset}, seq {exc.seq}: {exc.what}"
+    )
 
 
 class LogReader:

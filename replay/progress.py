@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Self, TextIO
 
 REDRAW_EVERY_NS = 100_000_000
 BAR_CELLS = 30
@@ -73,7 +73,7 @@ class Progress:
             self.stream.flush()
         self.active = False
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

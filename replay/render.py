@@ -99,9 +99,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     widths = [len(header) for header in headers]
     for row in cells:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    numeric = [
-        bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(headers))
-    ]
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
     lines = [_line(headers, widths, numeric)]
     lines.append("  ".join("-" * width for width in widths))
     lines.extend(_line(row, widths, numeric) for row in cells)

@@ -154,7 +154,7 @@ class Scan:
 
 def scan_events(
     data: DataDir, consumers: Sequence[Consumer], progress: Progress | None = None,
-    stop: Stop = Stop(),
+    stop: Stop | None = None,
 ) -> Scan:  # fmt: skip
     """Replay the log up to ``stop`` once and feed every consumer its events."""
     engine = engine_class("compiled")(data.market)
@@ -242,7 +242,7 @@ class DayBar(msgspec.Struct, frozen=True):
 class _Day:
     """Running figures of an open session (from its ``SessionOpened`` and its trades)."""
 
-    __slots__ = ("date", "reference", "open", "high", "low", "volume", "value", "trades")
+    __slots__ = ("date", "high", "low", "open", "reference", "trades", "value", "volume")
 
     def __init__(self, date: int, reference: int) -> None:
         self.date, self.reference = date, reference

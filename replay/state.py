@@ -121,8 +121,8 @@ def accounts_by_kind(engine: object, market: MarketDefinition) -> list[AccountKi
 
 
 def run(
-    data: DataDir, engine: str = "compiled", stop: Stop = Stop(), from_snapshot: bool = False,
-    progress: Progress | None = None,
+    data: DataDir, engine: str = "compiled", stop: Stop | None = None,
+    from_snapshot: bool = False, progress: Progress | None = None,
 ) -> RunReport:  # fmt: skip
     """Rebuild the state up to ``stop``; see :func:`replay.timeline.rebuild`."""
     rebuilt = rebuild(data, engine, stop, from_snapshot, progress)
@@ -136,7 +136,8 @@ def report_of(data: DataDir, engine: str, rebuilt: Rebuilt) -> RunReport:
         str(data.path), engine, rebuilt.last_seq, rebuilt.last_ts_ns, state.state_hash(),
         rebuilt.chain_hash, rebuilt.batches, rebuilt.commands, rebuilt.events,
         state.resting_count(), [summarize(state, sym) for sym in data.market.symbols],
-        accounts_by_kind(state, data.market), rebuilt.snapshot_seq, rebuilt.snapshot_path, rebuilt.skipped_snapshots, rebuilt.tail,
+        accounts_by_kind(state, data.market), rebuilt.snapshot_seq, rebuilt.snapshot_path,
+        rebuilt.skipped_snapshots, rebuilt.tail,
     )  # fmt: skip
 
 
@@ -155,7 +156,7 @@ class BookReport(msgspec.Struct, frozen=True):
 
 
 def book(
-    data: DataDir, symbol: str, stop: Stop = Stop(), depth: int = 5, orders: bool = False,
+    data: DataDir, symbol: str, stop: Stop | None = None, depth: int = 5, orders: bool = False,
     engine: str = "compiled", progress: Progress | None = None,
 ) -> BookReport:  # fmt: skip
     """The book of ``symbol`` after the last command before ``stop``.

@@ -88,8 +88,11 @@ _SUMMARY_HEADERS = (
 def _tail_note(tail) -> list[str]:
     if tail is None:
         return []
-    return [f"note: ignored an unfinished batch at the end of the log ({tail.segment}, byte "
-            f"offset {tail.offset}, seq {tail.seq}: {tail.what})"]  # fmt: skip
+    note = (
+        f"note: ignored an unfinished batch at the end of the log ({tail.segment}, byte "
+        f"offset {tail.offset}, seq {tail.seq}: {tail.what})"
+    )
+    return [note]
 
 
 def run_text(report) -> str:
@@ -98,7 +101,9 @@ def run_text(report) -> str:
     lines.append(f"state hash {report.state_hash}")
     chain = report.chain_hash or "- (the stop falls inside a batch)"
     lines.append(f"log chain hash {chain}")
-    start = "seq 1" if report.snapshot_seq is None else f"the snapshot at seq {report.snapshot_seq:,}"
+    start = (
+        "seq 1" if report.snapshot_seq is None else f"the snapshot at seq {report.snapshot_seq:,}"
+    )
     lines.append(f"replayed {report.batches:,} batches, {report.commands:,} commands, "
                  f"{report.events:,} events from {start}")  # fmt: skip
     for skipped in report.skipped_snapshots:
@@ -124,9 +129,11 @@ def book_text(report) -> str:
     when = timestamp(report.last_ts_ns) if report.last_seq else "before the first command"
     lines = [
         f"{report.instrument} after seq {report.last_seq:,} ({when})",
-        f"session {i.session} {trading_date(i.trading_date)}, reference "
-        f"{cny(i.reference_price_ticks)}, band {cny(i.lower_band_ticks)} … "
-        f"{cny(i.upper_band_ticks)}; {i.bids.orders:,} bids, {i.asks.orders:,} asks",
+        (
+            f"session {i.session} {trading_date(i.trading_date)}, reference "
+            f"{cny(i.reference_price_ticks)}, band {cny(i.lower_band_ticks)} … "
+            f"{cny(i.upper_band_ticks)}; {i.bids.orders:,} bids, {i.asks.orders:,} asks"
+        ),
         "",
     ]
     if report.bid_orders is not None:
@@ -159,14 +166,16 @@ def book_text(report) -> str:
 def audit_text(report, show: int = 20) -> str:
     lines = []
     if report.ok:
-        lines.append(f"audit OK: every batch's events match its checkpoint (engine {report.engine})")
+        lines.append(
+            f"audit OK: every batch's events match its checkpoint (engine {report.engine})"
+        )
     else:
         d = report.divergence
         lines.append(f"audit FAILED: batch seq {d.first_seq:,} … {d.last_seq:,} does not match "
                      f"its checkpoint (engine {report.engine})")  # fmt: skip
+    span = f" (seq {report.first_seq:,} … {report.last_seq:,})" if report.batches else ""
     lines.append(f"  {report.batches:,} batches, {report.commands:,} commands, "
-                 f"{report.events:,} events matched"
-                 + (f" (seq {report.first_seq:,} … {report.last_seq:,})" if report.batches else ""))
+                 f"{report.events:,} events matched{span}")  # fmt: skip
     lines.append(f"  events hash {report.events_hash}")
     if report.ok:
         lines.append(f"  state hash {report.state_hash}")
@@ -188,7 +197,8 @@ def _divergence_lines(d, show: int) -> list[str]:
     lines.append(f"recomputed events ({len(d.recomputed_events):,}):")
     lines += [f"  {describe(e)}" for e in d.recomputed_events[:show]]
     if len(d.recomputed_events) > show:
-        lines.append(f"  … {len(d.recomputed_events) - show:,} more (--show N, or --json for all)")
+        more = len(d.recomputed_events) - show
+        lines.append(f"  … {more:,} more (--show N, or --json for all)")
     return lines
 
 
@@ -265,8 +275,10 @@ def _balance_lines(balances) -> list[str]:
     frozen = ", FROZEN" if balances.frozen else ""
     lines = [
         "",
-        f"balances at the end of the period ({balances.kind.name}{frozen}): cash available "
-        f"{cny(balances.cash_available_fen)}, locked {cny(balances.cash_locked_fen)}",
+        (
+            f"balances at the end of the period ({balances.kind.name}{frozen}): cash available "
+            f"{cny(balances.cash_available_fen)}, locked {cny(balances.cash_locked_fen)}"
+        ),
     ]
     rows = [
         [h.instrument, f"{h.tradable_t:,}", f"{h.locked_t:,}", f"{h.frozen_t:,}",

@@ -77,6 +77,10 @@ class Stop(msgspec.Struct, frozen=True):
         return count
 
 
+END = Stop()
+"""No stop: replay to the end of the log."""
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """One batch (or the leading part of the last one) applied to the engine.
@@ -95,9 +99,11 @@ class Applied:
 
 def replay_batches(
     batches: Iterator[jr.LoggedBatch], apply: Callable[[np.ndarray], np.ndarray],
-    stop: Stop = Stop(),
+    stop: Stop | None = None,
 ) -> Iterator[Applied]:  # fmt: skip
-    """Apply ``batches`` in order with ``apply`` until ``stop``; yield each applied batch."""
+    """Apply ``batches`` in order with ``apply`` until ``stop`` (None: the end of the log);
+    yield each applied batch."""
+    stop = stop or END
     for batch in batches:
         count = stop.applies(batch)
         if count == 0:
@@ -151,8 +157,8 @@ class Rebuilt:
 
 
 def rebuild(
-    data: DataDir, engine: str = "compiled", stop: Stop = Stop(), from_snapshot: bool = False,
-    progress: Progress | None = None,
+    data: DataDir, engine: str = "compiled", stop: Stop | None = None,
+    from_snapshot: bool = False, progress: Progress | None = None,
 ) -> Rebuilt:  # fmt: skip
     """The engine state after the last command before ``stop``.
 
@@ -162,7 +168,7 @@ def rebuild(
         The data directory.
     engine : str
         One of :data:`ENGINES`.
-    stop : Stop
+    stop : Stop, optional
         Where to end (default: the end of the log).
     from_snapshot : bool
         Start from the newest usable snapshot at or before the stop.
@@ -176,6 +182,7 @@ def rebuild(
     DataError
         A damaged log.
     """
+    stop = stop or END
     if stop.until_seq is not None and stop.until_seq < 0:
         raise UsageError(f"seq {stop.until_seq} is negative")
     cls = engine_class(engine)

@@ -45,10 +45,9 @@ def typed_command(fields: dict) -> s.Command:
     fields = dict(fields)
     cls = COMMANDS[fields.pop("type")]
     for field in msgspec.structs.fields(cls):
-        value = fields.get(field.name)
-        if isinstance(value, str) and isinstance(field.type, type):
-            if issubclass(field.type, enum.IntEnum):
-                fields[field.name] = field.type[value]
+        value, kind = fields.get(field.name), field.type
+        if isinstance(value, str) and isinstance(kind, type) and issubclass(kind, enum.IntEnum):
+            fields[field.name] = kind[value]
     return msgspec.convert(fields, cls)
 
 

@@ -121,7 +121,7 @@ def test_a_forged_command_passes_verify_but_not_the_audit(tmp_path: Path, field:
     data = open_data_dir(tmp_path)
     batches = [(b.segment, b.offset, b.count, b.commands.copy()) for b in _batches(data)]
     target = next(
-        (b for b in batches[1:] if (b[3]["kind"] == s.SubmitOrder.__struct_config__.tag).any())
+        b for b in batches[1:] if (b[3]["kind"] == s.SubmitOrder.__struct_config__.tag).any()
     )
     segment, offset, count, commands = target
     row = int(np.flatnonzero(commands["kind"] == 1)[0])
