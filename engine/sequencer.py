@@ -29,6 +29,7 @@ with the digest its checkpoint recorded, so recovery also audits the engine.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import time
@@ -45,6 +46,8 @@ from engine import limits
 from engine import market as mk
 from engine import schema as s
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+
+_log = logging.getLogger(__name__)
 
 MARKET_FILE = "market.json"
 LOG_DIR = "log"
@@ -380,6 +383,8 @@ class Exchange:
         self.snapshot_every_events, self.snapshots_kept = snapshot_every_events, snapshots_kept
         self._events_since_snapshot = 0
         self._failure: BaseException | None = None
+        self.snapshot_error: Exception | None = None
+        """The last automatic snapshot's failure (None once one succeeds again)."""
         self.recovery_report: RecoveryReport | None = None
 
     @classmethod
@@ -540,8 +545,20 @@ class Exchange:
         self._events_since_snapshot += len(events)
         every = self.snapshot_every_events
         if every and self._events_since_snapshot >= every:
-            self.snapshot()
+            self._automatic_snapshot()
         return events
+
+    def _automatic_snapshot(self) -> None:
+        """A snapshot only shortens recovery: its failure must not fail the batch, which is
+        already durable.  It is logged, kept in ``snapshot_error``, and retried after another
+        ``snapshot_every_events`` events."""
+        try:
+            self.snapshot()
+            self.snapshot_error = None
+        except Exception as exc:  # noqa: BLE001 - reported below, never swallowed silently
+            self._events_since_snapshot = 0
+            self.snapshot_error = exc
+            _log.error("automatic snapshot at seq %d failed: %r", self.last_seq, exc)
 
     def _check_usable(self) -> None:
         if self.journal.closed:

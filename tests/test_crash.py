@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("CETS_CRASH_KILLS", "30"))
 KILLS_PER_DIRECTORY = 10
 """A fresh data directory now and then keeps the clean replay after each kill short."""
+WRITER_TIMEOUT_S = 30.0
+"""A writer that does not make progress for this long fails the test instead of hanging it."""
 POLICIES = ("batch", "interval", "none")  # a process crash loses nothing under any of them
 
 
@@ -104,8 +107,14 @@ def kill_writer(pid: int, fd: int, rng: random.Random, acks_wanted: int) -> list
     complete output lines."""
     output = b""
     if acks_wanted >= 0:
-        while output.count(b"\nA ") < acks_wanted and (chunk := os.read(fd, 65536)):
-            output += chunk
+        deadline = time.monotonic() + WRITER_TIMEOUT_S
+        while output.count(b"\nA ") < acks_wanted:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"writer stalled: {output[-300:]!r}"
+            if select.select([fd], [], [], remaining)[0]:
+                if not (chunk := os.read(fd, 65536)):
+                    break  # it ended (finished, or failed: its "E" line is in the output)
+                output += chunk
         time.sleep(rng.uniform(0.0, 0.004))
     else:
         time.sleep(rng.uniform(0.0, 0.08))

@@ -339,6 +339,29 @@ def test_every_durability_policy_recovers_after_close(tmp_path: Path, durability
         open_exchange(tmp_path, durability="sometimes")
 
 
+class NoSnapshotEngine(ReferenceEngine):
+    def export_state(self) -> bytes:
+        raise OSError("disk full")
+
+
+def test_a_failed_automatic_snapshot_does_not_fail_the_durable_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    market = small_market()
+    with open_exchange(
+        tmp_path, market, engine_factory=NoSnapshotEngine, snapshot_every_events=2
+    ) as exchange:
+        result = exchange.submit([open_session(20250102)])  # 3 events: a snapshot is due
+        assert result.last_seq == 1 and len(result.events) == 3
+        assert isinstance(exchange.snapshot_error, OSError)
+        assert "automatic snapshot at seq 1 failed" in caplog.text
+        exchange.submit([buy(1, 1, 5, 6000)])  # still usable
+        with pytest.raises(OSError):
+            exchange.snapshot()  # on request: the caller sees the error
+        assert exchange.submit([buy(2, 1, 5, 6000)]).first_seq == 3
+    assert jr.verify(tmp_path / sq.LOG_DIR).last_seq == 3
+
+
 def test_snapshots_kept(tmp_path: Path) -> None:
     with open_exchange(tmp_path, small_market(), snapshots_kept=2) as exchange:
         for date in (20250102, 20250103, 20250106, 20250107):
