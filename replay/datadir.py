@@ -8,11 +8,12 @@ takes no lock, so it can inspect the directory of a running exchange - and it ch
 reads with the journal's own reader, which verifies every checksum and the hash chain on the
 way.  Every failure to read becomes a one-line :class:`~replay.errors.DataError`.
 
-:class:`LogReader` iterates the complete batches.  Damage before the tail of the log stops it
-with an error; an unfinished batch at the very end (a crash, or a live writer mid-batch) ends
-the iteration and is left in :attr:`LogReader.tail` so commands can mention it.  It needs the
-walk object of ``engine.journal`` (``_Walk``) for that: ``engine.journal.read_log`` returns a
-bare iterator that hides the tail.
+:class:`LogReader` iterates the complete batches with the journal's walk over memory-mapped
+segments (no copy of the log).  Damage before the tail of the log stops it with an error; an
+unfinished batch at the very end (a crash, or a live writer mid-batch) ends the iteration and
+is left in :attr:`LogReader.tail` so commands can mention it.  By default the walk runs on a
+background thread a few batches ahead of the consumer: its checks (CRC32C, the blake2b chain)
+run in C with the GIL released, so reading the log overlaps with the engine's work.
 
 Progress is measured in bytes of log data.  Segments are preallocated and zero-filled, so the
 end of the data in the last segment is estimated by a binary search for the first all-zero
@@ -22,7 +23,6 @@ a non-zero seq, headers a magic) - an estimate for a progress bar, never used fo
 
 from __future__ import annotations
 
-import mmap
 import os
 import queue
 import struct
@@ -171,7 +171,7 @@ class LogReader:
     ) -> None:  # fmt: skip
         self.data, self.from_seq, self.progress = data, from_seq, progress
         self.prefetch = prefetch
-        self._walk = MappedWalk(data.log_dir, data.market_digest, from_seq)
+        self._walk = jr.LogWalk(data.log_dir, data.market_digest, from_seq, map_segments=True)
 
     @property
     def tail(self) -> jr.Problem | None:
@@ -201,39 +201,6 @@ class LogReader:
             raise DataError(describe_corruption(exc)) from None
         except OSError as exc:
             raise DataError(f"cannot read the log: {exc}") from None
-
-
-class MappedWalk(jr._Walk):
-    """The journal's own walk (every check it makes), over memory-mapped segments.
-
-    ``engine.journal`` reads each segment with ``Path.read_bytes``: a copy of up to 64 MiB per
-    segment, half of the time of a replay.  The record functions only slice, ``find`` and
-    take buffers of the segment, which a read-only ``mmap`` provides without a copy.  This
-    mirrors ``_Walk.__iter__`` line for line apart from the read.
-    """
-
-    def __iter__(self) -> Iterator[jr.LoggedBatch]:
-        paths = jr.segment_paths(self.log_dir)
-        for i in range(self._start_index(paths), len(paths)):
-            path = paths[i]
-            data = _map(path)
-            self._open_segment(path, data)
-            try:
-                yield from self._segment_batches(path, data, is_last=i == len(paths) - 1)
-            except jr._Damage as damage:
-                self._damaged(path, data, damage, is_last=i == len(paths) - 1)
-            if self.complete or self.tail is not None:
-                return
-        self.complete = True
-
-
-def _map(path: Path):
-    """The whole file, read-only and without a copy (bytes for an empty file)."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return b""
-        return mmap.mmap(handle.fileno(), size, prot=mmap.PROT_READ)
 
 
 PREFETCH_BATCHES = 4

@@ -5,9 +5,9 @@ Theory of operation
 The log is checked by the journal's own walk (``engine.journal``): segment headers, record
 checksums, the hash chain across records and segments, sequence continuity, timestamps, and a
 checkpoint (event count and digest) after every batch.  :func:`verify_log` is
-``engine.journal.verify`` over the memory-mapped walk of :mod:`replay.datadir`, with a progress
-bar, and it also keeps the chain value at the seqs where snapshots claim to stand; the tests
-check that it reports exactly what ``engine.journal.verify`` reports, for every damaged byte.
+``engine.journal.verify`` over memory-mapped segments with a progress bar, and it also keeps the
+chain value at the seqs where snapshots claim to stand; the tests check that it reports exactly
+what ``engine.journal.verify`` reports, for every damaged byte.
 
 A snapshot is intact when its header and state checksums hold, it belongs to this market, and
 the chain value it recorded equals the log's chain value after its seq: it was taken of this
@@ -20,7 +20,7 @@ import msgspec
 
 from engine import journal as jr
 from engine import sequencer as sq
-from replay.datadir import DataDir, MappedWalk, progress_bases
+from replay.datadir import DataDir, progress_bases
 from replay.progress import Progress
 
 
@@ -46,7 +46,7 @@ def verify_log(
 ) -> tuple[jr.VerifyReport, dict[int, bytes]]:
     """``engine.journal.verify`` of the data directory's log, and the chain value after each
     seq of ``keep_chain_at`` that ends a batch."""
-    walk = MappedWalk(data.log_dir, data.market_digest)
+    walk = jr.LogWalk(data.log_dir, data.market_digest, map_segments=True)
     chains: dict[int, bytes] = {}
     problem: jr.Problem | None = None
     bases, total = progress_bases(data.log_dir)
