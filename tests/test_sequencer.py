@@ -159,6 +159,17 @@ def test_annotations_are_logged_with_their_commands(tmp_path: Path) -> None:
         exchange.submit([buy(3, 1, 5, 6000)], [b"a", b"b"])
 
 
+def test_the_default_engine_is_the_compiled_one(tmp_path: Path) -> None:
+    assert sq.default_engine_class().__name__ == "CompiledEngine"
+    market = small_market()
+    with sq.Exchange.open(tmp_path, market, snapshot_every_events=None) as exchange:
+        assert type(exchange.engine).__name__ == "CompiledEngine"
+        exchange.submit([open_session(20250102), sell(1, 1, 10, 6000), buy(2, 2, 4, 6000)])
+        live = exchange.state_hash()
+    with sq.Exchange.open(tmp_path, engine_factory=ReferenceEngine) as exchange:
+        assert exchange.state_hash() == live  # the log does not depend on the engine
+
+
 # ------------------------------------------------------------------------------------------
 # Recovery
 # ------------------------------------------------------------------------------------------
@@ -403,11 +414,12 @@ sys.path.insert(0, {root!r})
 import msgspec
 from engine import journal as jr
 from engine.reference import ReferenceEngine
+from engine.compiled import CompiledEngine
 from engine.sequencer import MARKET_FILE, LOG_DIR, _decode_market
 from pathlib import Path
 data_dir = Path({data_dir!r})
 market = _decode_market((data_dir / MARKET_FILE).read_bytes())
-engine = ReferenceEngine(market)
+engine = {engine_class}(market)
 digests = hashlib.blake2b(digest_size=32)
 matches = 0
 for batch in jr.read_log(data_dir / LOG_DIR, market_digest=market.digest()):
@@ -418,7 +430,8 @@ print(engine.state_hash(), digests.hexdigest(), matches)
 """
 
 
-def test_replay_in_fresh_processes_is_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine_class", ["ReferenceEngine", "CompiledEngine"])
+def test_replay_in_fresh_processes_is_identical(tmp_path: Path, engine_class: str) -> None:
     rng = seeded()
     market = small_market()
     with open_exchange(tmp_path, market) as exchange:
@@ -428,7 +441,7 @@ def test_replay_in_fresh_processes_is_identical(tmp_path: Path) -> None:
     recorded = hashlib.blake2b(digest_size=32)
     for batch in batches:
         recorded.update(batch.events_digest)
-    script = REPLAY_SCRIPT.format(root=str(ROOT), data_dir=str(tmp_path))
+    script = REPLAY_SCRIPT.format(root=str(ROOT), data_dir=str(tmp_path), engine_class=engine_class)
     outputs = []
     for hash_seed in ("0", "4242"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
