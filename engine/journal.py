@@ -160,6 +160,8 @@ class Problem(msgspec.Struct, frozen=True):
 
 
 class SegmentInfo(msgspec.Struct, frozen=True):
+    """One segment as :func:`verify` found it."""
+
     path: str
     first_seq: int
     last_seq: int
@@ -188,6 +190,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
 
     @property
     def ok(self) -> bool:
+        """True when the log is clean (no problem, not even a tail to truncate)."""
         return self.problem is None
 
 
@@ -232,6 +235,7 @@ class LoggedBatch:
 
     @property
     def last_seq(self) -> int:
+        """Seq of the batch's last command."""
         return self.first_seq + self.count - 1
 
     def annotations(self) -> list[bytes | None] | None:
@@ -327,6 +331,7 @@ def _segment_header(first_seq: int, market_digest: bytes, prev_chain: bytes) -> 
 
 
 def segment_name(first_seq: int) -> str:
+    """File name of the segment whose first command has ``first_seq``."""
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
 
 
@@ -938,6 +943,8 @@ class Journal:
 
     @property
     def last_ts_ns(self) -> int:
+        """Timestamp of the last complete batch (0 for an empty log); the next may not be
+        earlier."""
         return self._last_ts
 
     @property
@@ -1061,6 +1068,7 @@ class Journal:
 
     @property
     def closed(self) -> bool:
+        """True after :meth:`close`."""
         return self._fd < 0
 
     def close(self) -> None:

@@ -96,6 +96,8 @@ class SubmitResult(msgspec.Struct, frozen=True):
 
 
 class SkippedSnapshot(msgspec.Struct, frozen=True):
+    """A snapshot recovery could not use, and why."""
+
     path: str
     reason: str
 
@@ -119,6 +121,7 @@ class RecoveryReport(msgspec.Struct, frozen=True):
 
     @property
     def truncated_bytes(self) -> int:
+        """Bytes of torn or unacknowledged tail the log recovery cut (0 after a clean stop)."""
         return self.journal.truncated_bytes
 
 
@@ -470,6 +473,7 @@ class Exchange:
 
     @property
     def next_seq(self) -> int:
+        """Seq the next submitted command will get."""
         return self.journal.next_seq
 
     def state_hash(self) -> str:
