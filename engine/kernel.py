@@ -645,7 +645,7 @@ def _mass_cancel(st, out, n, seq, ts, acct, ins):
     reason = 0
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
         reason = R_UNKNOWN_INSTRUMENT
-    elif acct < 0 or acct >= st[M_N_ACCOUNTS]:
+    elif not _account_known(st, acct):
         reason = R_UNKNOWN_ACCOUNT
     if reason != 0:
         n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
