@@ -576,19 +576,25 @@ def decode_client(body: bytes) -> ClientMessage:
         raise FrameError(*_classify(body, exc, CLIENT_TAGS)) from None
     except msgspec.DecodeError as exc:
         raise FrameError(ProtocolErrorCode.MALFORMED, str(exc)) from None
+    except RecursionError:
+        raise FrameError(ProtocolErrorCode.MALFORMED, "nesting too deep") from None
+    except ValueError as exc:  # invalid UTF-8 in a string, and the like
+        raise FrameError(ProtocolErrorCode.MALFORMED, f"{type(exc).__name__}: {exc}") from None
 
 
 def _classify(body: bytes, exc: Exception, tags: frozenset) -> tuple[ProtocolErrorCode, str]:
     """Tell an unknown message type from a bad field (error path only)."""
     try:
         raw = _any_decoder.decode(body)
-    except msgspec.DecodeError as inner:  # pragma: no cover - ValidationError implies parsable
-        return ProtocolErrorCode.MALFORMED, str(inner)
+    except RecursionError:
+        return ProtocolErrorCode.MALFORMED, "nesting too deep"
+    except (msgspec.DecodeError, ValueError) as inner:
+        return ProtocolErrorCode.MALFORMED, f"{type(inner).__name__}: {inner}"
     if not isinstance(raw, dict):
         return ProtocolErrorCode.MALFORMED, f"expected a map, got {type(raw).__name__}"
     tag = raw.get("type")
     if type(tag) is not int or tag not in tags:
-        return ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type {tag!r}"
+        return ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type {tag!r}"[:200]
     return ProtocolErrorCode.INVALID_FIELD, str(exc)
 
 
