@@ -210,3 +210,52 @@ def test_python_dash_m_replay(data_dir: Path) -> None:
     )  # fmt: skip
     assert missing.returncode == errors.EXIT_UNREADABLE and missing.stdout == ""
     assert_one_line_error(missing.stderr, "no such directory")
+
+
+def test_a_forged_log_fails_the_audit_with_exit_1(tmp_path: Path, capsysbinary) -> None:
+    from tests.test_replay_integrity import reseal, small_log
+
+    small_log(tmp_path, 17)
+    segment = jr.segment_paths(tmp_path / "log")[-1]
+    raw = bytearray(segment.read_bytes())
+    price_at = jr.SEGMENT_HEADER_BYTES + jr.RECORD_HEADER_BYTES + 24  # first command's price
+    raw[price_at] ^= 0x01
+    segment.write_bytes(raw)
+    reseal(tmp_path / "log")
+    code, out, _ = call(capsysbinary, "verify", str(tmp_path))
+    assert code == 0
+    code, out, _ = call(capsysbinary, "audit", str(tmp_path), "--show", "1")
+    text = out.decode()
+    assert code == errors.EXIT_FINDING and text.startswith("audit FAILED: batch seq")
+    assert "recorded:" in text and "recomputed:" in text and "commands (" in text
+
+
+def test_verify_reports_bad_snapshots(tmp_path: Path, capsysbinary) -> None:
+    from tests.test_replay_support import Workload, small_market, write_log
+
+    market = small_market()
+    for name, seed in (("a", 41), ("b", 42)):
+        write_log(tmp_path / name, Workload(seed, market).batches(2, 80), market,
+                  snapshot_every_events=60)  # fmt: skip
+    snapshots = sorted((tmp_path / "a" / "snapshots").glob("*.snap"))
+    assert len(snapshots) >= 2
+    code, out, _ = call(capsysbinary, "verify", str(tmp_path / "a"))
+    assert code == 0 and f"snapshots: {len(snapshots)} intact, 0 bad" in out.decode()
+    damaged = bytearray(snapshots[0].read_bytes())
+    damaged[-1] ^= 0xFF
+    snapshots[0].write_bytes(damaged)
+    foreign = sorted((tmp_path / "b" / "snapshots").glob("*.snap"))[-1]
+    stranger = tmp_path / "a" / "snapshots" / foreign.name
+    if stranger.exists():
+        stranger.unlink()
+    stranger.write_bytes(foreign.read_bytes())
+    code, out, _ = call(capsysbinary, "verify", str(tmp_path / "a"), "--json")
+    result = msgspec.json.decode(out, type=VerifyResult)
+    assert code == errors.EXIT_FINDING and not result.ok and result.log.problem is None
+    problems = {Path(check.path).name: check.problem for check in result.snapshots}
+    assert "damaged" in problems[snapshots[0].name]
+    assert problems[stranger.name] in (
+        "taken of another log (chain value differs)",
+        f"seq {int(stranger.stem)} is not at a batch boundary of the intact log",
+        f"seq {int(stranger.stem)} is beyond the end of the intact log",
+    )

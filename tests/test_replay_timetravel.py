@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from engine.compiled import CompiledEngine
-from engine.reference import ReferenceEngine
 from replay.datadir import open_data_dir
 from replay.errors import UsageError
 from replay.state import book, run
-from replay.timeline import Stop, rebuild
+from replay.timeline import Stop, engine_class, rebuild
 from tests.test_replay_support import SECOND, T0, Workload, random_log, small_market, write_log
 
 
@@ -98,31 +97,37 @@ def test_seq_beyond_the_end_is_a_usage_error(tmp_path: Path) -> None:
         rebuild(data, stop=Stop(until_seq=last + 1))
 
 
-def test_from_snapshot_equals_full_replay_and_skips_what_does_not_fit(tmp_path: Path) -> None:
-    """Snapshots are written by the reference engine (its snapshot format is shared)."""
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_from_snapshot_equals_full_replay_and_skips_what_does_not_fit(
+    tmp_path: Path, engine: str
+) -> None:
+    """Snapshots written by either engine (the snapshot format is shared)."""
     seed = random.randrange(1 << 30)
     print(f"replay snapshot seed {seed}")
     market = small_market()
     batches = Workload(seed, market).batches(3, 120)
-    write_log(tmp_path, batches, market, engine_factory=ReferenceEngine, snapshot_every_events=90)
+    factory = engine_class(engine)
+    write_log(tmp_path, batches, market, engine_factory=factory, snapshot_every_events=90)
     data = open_data_dir(tmp_path)
     snapshots = sorted(int(p.stem) for p in data.snapshot_dir.glob("*.snap"))
     assert len(snapshots) >= 2
     newest = snapshots[-1]
     (data.snapshot_dir / f"{snapshots[0]:020d}.snap").write_bytes(b"garbage")
-    last = rebuild(data, "reference").last_seq
+    last = rebuild(data, engine).last_seq
     for stop in (Stop(), Stop(until_seq=newest), Stop(until_seq=(newest + last) // 2)):
-        full = rebuild(data, "reference", stop)
-        fast = rebuild(data, "reference", stop, from_snapshot=True)
+        full = rebuild(data, engine, stop)
+        fast = rebuild(data, engine, stop, from_snapshot=True)
         assert fast.snapshot_seq == newest, f"seed {seed}"
         assert fast.commands < full.commands
         assert fast.engine.state_hash() == full.engine.state_hash(), f"seed {seed}, {stop}"
-    early = rebuild(data, "reference", Stop(until_seq=snapshots[1]), from_snapshot=True)
+    early = rebuild(data, engine, Stop(until_seq=snapshots[1]), from_snapshot=True)
     assert early.snapshot_seq == snapshots[1]
-    older = rebuild(data, "reference", Stop(until_seq=snapshots[1] - 1), from_snapshot=True)
+    older = rebuild(data, engine, Stop(until_seq=snapshots[1] - 1), from_snapshot=True)
     assert older.snapshot_seq is None  # the only older snapshot is damaged
     assert [s.path for s in older.skipped_snapshots] == [
         str(data.snapshot_dir / f"{snapshots[0]:020d}.snap")
     ]
-    report = run(data, "reference", Stop(), from_snapshot=True)
-    assert report.state_hash == rebuild(data, "compiled").engine.state_hash()
+    other = "reference" if engine == "compiled" else "compiled"
+    report = run(data, other, Stop(), from_snapshot=True)  # restored by the other engine
+    assert report.snapshot_seq == newest
+    assert report.state_hash == rebuild(data, engine).engine.state_hash(), f"seed {seed}"
