@@ -22,12 +22,49 @@ def _bench_core(args: argparse.Namespace) -> int:
     print(machine.line(info))
     results = core.run(size, args.seed, names)
     print(core.format_table(results))
-    if args.json:
-        payload = {"machine": info, "seed": args.seed, "results": results}
-        with open(args.json, "wb") as handle:
-            handle.write(msgspec.json.format(msgspec.json.encode(payload)))
-        print(f"results written to {args.json}")
+    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
     return 0 if all(r.hashes_equal for r in results) else 1
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        with open(path, "wb") as handle:
+            handle.write(msgspec.json.format(msgspec.json.encode(payload)))
+        print(f"results written to {path}")
+
+
+def _bench_journal(args: argparse.Namespace) -> int:
+    from bench import journal, machine, workloads
+
+    size = args.messages or workloads.SIZES[args.size]
+    info = machine.describe()
+    print(f"bench journal: liquid workload, {size:,} commands; seed {args.seed}")
+    print(machine.line(info))
+    results = journal.run(size, args.seed)
+    print(journal.format_table(results))
+    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
+    return 0
+
+
+def _bench_gateway(args: argparse.Namespace) -> int:
+    from bench import machine
+    from gateway import bench as gateway_bench
+
+    info = machine.describe()
+    print(machine.line(info))
+    orders = {"tiny": 500, "small": 10_000, "full": 50_000}[args.size]
+    seconds = {"tiny": 0.5, "small": 3.0, "full": 10.0}[args.size]
+    throughput = gateway_bench.run_throughput(clients=args.clients, orders_per_client=orders)
+    print(f"gateway throughput: {args.clients} pipelining clients, {throughput}")
+    latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds)
+    print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
+    _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency})
+    return 0
+
+
+def _bench_all(args: argparse.Namespace) -> int:
+    codes = [_bench_core(args), _bench_journal(args), _bench_gateway(args)]
+    return max(codes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     core.add_argument("--json", metavar="FILE", help="write results as JSON")
     core.set_defaults(run=_bench_core)
+    for name, run, text in (
+        ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
+        ("gateway", _bench_gateway, "loopback throughput and open-loop latency"),
+        ("all", _bench_all, "core, journal and gateway"),
+    ):
+        layer = layers.add_parser(name, help=text)
+        layer.add_argument("--size", choices=["tiny", "small", "full"], default="small")
+        layer.add_argument("--messages", type=int, help="override the size's message count")
+        layer.add_argument("--seed", type=int, default=1)
+        layer.add_argument("--clients", type=int, default=4)
+        layer.add_argument("--rate", type=int, default=10_000, help="offered orders/s")
+        layer.add_argument("--workload", action="append", choices=["liquid", "deep", "volatile"])
+        layer.add_argument("--json", metavar="FILE", help="write results as JSON")
+        layer.set_defaults(run=run)
+
+    from gateway import cli as gateway_cli
+    from replay import cli as replay_cli
+
+    gateway_cli.add_commands(commands)
+    replay_cli.add_commands(commands)
     return parser
 
 
