@@ -411,7 +411,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
 
 
 def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "batch",
-                data_dir: str | Path | None = None) -> LatencyResult:  # fmt: skip
+                data_dir: str | Path | None = None, warmup: int = 2_000) -> LatencyResult:  # fmt: skip
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
     Parameters
@@ -422,6 +422,8 @@ def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "bat
         Length of the run (``rate * seconds`` orders).
     durability : str
         ``"batch"`` syncs the log before every acknowledgement.
+    warmup : int
+        Orders sent (closed loop) before the measured run, to warm the server's code paths.
     """
     n = int(rate * seconds)
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
@@ -430,7 +432,7 @@ def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "bat
         with ServerProcess(directory, 1, durability) as server:
             _open_market(server.port)
             warm = RawSession(server.port, "t0")
-            _pump([warm], [order_frames(0, 2_000, 1)], 50)  # warm the server's code paths
+            _pump([warm], [order_frames(0, warmup, 1)], 50)
             warm.close()
             session = RawSession(server.port, "t0")
             try:
@@ -446,6 +448,6 @@ def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "bat
         latency_us_p99=round(_percentile(latencies, 0.99), 1),
         latency_us_p999=round(_percentile(latencies, 0.999), 1),
         latency_us_max=round(latencies[-1] if latencies else 0.0, 1), batches=batches,
-        mean_batch=round((n + 2_001) / max(batches, 1), 2), durability=durability,
+        mean_batch=round((n + warmup + 1) / max(batches, 1), 2), durability=durability,
         log_digest=digest, machine=machine_line(),
     )  # fmt: skip

@@ -1,0 +1,27 @@
+"""The gateway benchmarks at a tiny size, so that they cannot rot (numbers are not checked)."""
+
+from __future__ import annotations
+
+from gateway import bench
+
+
+def test_throughput_benchmark_runs_and_accounts_for_every_order(tmp_path) -> None:
+    result = bench.run_throughput(clients=2, orders_per_client=400, window=40,
+                                  durability="none", data_dir=tmp_path / "t")  # fmt: skip
+    assert (result.orders, result.acks, result.rejects) == (800, 800, 0)
+    assert result.batches >= 2 and result.mean_batch >= 1 and result.orders_per_s > 0
+    assert result.server_cpu_us_per_order > 0 and len(result.log_digest) == 32
+
+
+def test_latency_benchmark_is_open_loop_and_complete(tmp_path) -> None:
+    result = bench.run_latency(rate=2_000, seconds=0.25, durability="batch",
+                               data_dir=tmp_path / "l", warmup=20)  # fmt: skip
+    assert (result.orders, result.acks) == (500, 500)
+    assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_p999
+    assert result.latency_us_p999 <= result.latency_us_max
+
+
+def test_single_client_workload_is_deterministic(tmp_path) -> None:
+    first = bench.run_throughput(1, 300, 30, "none", tmp_path / "a")
+    second = bench.run_throughput(1, 300, 30, "none", tmp_path / "b")
+    assert first.log_digest == second.log_digest, "same work, whatever the batching"
