@@ -241,7 +241,10 @@ def _add_state_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR")
     until = p.add_mutually_exclusive_group()
     until.add_argument("--until-seq", type=_seq, metavar="N", help="stop after command N")
-    until.add_argument("--until-time", type=_time, metavar="T", help="stop after time T")
+    until.add_argument(
+        "--until-time", type=_time, metavar="T",
+        help="stop after time T (nanoseconds, or ISO 8601; no offset: UTC+08:00)",
+    )  # fmt: skip
     p.add_argument(
         "--from-snapshot", action="store_true",
         help="start from the newest usable snapshot before the stop",
@@ -263,7 +266,7 @@ def _add_state_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--instrument", required=True, metavar="X")
     at = p.add_mutually_exclusive_group()
     at.add_argument("--at-seq", type=_seq, metavar="N", help="after command N")
-    at.add_argument("--at-time", type=_time, metavar="T", help="after time T")
+    at.add_argument("--at-time", type=_time, metavar="T", help="after time T (as --until-time)")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--depth", type=_positive, default=5, metavar="K", help="levels per side")
     shape.add_argument("--orders", action="store_true", help="every resting order")
@@ -275,7 +278,10 @@ def _add_report_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("statement", parents=[common], help="one account's events")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--account", type=_seq, required=True, metavar="A")
-    p.add_argument("--from", dest="from_time", type=_time, metavar="T", help="from time T")
+    p.add_argument(
+        "--from", dest="from_time", type=_time, metavar="T",
+        help="from time T (nanoseconds, or ISO 8601; no offset: UTC+08:00)",
+    )  # fmt: skip
     p.add_argument(
         "--to", dest="to_time", type=_time_end, metavar="T",
         help="up to time T inclusive (a date: to the end of that day)",
