@@ -410,8 +410,10 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
     return latencies, clock() - start
 
 
-def run_latency(rate: int = 10_000, seconds: float = 5.0, durability: str = "batch",
-                data_dir: str | Path | None = None, warmup: int = 2_000) -> LatencyResult:  # fmt: skip
+def run_latency(
+    rate: int = 10_000, seconds: float = 5.0, durability: str = "batch",
+    data_dir: str | Path | None = None, warmup: int = 2_000,
+) -> LatencyResult:  # fmt: skip
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
     Parameters

@@ -50,7 +50,8 @@ _ACCEPTED, _REJECTED, _PARTIAL, _FILLED, _CANCELLED, _EXPIRED, _MODIFIED = (
     int(p.ExecType.FILLED), int(p.ExecType.CANCELLED), int(p.ExecType.EXPIRED),
     int(p.ExecType.MODIFIED),
 )  # fmt: skip
-_CANCEL_REJECTED, _MODIFY_REJECTED = int(p.ExecType.CANCEL_REJECTED), int(p.ExecType.MODIFY_REJECTED)
+_CANCEL_REJECTED = int(p.ExecType.CANCEL_REJECTED)
+_MODIFY_REJECTED = int(p.ExecType.MODIFY_REJECTED)
 _TAKER, _MAKER = int(p.Liquidity.TAKER), int(p.Liquidity.MAKER)
 
 

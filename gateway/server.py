@@ -251,8 +251,8 @@ class Connection(asyncio.Protocol):
         elif self.take_token():
             self.gw.handlers[t](self, message)
         else:
-            self.reject(message, p.RejectCode.THROTTLED,
-                        f"more than {self.gw.config.messages_per_second} messages per second")  # fmt: skip
+            limit = self.gw.config.messages_per_second
+            self.reject(message, p.RejectCode.THROTTLED, f"more than {limit} messages per second")
 
     def take_token(self) -> bool:
         """Token bucket: ``messages_per_second`` tokens a second, as many at most; the clock

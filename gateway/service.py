@@ -97,7 +97,8 @@ class ServerThread:
 
     Examples
     --------
-    >>> with ServerThread(tmp_path, users, GatewayConfig(port=0), market=m) as server:  # doctest: +SKIP
+    >>> config = GatewayConfig(port=0)
+    >>> with ServerThread(data_dir, users, config, market=m) as server:  # doctest: +SKIP
     ...     client = SyncClient("127.0.0.1", server.port, "alice", "secret")
     """
 

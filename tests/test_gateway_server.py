@@ -240,6 +240,7 @@ def _expected_facts(events: list, account: int) -> set[tuple]:
 
 def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
     extra = {name: [account] for name, account in TRADERS.items() if name.startswith("t")}
+    extra["watcher"] = [6, 7]  # another user of two traders' accounts: sees, never sends
     server = start(extra_users=extra)
     rng = random.Random(20250102)
     print(f"seed {20250102}")
@@ -248,17 +249,22 @@ def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
         async with contextlib.AsyncExitStack() as stack:
             viewer = await stack.enter_async_context(session(server, "viewer", drop_copy=True))
             op = await stack.enter_async_context(session(server, "op"))
+            watcher = await stack.enter_async_context(session(server, "watcher"))
             clients = {name: await stack.enter_async_context(session(server, name))
                        for name in TRADERS}  # fmt: skip
             opened = await open_market(op)
-            results = await asyncio.gather(*[
+            trading = asyncio.gather(*[
                 _trade_randomly(client, TRADERS[name], random.Random(rng.random()), 150)
                 for name, client in clients.items()])  # fmt: skip
+            await asyncio.sleep(0.05)
+            kill = await op.mass_cancel(7)  # the operator's kill switch, mid-flow
+            results = await trading
             await asyncio.sleep(0.1)
-            return viewer, op, opened, clients, results
+            return viewer, watcher, opened, kill, clients, results
 
-    viewer, op, opened, clients, results = run(scenario())
-    commands = {opened.seq: s.OpenSession(trading_date=DATE1, seq=opened.seq)}
+    viewer, watcher, opened, kill, clients, results = run(scenario())
+    commands = {opened.seq: s.OpenSession(trading_date=DATE1, seq=opened.seq),
+                kill.seq: s.MassCancel(account=7, seq=kill.seq)}
     rejected = 0
     for name, pairs in zip(TRADERS, results):
         for request, outcome in pairs:
@@ -289,6 +295,9 @@ def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
 
     for name in ("alice", "t7"):
         assert run(replayed(name)) == clients[name].stream, "replay == live, message for message"
+    assert run(replayed("watcher")) == watcher.stream
+    assert {m.account for m in watcher.stream if type(m) is p.ExecutionReport} == {6, 7}
+    assert not any(m.request_id for m in watcher.stream), "others' request ids are not echoed"
     assert run(replayed("viewer", drop_copy=True)) == viewer.stream
 
 
@@ -481,8 +490,8 @@ def test_market_data_book_follows_the_engine(start) -> None:
             depth = server.call(lambda: server.gateway.exchange.engine.depth(SYM_A, levels=None))
             for client in (viewer, late):
                 book = client.books[SYM_A]
-                assert book.levels(BUY) == [(lv.price_ticks, lv.qty_t, lv.orders) for lv in depth.bids]
-                assert book.levels(SELL) == [(lv.price_ticks, lv.qty_t, lv.orders) for lv in depth.asks]
+                for side, levels in ((BUY, depth.bids), (SELL, depth.asks)):
+                    assert book.levels(side) == [(v.price_ticks, v.qty_t, v.orders) for v in levels]
             assert viewer.trades and all(t.instrument == SYM_A for t in viewer.trades)
             assert [t.trade_id for t in viewer.trades] == sorted(t.trade_id for t in viewer.trades)
             assert type(viewer.statuses[-1].event) is s.InstrumentHalted
