@@ -19,7 +19,7 @@ from engine import schema as s
 from engine.reference import ReferenceEngine
 from tests.conftest import (
     ACCOUNTS, DATE1, DATE2, DATE3, SYM_A, SYM_B, SYM_C, buy, cancel, close_session, halt,
-    kinds, market_order, mass_cancel, modify, of, open_session, post_only, random_commands,
+    kinds, market_order, mass_cancel, modify, open_session, post_only, random_commands,
     resume, sell, small_market, step, steps, submit, trades,
 )  # fmt: skip
 

@@ -1,0 +1,836 @@
+"""The reference matching engine: docs/MATCHING.md in plain, obviously correct Python.
+
+Theory of operation
+-------------------
+Each instrument has a :class:`_Book`: its session fields (state, trading date, reference
+price, band, the session's statistics) and two ``SortedDict``s, ``bids`` and ``asks``, mapping
+a price to a :class:`_Level`.  A level holds its orders in an ``OrderedDict`` (order id ->
+order) in time priority - oldest first, O(1) removal from anywhere - and the sum of their open
+quantities.  The best bid is the highest key of ``bids``, the best ask the lowest of ``asks``.
+A level exists exactly while it holds an order.  Every resting order is also reachable by id
+(``_orders``) and by account (``_by_account``, for mass cancels).
+
+``apply`` dispatches one typed command to its handler, which first runs the documented
+validation checks in their fixed order (the first failure becomes the rejection) and only then
+changes state, appending events to an :class:`_Out` that stamps them with the command's
+``seq`` and ``ts_ns``.  Matching (:meth:`ReferenceEngine._match`) repeatedly takes the head
+order of the opposite best level while its price is within the taker's limit, so a limit order
+never trades beyond its own price and every trade prints at the maker's price.  Speed is not a
+goal here: clarity is, because this module is the executable specification the compiled
+engine is tested against (same events, same state hash for every command sequence).
+
+Readings of docs/MATCHING.md where it is silent or terse (the compiled engine must agree):
+
+* The events of an order accepted as a market order carry price 0 (as ``OrderAccepted``
+  does), including its ``OrderCancelled`` (IOC remainder, FOK, self-trade prevention).
+* ``BOOK_FULL`` applies to every submit, even IOC/FOK/market orders that could never rest.
+* A modify is checked against the current band even at an unchanged price, so a GTC order
+  left outside the band by a close can be cancelled but not modified.
+* The upper band edge never exceeds ``capacity.max_price_ticks`` (rounded down to the tick):
+  the compiled price ladder cannot hold a higher price.
+* Events of a refused command name an unlisted instrument "?", as the record view does
+  (index -2; for halt/resume, whose record cannot say "every instrument", also ""): every
+  event then round-trips exactly through ``Codec.encode_events`` / ``decode_events``, and the
+  typed events equal the decoded record events of the same commands.
+* Per instrument, the state hash lists the session fields, then that instrument's bids, then
+  its asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from sortedcontainers import SortedDict
+
+from engine import records as rec
+from engine import schema as s
+from engine import snapshot_format as snap
+from engine.market import Instrument, MarketDefinition, band_edges
+from engine.schema import CancelReason as CR
+from engine.schema import RejectReason as RR
+
+BUY, SELL = s.Side.BUY, s.Side.SELL
+OPEN, CLOSED, HALTED = s.SessionState.OPEN, s.SessionState.CLOSED, s.SessionState.HALTED
+_SIDES = frozenset(int(v) for v in s.Side)
+_ORDER_TYPES = frozenset(int(v) for v in s.OrderType)
+_TIFS = frozenset(int(v) for v in s.TimeInForce)
+_STP_MODES = frozenset(int(v) for v in s.StpMode)
+_RESTING_TIFS = (s.TimeInForce.DAY, s.TimeInForce.GTC)
+_IMMEDIATE_TIFS = (s.TimeInForce.IOC, s.TimeInForce.FOK)
+
+
+class _Order:
+    """One order while the engine handles it; ``qty_t`` is its open quantity."""
+
+    __slots__ = (
+        "order_id", "account", "instrument", "side", "price_ticks", "qty_t",
+        "order_type", "tif", "stp",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: int,
+        side: s.Side,
+        price_ticks: int,
+        qty_t: int,
+        order_type: s.OrderType,
+        tif: s.TimeInForce,
+        stp: s.StpMode,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.side = side
+        self.price_ticks = price_ticks
+        self.qty_t = qty_t
+        self.order_type = order_type
+        self.tif = tif
+        self.stp = stp
+
+
+class _Level:
+    """The orders resting at one price of one side, oldest first."""
+
+    __slots__ = ("price_ticks", "total_t", "orders")
+
+    def __init__(self, price_ticks: int) -> None:
+        self.price_ticks = price_ticks
+        self.total_t = 0
+        self.orders: OrderedDict[int, _Order] = OrderedDict()
+
+    def head(self) -> _Order:
+        return next(iter(self.orders.values()))
+
+
+class _Book:
+    """One instrument: session fields, day statistics and both sides of its order book."""
+
+    def __init__(self, index: int, spec: Instrument, max_price_ticks: int) -> None:
+        self.index = index
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.max_price_ticks = max_price_ticks
+        self.state = CLOSED
+        self.trading_date = 0
+        self.set_reference(spec.reference_price_ticks)
+        self.reset_day()
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
+
+    def set_reference(self, reference_ticks: int) -> None:
+        """Centre the band on ``reference_ticks`` (at start-up and at every close)."""
+        tick = self.spec.tick_ticks
+        lower, upper = band_edges(reference_ticks, self.spec.band_bps, tick)
+        # The compiled price ladder ends at max_price_ticks: the band may not reach beyond it.
+        ceiling = self.max_price_ticks - self.max_price_ticks % tick
+        self.reference_ticks = reference_ticks
+        self.lower_ticks, self.upper_ticks = lower, min(upper, ceiling)
+
+    def reset_day(self) -> None:
+        self.day_open = self.day_high = self.day_low = 0
+        self.day_volume = self.day_value = self.day_trades = 0
+
+    def record_trade(self, price_ticks: int, qty_t: int) -> None:
+        if self.day_trades == 0:
+            self.day_open = self.day_high = self.day_low = price_ticks
+        self.day_high = max(self.day_high, price_ticks)
+        self.day_low = min(self.day_low, price_ticks)
+        self.day_volume += qty_t
+        self.day_value += price_ticks * qty_t
+        self.day_trades += 1
+
+    def side(self, side: int) -> SortedDict:
+        return self.bids if side == BUY else self.asks
+
+    def best_level(self, side: int) -> _Level | None:
+        levels = self.side(side)
+        if not levels:
+            return None
+        return levels.peekitem(-1 if side == BUY else 0)[1]
+
+    def best_price(self, side: int) -> int | None:
+        level = self.best_level(side)
+        return None if level is None else level.price_ticks
+
+    def levels(self, side: int) -> Iterator[_Level]:
+        """The levels of one side, best price first."""
+        levels = self.side(side)
+        prices = reversed(levels.keys()) if side == BUY else iter(levels.keys())
+        return (levels[price] for price in list(prices))
+
+    def crosses(self, side: int, price_ticks: int) -> bool:
+        """Would an order of ``side`` at ``price_ticks`` trade with the opposite best?"""
+        best = self.best_price(SELL if side == BUY else BUY)
+        if best is None:
+            return False
+        return price_ticks >= best if side == BUY else price_ticks <= best
+
+    def orders(self) -> Iterator[_Order]:
+        for levels in (self.bids, self.asks):
+            for level in levels.values():
+                yield from level.orders.values()
+
+
+def _within(side: int, limit_ticks: int, price_ticks: int) -> bool:
+    """Is a resting price acceptable to a taker of ``side`` with limit ``limit_ticks``?"""
+    return price_ticks <= limit_ticks if side == BUY else price_ticks >= limit_ticks
+
+
+class _Out:
+    """The events of one command, stamped with its ``seq`` and ``ts_ns``."""
+
+    def __init__(self, seq: int, ts_ns: int, symbols: list[str]) -> None:
+        self.seq, self.ts_ns, self.symbols = seq, ts_ns, symbols
+        self.events: list[s.Event] = []
+
+    def cancelled(self, order: _Order, reason: CR) -> None:
+        self.events.append(
+            s.OrderCancelled(
+                self.seq, self.ts_ns, order.order_id, order.account,
+                self.symbols[order.instrument], order.side, order.price_ticks, order.qty_t,
+                reason,
+            )
+        )  # fmt: skip
+
+    def command_rejected(self, command: object, instrument: str, reason: RR) -> None:
+        tag = type(command).__struct_config__.tag  # type: ignore[attr-defined]
+        self.events.append(s.CommandRejected(self.seq, self.ts_ns, tag, instrument, reason))
+
+
+class ReferenceEngine:
+    """Plain-Python implementation of docs/MATCHING.md (the executable specification).
+
+    Parameters
+    ----------
+    market : MarketDefinition
+        Instruments, their trading parameters and the engine's capacities.
+    """
+
+    def __init__(self, market: MarketDefinition) -> None:
+        self.market = market
+        self.codec = rec.Codec(market)
+        self._symbols = market.symbols
+        max_price = market.capacity.max_price_ticks
+        self._books = [_Book(i, ins, max_price) for i, ins in enumerate(market.instruments)]
+        self._by_symbol = {book.symbol: book for book in self._books}
+        self._orders: dict[int, _Order] = {}
+        self._by_account: dict[int, set[int]] = {}
+        self._next_trade_id = 1
+        self._handlers = {
+            s.SubmitOrder: self._submit,
+            s.CancelOrder: self._cancel,
+            s.ModifyOrder: self._modify,
+            s.MassCancel: self._mass_cancel,
+            s.OpenSession: self._open_session,
+            s.CloseSession: self._close_session,
+            s.HaltInstrument: self._halt,
+            s.ResumeInstrument: self._resume,
+        }
+
+    # -- commands ----------------------------------------------------------------------------
+    def apply(self, command: s.Command) -> list[s.Event]:
+        """Apply one typed command; return the events it produced, in order."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not a command: {command!r}")
+        out = _Out(command.seq, command.ts_ns, self._symbols)
+        handler(command, out)  # type: ignore[operator]
+        return out.events
+
+    def apply_all(self, commands: Iterable[s.Command]) -> list[s.Event]:
+        """Apply commands in order; return all their events."""
+        events: list[s.Event] = []
+        for command in commands:
+            events.extend(self.apply(command))
+        return events
+
+    def apply_records(self, records: np.ndarray) -> np.ndarray:
+        """Apply a batch of :data:`~engine.records.COMMAND_DTYPE` records.
+
+        Returns the events as an :data:`~engine.records.EVENT_DTYPE` array.
+        """
+        events: list[s.Event] = []
+        for row in records.tolist():
+            events.extend(self.apply(self._decode_record(row)))
+        return self.codec.encode_events(events)
+
+    def _decode_record(self, row: tuple) -> s.Command:
+        """A command record -> typed command, keeping undefined enum codes of a submit as ints
+        (the engine must reject them, not crash)."""
+        if row[8] != rec.K_SUBMIT:
+            return self.codec.decode_command(row)
+        seq, ts, oid, price, qty, _aux, account, index, _kind, side, otype, tif, stp = row[:13]
+        return s.SubmitOrder(
+            seq=seq, ts_ns=ts, order_id=oid, account=account,
+            instrument=self.codec.symbol(index),
+            side=s.Side(side) if side in _SIDES else side,
+            qty_t=qty, price_ticks=price,
+            order_type=s.OrderType(otype) if otype in _ORDER_TYPES else otype,
+            tif=s.TimeInForce(tif) if tif in _TIFS else tif,
+            stp=s.StpMode(stp) if stp in _STP_MODES else stp,
+        )  # fmt: skip
+
+    # -- submit ------------------------------------------------------------------------------
+    def _submit_reject_reason(self, c: s.SubmitOrder, book: _Book | None) -> RR:
+        """The first failing check of docs/MATCHING.md's submit validation, or ``NONE``."""
+        if book is None:
+            return RR.UNKNOWN_INSTRUMENT
+        if book.state != OPEN:
+            return RR.SESSION_CLOSED if book.state == CLOSED else RR.INSTRUMENT_HALTED
+        if not self._account_valid(c.account):
+            return RR.UNKNOWN_ACCOUNT
+        if c.side not in _SIDES or c.order_type not in _ORDER_TYPES or c.stp not in _STP_MODES:
+            return RR.INVALID_ORDER_TYPE
+        if (
+            c.tif not in _TIFS
+            or (c.order_type == s.OrderType.MARKET and c.tif in _RESTING_TIFS)
+            or (c.order_type == s.OrderType.POST_ONLY and c.tif in _IMMEDIATE_TIFS)
+        ):
+            return RR.INVALID_TIME_IN_FORCE
+        spec = book.spec
+        if not spec.min_qty_t <= c.qty_t <= spec.max_qty_t:
+            return RR.INVALID_QUANTITY
+        if c.qty_t % spec.lot_t:
+            return RR.QUANTITY_OFF_LOT
+        if c.order_type != s.OrderType.MARKET:
+            if c.price_ticks <= 0 or c.price_ticks % spec.tick_ticks:
+                return RR.PRICE_OFF_TICK
+            if not book.lower_ticks <= c.price_ticks <= book.upper_ticks:
+                return RR.PRICE_OUT_OF_BAND
+        if c.order_id <= 0:
+            return RR.INVALID_ORDER_ID
+        if c.order_id in self._orders:
+            return RR.DUPLICATE_ORDER_ID
+        if len(self._orders) >= self.market.capacity.resting_orders:
+            return RR.BOOK_FULL
+        if c.order_type == s.OrderType.POST_ONLY and book.crosses(c.side, c.price_ticks):
+            return RR.WOULD_TRADE
+        return RR.NONE
+
+    def _submit(self, c: s.SubmitOrder, out: _Out) -> None:
+        book = self._by_symbol.get(c.instrument)
+        reason = self._submit_reject_reason(c, book)
+        if reason != RR.NONE:
+            out.events.append(
+                s.OrderRejected(
+                    out.seq, out.ts_ns, c.order_id, c.account, self._echo(c.instrument),
+                    int(c.side), c.price_ticks, c.qty_t, reason,
+                )
+            )  # fmt: skip
+            return
+        assert book is not None
+        side, order_type = s.Side(c.side), s.OrderType(c.order_type)
+        is_market = order_type == s.OrderType.MARKET
+        price = 0 if is_market else c.price_ticks
+        order = _Order(
+            c.order_id, c.account, book.index, side, price, c.qty_t, order_type,
+            s.TimeInForce(c.tif), s.StpMode(c.stp),
+        )  # fmt: skip
+        out.events.append(
+            s.OrderAccepted(
+                out.seq, out.ts_ns, c.order_id, c.account, book.symbol, side, order_type,
+                order.tif, price, c.qty_t,
+            )
+        )  # fmt: skip
+        if is_market:
+            limit = book.upper_ticks if side == BUY else book.lower_ticks
+        else:
+            limit = price
+        if order.tif == s.TimeInForce.FOK and not self._fok_fillable(book, order, limit):
+            out.cancelled(order, CR.FOK_NOT_FILLABLE)
+            return
+        self._execute(book, order, limit, out)
+
+    def _fok_fillable(self, book: _Book, taker: _Order, limit_ticks: int) -> bool:
+        """Can ``taker`` fill completely now?  Walks the opposite side in priority order."""
+        available = 0
+        for level in book.levels(SELL if taker.side == BUY else BUY):
+            if not _within(taker.side, limit_ticks, level.price_ticks):
+                return False
+            for maker in level.orders.values():
+                if maker.account == taker.account:
+                    if taker.stp == s.StpMode.CANCEL_RESTING:
+                        continue  # it would be cancelled, not traded with
+                    return False  # the incoming order would be cancelled here
+                available += maker.qty_t
+                if available >= taker.qty_t:
+                    return True
+        return False
+
+    def _execute(self, book: _Book, taker: _Order, limit_ticks: int, out: _Out) -> None:
+        """Steps 3-4 of execution: match, then cancel (IOC/FOK) or rest (DAY/GTC) the rest."""
+        if self._match(book, taker, limit_ticks, out) or taker.qty_t == 0:
+            return
+        if taker.tif in _IMMEDIATE_TIFS:
+            out.cancelled(taker, CR.IOC_REMAINDER)
+        else:
+            self._rest(book, taker)
+
+    def _match(self, book: _Book, taker: _Order, limit_ticks: int, out: _Out) -> bool:
+        """Trade ``taker`` against the opposite side; True if self-trade prevention cancelled
+        it."""
+        maker_side = SELL if taker.side == BUY else BUY
+        while taker.qty_t > 0:
+            level = book.best_level(maker_side)
+            if level is None or not _within(taker.side, limit_ticks, level.price_ticks):
+                return False
+            maker = level.head()
+            if maker.account == taker.account:
+                if taker.stp != s.StpMode.CANCEL_INCOMING:  # CANCEL_RESTING or CANCEL_BOTH
+                    self._remove(book, maker)
+                    out.cancelled(maker, CR.SELF_TRADE_PREVENTED)
+                if taker.stp == s.StpMode.CANCEL_RESTING:
+                    continue
+                out.cancelled(taker, CR.SELF_TRADE_PREVENTED)
+                return True
+            self._trade(book, taker, maker, level, out)
+        return False
+
+    def _trade(self, book: _Book, taker: _Order, maker: _Order, level: _Level, out: _Out) -> None:
+        qty = min(taker.qty_t, maker.qty_t)
+        price = maker.price_ticks
+        taker.qty_t -= qty
+        maker.qty_t -= qty
+        level.total_t -= qty
+        book.record_trade(price, qty)
+        out.events.append(
+            s.TradeExecuted(
+                out.seq, out.ts_ns, self._next_trade_id, book.symbol, price, qty, taker.side,
+                taker.order_id, taker.account, maker.order_id, maker.account, taker.qty_t,
+                maker.qty_t,
+            )
+        )  # fmt: skip
+        self._next_trade_id += 1
+        if maker.qty_t == 0:
+            self._remove(book, maker)
+
+    # -- the book ----------------------------------------------------------------------------
+    def _rest(self, book: _Book, order: _Order) -> None:
+        """Put ``order`` at the tail of its price level."""
+        levels = book.side(order.side)
+        level = levels.get(order.price_ticks)
+        if level is None:
+            level = levels[order.price_ticks] = _Level(order.price_ticks)
+        level.orders[order.order_id] = order
+        level.total_t += order.qty_t
+        self._orders[order.order_id] = order
+        self._by_account.setdefault(order.account, set()).add(order.order_id)
+
+    def _remove(self, book: _Book, order: _Order) -> None:
+        """Take a resting order out of the book (its open quantity is left untouched)."""
+        levels = book.side(order.side)
+        level = levels[order.price_ticks]
+        del level.orders[order.order_id]
+        level.total_t -= order.qty_t
+        if not level.orders:
+            del levels[order.price_ticks]
+        del self._orders[order.order_id]
+        ids = self._by_account[order.account]
+        ids.discard(order.order_id)
+        if not ids:
+            del self._by_account[order.account]
+
+    def _account_valid(self, account: int) -> bool:
+        return 0 <= account < self.market.capacity.accounts
+
+    def _echo(self, symbol: str, allow_all: bool = False) -> str:
+        """The instrument of a refused command as the record view names it: an unlisted symbol
+        becomes "?" (index -2), so that every event round-trips through the record view."""
+        return self.codec.symbol(self.codec.instrument_index(symbol, allow_all))
+
+    # -- cancel, modify, mass cancel ---------------------------------------------------------
+    def _cancel(self, c: s.CancelOrder, out: _Out) -> None:
+        order = self._orders.get(c.order_id)
+        if order is None or order.account != c.account:
+            reason = RR.UNKNOWN_ORDER if order is None else RR.NOT_ORDER_OWNER
+            out.events.append(s.CancelRejected(out.seq, out.ts_ns, c.order_id, c.account, reason))
+            return
+        self._remove(self._books[order.instrument], order)
+        out.cancelled(order, CR.REQUESTED)
+
+    def _modify_reject_reason(self, c: s.ModifyOrder, order: _Order | None) -> RR:
+        if order is None:
+            return RR.UNKNOWN_ORDER
+        book = self._books[order.instrument]
+        if book.state != OPEN:
+            return RR.SESSION_CLOSED if book.state == CLOSED else RR.INSTRUMENT_HALTED
+        if order.account != c.account:
+            return RR.NOT_ORDER_OWNER
+        spec = book.spec
+        if not spec.min_qty_t <= c.qty_t <= spec.max_qty_t:
+            return RR.INVALID_QUANTITY
+        if c.qty_t % spec.lot_t:
+            return RR.QUANTITY_OFF_LOT
+        if c.price_ticks <= 0 or c.price_ticks % spec.tick_ticks:
+            return RR.PRICE_OFF_TICK
+        if not book.lower_ticks <= c.price_ticks <= book.upper_ticks:
+            return RR.PRICE_OUT_OF_BAND
+        if order.order_type == s.OrderType.POST_ONLY and book.crosses(order.side, c.price_ticks):
+            return RR.WOULD_TRADE
+        return RR.NONE
+
+    def _modify(self, c: s.ModifyOrder, out: _Out) -> None:
+        order = self._orders.get(c.order_id)
+        reason = self._modify_reject_reason(c, order)
+        if reason != RR.NONE:
+            out.events.append(
+                s.ModifyRejected(
+                    out.seq, out.ts_ns, c.order_id, c.account, c.price_ticks, c.qty_t, reason
+                )
+            )
+            return
+        assert order is not None
+        book = self._books[order.instrument]
+        old_price, old_qty = order.price_ticks, order.qty_t
+        keeps_priority = c.price_ticks == old_price and c.qty_t <= old_qty
+        if keeps_priority:
+            order.qty_t = c.qty_t
+            book.side(order.side)[old_price].total_t -= old_qty - c.qty_t
+        else:
+            self._remove(book, order)
+            order.price_ticks, order.qty_t = c.price_ticks, c.qty_t
+        out.events.append(
+            s.OrderModified(
+                out.seq, out.ts_ns, order.order_id, order.account, book.symbol, order.side,
+                order.price_ticks, order.qty_t, keeps_priority, old_price, old_qty,
+            )
+        )  # fmt: skip
+        if not keeps_priority:
+            self._execute(book, order, order.price_ticks, out)
+
+    def _mass_cancel(self, c: s.MassCancel, out: _Out) -> None:
+        scope: int | None = None  # None: every instrument
+        if c.instrument != s.ALL_INSTRUMENTS:
+            book = self._by_symbol.get(c.instrument)
+            if book is None:
+                out.command_rejected(c, self._echo(c.instrument), RR.UNKNOWN_INSTRUMENT)
+                return
+            scope = book.index
+        if not self._account_valid(c.account):
+            out.command_rejected(c, c.instrument, RR.UNKNOWN_ACCOUNT)
+            return
+        ids = sorted(self._by_account.get(c.account, ()))
+        victims = [self._orders[i] for i in ids]
+        victims = [o for o in victims if scope is None or o.instrument == scope]
+        for order in victims:
+            self._remove(self._books[order.instrument], order)
+            out.cancelled(order, CR.MASS_CANCEL)
+        out.events.append(
+            s.MassCancelled(out.seq, out.ts_ns, c.account, c.instrument, len(victims))
+        )
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _scope(self, c: s.Command, out: _Out) -> list[_Book] | None:
+        """The books a session command names; None (after rejecting) if the symbol is unknown."""
+        instrument = c.instrument  # type: ignore[union-attr]
+        if instrument == s.ALL_INSTRUMENTS:
+            return self._books
+        book = self._by_symbol.get(instrument)
+        if book is None:
+            out.command_rejected(c, self._echo(instrument), RR.UNKNOWN_INSTRUMENT)
+            return None
+        return [book]
+
+    def _open_session(self, c: s.OpenSession, out: _Out) -> None:
+        books = self._scope(c, out)
+        if books is None:
+            return
+        first_reason = RR.NONE
+        opened = 0
+        for book in books:
+            if book.state != CLOSED:
+                reason = RR.SESSION_ALREADY_OPEN
+            elif c.trading_date <= book.trading_date:
+                reason = RR.INVALID_TRADING_DATE
+            else:
+                book.state = OPEN
+                book.trading_date = c.trading_date
+                book.reset_day()
+                out.events.append(
+                    s.SessionOpened(
+                        out.seq, out.ts_ns, book.symbol, c.trading_date, book.reference_ticks,
+                        book.lower_ticks, book.upper_ticks,
+                    )
+                )  # fmt: skip
+                opened += 1
+                continue
+            if first_reason == RR.NONE:
+                first_reason = reason
+        if opened == 0:
+            out.command_rejected(c, c.instrument, first_reason)
+
+    def _close_session(self, c: s.CloseSession, out: _Out) -> None:
+        books = self._scope(c, out)
+        if books is None:
+            return
+        closing = [book for book in books if book.state != CLOSED]
+        if not closing:
+            out.command_rejected(c, c.instrument, RR.SESSION_NOT_OPEN)
+            return
+        for book in closing:
+            self._close(book, out)
+
+    def _close(self, book: _Book, out: _Out) -> None:
+        """Expire the book's DAY orders, publish the day's prices, roll the reference."""
+        day_orders = sorted(
+            (o for o in book.orders() if o.tif == s.TimeInForce.DAY), key=lambda o: o.order_id
+        )
+        for order in day_orders:
+            self._remove(book, order)
+            out.cancelled(order, CR.SESSION_END)
+        if book.day_trades:
+            tick = book.spec.tick_ticks
+            vwap = (book.day_value + book.day_volume // 2) // book.day_volume
+            close = ((vwap + tick // 2) // tick) * tick
+            open_, high, low = book.day_open, book.day_high, book.day_low
+        else:
+            open_ = high = low = close = book.reference_ticks
+        out.events.append(
+            s.SessionClosed(
+                out.seq, out.ts_ns, book.symbol, book.trading_date, open_, high, low, close,
+                book.day_volume, book.day_value, book.day_trades,
+            )
+        )  # fmt: skip
+        book.state = CLOSED
+        book.set_reference(close)
+
+    def _halt(self, c: s.HaltInstrument, out: _Out) -> None:
+        book = self._by_symbol.get(c.instrument)
+        if book is None or book.state != OPEN:
+            reason = RR.UNKNOWN_INSTRUMENT if book is None else RR.SESSION_NOT_OPEN
+            out.command_rejected(c, self._echo(c.instrument), reason)
+            return
+        book.state = HALTED
+        out.events.append(s.InstrumentHalted(out.seq, out.ts_ns, book.symbol))
+
+    def _resume(self, c: s.ResumeInstrument, out: _Out) -> None:
+        book = self._by_symbol.get(c.instrument)
+        if book is None or book.state != HALTED:
+            reason = RR.UNKNOWN_INSTRUMENT if book is None else RR.INSTRUMENT_NOT_HALTED
+            out.command_rejected(c, self._echo(c.instrument), reason)
+            return
+        book.state = OPEN
+        out.events.append(s.InstrumentResumed(out.seq, out.ts_ns, book.symbol))
+
+    # -- queries -----------------------------------------------------------------------------
+    def _book(self, symbol: str) -> _Book:
+        book = self._by_symbol.get(symbol)
+        if book is None:
+            raise KeyError(f"unknown instrument {symbol!r}")
+        return book
+
+    def best_bid(self, symbol: str) -> int | None:
+        """Highest bid price of ``symbol``, None when there is no bid."""
+        return self._book(symbol).best_price(BUY)
+
+    def best_ask(self, symbol: str) -> int | None:
+        """Lowest ask price of ``symbol``, None when there is no ask."""
+        return self._book(symbol).best_price(SELL)
+
+    def depth_at(self, symbol: str, side: s.Side, price_ticks: int) -> tuple[int, int]:
+        """(total open quantity, number of orders) at one price; (0, 0) when empty."""
+        level = self._book(symbol).side(side).get(price_ticks)
+        return (0, 0) if level is None else (level.total_t, len(level.orders))
+
+    def depth(self, symbol: str, levels: int = 5) -> s.Depth:
+        """The best ``levels`` price levels of each side, best first."""
+        book = self._book(symbol)
+
+        def top(side: s.Side) -> list[s.DepthLevel]:
+            out = []
+            for level in book.levels(side):
+                if len(out) == levels:
+                    break
+                out.append(s.DepthLevel(level.price_ticks, level.total_t, len(level.orders)))
+            return out
+
+        return s.Depth(symbol, top(BUY), top(SELL))
+
+    def _resting(self, order: _Order) -> s.RestingOrder:
+        return s.RestingOrder(
+            order.order_id, order.account, self._symbols[order.instrument], order.side,
+            order.price_ticks, order.qty_t, order.order_type, order.tif, order.stp,
+        )  # fmt: skip
+
+    def orders(self, symbol: str, side: s.Side) -> list[s.RestingOrder]:
+        """Resting orders of one side in priority order (best price first, then oldest)."""
+        return [
+            self._resting(order)
+            for level in self._book(symbol).levels(side)
+            for order in level.orders.values()
+        ]
+
+    def order(self, order_id: int) -> s.RestingOrder | None:
+        """The resting order with this id, None when no order with this id is resting."""
+        order = self._orders.get(order_id)
+        return None if order is None else self._resting(order)
+
+    def status(self, symbol: str) -> s.InstrumentStatus:
+        book = self._book(symbol)
+        return s.InstrumentStatus(
+            symbol, book.state, book.trading_date, book.reference_ticks, book.lower_ticks,
+            book.upper_ticks,
+        )  # fmt: skip
+
+    def resting_count(self) -> int:
+        return len(self._orders)
+
+    # -- state hash, snapshots ---------------------------------------------------------------
+    def state_hash(self) -> str:
+        """The canonical state hash of docs/MATCHING.md (blake2b-256, hex)."""
+        ints = [len(self._books), self._next_trade_id]
+        for book in self._books:
+            ints += [
+                book.state, book.trading_date, book.reference_ticks, book.lower_ticks,
+                book.upper_ticks, book.day_open, book.day_high, book.day_low, book.day_volume,
+                book.day_value, book.day_trades,
+            ]  # fmt: skip
+            for side in (BUY, SELL):
+                levels = list(book.levels(side))
+                ints.append(len(levels))
+                for level in levels:
+                    ints += [level.price_ticks, level.total_t, len(level.orders)]
+                    for o in level.orders.values():
+                        ints += [o.order_id, o.account, o.qty_t, o.order_type, o.tif, o.stp]
+        data = np.array(ints, dtype="<i8").tobytes()
+        return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+    def export_state(self) -> bytes:
+        """A logical snapshot (``engine.snapshot_format``) of the whole engine."""
+
+        def side(book: _Book, side: s.Side) -> list[snap.OrderSnapshot]:
+            return [
+                snap.OrderSnapshot(
+                    o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type, o.tif, o.stp
+                )
+                for level in book.levels(side)
+                for o in level.orders.values()
+            ]
+
+        instruments = [
+            snap.InstrumentSnapshot(
+                book.symbol, book.state, book.trading_date, book.reference_ticks,
+                book.lower_ticks, book.upper_ticks, book.day_open, book.day_high, book.day_low,
+                book.day_volume, book.day_value, book.day_trades, side(book, BUY),
+                side(book, SELL),
+            )
+            for book in self._books
+        ]  # fmt: skip
+        snapshot = snap.EngineSnapshot(
+            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments
+        )
+        return snap.encode(snapshot)
+
+    @classmethod
+    def from_state(cls, market: MarketDefinition, data: bytes) -> ReferenceEngine:
+        """Restore an engine from :meth:`export_state` output (of either implementation).
+
+        Raises
+        ------
+        engine.snapshot_format.SnapshotFormatError
+            Corrupt or inconsistent snapshot, or one taken of another market definition.
+        """
+        snapshot = snap.decode(data, market.digest())
+        engine = cls(market)
+        if len(snapshot.instruments) != len(engine._books):
+            raise snap.SnapshotFormatError("snapshot has a different number of instruments")
+        engine._next_trade_id = snapshot.next_trade_id
+        try:
+            for book, saved in zip(engine._books, snapshot.instruments, strict=True):
+                engine._restore_book(book, saved)
+            engine.check_invariants()
+        except (AssertionError, ValueError, KeyError) as exc:
+            raise snap.SnapshotFormatError(f"inconsistent snapshot: {exc}") from None
+        return engine
+
+    def _restore_book(self, book: _Book, saved: snap.InstrumentSnapshot) -> None:
+        if saved.symbol != book.symbol:
+            raise ValueError(f"instrument {book.index} is {saved.symbol!r}, not {book.symbol!r}")
+        book.state = s.SessionState(saved.state)
+        book.trading_date = saved.trading_date
+        book.reference_ticks = saved.reference_price_ticks
+        book.lower_ticks, book.upper_ticks = saved.lower_band_ticks, saved.upper_band_ticks
+        book.day_open, book.day_high = saved.day_open_ticks, saved.day_high_ticks
+        book.day_low, book.day_volume = saved.day_low_ticks, saved.day_volume_t
+        book.day_value, book.day_trades = saved.day_value_fen, saved.day_trades
+        for side, orders in ((BUY, saved.bids), (SELL, saved.asks)):
+            for o in orders:
+                if o.order_id in self._orders:
+                    raise ValueError(f"order id {o.order_id} appears twice")
+                order = _Order(
+                    o.order_id, o.account, book.index, side, o.price_ticks, o.qty_t,
+                    s.OrderType(o.order_type), s.TimeInForce(o.tif), s.StpMode(o.stp),
+                )  # fmt: skip
+                self._rest(book, order)
+            # Priority order in the snapshot is also the order in which levels were rebuilt.
+            saved_prices = [o.price_ticks for o in orders]
+            expected = sorted(saved_prices, reverse=side == BUY)
+            if saved_prices != expected:
+                raise ValueError(f"{book.symbol} side {side.name} is not in priority order")
+
+    # -- invariants --------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        """Raise AssertionError (with a message) if any structural invariant is broken."""
+        assert self._next_trade_id >= 1, f"next trade id {self._next_trade_id}"
+        reachable = 0
+        for book in self._books:
+            self._check_session(book)
+            for side in (BUY, SELL):
+                reachable += self._check_side(book, side)
+            bid, ask = book.best_price(BUY), book.best_price(SELL)
+            assert bid == (max(book.bids) if book.bids else None), f"{book.symbol}: best bid"
+            assert ask == (min(book.asks) if book.asks else None), f"{book.symbol}: best ask"
+            if bid is not None and ask is not None:
+                assert bid < ask, f"{book.symbol}: crossed book, bid {bid} >= ask {ask}"
+        assert reachable == len(self._orders), (
+            f"{len(self._orders)} orders by id but {reachable} in the books"
+        )
+        capacity = self.market.capacity.resting_orders
+        assert len(self._orders) <= capacity, f"{len(self._orders)} resting > capacity {capacity}"
+        by_account: dict[int, set[int]] = {}
+        for order in self._orders.values():
+            by_account.setdefault(order.account, set()).add(order.order_id)
+        assert by_account == self._by_account, "account index disagrees with the orders"
+
+    def _check_session(self, book: _Book) -> None:
+        name = book.symbol
+        assert book.state in (OPEN, CLOSED, HALTED), f"{name}: state {book.state}"
+        assert 1 <= book.lower_ticks <= book.upper_ticks, f"{name}: band"
+        assert book.lower_ticks <= book.reference_ticks <= book.upper_ticks, f"{name}: reference"
+        if book.day_trades == 0:
+            day = (book.day_open, book.day_high, book.day_low, book.day_volume, book.day_value)
+            assert day == (0, 0, 0, 0, 0), f"{name}: statistics without trades"
+        else:
+            assert book.day_low <= book.day_open <= book.day_high, f"{name}: open/high/low"
+            assert book.day_volume >= book.day_trades, f"{name}: volume < trade count"
+            value = book.day_value
+            assert book.day_low * book.day_volume <= value <= book.day_high * book.day_volume, (
+                f"{name}: value outside low..high x volume"
+            )
+
+    def _check_side(self, book: _Book, side: s.Side) -> int:
+        """Check one side's levels and orders; return the number of orders found."""
+        count = 0
+        for price, level in book.side(side).items():
+            where = f"{book.symbol} {side.name} {price}"
+            assert level.price_ticks == price, f"{where}: level keyed under another price"
+            assert level.orders, f"{where}: empty level"
+            total = sum(o.qty_t for o in level.orders.values())
+            assert level.total_t == total, f"{where}: level total {level.total_t} != {total}"
+            for order_id, o in level.orders.items():
+                assert o.order_id == order_id, f"{where}: order {o.order_id} keyed as {order_id}"
+                assert self._orders.get(order_id) is o, f"{where}: order {order_id} not by id"
+                assert (o.instrument, o.side, o.price_ticks) == (book.index, side, price), (
+                    f"{where}: order {order_id} has instrument/side/price "
+                    f"{o.instrument}/{o.side}/{o.price_ticks}"
+                )
+                assert o.qty_t > 0, f"{where}: order {order_id} has open qty {o.qty_t}"
+                assert o.tif in _RESTING_TIFS, f"{where}: order {order_id} rests with {o.tif}"
+                assert o.order_type != s.OrderType.MARKET, f"{where}: market order rests"
+                count += 1
+        return count

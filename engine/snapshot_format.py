@@ -1,0 +1,172 @@
+"""The logical snapshot of a matching engine: one format shared by every implementation.
+
+Theory of operation
+-------------------
+A snapshot is the engine's complete logical state, independent of how an implementation lays
+it out in memory: the reference engine (sortedcontainers) and the compiled engine (numpy
+arrays) both write and read this format, so a snapshot taken by one restores into the other.
+Restoring a snapshot gives the same canonical state hash (``docs/MATCHING.md``) and identical
+future behaviour, because the state of the matching rules is exactly:
+
+* the next trade id (trade ids run 1, 2, 3 ... across all instruments);
+* per instrument (in market-definition index order): its session state, last trading date,
+  reference price, price band and the statistics of its current (or last) session;
+* every resting order, with its open quantity, in time priority.
+
+Nothing else influences matching: ids of orders that are gone may be reused, so there is no
+"seen ids" set, and time priority is fully described by the order of the lists below.
+
+Encoding: msgpack (``msgspec.msgpack``) of :class:`EngineSnapshot`.  The nested structs are
+``array_like`` (encoded as msgpack arrays, field order below) to keep large books compact.
+
+``EngineSnapshot`` (a msgpack map)
+    ``format_version``  int, :data:`FORMAT_VERSION`.
+    ``market_digest``   bytes, ``MarketDefinition.digest()`` of the market the state belongs
+                        to; restoring into a different market definition is refused.
+    ``next_trade_id``   int, the id the next trade will receive (1 in a fresh engine).
+    ``instruments``     list of :class:`InstrumentSnapshot`, one per instrument, index order.
+
+``InstrumentSnapshot`` (array)
+    ``symbol, state, trading_date, reference_price_ticks, lower_band_ticks, upper_band_ticks,
+    day_open_ticks, day_high_ticks, day_low_ticks, day_volume_t, day_value_fen, day_trades,
+    bids, asks``.  ``state`` is a ``SessionState`` code; ``trading_date`` is the last date a
+    session opened (0: never).  The ``day_*`` fields are the statistics of the current session
+    (or of the last one, until the next open resets them); open/high/low are 0 before the
+    session's first trade.  ``bids`` and ``asks`` are lists of :class:`OrderSnapshot` in
+    priority order: best price first (bids highest, asks lowest), oldest first within a price.
+
+``OrderSnapshot`` (array)
+    ``order_id, account, price_ticks, qty_t, order_type, tif, stp`` - ``qty_t`` is the open
+    (remaining) quantity; the codes are those of ``engine.schema``.  Side and instrument are
+    given by the list that holds the order.
+
+Schema evolution follows the rest of the codebase: fields are only appended, with defaults;
+a change that old readers cannot ignore bumps :data:`FORMAT_VERSION`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+FORMAT_VERSION = 1
+
+
+class SnapshotFormatError(ValueError):
+    """A snapshot that cannot be restored (corrupt, another version, another market)."""
+
+
+class OrderSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    order_id: int
+    account: int
+    price_ticks: int
+    qty_t: int
+    order_type: int
+    tif: int
+    stp: int
+
+
+class InstrumentSnapshot(msgspec.Struct, frozen=True, array_like=True):
+    symbol: str
+    state: int
+    trading_date: int
+    reference_price_ticks: int
+    lower_band_ticks: int
+    upper_band_ticks: int
+    day_open_ticks: int
+    day_high_ticks: int
+    day_low_ticks: int
+    day_volume_t: int
+    day_value_fen: int
+    day_trades: int
+    bids: list[OrderSnapshot]
+    asks: list[OrderSnapshot]
+
+
+class AccountSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An opened account: ``holdings`` has one ``[tradable, locked, frozen, unsettled]`` per
+    instrument, in index order."""
+
+    account: int
+    kind: int
+    sector: int
+    province: int
+    frozen: bool
+    cash_available_fen: int
+    cash_locked_fen: int
+    holdings: list[tuple[int, int, int, int]]
+
+
+class ComplianceSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    year: int
+    account: int
+    obligation_t: int
+    surrendered_t: int
+    offsets_t: int
+    reported: bool
+
+
+class KeySnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """A remembered idempotency key: the seq, outcome reason and command tag of its first use."""
+
+    key: int
+    seq: int
+    reason: int
+    command: int
+
+
+class LedgerSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The registry's state (docs/LEDGER.md); absent when the market runs without one.
+
+    ``totals`` has one ``[issued, clawed_back, surrendered, cancelled]`` per instrument;
+    ``closed_years`` is a bit mask of compliance-year slots from the market's first year;
+    ``accounts`` ascend by account, ``compliance`` by (year, account), ``keys`` by key.
+    A resting buy order's lock price is its own price, so orders need no extra field.
+    """
+
+    deposited_fen: int
+    withdrawn_fen: int
+    closed_years: int
+    totals: list[tuple[int, int, int, int]]
+    accounts: list[AccountSnapshot]
+    compliance: list[ComplianceSnapshot]
+    keys: list[KeySnapshot]
+
+
+class EngineSnapshot(msgspec.Struct, frozen=True):
+    format_version: int
+    market_digest: bytes
+    next_trade_id: int
+    instruments: list[InstrumentSnapshot]
+    ledger: LedgerSnapshot | None = None
+    """Appended field: the registry, for markets that run one."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(EngineSnapshot)
+
+
+def encode(snapshot: EngineSnapshot) -> bytes:
+    """Serialise a snapshot (msgpack)."""
+    return _encoder.encode(snapshot)
+
+
+def decode(data: bytes, market_digest: bytes) -> EngineSnapshot:
+    """Deserialise a snapshot taken of the market whose digest is ``market_digest``.
+
+    Raises
+    ------
+    SnapshotFormatError
+        The bytes are not a snapshot, have another format version, or belong to another
+        market definition.
+    """
+    try:
+        snapshot = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SnapshotFormatError(f"not an engine snapshot: {exc}") from None
+    if snapshot.format_version != FORMAT_VERSION:
+        raise SnapshotFormatError(
+            f"snapshot format version {snapshot.format_version}, expected {FORMAT_VERSION}"
+        )
+    if snapshot.market_digest != market_digest:
+        raise SnapshotFormatError("snapshot was taken of a different market definition")
+    return snapshot
