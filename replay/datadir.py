@@ -55,10 +55,12 @@ class DataDir:
 
     @property
     def log_dir(self) -> Path:
+        """The directory of the log's segment files."""
         return self.path / sq.LOG_DIR
 
     @property
     def snapshot_dir(self) -> Path:
+        """The directory of the engine snapshots."""
         return self.path / sq.SNAPSHOT_DIR
 
     def instrument_index(self, symbol: str) -> int:

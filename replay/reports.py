@@ -80,11 +80,13 @@ class Fees(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, market: MarketDefinition) -> Fees:
+        """The fees ``market`` charges (none without the registry)."""
         if not market.registry:
             return cls()
         return cls(market.fees.buy_bps, market.fees.sell_bps)
 
     def fee(self, value_fen: int, buys: bool) -> int:
+        """The fee of the buying (``buys``) or selling side of a trade worth ``value_fen``."""
         return value_fen * (self.buy_bps if buys else self.sell_bps) // 10_000
 
 
@@ -201,6 +203,7 @@ class TradesReport(Consumer):
         self.trades: list[TradeRow] = []
 
     def take(self, rows: np.ndarray) -> None:
+        """See :meth:`Consumer.take`."""
         if self.instrument is not None:
             rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
         symbol = self.codec.symbol
@@ -269,6 +272,7 @@ class MarketReport(Consumer):
         self.bars: list[DayBar] = []
 
     def take(self, rows: np.ndarray) -> None:
+        """See :meth:`Consumer.take`."""
         if self.instrument is not None:
             rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
         is_session = rows[:, r.E_KIND] != r.EV_TRADE
@@ -368,6 +372,8 @@ class Flow(msgspec.Struct, frozen=True):
 
 
 class Statement(msgspec.Struct, frozen=True):
+    """One account's events in a period, what they moved, and its balances at the end."""
+
     account: int
     from_ts_ns: int | None
     to_ts_ns: int | None
@@ -407,6 +413,7 @@ class StatementReport(Consumer):
         self.counts: dict[str, int] = {}
 
     def take(self, rows: np.ndarray) -> None:
+        """See :meth:`Consumer.take`."""
         kinds = rows[:, r.E_KIND]
         mask = np.zeros(len(rows), dtype=bool)
         for kind, roles in ACCOUNT_ROLES.items():

@@ -23,6 +23,8 @@ ALL_LEVELS = 1 << 62
 
 
 class SideSummary(msgspec.Struct, frozen=True):
+    """One side of a book: best price (None when empty), levels, orders, open tonnes."""
+
     best_ticks: int | None
     levels: int
     orders: int
@@ -30,6 +32,8 @@ class SideSummary(msgspec.Struct, frozen=True):
 
 
 class InstrumentSummary(msgspec.Struct, frozen=True):
+    """One instrument's session, price band and book totals."""
+
     instrument: str
     session: str
     """``CLOSED``, ``OPEN`` or ``HALTED``."""

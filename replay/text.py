@@ -40,6 +40,7 @@ def _price(ticks: int | None) -> str:
 
 
 def verify_text(result) -> str:
+    """``verify``: intact or where the first damage is, then the summary."""
     log = result.log
     lines = []
     if log.problem is None:
@@ -96,6 +97,7 @@ def _tail_note(tail) -> list[str]:
 
 
 def run_text(report) -> str:
+    """``run``: the state hash and the per-instrument and per-account-kind summaries."""
     when = timestamp(report.last_ts_ns) if report.last_seq else "before the first command"
     lines = [f"state after seq {report.last_seq:,} ({when}), engine {report.engine}"]
     lines.append(f"state hash {report.state_hash}")
@@ -125,6 +127,7 @@ def run_text(report) -> str:
 
 
 def book_text(report) -> str:
+    """``book``: aggregated levels side by side, or every order in priority order."""
     i = report.summary
     when = timestamp(report.last_ts_ns) if report.last_seq else "before the first command"
     lines = [
@@ -164,6 +167,7 @@ def book_text(report) -> str:
 
 
 def audit_text(report, show: int = 20) -> str:
+    """``audit``: OK with the hashes, or the diverging batch (``show`` lines of each list)."""
     lines = []
     if report.ok:
         lines.append(
@@ -217,6 +221,7 @@ def trades_csv(trades) -> str:
 
 
 def market_text(bars) -> str:
+    """``market``: one row per trading day and instrument."""
     if not bars:
         return "no trading sessions in the log"
     rows = [
@@ -235,6 +240,7 @@ def market_text(bars) -> str:
 
 
 def statement_text(statement) -> str:
+    """``statement``: the lines, the flows per instrument, the balances."""
     lines = [f"statement of account {statement.account}"]
     if statement.from_ts_ns is not None:
         lines.append(f"from {timestamp(statement.from_ts_ns)}; opening net cash "
@@ -317,6 +323,7 @@ def _detail(event) -> str:
 
 
 def diff_text(result) -> str:
+    """``diff``: identical, or the diverging seq with both sides' command and events."""
     if result.identical:
         note = " (market definitions differ)" if result.markets_differ else ""
         return (f"identical: both logs end at seq {result.compared_through_seq:,}, same "

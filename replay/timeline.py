@@ -94,6 +94,7 @@ class Applied:
 
     @property
     def complete(self) -> bool:
+        """Whether the whole batch was applied (the stop did not cut it)."""
         return len(self.commands) == self.batch.count
 
 
@@ -131,6 +132,8 @@ def from_genesis(reader: LogReader) -> Iterator[jr.LoggedBatch]:
 
 
 class SkippedSnapshot(msgspec.Struct, frozen=True):
+    """A snapshot that could not be used, and why."""
+
     path: str
     reason: str
 

@@ -25,6 +25,8 @@ from replay.progress import Progress
 
 
 class SnapshotCheck(msgspec.Struct, frozen=True):
+    """One snapshot file; ``problem`` is None when it is intact and belongs to the log."""
+
     path: str
     seq: int
     problem: str | None = None
