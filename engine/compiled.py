@@ -85,6 +85,8 @@ class CompiledEngine:
             row[k.I_LO], row[k.I_HI] = band_edges(
                 ins.reference_price_ticks, ins.band_bps, ins.tick_ticks
             )
+            ceiling = capacity.max_price_ticks - capacity.max_price_ticks % ins.tick_ticks
+            row[k.I_HI] = min(row[k.I_HI], ceiling)  # the band never leaves the price ladder
             row[k.I_VINTAGE] = ins.vintage or 0
             row[k.I_OFFSET] = int(ins.kind == "offset")
         self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
@@ -127,10 +129,7 @@ class CompiledEngine:
                 c.account, index, c.side, c.order_type, c.tif, c.stp, 0,
             )  # fmt: skip
             if n == 1:
-                event = self.codec.event(self._out[0].tolist())
-                if index == INSTRUMENT_UNKNOWN:
-                    event = _with_instrument(event, c.instrument)
-                return [event]
+                return [self.codec.event(self._out[0].tolist())]
         elif t is s.ModifyOrder:
             n = self._apply_one(
                 self._st, self._out, 3, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
@@ -456,13 +455,6 @@ class CompiledEngine:
         """Canonical hash of the books (identical for the reference engine)."""
         words = k.hash_words(self._st).astype("<i8")
         return hashlib.blake2b(words.tobytes(), digest_size=32).hexdigest()
-
-
-def _with_instrument(event: s.Event, symbol: str) -> s.Event:
-    """The kernel knows unknown symbols only as an index; restore the name the client sent."""
-    import msgspec
-
-    return msgspec.structs.replace(event, instrument=symbol)
 
 
 def _check_ladder(engine: CompiledEngine, index: int, side: int) -> int:

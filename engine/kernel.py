@@ -674,8 +674,9 @@ def set_band(st, ins):
     upper -= upper % tick
     lower = -((-ref * (10_000 - bps)) // 10_000)
     lower += (-lower) % tick
+    ceiling = st[M_LADDER] - 1  # the ladder ends at max_price_ticks: so must the band
     st[io + (ins) * IF + I_LO] = max(lower, tick)
-    st[io + (ins) * IF + I_HI] = upper
+    st[io + (ins) * IF + I_HI] = min(upper, ceiling - ceiling % tick)
 
 
 @njit(cache=True)
