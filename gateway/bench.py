@@ -263,12 +263,14 @@ def order_frames(client: int, count: int, first_request_id: int = 1,
         sign = -1 if side == s.Side.BUY else 1
         if k % 2 == 0:
             price, tif = REFERENCE_TICKS + sign * (1 + (k * 7) % 20), s.TimeInForce.DAY
-        else:
-            price, tif = REFERENCE_TICKS - sign * 25, s.TimeInForce.IOC
+            qty, stp = 10 + k % 7, s.StpMode.CANCEL_INCOMING
+        else:  # takes more than a passive order rests, and clears its own: the book is bounded
+            price, tif, qty = REFERENCE_TICKS - sign * 25, s.TimeInForce.IOC, 25
+            stp = s.StpMode.CANCEL_RESTING
         frames.append(p.encode(p.NewOrder(
             request_id=first_request_id + k, client_order_id=f"{prefix}{client}-{k}",
-            instrument=SYMBOL, side=int(side), qty_t=10 + k % 7, price_ticks=price,
-            tif=int(tif),
+            instrument=SYMBOL, side=int(side), qty_t=qty, price_ticks=price, tif=int(tif),
+            stp=int(stp),
         )))  # fmt: skip
     return frames
 

@@ -544,7 +544,8 @@ class FrameReader:
         return bodies
 
 
-_encoder = msgspec.msgpack.Encoder()
+encoder = msgspec.msgpack.Encoder()
+_encoder = encoder
 
 
 def encode(message: msgspec.Struct) -> bytes:

@@ -36,6 +36,7 @@ import enum
 import itertools
 import logging
 import socket
+import struct
 
 import msgspec
 import numpy as np
@@ -43,7 +44,16 @@ import numpy as np
 from engine import journal as jr
 from engine import limits
 from engine import schema as s
-from engine.records import COMMAND_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, K_SUBMIT
+from engine.records import (
+    COMMAND_DTYPE,
+    E_ACCOUNT,
+    E_INSTRUMENT,
+    E_X1,
+    EV_TRADE,
+    EVENT_FIELDS,
+    INSTRUMENT_UNKNOWN,
+    K_SUBMIT,
+)
 from gateway import protocol as p
 from gateway.market_data import MarketData
 from gateway.orders import (
@@ -54,10 +64,25 @@ from gateway.orders import (
     encode_annotation,
 )
 from gateway.permissions import GATEWAY_ASSIGNED, ROLES_BY_COMMAND, refusal
-from gateway.reports import ORDER_KINDS, Scope, accounts_of, legs, messages_for, order_report
+from gateway.reports import ORDER_KINDS, Scope, accounts_of, messages_for, order_report
 from gateway.users import User, UserDirectory
 
 log = logging.getLogger("gateway")
+assert (E_INSTRUMENT, E_ACCOUNT, E_X1) == (3, 5, 11), "the hot path indexes event rows by number"
+_encode_into = p.encoder.encode_into
+_pack_length = struct.Struct(">I").pack_into
+
+
+def _queue(connection: Connection, message, dirty: list) -> None:
+    """``Connection.send`` for the hot path (the frame encoding of ``protocol.append_frame``)."""
+    out = connection.out
+    start = len(out)
+    _encode_into(message, out, start + 4)
+    _pack_length(out, start, len(out) - start - 4)
+    connection.out_frames += 1
+    if not connection.dirty:
+        connection.dirty = True
+        dirty.append(connection)
 
 REPLAY_CHUNK_EVENTS = 2_048
 """Replay yields to the event loop after this many events, so live sessions keep going."""
@@ -144,6 +169,8 @@ def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOr
 # Connections
 # ------------------------------------------------------------------------------------------
 
+_READING = (State.CONNECTED, State.ACTIVE)
+
 _ids = itertools.count(1)
 
 
@@ -217,11 +244,13 @@ class Connection(asyncio.Protocol):
     def process(self) -> None:
         """Decode and handle the complete frames in the buffer (stops while logging on)."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
-        limit = self.gw.config.frame_bytes_max
+        limit, from_bytes = self.gw.config.frame_bytes_max, int.from_bytes
         try:
             with memoryview(buffer) as view:
-                while end - position >= 4 and self.state in (State.CONNECTED, State.ACTIVE):
-                    n = p.frame_length(view[position : position + 4], limit)
+                while end - position >= 4 and self.state in _READING:
+                    n = from_bytes(view[position : position + 4], "big")
+                    if not 0 < n <= limit:
+                        p.frame_length(view[position : position + 4], limit)  # raises
                     if end - position - 4 < n:
                         break
                     message = p.decode_client(view[position + 4 : position + 4 + n])
@@ -374,12 +403,16 @@ class Gateway:
         self.tracker = OrderTracker.recover(exchange)
         self.codec = exchange.codec
         self._instrument_index = {symbol: i for i, symbol in enumerate(exchange.codec.symbols)}
+        self._symbols = ["?", s.ALL_INSTRUMENTS, *exchange.codec.symbols]
+        """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
         self.connections: set[Connection] = set()
         self.by_user: dict[str, set[Connection]] = {}
         self.by_account: dict[int, set[Connection]] = {}
         self.drop_copies: set[Connection] = set()
         self._records: list[tuple] = []
+        self._first_seq = 0
+        """``exchange.next_seq`` when the pending batch began: the seq of its first command."""
         self._annotations: list[Annotation] = []
         self._origins: list[Origin | None] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -649,7 +682,8 @@ class Gateway:
                               f"account {account} has {self.config.open_orders_per_account} "
                               "open orders")  # fmt: skip
             return
-        order_id = self.exchange.next_seq + len(self._records)
+        records = self._records
+        order_id = (self._first_seq if records else self.exchange.next_seq) + len(records)
         tracker.reserve(account, client_order_id, order_id,
                         connection if connection.cancel_on_disconnect else None)  # fmt: skip
         index = self._instrument_index.get(m.instrument, INSTRUMENT_UNKNOWN)
@@ -735,6 +769,8 @@ class Gateway:
     # -- batching ------------------------------------------------------------------------------
     def _enqueue(self, record: tuple, annotation: Annotation, origin: Origin | None) -> None:
         """Append one command (as its record tuple) to the pending batch."""
+        if not self._records:
+            self._first_seq = self.exchange.next_seq
         self._records.append(record)
         self._annotations.append(annotation)
         self._origins.append(origin)
@@ -796,27 +832,28 @@ class Gateway:
                 index += 1
             origin = origins[k]
             if origin is not None and origin[0].state is State.ACTIVE:
-                origin[0].send(p.Ack(origin[1], seq, origin[2], origin[3]))
+                _queue(origin[0], p.Ack(origin[1], seq, origin[2], origin[3]), self._dirty)
 
     def _route_order_event(self, row: list, index: int, annotation: Annotation) -> None:
-        client_of, symbol = self.tracker.client_of, None
-        for leg, account in legs(row):
-            connections = self.by_account.get(account)
+        """ExecutionReports of one order event to the sessions of its legs' accounts."""
+        client_of, by_account, dirty = self.tracker.client_of, self.by_account, self._dirty
+        symbol = self._symbols[row[3] + 2] if -2 <= row[3] < len(self._symbols) - 2 else "?"
+        # (leg, account): row[5] is E_ACCOUNT (the taker's), row[11] E_X1 (the maker's)
+        for leg, account in ((0, row[5]), (1, row[11])) if row[0] == EV_TRADE else ((0, row[5]),):
+            connections = by_account.get(account)
             if not connections:
                 continue
-            if symbol is None:
-                symbol = self.codec.symbol(row[3])
             own = other = None
             for connection in connections:
                 if leg == 0 and connection.scope.user == annotation.user:
                     if own is None:
                         own = order_report(row, index, 0, client_of, annotation.request_id,
                                            symbol)  # fmt: skip
-                    connection.send(own)
+                    _queue(connection, own, dirty)
                 else:
                     if other is None:
                         other = order_report(row, index, leg, client_of, 0, symbol)
-                    connection.send(other)
+                    _queue(connection, other, dirty)
         if self.drop_copies:
             self._route_other_event(row, index, annotation, drop_copies_only=True)
 
