@@ -43,6 +43,7 @@ from engine.market import Capacity, Instrument, MarketDefinition, validate
 from engine.sequencer import MARKET_FILE
 from gateway import protocol as p
 from gateway.protocol import Role
+from gateway.server import GatewayStats
 from gateway.users import User, UserDirectory, hash_secret
 
 SYMBOL = "CEA-BENCH"
@@ -86,6 +87,14 @@ class LatencyResult(msgspec.Struct, frozen=True):
     latency_us_p99: float
     latency_us_p999: float
     latency_us_max: float
+    gateway_latency_us_p50: float
+    """The gateway's own part (``GatewayStats``: oldest request of a batch, decoded to
+    answered), over every batch of the run including the warm-up."""
+    gateway_latency_us_p99: float
+    gateway_latency_us_p999: float
+    fsync_us_p50: float
+    """``fdatasync`` of a small overwrite in the data directory's file system, just before
+    the run: the floor of a batch's latency under ``durability="batch"``."""
     batches: int
     mean_batch: float
     durability: str
@@ -128,6 +137,8 @@ class ServerProcess:
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.port = 0
+        self.stats: GatewayStats | None = None
+        """The server's own counters and latency, read from its last line at a clean stop."""
         if not (self.data_dir / MARKET_FILE).exists():
             write_bench_users(self.data_dir, traders)
             market_path = self.data_dir / "bench-market.json"
@@ -160,10 +171,13 @@ class ServerProcess:
             return 0
         self.process.terminate()
         try:
-            status = self.process.wait(timeout)
+            rest = self.process.communicate(timeout=timeout)[0]
         finally:
             self.process.stdout.close()
-        return status
+        for line in rest.splitlines():
+            if line.startswith("gateway stopped; stats "):
+                self.stats = msgspec.json.decode(line.split("stats ", 1)[1], type=GatewayStats)
+        return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL: a crash."""
@@ -373,6 +387,26 @@ def run_throughput(clients: int = 4, orders_per_client: int = 25_000, window: in
 # ------------------------------------------------------------------------------------------
 
 
+def fsync_probe_us(directory: Path, count: int = 50) -> float:
+    """Median ``fdatasync`` time of a 1 KiB overwrite in ``directory``, in microseconds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, bytes(1 << 16))
+        os.fsync(fd)
+        times = []
+        for i in range(count):
+            os.pwrite(fd, b"x" * 1024, (i * 1024) % (1 << 16))
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return round(sorted(times)[count // 2] * 1e6, 1)
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
@@ -433,6 +467,7 @@ def run_latency(
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
         frames = order_frames(0, n, prefix="l")
+        fsync_us = fsync_probe_us(directory.parent / "probe")
         with ServerProcess(directory, 1, durability) as server:
             _open_market(server.port)
             warm = RawSession(server.port, "t0")
@@ -443,15 +478,21 @@ def run_latency(
                 latencies, elapsed = _open_loop(session, frames, rate)
             finally:
                 session.close()
+        server.stop()
         batches, _, digest = log_summary(directory)
     latencies.sort()
+    stats = server.stats
     return LatencyResult(
         offered_per_s=rate, orders=n, acks=len(latencies), seconds=round(elapsed, 4),
         achieved_per_s=round(len(latencies) / elapsed, 1),
         latency_us_p50=round(_percentile(latencies, 0.50), 1),
         latency_us_p99=round(_percentile(latencies, 0.99), 1),
         latency_us_p999=round(_percentile(latencies, 0.999), 1),
-        latency_us_max=round(latencies[-1] if latencies else 0.0, 1), batches=batches,
+        latency_us_max=round(latencies[-1] if latencies else 0.0, 1),
+        gateway_latency_us_p50=stats.batch_latency_us_p50 if stats else 0.0,
+        gateway_latency_us_p99=stats.batch_latency_us_p99 if stats else 0.0,
+        gateway_latency_us_p999=stats.batch_latency_us_p999 if stats else 0.0,
+        fsync_us_p50=fsync_us, batches=batches,
         mean_batch=round((n + warmup + 1) / max(batches, 1), 2), durability=durability,
         log_digest=digest, machine=machine_line(),
     )  # fmt: skip

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+import msgspec
+
 from engine.journal import Durability
 from engine.market import load, national_market
 from engine.sequencer import MARKET_FILE
@@ -91,8 +93,6 @@ def _add_users(subparsers) -> None:
 def load_market(path: Path):
     """A market definition from TOML, or from JSON when the name ends in ``.json``."""
     if path.suffix == ".json":
-        import msgspec
-
         from engine.market import MarketDefinition, MarketDefinitionError, validate
 
         try:
@@ -131,10 +131,10 @@ def _serve(args: argparse.Namespace) -> int:
               f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
               f"last seq {gateway.exchange.last_seq})", flush=True)  # fmt: skip
 
-    serve(args.data_dir, users, config, market=market, durability=args.durability,
-          sync_interval_s=args.sync_interval_ms / 1000,
-          snapshot_every_events=args.snapshot_every or None, ready=ready)  # fmt: skip
-    print("gateway stopped", flush=True)
+    stats = serve(args.data_dir, users, config, market=market, durability=args.durability,
+                  sync_interval_s=args.sync_interval_ms / 1000,
+                  snapshot_every_events=args.snapshot_every or None, ready=ready)  # fmt: skip
+    print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
     return 0
 
 
@@ -170,8 +170,6 @@ def _users(args: argparse.Namespace) -> int:
             user = directory.get(args.name)
             if user is None:
                 raise UserFileError(f"no user {args.name!r}")
-            import msgspec
-
             directory.put(msgspec.structs.replace(user, disabled=args.action == "disable"))
         directory.save(args.file)
     except UserFileError as exc:

@@ -10,7 +10,7 @@ counter of their own.
 Each command the gateway submits carries an :class:`Annotation` in the log - who sent it, the
 request id, the client order id - so everything this module knows is a function of the log:
 
-* ``by_client[(account, client_order_id)] -> order_id`` and ``client_of[order_id]`` cover
+* ``by_client[account][client_order_id] -> order_id`` and ``client_of[order_id]`` cover
   every order ever submitted (client order ids are unique per account for the life of the
   data directory), rebuilt at start-up by reading the annotations of the whole log;
 * ``open_count[account]`` counts resting orders plus orders in flight; at start-up it is
@@ -18,6 +18,9 @@ request id, the client order id - so everything this module knows is a function 
 
 Connections (for cancel-on-disconnect) are the only thing not recovered: they do not survive
 a restart.
+
+The maps hold only ints and strings, so CPython's cycle collector never tracks (never walks)
+them: their size costs no garbage-collection pauses.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class OrderTracker:
     """Client order ids, open-order counts and cancel-on-disconnect ownership."""
 
     def __init__(self) -> None:
-        self.by_client: dict[tuple[int, str], int] = {}
+        self.by_client: dict[int, dict[str, int]] = {}
         self.client_of: dict[int, str] = {}
         self.open_count: dict[int, int] = {}
         self.owner: dict[int, Any] = {}
@@ -83,11 +86,15 @@ class OrderTracker:
     # -- requests ------------------------------------------------------------------------------
     def lookup(self, account: int, client_order_id: str) -> int | None:
         """The engine order id of an account's client order id (None: never used)."""
-        return self.by_client.get((account, client_order_id))
+        known = self.by_client.get(account)
+        return None if known is None else known.get(client_order_id)
 
     def reserve(self, account: int, client_order_id: str, order_id: int, owner=None) -> None:
         """Record a new order about to be submitted: its ids, one more open order, its owner."""
-        self.by_client[(account, client_order_id)] = order_id
+        known = self.by_client.get(account)
+        if known is None:
+            known = self.by_client[account] = {}
+        known[client_order_id] = order_id
         self.client_of[order_id] = client_order_id
         self.open_count[account] = self.open_count.get(account, 0) + 1
         if owner is not None:
@@ -132,7 +139,7 @@ class OrderTracker:
             for i, account, order_id in zip(submits.tolist(), accounts, order_ids):
                 client_order_id = decode_annotation(annotations[i]).client_order_id
                 if client_order_id:
-                    tracker.by_client[(account, client_order_id)] = order_id
+                    tracker.by_client.setdefault(account, {})[client_order_id] = order_id
                     tracker.client_of[order_id] = client_order_id
         engine = exchange.engine
         for symbol in exchange.market.symbols:
