@@ -182,8 +182,15 @@ class LogReader:
 
     @property
     def ended(self) -> bool:
-        """Whether iteration reached the end of the log (clean, or at an unfinished tail)."""
+        """Whether the walk reached the end of the log (clean, or at an unfinished tail); it
+        may run ahead of the consumer (see ``prefetch``)."""
         return self._walk.complete or self._walk.tail is not None
+
+    @property
+    def last_seq(self) -> int:
+        """Last seq of the complete batches walked so far (of the log, once :attr:`ended`)."""
+        cursor = self._walk.cursor
+        return cursor.next_seq - 1 if cursor is not None else 0
 
     def __iter__(self) -> Iterator[jr.LoggedBatch]:
         bases, total = progress_bases(self.data.log_dir, self.from_seq)

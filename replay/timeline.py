@@ -194,9 +194,9 @@ def rebuild(
     for applied in replay_batches(batches, apply, stop):
         _account(result, applied)
     result.tail = reader.tail
-    if stop.until_seq is not None and stop.until_seq > result.last_seq and reader.ended:
+    if stop.until_seq is not None and reader.ended and reader.last_seq < stop.until_seq:
         raise UsageError(
-            f"seq {stop.until_seq} is beyond the end of the log (last seq {result.last_seq})"
+            f"seq {stop.until_seq} is beyond the end of the log (last seq {reader.last_seq})"
         )
     return result
 

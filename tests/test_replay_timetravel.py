@@ -131,3 +131,13 @@ def test_from_snapshot_equals_full_replay_and_skips_what_does_not_fit(
     report = run(data, other, Stop(), from_snapshot=True)  # restored by the other engine
     assert report.snapshot_seq == newest
     assert report.state_hash == rebuild(data, engine).engine.state_hash(), f"seed {seed}"
+
+
+def test_a_time_stop_before_a_seq_stop_is_no_error(tmp_path: Path) -> None:
+    _, hashes = random_log(tmp_path, 12, days=1, per_day=150)
+    data = open_data_dir(tmp_path)
+    ends = sorted(hashes)
+    assert len(ends) > 3
+    both = Stop(until_seq=ends[-1], until_ts_ns=T0 + 2 * SECOND)
+    rebuilt = rebuild(data, stop=both)
+    assert rebuilt.last_seq == ends[2] and rebuilt.engine.state_hash() == hashes[ends[2]]
