@@ -34,6 +34,13 @@ Readings of docs/MATCHING.md where it is silent or terse (the compiled engine mu
   typed events equal the decoded record events of the same commands.
 * Per instrument, the state hash lists the session fields, then that instrument's bids, then
   its asks.
+
+With ``market.registry`` on, the engine is also the registry of docs/LEDGER.md: an
+:class:`~engine.reference_ledger.Ledger` holds accounts, holdings and locks, and the matching
+code calls it where an order is checked (after ``BOOK_FULL``, before ``WOULD_TRADE``), accepted
+(lock), filled (settle), leaves with open quantity (unlock) or modified, and where a session
+opens (T+1).  Registry commands go to the ledger whole.  With the registry off those calls are
+skipped and the engine is the pure matching engine.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from engine import records as rec
 from engine import schema as s
 from engine import snapshot_format as snap
 from engine.market import Instrument, MarketDefinition, band_edges
+from engine.reference_ledger import Ledger, OpenOrder
 from engine.schema import CancelReason as CR
 from engine.schema import RejectReason as RR
 
@@ -67,7 +75,7 @@ class _Order:
 
     __slots__ = (
         "order_id", "account", "instrument", "side", "price_ticks", "qty_t",
-        "order_type", "tif", "stp",
+        "order_type", "tif", "stp", "lock_price_ticks",
     )  # fmt: skip
 
     def __init__(
@@ -91,6 +99,8 @@ class _Order:
         self.order_type = order_type
         self.tif = tif
         self.stp = stp
+        self.lock_price_ticks = price_ticks
+        """Price its cash need is computed at (registry): its limit; a market buy's upper band."""
 
 
 class _Level:
@@ -221,7 +231,9 @@ class ReferenceEngine:
         self._orders: dict[int, _Order] = {}
         self._by_account: dict[int, set[int]] = {}
         self._next_trade_id = 1
-        self._handlers = {
+        self._registry = market.registry
+        self._ledger = Ledger(market)
+        self._handlers: dict[type, object] = {
             s.SubmitOrder: self._submit,
             s.CancelOrder: self._cancel,
             s.ModifyOrder: self._modify,
@@ -231,6 +243,8 @@ class ReferenceEngine:
             s.HaltInstrument: self._halt,
             s.ResumeInstrument: self._resume,
         }
+        for command_type in s.REGISTRY_COMMAND_TYPES:
+            self._handlers[command_type] = self._registry_command
 
     # -- commands ----------------------------------------------------------------------------
     def apply(self, command: s.Command) -> list[s.Event]:
@@ -308,6 +322,12 @@ class ReferenceEngine:
             return RR.DUPLICATE_ORDER_ID
         if len(self._orders) >= self.market.capacity.resting_orders:
             return RR.BOOK_FULL
+        if self._registry:  # docs/LEDGER.md checks 12a-12c
+            market_buy = c.order_type == s.OrderType.MARKET
+            lock_price = book.upper_ticks if market_buy else c.price_ticks
+            reason = self._ledger.order_reason(c.account, book.index, c.side, c.qty_t, lock_price)
+            if reason != RR.NONE:
+                return reason
         if c.order_type == s.OrderType.POST_ONLY and book.crosses(c.side, c.price_ticks):
             return RR.WOULD_TRADE
         return RR.NONE
@@ -342,8 +362,11 @@ class ReferenceEngine:
         else:
             limit = price
         if order.tif == s.TimeInForce.FOK and not self._fok_fillable(book, order, limit):
-            out.cancelled(order, CR.FOK_NOT_FILLABLE)
+            out.cancelled(order, CR.FOK_NOT_FILLABLE)  # killed before it locked anything
             return
+        order.lock_price_ticks = limit
+        if self._registry:
+            self._ledger.lock(order.account, book.index, side, order.qty_t, limit)
         self._execute(book, order, limit, out)
 
     def _fok_fillable(self, book: _Book, taker: _Order, limit_ticks: int) -> bool:
@@ -367,6 +390,7 @@ class ReferenceEngine:
         if self._match(book, taker, limit_ticks, out) or taker.qty_t == 0:
             return
         if taker.tif in _IMMEDIATE_TIFS:
+            self._unlock(taker)
             out.cancelled(taker, CR.IOC_REMAINDER)
         else:
             self._rest(book, taker)
@@ -383,9 +407,11 @@ class ReferenceEngine:
             if maker.account == taker.account:
                 if taker.stp != s.StpMode.CANCEL_INCOMING:  # CANCEL_RESTING or CANCEL_BOTH
                     self._remove(book, maker)
+                    self._unlock(maker)
                     out.cancelled(maker, CR.SELF_TRADE_PREVENTED)
                 if taker.stp == s.StpMode.CANCEL_RESTING:
                     continue
+                self._unlock(taker)
                 out.cancelled(taker, CR.SELF_TRADE_PREVENTED)
                 return True
             self._trade(book, taker, maker, level, out)
@@ -394,6 +420,12 @@ class ReferenceEngine:
     def _trade(self, book: _Book, taker: _Order, maker: _Order, level: _Level, out: _Out) -> None:
         qty = min(taker.qty_t, maker.qty_t)
         price = maker.price_ticks
+        if self._registry:  # settles before either order's open quantity shrinks
+            buyer, seller = (taker, maker) if taker.side == BUY else (maker, taker)
+            self._ledger.settle(
+                book.index, buyer.account, buyer.qty_t, buyer.lock_price_ticks, seller.account,
+                price, qty,
+            )  # fmt: skip
         taker.qty_t -= qty
         maker.qty_t -= qty
         level.total_t -= qty
@@ -435,7 +467,17 @@ class ReferenceEngine:
         if not ids:
             del self._by_account[order.account]
 
+    def _unlock(self, order: _Order) -> None:
+        """Return the whole need of an order leaving with open quantity (registry)."""
+        if self._registry:
+            self._ledger.unlock(
+                order.account, order.instrument, order.side, order.qty_t, order.lock_price_ticks
+            )
+
     def _account_valid(self, account: int) -> bool:
+        """May this account trade at all?  With the registry on: has it been opened?"""
+        if self._registry:
+            return self._ledger.account_open(account)
         return 0 <= account < self.market.capacity.accounts
 
     def _echo(self, symbol: str, allow_all: bool = False) -> str:
@@ -451,6 +493,7 @@ class ReferenceEngine:
             out.events.append(s.CancelRejected(out.seq, out.ts_ns, c.order_id, c.account, reason))
             return
         self._remove(self._books[order.instrument], order)
+        self._unlock(order)
         out.cancelled(order, CR.REQUESTED)
 
     def _modify_reject_reason(self, c: s.ModifyOrder, order: _Order | None) -> RR:
@@ -470,6 +513,13 @@ class ReferenceEngine:
             return RR.PRICE_OFF_TICK
         if not book.lower_ticks <= c.price_ticks <= book.upper_ticks:
             return RR.PRICE_OUT_OF_BAND
+        if self._registry:
+            reason = self._ledger.modify_reason(
+                order.account, order.instrument, order.side, order.qty_t,
+                order.lock_price_ticks, c.qty_t, c.price_ticks,
+            )  # fmt: skip
+            if reason != RR.NONE:
+                return reason
         if order.order_type == s.OrderType.POST_ONLY and book.crosses(order.side, c.price_ticks):
             return RR.WOULD_TRADE
         return RR.NONE
@@ -488,6 +538,10 @@ class ReferenceEngine:
         book = self._books[order.instrument]
         old_price, old_qty = order.price_ticks, order.qty_t
         keeps_priority = c.price_ticks == old_price and c.qty_t <= old_qty
+        if self._registry:  # swap the old need for the new one (checked above to fit)
+            self._unlock(order)
+            self._ledger.lock(order.account, order.instrument, order.side, c.qty_t, c.price_ticks)
+        order.lock_price_ticks = c.price_ticks
         if keeps_priority:
             order.qty_t = c.qty_t
             book.side(order.side)[old_price].total_t -= old_qty - c.qty_t
@@ -519,10 +573,16 @@ class ReferenceEngine:
         victims = [o for o in victims if scope is None or o.instrument == scope]
         for order in victims:
             self._remove(self._books[order.instrument], order)
+            self._unlock(order)
             out.cancelled(order, CR.MASS_CANCEL)
         out.events.append(
             s.MassCancelled(out.seq, out.ts_ns, c.account, c.instrument, len(victims))
         )
+
+    # -- registry ----------------------------------------------------------------------------
+    def _registry_command(self, c: s.Command, out: _Out) -> None:
+        """Registry commands touch no order: the ledger handles them whole."""
+        self._ledger.apply(c, out.seq, out.ts_ns, out.events)
 
     # -- sessions ----------------------------------------------------------------------------
     def _scope(self, c: s.Command, out: _Out) -> list[_Book] | None:
@@ -551,6 +611,8 @@ class ReferenceEngine:
                 book.state = OPEN
                 book.trading_date = c.trading_date
                 book.reset_day()
+                if self._registry:  # T+1: earlier sessions' purchases become tradable
+                    self._ledger.release_unsettled(book.index)
                 out.events.append(
                     s.SessionOpened(
                         out.seq, out.ts_ns, book.symbol, c.trading_date, book.reference_ticks,
@@ -582,6 +644,7 @@ class ReferenceEngine:
         )
         for order in day_orders:
             self._remove(book, order)
+            self._unlock(order)
             out.cancelled(order, CR.SESSION_END)
         if book.day_trades:
             tick = book.spec.tick_ticks
@@ -680,6 +743,10 @@ class ReferenceEngine:
     def resting_count(self) -> int:
         return len(self._orders)
 
+    def account(self, account: int) -> s.AccountStatus | None:
+        """Balances of an opened account (registry markets), or None."""
+        return self._ledger.account_status(account)
+
     # -- state hash, snapshots ---------------------------------------------------------------
     def state_hash(self) -> str:
         """The canonical state hash of docs/MATCHING.md (blake2b-256, hex)."""
@@ -697,6 +764,8 @@ class ReferenceEngine:
                     ints += [level.price_ticks, level.total_t, len(level.orders)]
                     for o in level.orders.values():
                         ints += [o.order_id, o.account, o.qty_t, o.order_type, o.tif, o.stp]
+        if self._registry:
+            ints += self._ledger.hash_words()
         data = np.array(ints, dtype="<i8").tobytes()
         return hashlib.blake2b(data, digest_size=32).hexdigest()
 
@@ -721,8 +790,9 @@ class ReferenceEngine:
             )
             for book in self._books
         ]  # fmt: skip
+        ledger = self._ledger.export() if self._registry else None
         snapshot = snap.EngineSnapshot(
-            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments
+            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments, ledger
         )
         return snap.encode(snapshot)
 
@@ -743,6 +813,10 @@ class ReferenceEngine:
         try:
             for book, saved in zip(engine._books, snapshot.instruments, strict=True):
                 engine._restore_book(book, saved)
+            if (snapshot.ledger is not None) != market.registry:
+                raise ValueError("snapshot and market disagree on running a registry")
+            if snapshot.ledger is not None:
+                engine._ledger.restore(snapshot.ledger)
             engine.check_invariants()
         except (AssertionError, ValueError, KeyError) as exc:
             raise snap.SnapshotFormatError(f"inconsistent snapshot: {exc}") from None
@@ -796,6 +870,19 @@ class ReferenceEngine:
         for order in self._orders.values():
             by_account.setdefault(order.account, set()).add(order.order_id)
         assert by_account == self._by_account, "account index disagrees with the orders"
+        if self._registry:
+            self._check_ledger()
+
+    def _check_ledger(self) -> None:
+        """docs/LEDGER.md: conservation, locks = open orders' needs, nothing negative."""
+        for order in self._orders.values():
+            assert order.lock_price_ticks == order.price_ticks, (
+                f"order {order.order_id} rests with lock price {order.lock_price_ticks}"
+            )
+        self._ledger.check(
+            OpenOrder(o.account, o.instrument, o.side, o.qty_t, o.lock_price_ticks)
+            for o in self._orders.values()
+        )
 
     def _check_session(self, book: _Book) -> None:
         name = book.symbol
