@@ -20,6 +20,7 @@ loaded, and only the log after it is replayed.  Unusable snapshots are reported 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,7 @@ def engine_class(name: str) -> type:
 
 def batch_applier(engine: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``engine.apply_records`` without a copy of the events where the engine offers that."""
-    if getattr(engine, "reserve_events", None) is not None:  # the compiled engine
+    if "copy" in inspect.signature(engine.apply_records).parameters:  # the compiled engine
         return functools.partial(engine.apply_records, copy=False)
     return engine.apply_records
 
