@@ -35,10 +35,11 @@ def start(tmp_path):
     """Start a gateway over a fresh (or given) data directory; stopped at the end."""
     servers: list[ServerThread] = []
 
-    def start_server(data_dir=None, durability="none", extra_users=None, **config):
+    def start_server(data_dir=None, durability="none", extra_users=None, market=None, **config):
         server = ServerThread(
             data_dir or tmp_path / "data", users(extra=extra_users),
-            GatewayConfig(port=0, **config), market=small_market(), durability=durability,
+            GatewayConfig(port=0, **config), market=market or small_market(),
+            durability=durability,
         ).start()  # fmt: skip
         servers.append(server)
         return server
@@ -590,3 +591,61 @@ def test_requests_during_shutdown_and_after_close_are_answered(start) -> None:
     while server.gateway.connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not server.gateway.connections
+
+
+# ------------------------------------------------------------------------------------------
+# Registry commands
+# ------------------------------------------------------------------------------------------
+
+
+def test_registry_commands_reach_the_registry_user_and_the_account_holders(start) -> None:
+    server = start(market=msgspec.structs.replace(small_market(), registry=True))
+
+    async def scenario():
+        async with session(server, "reg") as reg, session(server, "alice") as alice, \
+                session(server, "bob") as bob, session(server, "carol") as carol:  # fmt: skip
+            commands = [
+                s.OpenAccount(key=1, account=1, kind=s.AccountKind.COMPLIANCE),
+                s.OpenAccount(key=2, account=2, kind=s.AccountKind.INVESTOR),
+                s.IssueAllowances(key=3, account=1, instrument=SYM_A, qty_t=1_000),
+                s.TransferAllowances(key=4, account=1, to_account=2, instrument=SYM_A, qty_t=5),
+            ]  # fmt: skip
+            for command in commands:
+                outcome = await reg.engine(command)
+                assert outcome.ok and outcome.reports[0].request_id == outcome.request_id
+            refused = await alice.engine(s.IssueAllowances(key=9, account=1, instrument=SYM_A,
+                                                           qty_t=10**6))  # fmt: skip
+            assert refused.reject.code == RC.NOT_PERMITTED
+            await asyncio.sleep(0.1)
+            seen = {name: [type(m.event).__name__ for m in client.stream]
+                    for name, client in (("alice", alice), ("bob", bob), ("carol", carol))}
+        assert seen["alice"] == ["AccountOpened", "AllowancesIssued", "AllowancesTransferred"]
+        assert seen["bob"] == ["AccountOpened", "AllowancesTransferred"], "the receiving side too"
+        assert seen["carol"] == []
+        assert all(m.request_id == 0 for m in alice.stream), "request ids stay with their sender"
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------------------------------
+# The synchronous client
+# ------------------------------------------------------------------------------------------
+
+
+def test_sync_client_wraps_the_async_one(start) -> None:
+    from gateway.client import SyncClient
+
+    server = start()
+    with SyncClient("127.0.0.1", server.port, "op", password("op")) as op, \
+            SyncClient("127.0.0.1", server.port, "alice", password("alice")) as alice:  # fmt: skip
+        assert op.session.role == "operator" and alice.session.accounts == [1]
+        assert op.engine(s.OpenSession(trading_date=DATE1)).ok
+        snapshot = alice.subscribe(SYM_A)
+        assert snapshot.instrument == SYM_A and snapshot.state == s.SessionState.OPEN
+        request_id = alice.send_new_order(SYM_A, BUY, 7, 5999, client_order_id="sync-1")
+        outcome = alice.outcome(request_id)
+        assert outcome.exec_types() == [ET.ACCEPTED] and outcome.client_order_id == "sync-1"
+        assert alice.cancel(client_order_id="sync-1").exec_types() == [ET.CANCELLED]
+        assert [m.exec_type for m in alice.stream] == [ET.ACCEPTED, ET.CANCELLED]
+        with pytest.raises(LogonError):
+            SyncClient("127.0.0.1", server.port, "alice", "wrong")
