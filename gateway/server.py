@@ -437,6 +437,8 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self.stopping = False
+        self.closed = False
+        """Shut down: nothing more is submitted (the owner closes the exchange next)."""
         self.failure: BaseException | None = None
         self.port = 0
         self.batches = 0
@@ -500,6 +502,7 @@ class Gateway:
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self.closed = True
         self._stopped.set()
 
     def _spawn(self, coroutine) -> asyncio.Task:
@@ -528,7 +531,7 @@ class Gateway:
         for account in connection.accounts:
             self.by_account.get(account, set()).discard(connection)
         self.drop_copies.discard(connection)
-        if connection.cancel_on_disconnect and self.failure is None:
+        if connection.cancel_on_disconnect and self.failure is None and not self.closed:
             for order_id, account in sorted(connection.live_orders.items()):
                 self._enqueue(self.codec.command_tuple(
                     s.CancelOrder(order_id=order_id, account=account)), Annotation(
@@ -746,7 +749,7 @@ class Gateway:
             connection.reject(m, p.RejectCode.INVALID_REQUEST,
                               "orders are entered with NewOrder (the gateway assigns order ids)")
             return  # fmt: skip
-        if self._refuse(connection, m, command, getattr(command, "account", 0)):
+        if self._refuse(connection, m, command, 0):  # engine commands always name the account
             return
         try:
             np.array([self.codec.command_tuple(command)], dtype=COMMAND_DTYPE)
@@ -810,7 +813,7 @@ class Gateway:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if not self._records or self.failure is not None:
+        if not self._records or self.failure is not None or self.closed:
             return
         records = np.array(self._records, dtype=COMMAND_DTYPE)
         annotations, origins = self._annotations, self._origins

@@ -546,8 +546,13 @@ def test_graceful_shutdown_and_restart_recover_everything(start, tmp_path) -> No
         await open_market(op)
         orders = [await alice.new_order(SYM_A, BUY, 5, 5990 + i, client_order_id=f"r{i}")
                   for i in range(3)]  # fmt: skip
+        carol = Client("127.0.0.1", first.port, "carol", password("carol"),
+                       cancel_on_disconnect=True)  # fmt: skip
+        await carol.connect()
+        carols = await carol.new_order(SYM_A, SELL, 5, 6050, account=3)
         await loop.run_in_executor(None, first.stop)
         await alice.wait_closed()
+        await carol.wait_closed()
         assert [m.reason for m in alice.logouts] == ["server shutting down"]
         second = await loop.run_in_executor(None, lambda: start(
             data_dir=data, durability="batch", open_orders_per_account=3))  # fmt: skip
@@ -567,6 +572,12 @@ def test_graceful_shutdown_and_restart_recover_everything(start, tmp_path) -> No
         await fresh.connect(resume_from_seq=1)
         assert fresh.stream == alice.stream, "the stream survives the restart"
         await fresh.close()
+        carol.port = second.port
+        await carol.reconnect()
+        assert [(r.exec_type, r.order_id) for r in carol.stream] == [
+            (ET.ACCEPTED, carols.order_id), (ET.CANCELLED, carols.order_id)], (
+            "cancel-on-disconnect applied at shutdown, seen after the restart")
+        await carol.close()
         await alice.close()
         await op.close()
 
