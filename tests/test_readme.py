@@ -1,0 +1,29 @@
+"""The README's code examples run, and say what they claim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine import schema as s
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_embedding_example_trades_as_commented(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks()
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    events = namespace["events"]
+    assert [type(e) for e in events] == [s.OrderAccepted, s.TradeExecuted]
+    assert (events[1].price_ticks, events[1].qty_t) == (6_200, 2_000)
+    buyer = namespace["engine"].account(8)
+    assert buyer.holdings[namespace["engine"].codec.symbols.index("CEA-2024")].unsettled_t == 2_000
+    exec(compile(blocks[0] + blocks[1], "README.md", "exec"), {})  # noqa: S102
+    assert (tmp_path / "cets-data" / "log").is_dir()
