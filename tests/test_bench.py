@@ -32,3 +32,14 @@ def test_demo_runs_end_to_end_and_audits(tmp_path, capsys) -> None:
     assert "matches the live engine" in output
     assert "CEA-2024" in output
     assert (data_dir / "log").is_dir()
+
+
+def test_bench_journal_tiny(tmp_path, capsys) -> None:
+    out = tmp_path / "journal.json"
+    assert cli.main(["bench", "journal", "--messages", "1500", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    policies = {(a["policy"], a["batch_size"]) for a in results["append"]}
+    assert policies == {(p, b) for p in ("batch", "interval", "none") for b in (1, 100, 1000)}
+    assert all(a["commands"] > 0 and a["commands_per_s"] > 0 for a in results["append"])
+    assert results["replay_events_per_s"] > 0 and results["audit_events_per_s"] > 0
+    assert "recovery with full audit" in capsys.readouterr().out
