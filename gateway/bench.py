@@ -496,3 +496,32 @@ def run_latency(
         mean_batch=round((n + warmup + 1) / max(batches, 1), 2), durability=durability,
         log_digest=digest, machine=machine_line(),
     )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gateway.bench [throughput|latency|both]``: run at the default sizes and
+    print the results as JSON lines (the ``cets bench`` wiring lives in ``bench/``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=main.__doc__)
+    parser.add_argument("which", nargs="?", choices=["throughput", "latency", "both"],
+                        default="both")  # fmt: skip
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--orders-per-client", type=int, default=25_000)
+    parser.add_argument("--rate", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--durability", default="batch")
+    args = parser.parse_args(argv)
+    print(machine_line(), f"load average {os.getloadavg()}", flush=True)
+    if args.which in ("throughput", "both"):
+        result = run_throughput(args.clients, args.orders_per_client,
+                                durability=args.durability)  # fmt: skip
+        print(msgspec.json.encode(result).decode(), flush=True)
+    if args.which in ("latency", "both"):
+        result = run_latency(args.rate, args.seconds, durability=args.durability)
+        print(msgspec.json.encode(result).decode(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
