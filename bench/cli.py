@@ -23,7 +23,19 @@ def _bench_core(args: argparse.Namespace) -> int:
     results = core.run(size, args.seed, names)
     print(core.format_table(results))
     _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
+    if args.plot:
+        from bench import plots
+
+        print(f"chart: {plots.core_throughput(results, _plot_dir(args.plot), machine.line(info))}")
     return 0 if all(r.hashes_equal for r in results) else 1
+
+
+def _plot_dir(path: str):
+    from pathlib import Path
+
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -59,6 +71,10 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds)
     print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
     _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency})
+    if args.plot:
+        from bench import plots
+
+        print(f"chart: {plots.gateway_latency(latency, _plot_dir(args.plot), machine.line(info))}")
     return 0
 
 
@@ -88,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only this workload (repeatable)",
     )  # fmt: skip
     core.add_argument("--json", metavar="FILE", help="write results as JSON")
+    core.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
     core.set_defaults(run=_bench_core)
     for name, run, text in (
         ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
@@ -102,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         layer.add_argument("--rate", type=int, default=10_000, help="offered orders/s")
         layer.add_argument("--workload", action="append", choices=["liquid", "deep", "volatile"])
         layer.add_argument("--json", metavar="FILE", help="write results as JSON")
+        layer.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
         layer.set_defaults(run=run)
 
     from gateway import cli as gateway_cli
