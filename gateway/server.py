@@ -88,6 +88,9 @@ def _queue(connection: Connection, message, dirty: list) -> None:
 
 REPLAY_CHUNK_EVENTS = 2_048
 """Replay yields to the event loop after this many events, so live sessions keep going."""
+REPLAY_CHUNK_FRAMES = 4_096
+"""… or this many frames (at most a quarter of the outbound queue limit); and it waits for
+the socket to drain before the next chunk, so a replay never overflows a healthy reader."""
 WRITE_BUFFER_HIGH_BYTES = 256 << 10
 """Transport buffer above which asyncio pauses us and frames go to the counted backlog."""
 SOCKET_SEND_BUFFER_BYTES = 256 << 10
@@ -213,6 +216,9 @@ class Connection(asyncio.Protocol):
         self.out_frames = 0
         self.dirty = False
         self.paused = False
+        self.drained = asyncio.Event()
+        """Set while the transport accepts writes (replay waits on it between chunks)."""
+        self.drained.set()
         self.backlog: list = []
         self.backlog_frames = 0
         self.replaying = False
@@ -243,13 +249,16 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = State.CLOSED
+        self.drained.set()
         self.gw._disconnected(self)
 
     def pause_writing(self) -> None:
         self.paused = True
+        self.drained.clear()
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.drained.set()
         if self.backlog and self.state < State.CLOSED:
             data, self.backlog, self.backlog_frames = b"".join(self.backlog), [], 0
             self.transport.write(data)
@@ -632,6 +641,7 @@ class Gateway:
     async def _replay(self, connection: Connection, from_seq: int, end: int, events,
                       batches) -> None:  # fmt: skip
         annotations = _AnnotationCursor(batches)
+        chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
         out, frames, sent = bytearray(), 0, 0
         scope, client_of, codec = connection.scope, self.tracker.client_of, self.codec
         seq, index = 0, 0
@@ -643,11 +653,13 @@ class Gateway:
                 p.append_frame(out, message)
                 frames += 1
             index += 1
-            if count % REPLAY_CHUNK_EVENTS == 0:
+            if frames >= chunk_frames or count % REPLAY_CHUNK_EVENTS == 0:
                 sent += frames
                 connection.write(out, frames)
                 out, frames = bytearray(), 0
                 await asyncio.sleep(0)
+                while connection.paused and connection.state < State.CLOSING:
+                    await connection.drained.wait()
                 if connection.state >= State.CLOSING:
                     return
         sent += frames

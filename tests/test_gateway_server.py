@@ -460,6 +460,44 @@ def test_slow_reader_is_disconnected_and_others_unaffected(start) -> None:
     run(scenario())
 
 
+def _slow_resume(port: int, user: str) -> list:
+    """Log on with resume_from_seq=1 and read nothing for a while (the server's socket buffers
+    fill up), then read; return the durable messages up to ReplayComplete."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(p.encode(p.Logon(user=user, password=password(user), protocol_version=1,
+                                  resume_from_seq=1)))  # fmt: skip
+    reader, messages = p.FrameReader(p.limits.OUTBOUND_FRAME_BYTES_MAX), []
+    time.sleep(0.5)
+    try:
+        while not messages or type(messages[-1]) is not p.ReplayComplete:
+            data = sock.recv(16384)
+            assert data, "the server dropped a slow but healthy reader"
+            messages += [p.decode_server(body) for body in reader.feed(data)]
+    finally:
+        sock.close()
+    return [m for m in messages if type(m) is p.ExecutionReport]
+
+
+def test_a_long_replay_respects_backpressure_instead_of_dropping_the_reader(start) -> None:
+    server = start(outbound_queue_frames=400)
+
+    async def scenario():
+        async with session(server, "op") as op, session(server, "alice") as alice:
+            await open_market(op)
+            for _ in range(12):
+                ids = [alice.send_new_order(SYM_A, side, 1, 6000, tif=s.TimeInForce.IOC)
+                       for side in (BUY, SELL) * 100]  # fmt: skip
+                for request_id in ids:
+                    await alice.outcome(request_id)
+            assert len(alice.stream) > 4_000
+            replayed = await asyncio.get_running_loop().run_in_executor(
+                None, _slow_resume, server.port, "alice")  # fmt: skip
+            assert replayed == alice.stream
+
+    run(scenario())
+
+
 # ------------------------------------------------------------------------------------------
 # Market data
 # ------------------------------------------------------------------------------------------
