@@ -14,6 +14,8 @@ lock) and answers the questions of auditors, regulators and the exchange's staff
   any command or at any time; optionally starting from a snapshot.
 * :mod:`replay.reports` - trades, daily market statistics, account statements, built from the
   recomputed events through tables that new event kinds extend.
+* :mod:`replay.compliance` - one compliance year of the registry: each entity's obligation,
+  surrenders by vintage, offsets, shortfall and penalty.
 * :mod:`replay.diff` - where two logs, or their outcomes, first diverge.
 * :mod:`replay.throughput` - replay and audit speed on a data directory, for ``bench``.
 

@@ -21,6 +21,8 @@ Commands::
     statement DATA_DIR --account A [--from T] [--to T]
     trades DATA_DIR [--instrument X] [--format csv|json]
     market DATA_DIR [--instrument X]   OHLC, volume and value per trading day and instrument
+    compliance DATA_DIR --year Y       per compliance entity: obligation, surrendered by
+                                       vintage, offsets, shortfall, penalty (once closed)
     diff DIR_A DIR_B [--ignore-time]   the first seq at which two logs or their outcomes differ
 
 Times ``T`` are integer nanoseconds since the epoch or ISO 8601 (``2025-01-02T09:30``; without
@@ -28,10 +30,13 @@ an offset: China Standard Time, UTC+08:00).
 
 Exit codes
 ----------
-0   success; ``verify``/``audit``/``diff``: nothing wrong, every batch matches, identical
+0   success; ``verify``/``audit``/``diff``/``compliance``: nothing wrong, every batch
+    matches, identical, a closed year's positions agree with its ``ComplianceReported``
 1   a finding: ``verify`` found damage (or a bad snapshot), ``audit`` a batch whose events
-    differ from its checkpoint, ``diff`` a divergence
-2   usage: bad arguments, unknown instrument, a seq beyond the end of the log
+    differ from its checkpoint, ``diff`` a divergence, ``compliance`` a closed year whose
+    ``ComplianceReported`` events disagree with the reports and surrenders
+2   usage: bad arguments, unknown instrument, a seq beyond the end of the log, a year that is
+    not a compliance year of the market (or a market without a registry)
 3   unreadable: missing directory, not a data directory, unsupported format version, damaged
     log or market definition (commands other than ``verify``), I/O error
 130 interrupted
@@ -174,6 +179,19 @@ def _market(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def _compliance(args: argparse.Namespace) -> int:
+    from replay.compliance import ComplianceReport
+    from replay.reports import scan_events
+
+    data = _data(args.data_dir)
+    report = ComplianceReport(data, args.year)
+    with _progress(args, "compliance") as progress:
+        scan = scan_events(data, [report], progress)
+    result = report.result(scan.reader.last_seq)
+    _emit(args, result, tx.compliance_text)
+    return errors.EXIT_FINDING if result.discrepancies else errors.EXIT_OK
+
+
 def _diff(args: argparse.Namespace) -> int:
     from replay.diff import diff
 
@@ -216,6 +234,13 @@ def _positive(text: str) -> int:
     if value == 0:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _year(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a year: {text!r}") from None
 
 
 def _common() -> argparse.ArgumentParser:
@@ -298,6 +323,14 @@ def _add_report_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--instrument", metavar="X")
     p.set_defaults(run=_guarded(_market))
+
+    p = sub.add_parser(
+        "compliance", parents=[common],
+        help="a compliance year: obligations, surrenders, offsets, shortfalls, penalties",
+    )  # fmt: skip
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--year", type=_year, required=True, metavar="Y", help="compliance year")
+    p.set_defaults(run=_guarded(_compliance))
 
     p = sub.add_parser("diff", parents=[common], help="where two logs first diverge")
     p.add_argument("dir_a", metavar="DIR_A")

@@ -348,3 +348,81 @@ def diff_text(result) -> str:
         lines.append(f"{label}: {describe(command)}")
         lines += [f"   -> {describe(event)}" for event in events]
     return "\n".join(lines)
+
+
+# -- compliance ------------------------------------------------------------------------------------
+
+
+def compliance_text(report) -> str:
+    """``compliance``: the year's state, each entity's emissions and position, the totals."""
+    if report.closed:
+        headline = (
+            f"compliance year {report.year}: CLOSED at seq {report.closed_seq:,} "
+            f"({timestamp(report.closed_ts_ns)}); reference price "
+            f"{cny(report.reference_price_ticks)}, penalty {report.penalty_multiple} × the "
+            "reference price per tonne short"
+        )
+    else:
+        headline = (
+            f"compliance year {report.year}: OPEN at the end of the log (seq "
+            f"{report.last_seq:,}): shortfalls so far; penalties are set when the year closes"
+        )
+    lines = [headline]
+    if not report.entities:
+        return "\n".join(lines + ["no compliance entities in the log"])
+    lines += ["", "emissions", table(*_emission_table(report.entities)), ""]
+    lines += ["position", table(*_position_table(report)), ""]
+    lines.append(_compliance_totals(report))
+    lines += [f"DISCREPANCY {d}" for d in report.discrepancies]
+    return "\n".join(lines)
+
+
+def _emission_table(entities) -> tuple[tuple[str, ...], list[list[object]]]:
+    rows = [
+        [p.account, p.sector.name, p.province or "-", f"{p.co2_t:,}", f"{p.cf4_kg:,}",
+         f"{p.c2f6_kg:,}", p.gwp.name if p.gwp is not None else "-", f"{p.obligation_t:,}",
+         f"{p.report_seq:,}" if p.report_seq is not None else "-"]  # fmt: skip
+        for p in entities
+    ]
+    headers = ("account", "sector", "province", "CO2 t", "CF4 kg", "C2F6 kg", "GWP",
+               "obligation t", "report seq")  # fmt: skip
+    return headers, rows
+
+
+def _position_table(report) -> tuple[tuple[str, ...], list[list[object]]]:
+    """One column per instrument surrendered by anyone (by vintage), then the sums."""
+    vintages = {(v.kind == "offset", v.vintage or 0, v.instrument)
+                for p in report.entities for v in p.surrendered}  # fmt: skip
+    symbols = [symbol for _, _, symbol in sorted(vintages)]  # allowances by vintage, offsets
+    rows = []
+    for p in report.entities:
+        by_symbol = {v.instrument: v.qty_t for v in p.surrendered}
+        rows.append([
+            p.account, f"{p.obligation_t:,}", *(f"{by_symbol.get(x, 0):,}" for x in symbols),
+            f"{p.surrendered_t:,}", f"{p.offsets_t:,}", f"{p.offset_limit_t:,}",
+            f"{p.shortfall_t:,}", "-" if p.penalty_fen is None else cny(p.penalty_fen),
+            _status(p, report.closed),
+        ])  # fmt: skip
+    headers = ("account", "obligation t", *(f"{x} t" for x in symbols), "allowances t",
+               "offsets t", "offset limit t", "shortfall t", "penalty CNY", "status")  # fmt: skip
+    return headers, rows
+
+
+def _status(position, closed: bool) -> str:
+    status = ("complied" if closed else "covered") if not position.shortfall_t else (
+        "SHORT" if closed else "short so far")  # fmt: skip
+    return status if position.reported else f"{status}, not reported"
+
+
+def _compliance_totals(report) -> str:
+    t = report.totals
+    complied = "complied" if report.closed else "covered so far"
+    short = "short" if report.closed else "short so far"
+    unreported = f", {t.unreported:,} not reported" if t.unreported else ""
+    penalty = (cny(t.penalty_fen) + " CNY") if t.penalty_fen is not None else (
+        "- (the year is open)")  # fmt: skip
+    return (
+        f"totals: {t.entities:,} entities, {t.complied:,} {complied}, {t.short:,} {short}"
+        f"{unreported}; obligation {t.obligation_t:,} t, allowances {t.surrendered_t:,} t, "
+        f"offsets {t.offsets_t:,} t, shortfall {t.shortfall_t:,} t; total penalty {penalty}"
+    )
