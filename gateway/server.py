@@ -74,18 +74,6 @@ assert (E_INSTRUMENT, E_ACCOUNT, E_X1) == (3, 5, 11), "the hot path indexes even
 _encode_into = p.encoder.encode_into
 _pack_length = struct.Struct(">I").pack_into
 
-
-def _queue(connection: Connection, message, dirty: list) -> None:
-    """``Connection.send`` for the hot path (the frame encoding of ``protocol.append_frame``)."""
-    out = connection.out
-    start = len(out)
-    _encode_into(message, out, start + 4)
-    _pack_length(out, start, len(out) - start - 4)
-    connection.out_frames += 1
-    if not connection.dirty:
-        connection.dirty = True
-        dirty.append(connection)
-
 REPLAY_CHUNK_EVENTS = 2_048
 """Replay yields to the event loop after this many events, so live sessions keep going."""
 REPLAY_CHUNK_FRAMES = 4_096
@@ -99,10 +87,12 @@ SOCKET_SEND_BUFFER_BYTES = 256 << 10
 assert 2 * limits.PRICE_LADDER_MAX_TICKS * 20 + 1024 < limits.OUTBOUND_FRAME_BYTES_MAX, (
     "a full-depth snapshot must fit one outbound frame"
 )
-assert limits.BATCH_COMMANDS_MAX * (limits.USER_NAME_CHARS_MAX
-                                    + limits.CLIENT_ORDER_ID_CHARS_MAX + 16) < 16 << 20, (
-    "a full batch's annotations must fit the log's annotation limit"
-)  # fmt: skip
+ANNOTATION_BYTES_MAX = 4 * (limits.USER_NAME_CHARS_MAX + limits.CLIENT_ORDER_ID_CHARS_MAX) + 24
+"""The largest encoded annotation (UTF-8 text: up to four bytes a character, plus framing)."""
+BATCH_MAX = min(limits.BATCH_COMMANDS_MAX, jr.ANNOTATIONS_BYTES_MAX // ANNOTATION_BYTES_MAX - 1)
+"""Commands the gateway puts in one batch: the engine's limit, or fewer so that the batch's
+annotations always fit the log's limit for them."""
+assert BATCH_MAX * ANNOTATION_BYTES_MAX + 8 < jr.ANNOTATIONS_BYTES_MAX
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,6 +160,18 @@ class State(enum.IntEnum):
 
 Origin = tuple
 """Who sent a pending command, for its Ack: (connection, request_id, order_id, client_order_id)."""
+
+
+def _queue(connection: Connection, message, dirty: list) -> None:
+    """``Connection.send`` for the hot path (the frame encoding of ``protocol.append_frame``)."""
+    out = connection.out
+    start = len(out)
+    _encode_into(message, out, start + 4)
+    _pack_length(out, start, len(out) - start - 4)
+    connection.out_frames += 1
+    if not connection.dirty:
+        connection.dirty = True
+        dirty.append(connection)
 
 
 def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOrder) -> tuple:
@@ -370,9 +372,10 @@ class Connection(asyncio.Protocol):
     def end_replay(self) -> None:
         """After ReplayComplete: release the live frames held during the replay."""
         self.replaying = False
-        held, self.held, self.held_frames = self.held, [], 0
+        held, frames = self.held, self.held_frames
+        self.held, self.held_frames = [], 0
         if held:
-            self.write(b"".join(held), 0)
+            self.write(b"".join(held), frames)
 
     def protocol_error(self, code: p.ProtocolErrorCode, text: str) -> None:
         log.info("connection %d: protocol error %s: %s", self.id, code.name, text)
@@ -806,7 +809,7 @@ class Gateway:
         self._records.append(record)
         self._annotations.append(annotation)
         self._origins.append(origin)
-        if len(self._records) >= limits.BATCH_COMMANDS_MAX:
+        if len(self._records) >= BATCH_MAX:
             self._flush()
 
     def _after_io(self) -> None:
