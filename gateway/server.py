@@ -830,10 +830,10 @@ class Gateway:
             self._flush_handle = None
         if not self._records or self.failure is not None or self.closed:
             return
-        records = np.array(self._records, dtype=COMMAND_DTYPE)
-        annotations, origins = self._annotations, self._origins
+        pending, annotations, origins = self._records, self._annotations, self._origins
         self._records, self._annotations, self._origins = [], [], []
         try:
+            records = np.array(pending, dtype=COMMAND_DTYPE)
             blob = jr.encode_annotations([encode_annotation(a) for a in annotations],
                                          len(annotations))  # fmt: skip
             events = self.exchange.submit_records(records, blob)
