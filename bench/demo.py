@@ -1,25 +1,37 @@
-"""``cets demo``: the whole product on one trading day of the national carbon market.
+"""``cets demo``: the whole product on a trading day of the national carbon market.
 
-It creates a data directory, opens an exchange on the shipped national market definition,
-simulates a trading day (``bench.simulation``), closes the session, then reopens the log from
-disk and replays it with the audit (every batch's recomputed events against the digest the
-log recorded) and prints a short summary.
+It creates a data directory, starts the exchange with its TCP gateway on a loopback port and
+drives it through real client sessions (``bench.demo_gateway``): the registry opens 3,398
+accounts and issues allocations computed with the power-sector benchmark formula, the operator
+opens the session, some thirty trading firms trade concurrently, the operator closes the
+session, and the registry takes the emissions reports and surrenders and closes the 2024
+compliance year.  Then it reads the log back from disk with ``replay``: the audit recomputes
+every batch's events and compares them with the digests the log recorded, and the summary
+(orders, trades, prices per vintage, compliance position) is built from the replayed events.
+
+``--embedded`` skips the gateway and submits the same flow straight to the sequencer.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from bench import progress
 from bench.simulation import Simulation, trading_dates
+from engine import records as r
 from engine import schema as s
 from engine.market import national_market
 from engine.sequencer import MARKET_FILE, Exchange
+from replay.audit import audit
+from replay.compliance import ComplianceReport
+from replay.datadir import open_data_dir
+from replay.reports import Consumer, MarketReport, scan_events
 
 DEFAULT_DATA_DIR = Path("cets-demo-data")
 COMPLIANCE_YEAR = 2024
@@ -36,106 +48,110 @@ def _fresh_directory(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-class DayTotals:
-    """What the summary reports, accumulated from the events as they are acknowledged."""
-
-    def __init__(self) -> None:
-        self.kinds: Counter[str] = Counter()
-        self.closes: list[s.SessionClosed] = []
-        self.accounts: set[int] = set()
-        self.compliance: list[s.ComplianceReported] = []
-        self.issued_t = 0
-
-    def add(self, events: list) -> None:
-        for event in events:
-            self.kinds[type(event).__name__] += 1
-            if type(event) is s.SessionClosed:
-                self.closes.append(event)
-            elif type(event) is s.TradeExecuted:
-                self.accounts.update((event.taker_account, event.maker_account))
-            elif type(event) is s.ComplianceReported:
-                self.compliance.append(event)
-            elif type(event) is s.AllowancesIssued:
-                self.issued_t += event.qty_t
+# -- the embedded path -------------------------------------------------------------------------
 
 
-def _run_day(exchange: Exchange, sim: Simulation, date: int, orders: int, totals: DayTotals):
-    references = {sym: exchange.engine.status(sym).reference_price_ticks for sym in sim.fair}
-    totals.add(exchange.submit([s.OpenSession(trading_date=date)]).events)
-    day = sim.day(date, orders, references)
-    _submit_all(exchange, day.commands, totals, f"trading day {date}")
-    totals.add(exchange.submit([s.CloseSession(trading_date=date)]).events)
-    return len(day.commands)
-
-
-def _submit_all(exchange: Exchange, commands: list, totals: DayTotals, label: str) -> None:
+def _submit_all(exchange: Exchange, commands: list, label: str) -> int:
     bar = progress.Bar(len(commands), label)
     for start in range(0, len(commands), BATCH):
         batch = commands[start : start + BATCH]
-        totals.add(exchange.submit(batch).events)
+        exchange.submit(batch)
         bar.advance(len(batch))
     bar.close()
-
-
-def _compliance(exchange: Exchange, sim: Simulation, year: int, totals: DayTotals) -> int:
-    """Report, surrender and close the compliance year; returns the commands sent."""
-    engine = exchange.engine
-    symbols = engine.codec.symbols
-
-    def tradable(account: int, symbol: str) -> int:
-        status = engine.account(account)
-        return 0 if status is None else status.holdings[symbols.index(symbol)].tradable_t
-
-    closes = [c for c in totals.closes if c.instrument == f"CEA-{year}"]
-    reference = closes[-1].close_ticks if closes else engine.status(f"CEA-{year}").reference_price_ticks
-    commands = sim.compliance(year, reference, tradable)
-    _submit_all(exchange, commands, totals, f"compliance {year}")
     return len(commands)
 
 
-def _print_compliance(totals: DayTotals, year: int) -> None:
-    reports = totals.compliance
-    short = [r for r in reports if r.shortfall_t > 0]
-    obligation = sum(r.obligation_t for r in reports)
-    print(f"\ncompliance {year}   {len(reports):,} entities, obligation {obligation:,} tCO2e, "
-          f"surrendered {sum(r.surrendered_t for r in reports):,} t "
-          f"(offsets {sum(r.offsets_t for r in reports):,} t)")  # fmt: skip
-    rate = 100 * (len(reports) - len(short)) / max(1, len(reports))
-    print(f"                  {len(reports) - len(short):,} complied ({rate:.2f} %), "
-          f"{len(short)} short by {sum(r.shortfall_t for r in short):,} t, penalties "
-          f"{sum(r.penalty_fen for r in short) // 100:,} CNY")  # fmt: skip
+def run_embedded(data_dir: Path, market, sim: Simulation, dates: list[int], orders: int,
+                 year: int) -> tuple[float, int]:  # fmt: skip
+    """The same flow as the gateway demo, submitted to the sequencer in this process.
+
+    Returns the start time (after the engine is compiled) and the number of commands."""
+    with Exchange.open(data_dir, market) as exchange:
+        started = time.perf_counter()
+        engine = exchange.engine
+        sent = _submit_all(exchange, sim.setup(year), "registry set-up")
+        for date in dates:
+            references = {sym: engine.status(sym).reference_price_ticks for sym in sim.fair}
+            exchange.submit([s.OpenSession(trading_date=date)])
+            sent += _submit_all(exchange, sim.day(date, orders, references).commands, f"day {date}")
+            exchange.submit([s.CloseSession(trading_date=date)])
+            sent += 2
+        symbols = market.symbols
+        tradable = engine._holdings()[:, :, 0].copy()
+        reference = engine.status(f"CEA-{year}").reference_price_ticks
+        commands = sim.compliance(year, reference,
+                                  lambda a, sym: int(tradable[a, symbols.index(sym)]))  # fmt: skip
+        sent += _submit_all(exchange, commands, f"compliance {year}")
+    return started, sent
 
 
-def _print_summary(sim, totals: DayTotals, commands: int, seconds: float, audit) -> None:
-    fen = 100
+# -- the summary, from the log -----------------------------------------------------------------
+
+
+class _Counts(Consumer):
+    """Events by kind, and the accounts that traded."""
+
+    kinds = frozenset(range(1, 40))
+
+    def __init__(self) -> None:
+        self.by_kind: Counter[int] = Counter()
+        self.traders: set[int] = set()
+        self.allocated_t = 0
+
+    def take(self, rows: np.ndarray) -> None:
+        kinds, counts = np.unique(rows[:, r.E_KIND], return_counts=True)
+        self.by_kind.update(dict(zip(kinds.tolist(), counts.tolist(), strict=True)))
+        trades = rows[rows[:, r.E_KIND] == r.EV_TRADE]
+        self.traders.update(trades[:, r.E_ACCOUNT].tolist())
+        self.traders.update(trades[:, r.E_X1].tolist())
+        self.allocated_t += int(rows[rows[:, r.E_KIND] == r.EV_ISSUED][:, r.E_QTY].sum())
+
+
+def _print_summary(sim, data_dir: Path, seconds: float, requests: int, refused: int) -> bool:
+    data = open_data_dir(data_dir)
+    counts, market_report = _Counts(), MarketReport(data)
+    compliance = ComplianceReport(data, COMPLIANCE_YEAR)
+    scan_events(data, [counts, market_report, compliance])
+    checked = audit(data)
+    k = counts.by_kind
+    sectors = Counter(p.sector for p in sim.participants)
     print(f"participants      {len(sim.participants):,} accounts "
-          f"({', '.join(f'{n} {sector}' for sector, n in _sectors(sim).items())})")  # fmt: skip
-    print(f"commands          {commands:,} in {seconds:.2f} s ({commands / seconds:,.0f}/s, "
-          "every batch synced to disk before it was acknowledged)")  # fmt: skip
-    print(f"orders            {totals.kinds['OrderAccepted']:,} accepted, "
-          f"{totals.kinds['OrderRejected']:,} rejected, {totals.kinds['OrderCancelled']:,} "
-          f"cancelled or expired, {totals.kinds['OrderModified']:,} modified")  # fmt: skip
-    print(f"trades            {totals.kinds['TradeExecuted']:,} between "
-          f"{len(totals.accounts):,} accounts")  # fmt: skip
-    print(f"registry          {totals.kinds['AccountOpened']:,} accounts opened, "
-          f"{totals.issued_t:,} t allocated, {totals.kinds['AllowancesSurrendered']:,} "
-          "surrenders")  # fmt: skip
-    print(f"\n{'vintage':<12} {'open':>8} {'high':>8} {'low':>8} {'close':>8} "
-          f"{'volume t':>12} {'value CNY':>16}")  # fmt: skip
-    for c in totals.closes:
-        print(f"{c.instrument:<12} {c.open_ticks / fen:>8.2f} {c.high_ticks / fen:>8.2f} "
-              f"{c.low_ticks / fen:>8.2f} {c.close_ticks / fen:>8.2f} {c.volume_t:>12,} "
-              f"{c.value_fen // fen:>16,}")  # fmt: skip
-    _print_compliance(totals, sim_year(sim))
-    print(f"\naudit             {audit}")
+          f"({', '.join(f'{n:,} {sector}' for sector, n in sectors.items())})")  # fmt: skip
+    print(f"requests          {requests:,} in {seconds:.2f} s ({requests / seconds:,.0f}/s), each "
+          f"acknowledged after its batch was synced to disk; {refused:,} refused by the gateway")  # fmt: skip
+    print(f"orders            {k[r.EV_ACCEPTED]:,} accepted, {k[r.EV_REJECTED]:,} rejected, "
+          f"{k[r.EV_CANCELLED]:,} cancelled or expired, {k[r.EV_MODIFIED]:,} modified")  # fmt: skip
+    print(f"trades            {k[r.EV_TRADE]:,} between {len(counts.traders):,} accounts")
+    print(f"registry          {k[r.EV_ACCOUNT_OPENED]:,} accounts opened, "
+          f"{counts.allocated_t:,} t allocated, {k[r.EV_SURRENDERED]:,} surrenders")  # fmt: skip
+    _print_market(market_report.result())
+    _print_compliance(compliance.result())
+    print(f"\naudit             {checked.batches:,} batches, {checked.commands:,} commands and "
+          f"{checked.events:,} events replayed from the log: "
+          + ("every batch matches its recorded digest" if checked.ok else "DIVERGENCE")
+          + f"; state hash {checked.state_hash[:16]}…")  # fmt: skip
+    return checked.ok
 
 
-def sim_year(sim: Simulation) -> int:
-    return COMPLIANCE_YEAR
+def _print_market(bars) -> None:
+    fen = 100
+    print(f"\n{'day':<9} {'vintage':<12} {'open':>7} {'high':>7} {'low':>7} {'close':>7} "
+          f"{'volume t':>12} {'value CNY':>15}")  # fmt: skip
+    for b in bars:
+        if b.trades:
+            print(f"{b.trading_date:<9} {b.instrument:<12} {b.open_ticks / fen:>7.2f} "
+                  f"{b.high_ticks / fen:>7.2f} {b.low_ticks / fen:>7.2f} "
+                  f"{b.close_ticks / fen:>7.2f} {b.volume_t:>12,} {b.value_fen // fen:>15,}")  # fmt: skip
 
 
-def _sectors(sim: Simulation) -> dict[str, int]:
-    return dict(Counter(p.sector for p in sim.participants))
+def _print_compliance(year) -> None:
+    t = year.totals
+    print(f"\ncompliance {year.year}   {t.entities:,} entities, obligation {t.obligation_t:,} "
+          f"tCO2e, surrendered {t.surrendered_t:,} t (offsets {t.offsets_t:,} t)")  # fmt: skip
+    rate = 100 * t.complied / max(1, t.entities)
+    penalty = "" if t.penalty_fen is None else f", penalties {t.penalty_fen // 100:,} CNY"
+    print(f"                  {t.complied:,} complied ({rate:.2f} %), {t.short} short by "
+          f"{t.shortfall_t:,} t{penalty}")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,33 +160,22 @@ def run(args: argparse.Namespace) -> int:
     _fresh_directory(data_dir)
     market = national_market()
     sim = Simulation(market, seed=args.seed, scale=args.scale)
-    totals = DayTotals()
+    dates = list(trading_dates(args.first_date, args.days))
     print(f"cets demo: national carbon market, data directory {data_dir}/, seed {args.seed}")
-    commands = 0
-    compile_started = time.perf_counter()
-    with Exchange.open(data_dir, market) as exchange:
-        print(f"engine ready in {time.perf_counter() - compile_started:.1f} s "
-              "(Numba compiles on the first run and caches the machine code)")  # fmt: skip
-        started = time.perf_counter()
-        setup = sim.setup(COMPLIANCE_YEAR)
-        _submit_all(exchange, setup, totals, "registry set-up")
-        commands += len(setup)
-        for date in trading_dates(args.first_date, args.days):
-            commands += _run_day(exchange, sim, date, args.orders, totals)
-        commands += _compliance(exchange, sim, COMPLIANCE_YEAR, totals)
-        seconds = time.perf_counter() - started
-        final_hash = exchange.state_hash()
-        last_seq = exchange.last_seq
-    with Exchange.open(data_dir, audit_replay=True, snapshot_every_events=None) as replayed:
-        report = replayed.recovery_report
-        matched = replayed.state_hash() == final_hash and replayed.last_seq == last_seq
-    audit = (
-        f"replayed {report.commands_replayed:,} commands from the log: every batch's events "
-        f"match the recorded digests; state hash {final_hash[:16]}… "
-        + ("matches the live engine" if matched else "DIFFERS from the live engine")
-    )
-    _print_summary(sim, totals, commands, seconds, audit)
-    return 0 if matched else 1
+    if args.embedded:
+        started, requests = run_embedded(data_dir, market, sim, dates, args.orders,
+                                         COMPLIANCE_YEAR)  # fmt: skip
+        refused = 0
+    else:
+        from bench.demo_gateway import run_through_gateway
+
+        driver = run_through_gateway(data_dir, market, sim, dates, args.orders,
+                                     COMPLIANCE_YEAR)  # fmt: skip
+        requests, refused = driver.requests, driver.refused
+        started = driver.started
+    seconds = time.perf_counter() - started
+    ok = _print_summary(sim, data_dir, seconds, requests, refused)
+    return 0 if ok else 1
 
 
 def add_command(subparsers) -> None:
@@ -181,8 +186,6 @@ def add_command(subparsers) -> None:
     demo.add_argument("--orders", type=int, default=20_000, help="new orders per day")
     demo.add_argument("--scale", type=float, default=1.0, help="fraction of the 3,398 entities")
     demo.add_argument("--first-date", type=int, default=20251215)
+    demo.add_argument("--embedded", action="store_true",
+                      help="no gateway: submit straight to the sequencer in this process")  # fmt: skip
     demo.set_defaults(run=run)
-
-
-if __name__ == "__main__":
-    sys.exit(run(argparse.Namespace()))
