@@ -42,23 +42,12 @@ from engine import ledger
 from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, codes, offsets
 from engine.ledger import emit as _ev
 from engine.records import (
-    E_ACCOUNT,
-    E_INSTRUMENT,
-    E_KIND,
-    E_ORDER_ID,
-    E_PRICE,
-    E_QTY,
-    E_REASON,
-    E_SEQ,
-    E_SIDE,
-    E_TS,
     E_X0,
     E_X1,
     E_X2,
     E_X3,
     E_X4,
     E_X5,
-    EVENT_FIELDS,
 )
 
 # ------------------------------------------------------------------------------------------
