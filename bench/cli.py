@@ -78,8 +78,24 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_carbon(args: argparse.Namespace) -> int:
+    from bench import carbon, machine
+
+    base = {"tiny": 2, "small": 40, "full": 200}[args.size]
+    rush_days = {"tiny": 1, "small": 5, "full": 20}[args.size]
+    info = machine.describe()
+    print(f"bench carbon: national market, 3,398 accounts; {base} new orders per ordinary day "
+          f"(x3 Oct, x6 Nov, x10 Dec); rush: last {rush_days} days at 100x December; "
+          f"seed {args.seed}")  # fmt: skip
+    print(machine.line(info))
+    results = [carbon.run_workload(w, base, args.seed, rush_days) for w in ("year", "rush")]
+    print(carbon.format_table(results))
+    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
+    return 0 if all(r.hashes_equal is not False for r in results) else 1
+
+
 def _bench_all(args: argparse.Namespace) -> int:
-    codes = [_bench_core(args), _bench_journal(args), _bench_gateway(args)]
+    codes = [_bench_core(args), _bench_journal(args), _bench_carbon(args), _bench_gateway(args)]
     return max(codes)
 
 
@@ -109,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, run, text in (
         ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
         ("gateway", _bench_gateway, "loopback throughput and open-loop latency"),
-        ("all", _bench_all, "core, journal and gateway"),
+        ("carbon", _bench_carbon, "a simulated year of the national market, and a 100x rush"),
+        ("all", _bench_all, "core, journal, carbon and gateway"),
     ):
         layer = layers.add_parser(name, help=text)
         layer.add_argument("--size", choices=["tiny", "small", "full"], default="small")

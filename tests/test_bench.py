@@ -48,3 +48,13 @@ def test_bench_journal_tiny(tmp_path, capsys) -> None:
     assert all(a["commands"] > 0 and a["commands_per_s"] > 0 for a in results["append"])
     assert results["replay_events_per_s"] > 0 and results["audit_events_per_s"] > 0
     assert "recovery with full audit" in capsys.readouterr().out
+
+
+def test_bench_carbon_tiny(tmp_path, capsys) -> None:
+    out = tmp_path / "carbon.json"
+    assert cli.main(["bench", "carbon", "--size", "tiny", "--json", str(out)]) == 0
+    year, rush = json.loads(out.read_text())["results"]
+    assert year["hashes_equal"] is True and year["days"] == 242
+    assert rush["commands"] > 0 and rush["hashes_equal"] is None
+    assert year["complied"] + year["short"] == 3_378
+    assert "compiled and reference event hashes equal: True" in capsys.readouterr().out
