@@ -39,7 +39,7 @@ FIRST_YEAR = 2021
 # (fees buy/sell bps, registry_keys, penalty multiple): registry_keys are powers of two, the
 # sizes at which the compiled key table's capacity equals registry_keys (see
 # tests/test_registry_scenarios.py::test_key_table_holds_exactly_registry_keys).
-CONFIGS = [((0, 0), 4096, 5), ((30, 20), 1024, 7), ((125, 3), 512, 10), ((1, 9999), 32, 5)]
+CONFIGS = [((0, 0), 1 << 18, 5), ((30, 20), 1024, 7), ((125, 3), 512, 10), ((1, 9999), 32, 5)]
 
 
 def registry_market(config: tuple, registry: bool = True) -> MarketDefinition:
@@ -75,6 +75,9 @@ class RegistryStream:
         self.date = 20250101
         self.next_key = 1
         self.used_keys: list[int] = []
+        self.seq = 0
+        self.first_open_year = FIRST_YEAR
+        """Compliance years drift forward through long runs, as years get closed."""
 
     # -- fields ----------------------------------------------------------------------------------
     def key(self) -> int:
@@ -110,7 +113,8 @@ class RegistryStream:
         rng = self.rng
         if rng.random() < 0.05:
             return rng.choice([FIRST_YEAR - 1, FIRST_YEAR + 16, 0, 2**16 + 2023])
-        return rng.choice([2021, 2022, 2023, 2023, 2024, 2024, 2025, 2026])
+        base = self.first_open_year
+        return min(base + rng.choice([0, 1, 2, 2, 3, 3, 4, 5]), FIRST_YEAR + 15)
 
     # -- registry --------------------------------------------------------------------------------
     def registry(self) -> s.Command:  # noqa: C901 - one branch per command, flat
@@ -121,6 +125,8 @@ class RegistryStream:
              "freeze_account", "unfreeze_account", "cancel", "report", "surrender", "close"],
             weights=[3, 10, 8, 6, 4, 8, 4, 4, 1.5, 4, 3, 8, 10, 1],
         )[0]  # fmt: skip
+        if name == "close" and rng.random() > 3_000 / (3_000 + self.seq):
+            name = "report"  # closes grow rarer, so that long runs keep open years
         if name == "open":
             kind = rng.choices([1, 2, 3, 4, 0, 5, 255], weights=[30, 30, 5, 3, 1, 1, 1])[0]
             sector = rng.choice([0, 1, 2, 3, 4, 9, 9, 5, 255])
@@ -139,8 +145,10 @@ class RegistryStream:
             return s.TransferAllowances(key=key, account=account, to_account=self.account(),
                                         instrument=self.symbol(), qty_t=self.qty())  # fmt: skip
         if name in ("claw", "freeze", "unfreeze", "cancel"):
-            cls = {"claw": s.ClawBack, "freeze": s.FreezeAllowances,
-                   "unfreeze": s.UnfreezeAllowances, "cancel": s.CancelAllowances}[name]  # fmt: skip
+            cls = {
+                "claw": s.ClawBack, "freeze": s.FreezeAllowances,
+                "unfreeze": s.UnfreezeAllowances, "cancel": s.CancelAllowances,
+            }[name]  # fmt: skip
             return cls(key=key, account=account, instrument=self.symbol(), qty_t=self.qty())
         if name in ("freeze_account", "unfreeze_account"):
             cls = s.FreezeAccount if name == "freeze_account" else s.UnfreezeAccount
@@ -151,14 +159,17 @@ class RegistryStream:
             gases = [rng.randint(0, 5_000), rng.choice([0, 0, 35, 480]), rng.choice([0, 0, 7, 95])]
             if rng.random() < 0.04:
                 gases[rng.randrange(3)] = rng.choice([-1, limits.QTY_MAX_T + 1])
+            gwp = rng.choices([1, 2, 3, 0, 4], weights=[3, 10, 3, 1, 1])[0]
             return s.ReportEmissions(key=key, account=account, year=self.year(), co2_t=gases[0],
-                                     cf4_kg=gases[1], c2f6_kg=gases[2],
-                                     gwp=rng.choices([1, 2, 3, 0, 4], weights=[3, 10, 3, 1, 1])[0])  # fmt: skip
+                                     cf4_kg=gases[1], c2f6_kg=gases[2], gwp=gwp)  # fmt: skip
         if name == "surrender":
             return s.SurrenderAllowances(key=key, account=account, instrument=self.symbol(),
                                          year=self.year(), qty_t=self.qty())  # fmt: skip
         price = rng.choice([6_000, 6_000, 123, 0, -1])
-        return s.CloseComplianceYear(key=key, year=self.year(), reference_price_ticks=price)
+        year = self.year()
+        if year == self.first_open_year and price > 0:
+            self.first_open_year = min(year + 1, FIRST_YEAR + 11)
+        return s.CloseComplianceYear(key=key, year=year, reference_price_ticks=price)
 
     # -- trading ---------------------------------------------------------------------------------
     def price(self, symbol: str) -> int:
@@ -199,6 +210,7 @@ class RegistryStream:
 
     def next(self, seq: int) -> s.Command:
         rng = self.rng
+        self.seq = seq
         roll = rng.random()
         if roll < 0.40:
             command = self.submit()
@@ -228,8 +240,9 @@ class RegistryStream:
         for account, kind in kinds.items():
             commands.append(s.OpenAccount(key=self.fresh_key(), account=account, kind=kind,
                                           sector=account % 5, province=310000))  # fmt: skip
+            amount = self.rng.choice([200_000, 3_000_000])
             commands.append(s.DepositCash(key=self.fresh_key(), account=account,
-                                          amount_fen=self.rng.choice([200_000, 3_000_000])))  # fmt: skip
+                                          amount_fen=amount))  # fmt: skip
             for symbol in SYMBOLS:
                 commands.append(s.IssueAllowances(key=self.fresh_key(), account=account,
                                                   instrument=symbol, qty_t=300))  # fmt: skip

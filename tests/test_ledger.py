@@ -268,8 +268,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(account=accounts, year=years, co2=st.integers(0, 3_000), cf4=st.sampled_from([0, 80]),
           gwp=st.sampled_from([1, 2, 3, 0]))  # fmt: skip
     def report(self, account, year, co2, cf4, gwp) -> None:
-        self.registry(s.ReportEmissions(key=next(self.keys), account=account, year=year,
-                                        co2_t=co2, cf4_kg=cf4, c2f6_kg=cf4 // 8, gwp=gwp))  # fmt: skip
+        self.registry(s.ReportEmissions(
+            key=next(self.keys), account=account, year=year, co2_t=co2, cf4_kg=cf4,
+            c2f6_kg=cf4 // 8, gwp=gwp,
+        ))  # fmt: skip
 
     @rule(account=accounts, symbol=symbols, year=years, qty=tonnes)
     def surrender(self, account, symbol, year, qty) -> None:

@@ -19,7 +19,7 @@ from engine import allocation, limits
 from engine import schema as s
 from engine import snapshot_format as snap
 from engine.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
-from tests.conftest import DATE1, DATE2, DATE3, small_market, step
+from tests.conftest import DATE1, DATE2, small_market, step
 
 R = s.RejectReason
 C = s.CancelReason
@@ -850,10 +850,9 @@ def test_banking_is_allowed_and_borrowing_is_not(desk: Desk) -> None:
     assert desk.held(POWER, V25) == (0, 0, 0, 0) and desk.held(POWER, V23) == (0, 0, 0, 0)
 
 
-def test_a_full_compliance_year(engine_cls) -> None:
-    """Allocate (power benchmarks) → trade → report (aluminium under AR5 and AR6) → surrender
-    (banking, offsets) → close: the report names each entity's shortfall and penalty."""
-    desk = Desk(engine_cls(registry_market()))
+def _allocate_2024(desk: Desk) -> None:
+    """Five entities (two power, two aluminium, one cement), an investor and an authority;
+    power allocated by benchmark (pre-allocation, then true-up), the rest by plain issuance."""
     desk.ok(s.OpenAccount, account=FEE, kind=K.FEE)
     entities = {1: s.Sector.POWER, 2: s.Sector.POWER, 5: s.Sector.ALUMINIUM,
                 6: s.Sector.ALUMINIUM, 7: s.Sector.CEMENT}  # fmt: skip
@@ -864,7 +863,6 @@ def test_a_full_compliance_year(engine_cls) -> None:
     desk.ok(s.OpenAccount, account=3, kind=K.INVESTOR)
     desk.ok(s.OpenAccount, account=4, kind=K.AUTHORITY, province=150000)
 
-    # -- allocation: power by benchmark, aluminium and the investor's lot by plain issuance ----
     previous = {1: 10_000, 2: 5_000}
     for command in allocation.pre_allocate(2024, V24, previous):
         desk.do(command)
@@ -889,7 +887,9 @@ def test_a_full_compliance_year(engine_cls) -> None:
     desk.ok(s.IssueAllowances, account=6, instrument=V25, qty_t=500)
     assert desk.held(1) == (10_008, 0, 0, 0) and desk.held(2) == (2_630, 0, 0, 0)
 
-    # -- trading: entity 1 is short and buys from the investor and from entity 2 --------------
+
+def _trade_2024(desk: Desk) -> None:
+    """Entity 1 is short and buys from the investor and from entity 2 (settled T+1)."""
     desk.do(s.OpenSession(trading_date=DATE1))
     desk.do(order(1, 3, SELL, 100, 6000))
     desk.do(order(2, 2, SELL, 200, 6050))
@@ -903,7 +903,10 @@ def test_a_full_compliance_year(engine_cls) -> None:
     assert refused[0].reason == R.INSUFFICIENT_ALLOWANCES
     desk.do(s.OpenSession(trading_date=DATE2))
 
-    # -- verified emissions ------------------------------------------------------------------
+
+def _report_and_surrender_2024(desk: Desk) -> None:
+    """Verified emissions (aluminium under AR5 and under AR6), then surrenders: banking of
+    2023, offsets up to 5 %, no borrowing of 2025; entity 6 stays 179 t short."""
     reports = {1: dict(co2_t=10_500), 2: dict(co2_t=2_400),
                5: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR5),
                6: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR6)}  # fmt: skip
@@ -911,8 +914,6 @@ def test_a_full_compliance_year(engine_cls) -> None:
                                     **report).obligation_t
                    for account, report in reports.items()}  # fmt: skip
     assert obligations == {1: 10_500, 2: 2_400, 5: 1_969, 6: 2_079}
-
-    # -- surrender ---------------------------------------------------------------------------
     desk.ok(s.SurrenderAllowances, account=1, instrument=V24, year=2024, qty_t=10_308)
     desk.ok(s.IssueAllowances, account=1, instrument=CCER, qty_t=192)
     desk.ok(s.SurrenderAllowances, account=1, instrument=CCER, year=2024, qty_t=192)  # ≤ 525
@@ -926,7 +927,15 @@ def test_a_full_compliance_year(engine_cls) -> None:
     assert refused[0].reason == R.VINTAGE_NOT_ELIGIBLE
     desk.ok(s.SurrenderAllowances, account=6, instrument=V24, year=2024, qty_t=1_900)
 
-    # -- close: one ComplianceReported per entity, ascending, then the closing event ---------
+
+def test_a_full_compliance_year(engine_cls) -> None:
+    """Allocate (power benchmarks) → trade → report (aluminium under AR5 and AR6) → surrender
+    (banking, offsets) → close: the report names each entity's shortfall and penalty."""
+    desk = Desk(engine_cls(registry_market()))
+    _allocate_2024(desk)
+    _trade_2024(desk)
+    _report_and_surrender_2024(desk)
+    # one ComplianceReported per entity, ascending, then the closing event
     events = desk.reg(s.CloseComplianceYear, key=4242, year=2024, reference_price_ticks=6_000)
     seq = events[0].seq
     report = [e for e in events if type(e) is s.ComplianceReported]
@@ -940,7 +949,7 @@ def test_a_full_compliance_year(engine_cls) -> None:
     assert events[-1] == s.ComplianceYearClosed(seq, 0, 4242, 2024, 5, 6_000)
     assert len(events) == 6
 
-    # -- a closed year takes nothing more; surrendered allowances are gone for good ----------
+    # a closed year takes nothing more; surrendered allowances are gone for good
     late = desk.reg(s.SurrenderAllowances, account=6, instrument=V24, year=2024, qty_t=1)
     assert late[0].reason == R.YEAR_CLOSED
     assert desk.reg(s.ReportEmissions, account=6, year=2024, co2_t=1)[0].reason == R.YEAR_CLOSED
