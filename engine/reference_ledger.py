@@ -664,4 +664,4 @@ class Ledger:
             assert p.reported or p.surrendered_t or p.offsets_t, f"empty position {year}/{account}"
             assert p.reported or p.obligation_t == 0, f"obligation unreported {year}/{account}"
         assert len(self.keys) <= self.key_capacity, f"{len(self.keys)} keys > capacity"
-        assert all(key > 0 for key in self.keys), "a non-positive idempotency key"
+        # (keys are positive by construction: apply() and restore() refuse any other)

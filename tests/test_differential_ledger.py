@@ -31,6 +31,8 @@ from engine.reference import ReferenceEngine
 COMMANDS = int(os.environ.get("CETS_DIFF_COMMANDS", "10000"))
 SEEDS = int(os.environ.get("CETS_DIFF_SEEDS", "4"))
 CHECK_EVERY = 250
+SNAPSHOT_EVERY = 5_000
+"""Snapshot bytes are compared less often: their size grows with the keys remembered."""
 SYMBOLS = ["CEA-2023", "CEA-2025", "CCER"]
 ACCOUNTS = 8
 FEE_ACCOUNT = 0
@@ -259,13 +261,14 @@ def _stamped(command: s.Command, seq: int) -> s.Command:
     return type(command)(**{**fields, "seq": seq, "ts_ns": seq * 1_000})
 
 
-def _assert_same_state(compiled, reference, market: MarketDefinition, where: str) -> None:
+def _assert_same_state(compiled, reference, where: str, snapshots: bool = True) -> None:
     compiled.check_invariants()
     reference.check_invariants()
     assert compiled.state_hash() == reference.state_hash(), where
     for account in range(-1, ACCOUNTS + 1):
         assert compiled.account(account) == reference.account(account), f"{where}: {account}"
-    assert compiled.export_state() == reference.export_state(), f"{where}: snapshots differ"
+    if snapshots:
+        assert compiled.export_state() == reference.export_state(), f"{where}: snapshots differ"
 
 
 def _run(seed: int, market: MarketDefinition, swap_at: set[int]) -> dict[str, int]:
@@ -285,14 +288,15 @@ def _run(seed: int, market: MarketDefinition, swap_at: set[int]) -> dict[str, in
                 name += "." + event.reason.name
             counts[name] = counts.get(name, 0) + 1
         if seq % CHECK_EVERY == 0:
-            _assert_same_state(compiled, reference, market, f"seed {seed}, seq {seq}")
+            where = f"seed {seed}, seq {seq}"
+            _assert_same_state(compiled, reference, where, snapshots=seq % SNAPSHOT_EVERY == 0)
         if seq in swap_at:  # each engine continues from the other's snapshot
             compiled, reference = (
                 CompiledEngine.from_state(market, reference.export_state()),
                 ReferenceEngine.from_state(market, compiled.export_state()),
             )
             assert compiled.state_hash() == reference.state_hash(), f"seed {seed}: swap {seq}"
-    _assert_same_state(compiled, reference, market, f"seed {seed}, end")
+    _assert_same_state(compiled, reference, f"seed {seed}, end")
     return counts
 
 
