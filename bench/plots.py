@@ -60,6 +60,7 @@ def gateway_latency(latency, directory: Path, machine_line: str) -> Path:
         ax.annotate(f"{value:,.0f} µs", (label, value), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
     ax.set_yscale("log")
+    ax.margins(x=0.12, y=0.15)
     ax.set_ylabel("order to acknowledgement, µs (log scale)")
     ax.set_title(f"gateway latency at {latency.offered_per_s:,} orders/s offered, "
                  f"sync every batch", fontsize=10)  # fmt: skip
