@@ -41,6 +41,12 @@ from numba import njit
 from engine import ledger
 from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, codes, offsets
 from engine.ledger import emit as _ev
+
+DEPENDENCIES_DIGEST = "7c9cafdf779e0db5"
+"""blake2b-64 of engine/layout.py, ledger.py and records.py.  Numba's on-disk cache is keyed on
+the defining file only, so compiled functions here would keep stale copies of the constants and
+ledger code they inline; a test fails until this value is updated, which changes this file and
+so invalidates its cache.  Update it with ``python -m engine.kernel``."""
 from engine.records import (
     E_X0,
     E_X1,
@@ -912,3 +918,22 @@ def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     _link_tail(st, slot)
     return slot
 
+
+def dependencies_digest() -> str:
+    """The current digest of the files whose code and constants this module compiles in."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sources = b"".join((here / name).read_bytes() for name in ("layout.py", "ledger.py", "records.py"))
+    return hashlib.blake2b(sources, digest_size=8).hexdigest()
+
+
+if __name__ == "__main__":  # refresh DEPENDENCIES_DIGEST after editing a dependency
+    from pathlib import Path
+
+    path = Path(__file__)
+    text = path.read_text(encoding="utf-8")
+    current = f'DEPENDENCIES_DIGEST = "{DEPENDENCIES_DIGEST}"'
+    path.write_text(text.replace(current, f'DEPENDENCIES_DIGEST = "{dependencies_digest()}"'),
+                    encoding="utf-8")  # fmt: skip

@@ -15,7 +15,7 @@ M_OFF_INST, M_OFF_ORDERS, M_OFF_HASH, M_OFF_LEVELS, M_OFF_BLOCKS, M_OFF_SUPERS =
 M_NB, M_NS = 22, 23
 (M_REGISTRY, M_FEE_ACCOUNT, M_BUY_BPS, M_SELL_BPS, M_FIRST_YEAR, M_PENALTY, M_OFFSET_BPS,
  M_KEYS_CAP, M_KEYS_USED, M_CLOSED_YEARS, M_DEPOSITED, M_WITHDRAWN, M_OFF_ACC, M_OFF_HOLD,
- M_OFF_COMP, M_OFF_KEYS) = range(24, 40)  # fmt: skip
+ M_OFF_COMP, M_OFF_KEYS, M_KEYS_LIMIT) = range(24, 41)  # fmt: skip
 META_LEN = 48
 
 # --- instrument columns -------------------------------------------------------------------
@@ -56,12 +56,14 @@ CLOSED, OPEN, HALTED = 0, 1, 2
  R_TRADING_DATE, R_MAY_NOT_TRADE, R_ACCOUNT_FROZEN, R_NO_ALLOWANCES, R_NO_CASH, R_INVALID_KEY,
  R_REGISTRY_DISABLED, R_INVALID_AMOUNT, R_ACCOUNT_EXISTS, R_INVALID_KIND, R_NOT_FROZEN,
  R_NOT_COMPLIANCE, R_INVALID_YEAR, R_YEAR_CLOSED, R_INVALID_GWP, R_NOT_ELIGIBLE, R_OFFSET_LIMIT,
- R_REGISTRY_FULL) = range(1, 38)  # fmt: skip
+ R_REGISTRY_FULL, R_FEE_ACCOUNT) = range(1, 39)  # fmt: skip
 COMPLIANCE, INVESTOR, AUTHORITY, FEE = 1, 2, 3, 4
 GWP_CF4 = (0, 7_390, 6_630, 7_380)  # by GwpVersion code: AR4 1, AR5 2, AR6 3
 GWP_C2F6 = (0, 12_200, 11_100, 12_400)
 QTY_MAX_T = 1_000_000_000_000
 CASH_MAX_FEN = 10**16
+CASH_TOTAL_MAX_FEN = 10**18
+OBLIGATION_MAX_T = 10**10
 C_REQUESTED, C_IOC, C_FOK, C_STP, C_MASS, C_SESSION_END = range(1, 7)
 K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
 K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
@@ -97,7 +99,7 @@ def state_size(
     nb = (ladder + 63) >> 6
     ns = (ladder + 4095) >> 12
     header = {M_N_INST: n_inst, M_CAP: cap, M_LADDER: ladder, M_HCAP: hcap, M_NB: nb, M_NS: ns,
-              M_N_ACCOUNTS: accounts, M_KEYS_CAP: kcap}  # fmt: skip
+              M_N_ACCOUNTS: accounts, M_KEYS_CAP: kcap, M_KEYS_LIMIT: keys}  # fmt: skip
     offset = META_LEN
     for key, words in (
         (M_OFF_INST, n_inst * IF),

@@ -104,6 +104,10 @@ def order_reason(st, acct, ins, side, qty, lock_price):
     kind = st[_acc(st, acct, A_KIND)]
     if kind != COMPLIANCE and kind != INVESTOR:
         return R_MAY_NOT_TRADE
+    if st[M_BUY_BPS] + st[M_SELL_BPS] > 0:
+        fee_account = st[M_FEE_ACCOUNT]
+        if not account_open(st, fee_account) or st[_acc(st, fee_account, A_KIND)] != FEE:
+            return R_FEE_ACCOUNT
     if st[_acc(st, acct, A_FROZEN)] != 0:
         return R_ACCOUNT_FROZEN
     if side == SELL:
@@ -282,6 +286,8 @@ def _cash(st, out, n, kind, seq, ts, key, acct, amount):
         st[M_WITHDRAWN] += amount
         event = EV_CASH_WITHDRAWN
     else:
+        if st[M_DEPOSITED] - st[M_WITHDRAWN] + amount > CASH_TOTAL_MAX_FEN:
+            return n, R_INVALID_AMOUNT
         st[cash] += amount
         st[M_DEPOSITED] += amount
         event = EV_CASH_DEPOSITED
@@ -366,6 +372,8 @@ def _report(st, out, n, seq, ts, key, acct, year, co2, cf4, c2f6, gwp):
     if not (0 <= co2 <= QTY_MAX_T and 0 <= cf4 <= QTY_MAX_T and 0 <= c2f6 <= QTY_MAX_T):
         return n, R_INVALID_AMOUNT
     obligation = co2 + (cf4 * GWP_CF4[gwp] + c2f6 * GWP_C2F6[gwp] + 500) // 1000
+    if obligation > OBLIGATION_MAX_T:
+        return n, R_INVALID_AMOUNT
     st[_comp(st, year, acct, C_OBLIGATION)] = obligation
     st[_comp(st, year, acct, C_REPORTED)] = 1
     n = emit(out, n, EV_EMISSIONS, seq, ts, 0, key, acct, 0, 0, obligation, 0)
@@ -410,7 +418,7 @@ def _close_year(st, out, n, seq, ts, key, year, price):
     reason = _year_reason(st, year)
     if reason != 0:
         return n, reason
-    if price <= 0:
+    if price <= 0 or price >= st[M_LADDER]:
         return n, R_INVALID_AMOUNT
     entities = 0
     for acct in range(st[M_N_ACCOUNTS]):
@@ -460,7 +468,9 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
                      year):  # fmt: skip
     """Apply one registry command with its idempotency rules; return the next event row."""
     reason = 0
-    if key <= 0:
+    if st[M_REGISTRY] == 0:
+        reason = R_REGISTRY_DISABLED  # not remembered: a pure matching market has no registry
+    elif key <= 0:
         reason = R_INVALID_KEY
     else:
         at = _key_slot(st, key)
@@ -469,7 +479,7 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
             out[n - 1, E_X0] = st[at + KEY_SEQ]
             out[n - 1, E_X1] = st[at + KEY_KIND]
             return n
-        if 2 * st[M_KEYS_USED] >= st[M_KEYS_CAP]:
+        if st[M_KEYS_USED] >= st[M_KEYS_LIMIT]:
             reason = R_REGISTRY_FULL
     if reason == 0:
         n, reason = _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,

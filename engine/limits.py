@@ -39,6 +39,13 @@ DEFAULT_REGISTRY_KEYS = 1 << 20
 CASH_MAX_FEN = 10**16
 """No single cash amount may exceed 10^14 CNY."""
 
+CASH_TOTAL_MAX_FEN = 10**18
+"""All the cash in one exchange (10^16 CNY): balances and their sums always fit int64."""
+
+OBLIGATION_MAX_T = 10**10
+"""The largest obligation one entity can report (the world emits ~4x10^10 t a year); with the
+ladder's top price and a 100x penalty multiple, any penalty fits int64."""
+
 COMPLIANCE_YEARS = 16
 """Compliance years the registry holds, from the market definition's first year."""
 
@@ -83,6 +90,8 @@ SHUTDOWN_DRAIN_S = 5.0
 assert PRICE_TIMES_QTY_MAX < 2**63, "a trade's value must fit int64"
 assert CASH_MAX_FEN * 100 < 2**63, "a hundred maximal deposits must still fit int64"
 assert QTY_MAX_T * 12_400 < 2**63, "C2F6 kilograms times its largest GWP must fit int64"
+assert OBLIGATION_MAX_T * PRICE_LADDER_MAX_TICKS * 100 < 2**63, "penalties must fit int64"
+assert CASH_TOTAL_MAX_FEN < 2**63
 assert DEFAULT_ACCOUNTS <= ACCOUNTS_MAX
 assert DEFAULT_RESTING_ORDERS <= RESTING_ORDERS_MAX
 assert DEFAULT_MAX_PRICE_TICKS <= PRICE_LADDER_MAX_TICKS

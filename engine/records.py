@@ -142,8 +142,8 @@ def _i32(value: int) -> int:
 
 
 def _u8(value: int) -> int:
-    """A code for a uint8 column; out of range becomes 0, which no enum uses."""
-    return value if 0 <= value <= 255 else 0
+    """A code for a uint8 column; out of range becomes 255, which no enum uses."""
+    return value if 0 <= value <= 255 else 255
 
 
 def _u16(value: int) -> int:

@@ -204,6 +204,10 @@ class Ledger:
         a = self.accounts[account]
         if a.kind not in TRADING_KINDS:
             return RR.ACCOUNT_MAY_NOT_TRADE
+        if self.buy_bps + self.sell_bps > 0:
+            fee_account = self.accounts.get(self.fee_account)
+            if fee_account is None or fee_account.kind != s.AccountKind.FEE:
+                return RR.FEE_ACCOUNT_NOT_OPEN
         if a.frozen:
             return RR.ACCOUNT_FROZEN
         if side == SELL:
@@ -287,6 +291,9 @@ class Ledger:
     def apply(self, c: Any, seq: int, ts_ns: int, events: list) -> None:
         """Apply one registry command, appending its events to ``events``."""
         tag = type(c).__struct_config__.tag
+        if not self.enabled:  # a pure matching market has no registry: nothing is remembered
+            events.append(self._rejected(c, seq, ts_ns, tag, RR.REGISTRY_DISABLED))
+            return
         if c.key <= 0:
             events.append(self._rejected(c, seq, ts_ns, tag, RR.INVALID_KEY))
             return
@@ -355,6 +362,8 @@ class Ledger:
         return RR.NONE
 
     def _deposit(self, c: s.DepositCash, seq: int, ts: int, out: list) -> RR:
+        if self.deposited_fen - self.withdrawn_fen + c.amount_fen > limits.CASH_TOTAL_MAX_FEN:
+            return RR.INVALID_AMOUNT
         a = self.accounts[c.account]
         a.cash_available_fen += c.amount_fen
         self.deposited_fen += c.amount_fen
@@ -464,6 +473,8 @@ class Ledger:
             return RR.INVALID_AMOUNT
         gwp = s.GwpVersion(c.gwp)
         obligation = obligation_t(c.co2_t, c.cf4_kg, c.c2f6_kg, gwp)
+        if obligation > limits.OBLIGATION_MAX_T:
+            return RR.INVALID_AMOUNT
         position = self.positions.setdefault((c.year, c.account), Position())
         position.obligation_t, position.reported = obligation, True
         out.append(s.EmissionsReported(seq, ts, c.key, c.account, c.year, obligation, c.co2_t,
@@ -507,7 +518,7 @@ class Ledger:
         if reason != RR.NONE:
             return reason
         price = c.reference_price_ticks
-        if price <= 0:
+        if not 0 < price <= self.market.capacity.max_price_ticks:
             return RR.INVALID_AMOUNT
         multiple = self.market.compliance.penalty_multiple
         entities = 0

@@ -130,6 +130,8 @@ class RejectReason(enum.IntEnum):
     """Offsets beyond the share of the obligation they may cover (5 % in the national ETS)."""
     REGISTRY_FULL = 37
     """The engine's table of idempotency keys is full."""
+    FEE_ACCOUNT_NOT_OPEN = 38
+    """Fees are charged but the market's fee account is not open (as kind FEE)."""
 
 
 class AccountKind(enum.IntEnum):

@@ -45,3 +45,13 @@ def test_state_machine_modules_do_no_io(module: str) -> None:
     path = ROOT / "engine" / f"{module}.py"
     forbidden = _imports(path) & IMPURE
     assert not forbidden, f"engine/{module}.py imports {forbidden}"
+
+
+def test_kernel_cache_key_covers_its_dependencies() -> None:
+    """Numba caches kernel.py's machine code keyed on kernel.py alone: when a file it compiles
+    in changes, kernel.py must change too (``python -m engine.kernel`` updates the digest)."""
+    from engine import kernel
+
+    assert kernel.DEPENDENCIES_DIGEST == kernel.dependencies_digest(), (
+        "engine/layout.py, ledger.py or records.py changed: run `python -m engine.kernel`"
+    )

@@ -323,13 +323,8 @@ def test_a_full_key_table_refuses_new_keys_but_still_answers_retries(engine_cls)
     assert desk.cash(POWER) == (15, 0)
 
 
-def test_key_table_holds_exactly_registry_keys(engine_cls, request) -> None:
+def test_key_table_holds_exactly_registry_keys(engine_cls) -> None:
     """``capacity.registry_keys`` is the number of keys remembered, not a lower bound."""
-    if engine_cls.__name__ == "CompiledEngine":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "compiled engine remembers max(8, next power of two >= registry_keys) keys: "
-            "ledger.registry_command tests 2 * keys_used >= layout._power_of_two_above(keys)"
-        )))  # fmt: skip
     desk = Desk(engine_cls(registry_market(registry_keys=5)))
     desk.ok(s.OpenAccount, account=POWER, kind=K.COMPLIANCE)
     for _ in range(4):
@@ -344,7 +339,8 @@ def test_registry_commands_in_a_market_without_registry(engine_cls) -> None:
     command = s.OpenAccount(key=7, account=1, kind=K.INVESTOR)
     events = desk.do(command)
     assert events == [_rejection(command, R.REGISTRY_DISABLED, 1, engine.market)]
-    assert desk.do(command) == [s.DuplicateCommand(2, 0, 7, 20, 1, R.REGISTRY_DISABLED)]
+    # Nothing is remembered without a registry: the retry is refused the same way.
+    assert desk.do(command) == [_rejection(command, R.REGISTRY_DISABLED, 2, engine.market)]
     assert engine.account(1) is None
     desk.do(s.OpenSession(trading_date=DATE1))  # pure matching: any account trades, no locks
     events = desk.do(order(1, 1, SELL, 10**4, 6000, symbol="CEA-A"))
@@ -352,12 +348,7 @@ def test_registry_commands_in_a_market_without_registry(engine_cls) -> None:
 
 
 @pytest.mark.parametrize("sector", [256, -1])
-def test_a_sector_code_the_record_cannot_carry_is_refused(engine_cls, request, sector) -> None:
-    if engine_cls.__name__ == "CompiledEngine":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "records.Codec._registry_tuple maps a sector outside 0..255 to 0 (_u8), which is "
-            "Sector.NONE, so the compiled engine opens the account instead of refusing it"
-        )))  # fmt: skip
+def test_a_sector_code_the_record_cannot_carry_is_refused(engine_cls, sector) -> None:
     desk = Desk(engine_cls(registry_market()))
     events = desk.reg(s.OpenAccount, account=9, kind=K.INVESTOR, sector=sector)
     assert [type(e) for e in events] == [s.RegistryRejected]
