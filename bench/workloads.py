@@ -106,7 +106,7 @@ def registry_setup(name: str) -> tuple[MarketDefinition, np.ndarray]:
         key = 10 * (account + 1)
         commands += [
             s.OpenAccount(key=key, account=account, kind=s.AccountKind.INVESTOR),
-            s.DepositCash(key=key + 1, account=account, amount_fen=10**15),
+            s.DepositCash(key=key + 1, account=account, amount_fen=10**14),
             s.IssueAllowances(key=key + 2, account=account, instrument="CEA-2025",
                               qty_t=10**11),  # fmt: skip
         ]
