@@ -24,6 +24,8 @@ reconcile with the balances the engine holds.
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,14 +138,14 @@ assert set(MOVEMENTS) <= set(ACCOUNT_ROLES), "a movement needs the account it mo
 # -- one pass over the events ------------------------------------------------------------------
 
 
-class Consumer:
+class Consumer(abc.ABC):
     """Receives the event rows of the kinds in :attr:`kinds`, batch by batch, in log order."""
 
     kinds: frozenset[int] = frozenset()
 
+    @abc.abstractmethod
     def take(self, rows: np.ndarray) -> None:
         """``rows``: an (n, 16) int64 array of events of :attr:`kinds` (a copy, n >= 1)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
