@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
         ("gateway", _bench_gateway, "loopback throughput and open-loop latency"),
         ("carbon", _bench_carbon, "a simulated year of the national market, and a 100x rush"),
+        ("engine", _bench_carbon, "the full engine with the registry (same as carbon)"),
         ("all", _bench_all, "core, journal, carbon and gateway"),
     ):
         layer = layers.add_parser(name, help=text)
