@@ -168,7 +168,7 @@ def test_order_reports_carry_the_event_fields() -> None:
     got = []
     for event in _typed_order_events():
         row = codec.event_row(event)
-        for leg, account in reports.legs(row):
+        for leg, _account in reports.legs(row):
             got.append(reports.order_report(row, 3, leg, client_of, 42, codec.symbol(row[3])))
     accepted, rejected, taker, maker, expired, cancelled, modified, crej, mrej = got
     assert (accepted.exec_type, accepted.leaves_qty_t, accepted.tif, accepted.client_order_id) == (
