@@ -351,10 +351,8 @@ class CompiledEngine:
         engine.snapshot_format.SnapshotFormatError
             Corrupt or inconsistent snapshot, or one taken of another market definition.
         """
-        snapshot = snap.decode(data, market.digest())
+        snapshot = snap.load(data, market)
         engine = cls(market)
-        if len(snapshot.instruments) != len(market.instruments):
-            raise snap.SnapshotFormatError("snapshot has a different number of instruments")
         try:
             engine._restore(snapshot)
             engine.check_invariants()
@@ -366,8 +364,6 @@ class CompiledEngine:
         self._st[k.M_NEXT_TRADE] = snapshot.next_trade_id
         inst = self._inst()
         for index, saved in enumerate(snapshot.instruments):
-            if saved.symbol != self.codec.symbols[index]:
-                raise ValueError(f"instrument {index} is {saved.symbol!r}")
             inst[index, [k.I_STATE, k.I_DATE, k.I_REF, k.I_LO, k.I_HI, k.I_OPEN, k.I_HIGH,
                          k.I_LOW, k.I_VOL, k.I_VAL, k.I_TRADES]] = [
                 saved.state, saved.trading_date, saved.reference_price_ticks,
@@ -385,9 +381,6 @@ class CompiledEngine:
                         raise ValueError(f"order {o.order_id} price outside the ladder")
                     k.restore_order(self._st, o.order_id, o.account, index, side, o.price_ticks,
                                     o.qty_t, o.order_type, o.tif, o.stp)  # fmt: skip
-                prices = [o.price_ticks for o in orders]
-                if prices != sorted(prices, reverse=side == s.Side.BUY):
-                    raise ValueError(f"{saved.symbol} side {side.name} is not in priority order")
         self._restore_ledger(snapshot)
 
     def _export_ledger(self) -> dict:
@@ -426,9 +419,7 @@ class CompiledEngine:
         )}  # fmt: skip
 
     def _restore_ledger(self, snapshot: snap.EngineSnapshot) -> None:
-        ledger = snapshot.ledger
-        if (ledger is None) != (not self._st[k.M_REGISTRY]):
-            raise ValueError("snapshot and market disagree on running a registry")
+        ledger = snapshot.ledger  # snapshot_format.load checked it matches the market
         if ledger is None:
             return
         st = self._st

@@ -170,3 +170,28 @@ def decode(data: bytes, market_digest: bytes) -> EngineSnapshot:
     if snapshot.market_digest != market_digest:
         raise SnapshotFormatError("snapshot was taken of a different market definition")
     return snapshot
+
+
+def load(data: bytes, market) -> EngineSnapshot:
+    """:func:`decode` plus the structural checks every engine needs before restoring.
+
+    The instruments must be the market's, in its order; each side's orders must be in priority
+    order (best price first); a ledger must be present exactly when the market runs a registry.
+
+    Raises
+    ------
+    SnapshotFormatError
+        As :func:`decode`, or a snapshot that breaks one of these rules.
+    """
+    snapshot = decode(data, market.digest())
+    symbols = [instrument.symbol for instrument in market.instruments]
+    if [saved.symbol for saved in snapshot.instruments] != symbols:
+        raise SnapshotFormatError("snapshot instruments differ from the market's")
+    for saved in snapshot.instruments:
+        for name, orders, best_first_high in (("bids", saved.bids, True), ("asks", saved.asks, False)):
+            prices = [o.price_ticks for o in orders]
+            if prices != sorted(prices, reverse=best_first_high):
+                raise SnapshotFormatError(f"{saved.symbol} {name} are not in priority order")
+    if (snapshot.ledger is not None) != market.registry:
+        raise SnapshotFormatError("snapshot and market disagree on running a registry")
+    return snapshot
