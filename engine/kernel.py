@@ -43,7 +43,7 @@ from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, co
 from engine.ledger import emit as _ev
 from engine.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "7c9cafdf779e0db5"
+DEPENDENCIES_DIGEST = "a3e3e67a41912d90"
 """blake2b-64 of engine/layout.py, ledger.py and records.py.  Numba's on-disk cache is keyed on
 the defining file only, so compiled functions here would keep stale copies of the constants and
 ledger code they inline; a test fails until this value is updated, which changes this file and

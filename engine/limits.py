@@ -36,6 +36,24 @@ DEFAULT_MAX_PRICE_TICKS = 100_000
 DEFAULT_REGISTRY_KEYS = 1 << 20
 """Idempotency keys of registry commands remembered (a year of the national registry is ~10^4)."""
 
+DEFAULT_BLOCK_OFFERS = 1_024
+"""Block offers open at once across all instruments (the national market prints a few dozen
+block trades a day)."""
+
+DEFAULT_AUCTIONS = 64
+"""Auctions applied or bidding at once (the national market held 8 in 2025)."""
+
+DEFAULT_AUCTION_BIDS = 8_192
+"""Sealed bids held at once across all auctions."""
+
+TRADING_MODE_TABLE_MAX = 1 << 16
+"""Ceiling of each of the three tables above: the engine finds rows by a linear scan."""
+
+PHASES_MAX = 8
+"""Trading phases in one schedule (the compiled engine packs 4 bits of modes per phase)."""
+
+HIT_QUOTE_LEVELS_MAX = 100
+
 CASH_MAX_FEN = 10**16
 """No single cash amount may exceed 10^14 CNY."""
 
@@ -97,5 +115,7 @@ assert DEFAULT_RESTING_ORDERS <= RESTING_ORDERS_MAX
 assert DEFAULT_MAX_PRICE_TICKS <= PRICE_LADDER_MAX_TICKS
 assert ACCOUNTS_MAX < 2**31 and RESTING_ORDERS_MAX < 2**31
 assert OPEN_ORDERS_PER_ACCOUNT_MAX <= DEFAULT_RESTING_ORDERS
+assert max(DEFAULT_BLOCK_OFFERS, DEFAULT_AUCTIONS, DEFAULT_AUCTION_BIDS) <= TRADING_MODE_TABLE_MAX
+assert PHASES_MAX * 4 <= 62, "phase masks are packed 4 bits each into one int64 word"
 assert HEARTBEAT_INTERVAL_S * 2 < IDLE_TIMEOUT_S, "a live peer must never look idle"
 assert FRAME_BYTES_MAX >= 4096

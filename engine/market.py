@@ -20,6 +20,13 @@ from engine import limits
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+Mode = Literal["continuous", "hit_quote", "block", "auction"]
+PhaseMode = Literal["continuous", "hit_quote", "block"]
+ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+MODE_BITS: dict[str, int] = {"continuous": 1, "hit_quote": 2, "block": 4, "auction": 8}
+"""``engine.schema.TradingMode`` bit of each mode name."""
+PHASE_MODES_ALL = ("continuous", "hit_quote", "block")
 
 
 class MarketDefinitionError(ValueError):
@@ -41,6 +48,49 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Continuous-trading price band, in basis points either side of the reference."""
     min_qty_t: PositiveInt = 1
     max_qty_t: PositiveInt = 99_999
+    modes: list[Mode] = msgspec.field(
+        default_factory=lambda: ["continuous", "hit_quote", "block", "auction"]
+    )
+    """Trading modes the instrument offers (docs/TRADING_MODES.md)."""
+    schedule: str = ""
+    """Name of its phase schedule in ``MarketDefinition.schedules``; "" is one phase that
+    allows every mode the instrument offers."""
+    hit_quote_levels: Annotated[int, msgspec.Meta(ge=1, le=limits.HIT_QUOTE_LEVELS_MAX)] = 5
+    """A hit-quote order may pick a quote within this many best price levels."""
+    block_min_qty_t: PositiveInt = 100_000
+    block_band_bps: BasisPoints = 3_000
+    """Block trades: price band around the previous close (±30 % in the national market)."""
+    auction_min_qty_t: PositiveInt = 100_000
+    """Smallest lot a seller may offer by one-way auction."""
+    auction_band_bps: BasisPoints = 1_000
+    """Auction bids are capped at close + this band; the floor is the close or close − band."""
+
+    @property
+    def mode_bits(self) -> int:
+        bits = 0
+        for mode in self.modes:
+            bits |= MODE_BITS[mode]
+        return bits
+
+
+class Phase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One phase of a trading day, in local time (Asia/Shanghai for the national market).
+
+    The times tell the operator's scheduler when to send ``SetTradingPhase``; the engine itself
+    never reads a clock and only knows the phase it was last told.
+    """
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    start: ClockTime
+    end: ClockTime
+    modes: list[PhaseMode] = []
+
+    @property
+    def mode_bits(self) -> int:
+        bits = 0
+        for mode in self.modes:
+            bits |= MODE_BITS[mode]
+        return bits
 
 
 class Capacity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -52,6 +102,9 @@ class Capacity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Highest price any instrument can ever trade at; sizes the compiled price ladder."""
     registry_keys: PositiveInt = limits.DEFAULT_REGISTRY_KEYS
     """Idempotency keys of registry commands the engine can remember."""
+    block_offers: PositiveInt = limits.DEFAULT_BLOCK_OFFERS
+    auctions: PositiveInt = limits.DEFAULT_AUCTIONS
+    auction_bids: PositiveInt = limits.DEFAULT_AUCTION_BIDS
 
 
 class Fees(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -82,6 +135,20 @@ class MarketDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The account (kind FEE) that receives trading fees."""
     fees: Fees = Fees()
     compliance: Compliance = Compliance()
+    schedules: dict[str, list[Phase]] = {}
+    """Named trading-day schedules: phases in time order (at most 8)."""
+
+    def phases(self, index: int) -> list[Phase]:
+        """The phases of instrument ``index``: its schedule, or one all-day phase."""
+        instrument = self.instruments[index]
+        if instrument.schedule:
+            return self.schedules[instrument.schedule]
+        return [Phase(name="trading", start="00:00", end="23:59", modes=list(PHASE_MODES_ALL))]
+
+    def phase_masks(self, index: int) -> list[int]:
+        """``TradingMode`` bits each phase of instrument ``index`` allows (before the
+        instrument's own modes are applied)."""
+        return [phase.mode_bits for phase in self.phases(index)]
 
     def instrument_index(self, symbol: str) -> int:
         """Dense index of ``symbol`` (its position in ``instruments``); -1 when unknown."""
@@ -121,6 +188,11 @@ def validate(definition: MarketDefinition) -> MarketDefinition:
         raise _fail("$.capacity.max_price_ticks", f"must be <= {limits.PRICE_LADDER_MAX_TICKS}")
     if definition.fee_account >= capacity.accounts:
         raise _fail("$.fee_account", "must be below capacity.accounts")
+    for name in ("block_offers", "auctions", "auction_bids"):
+        if getattr(capacity, name) > limits.TRADING_MODE_TABLE_MAX:
+            raise _fail(f"$.capacity.{name}", f"must be <= {limits.TRADING_MODE_TABLE_MAX}")
+    for name, phases in definition.schedules.items():
+        _validate_schedule(f"$.schedules.{name}", phases)
     seen: set[str] = set()
     for i, ins in enumerate(definition.instruments):
         at = f"$.instruments[{i}]"
@@ -137,7 +209,37 @@ def validate(definition: MarketDefinition) -> MarketDefinition:
             raise _fail(f"{at}.max_qty_t", f"must be <= {limits.QTY_MAX_T}")
         if ins.min_qty_t % ins.lot_t or ins.max_qty_t % ins.lot_t:
             raise _fail(f"{at}.min_qty_t", "min_qty_t and max_qty_t must be multiples of lot_t")
+        _validate_modes(at, ins, definition)
     return definition
+
+
+def _validate_modes(at: str, ins: Instrument, definition: MarketDefinition) -> None:
+    if not ins.modes:
+        raise _fail(f"{at}.modes", "at least one trading mode is required")
+    if len(set(ins.modes)) != len(ins.modes):
+        raise _fail(f"{at}.modes", "a mode is listed twice")
+    if ins.schedule and ins.schedule not in definition.schedules:
+        raise _fail(f"{at}.schedule", f"no schedule named {ins.schedule!r}")
+    for name in ("block_min_qty_t", "auction_min_qty_t"):
+        value = getattr(ins, name)
+        if value % ins.lot_t:
+            raise _fail(f"{at}.{name}", "must be a multiple of lot_t")
+        if value > limits.QTY_MAX_T:
+            raise _fail(f"{at}.{name}", f"must be <= {limits.QTY_MAX_T}")
+
+
+def _validate_schedule(at: str, phases: list[Phase]) -> None:
+    if not 1 <= len(phases) <= limits.PHASES_MAX:
+        raise _fail(at, f"a schedule has 1 to {limits.PHASES_MAX} phases")
+    previous_end = "00:00"
+    for i, phase in enumerate(phases):
+        if phase.start >= phase.end:
+            raise _fail(f"{at}[{i}].end", "a phase must end after it starts")
+        if phase.start < previous_end:
+            raise _fail(f"{at}[{i}].start", "phases must be in time order and must not overlap")
+        if len(set(phase.modes)) != len(phase.modes):
+            raise _fail(f"{at}[{i}].modes", "a mode is listed twice")
+        previous_end = phase.end
 
 
 def loads(data: bytes | str) -> MarketDefinition:

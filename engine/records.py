@@ -26,7 +26,7 @@ COMMAND_DTYPE = np.dtype(
         ("order_id", "<i8"),
         ("price_ticks", "<i8"),
         ("qty_t", "<i8"),
-        ("aux", "<i8"),  # trading date (session commands)
+        ("aux", "<i8"),  # trading date (session commands); see the mappings below
         ("account", "<i4"),
         ("instrument", "<i4"),  # -1: all instruments; -2: a symbol the market does not list
         ("kind", "u1"),
@@ -42,7 +42,11 @@ assert COMMAND_DTYPE.itemsize == 64
 
 # Command kinds (= schema tags)
 K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
-K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME = 10, 11, 12, 13
+K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME, K_SET_PHASE = 10, 11, 12, 13, 14
+K_BLOCK_OFFER, K_BLOCK_ACCEPT, K_BLOCK_CANCEL = 40, 41, 42
+K_AUCTION_APPLY, K_AUCTION_ANNOUNCE, K_AUCTION_BID, K_AUCTION_CLEAR, K_AUCTION_CANCEL = (
+    43, 44, 45, 46, 47,
+)  # fmt: skip
 
 K_OPEN_ACCOUNT, K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER = 20, 21, 22, 23, 24, 25
 K_FREEZE, K_UNFREEZE, K_FREEZE_ACCOUNT, K_UNFREEZE_ACCOUNT, K_CANCEL_ALLOWANCES = 26, 27, 28, 29, 30
@@ -55,6 +59,17 @@ K_REPORT, K_SURRENDER, K_CLOSE_YEAR = 31, 32, 33
 #   price_ticks  open: province code;  report: CF4 kilograms;  close year: reference price
 #   side      open: account kind;  issue: true-up (0/1);  report: GWP version
 #   order_type  open: sector        year      report, surrender, close year
+#
+# Trading-mode commands (docs/TRADING_MODES.md):
+#   SubmitOrder      aux: quote_order_id (hit-quote orders)
+#   SetTradingPhase  instrument (-1: all), aux: phase
+#   block offers     order_id: offer id; submit: side, price, qty, aux counterparty (-1 open);
+#                    accept: price, qty
+#   ApplyAuction     order_id: auction id, account, instrument, qty
+#   AnnounceAuction  order_id: auction id, side: floor rule, order_type: clearing rule,
+#                    aux: window start (ns), price_ticks: window end (ns)
+#   SubmitAuctionBid order_id: bid id, aux: auction id, account, price, qty
+#   Clear/CancelAuction  order_id: auction id
 
 INSTRUMENT_ALL = -1
 INSTRUMENT_UNKNOWN = -2
@@ -122,6 +137,28 @@ EV_COMPLIANCE = 33  # qty obligation, price reference, x0 year, x1 surrendered, 
 EV_YEAR_CLOSED = 34  # price reference, x0 year, x1 entities
 EV_DUPLICATE = 35  # reason original reason, x0 original seq, x1 command kind
 EV_REGISTRY_REJECTED = 36  # x0 command kind
+# Trading-mode events (docs/TRADING_MODES.md):
+EV_PHASE_CHANGED = 14  # x0 phase, x1 modes
+EV_MODE_VOLUMES = 15  # x0 date, qty block volume, x1 block value, x2 block trades,
+#                       x3 auction volume, x4 auction value, x5 auction trades
+EV_COMPOSITE = 16  # instrument -1, price composite, x0 date, x1 vintages
+EV_BLOCK_POSTED = 40  # order_id offer, account, side, price, qty, x0 counterparty
+EV_BLOCK_REJECTED = 41  # order_id offer, account, side, price, qty, reason, x0 command kind
+EV_BLOCK_TRADE = 42  # order_id offer, account accepting, side offer side, x0 offer account,
+#                      x1 trade id
+EV_BLOCK_CANCELLED = 43  # order_id offer, account, side, price, qty, reason (CancelReason)
+EV_AUCTION_APPLIED = 44  # order_id auction, account seller, qty lot
+EV_AUCTION_ANNOUNCED = 45  # order_id auction, account seller, qty lot, price floor, x0 cap,
+#                            x1 floor rule, x2 clearing, x3 window start, x4 window end
+EV_BID_ACCEPTED = 46  # order_id bid, account, price, qty, x0 auction
+EV_AUCTION_REJECTED = 47  # order_id auction, account, price, qty, reason, x0 command kind,
+#                           x1 bid id
+EV_AUCTION_TRADE = 48  # order_id bid, account buyer, price, qty, x0 auction, x1 trade id,
+#                        x2 seller, x3 bid unfilled
+EV_BID_RELEASED = 49  # order_id bid, account, price, qty, x0 auction
+EV_AUCTION_CLEARED = 50  # order_id auction, account seller, side clearing, price, qty sold,
+#                          x0 unsold, x1 value, x2 fills, x3 bids
+EV_AUCTION_CANCELLED = 51  # order_id auction, account seller, qty lot, x0 bids
 
 
 _SIDE = {m.value: m for m in s.Side}
@@ -133,6 +170,8 @@ _STP = {m.value: m for m in s.StpMode}
 _KIND = {m.value: m for m in s.AccountKind}
 _SECTOR = {m.value: m for m in s.Sector}
 _GWP = {m.value: m for m in s.GwpVersion}
+_FLOOR = {m.value: m for m in s.FloorRule}
+_CLEARING = {m.value: m for m in s.ClearingRule}
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
 
@@ -177,8 +216,8 @@ class Codec:
         t = type(c)
         if t is s.SubmitOrder:
             return (
-                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, _i32(c.account),
-                self._index.get(c.instrument, INSTRUMENT_UNKNOWN), 1,
+                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, c.quote_order_id,
+                _i32(c.account), self._index.get(c.instrument, INSTRUMENT_UNKNOWN), 1,
                 _u8(c.side), _u8(c.order_type), _u8(c.tif), _u8(c.stp), 0, 0,
             )  # fmt: skip
         if t is s.CancelOrder:
@@ -201,7 +240,38 @@ class Codec:
             return (c.seq, c.ts_ns, 0, 0, 0, 0, 0, index, kind, 0, 0, 0, 0, 0, 0)
         if t in _REGISTRY_TAGS:
             return self._registry_tuple(c)
+        if t in _MODE_TAGS:
+            return self._mode_tuple(c)
         raise TypeError(f"not a command: {c!r}")
+
+    def _mode_tuple(self, c) -> tuple:
+        """Fields of a trading-mode command, mapped onto the record as documented above."""
+        t = type(c)
+        kind = _MODE_TAGS[t]
+        if t is s.SetTradingPhase:
+            index = self.instrument_index(c.instrument, allow_all=True)
+            return (c.seq, c.ts_ns, 0, 0, 0, c.phase, 0, index, kind, 0, 0, 0, 0, 0, 0)
+        if t is s.SubmitBlockOffer:
+            index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
+            return (c.seq, c.ts_ns, c.offer_id, c.price_ticks, c.qty_t, c.counterparty,
+                    _i32(c.account), index, kind, _u8(c.side), 0, 0, 0, 0, 0)  # fmt: skip
+        if t is s.AcceptBlockOffer:
+            return (c.seq, c.ts_ns, c.offer_id, c.price_ticks, c.qty_t, 0, _i32(c.account), 0,
+                    kind, 0, 0, 0, 0, 0, 0)  # fmt: skip
+        if t is s.CancelBlockOffer:
+            return (c.seq, c.ts_ns, c.offer_id, 0, 0, 0, _i32(c.account), 0, kind, 0, 0, 0, 0,
+                    0, 0)  # fmt: skip
+        if t is s.ApplyAuction:
+            index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
+            return (c.seq, c.ts_ns, c.auction_id, 0, c.qty_t, 0, _i32(c.account), index, kind,
+                    0, 0, 0, 0, 0, 0)  # fmt: skip
+        if t is s.AnnounceAuction:
+            return (c.seq, c.ts_ns, c.auction_id, c.window_end_ns, 0, c.window_start_ns, 0, 0,
+                    kind, _u8(c.floor_rule), _u8(c.clearing), 0, 0, 0, 0)  # fmt: skip
+        if t is s.SubmitAuctionBid:
+            return (c.seq, c.ts_ns, c.bid_id, c.price_ticks, c.qty_t, c.auction_id,
+                    _i32(c.account), 0, kind, 0, 0, 0, 0, 0, 0)  # fmt: skip
+        return (c.seq, c.ts_ns, c.auction_id, 0, 0, 0, 0, 0, kind, 0, 0, 0, 0, 0, 0)
 
     def _registry_tuple(self, c) -> tuple:
         """Fields of a registry command, mapped onto the record as documented above."""
@@ -234,6 +304,8 @@ class Codec:
     def decode_command(self, r: tuple) -> s.Command:
         """One record (as a tuple, ``array.tolist()`` element) -> its typed command."""
         seq, ts, oid, price, qty, aux, account, index, kind, side, otype, tif, stp = r[:13]
+        if kind >= K_BLOCK_OFFER or kind == K_SET_PHASE:
+            return self._decode_mode(r)
         if kind >= K_OPEN_ACCOUNT:
             return self._decode_registry(r)
         if kind == K_SUBMIT:
@@ -241,7 +313,7 @@ class Codec:
                 seq=seq, ts_ns=ts, order_id=oid, account=account, instrument=self.symbol(index),
                 side=_SIDE.get(side, side), qty_t=qty, price_ticks=price,
                 order_type=_OTYPE.get(otype, otype), tif=_TIF.get(tif, tif),
-                stp=_STP.get(stp, stp),
+                stp=_STP.get(stp, stp), quote_order_id=aux,
             )  # fmt: skip
         if kind == K_CANCEL:
             return s.CancelOrder(seq=seq, ts_ns=ts, order_id=oid, account=account)
@@ -257,6 +329,37 @@ class Codec:
         if kind in (K_HALT, K_RESUME):
             cls = s.HaltInstrument if kind == K_HALT else s.ResumeInstrument
             return cls(seq=seq, ts_ns=ts, instrument=self.symbol(index))
+        raise ValueError(f"unknown command kind {kind}")
+
+    def _decode_mode(self, r: tuple) -> s.Command:
+        seq, ts, oid, price, qty, aux, account, index, kind, side, otype = r[:11]
+        if kind == K_SET_PHASE:
+            return s.SetTradingPhase(seq=seq, ts_ns=ts, phase=aux, instrument=self.symbol(index))
+        if kind == K_BLOCK_OFFER:
+            return s.SubmitBlockOffer(
+                seq=seq, ts_ns=ts, offer_id=oid, account=account, instrument=self.symbol(index),
+                side=_SIDE.get(side, side), qty_t=qty, price_ticks=price, counterparty=aux,
+            )  # fmt: skip
+        if kind == K_BLOCK_ACCEPT:
+            return s.AcceptBlockOffer(seq=seq, ts_ns=ts, offer_id=oid, account=account,
+                                      price_ticks=price, qty_t=qty)  # fmt: skip
+        if kind == K_BLOCK_CANCEL:
+            return s.CancelBlockOffer(seq=seq, ts_ns=ts, offer_id=oid, account=account)
+        if kind == K_AUCTION_APPLY:
+            return s.ApplyAuction(seq=seq, ts_ns=ts, auction_id=oid, account=account,
+                                  instrument=self.symbol(index), qty_t=qty)  # fmt: skip
+        if kind == K_AUCTION_ANNOUNCE:
+            return s.AnnounceAuction(
+                seq=seq, ts_ns=ts, auction_id=oid, floor_rule=_FLOOR.get(side, side),
+                clearing=_CLEARING.get(otype, otype), window_start_ns=aux, window_end_ns=price,
+            )  # fmt: skip
+        if kind == K_AUCTION_BID:
+            return s.SubmitAuctionBid(seq=seq, ts_ns=ts, bid_id=oid, auction_id=aux,
+                                      account=account, price_ticks=price, qty_t=qty)  # fmt: skip
+        if kind == K_AUCTION_CLEAR:
+            return s.ClearAuction(seq=seq, ts_ns=ts, auction_id=oid)
+        if kind == K_AUCTION_CANCEL:
+            return s.CancelAuction(seq=seq, ts_ns=ts, auction_id=oid)
         raise ValueError(f"unknown command kind {kind}")
 
     def _decode_registry(self, r: tuple) -> s.Command:
@@ -333,7 +436,49 @@ class Codec:
             return s.CommandRejected(seq, ts, x0, sym, _REJECT[reason])
         if kind == EV_MASS_CANCELLED:
             return s.MassCancelled(seq, ts, account, sym, x0)
+        if kind >= EV_BLOCK_POSTED or EV_PHASE_CHANGED <= kind <= EV_COMPOSITE:
+            return self._mode_event(r, sym)
         return self._registry_event(r, sym)
+
+    def _mode_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
+        kind, seq, ts, index, oid, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
+        if kind == EV_PHASE_CHANGED:
+            return s.TradingPhaseChanged(seq, ts, sym, x0, x1)
+        if kind == EV_MODE_VOLUMES:
+            return s.SessionModeVolumes(seq, ts, sym, x0, qty, x1, x2, x3, x4, x5)
+        if kind == EV_COMPOSITE:
+            return s.CompositePrice(seq, ts, x0, price, x1)
+        if kind == EV_BLOCK_POSTED:
+            return s.BlockOfferPosted(seq, ts, oid, account, sym, _SIDE[side], price, qty, x0)
+        if kind == EV_BLOCK_REJECTED:
+            return s.BlockCommandRejected(seq, ts, x0, oid, account, sym, side, price, qty,
+                                          _REJECT[reason])  # fmt: skip
+        if kind == EV_BLOCK_TRADE:
+            return s.BlockTradeExecuted(seq, ts, x1, sym, price, qty, oid, _SIDE[side], x0,
+                                        account)  # fmt: skip
+        if kind == EV_BLOCK_CANCELLED:
+            return s.BlockOfferCancelled(seq, ts, oid, account, sym, _SIDE[side], price, qty,
+                                         _CANCEL[reason])  # fmt: skip
+        if kind == EV_AUCTION_APPLIED:
+            return s.AuctionApplied(seq, ts, oid, account, sym, qty)
+        if kind == EV_AUCTION_ANNOUNCED:
+            return s.AuctionAnnounced(seq, ts, oid, account, sym, qty, price, x0, _FLOOR[x1],
+                                      _CLEARING[x2], x3, x4)  # fmt: skip
+        if kind == EV_BID_ACCEPTED:
+            return s.AuctionBidAccepted(seq, ts, oid, x0, account, sym, price, qty)
+        if kind == EV_AUCTION_REJECTED:
+            return s.AuctionCommandRejected(seq, ts, x0, oid, x1, account, sym, price, qty,
+                                            _REJECT[reason])  # fmt: skip
+        if kind == EV_AUCTION_TRADE:
+            return s.AuctionTrade(seq, ts, x1, x0, sym, price, qty, oid, account, x2, x3)
+        if kind == EV_BID_RELEASED:
+            return s.AuctionBidReleased(seq, ts, oid, x0, account, sym, price, qty)
+        if kind == EV_AUCTION_CLEARED:
+            return s.AuctionCleared(seq, ts, oid, account, sym, _CLEARING[side], price, qty, x0,
+                                    x1, x2, x3)  # fmt: skip
+        if kind == EV_AUCTION_CANCELLED:
+            return s.AuctionCancelled(seq, ts, oid, account, sym, qty, x0)
+        raise ValueError(f"unknown event kind {kind}")
 
     def _registry_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
         kind, seq, ts, index, key, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
@@ -398,6 +543,10 @@ _REGISTRY_TAGS: dict[type, int] = {
     cls: cls.__struct_config__.tag for cls in s.REGISTRY_COMMAND_TYPES
 }
 _REGISTRY_CLASSES: dict[int, type] = {tag: cls for cls, tag in _REGISTRY_TAGS.items()}
+_MODE_TAGS: dict[type, int] = {
+    cls: cls.__struct_config__.tag
+    for cls in (s.SetTradingPhase, *s.BLOCK_COMMAND_TYPES, *s.AUCTION_COMMAND_TYPES)
+}
 _PLAIN_REGISTRY_EVENTS: dict[int, type] = {
     EV_FROZEN: s.AllowancesFrozen,
     EV_UNFROZEN: s.AllowancesUnfrozen,
@@ -469,4 +618,59 @@ _EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
         (E_X1, "command"),
     ],  # fmt: skip
     s.RegistryRejected: _KEYED + [(E_REASON, "reason"), (E_X0, "command")],
+    s.TradingPhaseChanged: [(E_X0, "phase"), (E_X1, "modes")],
+    s.SessionModeVolumes: [
+        (E_X0, "trading_date"), (E_QTY, "block_volume_t"), (E_X1, "block_value_fen"),
+        (E_X2, "block_trades"), (E_X3, "auction_volume_t"), (E_X4, "auction_value_fen"),
+        (E_X5, "auction_trades"),
+    ],  # fmt: skip
+    s.CompositePrice: [(E_X0, "trading_date"), (E_PRICE, "price_ticks"), (E_X1, "vintages")],
+    s.BlockOfferPosted: [
+        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_X0, "counterparty"),
+    ],  # fmt: skip
+    s.BlockCommandRejected: [
+        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason"), (E_X0, "command"),
+    ],  # fmt: skip
+    s.BlockTradeExecuted: [
+        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "accepting_account"), (E_SIDE, "offer_side"),
+        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_X0, "offer_account"),
+        (E_X1, "trade_id"),
+    ],  # fmt: skip
+    s.BlockOfferCancelled: [
+        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason"),
+    ],  # fmt: skip
+    s.AuctionApplied: [(E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t")],
+    s.AuctionAnnounced: [
+        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t"),
+        (E_PRICE, "floor_price_ticks"), (E_X0, "cap_price_ticks"), (E_X1, "floor_rule"),
+        (E_X2, "clearing"), (E_X3, "window_start_ns"), (E_X4, "window_end_ns"),
+    ],  # fmt: skip
+    s.AuctionBidAccepted: [
+        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"), (E_X0, "auction_id"),
+    ],  # fmt: skip
+    s.AuctionCommandRejected: [
+        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"), (E_REASON, "reason"), (E_X0, "command"), (E_X1, "bid_id"),
+    ],  # fmt: skip
+    s.AuctionTrade: [
+        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "buyer_account"), (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"), (E_X0, "auction_id"), (E_X1, "trade_id"),
+        (E_X2, "seller_account"), (E_X3, "bid_unfilled_t"),
+    ],  # fmt: skip
+    s.AuctionBidReleased: [
+        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"), (E_X0, "auction_id"),
+    ],  # fmt: skip
+    s.AuctionCleared: [
+        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_SIDE, "clearing"),
+        (E_PRICE, "price_ticks"), (E_QTY, "sold_t"), (E_X0, "unsold_t"), (E_X1, "value_fen"),
+        (E_X2, "fills"), (E_X3, "bids"),
+    ],  # fmt: skip
+    s.AuctionCancelled: [
+        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t"), (E_X0, "bids"),
+    ],  # fmt: skip
 }

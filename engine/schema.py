@@ -38,6 +38,9 @@ class OrderType(enum.IntEnum):
     """Trades at the best prices but never outside the price band; never rests (IOC or FOK)."""
     POST_ONLY = 3
     """A limit order that is refused (``WOULD_TRADE``) if it would trade on arrival."""
+    HIT_QUOTE = 4
+    """The carbon market's listing mode: trade against one named resting quote
+    (``quote_order_id``) within the best five price levels, at its price (IOC or FOK)."""
 
 
 class TimeInForce(enum.IntEnum):
@@ -132,6 +135,34 @@ class RejectReason(enum.IntEnum):
     """The engine's table of idempotency keys is full."""
     FEE_ACCOUNT_NOT_OPEN = 38
     """Fees are charged but the market's fee account is not open (as kind FEE)."""
+    # --- trading modes (docs/TRADING_MODES.md) ---
+    MODE_NOT_ALLOWED = 39
+    """The instrument's market definition does not offer this trading mode."""
+    MODE_NOT_IN_PHASE = 40
+    """The instrument's current trading phase does not allow this mode (e.g. a block offer
+    outside the block session)."""
+    QUOTE_NOT_FOUND = 41
+    """Hit-quote: no resting order of the other side of this instrument has that id."""
+    QUOTE_BEYOND_BEST_LEVELS = 42
+    """Hit-quote: the quote is not within the best five price levels of its side."""
+    QUOTE_OWN_ORDER = 43
+    """Hit-quote: the quote belongs to the taker's own account."""
+    UNKNOWN_BLOCK_OFFER = 44
+    BLOCK_TERMS_MISMATCH = 45
+    """An acceptance whose price or quantity differs from the offer's."""
+    NOT_COUNTERPARTY = 46
+    """A directed offer accepted by another account, or an offer accepted by its own account."""
+    INVALID_COUNTERPARTY = 47
+    """A directed offer naming an unknown account or the offering account itself."""
+    UNKNOWN_AUCTION = 48
+    AUCTION_STATE = 49
+    """The auction is not in the state the command needs (announce: applied; bid and clear:
+    bidding)."""
+    INVALID_AUCTION_TERMS = 50
+    """Unknown floor or clearing rule, or a window that ends before it starts."""
+    SELLER_MAY_NOT_BID = 51
+    INVALID_PHASE = 52
+    """A trading-phase index outside the instrument's schedule."""
 
 
 class AccountKind(enum.IntEnum):
@@ -177,6 +208,42 @@ class CancelReason(enum.IntEnum):
     SELF_TRADE_PREVENTED = 4
     MASS_CANCEL = 5
     SESSION_END = 6
+    PHASE_END = 7
+    """A block offer expired because the trading phase no longer allows block trades."""
+
+
+class TradingMode(enum.IntFlag):
+    """The national carbon market's trading modes, as bits (docs/TRADING_MODES.md)."""
+
+    CONTINUOUS = 1
+    """Price-time matching of limit, market and post-only orders."""
+    HIT_QUOTE = 2
+    """Listing mode: a taker hits one resting quote within the best five levels."""
+    BLOCK = 4
+    """Bilateral block trades of at least ``block_min_qty_t``."""
+    AUCTION = 8
+    """One-way auctions of a seller's lot."""
+
+
+class FloorRule(enum.IntEnum):
+    """An auction's floor price: the previous close, or the close less the auction band."""
+
+    PREVIOUS_CLOSE = 1
+    CLOSE_MINUS_BAND = 2
+
+
+class ClearingRule(enum.IntEnum):
+    UNIFORM = 1
+    """Every accepted bid pays the lowest accepted bid's price."""
+    PAY_AS_BID = 2
+    """Every accepted bid pays its own price."""
+
+
+class AuctionState(enum.IntEnum):
+    APPLIED = 1
+    """The seller's lot is locked; not yet announced."""
+    BIDDING = 2
+    """Announced: sealed bids are taken until the operator clears it."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -203,6 +270,8 @@ class SubmitOrder(msgspec.Struct, tag=1, **_CMD):
     stp: StpMode = StpMode.CANCEL_INCOMING
     seq: int = 0
     ts_ns: int = 0
+    quote_order_id: int = 0
+    """Hit-quote orders: the resting order to trade against."""
 
 
 class CancelOrder(msgspec.Struct, tag=2, **_CMD):
@@ -262,6 +331,107 @@ class HaltInstrument(msgspec.Struct, tag=12, **_CMD):
 
 class ResumeInstrument(msgspec.Struct, tag=13, **_CMD):
     instrument: str
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class SetTradingPhase(msgspec.Struct, tag=14, **_CMD):
+    """Move an open instrument to phase ``phase`` (an index into its schedule).
+
+    Phases say which trading modes are allowed (the national market: continuous and hit-quote
+    09:30-11:30 and 13:00-15:00, block trades 13:00-15:00).  The engine never reads a clock:
+    the operator (or its scheduler) sends this command at each phase boundary.
+    """
+
+    phase: int
+    instrument: str = ALL_INSTRUMENTS
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class SubmitBlockOffer(msgspec.Struct, tag=40, **_CMD):
+    """Post a block (bilateral) offer; ``counterparty`` -1 makes it open to every account."""
+
+    offer_id: int
+    account: int
+    instrument: str
+    side: Side
+    qty_t: int
+    price_ticks: int
+    counterparty: int = -1
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class AcceptBlockOffer(msgspec.Struct, tag=41, **_CMD):
+    """Accept a block offer: price and quantity must equal the offer's (both parties agree)."""
+
+    offer_id: int
+    account: int
+    price_ticks: int
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class CancelBlockOffer(msgspec.Struct, tag=42, **_CMD):
+    offer_id: int
+    account: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class ApplyAuction(msgspec.Struct, tag=43, **_CMD):
+    """A seller applies to sell a lot by one-way auction; the lot is locked at once."""
+
+    auction_id: int
+    account: int
+    instrument: str
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class AnnounceAuction(msgspec.Struct, tag=44, **_CMD):
+    """The operator announces an applied auction; sealed bidding opens.
+
+    The window is published for participants; the operator's scheduler clears the auction at
+    its end (the engine never reads a clock).
+    """
+
+    auction_id: int
+    floor_rule: FloorRule = FloorRule.PREVIOUS_CLOSE
+    clearing: ClearingRule = ClearingRule.UNIFORM
+    window_start_ns: int = 0
+    window_end_ns: int = 0
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class SubmitAuctionBid(msgspec.Struct, tag=45, **_CMD):
+    """A sealed bid: its funds are locked until the auction clears or is cancelled."""
+
+    bid_id: int
+    auction_id: int
+    account: int
+    price_ticks: int
+    qty_t: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class ClearAuction(msgspec.Struct, tag=46, **_CMD):
+    """Rank the bids (price, then time) and fill the lot by the auction's clearing rule."""
+
+    auction_id: int
+    seq: int = 0
+    ts_ns: int = 0
+
+
+class CancelAuction(msgspec.Struct, tag=47, **_CMD):
+    """Withdraw an auction before it clears: every bid and the seller's lot are released."""
+
+    auction_id: int
     seq: int = 0
     ts_ns: int = 0
 
@@ -433,6 +603,15 @@ Command = Union[
     ReportEmissions,
     SurrenderAllowances,
     CloseComplianceYear,
+    SetTradingPhase,
+    SubmitBlockOffer,
+    AcceptBlockOffer,
+    CancelBlockOffer,
+    ApplyAuction,
+    AnnounceAuction,
+    SubmitAuctionBid,
+    ClearAuction,
+    CancelAuction,
 ]
 REGISTRY_COMMAND_TYPES: tuple[type, ...] = (
     OpenAccount, DepositCash, WithdrawCash, IssueAllowances, ClawBack, TransferAllowances,
@@ -440,6 +619,10 @@ REGISTRY_COMMAND_TYPES: tuple[type, ...] = (
     ReportEmissions, SurrenderAllowances, CloseComplianceYear,
 )  # fmt: skip
 COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
+BLOCK_COMMAND_TYPES: tuple[type, ...] = (SubmitBlockOffer, AcceptBlockOffer, CancelBlockOffer)
+AUCTION_COMMAND_TYPES: tuple[type, ...] = (
+    ApplyAuction, AnnounceAuction, SubmitAuctionBid, ClearAuction, CancelAuction,
+)  # fmt: skip
 
 # ------------------------------------------------------------------------------------------
 # Events
@@ -770,6 +953,202 @@ class RegistryRejected(msgspec.Struct, tag=36, **_EVT):
     reason: RejectReason
 
 
+class TradingPhaseChanged(msgspec.Struct, tag=14, **_EVT):
+    """``modes``: the ``TradingMode`` bits now allowed (the instrument's modes in the phase)."""
+
+    seq: int
+    ts_ns: int
+    instrument: str
+    phase: int
+    modes: int
+
+
+class SessionModeVolumes(msgspec.Struct, tag=15, **_EVT):
+    """Follows ``SessionClosed``: the block and auction business of the session (listing
+    business is ``SessionClosed``'s own volume), then these counters restart at zero."""
+
+    seq: int
+    ts_ns: int
+    instrument: str
+    trading_date: int
+    block_volume_t: int
+    block_value_fen: int
+    block_trades: int
+    auction_volume_t: int
+    auction_value_fen: int
+    auction_trades: int
+
+
+class CompositePrice(msgspec.Struct, tag=16, **_EVT):
+    """Published with the close once every allowance vintage has closed: the equal-weighted
+    mean of the vintages' closes, rounded half up to the fen."""
+
+    seq: int
+    ts_ns: int
+    trading_date: int
+    price_ticks: int
+    vintages: int
+
+
+class BlockOfferPosted(msgspec.Struct, tag=40, **_EVT):
+    seq: int
+    ts_ns: int
+    offer_id: int
+    account: int
+    instrument: str
+    side: Side
+    price_ticks: int
+    qty_t: int
+    counterparty: int
+    """-1: open to every account."""
+
+
+class BlockCommandRejected(msgspec.Struct, tag=41, **_EVT):
+    """Refusal of a block command (``command`` is its tag); echoes what the command said."""
+
+    seq: int
+    ts_ns: int
+    command: int
+    offer_id: int
+    account: int
+    instrument: str
+    side: int
+    price_ticks: int
+    qty_t: int
+    reason: RejectReason
+
+
+class BlockTradeExecuted(msgspec.Struct, tag=42, **_EVT):
+    seq: int
+    ts_ns: int
+    trade_id: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+    offer_id: int
+    offer_side: Side
+    offer_account: int
+    accepting_account: int
+
+
+class BlockOfferCancelled(msgspec.Struct, tag=43, **_EVT):
+    seq: int
+    ts_ns: int
+    offer_id: int
+    account: int
+    instrument: str
+    side: Side
+    price_ticks: int
+    qty_t: int
+    reason: CancelReason
+
+
+class AuctionApplied(msgspec.Struct, tag=44, **_EVT):
+    seq: int
+    ts_ns: int
+    auction_id: int
+    account: int
+    instrument: str
+    qty_t: int
+
+
+class AuctionAnnounced(msgspec.Struct, tag=45, **_EVT):
+    seq: int
+    ts_ns: int
+    auction_id: int
+    account: int
+    """The seller."""
+    instrument: str
+    qty_t: int
+    floor_price_ticks: int
+    cap_price_ticks: int
+    floor_rule: FloorRule
+    clearing: ClearingRule
+    window_start_ns: int
+    window_end_ns: int
+
+
+class AuctionBidAccepted(msgspec.Struct, tag=46, **_EVT):
+    seq: int
+    ts_ns: int
+    bid_id: int
+    auction_id: int
+    account: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+
+
+class AuctionCommandRejected(msgspec.Struct, tag=47, **_EVT):
+    seq: int
+    ts_ns: int
+    command: int
+    auction_id: int
+    bid_id: int
+    account: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+    reason: RejectReason
+
+
+class AuctionTrade(msgspec.Struct, tag=48, **_EVT):
+    """One accepted bid's fill; ``bid_unfilled_t`` of the bid was released."""
+
+    seq: int
+    ts_ns: int
+    trade_id: int
+    auction_id: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+    bid_id: int
+    buyer_account: int
+    seller_account: int
+    bid_unfilled_t: int
+
+
+class AuctionBidReleased(msgspec.Struct, tag=49, **_EVT):
+    """A bid that received nothing (below the clearing price, or the auction was cancelled)."""
+
+    seq: int
+    ts_ns: int
+    bid_id: int
+    auction_id: int
+    account: int
+    instrument: str
+    price_ticks: int
+    qty_t: int
+
+
+class AuctionCleared(msgspec.Struct, tag=50, **_EVT):
+    """``price_ticks``: the lowest accepted bid's price (0 when nothing sold)."""
+
+    seq: int
+    ts_ns: int
+    auction_id: int
+    account: int
+    """The seller."""
+    instrument: str
+    clearing: ClearingRule
+    price_ticks: int
+    sold_t: int
+    unsold_t: int
+    value_fen: int
+    fills: int
+    bids: int
+
+
+class AuctionCancelled(msgspec.Struct, tag=51, **_EVT):
+    seq: int
+    ts_ns: int
+    auction_id: int
+    account: int
+    instrument: str
+    qty_t: int
+    bids: int
+
+
 Event = Union[
     OrderAccepted,
     OrderRejected,
@@ -801,6 +1180,21 @@ Event = Union[
     ComplianceYearClosed,
     DuplicateCommand,
     RegistryRejected,
+    TradingPhaseChanged,
+    SessionModeVolumes,
+    CompositePrice,
+    BlockOfferPosted,
+    BlockCommandRejected,
+    BlockTradeExecuted,
+    BlockOfferCancelled,
+    AuctionApplied,
+    AuctionAnnounced,
+    AuctionBidAccepted,
+    AuctionCommandRejected,
+    AuctionTrade,
+    AuctionBidReleased,
+    AuctionCleared,
+    AuctionCancelled,
 ]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 
@@ -864,3 +1258,34 @@ class InstrumentStatus(msgspec.Struct, frozen=True):
     reference_price_ticks: int
     lower_band_ticks: int
     upper_band_ticks: int
+    phase: int = 0
+    """Index of the current trading phase in the instrument's schedule."""
+    modes: int = 0
+    """``TradingMode`` bits allowed now (0 while the session is closed)."""
+
+
+class BlockOffer(msgspec.Struct, frozen=True):
+    offer_id: int
+    account: int
+    instrument: str
+    side: Side
+    price_ticks: int
+    qty_t: int
+    counterparty: int
+
+
+class AuctionStatus(msgspec.Struct, frozen=True):
+    """An auction that has not yet cleared.  Bids are sealed: only their number is shown."""
+
+    auction_id: int
+    account: int
+    instrument: str
+    qty_t: int
+    state: AuctionState
+    floor_price_ticks: int
+    cap_price_ticks: int
+    floor_rule: int
+    clearing: int
+    window_start_ns: int
+    window_end_ns: int
+    bids: int

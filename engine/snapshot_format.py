@@ -132,6 +132,55 @@ class LedgerSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: list[KeySnapshot]
 
 
+class BlockOfferSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    offer_id: int
+    account: int
+    instrument: int
+    """Instrument index."""
+    side: int
+    price_ticks: int
+    qty_t: int
+    counterparty: int
+
+
+class BidSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    bid_id: int
+    account: int
+    price_ticks: int
+    qty_t: int
+
+
+class AuctionSnapshot(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An auction not yet cleared; ``bids`` in arrival (time-priority) order.  The announced
+    terms (floor … window end) are 0 while the auction is only applied."""
+
+    auction_id: int
+    seller: int
+    instrument: int
+    qty_t: int
+    state: int
+    floor_price_ticks: int
+    cap_price_ticks: int
+    clearing: int
+    floor_rule: int
+    window_start_ns: int
+    window_end_ns: int
+    bids: list[BidSnapshot]
+
+
+class ModesSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The trading modes' state (docs/TRADING_MODES.md).
+
+    ``instruments`` has one ``[phase, block_volume, block_value, block_trades, auction_volume,
+    auction_value, auction_trades]`` per instrument, in index order; ``block_offers`` ascend by
+    offer id and ``auctions`` by auction id.
+    """
+
+    instruments: list[tuple[int, int, int, int, int, int, int]]
+    block_offers: list[BlockOfferSnapshot]
+    auctions: list[AuctionSnapshot]
+
+
 class EngineSnapshot(msgspec.Struct, frozen=True):
     format_version: int
     market_digest: bytes
@@ -139,6 +188,9 @@ class EngineSnapshot(msgspec.Struct, frozen=True):
     instruments: list[InstrumentSnapshot]
     ledger: LedgerSnapshot | None = None
     """Appended field: the registry, for markets that run one."""
+    modes: ModesSnapshot | None = None
+    """Appended field: phases, block offers and auctions.  Absent (older snapshots): every
+    instrument in phase 0 with no block or auction business, no offers, no auctions."""
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -194,4 +246,41 @@ def load(data: bytes, market) -> EngineSnapshot:
                 raise SnapshotFormatError(f"{saved.symbol} {name} are not in priority order")
     if (snapshot.ledger is not None) != market.registry:
         raise SnapshotFormatError("snapshot and market disagree on running a registry")
+    if snapshot.modes is not None:
+        _check_modes(snapshot.modes, market)
     return snapshot
+
+
+def empty_modes(n_instruments: int) -> ModesSnapshot:
+    """The modes' state of a fresh engine (what an older snapshot without it means)."""
+    return ModesSnapshot([(0, 0, 0, 0, 0, 0, 0)] * n_instruments, [], [])
+
+
+def _check_modes(modes: ModesSnapshot, market) -> None:
+    n_inst = len(market.instruments)
+    if len(modes.instruments) != n_inst:
+        raise SnapshotFormatError("snapshot has trading-mode figures for another instrument count")
+    for index, row in enumerate(modes.instruments):
+        if not 0 <= row[0] < len(market.phases(index)):
+            raise SnapshotFormatError(f"instrument {index} is in phase {row[0]}, not in its schedule")
+    capacity = market.capacity
+    offer_ids = [o.offer_id for o in modes.block_offers]
+    auction_ids = [a.auction_id for a in modes.auctions]
+    bid_ids = [b.bid_id for a in modes.auctions for b in a.bids]
+    for name, ids, limit in (("block offers", offer_ids, capacity.block_offers),
+                             ("auctions", auction_ids, capacity.auctions),
+                             ("auction bids", bid_ids, capacity.auction_bids)):  # fmt: skip
+        if len(ids) > limit:
+            raise SnapshotFormatError(f"more {name} than capacity")
+        if any(i <= 0 for i in ids) or len(set(ids)) != len(ids):
+            raise SnapshotFormatError(f"{name} ids must be positive and unique")
+    if offer_ids != sorted(offer_ids) or auction_ids != sorted(auction_ids):
+        raise SnapshotFormatError("block offers and auctions must ascend by id")
+    for offer in modes.block_offers:
+        if not 0 <= offer.instrument < n_inst or offer.side not in (1, 2):
+            raise SnapshotFormatError(f"block offer {offer.offer_id} is malformed")
+    for auction in modes.auctions:
+        if not 0 <= auction.instrument < n_inst or auction.state not in (1, 2):
+            raise SnapshotFormatError(f"auction {auction.auction_id} is malformed")
+        if auction.state == 1 and auction.bids:
+            raise SnapshotFormatError(f"auction {auction.auction_id} has bids before bidding")

@@ -28,6 +28,15 @@ ROLES_BY_COMMAND: dict[type, frozenset[Role]] = {
     s.CloseSession: _OPERATOR,
     s.HaltInstrument: _OPERATOR,
     s.ResumeInstrument: _OPERATOR,
+    s.SetTradingPhase: _OPERATOR,
+    s.SubmitBlockOffer: _TRADER,
+    s.AcceptBlockOffer: _TRADER,
+    s.CancelBlockOffer: _TRADER,
+    s.ApplyAuction: _TRADER,
+    s.SubmitAuctionBid: _TRADER,
+    s.AnnounceAuction: _OPERATOR,
+    s.ClearAuction: _OPERATOR,
+    s.CancelAuction: _OPERATOR,
     **{command: _REGISTRY for command in getattr(s, "REGISTRY_COMMAND_TYPES", ())},
 }
 """Command type -> the roles that may send it."""

@@ -230,7 +230,7 @@ def _random_submit(rng: random.Random, seq: int, symbols: list[str], specs: dict
     if rng.random() < 0.02:
         price += 1  # usually off-tick or out of band
     qty = spec.lot_t * rng.randint(1, 40) if rng.random() > 0.02 else rng.choice((0, 1, 10**6))
-    order_type = rng.choices(list(s.OrderType), weights=(80, 8, 12))[0]
+    order_type = rng.choices(list(s.OrderType)[:3], weights=(80, 8, 12))[0]
     if order_type == s.OrderType.MARKET:
         tif = rng.choice((s.TimeInForce.IOC, s.TimeInForce.FOK))
     elif order_type == s.OrderType.POST_ONLY:

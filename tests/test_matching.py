@@ -59,7 +59,7 @@ SUBMIT_REJECTS = [
     ("account-negative", [], buy(1, -1, 10, 6000, tif=9), R.UNKNOWN_ACCOUNT),
     ("side-undefined", [], submit(1, 1, 3, 10, 6000, tif=9), R.INVALID_ORDER_TYPE),
     ("side-zero", [], submit(1, 1, 0, 0, 6000), R.INVALID_ORDER_TYPE),
-    ("order-type-undefined", [], submit(1, 1, BUY, 10, 6000, order_type=4, tif=0),
+    ("order-type-undefined", [], submit(1, 1, BUY, 10, 6000, order_type=9, tif=0),
      R.INVALID_ORDER_TYPE),
     ("stp-undefined", [], buy(1, 1, 10, 6000, stp=0, tif=0), R.INVALID_ORDER_TYPE),
     ("tif-undefined", [], buy(1, 1, 0, 6000, tif=5), R.INVALID_TIME_IN_FORCE),

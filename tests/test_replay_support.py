@@ -124,7 +124,7 @@ class Workload:
         rng = self.rng
         symbol = rng.choice(SYMBOLS)
         spec = self.specs[symbol]
-        order_type = rng.choices(list(s.OrderType), weights=(85, 10, 5))[0]
+        order_type = rng.choices(list(s.OrderType)[:3], weights=(85, 10, 5))[0]
         if order_type == s.OrderType.MARKET:
             tif = rng.choice((s.TimeInForce.IOC, s.TimeInForce.FOK))
         else:
