@@ -6,8 +6,10 @@ Workloads (seeded, ``bench.simulation``):
     The 2025 participant mix, allocations from the power benchmark formula, then a year of
     trading days (242) whose activity clusters before the surrender deadline — the base
     number of new orders per day times 1 (January–September), 3 (October), 6 (November) and
-    10 (December) — with cancels and reprices, then emissions reports, surrender and the
-    compliance close (a handful of defaulters, as in reality).
+    10 (December) — with cancels and reprices, hit-quote orders, the trading phases of each
+    day, block trades (most of the volume, as in 2023) and eight one-way auctions, then
+    emissions reports, surrender and the compliance close (a handful of defaulters, as in
+    reality).
 ``rush``
     The compliance season at 100 times the peak: the last ``rush_days`` trading days before the
     deadline, each with 100x December's order flow.
@@ -27,6 +29,7 @@ import msgspec
 import numpy as np
 
 from bench.simulation import Simulation, trading_dates
+from engine import records as r
 from engine import schema as s
 from engine.compiled import CompiledEngine
 from engine.market import national_market
@@ -52,6 +55,17 @@ class CarbonResult(msgspec.Struct):
     hashes_equal: bool | None
     complied: int
     short: int
+    listing_t: int = 0
+    block_t: int = 0
+    auction_t: int = 0
+    block_trades: int = 0
+    auction_fills: int = 0
+    auctions: int = 0
+    """One-way auctions cleared."""
+    composite_price_ticks: int = 0
+    """The last composite price of the run."""
+    refused: int = 0
+    """Orders, block and auction commands the engine refused."""
 
 
 class _Run:
@@ -62,6 +76,10 @@ class _Run:
         self.seconds = 0.0
         self.digest = hashlib.blake2b(digest_size=16)
         self.trades = 0
+        self.volume_t = {r.EV_TRADE: 0, r.EV_BLOCK_TRADE: 0, r.EV_AUCTION_TRADE: 0}
+        self.counts = {r.EV_BLOCK_TRADE: 0, r.EV_AUCTION_TRADE: 0, r.EV_AUCTION_CLEARED: 0}
+        self.composite_price_ticks = 0
+        self.refused = 0
         self.reports: list[s.ComplianceReported] = []
 
     def apply(self, records: np.ndarray) -> None:
@@ -69,9 +87,21 @@ class _Run:
         events = self.engine.apply_records(records)
         self.seconds += time.perf_counter() - start
         self.digest.update(events.tobytes())
-        self.trades += int(np.count_nonzero(events["kind"] == 3))
-        for row in events[events["kind"] == 33].tolist():
+        kinds = events["kind"]
+        self.trades += int(np.count_nonzero(kinds == r.EV_TRADE))
+        for kind in self.volume_t:
+            self.volume_t[kind] += int(events["qty_t"][kinds == kind].sum())
+        for kind in self.counts:
+            self.counts[kind] += int(np.count_nonzero(kinds == kind))
+        self.refused += int(np.count_nonzero(np.isin(kinds, _REFUSALS)))
+        composite = events["price_ticks"][kinds == r.EV_COMPOSITE]
+        if len(composite):
+            self.composite_price_ticks = int(composite[-1])
+        for row in events[kinds == r.EV_COMPLIANCE].tolist():
             self.reports.append(self.engine.codec.event(list(row)))
+
+
+_REFUSALS = np.array([r.EV_REJECTED, r.EV_BLOCK_REJECTED, r.EV_AUCTION_REJECTED])
 
 
 def _day_flow(sim: Simulation, engine, date: int, orders: int) -> list[s.Command]:
@@ -123,7 +153,10 @@ def run_workload(workload: str, base_orders: int, seed: int, rush_days: int) -> 
         commands / compiled.seconds, reference and reference.seconds,
         reference and commands / reference.seconds, compiled.digest.hexdigest(),
         None if reference is None else reference.digest.hexdigest() == compiled.digest.hexdigest(),
-        len(compiled.reports) - short, short,
+        len(compiled.reports) - short, short, compiled.volume_t[r.EV_TRADE],
+        compiled.volume_t[r.EV_BLOCK_TRADE], compiled.volume_t[r.EV_AUCTION_TRADE],
+        compiled.counts[r.EV_BLOCK_TRADE], compiled.counts[r.EV_AUCTION_TRADE],
+        compiled.counts[r.EV_AUCTION_CLEARED], compiled.composite_price_ticks, compiled.refused,
     )  # fmt: skip
 
 
@@ -131,12 +164,28 @@ def format_table(results: list[CarbonResult]) -> str:
     lines = [f"{'workload':<9} {'days':>5} {'commands':>11} {'trades':>10} {'compiled/s':>12} "
              f"{'reference/s':>12} {'speed-up':>9} {'complied':>9} {'short':>6}  events hash"]  # fmt: skip
     lines.append("-" * len(lines[0]))
-    for r in results:
-        ref = "-" if r.reference_commands_per_s is None else f"{r.reference_commands_per_s:,.0f}"
-        ratio = "-" if r.reference_seconds is None else f"{r.reference_seconds / r.compiled_seconds:.1f}x"
-        lines.append(f"{r.workload:<9} {r.days:>5} {r.commands:>11,} {r.trades:>10,} "
-                     f"{r.compiled_commands_per_s:>12,.0f} {ref:>12} {ratio:>9} {r.complied:>9,} "
-                     f"{r.short:>6}  {r.events_hash}")  # fmt: skip
-    equal = [r.hashes_equal for r in results if r.hashes_equal is not None]
+    for one in results:
+        ref = "-" if one.reference_commands_per_s is None else f"{one.reference_commands_per_s:,.0f}"
+        ratio = "-" if one.reference_seconds is None else f"{one.reference_seconds / one.compiled_seconds:.1f}x"
+        lines.append(f"{one.workload:<9} {one.days:>5} {one.commands:>11,} {one.trades:>10,} "
+                     f"{one.compiled_commands_per_s:>12,.0f} {ref:>12} {ratio:>9} {one.complied:>9,} "
+                     f"{one.short:>6}  {one.events_hash}")  # fmt: skip
+    lines += ["", _modes_table(results)]
+    equal = [one.hashes_equal for one in results if one.hashes_equal is not None]
     lines.append(f"compiled and reference event hashes equal: {all(equal)}")
+    return "\n".join(lines)
+
+
+def _modes_table(results: list[CarbonResult]) -> str:
+    """Volume per trading mode, the auctions, the last composite price, refusals."""
+    lines = [f"{'workload':<9} {'listing t':>14} {'block t':>14} {'auction t':>12} "
+             f"{'block %':>8} {'blocks':>7} {'auctions':>9} {'fills':>6} {'composite':>10} "
+             f"{'refused':>8}"]  # fmt: skip
+    lines.append("-" * len(lines[0]))
+    for one in results:
+        total = max(1, one.listing_t + one.block_t + one.auction_t)
+        lines.append(f"{one.workload:<9} {one.listing_t:>14,} {one.block_t:>14,} "
+                     f"{one.auction_t:>12,} {100 * one.block_t / total:>7.1f}% "
+                     f"{one.block_trades:>7,} {one.auctions:>9,} {one.auction_fills:>6,} "
+                     f"{one.composite_price_ticks / 100:>10.2f} {one.refused:>8,}")  # fmt: skip
     return "\n".join(lines)

@@ -3,11 +3,14 @@
 It creates a data directory, starts the exchange with its TCP gateway on a loopback port and
 drives it through real client sessions (``bench.demo_gateway``): the registry opens 3,398
 accounts and issues allocations computed with the power-sector benchmark formula, the operator
-opens the session, some thirty trading firms trade concurrently, the operator closes the
-session, and the registry takes the emissions reports and surrenders and closes the 2024
-compliance year.  Then it reads the log back from disk with ``replay``: the audit recomputes
-every batch's events and compares them with the digests the log recorded, and the summary
-(orders, trades, prices per vintage, compliance position) is built from the replayed events.
+opens the session, some fifty trading firms trade concurrently in the three trading modes
+(listing orders and hit-quote orders in the morning and afternoon, block trades in the
+afternoon, a one-way auction during the morning) while the operator moves the market through
+its trading phases, the operator closes the session, and the registry takes the emissions
+reports and surrenders and closes the 2024 compliance year.  Then it reads the log back from
+disk with ``replay``: the audit recomputes every batch's events and compares them with the
+digests the log recorded, and the summary (orders, trades and volume per trading mode, prices
+per vintage, the composite price, compliance position) is built from the replayed events.
 
 ``--embedded`` skips the gateway and submits the same flow straight to the sequencer.
 """
@@ -89,22 +92,47 @@ def run_embedded(data_dir: Path, market, sim: Simulation, dates: list[int], orde
 
 
 class _Counts(Consumer):
-    """Events by kind, and the accounts that traded."""
+    """Events by kind (and refusals by reason), the accounts that traded, the auctions."""
 
-    kinds = frozenset(range(1, 40))
+    kinds = frozenset(range(1, 64))
 
     def __init__(self) -> None:
         self.by_kind: Counter[int] = Counter()
+        self.reasons: Counter[tuple[int, int]] = Counter()
+        """(refusal event kind, reason) -> count."""
+        self.hit_quotes = 0
         self.traders: set[int] = set()
         self.allocated_t = 0
+        self.auctions: list[list[int]] = []
+        """Rows of ``AuctionCleared``."""
 
     def take(self, rows: np.ndarray) -> None:
-        kinds, counts = np.unique(rows[:, r.E_KIND], return_counts=True)
+        kinds_column = rows[:, r.E_KIND]
+        kinds, counts = np.unique(kinds_column, return_counts=True)
         self.by_kind.update(dict(zip(kinds.tolist(), counts.tolist(), strict=True)))
-        trades = rows[rows[:, r.E_KIND] == r.EV_TRADE]
-        self.traders.update(trades[:, r.E_ACCOUNT].tolist())
-        self.traders.update(trades[:, r.E_X1].tolist())
-        self.allocated_t += int(rows[rows[:, r.E_KIND] == r.EV_ISSUED][:, r.E_QTY].sum())
+        for kind, column in ((r.EV_TRADE, r.E_X1), (r.EV_BLOCK_TRADE, r.E_X0),
+                             (r.EV_AUCTION_TRADE, r.E_X2)):  # fmt: skip
+            trades = rows[kinds_column == kind]
+            self.traders.update(trades[:, r.E_ACCOUNT].tolist())
+            self.traders.update(trades[:, column].tolist())
+        self.allocated_t += int(rows[kinds_column == r.EV_ISSUED][:, r.E_QTY].sum())
+        accepted = rows[kinds_column == r.EV_ACCEPTED]
+        self.hit_quotes += int(np.count_nonzero(accepted[:, r.E_X0] == s.OrderType.HIT_QUOTE))
+        refused = rows[np.isin(kinds_column, _REFUSALS)]
+        self.reasons.update(zip(refused[:, r.E_KIND].tolist(), refused[:, r.E_REASON].tolist()))
+        self.auctions += rows[kinds_column == r.EV_AUCTION_CLEARED].tolist()
+
+    def refusals(self, kind: int) -> str:
+        """``N refused`` with the reasons, for one refusal event kind."""
+        mine = sorted((n, reason) for (k, reason), n in self.reasons.items() if k == kind)
+        total = sum(n for n, _ in mine)
+        if not total:
+            return "0"
+        detail = ", ".join(f"{s.RejectReason(reason).name} {n:,}" for n, reason in reversed(mine))
+        return f"{total:,} ({detail})"
+
+
+_REFUSALS = np.array([r.EV_REJECTED, r.EV_BLOCK_REJECTED, r.EV_AUCTION_REJECTED])
 
 
 def _print_summary(sim, data_dir: Path, seconds: float, requests: int, refused: int) -> bool:
@@ -119,12 +147,20 @@ def _print_summary(sim, data_dir: Path, seconds: float, requests: int, refused: 
           f"({', '.join(f'{n:,} {sector}' for sector, n in sectors.items())})")  # fmt: skip
     print(f"requests          {requests:,} in {seconds:.2f} s ({requests / seconds:,.0f}/s), each "
           f"acknowledged after its batch was synced to disk; {refused:,} refused by the gateway")  # fmt: skip
-    print(f"orders            {k[r.EV_ACCEPTED]:,} accepted, {k[r.EV_REJECTED]:,} rejected, "
-          f"{k[r.EV_CANCELLED]:,} cancelled or expired, {k[r.EV_MODIFIED]:,} modified")  # fmt: skip
-    print(f"trades            {k[r.EV_TRADE]:,} between {len(counts.traders):,} accounts")
+    print(f"orders            {k[r.EV_ACCEPTED]:,} accepted ({counts.hit_quotes:,} hit-quote), "
+          f"{counts.refusals(r.EV_REJECTED)} rejected, {k[r.EV_CANCELLED]:,} cancelled or "
+          f"expired, {k[r.EV_MODIFIED]:,} modified")  # fmt: skip
+    print(f"trades            {k[r.EV_TRADE]:,} listing, {k[r.EV_BLOCK_TRADE]:,} block, "
+          f"{k[r.EV_AUCTION_TRADE]:,} auction fills, between {len(counts.traders):,} accounts")  # fmt: skip
+    print(f"block offers      {k[r.EV_BLOCK_POSTED]:,} posted, {k[r.EV_BLOCK_TRADE]:,} accepted, "
+          f"{counts.refusals(r.EV_BLOCK_REJECTED)} refused")  # fmt: skip
+    _print_auctions(counts)
+    _print_phases(sim.market, k[r.EV_PHASE_CHANGED])
     print(f"registry          {k[r.EV_ACCOUNT_OPENED]:,} accounts opened, "
           f"{counts.allocated_t:,} t allocated, {k[r.EV_SURRENDERED]:,} surrenders")  # fmt: skip
-    _print_market(market_report.result())
+    history = market_report.result()
+    _print_volume(history.days)
+    _print_market(history)
     _print_compliance(compliance.result())
     print(f"\naudit             {checked.batches:,} batches, {checked.commands:,} commands and "
           f"{checked.events:,} events replayed from the log: "
@@ -133,15 +169,46 @@ def _print_summary(sim, data_dir: Path, seconds: float, requests: int, refused: 
     return checked.ok
 
 
-def _print_market(bars) -> None:
+def _print_phases(market, changes: int) -> None:
+    schedules = {tuple(p.name for p in market.phases(i)) for i in range(len(market.symbols))}
+    days = "; ".join(" → ".join(names) for names in sorted(schedules))
+    print(f"trading phases    {days}: {changes:,} phase changes (each instrument's own)")
+
+
+def _print_auctions(counts: _Counts) -> None:
+    k = counts.by_kind
+    print(f"auctions          {len(counts.auctions):,} cleared, {k[r.EV_BID_ACCEPTED]:,} sealed "
+          f"bids, {counts.refusals(r.EV_AUCTION_REJECTED)} refused")  # fmt: skip
+    for row in counts.auctions:
+        lot = row[r.E_QTY] + row[r.E_X0]
+        rule = s.ClearingRule(row[r.E_SIDE]).name.lower().replace("_", "-")
+        price = f"at {row[r.E_PRICE] / 100:.2f}" if row[r.E_QTY] else "nothing sold"
+        print(f"                  {lot:,} t offered ({rule}): {row[r.E_QTY]:,} t sold {price} "
+              f"in {row[r.E_X2]:,} fills of {row[r.E_X3]:,} bids")  # fmt: skip
+
+
+def _print_volume(bars) -> None:
+    modes = [("listing", sum(b.volume_t for b in bars)),
+             ("block", sum(b.block_volume_t for b in bars)),
+             ("auction", sum(b.auction_volume_t for b in bars))]  # fmt: skip
+    total = max(1, sum(qty for _, qty in modes))
+    print("volume            " + ", ".join(
+        f"{mode} {qty:,} t ({100 * qty / total:.1f} %)" for mode, qty in modes))  # fmt: skip
+
+
+def _print_market(history) -> None:
     fen = 100
     print(f"\n{'day':<9} {'vintage':<12} {'open':>7} {'high':>7} {'low':>7} {'close':>7} "
-          f"{'volume t':>12} {'value CNY':>15}")  # fmt: skip
-    for b in bars:
-        if b.trades:
+          f"{'listing t':>12} {'block t':>12} {'auction t':>10} {'value CNY':>15}")  # fmt: skip
+    for b in history.days:
+        if b.trades or b.block_trades or b.auction_trades:
             print(f"{b.trading_date:<9} {b.instrument:<12} {b.open_ticks / fen:>7.2f} "
                   f"{b.high_ticks / fen:>7.2f} {b.low_ticks / fen:>7.2f} "
-                  f"{b.close_ticks / fen:>7.2f} {b.volume_t:>12,} {b.value_fen // fen:>15,}")  # fmt: skip
+                  f"{b.close_ticks / fen:>7.2f} {b.volume_t:>12,} {b.block_volume_t:>12,} "
+                  f"{b.auction_volume_t:>10,} {b.total_value_fen // fen:>15,}")  # fmt: skip
+    for c in history.composite:
+        print(f"{c.trading_date:<9} composite price {c.price_ticks / fen:.2f} CNY/t (mean close "
+              f"of {c.vintages} vintages)")  # fmt: skip
 
 
 def _print_compliance(year) -> None:

@@ -7,10 +7,19 @@ operating system picks.  The market is driven as it would be in production, over
 
 * a **registry** session opens the accounts, deposits cash and issues the allocations, and at
   the end reports emissions, surrenders and closes the compliance year;
-* an **operator** session opens and closes the trading sessions;
+* an **operator** session opens and closes the trading sessions, moves the instruments through
+  their trading phases (``SetTradingPhase``) and announces and clears the one-way auctions;
 * one **trader** session per trading firm (participants are grouped into firms of
   ``FIRM_SIZE`` accounts, like brokers' client accounts) enters, cancels and reprices orders
-  with client order ids, all firms concurrently, each keeping a window of requests in flight.
+  with client order ids, hits quotes, posts and accepts block offers, applies for auctions and
+  bids, all firms concurrently, each keeping a window of requests in flight.
+
+The day's flow is cut at each operator command: the firms' requests before it are all answered
+before the operator sends it (a phase change applies to what follows it).  The gateway assigns
+the ids of orders, block offers, auctions and bids itself (the command's seq, reported in the
+``Ack``); the driver learns them from the Acks and puts them into the later requests that name
+them (a hit-quote's quote, an acceptance's offer, an auction's announcement, bids and
+clearing), waiting for that Ack if it has not arrived yet.
 
 Every request is answered only after its batch is durable in the log (the gateway coalesces
 what arrives together into one batch, one log record, one fsync).  The engine itself is only
@@ -21,18 +30,21 @@ server's own loop, between sessions).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import secrets
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from bench import progress
-from bench.simulation import Simulation
+from bench.simulation import OPERATOR_COMMANDS, Simulation
 from engine import schema as s
 from engine.market import MarketDefinition
-from gateway.client import Client
+from gateway.client import Client, Outcome
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
@@ -42,6 +54,8 @@ FIRM_SIZE = 64
 """Accounts per trading firm (a trader user may act for at most 64 accounts)."""
 WINDOW = 256
 """Requests a session keeps in flight (pipelining)."""
+LEAD = 128
+"""Commands of the day's flow a firm may send beyond the earliest one not yet sent."""
 HOST = "127.0.0.1"
 
 
@@ -72,37 +86,202 @@ class Sessions:
         return Client(HOST, port, name, self.secrets[name])
 
 
-async def _pipeline(client: Client, senders: list, bar: progress.Bar | None) -> list:
-    """Send requests keeping ``WINDOW`` in flight; return their outcomes in order."""
-    in_flight: list[int] = []
+Sent = tuple[int, Awaitable[Outcome]]
+Send = Callable[[Client], Sent | Awaitable[Sent]]
+"""Sends one request on a client; returns its request id and an awaitable of its outcome (as
+a coroutine when it first waits for an id it needs)."""
+
+
+class AssignedIds:
+    """The ids the gateway assigned to the simulation's orders, block offers and auctions,
+    learnt from the Acks: ``("order" | "offer" | "auction", simulation's id) -> engine id``
+    (0 when the request was refused by the gateway)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, int], asyncio.Future] = {}
+
+    def _future(self, key: tuple[str, int]) -> asyncio.Future:
+        future = self._ids.get(key)
+        if future is None:
+            future = self._ids[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    async def of(self, kind: str, sim_id: int) -> int:
+        """The engine's id (waits for the Ack of the request that created it)."""
+        return await asyncio.wait_for(asyncio.shield(self._future((kind, sim_id))), 120.0)
+
+    def learn(self, client: Client, request_id: int, kind: str, sim_id: int) -> asyncio.Task:
+        """Collect the outcome of ``request_id`` as soon as it arrives and remember its id."""
+
+        async def collect() -> Outcome:
+            outcome = await client.outcome(request_id, timeout=60.0)
+            future = self._future((kind, sim_id))
+            if not future.done():
+                future.set_result(outcome.order_id if outcome.reject is None else 0)
+            return outcome
+
+        return asyncio.ensure_future(collect())
+
+
+class Pacer:
+    """Keeps the firms' sessions on the simulated day's timeline: a firm sends the day's
+    command number ``i`` only once every command before ``i - LEAD`` has been sent (in
+    whichever firm's session), so no firm runs ahead of the others by more than ``LEAD``
+    commands and the requests reach the engine roughly in the simulation's order.  (Not
+    exactly: hit-quote orders whose quote another firm's request took first are refused.)
+
+    It cannot deadlock: the earliest unsent command never waits for the pacer, and what it may
+    wait for - the Ack of an earlier order or offer, or of its own session's earlier requests -
+    has been sent.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.done = bytearray(count)
+        self.low = 0
+        """Every command before this one has been sent."""
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []
+
+    async def turn(self, index: int) -> None:
+        """Wait until command ``index`` may be sent."""
+        threshold = index - LEAD
+        if threshold <= self.low:
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (threshold, index, future))
+        await future
+
+    def sent(self, index: int) -> None:
+        """Command ``index`` has been sent."""
+        self.done[index] = 1
+        while self.low < len(self.done) and self.done[self.low]:
+            self.low += 1
+        while self._waiting and self._waiting[0][0] <= self.low:
+            heapq.heappop(self._waiting)[2].set_result(None)
+
+
+async def _pipeline(client: Client, sends: list[Send], bar: progress.Bar | None,
+                    pacer: Pacer | None = None, indices: list[int] | None = None) -> list:  # fmt: skip
+    """Send requests keeping ``WINDOW`` in flight; return their outcomes in order.
+    ``indices``: the requests' places in the day's flow, for the ``pacer``."""
+    in_flight: deque[Awaitable[Outcome]] = deque()
     outcomes = []
-    for send in senders:
-        in_flight.append(send())
+    for n, send in enumerate(sends):
+        if pacer is not None:
+            await pacer.turn(indices[n])
+        sent = send(client)
+        request_id, outcome = sent if type(sent) is tuple else await sent
+        in_flight.append(outcome)
+        if pacer is not None:
+            pacer.sent(indices[n])
         if len(in_flight) >= WINDOW:
-            outcomes.append(await client.outcome(in_flight.pop(0), timeout=60.0))
+            outcomes.append(await in_flight.popleft())
             if bar:
                 bar.advance()
-    for request_id in in_flight:
-        outcomes.append(await client.outcome(request_id, timeout=60.0))
+    while in_flight:
+        outcomes.append(await in_flight.popleft())
         if bar:
             bar.advance()
     return outcomes
 
 
-def _trader_sender(client: Client, command: s.Command):
-    """The gateway request that carries a simulated trader's command."""
-    if type(command) is s.SubmitOrder:
-        c = command
-        return lambda: client.send_new_order(
-            c.instrument, c.side, c.qty_t, c.price_ticks, client_order_id=f"o{c.order_id}",
-            order_type=c.order_type, tif=c.tif, stp=c.stp, account=c.account,
-        )  # fmt: skip
-    if type(command) is s.CancelOrder:
-        return lambda: client.send_cancel(client_order_id=f"o{command.order_id}",
-                                          account=command.account)  # fmt: skip
-    return lambda: client.send_modify(command.price_ticks, command.qty_t,
-                                      client_order_id=f"o{command.order_id}",
-                                      account=command.account)  # fmt: skip
+def _outcome(client: Client, request_id: int) -> Awaitable[Outcome]:
+    return client.outcome(request_id, timeout=60.0)
+
+
+def request(command: s.Command, ids: AssignedIds, quotes: frozenset[int]) -> Send:
+    """The gateway request that carries one of the simulation's commands, with the engine's
+    ids in place of the simulation's.  ``quotes``: orders a later hit-quote order names (their
+    ids are learnt as soon as they are acknowledged)."""
+    t = type(command)
+    c = command
+    if t is s.SubmitOrder:
+
+        def send(client: Client, quote: int = 0) -> Sent:
+            request_id = client.send_new_order(
+                c.instrument, c.side, c.qty_t, c.price_ticks, client_order_id=f"o{c.order_id}",
+                order_type=c.order_type, tif=c.tif, stp=c.stp, account=c.account,
+                quote_order_id=quote,
+            )  # fmt: skip
+            if c.order_id in quotes:
+                return request_id, ids.learn(client, request_id, "order", c.order_id)
+            return request_id, _outcome(client, request_id)
+
+        async def hit(client: Client) -> Sent:
+            return send(client, await ids.of("order", c.quote_order_id))
+
+        return hit if c.quote_order_id else send
+    if t is s.CancelOrder:
+        return _plain(lambda client: client.send_cancel(client_order_id=f"o{c.order_id}",
+                                                        account=c.account))  # fmt: skip
+    if t is s.ModifyOrder:
+        return _plain(lambda client: client.send_modify(
+            c.price_ticks, c.qty_t, client_order_id=f"o{c.order_id}", account=c.account))  # fmt: skip
+    if t in CREATES:
+        kind, field = CREATES[t]
+
+        async def create(client: Client) -> Sent:
+            wrapped = await _with_ids(c, ids)
+            request_id = client.send_engine(msgspec.structs.replace(wrapped, **{field: 0}))
+            return request_id, ids.learn(client, request_id, kind, getattr(c, field))
+
+        return create
+
+    async def engine(client: Client) -> Sent:
+        request_id = client.send_engine(await _with_ids(c, ids))
+        return request_id, _outcome(client, request_id)
+
+    return engine
+
+
+def _plain(send: Callable[[Client], int]) -> Send:
+    def plain(client: Client) -> Sent:
+        request_id = send(client)
+        return request_id, _outcome(client, request_id)
+
+    return plain
+
+
+CREATES: dict[type, tuple[str, str]] = {
+    s.SubmitBlockOffer: ("offer", "offer_id"),
+    s.ApplyAuction: ("auction", "auction_id"),
+}
+"""Commands whose new id later commands name: (kind of id, field).  Bids get ids too, but no
+later command names one."""
+NAMES: dict[str, str] = {"offer_id": "offer", "auction_id": "auction"}
+"""Fields of a command naming something the gateway assigned an id to -> the kind of id."""
+
+
+async def _with_ids(command: s.Command, ids: AssignedIds) -> s.Command:
+    """``command`` naming the engine's offer or auction instead of the simulation's."""
+    changes = {}
+    for field, kind in NAMES.items():
+        if hasattr(command, field) and type(command) not in CREATES:
+            changes[field] = await ids.of(kind, getattr(command, field))
+    if type(command) is s.SubmitAuctionBid:
+        changes["bid_id"] = 0  # the gateway assigns it
+    return msgspec.structs.replace(command, **changes) if changes else command
+
+
+def hit_quotes(commands: list[s.Command]) -> frozenset[int]:
+    """The orders that hit-quote orders of ``commands`` name."""
+    return frozenset(c.quote_order_id for c in commands
+                     if type(c) is s.SubmitOrder and c.quote_order_id)  # fmt: skip
+
+
+def segments(commands: list[s.Command]) -> Iterator[s.Command | list[s.Command]]:
+    """The flow cut at each operator command: runs of participants' commands, and operator
+    commands one by one, in order."""
+    run: list[s.Command] = []
+    for command in commands:
+        if isinstance(command, OPERATOR_COMMANDS):
+            if run:
+                yield run
+                run = []
+            yield command
+        else:
+            run.append(command)
+    if run:
+        yield run
 
 
 class Driver:
@@ -115,6 +294,8 @@ class Driver:
         self.traders = {firm: sessions.client(server.port, firm) for firm in sessions.firms}
         self.refused = 0
         self.requests = 0
+        self.ids = AssignedIds()
+        self.quotes: frozenset[int] = frozenset()
         self.started = time.perf_counter()
         """When the server was up (its engine compiled): the demo's clock starts here."""
 
@@ -132,26 +313,46 @@ class Driver:
 
     async def registry_commands(self, commands: list, label: str) -> None:
         bar = progress.Bar(len(commands), label)
-        senders = [lambda c=c: self.registry.send_engine(c) for c in commands]
-        self._count(await _pipeline(self.registry, senders, bar))
+        sends = [_plain(lambda client, c=c: client.send_engine(c)) for c in commands]
+        self._count(await _pipeline(self.registry, sends, bar))
         bar.close()
 
     async def operator_command(self, command: s.Command) -> None:
-        self._count([await self.operator.engine(command)])
+        sent = request(command, self.ids, self.quotes)(self.operator)
+        _, outcome = sent if type(sent) is tuple else await sent
+        self._count([await outcome])
 
     async def trade(self, commands: list, label: str) -> None:
-        """All firms at once, each over its own session."""
-        by_firm: dict[str, list] = defaultdict(list)
-        for command in commands:
+        """All firms at once, each over its own session, paced on the day's timeline."""
+        by_firm: dict[str, list[Send]] = defaultdict(list)
+        places: dict[str, list[int]] = defaultdict(list)
+        for index, command in enumerate(commands):
             firm = self.sessions.firm_of[command.account]
-            by_firm[firm].append(_trader_sender(self.traders[firm], command))
+            by_firm[firm].append(request(command, self.ids, self.quotes))
+            places[firm].append(index)
         bar = progress.Bar(len(commands), label)
+        pacer = Pacer(len(commands))
         results = await asyncio.gather(*(
-            _pipeline(self.traders[firm], senders, bar) for firm, senders in by_firm.items()
+            _pipeline(self.traders[firm], sends, bar, pacer, places[firm])
+            for firm, sends in by_firm.items()
         ))  # fmt: skip
         bar.close()
         for outcomes in results:
             self._count(outcomes)
+
+    async def day(self, commands: list[s.Command], label: str) -> None:
+        """A trading day's flow: the firms' requests between the operator's commands."""
+        self.quotes = hit_quotes(commands)
+        names = [phase.name for phase in self.sim.phases]
+        phase = 0
+        for segment in segments(commands):
+            if isinstance(segment, list):
+                name = names[phase] if phase < len(names) else f"phase {phase}"
+                await self.trade(segment, f"{label}, {name}")
+            else:
+                await self.operator_command(segment)
+                if type(segment) is s.SetTradingPhase:
+                    phase = segment.phase
 
     async def balances(self, symbols: list[str]) -> tuple[np.ndarray, dict[str, int]]:
         """Tradable holdings (accounts x instruments) and reference prices, read on the
@@ -177,7 +378,7 @@ async def drive(server: ServerThread, sessions: Sessions, sim: Simulation, dates
         _, references = await driver.balances(symbols)
         await driver.operator_command(s.OpenSession(trading_date=date))
         day = sim.day(date, orders, references)
-        await driver.trade(day.commands, f"trading day {date}")
+        await driver.day(day.commands, f"trading day {date}")
         await driver.operator_command(s.CloseSession(trading_date=date))
     tradable, references = await driver.balances(symbols)
     reference = references[f"CEA-{year}"]

@@ -63,7 +63,8 @@ class CompiledEngine:
         ladder = capacity.max_price_ticks + 1
         words, header = k.state_size(
             len(market.instruments), capacity.resting_orders, ladder, capacity.accounts,
-            capacity.registry_keys,
+            capacity.registry_keys, capacity.block_offers, capacity.auctions,
+            capacity.auction_bids,
         )  # fmt: skip
         self._st = np.zeros(words, dtype=_I64)
         for key, value in header.items():
@@ -82,19 +83,38 @@ class CompiledEngine:
             row[k.I_REF] = ins.reference_price_ticks
             row[k.I_TICK], row[k.I_LOT], row[k.I_BAND] = ins.tick_ticks, ins.lot_t, ins.band_bps
             row[k.I_MINQ], row[k.I_MAXQ] = ins.min_qty_t, ins.max_qty_t
-            row[k.I_LO], row[k.I_HI] = band_edges(
-                ins.reference_price_ticks, ins.band_bps, ins.tick_ticks
-            )
-            ceiling = capacity.max_price_ticks - capacity.max_price_ticks % ins.tick_ticks
-            row[k.I_HI] = min(row[k.I_HI], ceiling)  # the band never leaves the price ladder
+            row[k.I_LO], row[k.I_HI] = self._band(i, ins.reference_price_ticks, ins.band_bps)
             row[k.I_VINTAGE] = ins.vintage or 0
             row[k.I_OFFSET] = int(ins.kind == "offset")
+            self._init_modes(i)
         self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
         # Warm-up: a halt of an unknown instrument is refused and changes nothing.
         warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0, 0)
         self._apply_one = _entry(k.apply_one, self._st, self._out, *warm)
         self._process_batch = _entry(
             k.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
+        )
+
+    def _band(self, index: int, reference: int, band_bps: int) -> tuple[int, int]:
+        """``band_edges`` with the upper edge capped where the price ladder ends."""
+        tick = self.market.instruments[index].tick_ticks
+        lower, upper = band_edges(reference, band_bps, tick)
+        max_price = self.market.capacity.max_price_ticks
+        return lower, min(upper, max_price - max_price % tick)
+
+    def _init_modes(self, index: int) -> None:
+        """The trading-mode columns of instrument ``index`` (docs/TRADING_MODES.md)."""
+        ins = self.market.instruments[index]
+        row = self._inst()[index]
+        masks = self.market.phase_masks(index)
+        row[k.I_MODES] = ins.mode_bits
+        row[k.I_PHASE_MASKS] = sum(mask << (4 * phase) for phase, mask in enumerate(masks))
+        row[k.I_N_PHASES] = len(masks)
+        row[k.I_QUOTE_LEVELS] = ins.hit_quote_levels
+        row[k.I_BLOCK_MINQ], row[k.I_BLOCK_BAND] = ins.block_min_qty_t, ins.block_band_bps
+        row[k.I_AUCTION_MINQ], row[k.I_AUCTION_BAND] = ins.auction_min_qty_t, ins.auction_band_bps
+        row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = self._band(
+            index, int(row[k.I_REF]), ins.block_band_bps
         )
 
     # -- views ---------------------------------------------------------------------------------
@@ -125,8 +145,8 @@ class CompiledEngine:
         if t is s.SubmitOrder:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
             n = self._apply_one(
-                self._st, self._out, 1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
-                c.account, index, c.side, c.order_type, c.tif, c.stp, 0,
+                self._st, self._out, 1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
+                c.quote_order_id, c.account, index, c.side, c.order_type, c.tif, c.stp, 0,
             )  # fmt: skip
             if n == 1:
                 return [self.codec.event(self._out[0].tolist())]
@@ -199,7 +219,8 @@ class CompiledEngine:
     def _reserve_rows(self) -> int:
         """Free event rows the kernel insists on before a command (see ``kernel._room``)."""
         st = self._st
-        reserve = int(st[k.M_LIVE] + st[k.M_N_INST]) + k.EVENTS_RESERVE
+        reserve = int(st[k.M_LIVE] + 2 * st[k.M_N_INST]) + k.EVENTS_RESERVE
+        reserve += int(st[k.M_BLOCK_LIVE] + st[k.M_BIDS_LIVE])
         if st[k.M_REGISTRY]:
             reserve += int(st[k.M_N_ACCOUNTS])
         return reserve
@@ -282,11 +303,57 @@ class CompiledEngine:
         return None if slot < 0 else self._resting(int(slot))
 
     def status(self, symbol: str) -> s.InstrumentStatus:
+        """Session state, band, trading phase and the modes usable now (0 unless ``OPEN``)."""
         row = self._inst()[self._require(symbol)].tolist()
+        modes = 0
+        if row[k.I_STATE] == s.SessionState.OPEN:  # the effective modes: none while not open
+            modes = row[k.I_MODES] & (row[k.I_PHASE_MASKS] >> (4 * row[k.I_PHASE])) & 15
         return s.InstrumentStatus(
             symbol, s.SessionState(row[k.I_STATE]), row[k.I_DATE], row[k.I_REF],
-            row[k.I_LO], row[k.I_HI],
+            row[k.I_LO], row[k.I_HI], row[k.I_PHASE], modes,
         )  # fmt: skip
+
+    def _block_table(self) -> np.ndarray:
+        return self._table(k.M_OFF_BLOCK, int(self._st[k.M_BLOCK_CAP]), k.BOF)
+
+    def _auction_table(self) -> np.ndarray:
+        return self._table(k.M_OFF_AUCTIONS, int(self._st[k.M_AUCTIONS_CAP]), k.AUF)
+
+    def _bid_table(self) -> np.ndarray:
+        return self._table(k.M_OFF_BIDS, int(self._st[k.M_BIDS_CAP]), k.BIDF)
+
+    @staticmethod
+    def _live_by_id(table: np.ndarray) -> list[list[int]]:
+        """The live rows (id != 0) of a slot table, ascending id (column 0)."""
+        live = table[table[:, 0] != 0]
+        return live[np.argsort(live[:, 0], kind="stable")].tolist()
+
+    def _bids_of(self, auction_id: int) -> list[list[int]]:
+        """The auction's bid rows in arrival order."""
+        bids = self._bid_table()
+        mine = bids[(bids[:, k.BID_ID] != 0) & (bids[:, k.BID_AUCTION] == auction_id)]
+        return mine[np.argsort(mine[:, k.BID_ARRIVAL], kind="stable")].tolist()
+
+    def block_offers(self, symbol: str | None = None) -> list[s.BlockOffer]:
+        """Live block offers (of one instrument, or of all), ascending offer id."""
+        index = None if symbol is None else self._require(symbol)
+        return [
+            s.BlockOffer(o[k.BO_ID], o[k.BO_ACCOUNT], self.codec.symbol(o[k.BO_INST]),
+                         s.Side(o[k.BO_SIDE]), o[k.BO_PRICE], o[k.BO_QTY],
+                         o[k.BO_COUNTERPARTY])  # fmt: skip
+            for o in self._live_by_id(self._block_table())
+            if index is None or o[k.BO_INST] == index
+        ]
+
+    def auctions(self) -> list[s.AuctionStatus]:
+        """Auctions not yet cleared or cancelled, ascending id (bids are sealed: a count)."""
+        return [
+            s.AuctionStatus(a[k.AU_ID], a[k.AU_SELLER], self.codec.symbol(a[k.AU_INST]),
+                            a[k.AU_QTY], s.AuctionState(a[k.AU_STATE]), a[k.AU_FLOOR],
+                            a[k.AU_CAP], a[k.AU_FLOOR_RULE], a[k.AU_CLEARING], a[k.AU_START],
+                            a[k.AU_END], a[k.AU_BIDS])  # fmt: skip
+            for a in self._live_by_id(self._auction_table())
+        ]
 
     def _table(self, offset_key: int, rows: int, width: int) -> np.ndarray:
         offset = int(self._st[offset_key])
@@ -338,7 +405,7 @@ class CompiledEngine:
             ))  # fmt: skip
         snapshot = snap.EngineSnapshot(
             snap.FORMAT_VERSION, self.market.digest(), int(self._st[k.M_NEXT_TRADE]), instruments,
-            **self._export_ledger(),
+            **self._export_ledger(), modes=self._export_modes(),
         )  # fmt: skip
         return snap.encode(snapshot)
 
@@ -382,6 +449,57 @@ class CompiledEngine:
                     k.restore_order(self._st, o.order_id, o.account, index, side, o.price_ticks,
                                     o.qty_t, o.order_type, o.tif, o.stp)  # fmt: skip
         self._restore_ledger(snapshot)
+        self._restore_modes(snapshot.modes or snap.empty_modes(len(snapshot.instruments)))
+        for index in range(len(snapshot.instruments)):  # the block band follows the reference
+            row = inst[index]
+            row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = self._band(
+                index, int(row[k.I_REF]), int(row[k.I_BLOCK_BAND])
+            )
+
+    _MODE_COLUMNS = [k.I_PHASE, k.I_BLOCK_VOL, k.I_BLOCK_VAL, k.I_BLOCK_TRADES, k.I_AUCTION_VOL,
+                     k.I_AUCTION_VAL, k.I_AUCTION_TRADES]  # fmt: skip
+    """Instrument columns of ``ModesSnapshot.instruments``, in its order."""
+
+    def _export_modes(self) -> snap.ModesSnapshot:
+        figures = self._inst()[:, self._MODE_COLUMNS].tolist()
+        offers = [snap.BlockOfferSnapshot(*o[: k.BO_COUNTERPARTY + 1])
+                  for o in self._live_by_id(self._block_table())]  # fmt: skip
+        auctions = [
+            snap.AuctionSnapshot(
+                *a[: k.AU_BIDS],
+                [snap.BidSnapshot(b[k.BID_ID], b[k.BID_ACCOUNT], b[k.BID_PRICE], b[k.BID_QTY])
+                 for b in self._bids_of(a[k.AU_ID])],
+            )  # fmt: skip
+            for a in self._live_by_id(self._auction_table())
+        ]
+        return snap.ModesSnapshot([tuple(row) for row in figures], offers, auctions)
+
+    def _restore_modes(self, modes: snap.ModesSnapshot) -> None:
+        """Load offers, auctions and figures (snapshot_format.load checked counts, ids and
+        codes); bids get arrival numbers 1 … n in the snapshot's order."""
+        st = self._st
+        self._inst()[:, self._MODE_COLUMNS] = modes.instruments
+        blocks, auctions, bids = self._block_table(), self._auction_table(), self._bid_table()
+        for row, o in enumerate(modes.block_offers):
+            blocks[row, : k.BO_COUNTERPARTY + 1] = [
+                o.offer_id, o.account, o.instrument, o.side, o.price_ticks, o.qty_t,
+                o.counterparty,
+            ]  # fmt: skip
+        st[k.M_BLOCK_HWM] = st[k.M_BLOCK_LIVE] = len(modes.block_offers)
+        arrival = 0
+        for row, a in enumerate(modes.auctions):
+            auctions[row] = [
+                a.auction_id, a.seller, a.instrument, a.qty_t, a.state, a.floor_price_ticks,
+                a.cap_price_ticks, a.clearing, a.floor_rule, a.window_start_ns,
+                a.window_end_ns, len(a.bids),
+            ]  # fmt: skip
+            for b in a.bids:
+                bids[arrival] = [b.bid_id, a.auction_id, b.account, b.price_ticks, b.qty_t,
+                                 arrival + 1]  # fmt: skip
+                arrival += 1
+        st[k.M_AUCTIONS_HWM] = len(modes.auctions)
+        st[k.M_BIDS_HWM] = st[k.M_BIDS_LIVE] = arrival
+        st[k.M_NEXT_ARRIVAL] = arrival + 1
 
     def _export_ledger(self) -> dict:
         """The ``ledger`` field of the snapshot (None when the registry is off)."""
@@ -519,20 +637,125 @@ def _check_ledger(engine: CompiledEngine) -> None:
         assert circulating == int(held[i]) + gone, f"allowances of instrument {i} not conserved"
     cash_need = np.zeros(accounts.shape[0], dtype=np.int64)
     qty_need = np.zeros(holdings.shape[:2], dtype=np.int64)
-    orders = engine._orders()[: int(st[k.M_HWM])]
     buy_bps = int(st[k.M_BUY_BPS])
-    for o in orders[orders[:, k.O_ID] != 0].tolist():
-        if o[k.O_SIDE] == s.Side.SELL:
-            qty_need[o[k.O_ACCOUNT], o[k.O_INST]] += o[k.O_LEAVES]
+    for account, ins, side, qty, price in _locks(engine):
+        if side == s.Side.SELL:
+            qty_need[account, ins] += qty
         else:
-            value = o[k.O_LEAVES] * o[k.O_LOCK_PRICE]
-            cash_need[o[k.O_ACCOUNT]] += value + value * buy_bps // 10_000
-    assert (cash_need == accounts[:, k.A_CASH_LOCKED]).all(), "locked cash != open orders' needs"
+            value = qty * price
+            cash_need[account] += value + value * buy_bps // 10_000
+    assert (cash_need == accounts[:, k.A_CASH_LOCKED]).all(), "locked cash != open buys' needs"
     assert (qty_need == holdings[:, :, k.H_LOCKED]).all(), "locked allowances != open sells"
+
+
+def _locks(engine: CompiledEngine) -> list[tuple[int, int, int, int, int]]:
+    """(account, instrument, side, qty, lock price) of everything that holds a ledger lock:
+    open orders, block offers, auction lots (sells) and bids (docs/TRADING_MODES.md "Locks")."""
+    st = engine._st
+    orders = engine._orders()[: int(st[k.M_HWM])]
+    locks = [(o[k.O_ACCOUNT], o[k.O_INST], o[k.O_SIDE], o[k.O_LEAVES], o[k.O_LOCK_PRICE])
+             for o in orders[orders[:, k.O_ID] != 0].tolist()]  # fmt: skip
+    locks += [(o[k.BO_ACCOUNT], o[k.BO_INST], o[k.BO_SIDE], o[k.BO_QTY], o[k.BO_PRICE])
+              for o in engine._live_by_id(engine._block_table())]  # fmt: skip
+    instrument_of = {}
+    for a in engine._live_by_id(engine._auction_table()):
+        locks.append((a[k.AU_SELLER], a[k.AU_INST], s.Side.SELL, a[k.AU_QTY], 0))
+        instrument_of[a[k.AU_ID]] = a[k.AU_INST]
+    locks += [(b[k.BID_ACCOUNT], instrument_of[b[k.BID_AUCTION]], s.Side.BUY, b[k.BID_QTY],
+               b[k.BID_PRICE]) for b in engine._live_by_id(engine._bid_table())]  # fmt: skip
+    return locks
+
+
+def _check_block_offers(engine: CompiledEngine) -> None:
+    """Live count and high-water mark, and every offer valid where it stands."""
+    st, inst = engine._st, engine._inst()
+    table = engine._block_table()
+    hwm = int(st[k.M_BLOCK_HWM])
+    assert 0 <= hwm <= table.shape[0] and not table[hwm:].any(), "block rows above the mark"
+    live = engine._live_by_id(table)
+    assert len(live) == int(st[k.M_BLOCK_LIVE]), "block offer count != live rows"
+    assert not table[table[:, k.BO_ID] == 0].any(), "a free block row holds data"
+    ids = [o[k.BO_ID] for o in live]
+    assert len(set(ids)) == len(ids) and all(i > 0 for i in ids), "block offer ids"
+    for o in live:
+        where = f"block offer {o[k.BO_ID]}"
+        ins = o[k.BO_INST]
+        assert 0 <= ins < inst.shape[0] and o[k.BO_SIDE] in (1, 2), f"{where}: malformed"
+        row = inst[ins]
+        assert row[k.I_STATE] != s.SessionState.CLOSED, f"{where}: its session is closed"
+        phase_mask = (int(row[k.I_PHASE_MASKS]) >> (4 * int(row[k.I_PHASE]))) & 15
+        assert row[k.I_MODES] & phase_mask & k.MODE_BLOCK, f"{where}: no block trades now"
+        assert row[k.I_BLOCK_MINQ] <= o[k.BO_QTY] <= k.QTY_MAX_T, f"{where}: quantity"
+        assert o[k.BO_QTY] % row[k.I_LOT] == 0 and o[k.BO_PRICE] % row[k.I_TICK] == 0, where
+        assert row[k.I_BLOCK_LO] <= o[k.BO_PRICE] <= row[k.I_BLOCK_HI], f"{where}: band"
+        assert _known(engine, o[k.BO_ACCOUNT]), f"{where}: unknown account"
+        cp = o[k.BO_COUNTERPARTY]
+        assert cp == -1 or (_known(engine, cp) and cp != o[k.BO_ACCOUNT]), f"{where}: counterparty"
+
+
+def _check_auctions(engine: CompiledEngine) -> None:
+    """Auction and bid tables: counts, ids, states and every bid within its auction's terms."""
+    st, inst = engine._st, engine._inst()
+    auctions, bids = engine._auction_table(), engine._bid_table()
+    for table, key, name in ((auctions, k.M_AUCTIONS_HWM, "auction"), (bids, k.M_BIDS_HWM, "bid")):
+        hwm = int(st[key])
+        assert 0 <= hwm <= table.shape[0] and not table[hwm:].any(), f"{name} rows above mark"
+        assert not table[table[:, 0] == 0].any(), f"a free {name} row holds data"
+    live_bids = engine._live_by_id(bids)
+    assert len(live_bids) == int(st[k.M_BIDS_LIVE]), "bid count != live bid rows"
+    assert len({b[k.BID_ID] for b in live_bids}) == len(live_bids), "a bid id twice"
+    arrivals = [b[k.BID_ARRIVAL] for b in live_bids]
+    assert len(set(arrivals)) == len(arrivals), "two bids arrived at once"
+    assert all(0 < a < int(st[k.M_NEXT_ARRIVAL]) for a in arrivals), "bid from the future"
+    seen = 0
+    for a in engine._live_by_id(auctions):
+        where = f"auction {a[k.AU_ID]}"
+        ins = a[k.AU_INST]
+        assert 0 <= ins < inst.shape[0], f"{where}: instrument"
+        row = inst[ins]
+        assert row[k.I_MODES] & k.MODE_AUCTION, f"{where}: the instrument offers no auctions"
+        assert row[k.I_AUCTION_MINQ] <= a[k.AU_QTY] <= k.QTY_MAX_T, f"{where}: lot"
+        assert a[k.AU_QTY] % row[k.I_LOT] == 0 and _known(engine, a[k.AU_SELLER]), where
+        mine = engine._bids_of(a[k.AU_ID])
+        assert a[k.AU_BIDS] == len(mine), f"{where}: bid count"
+        seen += len(mine)
+        if a[k.AU_STATE] == k.AUCTION_APPLIED:
+            assert not any(a[k.AU_FLOOR : k.AU_BIDS + 1]), f"{where}: terms or bids too early"
+            continue
+        assert a[k.AU_STATE] == k.AUCTION_BIDDING, f"{where}: state {a[k.AU_STATE]}"
+        assert a[k.AU_FLOOR_RULE] in (1, 2) and a[k.AU_CLEARING] in (1, 2), f"{where}: rules"
+        assert 1 <= a[k.AU_FLOOR] <= a[k.AU_CAP] and a[k.AU_START] <= a[k.AU_END], where
+        for b in mine:
+            assert b[k.BID_ACCOUNT] != a[k.AU_SELLER] and _known(engine, b[k.BID_ACCOUNT]), where
+            assert row[k.I_LOT] <= b[k.BID_QTY] <= a[k.AU_QTY], f"{where}: bid quantity"
+            assert b[k.BID_QTY] % row[k.I_LOT] == 0 and b[k.BID_PRICE] % row[k.I_TICK] == 0
+            assert a[k.AU_FLOOR] <= b[k.BID_PRICE] <= a[k.AU_CAP], f"{where}: bid price"
+    assert seen == len(live_bids), "a bid of no live auction"
+
+
+def _known(engine: CompiledEngine, account: int) -> bool:
+    st = engine._st
+    if not 0 <= account < int(st[k.M_N_ACCOUNTS]):
+        return False
+    return not st[k.M_REGISTRY] or bool(engine._accounts()[account, k.A_OPEN])
+
+
+def _check_modes(engine: CompiledEngine) -> None:
+    inst = engine._inst()
+    for index in range(inst.shape[0]):
+        row = inst[index]
+        assert 0 <= row[k.I_PHASE] < row[k.I_N_PHASES], f"instrument {index}: phase"
+        figures = row[[k.I_BLOCK_VOL, k.I_BLOCK_VAL, k.I_BLOCK_TRADES, k.I_AUCTION_VOL,
+                       k.I_AUCTION_VAL, k.I_AUCTION_TRADES]].tolist()  # fmt: skip
+        assert min(figures) >= 0, f"instrument {index}: negative mode figures"
+        assert figures[0] >= figures[2] and figures[3] >= figures[5], "volume < trade count"
+    _check_block_offers(engine)
+    _check_auctions(engine)
 
 
 def _check_all(engine: CompiledEngine) -> None:
     check_invariants(engine)
+    _check_modes(engine)
     if engine._st[k.M_REGISTRY]:
         _check_ledger(engine)
 

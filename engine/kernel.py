@@ -38,16 +38,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine import ledger
+from engine import ledger, modes
 from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, codes, offsets
 from engine.ledger import emit as _ev
 from engine.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "a3e3e67a41912d90"
-"""blake2b-64 of engine/layout.py, ledger.py and records.py.  Numba's on-disk cache is keyed on
-the defining file only, so compiled functions here would keep stale copies of the constants and
-ledger code they inline; a test fails until this value is updated, which changes this file and
-so invalidates its cache.  Update it with ``python -m engine.kernel``."""
+DEPENDENCIES_DIGEST = "aad05248a271e518"
+"""blake2b-64 of engine/layout.py, ledger.py, modes.py and records.py.  Numba's on-disk cache is
+keyed on the defining file only, so compiled functions here would keep stale copies of the
+constants and ledger and modes code they inline; a test fails until this value is updated,
+which changes this file and so invalidates its cache.  ``ledger.py`` and ``modes.py`` carry the
+same kind of digest of what they compile in (:data:`DIGESTED`).  Update all three with
+``python -m engine.kernel``."""
+
+DIGESTED = {
+    "ledger.py": ("layout.py", "records.py"),
+    "modes.py": ("layout.py", "ledger.py", "records.py"),
+    "kernel.py": ("layout.py", "ledger.py", "modes.py", "records.py"),
+}
+"""Per compiled module (in refresh order: a module's digest covers the ones before it), the
+files whose constants and code it compiles in."""
 
 # ------------------------------------------------------------------------------------------
 # order id -> slot hash table
@@ -432,9 +442,7 @@ def _crosses(st, ins, side, price):
 
 @njit(cache=True)
 def _account_known(st, acct):
-    if st[M_REGISTRY] != 0:
-        return ledger.account_open(st, acct)
-    return 0 <= acct < st[M_N_ACCOUNTS]
+    return modes.account_known(st, acct)
 
 
 @njit(cache=True)
@@ -447,8 +455,19 @@ def _unlock(st, slot):
 
 
 @njit(cache=True)
+def _modes_needed(otype):
+    """The modes of which an order type needs one (docs/TRADING_MODES.md)."""
+    if otype == MARKET:
+        return MODE_CONTINUOUS
+    if otype == HIT_QUOTE:
+        return MODE_HIT_QUOTE
+    return MODE_CONTINUOUS | MODE_HIT_QUOTE  # limit and post-only quotes rest
+
+
+@njit(cache=True)
 def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
-    """The first failing check of docs/MATCHING.md, in order; 0 if the order is valid."""
+    """Checks 1-13 of docs/TRADING_MODES.md's SubmitOrder validation, in order; 0 if all
+    pass (the caller runs 14-16)."""
     io = st[M_OFF_INST]
     if ins < 0 or ins >= st[M_N_INST]:
         return R_UNKNOWN_INSTRUMENT
@@ -456,16 +475,21 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
         return R_HALTED if st[io + (ins) * IF + I_STATE] == HALTED else R_SESSION_CLOSED
     if not _account_known(st, acct):
         return R_UNKNOWN_ACCOUNT
-    if side < BUY or side > SELL or otype < LIMIT or otype > POST_ONLY:
+    if side < BUY or side > SELL or otype < LIMIT or otype > HIT_QUOTE:
         return R_ORDER_TYPE
     if stp < STP_INCOMING or stp > STP_BOTH:
         return R_ORDER_TYPE
     if tif < DAY or tif > FOK:
         return R_TIF
-    if (otype == MARKET and tif <= GTC) or (otype == POST_ONLY and tif >= IOC):
+    immediate = otype == MARKET or otype == HIT_QUOTE  # IOC or FOK only; price ignored
+    if (immediate and tif <= GTC) or (otype == POST_ONLY and tif >= IOC):
         return R_TIF
+    if st[io + ins * IF + I_MODES] & _modes_needed(otype) == 0:
+        return R_MODE_NOT_ALLOWED
+    if modes.effective_modes(st, ins) & _modes_needed(otype) == 0:
+        return R_MODE_NOT_IN_PHASE
     reason = _check_qty(st, ins, qty)
-    if reason == 0 and otype != MARKET:
+    if reason == 0 and not immediate:
         reason = _check_price(st, ins, price)
     if reason != 0:
         return reason
@@ -475,27 +499,95 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
         return R_DUPLICATE
     if st[M_LIVE] >= st[M_CAP]:
         return R_BOOK_FULL
+    return 0
+
+
+@njit(cache=True)
+def _within_best_levels(st, ins, side, price, levels):
+    """Whether ``price`` is among the best ``levels`` non-empty levels of one side."""
+    side_base = ins * 2 + side - 1
+    io = st[M_OFF_INST] + ins * IF
+    level = st[io + I_BID] if side == BUY else st[io + I_ASK]
+    for _ in range(levels):
+        if level == 0:
+            return False
+        if level == price:
+            return True
+        if side == BUY:
+            level = scan_down(st, side_base, level - 1)
+        else:
+            level = scan_up(st, side_base, level + 1)
+    return False
+
+
+@njit(cache=True)
+def _quote_reason(st, quote_id, acct, ins, side):
+    """Step 14: may a hit-quote order of ``acct`` take the resting order ``quote_id``?"""
+    oo = st[M_OFF_ORDERS]
+    quote = hash_find(st, quote_id)
+    if quote < 0 or st[oo + quote * OF + O_INST] != ins or st[oo + quote * OF + O_SIDE] == side:
+        return R_QUOTE_NOT_FOUND
+    if st[oo + quote * OF + O_ACCOUNT] == acct:
+        return R_QUOTE_OWN
+    levels = st[st[M_OFF_INST] + ins * IF + I_QUOTE_LEVELS]
+    if not _within_best_levels(st, ins, 3 - side, st[oo + quote * OF + O_PRICE], levels):
+        return R_QUOTE_BEYOND_LEVELS
+    return 0
+
+
+@njit(cache=True)
+def _refuses_to_take(st, ins, otype):
+    """Post-only orders never take; limit orders do not while continuous trading is not
+    effective (then quotes rest and only hit-quote orders trade)."""
+    if otype == POST_ONLY:
+        return True
+    return otype == LIMIT and modes.effective_modes(st, ins) & MODE_CONTINUOUS == 0
+
+
+@njit(cache=True)
+def _late_reason(st, price, qty, aux, acct, ins, side, otype, lock_price):
+    """Steps 14-16: the hit-quote order's quote, the ledger, ``WOULD_TRADE``."""
+    if otype == HIT_QUOTE:
+        reason = _quote_reason(st, aux, acct, ins, side)
+        if reason != 0:
+            return reason
     if st[M_REGISTRY] != 0:
-        lock_price = st[io + ins * IF + I_HI] if otype == MARKET else price
         reason = ledger.order_reason(st, acct, ins, side, qty, lock_price)
         if reason != 0:
             return reason
-    if otype == POST_ONLY and _crosses(st, ins, side, price):
+    if _refuses_to_take(st, ins, otype) and _crosses(st, ins, side, price):
         return R_WOULD_TRADE
     return 0
 
 
 @njit(cache=True)
-def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp):
+def _lock_price(st, price, aux, ins, otype):
+    """A market buy locks at the upper band, a hit-quote order at its quote's price (0 when
+    there is no such quote: the order is refused before the price is used)."""
+    if otype == MARKET:
+        return st[st[M_OFF_INST] + ins * IF + I_HI]
+    if otype == HIT_QUOTE:
+        quote = hash_find(st, aux)
+        return st[st[M_OFF_ORDERS] + quote * OF + O_PRICE] if quote >= 0 else 0
+    return price
+
+
+@njit(cache=True)
+def _submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
     reason = _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp)
+    lock_price = price
+    if reason == 0:
+        lock_price = _lock_price(st, price, aux, ins, otype)
+        reason = _late_reason(st, price, qty, aux, acct, ins, side, otype, lock_price)
     if reason != 0:
         return _ev(out, n, EV_REJECTED, seq, ts, ins, oid, acct, side, price, qty, reason)
     if otype == MARKET:
         price = 0
         limit = st[io + (ins) * IF + I_HI] if side == BUY else st[io + (ins) * IF + I_LO]
     else:
+        price = lock_price  # a hit-quote order trades at (and reports) its quote's price
         limit = price
     n = _ev(out, n, EV_ACCEPTED, seq, ts, ins, oid, acct, side, price, qty, 0)
     out[n - 1, E_X0] = otype
@@ -510,6 +602,8 @@ def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, s
     st[oo + (slot) * OF + O_TIF] = tif
     st[oo + (slot) * OF + O_STP] = stp
     st[oo + slot * OF + O_LOCK_PRICE] = limit
+    if otype == HIT_QUOTE:
+        return _hit_quote(st, out, n, seq, ts, slot, hash_find(st, aux))
     if tif == FOK and not _fok_fillable(st, slot, limit):
         n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, qty, C_FOK)
         _release(st, slot)
@@ -517,6 +611,38 @@ def _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, s
     if st[M_REGISTRY] != 0:
         ledger.lock(st, acct, ins, side, qty, limit)
     return _execute(st, out, n, seq, ts, slot, limit, tif >= IOC)
+
+
+@njit(cache=True)
+def _hit_quote(st, out, n, seq, ts, slot, quote):
+    """Execute an accepted hit-quote order: one trade with ``quote`` at its price (no
+    self-trade check: own quotes were refused), the remainder cancelled."""
+    oo = st[M_OFF_ORDERS]
+    lvo = st[M_OFF_LEVELS]
+    o = oo + slot * OF
+    q = oo + quote * OF
+    qty = st[o + O_LEAVES]
+    if st[o + O_TIF] == FOK and st[q + O_LEAVES] < qty:
+        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, qty, C_FOK)
+        _release(st, slot)  # killed before it locked anything
+        return n
+    if st[M_REGISTRY] != 0:
+        ledger.lock(st, st[o + O_ACCOUNT], st[o + O_INST], st[o + O_SIDE], qty, st[o + O_PRICE])
+    fill = min(qty, st[q + O_LEAVES])
+    n = _trade(st, out, n, seq, ts, slot, quote, fill)
+    st[o + O_LEAVES] -= fill
+    if st[q + O_LEAVES] == fill:
+        _unlink(st, quote)
+        _release(st, quote)
+    else:
+        st[q + O_LEAVES] -= fill
+        row = (st[q + O_INST] * 2 + st[q + O_SIDE] - 1) * st[M_LADDER] + st[q + O_PRICE]
+        st[lvo + row * LF + L_QTY] -= fill
+    if st[o + O_LEAVES] > 0:
+        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[o + O_LEAVES], C_IOC)
+        _unlock(st, slot)
+    _release(st, slot)
+    return n
 
 
 @njit(cache=True)
@@ -548,6 +674,8 @@ def _modify_reason(st, slot, acct, price, qty):
         return R_HALTED if st[io + (ins) * IF + I_STATE] == HALTED else R_SESSION_CLOSED
     if st[oo + (slot) * OF + O_ACCOUNT] != acct:
         return R_NOT_OWNER
+    if modes.effective_modes(st, ins) & (MODE_CONTINUOUS | MODE_HIT_QUOTE) == 0:
+        return R_MODE_NOT_IN_PHASE  # e.g. the midday break: quotes stay as they are
     reason = _check_qty(st, ins, qty)
     if reason == 0:
         reason = _check_price(st, ins, price)
@@ -555,7 +683,8 @@ def _modify_reason(st, slot, acct, price, qty):
         o = oo + slot * OF
         reason = ledger.modify_reason(st, acct, ins, st[o + O_SIDE], st[o + O_LEAVES],
                                       st[o + O_LOCK_PRICE], qty, price)  # fmt: skip
-    if reason == 0 and st[oo + (slot) * OF + O_TYPE] == POST_ONLY and price != st[oo + (slot) * OF + O_PRICE]:
+    if reason == 0 and price != st[oo + (slot) * OF + O_PRICE] and \
+            _refuses_to_take(st, ins, st[oo + (slot) * OF + O_TYPE]):  # fmt: skip
         if _crosses(st, ins, st[oo + (slot) * OF + O_SIDE], price):
             reason = R_WOULD_TRADE
     return reason
@@ -652,19 +781,21 @@ def _mass_cancel(st, out, n, seq, ts, acct, ins):
 
 
 @njit(cache=True)
-def set_band(st, ins):
-    """Band edges around the reference price, rounded inward to the tick (market.band_edges)."""
-    io = st[M_OFF_INST]
-    ref = st[io + (ins) * IF + I_REF]
-    tick = st[io + (ins) * IF + I_TICK]
-    bps = st[io + (ins) * IF + I_BAND]
-    upper = ref * (10_000 + bps) // 10_000
-    upper -= upper % tick
-    lower = -((-ref * (10_000 - bps)) // 10_000)
-    lower += (-lower) % tick
+def _capped_band(st, ins, bps):
+    """``band_edges`` around the reference, the upper edge capped where the ladder ends."""
+    io = st[M_OFF_INST] + ins * IF
+    tick = st[io + I_TICK]
+    lower, upper = modes.band_edges(st[io + I_REF], bps, tick)
     ceiling = st[M_LADDER] - 1  # the ladder ends at max_price_ticks: so must the band
-    st[io + (ins) * IF + I_LO] = max(lower, tick)
-    st[io + (ins) * IF + I_HI] = min(upper, ceiling - ceiling % tick)
+    return lower, min(upper, ceiling - ceiling % tick)
+
+
+@njit(cache=True)
+def set_band(st, ins):
+    """The listing band and the block band around the reference price (market.band_edges)."""
+    io = st[M_OFF_INST] + ins * IF
+    st[io + I_LO], st[io + I_HI] = _capped_band(st, ins, st[io + I_BAND])
+    st[io + I_BLOCK_LO], st[io + I_BLOCK_HI] = _capped_band(st, ins, st[io + I_BLOCK_BAND])
 
 
 @njit(cache=True)
@@ -683,6 +814,7 @@ def _open_one(st, ins, date):
         return R_TRADING_DATE
     st[io + (ins) * IF + I_STATE] = OPEN
     st[io + (ins) * IF + I_DATE] = date
+    st[io + ins * IF + I_PHASE] = 0
     for column in (I_OPEN, I_HIGH, I_LOW, I_VOL, I_VAL, I_TRADES):
         st[io + (ins) * IF + column] = 0
     return 0
@@ -718,6 +850,7 @@ def _open_session(st, out, n, seq, ts, ins, date):
 def _close_one(st, out, n, seq, ts, ins):
     io = st[M_OFF_INST]
     n = _cancel_sorted(st, out, n, seq, ts, _collect(st, -1, ins, True), C_SESSION_END)
+    n = modes.expire_offers(st, out, n, seq, ts, ins, C_SESSION_END)
     ref = st[io + (ins) * IF + I_REF]
     vol = st[io + (ins) * IF + I_VOL]
     if vol > 0:
@@ -734,6 +867,7 @@ def _close_one(st, out, n, seq, ts, ins):
     out[n - 1, E_X3] = low
     out[n - 1, E_X4] = st[io + (ins) * IF + I_VAL]
     out[n - 1, E_X5] = st[io + (ins) * IF + I_TRADES]
+    n = modes.report_volumes(st, out, n, seq, ts, ins)
     st[io + (ins) * IF + I_STATE] = CLOSED
     st[io + (ins) * IF + I_REF] = close
     set_band(st, ins)
@@ -748,12 +882,53 @@ def _close_session(st, out, n, seq, ts, ins):
     first = ins if ins >= 0 else 0
     last = ins + 1 if ins >= 0 else st[M_N_INST]
     closed_any = False
+    closed_allowance = False
     for i in range(first, last):
         if st[io + (i) * IF + I_STATE] != CLOSED:
             n = _close_one(st, out, n, seq, ts, i)
             closed_any = True
+            closed_allowance = closed_allowance or st[io + i * IF + I_OFFSET] == 0
     if not closed_any:
         return _reject_command(out, n, seq, ts, K_CLOSE_SESSION, ins, R_NOT_OPEN)
+    if closed_allowance:
+        n = modes.composite_price(st, out, n, seq, ts)
+    return n
+
+
+@njit(cache=True)
+def _phase_one(st, out, n, seq, ts, ins, phase):
+    """Move one instrument to ``phase``; returns (next row, refusal reason or 0)."""
+    io = st[M_OFF_INST] + ins * IF
+    if st[io + I_STATE] == CLOSED:
+        return n, R_NOT_OPEN
+    if phase < 0 or phase >= st[io + I_N_PHASES]:
+        return n, R_INVALID_PHASE
+    had_block = modes.phase_modes(st, ins) & MODE_BLOCK  # the phase's, also while halted
+    st[io + I_PHASE] = phase
+    now = modes.phase_modes(st, ins)
+    if had_block != 0 and now & MODE_BLOCK == 0:  # the block session is over
+        n = modes.expire_offers(st, out, n, seq, ts, ins, C_PHASE_END)
+    n = _ev(out, n, EV_PHASE_CHANGED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
+    out[n - 1, E_X0] = phase
+    out[n - 1, E_X1] = now
+    return n, 0
+
+
+@njit(cache=True)
+def _set_phase(st, out, n, seq, ts, ins, phase):
+    if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
+        return _reject_command(out, n, seq, ts, K_SET_PHASE, ins, R_UNKNOWN_INSTRUMENT)
+    first = ins if ins >= 0 else 0
+    last = ins + 1 if ins >= 0 else st[M_N_INST]
+    first_reason = 0
+    for i in range(first, last):
+        n, reason = _phase_one(st, out, n, seq, ts, i, phase)
+        if reason == 0:
+            first_reason = -1
+        elif first_reason == 0:
+            first_reason = reason
+    if first_reason > 0:
+        return _reject_command(out, n, seq, ts, K_SET_PHASE, ins, first_reason)
     return n
 
 
@@ -782,7 +957,8 @@ def _halt_resume(st, out, n, seq, ts, kind, ins):
 def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
               year):  # fmt: skip
     if kind == K_SUBMIT:
-        return _submit(st, out, n, seq, ts, oid, price, qty, acct, ins, side, otype, tif, stp)
+        return _submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif,
+                       stp)  # fmt: skip
     if kind == K_MODIFY:
         return _modify(st, out, n, seq, ts, oid, price, qty, acct)
     if kind == K_CANCEL:
@@ -795,6 +971,11 @@ def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, 
         return _close_session(st, out, n, seq, ts, ins)
     if kind == K_HALT or kind == K_RESUME:
         return _halt_resume(st, out, n, seq, ts, kind, ins)
+    if kind == K_SET_PHASE:
+        return _set_phase(st, out, n, seq, ts, ins, aux)
+    if K_BLOCK_OFFER <= kind <= K_AUCTION_CANCEL:
+        return modes.mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
+                                  side, otype)  # fmt: skip
     if K_OPEN_ACCOUNT <= kind <= K_CLOSE_YEAR:
         return ledger.registry_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
                                        side, otype, year)  # fmt: skip
@@ -803,7 +984,9 @@ def _dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, 
 
 @njit(cache=True)
 def _room(st, out, n):
-    reserve = st[M_LIVE] + st[M_N_INST] + EVENTS_RESERVE
+    # A close cancels every resting order and block offer and reports two events per
+    # instrument (SessionClosed, SessionModeVolumes); an auction reports one event per bid.
+    reserve = st[M_LIVE] + 2 * st[M_N_INST] + EVENTS_RESERVE + st[M_BLOCK_LIVE] + st[M_BIDS_LIVE]
     if st[M_REGISTRY] != 0:
         reserve += st[M_N_ACCOUNTS]  # closing a compliance year reports every entity
     return out.shape[0] - n >= reserve
@@ -832,11 +1015,12 @@ def process_batch(st, cmds, start, out):
     while i < cmds.shape[0]:
         if not _room(st, out, n):
             break
-        c = cmds[i]
+        c = cmds[i]  # fields by name: a numpy record (NUMBA_DISABLE_JIT=1) has no attributes
         n = _dispatch(
-            st, out, n, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
-            c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
-            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp), np.int64(c.year),
+            st, out, n, np.int64(c["kind"]), c["seq"], c["ts_ns"], c["order_id"],
+            c["price_ticks"], c["qty_t"], c["aux"], np.int64(c["account"]),
+            np.int64(c["instrument"]), np.int64(c["side"]), np.int64(c["order_type"]),
+            np.int64(c["tif"]), np.int64(c["stp"]), np.int64(c["year"]),
         )  # fmt: skip
         i += 1
     return i, n
@@ -844,13 +1028,14 @@ def process_batch(st, cmds, start, out):
 
 @njit(cache=True)
 def hash_words(st):
-    """The canonical state sequence of docs/MATCHING.md ("Canonical state hash")."""
+    """The canonical state sequence of docs/MATCHING.md ("Canonical state hash"), then the
+    ledger's (registry on) and the trading modes' (docs/TRADING_MODES.md)."""
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
     lvo = st[M_OFF_LEVELS]
     ni = st[M_N_INST]
     ladder = st[M_LADDER]
-    size = 2 + ni * 13 + st[M_LIVE] * 9
+    size = 2 + ni * 13 + st[M_LIVE] * 9 + modes.hash_words_size(st)
     if st[M_REGISTRY] != 0:
         size += ledger.hash_words_size(st)
     words = np.empty(size, dtype=np.int64)
@@ -891,6 +1076,7 @@ def hash_words(st):
                     price = scan_up(st, side_base, price + 1)
     if st[M_REGISTRY] != 0:
         k = ledger.hash_words(st, words, k)
+    k = modes.hash_words(st, words, k)  # present whether or not the registry is on
     return words[:k].copy()
 
 
@@ -912,21 +1098,29 @@ def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     return slot
 
 
-def dependencies_digest() -> str:
-    """The current digest of the files whose code and constants this module compiles in."""
+def dependencies_digest(module: str = "kernel.py") -> str:
+    """The current digest of the files whose code and constants ``module`` compiles in."""
     import hashlib
     from pathlib import Path
 
     here = Path(__file__).resolve().parent
-    sources = b"".join((here / name).read_bytes() for name in ("layout.py", "ledger.py", "records.py"))
+    sources = b"".join((here / name).read_bytes() for name in DIGESTED[module])
     return hashlib.blake2b(sources, digest_size=8).hexdigest()
 
 
-if __name__ == "__main__":  # refresh DEPENDENCIES_DIGEST after editing a dependency
+def refresh_digests() -> None:
+    """Rewrite the ``DEPENDENCIES_DIGEST`` of every compiled module, in dependency order."""
+    import re
     from pathlib import Path
 
-    path = Path(__file__)
-    text = path.read_text(encoding="utf-8")
-    current = f'DEPENDENCIES_DIGEST = "{DEPENDENCIES_DIGEST}"'
-    path.write_text(text.replace(current, f'DEPENDENCIES_DIGEST = "{dependencies_digest()}"'),
-                    encoding="utf-8")  # fmt: skip
+    here = Path(__file__).resolve().parent
+    for module in DIGESTED:
+        path = here / module
+        text = path.read_text(encoding="utf-8")
+        fresh = f'DEPENDENCIES_DIGEST = "{dependencies_digest(module)}"'
+        path.write_text(re.sub(r'^DEPENDENCIES_DIGEST = "[0-9a-f]*"', fresh, text, count=1,
+                               flags=re.MULTILINE), encoding="utf-8")  # fmt: skip
+
+
+if __name__ == "__main__":  # refresh the digests after editing a dependency
+    refresh_digests()

@@ -112,7 +112,8 @@ EV_PHASE_CHANGED, EV_MODE_VOLUMES, EV_COMPOSITE = 14, 15, 16
 INSTRUMENT_ALL = -1
 
 EVENTS_RESERVE = 16
-"""Events a command may emit beyond one per resting order (plus one per instrument)."""
+"""Events a command may emit beyond one per resting order, block offer and auction bid (plus
+two per instrument: a close reports SessionClosed and SessionModeVolumes)."""
 
 
 def _power_of_two_above(count: int) -> int:

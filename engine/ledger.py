@@ -42,6 +42,11 @@ from engine.records import (
     E_X5,
 )
 
+DEPENDENCIES_DIGEST = "7fb7c9c0b0a86c3a"
+"""blake2b-64 of engine/layout.py and records.py, whose constants the functions here compile
+in (Numba's cache is keyed on this file alone); kept current by ``python -m engine.kernel`` and
+checked by tests/test_architecture.py."""
+
 
 @njit(cache=True)
 def emit(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
@@ -72,8 +77,12 @@ def emit(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
 
 @njit(cache=True)
 def fee(value, bps):
-    """Fee in fen on a trade value, rounded down."""
-    return value * bps // 10_000
+    """Fee in fen on a trade value, rounded down.
+
+    Split so that ``value × bps`` never overflows int64: a block offer or auction lot may be
+    worth up to ~10^18 fen (exact: with ``value = 10000 q + r``, ``⌊value × bps / 10000⌋ =
+    q × bps + ⌊r × bps / 10000⌋``)."""
+    return (value // 10_000) * bps + (value % 10_000) * bps // 10_000
 
 
 @njit(cache=True)

@@ -141,7 +141,7 @@ EV_REGISTRY_REJECTED = 36  # x0 command kind
 EV_PHASE_CHANGED = 14  # x0 phase, x1 modes
 EV_MODE_VOLUMES = 15  # x0 date, qty block volume, x1 block value, x2 block trades,
 #                       x3 auction volume, x4 auction value, x5 auction trades
-EV_COMPOSITE = 16  # instrument -1, price composite, x0 date, x1 vintages
+EV_COMPOSITE = 16  # instrument 0, price composite, x0 date, x1 vintages
 EV_BLOCK_POSTED = 40  # order_id offer, account, side, price, qty, x0 counterparty
 EV_BLOCK_REJECTED = 41  # order_id offer, account, side, price, qty, reason, x0 command kind
 EV_BLOCK_TRADE = 42  # order_id offer, account accepting, side offer side, x0 offer account,

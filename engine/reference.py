@@ -1,4 +1,5 @@
-"""The reference matching engine: docs/MATCHING.md in plain, obviously correct Python.
+"""The reference matching engine: docs/MATCHING.md and docs/TRADING_MODES.md in plain,
+obviously correct Python.
 
 Theory of operation
 -------------------
@@ -35,6 +36,20 @@ Readings of docs/MATCHING.md where it is silent or terse (the compiled engine mu
 * Per instrument, the state hash lists the session fields, then that instrument's bids, then
   its asks.
 
+Trading modes (docs/TRADING_MODES.md): each book also holds its trading phase (an index into
+its schedule: 0 at ``OpenSession``, then moved by ``SetTradingPhase``); ``_Book.effective_modes``
+gates the order types (checks 6 and 16 of a submit, ``MODE_NOT_IN_PHASE`` of a modify) and
+hit-quote orders trade with their named quote in :meth:`ReferenceEngine._hit_quote`.  Block
+offers, auctions and the session's mode volumes live in
+:class:`~engine.reference_modes.TradingModes`, which shares the books, the ledger and the one
+trade-id sequence.  Readings where that specification is silent:
+
+* "Block was effective" for ``SetTradingPhase`` compares the instrument's modes in the old and
+  the new phase whatever the session state: a halted instrument's block offers also end with
+  the block phase, so no offer ever outlives it.
+* A closed instrument keeps its last phase (in the state hash and ``status``) until it opens.
+* Every event of a hit-quote order carries the quote's price, its ``FOK_NOT_FILLABLE`` too.
+
 With ``market.registry`` on, the engine is also the registry of docs/LEDGER.md: an
 :class:`~engine.reference_ledger.Ledger` holds accounts, holdings and locks, and the matching
 code calls it where an order is checked (after ``BOOK_FULL``, before ``WOULD_TRADE``), accepted
@@ -46,6 +61,7 @@ skipped and the engine is the pure matching engine.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
@@ -57,6 +73,7 @@ from engine import schema as s
 from engine import snapshot_format as snap
 from engine.market import Instrument, MarketDefinition, band_edges
 from engine.reference_ledger import Ledger, OpenOrder
+from engine.reference_modes import TradingModes
 from engine.schema import CancelReason as CR
 from engine.schema import RejectReason as RR
 
@@ -68,6 +85,15 @@ _TIFS = frozenset(int(v) for v in s.TimeInForce)
 _STP_MODES = frozenset(int(v) for v in s.StpMode)
 _RESTING_TIFS = (s.TimeInForce.DAY, s.TimeInForce.GTC)
 _IMMEDIATE_TIFS = (s.TimeInForce.IOC, s.TimeInForce.FOK)
+CONTINUOUS, HIT_QUOTE = s.TradingMode.CONTINUOUS, s.TradingMode.HIT_QUOTE
+BLOCK = s.TradingMode.BLOCK
+_MODES_NEEDED = {
+    s.OrderType.LIMIT: CONTINUOUS | HIT_QUOTE,  # quotes that rest
+    s.OrderType.POST_ONLY: CONTINUOUS | HIT_QUOTE,
+    s.OrderType.MARKET: CONTINUOUS,
+    s.OrderType.HIT_QUOTE: HIT_QUOTE,
+}
+"""An order type needs one of these ``TradingMode`` bits (docs/TRADING_MODES.md)."""
 
 
 class _Order:
@@ -118,13 +144,19 @@ class _Level:
 
 
 class _Book:
-    """One instrument: session fields, day statistics and both sides of its order book."""
+    """One instrument: session fields, trading phase, day statistics and both sides of its
+    order book."""
 
-    def __init__(self, index: int, spec: Instrument, max_price_ticks: int) -> None:
+    def __init__(
+        self, index: int, spec: Instrument, max_price_ticks: int, phase_masks: list[int]
+    ) -> None:
         self.index = index
         self.spec = spec
         self.symbol = spec.symbol
         self.max_price_ticks = max_price_ticks
+        self.phase_masks = phase_masks
+        """``TradingMode`` bits each phase of the instrument's schedule allows."""
+        self.phase = 0
         self.state = CLOSED
         self.trading_date = 0
         self.set_reference(spec.reference_price_ticks)
@@ -133,13 +165,30 @@ class _Book:
         self.asks: SortedDict = SortedDict()
 
     def set_reference(self, reference_ticks: int) -> None:
-        """Centre the band on ``reference_ticks`` (at start-up and at every close)."""
+        """Centre the bands on ``reference_ticks`` (at start-up and at every close)."""
+        self.reference_ticks = reference_ticks
+        self.lower_ticks, self.upper_ticks = self.band(self.spec.band_bps)
+        self.set_block_band()
+
+    def set_block_band(self) -> None:
+        """The block band of docs/TRADING_MODES.md (also at restore, from the reference)."""
+        self.block_lower_ticks, self.block_upper_ticks = self.band(self.spec.block_band_bps)
+
+    def band(self, band_bps: int) -> tuple[int, int]:
+        """``band_edges`` around the reference, the upper edge capped at the price ladder."""
         tick = self.spec.tick_ticks
-        lower, upper = band_edges(reference_ticks, self.spec.band_bps, tick)
+        lower, upper = band_edges(self.reference_ticks, band_bps, tick)
         # The compiled price ladder ends at max_price_ticks: the band may not reach beyond it.
         ceiling = self.max_price_ticks - self.max_price_ticks % tick
-        self.reference_ticks = reference_ticks
-        self.lower_ticks, self.upper_ticks = lower, min(upper, ceiling)
+        return lower, min(upper, ceiling)
+
+    def phase_modes(self) -> int:
+        """The instrument's modes that its current phase allows (whatever the session state)."""
+        return self.spec.mode_bits & self.phase_masks[self.phase]
+
+    def effective_modes(self) -> int:
+        """The modes usable now: the phase's modes while the session is ``OPEN``, else none."""
+        return self.phase_modes() if self.state == OPEN else 0
 
     def reset_day(self) -> None:
         self.day_open = self.day_high = self.day_low = 0
@@ -226,13 +275,17 @@ class ReferenceEngine:
         self.codec = rec.Codec(market)
         self._symbols = market.symbols
         max_price = market.capacity.max_price_ticks
-        self._books = [_Book(i, ins, max_price) for i, ins in enumerate(market.instruments)]
+        self._books = [
+            _Book(i, ins, max_price, market.phase_masks(i))
+            for i, ins in enumerate(market.instruments)
+        ]
         self._by_symbol = {book.symbol: book for book in self._books}
         self._orders: dict[int, _Order] = {}
         self._by_account: dict[int, set[int]] = {}
         self._next_trade_id = 1
         self._registry = market.registry
         self._ledger = Ledger(market)
+        self._modes = TradingModes(self)
         self._handlers: dict[type, object] = {
             s.SubmitOrder: self._submit,
             s.CancelOrder: self._cancel,
@@ -242,6 +295,8 @@ class ReferenceEngine:
             s.CloseSession: self._close_session,
             s.HaltInstrument: self._halt,
             s.ResumeInstrument: self._resume,
+            s.SetTradingPhase: self._set_phase,
+            **self._modes.handlers,
         }
         for command_type in s.REGISTRY_COMMAND_TYPES:
             self._handlers[command_type] = self._registry_command
@@ -274,24 +329,15 @@ class ReferenceEngine:
         return self.codec.encode_events(events)
 
     def _decode_record(self, row: tuple) -> s.Command:
-        """A command record -> typed command, keeping undefined enum codes of a submit as ints
-        (the engine must reject them, not crash)."""
-        if row[8] != rec.K_SUBMIT:
-            return self.codec.decode_command(row)
-        seq, ts, oid, price, qty, _aux, account, index, _kind, side, otype, tif, stp = row[:13]
-        return s.SubmitOrder(
-            seq=seq, ts_ns=ts, order_id=oid, account=account,
-            instrument=self.codec.symbol(index),
-            side=s.Side(side) if side in _SIDES else side,
-            qty_t=qty, price_ticks=price,
-            order_type=s.OrderType(otype) if otype in _ORDER_TYPES else otype,
-            tif=s.TimeInForce(tif) if tif in _TIFS else tif,
-            stp=s.StpMode(stp) if stp in _STP_MODES else stp,
-        )  # fmt: skip
+        """A command record -> typed command.  The codec keeps undefined enum codes (a
+        submit's or block offer's side, order type, time in force, STP mode; an announcement's
+        floor and clearing rules) as plain ints: the engine must reject them, not crash."""
+        return self.codec.decode_command(row)
 
     # -- submit ------------------------------------------------------------------------------
     def _submit_reject_reason(self, c: s.SubmitOrder, book: _Book | None) -> RR:
-        """The first failing check of docs/MATCHING.md's submit validation, or ``NONE``."""
+        """The first failing check of the submit validation (docs/MATCHING.md with the
+        additions of docs/TRADING_MODES.md), or ``NONE``."""
         if book is None:
             return RR.UNKNOWN_INSTRUMENT
         if book.state != OPEN:
@@ -300,18 +346,24 @@ class ReferenceEngine:
             return RR.UNKNOWN_ACCOUNT
         if c.side not in _SIDES or c.order_type not in _ORDER_TYPES or c.stp not in _STP_MODES:
             return RR.INVALID_ORDER_TYPE
+        immediate = c.order_type in (s.OrderType.MARKET, s.OrderType.HIT_QUOTE)
         if (
             c.tif not in _TIFS
-            or (c.order_type == s.OrderType.MARKET and c.tif in _RESTING_TIFS)
+            or (immediate and c.tif in _RESTING_TIFS)
             or (c.order_type == s.OrderType.POST_ONLY and c.tif in _IMMEDIATE_TIFS)
         ):
             return RR.INVALID_TIME_IN_FORCE
+        needed = _MODES_NEEDED[s.OrderType(c.order_type)]
+        if not book.spec.mode_bits & needed:
+            return RR.MODE_NOT_ALLOWED
+        if not book.effective_modes() & needed:
+            return RR.MODE_NOT_IN_PHASE
         spec = book.spec
         if not spec.min_qty_t <= c.qty_t <= spec.max_qty_t:
             return RR.INVALID_QUANTITY
         if c.qty_t % spec.lot_t:
             return RR.QUANTITY_OFF_LOT
-        if c.order_type != s.OrderType.MARKET:
+        if not immediate:  # market and hit-quote orders ignore their price field
             if c.price_ticks <= 0 or c.price_ticks % spec.tick_ticks:
                 return RR.PRICE_OFF_TICK
             if not book.lower_ticks <= c.price_ticks <= book.upper_ticks:
@@ -322,15 +374,48 @@ class ReferenceEngine:
             return RR.DUPLICATE_ORDER_ID
         if len(self._orders) >= self.market.capacity.resting_orders:
             return RR.BOOK_FULL
+        return self._submit_late_reason(c, book)
+
+    def _submit_late_reason(self, c: s.SubmitOrder, book: _Book) -> RR:
+        """Steps 14-16: the hit-quote order's quote, the ledger, ``WOULD_TRADE``."""
+        if c.order_type == s.OrderType.HIT_QUOTE:
+            reason = self._quote_reason(c, book)
+            if reason != RR.NONE:
+                return reason
+            lock_price = self._orders[c.quote_order_id].price_ticks
+        elif c.order_type == s.OrderType.MARKET:
+            lock_price = book.upper_ticks  # a market buy locks at the upper band (sells: qty)
+        else:
+            lock_price = c.price_ticks
         if self._registry:  # docs/LEDGER.md checks 12a-12c
-            market_buy = c.order_type == s.OrderType.MARKET
-            lock_price = book.upper_ticks if market_buy else c.price_ticks
             reason = self._ledger.order_reason(c.account, book.index, c.side, c.qty_t, lock_price)
             if reason != RR.NONE:
                 return reason
-        if c.order_type == s.OrderType.POST_ONLY and book.crosses(c.side, c.price_ticks):
+        if self._would_trade(book, c.order_type, c.side, c.price_ticks):
             return RR.WOULD_TRADE
         return RR.NONE
+
+    def _quote_reason(self, c: s.SubmitOrder, book: _Book) -> RR:
+        """Step 14: may the hit-quote order ``c`` take the quote it names?"""
+        quote = self._orders.get(c.quote_order_id)
+        if quote is None or quote.instrument != book.index or quote.side == c.side:
+            return RR.QUOTE_NOT_FOUND
+        if quote.account == c.account:
+            return RR.QUOTE_OWN_ORDER
+        best = itertools.islice(book.levels(quote.side), book.spec.hit_quote_levels)
+        if quote.price_ticks not in [level.price_ticks for level in best]:
+            return RR.QUOTE_BEYOND_BEST_LEVELS
+        return RR.NONE
+
+    @staticmethod
+    def _would_trade(book: _Book, order_type: int, side: int, price_ticks: int) -> bool:
+        """``WOULD_TRADE``: a post-only order that crosses, or a limit order that crosses while
+        continuous trading is not effective (then quotes rest and only hit-quote orders
+        trade)."""
+        refuses_to_take = order_type == s.OrderType.POST_ONLY or (
+            order_type == s.OrderType.LIMIT and not book.effective_modes() & CONTINUOUS
+        )
+        return refuses_to_take and book.crosses(side, price_ticks)
 
     def _submit(self, c: s.SubmitOrder, out: _Out) -> None:
         book = self._by_symbol.get(c.instrument)
@@ -346,7 +431,11 @@ class ReferenceEngine:
         assert book is not None
         side, order_type = s.Side(c.side), s.OrderType(c.order_type)
         is_market = order_type == s.OrderType.MARKET
-        price = 0 if is_market else c.price_ticks
+        quote = self._orders.get(c.quote_order_id) if order_type == s.OrderType.HIT_QUOTE else None
+        if quote is not None:
+            price = quote.price_ticks  # a hit-quote order trades at the quote's price
+        else:
+            price = 0 if is_market else c.price_ticks
         order = _Order(
             c.order_id, c.account, book.index, side, price, c.qty_t, order_type,
             s.TimeInForce(c.tif), s.StpMode(c.stp),
@@ -357,6 +446,9 @@ class ReferenceEngine:
                 order.tif, price, c.qty_t,
             )
         )  # fmt: skip
+        if quote is not None:
+            self._hit_quote(book, order, quote, out)
+            return
         if is_market:
             limit = book.upper_ticks if side == BUY else book.lower_ticks
         else:
@@ -368,6 +460,20 @@ class ReferenceEngine:
         if self._registry:
             self._ledger.lock(order.account, book.index, side, order.qty_t, limit)
         self._execute(book, order, limit, out)
+
+    def _hit_quote(self, book: _Book, order: _Order, quote: _Order, out: _Out) -> None:
+        """Execute an accepted hit-quote order: one trade with ``quote`` at the quote's price
+        (no self-trade check: the taker's own quotes were refused), the remainder cancelled."""
+        if order.tif == s.TimeInForce.FOK and quote.qty_t < order.qty_t:
+            out.cancelled(order, CR.FOK_NOT_FILLABLE)  # killed before it locked anything
+            return
+        if self._registry:  # lock price: the quote's price (``order.lock_price_ticks``)
+            self._ledger.lock(order.account, book.index, order.side, order.qty_t,
+                              order.lock_price_ticks)  # fmt: skip
+        self._trade(book, order, quote, book.side(quote.side)[quote.price_ticks], out)
+        if order.qty_t > 0:
+            self._unlock(order)
+            out.cancelled(order, CR.IOC_REMAINDER)
 
     def _fok_fillable(self, book: _Book, taker: _Order, limit_ticks: int) -> bool:
         """Can ``taker`` fill completely now?  Walks the opposite side in priority order."""
@@ -432,14 +538,19 @@ class ReferenceEngine:
         book.record_trade(price, qty)
         out.events.append(
             s.TradeExecuted(
-                out.seq, out.ts_ns, self._next_trade_id, book.symbol, price, qty, taker.side,
+                out.seq, out.ts_ns, self._new_trade_id(), book.symbol, price, qty, taker.side,
                 taker.order_id, taker.account, maker.order_id, maker.account, taker.qty_t,
                 maker.qty_t,
             )
         )  # fmt: skip
-        self._next_trade_id += 1
         if maker.qty_t == 0:
             self._remove(book, maker)
+
+    def _new_trade_id(self) -> int:
+        """The next id of the engine's one trade sequence (orders, block trades, auctions)."""
+        trade_id = self._next_trade_id
+        self._next_trade_id += 1
+        return trade_id
 
     # -- the book ----------------------------------------------------------------------------
     def _rest(self, book: _Book, order: _Order) -> None:
@@ -504,6 +615,8 @@ class ReferenceEngine:
             return RR.SESSION_CLOSED if book.state == CLOSED else RR.INSTRUMENT_HALTED
         if order.account != c.account:
             return RR.NOT_ORDER_OWNER
+        if not book.effective_modes() & (CONTINUOUS | HIT_QUOTE):
+            return RR.MODE_NOT_IN_PHASE  # e.g. the midday break: quotes stay as they are
         spec = book.spec
         if not spec.min_qty_t <= c.qty_t <= spec.max_qty_t:
             return RR.INVALID_QUANTITY
@@ -520,7 +633,7 @@ class ReferenceEngine:
             )  # fmt: skip
             if reason != RR.NONE:
                 return reason
-        if order.order_type == s.OrderType.POST_ONLY and book.crosses(order.side, c.price_ticks):
+        if self._would_trade(book, order.order_type, order.side, c.price_ticks):
             return RR.WOULD_TRADE
         return RR.NONE
 
@@ -609,6 +722,7 @@ class ReferenceEngine:
                 reason = RR.INVALID_TRADING_DATE
             else:
                 book.state = OPEN
+                book.phase = 0
                 book.trading_date = c.trading_date
                 book.reset_day()
                 if self._registry:  # T+1: earlier sessions' purchases become tradable
@@ -636,9 +750,11 @@ class ReferenceEngine:
             return
         for book in closing:
             self._close(book, out)
+        self._composite_price(closing, out)
 
     def _close(self, book: _Book, out: _Out) -> None:
-        """Expire the book's DAY orders, publish the day's prices, roll the reference."""
+        """Expire the book's DAY orders and block offers, publish the day's prices and mode
+        volumes, roll the reference."""
         day_orders = sorted(
             (o for o in book.orders() if o.tif == s.TimeInForce.DAY), key=lambda o: o.order_id
         )
@@ -646,6 +762,7 @@ class ReferenceEngine:
             self._remove(book, order)
             self._unlock(order)
             out.cancelled(order, CR.SESSION_END)
+        self._modes.expire_offers(book.index, CR.SESSION_END, out)
         if book.day_trades:
             tick = book.spec.tick_ticks
             vwap = (book.day_value + book.day_volume // 2) // book.day_volume
@@ -659,8 +776,48 @@ class ReferenceEngine:
                 book.day_volume, book.day_value, book.day_trades,
             )
         )  # fmt: skip
+        self._modes.report_volumes(book, out)
         book.state = CLOSED
         book.set_reference(close)
+
+    def _composite_price(self, closed: list[_Book], out: _Out) -> None:
+        """``CompositePrice`` once the command has closed the last open allowance vintage."""
+        allowances = [book for book in self._books if book.spec.kind == "allowance"]
+        if not any(book.spec.kind == "allowance" for book in closed):
+            return
+        if any(book.state != CLOSED for book in allowances):
+            return
+        n = len(allowances)
+        price = (sum(book.reference_ticks for book in allowances) + n // 2) // n
+        trading_date = max(book.trading_date for book in allowances)
+        out.events.append(s.CompositePrice(out.seq, out.ts_ns, trading_date, price, n))
+
+    def _set_phase(self, c: s.SetTradingPhase, out: _Out) -> None:
+        books = self._scope(c, out)
+        if books is None:
+            return
+        first_reason = RR.NONE
+        changed = 0
+        for book in books:
+            if book.state == CLOSED:
+                reason = RR.SESSION_NOT_OPEN
+            elif not 0 <= c.phase < len(book.phase_masks):
+                reason = RR.INVALID_PHASE
+            else:
+                had_block = book.phase_modes() & BLOCK
+                book.phase = c.phase
+                modes = book.phase_modes()
+                if had_block and not modes & BLOCK:  # the block session is over
+                    self._modes.expire_offers(book.index, CR.PHASE_END, out)
+                out.events.append(
+                    s.TradingPhaseChanged(out.seq, out.ts_ns, book.symbol, c.phase, int(modes))
+                )
+                changed += 1
+                continue
+            if first_reason == RR.NONE:
+                first_reason = reason
+        if changed == 0:
+            out.command_rejected(c, c.instrument, first_reason)
 
     def _halt(self, c: s.HaltInstrument, out: _Out) -> None:
         book = self._by_symbol.get(c.instrument)
@@ -734,11 +891,20 @@ class ReferenceEngine:
         return None if order is None else self._resting(order)
 
     def status(self, symbol: str) -> s.InstrumentStatus:
+        """Session state, band, trading phase and the modes usable now (0 unless ``OPEN``)."""
         book = self._book(symbol)
         return s.InstrumentStatus(
             symbol, book.state, book.trading_date, book.reference_ticks, book.lower_ticks,
-            book.upper_ticks,
+            book.upper_ticks, book.phase, int(book.effective_modes()),
         )  # fmt: skip
+
+    def block_offers(self, symbol: str | None = None) -> list[s.BlockOffer]:
+        """Live block offers (of ``symbol``, or of every instrument), ascending offer id."""
+        return self._modes.block_offers(None if symbol is None else self._book(symbol).index)
+
+    def auctions(self) -> list[s.AuctionStatus]:
+        """Auctions applied for or bidding, ascending auction id (bids are sealed: counted)."""
+        return self._modes.auction_statuses()
 
     def resting_count(self) -> int:
         return len(self._orders)
@@ -749,7 +915,8 @@ class ReferenceEngine:
 
     # -- state hash, snapshots ---------------------------------------------------------------
     def state_hash(self) -> str:
-        """The canonical state hash of docs/MATCHING.md (blake2b-256, hex)."""
+        """The canonical state hash of docs/MATCHING.md, docs/LEDGER.md (registry on) and
+        docs/TRADING_MODES.md (blake2b-256, hex)."""
         ints = [len(self._books), self._next_trade_id]
         for book in self._books:
             ints += [
@@ -766,6 +933,9 @@ class ReferenceEngine:
                         ints += [o.order_id, o.account, o.qty_t, o.order_type, o.tif, o.stp]
         if self._registry:
             ints += self._ledger.hash_words()
+        for book, volumes in zip(self._books, self._modes.volumes, strict=True):
+            ints += [book.phase, *volumes.words()]
+        ints += self._modes.hash_words()
         data = np.array(ints, dtype="<i8").tobytes()
         return hashlib.blake2b(data, digest_size=32).hexdigest()
 
@@ -791,8 +961,10 @@ class ReferenceEngine:
             for book in self._books
         ]  # fmt: skip
         ledger = self._ledger.export() if self._registry else None
+        modes = self._modes.export([book.phase for book in self._books])
         snapshot = snap.EngineSnapshot(
-            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments, ledger
+            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments, ledger,
+            modes,
         )
         return snap.encode(snapshot)
 
@@ -813,6 +985,10 @@ class ReferenceEngine:
                 engine._restore_book(book, saved)
             if snapshot.ledger is not None:
                 engine._ledger.restore(snapshot.ledger)
+            modes = snapshot.modes or snap.empty_modes(len(engine._books))  # None: older
+            for book, row in zip(engine._books, modes.instruments, strict=True):
+                book.phase = row[0]
+            engine._modes.restore(modes)
             engine.check_invariants()
         except (AssertionError, ValueError, KeyError) as exc:
             raise snap.SnapshotFormatError(f"inconsistent snapshot: {exc}") from None
@@ -823,6 +999,7 @@ class ReferenceEngine:
         book.trading_date = saved.trading_date
         book.reference_ticks = saved.reference_price_ticks
         book.lower_ticks, book.upper_ticks = saved.lower_band_ticks, saved.upper_band_ticks
+        book.set_block_band()
         book.day_open, book.day_high = saved.day_open_ticks, saved.day_high_ticks
         book.day_low, book.day_volume = saved.day_low_ticks, saved.day_volume_t
         book.day_value, book.day_trades = saved.day_value_fen, saved.day_trades
@@ -859,23 +1036,27 @@ class ReferenceEngine:
         for order in self._orders.values():
             by_account.setdefault(order.account, set()).add(order.order_id)
         assert by_account == self._by_account, "account index disagrees with the orders"
+        self._modes.check()
         if self._registry:
             self._check_ledger()
 
     def _check_ledger(self) -> None:
-        """docs/LEDGER.md: conservation, locks = open orders' needs, nothing negative."""
+        """docs/LEDGER.md and docs/TRADING_MODES.md "Locks": conservation, locks = the needs of
+        open orders, block offers, bids and auction lots, nothing negative."""
         for order in self._orders.values():
             assert order.lock_price_ticks == order.price_ticks, (
                 f"order {order.order_id} rests with lock price {order.lock_price_ticks}"
             )
-        self._ledger.check(
+        orders = (
             OpenOrder(o.account, o.instrument, o.side, o.qty_t, o.lock_price_ticks)
             for o in self._orders.values()
         )
+        self._ledger.check(itertools.chain(orders, self._modes.locks()))
 
     def _check_session(self, book: _Book) -> None:
         name = book.symbol
         assert book.state in (OPEN, CLOSED, HALTED), f"{name}: state {book.state}"
+        assert 0 <= book.phase < len(book.phase_masks), f"{name}: phase {book.phase}"
         assert 1 <= book.lower_ticks <= book.upper_ticks, f"{name}: band"
         assert book.lower_ticks <= book.reference_ticks <= book.upper_ticks, f"{name}: reference"
         if book.day_trades == 0:
@@ -907,6 +1088,8 @@ class ReferenceEngine:
                 )
                 assert o.qty_t > 0, f"{where}: order {order_id} has open qty {o.qty_t}"
                 assert o.tif in _RESTING_TIFS, f"{where}: order {order_id} rests with {o.tif}"
-                assert o.order_type != s.OrderType.MARKET, f"{where}: market order rests"
+                assert o.order_type in (s.OrderType.LIMIT, s.OrderType.POST_ONLY), (
+                    f"{where}: order {order_id} of type {o.order_type} rests"
+                )
                 count += 1
         return count

@@ -142,7 +142,9 @@ class KeyRecord:
 
 
 class OpenOrder:
-    """What the ledger needs to know about a resting order to check its lock."""
+    """What the ledger needs to know about anything that holds a lock to check it: a resting
+    order, and (docs/TRADING_MODES.md) a block offer, a sealed bid (a buy) or an auction lot
+    (a sell)."""
 
     __slots__ = ("account", "instrument", "side", "qty_t", "lock_price_ticks")
 
@@ -618,13 +620,17 @@ class Ledger:
             self.keys[k.key] = KeyRecord(k.seq, RR(k.reason), k.command)
 
     # -- invariants ----------------------------------------------------------------------------
-    def check(self, open_orders: Iterable[OpenOrder]) -> None:
-        """Raise AssertionError unless every ledger invariant of docs/LEDGER.md holds."""
+    def check(self, locks: Iterable[OpenOrder]) -> None:
+        """Raise AssertionError unless every ledger invariant of docs/LEDGER.md holds.
+
+        ``locks`` lists everything that holds a lock: the open orders, and the block offers,
+        bids and auction lots of docs/TRADING_MODES.md "Locks".
+        """
         self._check_records()
         cash_need: dict[int, int] = {}
         qty_need: dict[tuple[int, int], int] = {}
-        for o in open_orders:
-            assert o.account in self.accounts, f"an order of account {o.account}, not opened"
+        for o in locks:
+            assert o.account in self.accounts, f"a lock of account {o.account}, not opened"
             if o.side == SELL:
                 key = (o.account, o.instrument)
                 qty_need[key] = qty_need.get(key, 0) + o.qty_t

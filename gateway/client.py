@@ -389,13 +389,14 @@ class Client:
     def send_new_order(self, instrument: str, side: int, qty_t: int, price_ticks: int = 0, *,
                        client_order_id: str | None = None, order_type: int = s.OrderType.LIMIT,
                        tif: int = s.TimeInForce.DAY, stp: int = s.StpMode.CANCEL_INCOMING,
-                       account: int = -1) -> int:  # fmt: skip
-        """Send a NewOrder; returns its request id (see :meth:`outcome`)."""
+                       account: int = -1, quote_order_id: int = 0) -> int:  # fmt: skip
+        """Send a NewOrder; returns its request id (see :meth:`outcome`).  A hit-quote order
+        is ``order_type=OrderType.HIT_QUOTE`` with ``quote_order_id`` and ``tif`` IOC or FOK."""
         client_order_id = client_order_id or self.next_client_order_id()
         return self._request(lambda request_id: p.NewOrder(
             request_id=request_id, client_order_id=client_order_id, instrument=instrument,
             side=int(side), qty_t=qty_t, price_ticks=price_ticks, order_type=int(order_type),
-            tif=int(tif), stp=int(stp), account=account,
+            tif=int(tif), stp=int(stp), account=account, quote_order_id=quote_order_id,
         ))  # fmt: skip
 
     async def new_order(self, instrument: str, side: int, qty_t: int, price_ticks: int = 0,

@@ -10,18 +10,29 @@ level of a subscribed instrument the engine is asked for the level's totals *aft
 and one :class:`~gateway.protocol.DepthUpdate` per instrument carries them as absolute values
 (0 removes a level).  The conflation is per batch, so intermediate states inside a batch are
 never shown, and a client that applies the updates with ``seq`` above its snapshot's ``seq``
-holds the engine's book exactly.  Trades and session events are forwarded as they are,
-without accounts.
+holds the engine's book exactly.  Trades (listing, block and auction prints, told apart by
+``Trade.mode``) and public events (sessions, phases, mode volumes, auctions) are forwarded
+without accounts; bids are sealed and never published.  Open block offers are public so that
+any firm can accept one: they are published anonymised (account -1), as are their cancellation
+and their trade; offers directed at one counterparty are not published.  The composite price
+goes to every subscriber.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from engine import records as r
 from gateway import protocol as p
 
-_STATUS_KINDS = frozenset({r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_HALTED, r.EV_RESUMED})
+_STATUS_KINDS = frozenset({
+    r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_HALTED, r.EV_RESUMED, r.EV_PHASE_CHANGED,
+    r.EV_MODE_VOLUMES, r.EV_AUCTION_ANNOUNCED, r.EV_AUCTION_CLEARED, r.EV_AUCTION_CANCELLED,
+})  # fmt: skip
+_OFFER_KINDS = frozenset({r.EV_BLOCK_POSTED, r.EV_BLOCK_CANCELLED, r.EV_BLOCK_TRADE})
+_MODE_LISTING, _MODE_BLOCK, _MODE_AUCTION = 0, 1, 2
 _K, _SEQ, _TS, _INST, _SIDE, _PRICE, _QTY = (r.E_KIND, r.E_SEQ, r.E_TS, r.E_INSTRUMENT,
                                               r.E_SIDE, r.E_PRICE, r.E_QTY)  # fmt: skip
 
@@ -55,6 +66,9 @@ class MarketData:
         self.symbols = list(codec.symbols)
         self.subscribers: dict[str, set] = {symbol: set() for symbol in self.symbols}
         self._by_index = [self.subscribers[symbol] for symbol in self.symbols]
+        self._open_offers: set[int] = {
+            o.offer_id for o in engine.block_offers() if o.counterparty < 0
+        }
 
     def snapshot(self, symbol: str, request_id: int, seq: int) -> p.DepthSnapshot:
         """The whole aggregated book of ``symbol`` now (as of ``seq``)."""
@@ -64,14 +78,56 @@ class MarketData:
             request_id=request_id, instrument=symbol, seq=seq, state=int(status.state),
             trading_date=status.trading_date, reference_price_ticks=status.reference_price_ticks,
             lower_band_ticks=status.lower_band_ticks, upper_band_ticks=status.upper_band_ticks,
-            bids=list(depth.bids), asks=list(depth.asks),
+            bids=list(depth.bids), asks=list(depth.asks), phase=status.phase, modes=status.modes,
+            block_offers=[msgspec.structs.replace(o, account=-1)
+                          for o in self.engine.block_offers(symbol) if o.counterparty < 0],
         )  # fmt: skip
+
+    def _mode_message(self, row: list, index: int):
+        """The public message of a block or auction event (None: not public)."""
+        kind, symbol = row[_K], self.symbols[index]
+        if kind == r.EV_BLOCK_TRADE or kind == r.EV_AUCTION_TRADE:
+            block = kind == r.EV_BLOCK_TRADE
+            return p.Trade(
+                instrument=symbol, seq=row[_SEQ], ts_ns=row[_TS],
+                trade_id=row[r.E_X1], price_ticks=row[_PRICE], qty_t=row[_QTY],
+                aggressor_side=row[_SIDE] if block else 1,
+                mode=_MODE_BLOCK if block else _MODE_AUCTION,
+            )  # fmt: skip
+        return None
+
+    def _offer_message(self, row: list):
+        """An open block offer's public event, anonymised (None: not an open offer's)."""
+        offer_id, kind = row[r.E_ORDER_ID], row[_K]
+        if kind == r.EV_BLOCK_POSTED:
+            if row[r.E_X0] >= 0:
+                return None
+            self._open_offers.add(offer_id)
+        elif offer_id in self._open_offers:
+            self._open_offers.discard(offer_id)
+        else:
+            return None
+        event = self.codec.event(row)
+        field = "accepting_account" if kind == r.EV_BLOCK_TRADE else "account"
+        changes = {field: -1}
+        if kind == r.EV_BLOCK_TRADE:
+            changes["offer_account"] = -1
+        return p.MarketStatus(instrument=self.symbols[row[_INST]], seq=row[_SEQ],
+                              event=msgspec.structs.replace(event, **changes))  # fmt: skip
 
     def publish(self, rows: list, last_seq: int, emit: Callable[[object, object], None]) -> None:
         """Send one batch's market data to the subscribers: ``emit(connection, message)``."""
         by_index, count = self._by_index, len(self._by_index)
         touched: dict[int, set[tuple[int, int]]] = {}
         for row in rows:
+            if row[_K] in _OFFER_KINDS:  # bookkeeping even when nobody subscribes
+                offer = self._offer_message(row)
+                if offer is not None:
+                    for connection in by_index[row[_INST]]:
+                        emit(connection, offer)
+            elif row[_K] == r.EV_COMPOSITE:
+                self._publish_composite(row, emit)
+                continue
             index = row[_INST]
             if not 0 <= index < count or not by_index[index]:
                 continue
@@ -85,6 +141,8 @@ class MarketData:
             elif kind in _STATUS_KINDS:
                 message = p.MarketStatus(instrument=self.symbols[index], seq=row[_SEQ],
                                          event=self.codec.event(row))  # fmt: skip
+            elif kind >= r.EV_BLOCK_POSTED:
+                message = self._mode_message(row, index)
             else:
                 message = None
             if message is not None:
@@ -101,3 +159,11 @@ class MarketData:
             ])  # fmt: skip
             for connection in by_index[index]:
                 emit(connection, update)
+
+    def _publish_composite(self, row: list, emit: Callable[[object, object], None]) -> None:
+        message = p.MarketStatus(instrument="", seq=row[_SEQ], event=self.codec.event(row))
+        audience: set = set()
+        for watchers in self._by_index:
+            audience.update(watchers)
+        for connection in audience:
+            emit(connection, message)

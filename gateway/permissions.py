@@ -50,6 +50,14 @@ ACCOUNT_FIELDS = ("account", "to_account")
 GATEWAY_ASSIGNED = frozenset({s.SubmitOrder})
 """Commands whose identifiers the gateway assigns: they come only as ``NewOrder``."""
 
+ASSIGNED_ID_FIELDS: dict[type, str] = {
+    s.SubmitBlockOffer: "offer_id",
+    s.ApplyAuction: "auction_id",
+    s.SubmitAuctionBid: "bid_id",
+}
+"""Commands that create something whose id the gateway assigns (the command's seq): a client
+cannot pick, guess or collide with another firm's ids."""
+
 
 def refusal(role: Role, accounts: frozenset[int], command: object) -> RejectCode | None:
     """Why ``command`` is refused to a user with ``role`` bound to ``accounts`` (None: allowed).

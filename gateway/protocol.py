@@ -218,6 +218,8 @@ class NewOrder(msgspec.Struct, tag=10, **_MSG):
     tif: Code8 = int(s.TimeInForce.DAY)
     stp: Code8 = int(s.StpMode.CANCEL_INCOMING)
     account: AccountField = -1
+    quote_order_id: OrderIdField = 0
+    """Hit-quote orders (``order_type`` 4): the engine order id of the resting quote to hit."""
 
 
 class CancelRequest(msgspec.Struct, tag=11, **_MSG):
@@ -243,8 +245,12 @@ class ModifyRequest(msgspec.Struct, tag=12, **_MSG):
 class EngineRequest(msgspec.Struct, tag=13, **_MSG):
     """Any engine command (``engine.schema``), for the roles the permission table allows:
     sessions and halts (operator), mass cancel (trader for its accounts, operator for any),
-    cancel/modify by engine order id (trader), registry commands (registry).  ``seq`` and
-    ``ts_ns`` inside are ignored.  ``SubmitOrder`` is refused: use ``NewOrder``."""
+    cancel/modify by engine order id (trader), registry commands (registry), block offers,
+    acceptances and auction applications and bids (trader), auction announcement, clearing and
+    cancellation and trading phases (operator).  ``seq`` and ``ts_ns`` inside are ignored.
+    ``SubmitOrder`` is refused: use ``NewOrder``.  The gateway assigns the id of a new block
+    offer, auction or bid (``offer_id``, ``auction_id``, ``bid_id``: whatever the client sent is
+    replaced by the command's sequence number) and reports it in the ``Ack``'s ``order_id``."""
 
     request_id: RequestId = 0
     command: s.Command
@@ -320,7 +326,8 @@ _POSITIONAL = dict(frozen=True, tag_field="type")
 class Ack(msgspec.Struct, tag=106, **_POSITIONAL):
     """The request was sequenced as ``seq`` and is durable; every report it caused for this
     session was sent before this message.  ``order_id`` is the engine order id of a
-    ``NewOrder`` (or the target of a cancel/modify), else 0."""
+    ``NewOrder`` (or the target of a cancel/modify), the assigned id of a new block offer,
+    auction or bid, else 0."""
 
     request_id: int
     seq: int
@@ -418,6 +425,12 @@ class DepthSnapshot(msgspec.Struct, tag=120, **_MSG):
     bids: list[s.DepthLevel]
     """Best (highest) first; each level ``[price_ticks, qty_t, orders]``."""
     asks: list[s.DepthLevel]
+    phase: int = 0
+    """Index of the trading phase in the instrument's schedule."""
+    modes: int = 0
+    """``engine.schema.TradingMode`` bits allowed now."""
+    block_offers: list[s.BlockOffer] = []
+    """Open (undirected) block offers, ascending offer id, ``account`` hidden as -1."""
 
 
 class LevelUpdate(msgspec.Struct, frozen=True, array_like=True):
@@ -447,10 +460,16 @@ class Trade(msgspec.Struct, tag=122, **_MSG):
     price_ticks: int
     qty_t: int
     aggressor_side: int
+    """Listing trades: the taker's side; block trades: the offer's side; auctions: 1 (buy)."""
+    mode: int = 0
+    """0 listing (continuous or hit-quote), 1 block, 2 auction."""
 
 
 class MarketStatus(msgspec.Struct, tag=123, **_MSG):
-    """A session event of a subscribed instrument (opened, closed, halted, resumed)."""
+    """A public event of a subscribed instrument: session opened, closed, halted, resumed;
+    trading phase changed; the session's block and auction volumes; an auction announced,
+    cleared or cancelled; an open block offer posted, cancelled or traded (accounts hidden as
+    -1); and the composite price (sent to every subscriber, ``instrument`` "")."""
 
     instrument: str
     seq: int

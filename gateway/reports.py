@@ -72,6 +72,9 @@ def legs(row: list[int]) -> tuple[tuple[int, int], ...]:
 
 EVENT_ACCOUNTS: dict[type, Callable] = {
     getattr(s, "AllowancesTransferred", None): lambda e: (e.account, e.to_account),
+    s.BlockOfferPosted: lambda e: (e.account,) if e.counterparty < 0 else (e.account, e.counterparty),
+    s.BlockTradeExecuted: lambda e: (e.offer_account, e.accepting_account),
+    s.AuctionTrade: lambda e: (e.buyer_account, e.seller_account),
 }
 """Non-order event types that name accounts in fields other than ``account``."""
 EVENT_ACCOUNTS.pop(None, None)

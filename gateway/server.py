@@ -65,7 +65,7 @@ from gateway.orders import (
     decode_annotation,
     encode_annotation,
 )
-from gateway.permissions import GATEWAY_ASSIGNED, ROLES_BY_COMMAND, refusal
+from gateway.permissions import ASSIGNED_ID_FIELDS, GATEWAY_ASSIGNED, ROLES_BY_COMMAND, refusal
 from gateway.reports import ORDER_KINDS, Scope, accounts_of, messages_for, order_report
 from gateway.users import User, UserDirectory
 
@@ -180,8 +180,8 @@ def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOr
     The hot path's shortcut for ``codec.command_tuple(SubmitOrder(...))``; the protocol has
     already range-checked every field, and the test suite holds the two equal.
     """
-    return (0, 0, order_id, m.price_ticks, m.qty_t, 0, account, instrument_index, K_SUBMIT,
-            m.side, m.order_type, m.tif, m.stp, 0, 0)  # fmt: skip
+    return (0, 0, order_id, m.price_ticks, m.qty_t, m.quote_order_id, account, instrument_index,
+            K_SUBMIT, m.side, m.order_type, m.tif, m.stp, 0, 0)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------
@@ -766,6 +766,11 @@ class Gateway:
             return  # fmt: skip
         if self._refuse(connection, m, command, 0):  # engine commands always name the account
             return
+        id_field = ASSIGNED_ID_FIELDS.get(type(command))
+        if id_field is not None:  # a new offer, auction or bid: its id is its seq, like orders
+            records = self._records
+            assigned = (self._first_seq if records else self.exchange.next_seq) + len(records)
+            command = msgspec.structs.replace(command, **{id_field: assigned})
         try:
             np.array([self.codec.command_tuple(command)], dtype=COMMAND_DTYPE)
         except (OverflowError, ValueError, TypeError) as exc:
@@ -774,6 +779,12 @@ class Gateway:
         self._submit_for(connection, m, command)
 
     def _submit_for(self, connection: Connection, m, command) -> None:
+        id_field = ASSIGNED_ID_FIELDS.get(type(command))
+        if id_field is not None:
+            self._enqueue(self.codec.command_tuple(command),
+                          Annotation(connection.user.name, m.request_id, ""),
+                          (connection, m.request_id, getattr(command, id_field), ""))
+            return  # fmt: skip
         order_id = getattr(command, "order_id", 0)
         client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
         self._enqueue(self.codec.command_tuple(command),

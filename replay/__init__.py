@@ -12,8 +12,9 @@ lock) and answers the questions of auditors, regulators and the exchange's staff
   are recomputed and compared with the digest its checkpoint recorded.
 * :mod:`replay.timeline` and :mod:`replay.state` - what was the state (and the order book) after
   any command or at any time; optionally starting from a snapshot.
-* :mod:`replay.reports` - trades, daily market statistics, account statements, built from the
-  recomputed events through tables that new event kinds extend.
+* :mod:`replay.reports` - trades of every trading mode (listing, block, auction), daily market
+  statistics with the volume of each mode and the composite price, account statements, built
+  from the recomputed events through tables that new event kinds extend.
 * :mod:`replay.compliance` - one compliance year of the registry: each entity's obligation,
   surrenders by vintage, offsets, shortfall and penalty.
 * :mod:`replay.diff` - where two logs, or their outcomes, first diverge.

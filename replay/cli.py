@@ -20,7 +20,10 @@ Commands::
     book DATA_DIR --instrument X [--at-seq N | --at-time T] [--depth K | --orders]
     statement DATA_DIR --account A [--from T] [--to T]
     trades DATA_DIR [--instrument X] [--format csv|json]
-    market DATA_DIR [--instrument X]   OHLC, volume and value per trading day and instrument
+                                       every trade: listing, block and auction (``mode``)
+    market DATA_DIR [--instrument X]   OHLC, volume and value per trading day and instrument,
+                                       split by mode (listing, block, auction); the composite
+                                       price of each day
     compliance DATA_DIR --year Y       per compliance entity: obligation, surrendered by
                                        vintage, offsets, shortfall, penalty (once closed)
     diff DIR_A DIR_B [--ignore-time]   the first seq at which two logs or their outcomes differ
@@ -313,13 +316,15 @@ def _add_report_commands(sub, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.set_defaults(run=_guarded(_statement))
 
-    p = sub.add_parser("trades", parents=[common], help="export every trade")
+    p = sub.add_parser("trades", parents=[common],
+                      help="export every trade (listing, block, auction)")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--instrument", metavar="X")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.set_defaults(run=_guarded(_trades))
 
-    p = sub.add_parser("market", parents=[common], help="daily prices, volume and value")
+    p = sub.add_parser("market", parents=[common],
+                      help="daily prices, volume and value by trading mode, composite price")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--instrument", metavar="X")
     p.set_defaults(run=_guarded(_market))

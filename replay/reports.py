@@ -12,14 +12,19 @@ Reports are generic over event kinds through two tables that a new kind of event
 registry's issuance, transfers, surrenders ...) only has to extend:
 
 * :data:`ACCOUNT_ROLES` - which record columns name an account the event concerns, and in
-  which role (``owner``, ``taker``, ``maker``, ``receiver``);
+  which role (``owner``, ``taker``, ``maker``, ``receiver``, ``offerer``, ``buyer`` ...);
 * :data:`MOVEMENTS` - what the event moves for the account in that role: tonnes of an
   instrument and fen of cash (a trade: the buyer gains tonnes and pays its value).
 
+The market trades in three modes (``docs/TRADING_MODES.md``): listing (``TradeExecuted``, the
+hit-quote order included), block trades (``BlockTradeExecuted``) and one-way auctions (one
+``AuctionTrade`` per filled bid).  All three settle alike, so :data:`TRADE_KINDS` names them
+and every report treats them as trades, each with its :data:`TRADE_MODES` name.
+
 Trades also move fees, which no event records: they follow from the market definition by the
 ledger's rule (``docs/LEDGER.md``; charged only when the market runs the registry), and every
-trade concerns the fee account in the role ``fee``.  So a statement's running totals
-reconcile with the balances the engine holds.
+trade of any mode concerns the fee account in the role ``fee``.  So a statement's running
+totals reconcile with the balances the engine holds.
 """
 
 from __future__ import annotations
@@ -69,8 +74,36 @@ ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
     r.EV_SURRENDERED: ((r.E_ACCOUNT, "owner"),),
     r.EV_COMPLIANCE: ((r.E_ACCOUNT, "owner"),),
     r.EV_REGISTRY_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_BLOCK_POSTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_BLOCK_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_BLOCK_TRADE: ((r.E_X0, "offerer"), (r.E_ACCOUNT, "acceptor")),
+    r.EV_BLOCK_CANCELLED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_AUCTION_APPLIED: ((r.E_ACCOUNT, "seller"),),
+    r.EV_AUCTION_ANNOUNCED: ((r.E_ACCOUNT, "seller"),),
+    r.EV_BID_ACCEPTED: ((r.E_ACCOUNT, "bidder"),),
+    r.EV_AUCTION_REJECTED: ((r.E_ACCOUNT, "owner"),),
+    r.EV_AUCTION_TRADE: ((r.E_ACCOUNT, "buyer"), (r.E_X2, "seller")),
+    r.EV_BID_RELEASED: ((r.E_ACCOUNT, "bidder"),),
+    r.EV_AUCTION_CLEARED: ((r.E_ACCOUNT, "seller"),),
+    r.EV_AUCTION_CANCELLED: ((r.E_ACCOUNT, "seller"),),
 }
 """Event kind -> (column naming an account, the account's role) pairs."""
+
+ACCOUNT_COMMANDS: dict[int, tuple[int, ...]] = {
+    r.EV_AUCTION_REJECTED: (r.K_AUCTION_APPLY, r.K_AUCTION_BID),
+}
+"""Refusals whose account column means an account only for some commands (``E_X0``): the
+operator's auction commands (announce, clear, cancel) name no account, and their refusals
+carry 0 there."""
+
+TRADE_MODES: dict[int, str] = {
+    r.EV_TRADE: "listing",
+    r.EV_BLOCK_TRADE: "block",
+    r.EV_AUCTION_TRADE: "auction",
+}
+"""Event kind of a trade -> its trading mode (listing includes hit-quote orders)."""
+TRADE_KINDS = frozenset(TRADE_MODES)
+_TRADE_KIND_ARRAY = np.array(sorted(TRADE_KINDS), dtype=np.int64)
 
 
 class Fees(msgspec.Struct, frozen=True):
@@ -96,15 +129,38 @@ Movement = tuple[int, int, int]
 """(tonnes, fen, of which fee fen): what one event moves for one account."""
 
 
-def _trade(row: Row, role: str, fees: Fees) -> Movement:
+def _settled(row: Row, buys: bool, fees: Fees) -> Movement:
+    """Delivery versus payment of one trade, for its buyer or its seller."""
     qty, value = row[r.E_QTY], row[r.E_PRICE] * row[r.E_QTY]
-    if role == "fee":
-        collected = fees.fee(value, True) + fees.fee(value, False)
-        return (0, collected, collected)
-    taker_buys = row[r.E_SIDE] == s.Side.BUY
-    buys = taker_buys if role == "taker" else not taker_buys
     fee = fees.fee(value, buys)
     return (qty, -value - fee, fee) if buys else (-qty, value - fee, fee)
+
+
+def _fees_collected(row: Row, fees: Fees) -> Movement:
+    value = row[r.E_PRICE] * row[r.E_QTY]
+    collected = fees.fee(value, True) + fees.fee(value, False)
+    return (0, collected, collected)
+
+
+def _trade(row: Row, role: str, fees: Fees) -> Movement:
+    if role == "fee":
+        return _fees_collected(row, fees)
+    taker_buys = row[r.E_SIDE] == s.Side.BUY
+    return _settled(row, taker_buys if role == "taker" else not taker_buys, fees)
+
+
+def _block_trade(row: Row, role: str, fees: Fees) -> Movement:
+    """``E_SIDE`` is the offer's side; the accepting account takes the other."""
+    if role == "fee":
+        return _fees_collected(row, fees)
+    offer_buys = row[r.E_SIDE] == s.Side.BUY
+    return _settled(row, offer_buys if role == "offerer" else not offer_buys, fees)
+
+
+def _auction_trade(row: Row, role: str, fees: Fees) -> Movement:
+    if role == "fee":
+        return _fees_collected(row, fees)
+    return _settled(row, role == "buyer", fees)
 
 
 def _qty(sign: int) -> Callable[[Row, str, Fees], Movement]:
@@ -121,6 +177,8 @@ def _transfer(row: Row, role: str, fees: Fees) -> Movement:
 
 MOVEMENTS: dict[int, Callable[[Row, str, Fees], Movement]] = {
     r.EV_TRADE: _trade,
+    r.EV_BLOCK_TRADE: _block_trade,
+    r.EV_AUCTION_TRADE: _auction_trade,
     r.EV_CASH_DEPOSITED: _cash(+1),
     r.EV_CASH_WITHDRAWN: _cash(-1),
     r.EV_ISSUED: _qty(+1),
@@ -133,6 +191,7 @@ MOVEMENTS: dict[int, Callable[[Row, str, Fees], Movement]] = {
 account in that role (fen net of the fee; the fee account's role in a trade is ``fee``)."""
 
 assert set(MOVEMENTS) <= set(ACCOUNT_ROLES), "a movement needs the account it moves"
+assert TRADE_KINDS <= set(MOVEMENTS), "every trade moves allowances and cash"
 
 
 # -- one pass over the events ------------------------------------------------------------------
@@ -162,14 +221,21 @@ def scan_events(
 ) -> Scan:  # fmt: skip
     """Replay the log up to ``stop`` once and feed every consumer its events."""
     engine = engine_class("compiled")(data.market)
-    wanted = np.array(sorted(set().union(*(c.kinds for c in consumers))), dtype=np.int64)
+    union = set().union(*(c.kinds for c in consumers))
+    wanted = np.array(sorted(union), dtype=np.int64)
+    # Each consumer sees only its own kinds (a consumer wanting them all takes the union).
+    own = [None if c.kinds == union else np.array(sorted(c.kinds), dtype=np.int64)
+           for c in consumers]  # fmt: skip
     reader = LogReader(data, 1, progress)
     for applied in replay_batches(from_genesis(reader), batch_applier(engine), stop):
         rows = applied.events.view(np.int64).reshape(-1, r.EVENT_FIELDS)
         picked = rows[np.isin(rows[:, r.E_KIND], wanted)]
-        if len(picked):
-            for consumer in consumers:
-                consumer.take(picked)
+        if not len(picked):
+            continue
+        for consumer, kinds in zip(consumers, own):
+            mine = picked if kinds is None else picked[np.isin(picked[:, r.E_KIND], kinds)]
+            if len(mine):
+                consumer.take(mine)
     return Scan(engine, reader)
 
 
@@ -177,7 +243,15 @@ def scan_events(
 
 
 class TradeRow(msgspec.Struct, frozen=True):
-    """One trade, as exported (``value_fen`` = price x quantity)."""
+    """One trade of any mode, as exported (``value_fen`` = price x quantity).
+
+    The taker/maker columns, per ``mode``: ``listing`` - the incoming (taker) and the resting
+    (maker) order; ``block`` - the accepting account (taker, no order: id 0) and the offer
+    (maker: offer id and account); ``auction`` - the bid (taker: bid id and bidder) and the
+    auction (maker: auction id and seller).  ``aggressor_side`` is the taker's side.
+    ``trading_date`` is the session the trade counts in: an auction cleared while its
+    instrument's session is closed counts in the next session (0 until that session opens).
+    """
 
     seq: int
     ts_ns: int
@@ -192,16 +266,51 @@ class TradeRow(msgspec.Struct, frozen=True):
     taker_account: int
     maker_order_id: int
     maker_account: int
+    mode: str = "listing"
+    """``listing`` (hit-quote orders included), ``block`` or ``auction``."""
+    buyer_account: int = 0
+    seller_account: int = 0
+
+
+def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
+    """One trade record of any mode (:data:`TRADE_KINDS`) as a :class:`TradeRow`."""
+    kind, price, qty = row[r.E_KIND], row[r.E_PRICE], row[r.E_QTY]
+    head = (row[r.E_SEQ], row[r.E_TS])
+    if kind == r.EV_TRADE:
+        side = s.Side(row[r.E_SIDE])
+        taker, maker = row[r.E_ACCOUNT], row[r.E_X1]
+        buyer, seller = (taker, maker) if side == s.Side.BUY else (maker, taker)
+        return TradeRow(*head, row[r.E_X2], trading_date, symbol, price, qty, price * qty,
+                        side.name, row[r.E_ORDER_ID], taker, row[r.E_X0], maker, "listing",
+                        buyer, seller)  # fmt: skip
+    if kind == r.EV_BLOCK_TRADE:
+        offer_side = s.Side(row[r.E_SIDE])
+        side = s.Side.SELL if offer_side == s.Side.BUY else s.Side.BUY
+        acceptor, offerer = row[r.E_ACCOUNT], row[r.E_X0]
+        buyer, seller = (acceptor, offerer) if side == s.Side.BUY else (offerer, acceptor)
+        return TradeRow(*head, row[r.E_X1], trading_date, symbol, price, qty, price * qty,
+                        side.name, 0, acceptor, row[r.E_ORDER_ID], offerer, "block", buyer,
+                        seller)  # fmt: skip
+    buyer, seller = row[r.E_ACCOUNT], row[r.E_X2]
+    return TradeRow(*head, row[r.E_X1], trading_date, symbol, price, qty, price * qty,
+                    s.Side.BUY.name, row[r.E_ORDER_ID], buyer, row[r.E_X0], seller, "auction",
+                    buyer, seller)  # fmt: skip
 
 
 class TradesReport(Consumer):
-    """Every trade (of one instrument, or of all), with the trading date of its session."""
+    """Every trade of every mode (of one instrument, or of all), with the trading date of the
+    session it counts in, in log order."""
 
-    kinds = frozenset({r.EV_TRADE, r.EV_SESSION_OPENED})
+    kinds = TRADE_KINDS | {r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED}
 
     def __init__(self, data: DataDir, instrument: int | None = None) -> None:
         self.codec, self.instrument = data.codec, instrument
-        self.dates = [0] * len(data.market.instruments)
+        n = len(data.market.instruments)
+        self.dates = [0] * n
+        self.open = [False] * n
+        self.waiting: list[list[int]] = [[] for _ in range(n)]
+        """Per instrument: positions in :attr:`trades` of auction fills made while its session
+        was closed; they take the date of the next session."""
         self.trades: list[TradeRow] = []
 
     def take(self, rows: np.ndarray) -> None:
@@ -210,25 +319,36 @@ class TradesReport(Consumer):
             rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
         symbol = self.codec.symbol
         for row in rows.tolist():
-            index = row[r.E_INSTRUMENT]
-            if row[r.E_KIND] == r.EV_SESSION_OPENED:
-                self.dates[index] = row[r.E_X0]
-                continue
-            price, qty = row[r.E_PRICE], row[r.E_QTY]
-            self.trades.append(TradeRow(
-                row[r.E_SEQ], row[r.E_TS], row[r.E_X2], self.dates[index], symbol(index),
-                price, qty, price * qty, s.Side(row[r.E_SIDE]).name, row[r.E_ORDER_ID],
-                row[r.E_ACCOUNT], row[r.E_X0], row[r.E_X1],
-            ))  # fmt: skip
+            kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
+            if kind == r.EV_SESSION_OPENED:
+                self._opened(index, row[r.E_X0])
+            elif kind == r.EV_SESSION_CLOSED:
+                self.open[index] = False
+            elif self.open[index]:
+                self.trades.append(trade_row(row, self.dates[index], symbol(index)))
+            else:
+                self.waiting[index].append(len(self.trades))
+                self.trades.append(trade_row(row, 0, symbol(index)))
+
+    def _opened(self, index: int, date: int) -> None:
+        self.dates[index], self.open[index] = date, True
+        for at in self.waiting[index]:
+            self.trades[at] = msgspec.structs.replace(self.trades[at], trading_date=date)
+        self.waiting[index].clear()
 
 
 # -- market: one bar per trading day and instrument ----------------------------------------------
 
 
 class DayBar(msgspec.Struct, frozen=True):
-    """One instrument's trading day.  ``close`` is the volume-weighted close that sets the next
-    day's price band; ``final`` is false for a session still open at the end of the log (its
-    figures so far, the close computed by the same rule)."""
+    """One instrument's trading day.  ``close`` is the volume-weighted close of the listing
+    trades that sets the next day's price band; ``final`` is false for a session still open at
+    the end of the log (its figures so far, the close computed by the same rule).
+
+    ``volume_t``, ``value_fen`` and ``trades`` are the listing mode's (hit-quote orders
+    included), which alone make the open, high, low and close; block trades and one-way
+    auction fills are counted apart (``docs/TRADING_MODES.md``).
+    """
 
     trading_date: int
     instrument: str
@@ -242,16 +362,68 @@ class DayBar(msgspec.Struct, frozen=True):
     value_fen: int
     trades: int
     final: bool
+    block_volume_t: int = 0
+    block_value_fen: int = 0
+    block_trades: int = 0
+    auction_volume_t: int = 0
+    auction_value_fen: int = 0
+    auction_trades: int = 0
+    """Fills (one per accepted bid).  An auction cleared while the session is closed counts in
+    the next session, as the engine's ``SessionModeVolumes`` count it."""
+
+    @property
+    def total_volume_t(self) -> int:
+        return self.volume_t + self.block_volume_t + self.auction_volume_t
+
+    @property
+    def total_value_fen(self) -> int:
+        return self.value_fen + self.block_value_fen + self.auction_value_fen
+
+
+class CompositeDay(msgspec.Struct, frozen=True):
+    """The composite price of a trading day: the mean of the allowance vintages' closes."""
+
+    trading_date: int
+    price_ticks: int
+    vintages: int
+    change_ticks: int | None
+    """Against the previous composite in the log (None for the first)."""
+
+
+class MarketHistory(msgspec.Struct, frozen=True):
+    """The ``market`` report: daily bars by date and instrument, and the composite prices."""
+
+    days: list[DayBar]
+    composite: list[CompositeDay]
+
+
+class _Volume:
+    """Volume, value and trade count of one trading mode."""
+
+    __slots__ = ("trades", "value", "volume")
+
+    def __init__(self) -> None:
+        self.volume = self.value = self.trades = 0
+
+    def add(self, price: int, qty: int) -> None:
+        self.volume += qty
+        self.value += price * qty
+        self.trades += 1
+
+    def figures(self) -> tuple[int, int, int]:
+        return (self.volume, self.value, self.trades)
 
 
 class _Day:
     """Running figures of an open session (from its ``SessionOpened`` and its trades)."""
 
-    __slots__ = ("date", "high", "low", "open", "reference", "trades", "value", "volume")
+    __slots__ = ("auction", "block", "date", "high", "low", "open", "reference", "trades",
+                 "value", "volume")  # fmt: skip
 
-    def __init__(self, date: int, reference: int) -> None:
+    def __init__(self, date: int, reference: int, auction: _Volume) -> None:
         self.date, self.reference = date, reference
         self.open = self.high = self.low = self.volume = self.value = self.trades = 0
+        self.block, self.auction = _Volume(), auction
 
     def add(self, prices: np.ndarray, quantities: np.ndarray) -> None:
         if not self.trades:
@@ -263,26 +435,41 @@ class _Day:
 
 
 class MarketReport(Consumer):
-    """Open, high, low, close, volume and value per trading day and instrument."""
+    """Open, high, low, close, volume and value per trading day and instrument, the volume of
+    each trading mode, and the composite price of each day.
 
-    kinds = frozenset({r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_TRADE})
+    A closed day's figures are the engine's own: ``SessionClosed`` (listing) and the
+    ``SessionModeVolumes`` that follows it (block, auction).  A day still open is summed from
+    its trades.  Listing trades between session events are summed with array operations; block
+    trades and auction fills are few and taken one by one.
+    """
+
+    kinds = TRADE_KINDS | {r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_MODE_VOLUMES,
+                           r.EV_COMPOSITE}  # fmt: skip
 
     def __init__(self, data: DataDir, instrument: int | None = None) -> None:
         self.codec, self.instrument = data.codec, instrument
         self.ticks = [ins.tick_ticks for ins in data.market.instruments]
         self.days: dict[int, _Day] = {}
+        self.between: dict[int, _Volume] = {}
+        """Auction fills while an instrument's session is closed: they count in the next."""
         self.bars: list[DayBar] = []
+        self.last_bar: dict[int, int] = {}
+        """Instrument -> position in :attr:`bars` of its last closed day."""
+        self.composite: list[CompositeDay] = []
 
     def take(self, rows: np.ndarray) -> None:
         """See :meth:`Consumer.take`."""
         if self.instrument is not None:
-            rows = rows[rows[:, r.E_INSTRUMENT] == self.instrument]
-        is_session = rows[:, r.E_KIND] != r.EV_TRADE
+            keep = (rows[:, r.E_INSTRUMENT] == self.instrument) | (
+                rows[:, r.E_KIND] == r.EV_COMPOSITE)  # fmt: skip
+            rows = rows[keep]
+        is_other = rows[:, r.E_KIND] != r.EV_TRADE
         start = 0
-        for at in np.flatnonzero(is_session).tolist() + [len(rows)]:
+        for at in np.flatnonzero(is_other).tolist() + [len(rows)]:
             self._trades(rows[start:at])
             if at < len(rows):
-                self._session(rows[at].tolist())
+                self._event(rows[at].tolist())
             start = at + 1
 
     def _trades(self, trades: np.ndarray) -> None:
@@ -295,26 +482,64 @@ class MarketReport(Consumer):
             if day is not None:
                 day.add(mine[:, r.E_PRICE], mine[:, r.E_QTY])
 
-    def _session(self, row: Row) -> None:
+    def _event(self, row: Row) -> None:
+        kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
+        if kind == r.EV_SESSION_OPENED:
+            carried = self.between.pop(index, None) or _Volume()
+            self.days[index] = _Day(row[r.E_X0], row[r.E_PRICE], carried)
+        elif kind == r.EV_SESSION_CLOSED:
+            self._closed(row)
+        elif kind == r.EV_MODE_VOLUMES:
+            self._mode_volumes(row)
+        elif kind == r.EV_COMPOSITE:
+            previous = self.composite[-1].price_ticks if self.composite else None
+            price = row[r.E_PRICE]
+            self.composite.append(CompositeDay(
+                row[r.E_X0], price, row[r.E_X1], None if previous is None else price - previous,
+            ))  # fmt: skip
+        else:
+            day = self.days.get(index)
+            if kind == r.EV_BLOCK_TRADE:
+                if day is not None:
+                    day.block.add(row[r.E_PRICE], row[r.E_QTY])
+            elif day is not None:
+                day.auction.add(row[r.E_PRICE], row[r.E_QTY])
+            else:
+                self.between.setdefault(index, _Volume()).add(row[r.E_PRICE], row[r.E_QTY])
+
+    def _closed(self, row: Row) -> None:
         index = row[r.E_INSTRUMENT]
-        if row[r.E_KIND] == r.EV_SESSION_OPENED:
-            self.days[index] = _Day(row[r.E_X0], row[r.E_PRICE])
-            return
         day = self.days.pop(index, None)
         previous = day.reference if day is not None else row[r.E_X1]
+        modes = (day.block.figures() + day.auction.figures()) if day is not None else (0,) * 6
         close = row[r.E_PRICE]
+        self.last_bar[index] = len(self.bars)
         self.bars.append(DayBar(
             row[r.E_X0], self.codec.symbol(index), previous, row[r.E_X1], row[r.E_X2],
             row[r.E_X3], close, close - previous, row[r.E_QTY], row[r.E_X4], row[r.E_X5], True,
+            *modes,
         ))  # fmt: skip
 
-    def result(self) -> list[DayBar]:
-        """Closed days, then the sessions still open, by trading date and instrument."""
+    def _mode_volumes(self, row: Row) -> None:
+        """The engine's block and auction figures of the day it just closed."""
+        at = self.last_bar.get(row[r.E_INSTRUMENT])
+        if at is None or self.bars[at].trading_date != row[r.E_X0]:
+            return
+        self.bars[at] = msgspec.structs.replace(
+            self.bars[at], block_volume_t=row[r.E_QTY], block_value_fen=row[r.E_X1],
+            block_trades=row[r.E_X2], auction_volume_t=row[r.E_X3],
+            auction_value_fen=row[r.E_X4], auction_trades=row[r.E_X5],
+        )  # fmt: skip
+
+    def result(self) -> MarketHistory:
+        """Closed days, then the sessions still open, by trading date and instrument; the
+        composite price of every day that published one."""
         bars = list(self.bars)
         for index, day in self.days.items():
             bars.append(self._unfinished(index, day))
         position = {symbol: i for i, symbol in enumerate(self.codec.symbols)}
-        return sorted(bars, key=lambda bar: (bar.trading_date, position[bar.instrument]))
+        bars.sort(key=lambda bar: (bar.trading_date, position[bar.instrument]))
+        return MarketHistory(bars, list(self.composite))
 
     def _unfinished(self, index: int, day: _Day) -> DayBar:
         if day.trades:
@@ -325,6 +550,7 @@ class MarketReport(Consumer):
         return DayBar(
             day.date, self.codec.symbol(index), day.reference, *prices,
             prices[3] - day.reference, day.volume, day.value, day.trades, False,
+            *day.block.figures(), *day.auction.figures(),
         )  # fmt: skip
 
 
@@ -371,6 +597,10 @@ class Flow(msgspec.Struct, frozen=True):
     """Value of the sales (before fees)."""
     fees_fen: int
     """Fees the account paid on its trades of this instrument."""
+    block_t: int = 0
+    """Of ``bought_t + sold_t``: tonnes traded in block trades."""
+    auction_t: int = 0
+    """Of ``bought_t + sold_t``: tonnes bought or sold in one-way auctions."""
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -410,6 +640,7 @@ class StatementReport(Consumer):
         n = len(data.market.instruments)
         self.net, self.bought, self.sold = [0] * n, [0] * n, [0] * n
         self.paid_fen, self.received_fen, self.fees_fen = [0] * n, [0] * n, [0] * n
+        self.block_t, self.auction_t = [0] * n, [0] * n
         self.cash = self.opening_cash = 0
         self.lines: list[StatementLine] = []
         self.counts: dict[str, int] = {}
@@ -420,10 +651,12 @@ class StatementReport(Consumer):
         mask = np.zeros(len(rows), dtype=bool)
         for kind, roles in ACCOUNT_ROLES.items():
             of_kind = kinds == kind
+            if kind in ACCOUNT_COMMANDS:
+                of_kind &= np.isin(rows[:, r.E_X0], ACCOUNT_COMMANDS[kind])
             for column, _ in roles:
                 mask |= of_kind & (rows[:, column] == self.account)
         if self.collects_fees:
-            mask |= kinds == r.EV_TRADE
+            mask |= np.isin(kinds, _TRADE_KIND_ARRAY)
         for row in rows[mask].tolist():
             if self.to_ts_ns is not None and row[r.E_TS] >= self.to_ts_ns:
                 return
@@ -431,9 +664,11 @@ class StatementReport(Consumer):
                 self._line(row, role)
 
     def _roles(self, row: Row) -> list[str]:
-        roles = [role for column, role in ACCOUNT_ROLES[row[r.E_KIND]]
-                 if row[column] == self.account]  # fmt: skip
-        if self.collects_fees and row[r.E_KIND] == r.EV_TRADE:
+        kind = row[r.E_KIND]
+        roles = []
+        if kind not in ACCOUNT_COMMANDS or row[r.E_X0] in ACCOUNT_COMMANDS[kind]:
+            roles = [role for column, role in ACCOUNT_ROLES[kind] if row[column] == self.account]
+        if self.collects_fees and kind in TRADE_KINDS:
             roles.append("fee")
         return roles
 
@@ -443,8 +678,12 @@ class StatementReport(Consumer):
         listed = 0 <= index < len(self.net)
         if qty and listed:
             self.net[index] += qty
-            if kind == r.EV_TRADE:
+            if kind in TRADE_KINDS:
                 self._traded(index, qty, cash + fee, fee)
+                if kind == r.EV_BLOCK_TRADE:
+                    self.block_t[index] += abs(qty)
+                elif kind == r.EV_AUCTION_TRADE:
+                    self.auction_t[index] += abs(qty)
         self.cash += cash
         if self.from_ts_ns is not None and row[r.E_TS] < self.from_ts_ns:
             self.opening_cash = self.cash
@@ -472,7 +711,7 @@ class StatementReport(Consumer):
         """The statement; ``balances``: the engine's view of the account at the period's end."""
         flows = [
             Flow(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
-                 self.received_fen[i], self.fees_fen[i])  # fmt: skip
+                 self.received_fen[i], self.fees_fen[i], self.block_t[i], self.auction_t[i])  # fmt: skip
             for i, symbol in enumerate(self.codec.symbols)
             if self.net[i] or self.bought[i] or self.sold[i]
         ]

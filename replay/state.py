@@ -43,6 +43,8 @@ class InstrumentSummary(msgspec.Struct, frozen=True):
     upper_band_ticks: int
     bids: SideSummary
     asks: SideSummary
+    phase: str = ""
+    """Name of the current trading phase (``docs/TRADING_MODES.md``); "" while closed."""
 
 
 class AccountKindSummary(msgspec.Struct, frozen=True):
@@ -94,10 +96,16 @@ def summarize(engine: object, symbol: str) -> InstrumentSummary:
     """One instrument's session and book totals, from the engine's query API."""
     status = engine.status(symbol)  # type: ignore[attr-defined]
     depth = engine.depth(symbol, ALL_LEVELS)  # type: ignore[attr-defined]
+    state = s.SessionState(status.state)
+    phase = ""
+    if state != s.SessionState.CLOSED:
+        market = engine.market  # type: ignore[attr-defined]
+        phases = market.phases(market.symbols.index(symbol))
+        phase = phases[status.phase].name if 0 <= status.phase < len(phases) else str(status.phase)
     return InstrumentSummary(
-        symbol, s.SessionState(status.state).name, status.trading_date,
-        status.reference_price_ticks, status.lower_band_ticks, status.upper_band_ticks,
-        _side(depth.bids), _side(depth.asks),
+        symbol, state.name, status.trading_date, status.reference_price_ticks,
+        status.lower_band_ticks, status.upper_band_ticks, _side(depth.bids), _side(depth.asks),
+        phase,
     )  # fmt: skip
 
 

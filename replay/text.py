@@ -71,7 +71,8 @@ def verify_text(result) -> str:
 def _summary_rows(instruments) -> list[list[object]]:
     return [
         [
-            i.instrument, i.session, trading_date(i.trading_date), cny(i.reference_price_ticks),
+            i.instrument, i.session, i.phase or "-", trading_date(i.trading_date),
+            cny(i.reference_price_ticks),
             f"{cny(i.lower_band_ticks)}…{cny(i.upper_band_ticks)}", _price(i.bids.best_ticks),
             _price(i.asks.best_ticks), f"{i.bids.orders:,}", f"{i.bids.qty_t:,}",
             f"{i.asks.orders:,}", f"{i.asks.qty_t:,}",
@@ -81,7 +82,7 @@ def _summary_rows(instruments) -> list[list[object]]:
 
 
 _SUMMARY_HEADERS = (
-    "instrument", "session", "date", "reference", "band", "bid", "ask", "bid orders",
+    "instrument", "session", "phase", "date", "reference", "band", "bid", "ask", "bid orders",
     "bid t", "ask orders", "ask t",
 )  # fmt: skip
 
@@ -133,7 +134,8 @@ def book_text(report) -> str:
     lines = [
         f"{report.instrument} after seq {report.last_seq:,} ({when})",
         (
-            f"session {i.session} {trading_date(i.trading_date)}, reference "
+            f"session {i.session}{f' ({i.phase})' if i.phase else ''} "
+            f"{trading_date(i.trading_date)}, reference "
             f"{cny(i.reference_price_ticks)}, band {cny(i.lower_band_ticks)} … "
             f"{cny(i.upper_band_ticks)}; {i.bids.orders:,} bids, {i.asks.orders:,} asks"
         ),
@@ -220,23 +222,69 @@ def trades_csv(trades) -> str:
     return buffer.getvalue()
 
 
-def market_text(bars) -> str:
-    """``market``: one row per trading day and instrument."""
+def market_text(history) -> str:
+    """``market``: one row per trading day and instrument with the listing prices and the
+    volume of each trading mode, the block and auction business, and the composite prices."""
+    bars = history.days
     if not bars:
         return "no trading sessions in the log"
     rows = [
         [
             trading_date(b.trading_date), b.instrument, cny(b.previous_close_ticks),
             cny(b.open_ticks), cny(b.high_ticks), cny(b.low_ticks), cny(b.close_ticks),
-            cny(b.change_ticks), f"{b.volume_t:,}", cny(b.value_fen), f"{b.trades:,}",
-            "" if b.final else "open",
+            cny(b.change_ticks), f"{b.volume_t:,}", f"{b.block_volume_t:,}",
+            f"{b.auction_volume_t:,}", cny(b.total_value_fen),
+            f"{b.trades + b.block_trades + b.auction_trades:,}", "" if b.final else "open",
         ]  # fmt: skip
         for b in bars
     ]
     headers = ("date", "instrument", "prev close", "open", "high", "low", "close", "change",
-               "volume t", "value CNY", "trades", "")  # fmt: skip
-    note = "\n(open: the session is still open at the end of the log; figures so far)"
-    return table(headers, rows) + (note if any(not b.final for b in bars) else "")
+               "listing t", "block t", "auction t", "total CNY", "trades", "")  # fmt: skip
+    lines = [table(headers, rows)]
+    if any(not b.final for b in bars):
+        lines.append("(open: the session is still open at the end of the log; figures so far)")
+    mixed = [b for b in bars if b.block_volume_t or b.block_trades or b.auction_volume_t
+             or b.auction_trades]  # fmt: skip
+    if mixed:
+        lines += ["", "days with block trades or auction fills, by trading mode (open, high, low "
+                      "and close come from listing trades only)", table(*_mode_table(mixed))]  # fmt: skip
+    else:
+        lines += ["", "no block trades or auction fills: listing only"]
+    lines += ["", _composite_text(history.composite)]
+    return "\n".join(lines)
+
+
+_MODES = (("listing", "volume_t", "value_fen", "trades"),
+          ("block", "block_volume_t", "block_value_fen", "block_trades"),
+          ("auction", "auction_volume_t", "auction_value_fen", "auction_trades"))  # fmt: skip
+
+
+def _mode_table(bars) -> tuple[tuple[str, ...], list[list[object]]]:
+    """One row per mode that traded on each of ``bars`` (listing always), with its share of
+    the day's tonnes."""
+    rows = []
+    for b in bars:
+        for mode, volume, value, trades in _MODES:
+            qty, fen, count = getattr(b, volume), getattr(b, value), getattr(b, trades)
+            if mode != "listing" and not (qty or count):
+                continue
+            share = f"{100 * qty / b.total_volume_t:.1f}" if b.total_volume_t else "-"
+            rows.append([trading_date(b.trading_date), b.instrument, mode, f"{qty:,}", cny(fen),
+                         f"{count:,}", share])  # fmt: skip
+    headers = ("date", "instrument", "mode", "volume t", "value CNY", "trades", "% of t")
+    return headers, rows
+
+
+def _composite_text(composite) -> str:
+    if not composite:
+        return "composite price: none published (it follows the close of every allowance vintage)"
+    rows = [
+        [trading_date(c.trading_date), cny(c.price_ticks),
+         "-" if c.change_ticks is None else cny(c.change_ticks), c.vintages]  # fmt: skip
+        for c in composite
+    ]
+    return "composite price (mean of the vintages' closes)\n" + table(
+        ("date", "composite", "change", "vintages"), rows)  # fmt: skip
 
 
 def statement_text(statement) -> str:
@@ -260,13 +308,13 @@ def statement_text(statement) -> str:
                "net t", "net CNY", "detail")  # fmt: skip
     lines += ["", table(headers, rows) if rows else "no events in the period", ""]
     flows = [
-        [f.instrument, f"{f.net_t:,}", f"{f.bought_t:,}", f"{f.sold_t:,}", cny(f.paid_fen),
-         cny(f.received_fen), cny(f.fees_fen)]  # fmt: skip
+        [f.instrument, f"{f.net_t:,}", f"{f.bought_t:,}", f"{f.sold_t:,}", f"{f.block_t:,}",
+         f"{f.auction_t:,}", cny(f.paid_fen), cny(f.received_fen), cny(f.fees_fen)]  # fmt: skip
         for f in statement.flows
     ]
     if flows:
-        headers = ("instrument", "net t", "bought t", "sold t", "paid CNY", "received CNY",
-                   "fees CNY")  # fmt: skip
+        headers = ("instrument", "net t", "bought t", "sold t", "of which block t",
+                   "auction t", "paid CNY", "received CNY", "fees CNY")  # fmt: skip
         lines += [table(headers, flows), ""]
     lines.append(f"net cash moved {cny(statement.net_cash_fen)} (fees included)")
     lines += _balance_lines(statement.balances)

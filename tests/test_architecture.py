@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 OURS = {"engine", "gateway", "replay", "bench"}
 ALLOWED = {"engine": {"engine"}, "gateway": {"engine", "gateway"}, "replay": {"engine", "replay"}}
-PURE_MODULES = ["schema", "records", "kernel", "compiled", "reference", "market", "limits"]
+PURE_MODULES = ["schema", "records", "kernel", "ledger", "modes", "compiled", "reference", "market",
+                "limits"]
 IMPURE = {"time", "random", "os", "socket", "asyncio", "datetime", "secrets", "uuid"}
 
 
@@ -47,11 +48,27 @@ def test_state_machine_modules_do_no_io(module: str) -> None:
     assert not forbidden, f"engine/{module}.py imports {forbidden}"
 
 
-def test_kernel_cache_key_covers_its_dependencies() -> None:
-    """Numba caches kernel.py's machine code keyed on kernel.py alone: when a file it compiles
-    in changes, kernel.py must change too (``python -m engine.kernel`` updates the digest)."""
+@pytest.mark.parametrize("module", ["kernel", "ledger", "modes"])
+def test_kernel_cache_key_covers_its_dependencies(module: str) -> None:
+    """Numba caches a compiled module's machine code keyed on that file alone: when a file it
+    compiles in changes, the module must change too (``python -m engine.kernel`` updates the
+    digests of kernel.py, ledger.py and modes.py)."""
+    import importlib
+
     from engine import kernel
 
-    assert kernel.DEPENDENCIES_DIGEST == kernel.dependencies_digest(), (
-        "engine/layout.py, ledger.py or records.py changed: run `python -m engine.kernel`"
+    compiled = importlib.import_module(f"engine.{module}")
+    dependencies = ", ".join(kernel.DIGESTED[f"{module}.py"])
+    assert compiled.DEPENDENCIES_DIGEST == kernel.dependencies_digest(f"{module}.py"), (
+        f"a dependency of engine/{module}.py ({dependencies}) changed: "
+        "run `python -m engine.kernel`"
     )
+
+
+def test_every_compiled_module_is_digested() -> None:
+    """A module with compiled functions that is not in ``kernel.DIGESTED`` would go stale."""
+    from engine import kernel
+
+    compiled = {path.name for path in (ROOT / "engine").glob("*.py")
+                if "@njit" in path.read_text(encoding="utf-8")}  # fmt: skip
+    assert compiled == set(kernel.DIGESTED), "add the module to kernel.DIGESTED"

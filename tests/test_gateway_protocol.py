@@ -127,12 +127,13 @@ def test_submit_record_equals_the_codec() -> None:
                 [SYM_A, "NOPE"]), side=rng.randint(0, 255), qty_t=rng.randint(-(2**63), 2**63 - 1),
             price_ticks=rng.randint(-(2**63), 2**63 - 1), order_type=rng.randint(0, 255),
             tif=rng.randint(0, 255), stp=rng.randint(0, 255), account=rng.randint(0, 2**31 - 1),
+            quote_order_id=rng.choice([0, rng.randint(1, 2**63 - 1)]),
         )  # fmt: skip
         order_id = rng.randint(1, 2**62)
         command = s.SubmitOrder(
             order_id=order_id, account=m.account, instrument=m.instrument, side=m.side,
             qty_t=m.qty_t, price_ticks=m.price_ticks, order_type=m.order_type, tif=m.tif,
-            stp=m.stp,
+            stp=m.stp, quote_order_id=m.quote_order_id,
         )  # fmt: skip
         index = codec.instrument_index(m.instrument)
         assert submit_record(order_id, m.account, index, m) == codec.command_tuple(command)

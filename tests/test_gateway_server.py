@@ -122,7 +122,8 @@ def test_order_lifecycle_reports_and_acks(start) -> None:
             assert bad.ok and [(r.exec_type, r.reason) for r in bad.reports] == [
                 (ET.REJECTED, s.RejectReason.QUANTITY_OFF_LOT)]
             closed = await op.engine(s.CloseSession(trading_date=DATE1))
-            assert {type(r.event) for r in closed.reports} == {s.SessionClosed}
+            assert [type(r.event) for r in closed.reports] == [
+                s.SessionClosed, s.SessionModeVolumes] * 3 + [s.CompositePrice]
             await asyncio.sleep(0.05)
             expired = carol.stream[-1]
             assert (expired.exec_type, expired.order_id, expired.client_order_id,

@@ -19,7 +19,7 @@ from engine import schema as s
 from engine.reference import ReferenceEngine
 from tests.conftest import (
     ACCOUNTS, DATE1, DATE2, DATE3, SYM_A, SYM_B, SYM_C, buy, cancel, close_session, halt,
-    kinds, market_order, mass_cancel, modify, open_session, post_only, random_commands,
+    kinds, market_order, mass_cancel, modify, of, open_session, post_only, random_commands,
     resume, sell, small_market, step, steps, submit, trades,
 )  # fmt: skip
 
@@ -704,8 +704,9 @@ def test_open_session_reports_prior_close_and_band_of_each_instrument(closed_eng
         s.SessionOpened(1, 2, SYM_B, DATE1, 6000, 5400, 6600),
         s.SessionOpened(1, 2, SYM_C, DATE1, 6005, 5405, 6605),
     ]
+    all_day = s.TradingMode.CONTINUOUS | s.TradingMode.HIT_QUOTE | s.TradingMode.BLOCK
     assert closed_engine.status(SYM_C) == s.InstrumentStatus(
-        SYM_C, s.SessionState.OPEN, DATE1, 6005, 5405, 6605
+        SYM_C, s.SessionState.OPEN, DATE1, 6005, 5405, 6605, 0, all_day
     )
 
 
@@ -731,6 +732,7 @@ def test_close_computes_day_prices_expires_day_orders_and_rolls_the_close_forwar
         s.OrderCancelled(30, 0, 7, 3, SYM_A, BUY, 5800, 5, C.SESSION_END),
         s.OrderCancelled(30, 0, 9, 3, SYM_A, SELL, 6300, 5, C.SESSION_END),
         s.SessionClosed(30, 0, SYM_A, DATE1, 6000, 6010, 5990, 6005, 33, 198170, 3),
+        s.SessionModeVolumes(30, 0, SYM_A, DATE1, 0, 0, 0, 0, 0, 0),
     ]
     assert engine.status(SYM_A) == s.InstrumentStatus(
         SYM_A, s.SessionState.CLOSED, DATE1, 6005, 5405, 6605
@@ -741,7 +743,7 @@ def test_close_computes_day_prices_expires_day_orders_and_rolls_the_close_forwar
     ]
     assert engine.order(8).qty_t == 5
     # the new day starts without statistics: a quiet day closes at the reference
-    assert step(engine, close_session(DATE2, SYM_A))[-1] == s.SessionClosed(
+    assert of(step(engine, close_session(DATE2, SYM_A)), s.SessionClosed)[0] == s.SessionClosed(
         0, 0, SYM_A, DATE2, 6005, 6005, 6005, 6005, 0, 0, 0
     )
 
@@ -765,7 +767,7 @@ def test_close_is_vwap_rounded_half_up_to_the_tick(engine, symbol, trades_, clos
             sell(order_id, 1, qty, price, instrument=symbol),
             buy(order_id + 1, 2, qty, price, instrument=symbol),
         ])  # fmt: skip
-    closed = step(engine, close_session(DATE1, symbol))[-1]
+    closed = of(step(engine, close_session(DATE1, symbol)), s.SessionClosed)[0]
     prices = [p for p, _ in trades_]
     assert (closed.open_ticks, closed.high_ticks, closed.low_ticks, closed.close_ticks) == (
         prices[0], max(prices), min(prices), close,
@@ -783,9 +785,11 @@ def test_close_all_closes_each_open_instrument_in_index_order(engine):
     ])  # fmt: skip
     events = step(engine, close_session(DATE1))
     assert kinds(events) == [
-        "OrderCancelled", "SessionClosed", "OrderCancelled", "SessionClosed", "SessionClosed",
+        "OrderCancelled", "SessionClosed", "SessionModeVolumes",
+        "OrderCancelled", "SessionClosed", "SessionModeVolumes",
+        "SessionClosed", "SessionModeVolumes", "CompositePrice",
     ]  # fmt: skip
-    assert [e.instrument for e in events] == [SYM_A, SYM_A, SYM_B, SYM_B, SYM_C]
+    assert [e.instrument for e in events[:-1]] == [SYM_A] * 3 + [SYM_B] * 3 + [SYM_C] * 2
     assert engine.status(SYM_C).state == s.SessionState.CLOSED and engine.order(3) is not None
 
 
@@ -963,11 +967,13 @@ def test_state_hash_follows_the_documented_layout(closed_engine):
     def header(state, date, ref, lower, upper, day=(0, 0, 0, 0, 0, 0)):
         return [state, date, ref, lower, upper, *day]
 
+    no_modes = [0] * 7 * 3 + [0, 0]  # phase and mode volumes per instrument; no offers, auctions
     assert closed_engine.state_hash() == _hash_of(
         [3, 1]
         + header(0, 0, 6000, 5400, 6600) + [0, 0]
         + header(0, 0, 6000, 5400, 6600) + [0, 0]
         + header(0, 0, 6005, 5405, 6605) + [0, 0]
+        + no_modes
     )  # fmt: skip
     steps(closed_engine, [
         open_session(DATE1, SYM_A), buy(5, 3, 7, 5990, tif=GTC),
@@ -981,6 +987,7 @@ def test_state_hash_follows_the_documented_layout(closed_engine):
         + [2, 6010, 4, 2, 6, 4, 1, 3, 1, 1, 7, 4, 3, 1, 1, 3, 6020, 4, 1, 8, 4, 4, 1, 1, 1]
         + header(0, 0, 6000, 5400, 6600) + [0, 0]
         + header(0, 0, 6005, 5405, 6605) + [0, 0]
+        + no_modes
     )  # fmt: skip
 
 

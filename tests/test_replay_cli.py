@@ -22,7 +22,7 @@ from replay.audit import AuditReport
 from replay.cli import add_commands, main
 from replay.diff import DiffResult
 from replay.progress import Progress
-from replay.reports import DayBar, Statement, TradeRow
+from replay.reports import MarketHistory, Statement, TradeRow
 from replay.state import BookReport, RunReport
 from replay.verify import VerifyResult
 from tests.test_replay_support import random_log
@@ -118,7 +118,7 @@ def test_damage_is_a_finding_for_verify_and_an_error_for_the_rest(
 
 RESULT_TYPES = {
     "verify": VerifyResult, "run": RunReport, "audit": AuditReport, "book": BookReport,
-    "statement": Statement, "trades": list[TradeRow], "market": list[DayBar],
+    "statement": Statement, "trades": list[TradeRow], "market": MarketHistory,
 }  # fmt: skip
 
 

@@ -100,10 +100,10 @@ def test_every_expected_output_belongs_to_a_report() -> None:
 
 def test_the_scenario_log_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
     for name in SCENARIOS:
-        build(name, tmp_path / "a")
-        build(name, tmp_path / "b")
+        build(name, tmp_path / name / "a")
+        build(name, tmp_path / name / "b")
         for a, b in itertools.zip_longest(
-            sorted((tmp_path / "a" / "log").glob("*.seg")),
-            sorted((tmp_path / "b" / "log").glob("*.seg")),
+            sorted((tmp_path / name / "a" / "log").glob("*.seg")),
+            sorted((tmp_path / name / "b" / "log").glob("*.seg")),
         ):
             assert a.read_bytes() == b.read_bytes(), name

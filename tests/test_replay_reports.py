@@ -82,7 +82,7 @@ def test_closed_days_are_the_session_closes_and_an_open_day_closes_as_computed(
         data = open_data_dir(tmp_path / name)
         report = MarketReport(data)
         scan_events(data, [report])
-        bars[name] = report.result()
+        bars[name] = report.result().days
     closes = [e for e in events if isinstance(e, s.SessionClosed)]
     finals = [b for b in bars["open"] if b.final]
     closes.sort(key=lambda e: (e.trading_date, market.symbols.index(e.instrument)))
