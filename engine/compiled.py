@@ -284,14 +284,14 @@ class CompiledEngine:
             stp=s.StpMode(row[k.O_STP]),
         )  # fmt: skip
 
-    def orders(self, symbol: str, side: int) -> list[s.RestingOrder]:
-        """Every resting order of one side, in priority order (best price, then oldest)."""
+    def orders(self, symbol: str, side: int, levels: int | None = None) -> list[s.RestingOrder]:
+        """Every resting order of one side, in priority order (best price, then oldest); with
+        ``levels``, only those of the best ``levels`` price levels."""
         index = self._require(symbol)
-        levels = self._levels()
-        orders = self._orders()
+        orders, level_table = self._orders(), self._levels()
         result = []
-        for price in self._prices(index, side):
-            slot = int(levels[self._level_row(index, side, price), k.L_HEAD])
+        for price in self._prices(index, side, levels):
+            slot = int(level_table[self._level_row(index, side, price), k.L_HEAD])
             while slot >= 0:
                 result.append(self._resting(slot))
                 slot = int(orders[slot, k.O_NEXT])

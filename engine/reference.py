@@ -877,11 +877,13 @@ class ReferenceEngine:
             order.price_ticks, order.qty_t, order.order_type, order.tif, order.stp,
         )  # fmt: skip
 
-    def orders(self, symbol: str, side: s.Side) -> list[s.RestingOrder]:
-        """Resting orders of one side in priority order (best price first, then oldest)."""
+    def orders(self, symbol: str, side: s.Side, levels: int | None = None) -> list[s.RestingOrder]:
+        """Resting orders of one side in priority order (best price first, then oldest); with
+        ``levels``, only those of the best ``levels`` price levels (the quotes a hit-quote
+        order may pick)."""
         return [
             self._resting(order)
-            for level in self._book(symbol).levels(side)
+            for level in itertools.islice(self._book(symbol).levels(side), levels)
             for order in level.orders.values()
         ]
 

@@ -318,8 +318,9 @@ class Client:
             self.trades.append(m)
         elif t is p.MarketStatus:
             self.statuses.append(m)
-        elif t is p.DepthSnapshot:
-            self.books[m.instrument] = Book(m)
+        elif t is p.DepthSnapshot or t is p.Quotes:
+            if t is p.DepthSnapshot:
+                self.books[m.instrument] = Book(m)
             future = self._snapshots.pop(m.request_id, None)
             if future is not None and not future.done():
                 future.set_result(m)
@@ -442,11 +443,25 @@ class Client:
         ClientError
             The gateway rejected the subscription.
         """
+        return await self._ask(p.Subscribe, instrument, timeout, "subscription")
+
+    async def quotes(self, instrument: str, timeout: float = 10.0) -> p.Quotes:
+        """The resting quotes of the best levels (order ids to name in a hit-quote order).
+
+        Raises
+        ------
+        ClientError
+            The gateway rejected the request.
+        """
+        return await self._ask(p.QuotesRequest, instrument, timeout, "quotes request")
+
+    async def _ask(self, message_type: type, instrument: str, timeout: float, what: str):
+        """Send a request answered by one message of its own (or a Reject); return it."""
         request_id = next(self._request_ids)
         future = asyncio.get_running_loop().create_future()
         self._snapshots[request_id] = future
         self._pending[request_id] = _Pending(asyncio.get_running_loop().create_future())
-        self._send(p.Subscribe(request_id=request_id, instrument=instrument))
+        self._send(message_type(request_id=request_id, instrument=instrument))
         reject = self._pending[request_id].future
         done, _ = await asyncio.wait({future, reject}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
@@ -457,8 +472,8 @@ class Client:
             return future.result()
         future.cancel()
         if reject in done and reject.result().reject is not None:
-            raise ClientError(f"subscription refused: {reject.result().reject.text}")
-        raise ClientError("no snapshot")
+            raise ClientError(f"{what} refused: {reject.result().reject.text}")
+        raise ClientError(f"no answer to the {what}")
 
     async def unsubscribe(self, instrument: str) -> None:
         self._send(p.Unsubscribe(request_id=next(self._request_ids), instrument=instrument))

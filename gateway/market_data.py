@@ -63,6 +63,9 @@ class MarketData:
     def __init__(self, engine, codec: r.Codec) -> None:
         self.engine = engine
         self.codec = codec
+        self.levels_by_symbol = {
+            ins.symbol: ins.hit_quote_levels for ins in engine.market.instruments
+        }
         self.symbols = list(codec.symbols)
         self.subscribers: dict[str, set] = {symbol: set() for symbol in self.symbols}
         self._by_index = [self.subscribers[symbol] for symbol in self.symbols]
@@ -82,6 +85,16 @@ class MarketData:
             block_offers=[msgspec.structs.replace(o, account=-1)
                           for o in self.engine.block_offers(symbol) if o.counterparty < 0],
         )  # fmt: skip
+
+    def quotes(self, symbol: str, request_id: int, seq: int) -> p.Quotes:
+        """The quotes of ``symbol``'s best ``hit_quote_levels`` levels per side, as of ``seq``."""
+        levels = self.levels_by_symbol[symbol]
+        bids, asks = (
+            [p.Quote(o.order_id, o.price_ticks, o.qty_t)
+             for o in self.engine.orders(symbol, side, levels)]
+            for side in (1, 2)
+        )  # fmt: skip
+        return p.Quotes(request_id=request_id, instrument=symbol, seq=seq, bids=bids, asks=asks)
 
     def _mode_message(self, row: list, index: int):
         """The public message of a block or auction event (None: not public)."""

@@ -268,9 +268,16 @@ class Unsubscribe(msgspec.Struct, tag=21, **_MSG):
     instrument: Symbol
 
 
+class QuotesRequest(msgspec.Struct, tag=22, **_MSG):
+    """The resting quotes a hit-quote order may pick: answered by one ``Quotes``."""
+
+    request_id: RequestId = 0
+    instrument: Symbol
+
+
 ClientMessage = Union[
     Logon, Logout, Heartbeat, NewOrder, CancelRequest, ModifyRequest, EngineRequest,
-    Subscribe, Unsubscribe,
+    Subscribe, Unsubscribe, QuotesRequest,
 ]  # fmt: skip
 CLIENT_MESSAGE_TYPES: tuple[type, ...] = ClientMessage.__args__  # type: ignore[attr-defined]
 CLIENT_TAGS = frozenset(t.__struct_config__.tag for t in CLIENT_MESSAGE_TYPES)
@@ -481,10 +488,30 @@ class Unsubscribed(msgspec.Struct, tag=124, **_MSG):
     instrument: str
 
 
+class Quote(msgspec.Struct, frozen=True, array_like=True):
+    """One resting order, anonymous: ``[order_id, price_ticks, qty_t]``."""
+
+    order_id: int
+    price_ticks: int
+    qty_t: int
+
+
+class Quotes(msgspec.Struct, tag=125, **_MSG):
+    """Order by order, in priority order, the resting orders of the best price levels of each
+    side (the instrument's ``hit_quote_levels``, 5 in the national market) as of ``seq``:
+    the quotes a hit-quote order may name.  Not durable; ask again for a fresh view."""
+
+    request_id: int
+    instrument: str
+    seq: int
+    bids: list[Quote]
+    asks: list[Quote]
+
+
 ServerMessage = Union[
     LogonAccepted, LogonRejected, Logout, Heartbeat, Reject, ProtocolError, Ack,
     ExecutionReport, EventReport, DropCopy, ReplayComplete, DepthSnapshot, DepthUpdate, Trade,
-    MarketStatus, Unsubscribed,
+    MarketStatus, Unsubscribed, Quotes,
 ]  # fmt: skip
 SERVER_MESSAGE_TYPES: tuple[type, ...] = ServerMessage.__args__  # type: ignore[attr-defined]
 

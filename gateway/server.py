@@ -461,6 +461,7 @@ class Gateway:
             p.NewOrder: self._new_order, p.CancelRequest: self._cancel,
             p.ModifyRequest: self._modify, p.EngineRequest: self._engine_request,
             p.Subscribe: self._subscribe, p.Unsubscribe: self._unsubscribe,
+            p.QuotesRequest: self._quotes,
         }  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -805,6 +806,13 @@ class Gateway:
         watchers.add(connection)
         connection.send(self.market_data.snapshot(m.instrument, m.request_id,
                                                   self.exchange.last_seq))  # fmt: skip
+
+    def _quotes(self, connection: Connection, m: p.QuotesRequest) -> None:
+        if m.instrument not in self.market_data.subscribers:
+            connection.reject(m, p.RejectCode.UNKNOWN_INSTRUMENT, f"no instrument {m.instrument!r}")
+            return
+        connection.send(self.market_data.quotes(m.instrument, m.request_id,
+                                                self.exchange.last_seq))  # fmt: skip
 
     def _unsubscribe(self, connection: Connection, m: p.Unsubscribe) -> None:
         connection.subscriptions.discard(m.instrument)

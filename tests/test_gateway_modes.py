@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from engine import schema as s
 from gateway import protocol as p
-from gateway.client import Client
+from gateway.client import Client, ClientError
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
 from gateway.testing import DATE1, SYM_A, SYM_C, password, small_market, users
@@ -54,8 +56,16 @@ def test_hit_quote_order_through_new_order(tmp_path) -> None:
             await op.engine(s.OpenSession(trading_date=DATE1))
             best = await bob.new_order(SYM_A, SELL, 50, 6010)
             second = await bob.new_order(SYM_A, SELL, 30, 6020)
+            for k in range(6):  # seven bid levels: the quotes view stops at the best five
+                await bob.new_order(SYM_A, BUY, 1, 5990 - k)
+            await bob.new_order(SYM_A, BUY, 2, 5990)
+            # the taker learns the quote ids from the quotes view (anonymous, order by order)
+            view = await alice.quotes(SYM_A)
+            assert [(q.order_id, q.price_ticks, q.qty_t) for q in view.asks] == [
+                (best.order_id, 6010, 50), (second.order_id, 6020, 30)]
+            assert [q.price_ticks for q in view.bids] == [5990, 5990, 5989, 5988, 5987, 5986]
             hit = await alice.new_order(SYM_A, BUY, 40, 0, order_type=s.OrderType.HIT_QUOTE,
-                                        tif=s.TimeInForce.IOC, quote_order_id=second.order_id)
+                                        tif=s.TimeInForce.IOC, quote_order_id=view.asks[1].order_id)
             # the taker picked the second level: it trades there, at that quote's price,
             # leaving the better quote alone; the 10 t beyond the quote are cancelled
             accepted, fill, rest = hit.reports
@@ -70,6 +80,8 @@ def test_hit_quote_order_through_new_order(tmp_path) -> None:
                                       tif=s.TimeInForce.IOC, quote_order_id=best.order_id)
             assert (own.reports[0].exec_type, own.reports[0].reason) == (
                 ET.REJECTED, s.RejectReason.QUOTE_OWN_ORDER)
+            with pytest.raises(ClientError):
+                await alice.quotes("NOPE")
 
     try:
         asyncio.run(scenario())
