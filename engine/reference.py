@@ -85,8 +85,9 @@ _TIFS = frozenset(int(v) for v in s.TimeInForce)
 _STP_MODES = frozenset(int(v) for v in s.StpMode)
 _RESTING_TIFS = (s.TimeInForce.DAY, s.TimeInForce.GTC)
 _IMMEDIATE_TIFS = (s.TimeInForce.IOC, s.TimeInForce.FOK)
-CONTINUOUS, HIT_QUOTE = s.TradingMode.CONTINUOUS, s.TradingMode.HIT_QUOTE
-BLOCK = s.TradingMode.BLOCK
+# plain ints, not IntFlag members: flag arithmetic on enum members costs a Python call each
+CONTINUOUS, HIT_QUOTE = int(s.TradingMode.CONTINUOUS), int(s.TradingMode.HIT_QUOTE)
+BLOCK = int(s.TradingMode.BLOCK)
 _MODES_NEEDED = {
     s.OrderType.LIMIT: CONTINUOUS | HIT_QUOTE,  # quotes that rest
     s.OrderType.POST_ONLY: CONTINUOUS | HIT_QUOTE,
@@ -156,6 +157,8 @@ class _Book:
         self.max_price_ticks = max_price_ticks
         self.phase_masks = phase_masks
         """``TradingMode`` bits each phase of the instrument's schedule allows."""
+        self.mode_bits = spec.mode_bits
+        """``TradingMode`` bits the instrument offers."""
         self.phase = 0
         self.state = CLOSED
         self.trading_date = 0
@@ -184,7 +187,7 @@ class _Book:
 
     def phase_modes(self) -> int:
         """The instrument's modes that its current phase allows (whatever the session state)."""
-        return self.spec.mode_bits & self.phase_masks[self.phase]
+        return self.mode_bits & self.phase_masks[self.phase]
 
     def effective_modes(self) -> int:
         """The modes usable now: the phase's modes while the session is ``OPEN``, else none."""
@@ -354,7 +357,7 @@ class ReferenceEngine:
         ):
             return RR.INVALID_TIME_IN_FORCE
         needed = _MODES_NEEDED[s.OrderType(c.order_type)]
-        if not book.spec.mode_bits & needed:
+        if not book.mode_bits & needed:
             return RR.MODE_NOT_ALLOWED
         if not book.effective_modes() & needed:
             return RR.MODE_NOT_IN_PHASE

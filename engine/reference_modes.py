@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 BUY, SELL = s.Side.BUY, s.Side.SELL
 OPEN, CLOSED, HALTED = s.SessionState.OPEN, s.SessionState.CLOSED, s.SessionState.HALTED
 APPLIED, BIDDING = s.AuctionState.APPLIED, s.AuctionState.BIDDING
-BLOCK, AUCTION = s.TradingMode.BLOCK, s.TradingMode.AUCTION
+BLOCK, AUCTION = int(s.TradingMode.BLOCK), int(s.TradingMode.AUCTION)
 _SIDES = frozenset(int(v) for v in s.Side)
 _FLOOR_RULES = frozenset(int(v) for v in s.FloorRule)
 _CLEARING_RULES = frozenset(int(v) for v in s.ClearingRule)
@@ -204,7 +204,7 @@ class TradingModes:
             return RR.UNKNOWN_ACCOUNT
         if c.side not in _SIDES:
             return RR.INVALID_ORDER_TYPE
-        if not book.spec.mode_bits & BLOCK:
+        if not book.mode_bits & BLOCK:
             return RR.MODE_NOT_ALLOWED
         if not book.effective_modes() & BLOCK:
             return RR.MODE_NOT_IN_PHASE
