@@ -29,6 +29,14 @@ MODE_BITS: dict[str, int] = {"continuous": 1, "hit_quote": 2, "block": 4, "aucti
 PHASE_MODES_ALL = ("continuous", "hit_quote", "block")
 
 
+def mode_bits(modes: list[str]) -> int:
+    """The ``TradingMode`` bits of a list of mode names."""
+    bits = 0
+    for mode in modes:
+        bits |= MODE_BITS[mode]
+    return bits
+
+
 class MarketDefinitionError(ValueError):
     """A market definition that cannot be used; the message names the offending field."""
 
@@ -67,10 +75,8 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def mode_bits(self) -> int:
-        bits = 0
-        for mode in self.modes:
-            bits |= MODE_BITS[mode]
-        return bits
+        """``engine.schema.TradingMode`` bits of ``modes``."""
+        return mode_bits(self.modes)
 
 
 class Phase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -87,10 +93,8 @@ class Phase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def mode_bits(self) -> int:
-        bits = 0
-        for mode in self.modes:
-            bits |= MODE_BITS[mode]
-        return bits
+        """``engine.schema.TradingMode`` bits of ``modes``."""
+        return mode_bits(self.modes)
 
 
 class Capacity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
