@@ -394,7 +394,7 @@ def run_through_gateway(data_dir: Path, market: MarketDefinition, sim: Simulatio
     """Serve ``data_dir`` on a loopback port and run the demo through client sessions."""
     sessions = Sessions(sim)
     config = GatewayConfig(host=HOST, port=0)
-    print("starting the exchange (the first run compiles the engine: about 40 s, then cached)",
+    print("starting the exchange (the first run compiles the engine: about 70 s, then cached)",
           flush=True)  # fmt: skip
     with ServerThread(data_dir, sessions.directory, config, market=market,
                       durability="batch") as server:  # fmt: skip

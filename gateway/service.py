@@ -145,7 +145,10 @@ class ServerThread:
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
 
-    def start(self, timeout: float = 60.0) -> ServerThread:
+    def start(self, timeout: float = 600.0) -> ServerThread:
+        """Start the server thread and wait until it listens.  The timeout is generous: the
+        first start on a machine compiles the engine's kernels (about a minute, longer on a
+        busy machine); later starts load them from Numba's cache in about a second."""
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("the gateway did not start")
