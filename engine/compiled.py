@@ -19,7 +19,7 @@ import numpy as np
 from engine import kernel as k
 from engine import schema as s
 from engine import snapshot_format as snap
-from engine.market import MarketDefinition, band_edges
+from engine.market import MarketDefinition
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
 
 _I64 = np.int64
@@ -83,10 +83,10 @@ class CompiledEngine:
             row[k.I_REF] = ins.reference_price_ticks
             row[k.I_TICK], row[k.I_LOT], row[k.I_BAND] = ins.tick_ticks, ins.lot_t, ins.band_bps
             row[k.I_MINQ], row[k.I_MAXQ] = ins.min_qty_t, ins.max_qty_t
-            row[k.I_LO], row[k.I_HI] = self._band(i, ins.reference_price_ticks, ins.band_bps)
             row[k.I_VINTAGE] = ins.vintage or 0
             row[k.I_OFFSET] = int(ins.kind == "offset")
             self._init_modes(i)
+            k.set_band(self._st, i)  # listing and block bands: the kernel's own rule
         self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
         # Warm-up: a halt of an unknown instrument is refused and changes nothing.
         warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0, 0)
@@ -94,13 +94,6 @@ class CompiledEngine:
         self._process_batch = _entry(
             k.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
         )
-
-    def _band(self, index: int, reference: int, band_bps: int) -> tuple[int, int]:
-        """``band_edges`` with the upper edge capped where the price ladder ends."""
-        tick = self.market.instruments[index].tick_ticks
-        lower, upper = band_edges(reference, band_bps, tick)
-        max_price = self.market.capacity.max_price_ticks
-        return lower, min(upper, max_price - max_price % tick)
 
     def _init_modes(self, index: int) -> None:
         """The trading-mode columns of instrument ``index`` (docs/TRADING_MODES.md)."""
@@ -113,9 +106,6 @@ class CompiledEngine:
         row[k.I_QUOTE_LEVELS] = ins.hit_quote_levels
         row[k.I_BLOCK_MINQ], row[k.I_BLOCK_BAND] = ins.block_min_qty_t, ins.block_band_bps
         row[k.I_AUCTION_MINQ], row[k.I_AUCTION_BAND] = ins.auction_min_qty_t, ins.auction_band_bps
-        row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = self._band(
-            index, int(row[k.I_REF]), ins.block_band_bps
-        )
 
     # -- views ---------------------------------------------------------------------------------
     def _inst(self) -> np.ndarray:
@@ -452,9 +442,8 @@ class CompiledEngine:
         self._restore_modes(snapshot.modes or snap.empty_modes(len(snapshot.instruments)))
         for index in range(len(snapshot.instruments)):  # the block band follows the reference
             row = inst[index]
-            row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = self._band(
-                index, int(row[k.I_REF]), int(row[k.I_BLOCK_BAND])
-            )
+            row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = k.capped_band(
+                self._st, index, int(row[k.I_BLOCK_BAND]))
 
     _MODE_COLUMNS = [k.I_PHASE, k.I_BLOCK_VOL, k.I_BLOCK_VAL, k.I_BLOCK_TRADES, k.I_AUCTION_VOL,
                      k.I_AUCTION_VAL, k.I_AUCTION_TRADES]  # fmt: skip

@@ -43,7 +43,7 @@ from engine.layout import *  # noqa: F403 - the kernel's vocabulary: columns, co
 from engine.ledger import emit as _ev
 from engine.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "aad05248a271e518"
+DEPENDENCIES_DIGEST = "be0aa2f4ab607e43"
 """blake2b-64 of engine/layout.py, ledger.py, modes.py and records.py.  Numba's on-disk cache is
 keyed on the defining file only, so compiled functions here would keep stale copies of the
 constants and ledger and modes code they inline; a test fails until this value is updated,
@@ -324,8 +324,7 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     io = st[M_OFF_INST]
     ins = st[oo + (slot) * OF + O_INST]
     price = st[oo + (maker) * OF + O_PRICE]
-    trade_id = st[M_NEXT_TRADE]
-    st[M_NEXT_TRADE] = trade_id + 1
+    trade_id = modes.next_trade_id(st)
     n = _ev(
         out, n, EV_TRADE, seq, ts, ins, st[oo + (slot) * OF + O_ID], st[oo + (slot) * OF + O_ACCOUNT],
         st[oo + (slot) * OF + O_SIDE], price, qty, 0,
@@ -781,7 +780,7 @@ def _mass_cancel(st, out, n, seq, ts, acct, ins):
 
 
 @njit(cache=True)
-def _capped_band(st, ins, bps):
+def capped_band(st, ins, bps):
     """``band_edges`` around the reference, the upper edge capped where the ladder ends."""
     io = st[M_OFF_INST] + ins * IF
     tick = st[io + I_TICK]
@@ -794,8 +793,8 @@ def _capped_band(st, ins, bps):
 def set_band(st, ins):
     """The listing band and the block band around the reference price (market.band_edges)."""
     io = st[M_OFF_INST] + ins * IF
-    st[io + I_LO], st[io + I_HI] = _capped_band(st, ins, st[io + I_BAND])
-    st[io + I_BLOCK_LO], st[io + I_BLOCK_HI] = _capped_band(st, ins, st[io + I_BLOCK_BAND])
+    st[io + I_LO], st[io + I_HI] = capped_band(st, ins, st[io + I_BAND])
+    st[io + I_BLOCK_LO], st[io + I_BLOCK_HI] = capped_band(st, ins, st[io + I_BLOCK_BAND])
 
 
 @njit(cache=True)

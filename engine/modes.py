@@ -99,7 +99,8 @@ def _unlock(st, acct, ins, side, qty, price):
 
 
 @njit(cache=True)
-def _next_trade_id(st):
+def next_trade_id(st):
+    """Trade ids run 1, 2, 3 ... across instruments and modes (one sequence, one place)."""
     trade_id = st[M_NEXT_TRADE]
     st[M_NEXT_TRADE] = trade_id + 1
     return trade_id
@@ -280,7 +281,7 @@ def _accept_offer(st, out, n, seq, ts, oid, price, qty, acct):
     st[M_BLOCK_LIVE] -= 1
     n = emit(out, n, EV_BLOCK_TRADE, seq, ts, ins, oid, acct, side, price, qty, 0)
     out[n - 1, E_X0] = maker
-    out[n - 1, E_X1] = _next_trade_id(st)
+    out[n - 1, E_X1] = next_trade_id(st)
     return n
 
 
@@ -516,7 +517,7 @@ def _fill_bid(st, out, n, seq, ts, a, row, price, fill):
         ledger.unlock(st, acct, ins, BUY, qty - fill, bid_price)
     n = emit(out, n, EV_AUCTION_TRADE, seq, ts, ins, st[b + BID_ID], acct, 0, price, fill, 0)
     out[n - 1, E_X0] = st[a + AU_ID]
-    out[n - 1, E_X1] = _next_trade_id(st)
+    out[n - 1, E_X1] = next_trade_id(st)
     out[n - 1, E_X2] = seller
     out[n - 1, E_X3] = qty - fill
     return n
