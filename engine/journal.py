@@ -782,14 +782,25 @@ def acquire_lock(path: str | Path, what: str) -> int:
     return fd
 
 
-def _preallocate(fd: int, size: int) -> None:
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as exc:  # file systems without fallocate: a sparse file is still zeros
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        if os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)
+ZERO_FILL_CHUNK_BYTES = 1 << 20
+
+
+def _preallocate(fd: int, start: int, size: int) -> None:
+    """Write zeros over ``[start, size)`` of the file, so that its blocks are allocated and
+    *written* before any record lands there.
+
+    Why not ``posix_fallocate``: on ext4 and XFS it allocates *unwritten* extents, and the
+    first write into each block converts the extent - a metadata change, so every batch's
+    ``fdatasync`` then has to commit the file system's journal as well as the data.  Into
+    blocks that were written before, ``fdatasync`` flushes only the data: measured on this
+    project's 2-core VM (ext4, 1.5 KB appends), p50 140-150 us and p99 250-270 us zero-filled
+    against 150-170 us and 350-390 us fallocated.  Zero-filling a 64 MiB segment costs about
+    35 ms there, once per segment (PostgreSQL zero-fills its WAL segments for the same reason).
+    """
+    chunk = bytes(min(ZERO_FILL_CHUNK_BYTES, max(size - start, 0)))
+    offset = start
+    while offset < size:
+        offset += os.pwrite(fd, memoryview(chunk)[: size - offset], offset)
 
 
 def _pwrite_all(fd: int, parts: list, offset: int) -> None:
@@ -910,7 +921,9 @@ class Journal:
         self._segment, self._offset = segment, cursor.offset
         self._fd = os.open(segment, os.O_RDWR)
         truncated = self._truncate_tail(walk) if walk.tail is not None else {}
-        _preallocate(self._fd, self.segment_bytes)
+        if os.fstat(self._fd).st_size < self.segment_bytes:  # cut back: fill it again
+            _preallocate(self._fd, self._offset, self.segment_bytes)  # beyond the data's end
+            os.fdatasync(self._fd)
         self.recovery = JournalRecovery(
             False, len(walk.segments), walk.batches, self.last_seq, removed_temp_files=removed,
             **truncated,
@@ -958,7 +971,7 @@ class Journal:
         tmp = final.with_name(final.name + ".tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _preallocate(fd, self.segment_bytes)
+            _preallocate(fd, SEGMENT_HEADER_BYTES, self.segment_bytes)
             _pwrite_all(fd, [_segment_header(first_seq, self.market_digest, prev_chain)], 0)
             os.fsync(fd)
             os.rename(tmp, final)

@@ -73,6 +73,8 @@ log = logging.getLogger("gateway")
 assert (E_INSTRUMENT, E_ACCOUNT, E_X1) == (3, 5, 11), "the hot path indexes event rows by number"
 _encode_into = p.encoder.encode_into
 _pack_length = struct.Struct(">I").pack_into
+_unpack_length = struct.Struct(">I").unpack_from
+_decode_client = p.client_decoder.decode
 
 REPLAY_CHUNK_EVENTS = 2_048
 """Replay yields to the event loop after this many events, so live sessions keep going."""
@@ -162,16 +164,8 @@ Origin = tuple
 """Who sent a pending command, for its Ack: (connection, request_id, order_id, client_order_id)."""
 
 
-def _queue(connection: Connection, message, dirty: list) -> None:
-    """``Connection.send`` for the hot path (the frame encoding of ``protocol.append_frame``)."""
-    out = connection.out
-    start = len(out)
-    _encode_into(message, out, start + 4)
-    _pack_length(out, start, len(out) - start - 4)
-    connection.out_frames += 1
-    if not connection.dirty:
-        connection.dirty = True
-        dirty.append(connection)
+_ORDER_LEGS = (0,)
+_TRADE_LEGS = (0, 1)
 
 
 def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOrder) -> tuple:
@@ -206,6 +200,8 @@ class Connection(asyncio.Protocol):
         self.connected_at = self.last_received = self.last_sent = now
         self.user: User | None = None
         self.scope = Scope(user="", accounts=frozenset())
+        self.user_name = ""
+        """``scope.user`` (the routing loop's hot attribute)."""
         self.accounts: frozenset[int] = frozenset()
         self.only_account = -1
         self.may_submit = False
@@ -267,20 +263,31 @@ class Connection(asyncio.Protocol):
 
     # -- input ---------------------------------------------------------------------------------
     def process(self) -> None:
-        """Decode and handle the complete frames in the buffer (stops while logging on)."""
+        """Decode and handle the complete frames in the buffer (stops while logging on).
+
+        A NewOrder of an active session within its rate goes straight to its handler (the
+        common case); everything else through :meth:`on_message`."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
-        limit, from_bytes = self.gw.config.frame_bytes_max, int.from_bytes
+        limit, unpack, decode = self.gw.config.frame_bytes_max, _unpack_length, _decode_client
+        gateway, new_order, active = self.gw, p.NewOrder, State.ACTIVE
         try:
             with memoryview(buffer) as view:
                 while end - position >= 4 and self.state in _READING:
-                    n = from_bytes(view[position : position + 4], "big")
+                    n = unpack(buffer, position)[0]
                     if not 0 < n <= limit:
                         p.frame_length(view[position : position + 4], limit)  # raises
                     if end - position - 4 < n:
                         break
-                    message = p.decode_client(view[position + 4 : position + 4 + n])
+                    try:
+                        message = decode(view[position + 4 : position + 4 + n])
+                    except Exception:  # the FrameError that names the problem:
+                        p.decode_client(view[position + 4 : position + 4 + n])
+                        raise
                     position += 4 + n
-                    self.on_message(message)
+                    if type(message) is new_order and self.state is active and self.take_token():
+                        gateway._new_order(self, message)
+                    else:
+                        self.on_message(message)
         except p.FrameError as exc:
             self.protocol_error(exc.code, exc.text)
             position = end
@@ -606,6 +613,7 @@ class Gateway:
         connection.only_account = user.accounts[0] if len(user.accounts) == 1 else -1
         connection.may_submit = user.role in ROLES_BY_COMMAND[s.SubmitOrder]
         connection.scope = Scope(user.name, connection.accounts, logon.drop_copy)
+        connection.user_name = user.name
         connection.cancel_on_disconnect = logon.cancel_on_disconnect
         self.by_user.setdefault(user.name, set()).add(connection)
         for account in connection.accounts:
@@ -890,45 +898,70 @@ class Gateway:
         """Send every event of the batch to its audience, then each request's Ack.
 
         The fast form of :func:`gateway.reports.messages_for` (the test suite holds the live
-        stream equal to its replay, which uses ``messages_for`` itself).
+        stream equal to its replay, which uses ``messages_for`` itself).  This loop runs for
+        every report the gateway sends, so it is written flat: one function, locals only, the
+        frame encoding of :func:`_queue` inlined (measured: 4.8 -> 3.0 us of routing per order
+        of the throughput workload, in-process).
         """
+        by_account, client_of, dirty = self.by_account, self.tracker.client_of, self._dirty
+        symbols, symbol_end = self._symbols, len(self._symbols) - 2
+        drop_copies, order_kinds, report = self.drop_copies, ORDER_KINDS, order_report
+        encode_into, pack_length, active, ack = _encode_into, _pack_length, State.ACTIVE, p.Ack
         position, total = 0, len(rows)
         for k, annotation in enumerate(annotations):
             seq, index = first_seq + k, 0
-            while position < total and rows[position][1] == seq:
+            user, request_id = annotation.user, annotation.request_id
+            while position < total:
                 row = rows[position]
-                if row[0] in ORDER_KINDS:
-                    self._route_order_event(row, index, annotation)
-                else:
+                if row[1] != seq:
+                    break
+                if row[0] not in order_kinds:
                     self._route_other_event(row, index, annotation)
+                    position += 1
+                    index += 1
+                    continue
+                instrument = row[3]
+                symbol = symbols[instrument + 2] if -2 <= instrument < symbol_end else "?"
+                # leg 0: the order's account (E_ACCOUNT, row[5]); a trade's leg 1: the
+                # resting order's account (E_X1, row[11])
+                for leg in _TRADE_LEGS if row[0] == EV_TRADE else _ORDER_LEGS:
+                    connections = by_account.get(row[11] if leg else row[5])
+                    if not connections:
+                        continue
+                    own = other = None
+                    for connection in connections:
+                        if leg == 0 and connection.user_name == user:
+                            if own is None:
+                                own = report(row, index, 0, client_of, request_id, symbol)
+                            message = own
+                        else:
+                            if other is None:
+                                other = report(row, index, leg, client_of, 0, symbol)
+                            message = other
+                        out = connection.out
+                        start = len(out)
+                        encode_into(message, out, start + 4)
+                        pack_length(out, start, len(out) - start - 4)
+                        connection.out_frames += 1
+                        if not connection.dirty:
+                            connection.dirty = True
+                            dirty.append(connection)
+                if drop_copies:
+                    self._route_other_event(row, index, annotation, drop_copies_only=True)
                 position += 1
                 index += 1
             origin = origins[k]
-            if origin is not None and origin[0].state is State.ACTIVE:
-                _queue(origin[0], p.Ack(origin[1], seq, origin[2], origin[3]), self._dirty)
-
-    def _route_order_event(self, row: list, index: int, annotation: Annotation) -> None:
-        """ExecutionReports of one order event to the sessions of its legs' accounts."""
-        client_of, by_account, dirty = self.tracker.client_of, self.by_account, self._dirty
-        symbol = self._symbols[row[3] + 2] if -2 <= row[3] < len(self._symbols) - 2 else "?"
-        # (leg, account): row[5] is E_ACCOUNT (the taker's), row[11] E_X1 (the maker's)
-        for leg, account in ((0, row[5]), (1, row[11])) if row[0] == EV_TRADE else ((0, row[5]),):
-            connections = by_account.get(account)
-            if not connections:
-                continue
-            own = other = None
-            for connection in connections:
-                if leg == 0 and connection.scope.user == annotation.user:
-                    if own is None:
-                        own = order_report(row, index, 0, client_of, annotation.request_id,
-                                           symbol)  # fmt: skip
-                    _queue(connection, own, dirty)
-                else:
-                    if other is None:
-                        other = order_report(row, index, leg, client_of, 0, symbol)
-                    _queue(connection, other, dirty)
-        if self.drop_copies:
-            self._route_other_event(row, index, annotation, drop_copies_only=True)
+            if origin is not None:
+                connection = origin[0]
+                if connection.state is active:
+                    out = connection.out
+                    start = len(out)
+                    encode_into(ack(origin[1], seq, origin[2], origin[3]), out, start + 4)
+                    pack_length(out, start, len(out) - start - 4)
+                    connection.out_frames += 1
+                    if not connection.dirty:
+                        connection.dirty = True
+                        dirty.append(connection)
 
     def _route_other_event(self, row: list, index: int, annotation: Annotation,
                            drop_copies_only: bool = False) -> None:  # fmt: skip
