@@ -95,6 +95,12 @@ class LatencyResult(msgspec.Struct, frozen=True):
     fsync_us_p50: float
     """``fdatasync`` of a small overwrite in the data directory's file system, just before
     the run: the floor of a batch's latency under ``durability="batch"``."""
+    sync_us_p50: float
+    """The server's own log syncs during the run (``GatewayStats``, warm-up included): when
+    the storage stalls, every order waiting on that batch or arriving behind it is late."""
+    sync_us_p99: float
+    sync_us_p999: float
+    sync_us_max: float
     batches: int
     mean_batch: float
     durability: str
@@ -492,7 +498,10 @@ def run_latency(
         gateway_latency_us_p50=stats.batch_latency_us_p50 if stats else 0.0,
         gateway_latency_us_p99=stats.batch_latency_us_p99 if stats else 0.0,
         gateway_latency_us_p999=stats.batch_latency_us_p999 if stats else 0.0,
-        fsync_us_p50=fsync_us, batches=batches,
+        fsync_us_p50=fsync_us, sync_us_p50=stats.sync_us_p50 if stats else 0.0,
+        sync_us_p99=stats.sync_us_p99 if stats else 0.0,
+        sync_us_p999=stats.sync_us_p999 if stats else 0.0,
+        sync_us_max=stats.sync_us_max if stats else 0.0, batches=batches,
         mean_batch=round((n + warmup + 1) / max(batches, 1), 2), durability=durability,
         log_digest=digest, machine=machine_line(),
     )  # fmt: skip

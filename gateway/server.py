@@ -150,6 +150,13 @@ class GatewayStats(msgspec.Struct, frozen=True):
     batch_latency_us_p99: float
     batch_latency_us_p999: float
     batch_latency_us_max: float
+    sync_us_p50: float = 0.0
+    """The log's ``fdatasync`` (``Journal.sync_seconds``, the last million): the storage's
+    part of the batch latency above."""
+    sync_us_p99: float = 0.0
+    sync_us_p999: float = 0.0
+    sync_us_max: float = 0.0
+    syncs: int = 0
 
 
 class State(enum.IntEnum):
@@ -880,18 +887,15 @@ class Gateway:
         """Counters, and the gateway's own latency: from the first request of a batch being
         decoded to the last answer of the batch handed to the sockets (the oldest request's
         time inside the gateway, sync included; not the network or the scheduler before it)."""
-        latencies = sorted(self._batch_latency_s)
-
-        def at(q: float) -> float:
-            if not latencies:
-                return 0.0
-            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6, 1)
-
+        latency = _percentiles_us(self._batch_latency_s)
+        sync = _percentiles_us(self.exchange.journal.sync_seconds)
         return GatewayStats(
             batches=self.batches, commands=self.commands_submitted,
-            connections=len(self.connections), batch_latency_us_p50=at(0.5),
-            batch_latency_us_p99=at(0.99), batch_latency_us_p999=at(0.999),
-            batch_latency_us_max=at(1.0),
+            connections=len(self.connections), batch_latency_us_p50=latency[0],
+            batch_latency_us_p99=latency[1], batch_latency_us_p999=latency[2],
+            batch_latency_us_max=latency[3], sync_us_p50=sync[0], sync_us_p99=sync[1],
+            sync_us_p999=sync[2], sync_us_max=sync[3],
+            syncs=len(self.exchange.journal.sync_seconds),
         )  # fmt: skip
 
     def _route(self, first_seq: int, rows: list, annotations: list, origins: list) -> None:
@@ -1010,6 +1014,16 @@ class Gateway:
         self._write_dirty()
         if not self.stopping:
             self._schedule_tick()
+
+
+def _percentiles_us(seconds) -> tuple[float, float, float, float]:
+    """p50, p99, p99.9 and max of durations in seconds, in microseconds (0 when empty)."""
+    values = sorted(seconds)
+    if not values:
+        return 0.0, 0.0, 0.0, 0.0
+    last = len(values) - 1
+    return tuple(round(values[min(last, int(q * len(values)))] * 1e6, 1)
+                 for q in (0.5, 0.99, 0.999, 1.0))  # fmt: skip
 
 
 def _emit(connection: Connection, message) -> None:

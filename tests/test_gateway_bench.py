@@ -19,6 +19,8 @@ def test_latency_benchmark_is_open_loop_and_complete(tmp_path) -> None:
     assert (result.orders, result.acks) == (500, 500)
     assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_p999
     assert result.latency_us_p999 <= result.latency_us_max
+    assert 0 < result.sync_us_p50 <= result.sync_us_p99 <= result.sync_us_p999
+    assert result.sync_us_p999 <= result.sync_us_max
 
 
 def test_single_client_workload_is_deterministic(tmp_path) -> None:

@@ -79,6 +79,29 @@ async def open_market(op: Client, date: int = DATE1) -> Outcome:
     return outcome
 
 
+def test_stats_count_batches_and_time_every_log_sync(start, tmp_path) -> None:
+    """Under ``batch`` durability every batch is synced once and each sync is timed; under
+    ``none`` nothing is synced."""
+    for durability in ("batch", "none"):
+        server = start(data_dir=tmp_path / durability, durability=durability)
+
+        async def scenario(server: ServerThread) -> None:
+            async with session(server, "op") as op, session(server, "alice") as alice:
+                await open_market(op)
+                for k in range(5):
+                    await alice.new_order(SYM_A, SELL, 10, 6000 + k, client_order_id=f"s{k}")
+
+        run(scenario(server))
+        stats = server.call(server.gateway.stats)
+        assert stats.batches == stats.commands == 6
+        if durability == "batch":
+            assert stats.syncs == 6
+            assert 0 < stats.sync_us_p50 <= stats.sync_us_p99 <= stats.sync_us_p999
+            assert stats.sync_us_p999 <= stats.sync_us_max <= stats.batch_latency_us_max
+        else:
+            assert (stats.syncs, stats.sync_us_max) == (0, 0.0)
+
+
 # ------------------------------------------------------------------------------------------
 # Order entry and reports
 # ------------------------------------------------------------------------------------------

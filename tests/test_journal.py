@@ -175,6 +175,69 @@ def test_append_checks_seq_and_timestamps(tmp_path: Path) -> None:
             journal.append_checkpoint(make_events(1, 0))
 
 
+@pytest.mark.parametrize("count", [3, jr.SMALL_BATCH_COMMANDS, jr.SMALL_BATCH_COMMANDS + 1, 500])
+def test_append_checks_every_seq_and_timestamp_of_small_and_large_batches(
+    tmp_path: Path, count: int
+) -> None:
+    """Small batches are checked with lists, large ones with numpy: both refuse a gap or a
+    repeat anywhere in the batch, and a timestamp that goes back anywhere, and write nothing."""
+    with jr.Journal.open(tmp_path, DIGEST) as journal:
+        append(journal, 1, 100)
+        bad = []
+        for position in (1, count - 1):
+            gap = make_commands(2, count, 100)
+            gap["seq"][position:] += 1
+            repeat = make_commands(2, count, 100)
+            repeat["seq"][position] = repeat["seq"][position - 1]
+            back = make_commands(2, count, 100)
+            back["ts_ns"][:position] = 200
+            bad += [(gap, "consecutively"), (repeat, "consecutively"), (back, "never decrease")]
+        early = make_commands(2, count, 99)
+        bad.append((early, "never decrease"))
+        for records, message in bad:
+            with pytest.raises(ValueError, match=message):
+                journal.append_batch(records)
+        good = make_commands(2, count, 100)
+        good["ts_ns"] = 100 + np.arange(count)
+        journal.append_batch(good)
+        journal.append_checkpoint(make_events(1, 0))
+        assert journal.last_seq == 1 + count
+    assert jr.verify(tmp_path).last_seq == 1 + count
+
+
+def _holes(path: Path) -> int:
+    """Offset of the first hole (or unwritten extent, which ext4 and XFS report as a hole)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE)
+    finally:
+        os.close(fd)
+
+
+def test_segments_are_written_with_zeros_not_fallocated(tmp_path: Path) -> None:
+    """Every segment - new, rolled over, or cut back by recovery - is written out to its full
+    size, so that no fdatasync of a batch also has to convert an unwritten extent.  (On a file
+    system without SEEK_HOLE the whole file reads as data and the hole check is vacuous.)"""
+    size = 64 * 1024
+    with jr.Journal.open(tmp_path, DIGEST, segment_bytes=size) as journal:
+        for _ in range(60):  # ~60 x 1.3 KB: rolls over into a second segment
+            append(journal, 16, 10)
+        data_end = journal._offset
+    segments = jr.segment_paths(tmp_path)
+    assert len(segments) >= 2
+    for segment in segments:
+        assert segment.stat().st_size == size and _holes(segment) == size
+    last = segments[-1]
+    last.write_bytes(last.read_bytes()[: data_end - 50])  # a crash cut the last record short
+    with jr.Journal.open(tmp_path, DIGEST, segment_bytes=size) as journal:
+        assert journal.recovery.truncated_bytes > 0
+        assert last.stat().st_size == size and _holes(last) == size
+        end = journal.recovery.truncated_offset
+        assert not any(last.read_bytes()[end:])
+        append(journal, 2, 10**6)
+    assert jr.verify(tmp_path).ok
+
+
 def test_annotations_are_validated() -> None:
     assert jr.encode_annotations(None, 3) == b""
     assert jr.encode_annotations([None, None], 2) == b""
