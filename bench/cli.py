@@ -70,11 +70,15 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     print(f"gateway throughput: {args.clients} pipelining clients, {throughput}")
     latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds)
     print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
-    _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency})
+    floor = gateway_bench.run_latency_floor(rate=args.rate, seconds=seconds)
+    print(f"the floor - same client, a do-nothing echo server: {floor}")
+    _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency,
+                            "floor": floor})  # fmt: skip
     if args.plot:
         from bench import plots
 
-        print(f"chart: {plots.gateway_latency(latency, _plot_dir(args.plot), machine.line(info))}")
+        chart = plots.gateway_latency(latency, _plot_dir(args.plot), machine.line(info), floor)
+        print(f"chart: {chart}")
     return 0
 
 

@@ -48,17 +48,24 @@ def core_throughput(results, directory: Path, machine_line: str) -> Path:
     return target
 
 
-def gateway_latency(latency, directory: Path, machine_line: str) -> Path:
-    """Latency percentiles (p50, p99, p99.9, max) at the offered rate."""
+def gateway_latency(latency, directory: Path, machine_line: str, floor=None) -> Path:
+    """Latency percentiles (p50, p99, p99.9, max) at the offered rate; with ``floor`` (a
+    ``FloorResult``), the same client against a do-nothing echo server beside it."""
     plt = _pyplot()
     labels = ["p50", "p99", "p99.9", "max"]
-    values = [latency.latency_us_p50, latency.latency_us_p99, latency.latency_us_p999,
-              latency.latency_us_max]  # fmt: skip
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(labels, values, marker="o")
-    for label, value in zip(labels, values, strict=True):
-        ax.annotate(f"{value:,.0f} µs", (label, value), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
+    series = [("gateway, sync every batch", latency)]
+    if floor is not None:
+        series.append(("floor: echo server, same client", floor))
+    for name, result in series:
+        values = [result.latency_us_p50, result.latency_us_p99, result.latency_us_p999,
+                  result.latency_us_max]  # fmt: skip
+        ax.plot(labels, values, marker="o", label=name)
+        for label, value in zip(labels, values, strict=True):
+            ax.annotate(f"{value:,.0f} µs", (label, value), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
+    if floor is not None:
+        ax.legend(fontsize=8)
     ax.set_yscale("log")
     ax.margins(x=0.12, y=0.15)
     ax.set_ylabel("order to acknowledgement, µs (log scale)")

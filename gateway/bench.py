@@ -15,6 +15,11 @@ sockets, with every frame encoded before the clock starts and server frames only
   so a stall of the server shows in the percentiles instead of hiding as coordinated
   omission.
 
+* :func:`run_latency_floor`: the same open-loop client against :func:`echo_server`, a
+  do-nothing server (same framing, same decoder, same event loop) that answers each order at
+  once: what the machine, the loopback and the client cost by themselves.  On a shared VM it
+  is the floor under the gateway's figures, and it moves with the machine's noise.
+
 The workload alternates passive DAY limit orders and aggressive IOC orders around the
 reference price, so about half the orders trade and the book stays bounded.  After the run
 the server is stopped gracefully and the log is read back: the number of batches gives the
@@ -24,10 +29,12 @@ caller see that a fast run did the same work as a slow one.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import platform
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +112,20 @@ class LatencyResult(msgspec.Struct, frozen=True):
     mean_batch: float
     durability: str
     log_digest: str
+    machine: str
+
+
+class FloorResult(msgspec.Struct, frozen=True):
+    """Open-loop latency of :func:`echo_server` (no engine, no log, no routing)."""
+
+    offered_per_s: int
+    orders: int
+    acks: int
+    achieved_per_s: float
+    latency_us_p50: float
+    latency_us_p99: float
+    latency_us_p999: float
+    latency_us_max: float
     machine: str
 
 
@@ -274,6 +295,28 @@ class RawSession:
         self.sock.close()
 
 
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    """Send on a non-blocking socket, waiting for room only when its buffer is full (the
+    load generator's two ``setblocking`` calls per send cost it more than the send)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            select.select([], [sock], [], 10.0)
+
+
+def _precise_timers() -> None:
+    """Ask Linux to wake this process's timed waits within 1 us (timer slack, 50 us by
+    default), so the open-loop sender is on schedule; a no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(29, 1_000, 0, 0, 0)  # PR_SET_TIMERSLACK
+    except (OSError, AttributeError):
+        pass
+
+
 def order_frames(client: int, count: int, first_request_id: int = 1,
                  prefix: str = "b") -> list[bytes]:
     """The workload of one client, encoded: passive DAY orders and aggressive IOC orders."""
@@ -321,9 +364,7 @@ def _pump(sessions: list[RawSession], frames: list[list[bytes]], window: int) ->
     def top_up(i: int) -> None:
         start, stop = sent[i], min(len(frames[i]), answered[i] + window)
         if stop > start:
-            sessions[i].sock.setblocking(True)
-            sessions[i].sock.sendall(b"".join(frames[i][start:stop]))
-            sessions[i].sock.setblocking(False)
+            _send_all(sessions[i].sock, b"".join(frames[i][start:stop]))
             sent[i] = stop
 
     for i in range(len(sessions)):
@@ -422,6 +463,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[list[float], float]:
     """Send frame k at start + k / rate; return latencies (us) from schedule to Ack."""
+    _precise_timers()
     n = len(frames)
     scheduled = [0.0] * (n + 1)
     latencies: list[float] = []
@@ -437,9 +479,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
             burst.append(frames[k])
             k += 1
         if burst:
-            sock.setblocking(True)
-            sock.sendall(b"".join(burst))
-            sock.setblocking(False)
+            _send_all(sock, b"".join(burst))
         timeout = max(0.0, start + k / rate - clock()) if k < n else 5.0
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
@@ -507,13 +547,103 @@ def run_latency(
     )  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------------
+# The floor: a do-nothing echo server
+# ------------------------------------------------------------------------------------------
+
+
+class _Echo(asyncio.Protocol):
+    """Splits frames and decodes them as the gateway does, answers a Logon with
+    LogonAccepted's type and every other message with an Ack of its request id."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        out, position, end = bytearray(), 0, len(buffer)
+        while end - position >= 4:
+            n = int.from_bytes(buffer[position : position + 4], "big")
+            if end - position - 4 < n:
+                break
+            message = p.decode_client(bytes(buffer[position + 4 : position + 4 + n]))
+            position += 4 + n
+            if type(message) is p.Logon:
+                p.append_frame(out, _Peek(type=LOGON_ACCEPTED))
+            else:
+                p.append_frame(out, p.Ack(getattr(message, "request_id", 0), 0))
+        del buffer[:position]
+        if out:
+            self.transport.write(out)
+
+
+def echo_server() -> None:
+    """``python -m gateway.bench echo-server``: serve :class:`_Echo` on a free loopback port
+    (printing ``echo listening on 127.0.0.1:PORT``) until SIGTERM."""
+    from gateway.service import new_event_loop
+
+    loop = new_event_loop()
+    server = loop.run_until_complete(loop.create_server(_Echo, "127.0.0.1", 0))
+    print(f"echo listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    loop.run_until_complete(stop)
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+    loop.close()
+
+
+def run_latency_floor(rate: int = 10_000, seconds: float = 5.0, warmup: int = 2_000,
+                      ) -> FloorResult:  # fmt: skip
+    """:func:`run_latency`'s client and schedule against :func:`echo_server` in its own
+    process: the order-to-answer latency of everything but the gateway."""
+    n = int(rate * seconds)
+    frames = order_frames(0, n, prefix="l")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen([sys.executable, "-m", "gateway.bench", "echo-server"],
+                               stdout=subprocess.PIPE, text=True, env=env, cwd=root)  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        if not line.startswith("echo listening on"):
+            raise RuntimeError(f"echo server did not start: {line!r}")
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        warm = RawSession(port, "t0")
+        _pump([warm], [order_frames(0, warmup, 1)], 50)
+        warm.close()
+        session = RawSession(port, "t0")
+        try:
+            latencies, elapsed = _open_loop(session, frames, rate)
+        finally:
+            session.close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    latencies.sort()
+    return FloorResult(
+        offered_per_s=rate, orders=n, acks=len(latencies),
+        achieved_per_s=round(len(latencies) / elapsed, 1),
+        latency_us_p50=round(_percentile(latencies, 0.50), 1),
+        latency_us_p99=round(_percentile(latencies, 0.99), 1),
+        latency_us_p999=round(_percentile(latencies, 0.999), 1),
+        latency_us_max=round(latencies[-1] if latencies else 0.0, 1), machine=machine_line(),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m gateway.bench [throughput|latency|both]``: run at the default sizes and
     print the results as JSON lines (the ``cets bench`` wiring lives in ``bench/``)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=main.__doc__)
-    parser.add_argument("which", nargs="?", choices=["throughput", "latency", "both"],
+    parser.add_argument("which", nargs="?",
+                        choices=["throughput", "latency", "floor", "both", "echo-server"],
                         default="both")  # fmt: skip
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--orders-per-client", type=int, default=25_000)
@@ -521,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--durability", default="batch")
     args = parser.parse_args(argv)
+    if args.which == "echo-server":
+        echo_server()
+        return 0
     print(machine_line(), f"load average {os.getloadavg()}", flush=True)
     if args.which in ("throughput", "both"):
         result = run_throughput(args.clients, args.orders_per_client,
@@ -529,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("latency", "both"):
         result = run_latency(args.rate, args.seconds, durability=args.durability)
         print(msgspec.json.encode(result).decode(), flush=True)
+    if args.which in ("floor", "both"):
+        print(msgspec.json.encode(run_latency_floor(args.rate, args.seconds)).decode(), flush=True)
     return 0
 
 

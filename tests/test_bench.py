@@ -77,3 +77,15 @@ def test_bench_carbon_tiny(tmp_path, capsys) -> None:
     assert rush["commands"] > 0 and rush["hashes_equal"] is None
     assert year["complied"] + year["short"] == 3_378
     assert "compiled and reference event hashes equal: True" in capsys.readouterr().out
+
+
+def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsys) -> None:
+    out = tmp_path / "gateway.json"
+    assert cli.main(["bench", "gateway", "--size", "tiny", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    throughput, latency, floor = results["throughput"], results["latency"], results["floor"]
+    assert throughput["acks"] == throughput["orders"] > 0 and throughput["rejects"] == 0
+    assert latency["acks"] == latency["orders"] > 0 and latency["sync_us_p50"] > 0
+    assert floor["acks"] == floor["orders"] == latency["orders"]
+    assert 0 < floor["latency_us_p50"] <= floor["latency_us_p99"] <= floor["latency_us_max"]
+    assert "do-nothing echo server" in capsys.readouterr().out

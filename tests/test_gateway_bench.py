@@ -27,3 +27,10 @@ def test_single_client_workload_is_deterministic(tmp_path) -> None:
     first = bench.run_throughput(1, 300, 30, "none", tmp_path / "a")
     second = bench.run_throughput(1, 300, 30, "none", tmp_path / "b")
     assert first.log_digest == second.log_digest, "same work, whatever the batching"
+
+
+def test_latency_floor_answers_every_order_without_an_exchange() -> None:
+    result = bench.run_latency_floor(rate=2_000, seconds=0.25, warmup=20)
+    assert (result.orders, result.acks) == (500, 500)
+    assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_p999
+    assert result.latency_us_p999 <= result.latency_us_max
