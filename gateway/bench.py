@@ -79,6 +79,11 @@ class ThroughputResult(msgspec.Struct, frozen=True):
     server_cpu_us_per_order: float
     batches: int
     mean_batch: float
+    sync_us_p50: float
+    """The server's log syncs during the run (``GatewayStats``): a run whose server CPU per
+    second is well below one core was waiting on the storage, not computing."""
+    sync_us_p99: float
+    sync_us_max: float
     durability: str
     log_digest: str
     machine: str
@@ -417,14 +422,17 @@ def run_throughput(clients: int = 4, orders_per_client: int = 25_000, window: in
             finally:
                 for session in sessions:
                     session.close()
+        stats = server.stats
         batches, _, digest = log_summary(directory)
     orders = clients * orders_per_client
     return ThroughputResult(
         clients=clients, window=window, orders=orders, acks=acks, rejects=rejects,
         seconds=round(seconds, 4), orders_per_s=round(orders / seconds, 1),
         server_cpu_s=round(cpu, 3), server_cpu_us_per_order=round(cpu / orders * 1e6, 2),
-        batches=batches,
-        mean_batch=round(orders / max(batches - 1, 1), 2), durability=durability,
+        batches=batches, mean_batch=round(orders / max(batches - 1, 1), 2),
+        sync_us_p50=stats.sync_us_p50 if stats else 0.0,
+        sync_us_p99=stats.sync_us_p99 if stats else 0.0,
+        sync_us_max=stats.sync_us_max if stats else 0.0, durability=durability,
         log_digest=digest, machine=machine_line(),
     )  # fmt: skip
 

@@ -11,6 +11,7 @@ def test_throughput_benchmark_runs_and_accounts_for_every_order(tmp_path) -> Non
     assert (result.orders, result.acks, result.rejects) == (800, 800, 0)
     assert result.batches >= 2 and result.mean_batch >= 1 and result.orders_per_s > 0
     assert result.server_cpu_us_per_order > 0 and len(result.log_digest) == 32
+    assert result.sync_us_max == 0.0, "durability none: the log is never synced"
 
 
 def test_latency_benchmark_is_open_loop_and_complete(tmp_path) -> None:
