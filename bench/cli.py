@@ -72,8 +72,11 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
     floor = gateway_bench.run_latency_floor(rate=args.rate, seconds=seconds)
     print(f"the floor - same client, a do-nothing echo server: {floor}")
+    batches = {"tiny": 5, "small": 40, "full": 100}[args.size]
+    inprocess = gateway_bench.run_inprocess(clients=args.clients, batches=batches)
+    print(f"server CPU per order in-process (no sockets, best of {inprocess.runs}): {inprocess}")
     _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency,
-                            "floor": floor})  # fmt: skip
+                            "floor": floor, "inprocess": inprocess})  # fmt: skip
     if args.plot:
         from bench import plots
 

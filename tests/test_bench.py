@@ -88,4 +88,9 @@ def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsy
     assert latency["acks"] == latency["orders"] > 0 and latency["sync_us_p50"] > 0
     assert floor["acks"] == floor["orders"] == latency["orders"]
     assert 0 < floor["latency_us_p50"] <= floor["latency_us_p99"] <= floor["latency_us_max"]
+    inprocess = results["inprocess"]
+    assert inprocess["orders"] == 4 * 250 * 5 and 0 < inprocess["intake_us_per_order"]
+    assert inprocess["total_us_per_order"] == pytest.approx(
+        inprocess["intake_us_per_order"] + inprocess["flush_us_per_order"], abs=0.02)
+    assert inprocess["out_bytes_per_order"] > 0
     assert "do-nothing echo server" in capsys.readouterr().out
