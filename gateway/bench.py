@@ -40,6 +40,7 @@ import platform
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -281,6 +282,7 @@ class _Peek(msgspec.Struct):
 
 
 _peek = msgspec.msgpack.Decoder(_Peek).decode
+_unpack_length = struct.Struct(">I").unpack_from
 ACK, REJECT, LOGON_ACCEPTED = 106, 104, 101
 
 
@@ -305,15 +307,16 @@ class RawSession:
         data = self.sock.recv(1 << 20)
         if not data:
             raise ConnectionError("server closed the connection")
-        self.buffer += data
-        out, position, end = [], 0, len(self.buffer)
         buffer = self.buffer
-        while end - position >= 4:
-            n = int.from_bytes(buffer[position : position + 4], "big")
-            if end - position - 4 < n:
-                break
-            out.append(_peek(buffer[position + 4 : position + 4 + n]))
-            position += 4 + n
+        buffer += data
+        out, position, end = [], 0, len(buffer)
+        with memoryview(buffer) as view:
+            while end - position >= 4:
+                n = _unpack_length(buffer, position)[0]
+                if end - position - 4 < n:
+                    break
+                out.append(_peek(view[position + 4 : position + 4 + n]))
+                position += 4 + n
         del buffer[:position]
         return out
 
