@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     core.set_defaults(run=_bench_core)
     for name, run, text in (
         ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
-        ("gateway", _bench_gateway, "loopback throughput and open-loop latency"),
+        ("gateway", _bench_gateway, "loopback throughput, open-loop latency and its floor, CPU per order"),
         ("carbon", _bench_carbon, "a simulated year of the national market, and a 100x rush"),
         ("engine", _bench_carbon, "the full engine with the registry (same as carbon)"),
         ("all", _bench_all, "core, journal, carbon and gateway"),
