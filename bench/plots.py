@@ -57,13 +57,13 @@ def gateway_latency(latency, directory: Path, machine_line: str, floor=None) -> 
     series = [("gateway, sync every batch", latency)]
     if floor is not None:
         series.append(("floor: echo server, same client", floor))
-    for name, result in series:
+    for number, (name, result) in enumerate(series):
         values = [result.latency_us_p50, result.latency_us_p99, result.latency_us_p999,
                   result.latency_us_max]  # fmt: skip
         ax.plot(labels, values, marker="o", label=name)
-        for label, value in zip(labels, values, strict=True):
+        for label, value in zip(labels, values, strict=True):  # the floor's labels below
             ax.annotate(f"{value:,.0f} µs", (label, value), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
+                        xytext=(0, -13 if number else 6), ha="center", fontsize=8)  # fmt: skip
     if floor is not None:
         ax.legend(fontsize=8)
     ax.set_yscale("log")
