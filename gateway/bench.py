@@ -611,6 +611,7 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
 
     from engine.sequencer import Exchange
     from gateway.server import Connection, Gateway, GatewayConfig
+    from gateway.service import GC_GEN0_THRESHOLD
 
     best = None
     for run in range(runs):
@@ -635,7 +636,7 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
                 frames = [order_frames(i, batch_orders * batches, prefix=f"r{run}-")
                           for i in range(clients)]  # fmt: skip
                 thresholds = gc.get_threshold()
-                gc.set_threshold(10_000, *thresholds[1:])  # as gateway.service serves
+                gc.set_threshold(GC_GEN0_THRESHOLD, *thresholds[1:])  # as the server runs
                 intake = flush = 0.0
                 measured = 0
                 try:
