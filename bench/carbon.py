@@ -1,6 +1,6 @@
 """``bench carbon``: the national carbon market simulated over a year, and a 100x rush.
 
-Workloads (seeded, ``bench.simulation``):
+Workloads (seeded, ``gateway.simulation``):
 
 ``year``
     The 2025 participant mix, allocations from the power benchmark formula, then a year of
@@ -28,13 +28,13 @@ import time
 import msgspec
 import numpy as np
 
-from bench.simulation import Simulation, trading_dates
-from engine import records as r
-from engine import schema as s
-from engine.compiled import CompiledEngine
-from engine.market import national_market
-from engine.records import Codec
-from engine.reference import ReferenceEngine
+from gateway.simulation import Simulation, trading_dates
+from engine.core import records as r
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
+from engine.markets import national_market
+from engine.core.records import Codec
+from engine.core.reference.engine import ReferenceEngine
 
 YEAR = 2024
 """Compliance year closed at the end; trading runs through calendar year 2025."""

@@ -60,7 +60,7 @@ def _bench_journal(args: argparse.Namespace) -> int:
 
 def _bench_gateway(args: argparse.Namespace) -> int:
     from bench import machine
-    from gateway import bench as gateway_bench
+    from bench import gateway as gateway_bench
 
     info = machine.describe()
     print(machine.line(info))
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from bench import demo
+    from gateway import demo
 
     demo.add_command(commands)
 

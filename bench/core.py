@@ -17,9 +17,9 @@ import msgspec
 import numpy as np
 
 from bench import workloads
-from engine.compiled import CompiledEngine
-from engine.records import EV_TRADE, Codec
-from engine.reference import ReferenceEngine
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.records import EV_TRADE, Codec
+from engine.core.reference.engine import ReferenceEngine
 
 
 class PathResult(msgspec.Struct):

@@ -1,6 +1,6 @@
 """``bench journal``: the durable path — append per durability policy, recovery and replay.
 
-* **append**: ``Exchange.submit_records`` of the ``liquid`` workload in batches of 1, 100 and
+* **append**: ``Sequencer.submit_records`` of the ``liquid`` workload in batches of 1, 100 and
   1,000 commands under each durability policy (``batch``: fsync before every acknowledgement;
   ``interval``; ``none``).  Each batch is sequenced, logged, applied by the compiled engine,
   checkpointed and synced per the policy before the next one starts, exactly as a client's.
@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from bench import workloads
-from engine.sequencer import Exchange
+from engine.durable.sequencer import Sequencer
 from replay import throughput
 
 POLICIES = ("batch", "interval", "none")
@@ -48,7 +48,7 @@ class JournalResults(msgspec.Struct):
 
 
 def _append(data_dir: Path, market, cmds: np.ndarray, policy: str, batch: int) -> AppendResult:
-    with Exchange.open(data_dir, market, durability=policy, snapshot_every_events=None) as ex:
+    with Sequencer.open(data_dir, market, durability=policy, snapshot_every_events=None) as ex:
         start = time.perf_counter()
         for first in range(0, len(cmds), batch):
             ex.submit_records(cmds[first : first + batch].copy())
@@ -75,7 +75,7 @@ def run(size: int, seed: int) -> JournalResults:
         log_dir = root / "none-1000"
         log_bytes = sum(p.stat().st_size for p in (log_dir / "log").iterdir())
         start = time.perf_counter()
-        with Exchange.open(log_dir, snapshot_every_events=None) as recovered:
+        with Sequencer.open(log_dir, snapshot_every_events=None) as recovered:
             events = recovered.recovery_report.events_replayed
         recovery_s = time.perf_counter() - start
         replay = throughput.run_throughput(log_dir)

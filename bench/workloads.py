@@ -33,11 +33,12 @@ import msgspec
 import numpy as np
 from numba import njit
 
-from engine import kernel as k
-from engine.compiled import CompiledEngine
-from engine.market import Capacity, Instrument, MarketDefinition
-from engine import schema as s
-from engine.records import COMMAND_DTYPE, EVENT_FIELDS, Codec
+from engine.core.compiled import book, dispatch
+from engine.core.compiled import layout as k
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.market import Capacity, Instrument, MarketDefinition
+from engine.core import schema as s
+from engine.core.records import COMMAND_DTYPE, EVENT_FIELDS, Codec
 
 
 class WorkloadSpec(msgspec.Struct, frozen=True):
@@ -119,7 +120,7 @@ def _pick_live(st, pool, pool_n, r):
     while pool_n > 0:
         j = r % pool_n
         oid = pool[j]
-        if k.hash_find(st, oid) >= 0:
+        if book.hash_find(st, oid) >= 0:
             return oid, pool_n
         pool_n -= 1
         pool[j] = pool[pool_n]
@@ -198,7 +199,7 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
                     pool[pool_n] = c.order_id
                     pool_n += 1
                 else:
-                    slot = k.hash_find(st, oid)
+                    slot = book.hash_find(st, oid)
                     c.order_id = oid
                     c.account = st[oo + slot * k.OF + k.O_ACCOUNT]
                     if roll < p_gtc + p_ioc + p_mkt + p_cancel:
@@ -208,7 +209,7 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
                         price = st[oo + slot * k.OF + k.O_PRICE] + d[7] % 7 - 3
                         c.price_ticks = min(max(price, lo), hi)
                         c.qty_t = 1 + d[3] % max_qty
-        k._dispatch(
+        dispatch.dispatch(
             st, out, 0, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
             c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
             np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp), np.int64(c.year),

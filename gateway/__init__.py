@@ -1,5 +1,5 @@
 """The TCP gateway: sessions, order entry, market data and drop copy over the project's own
-binary protocol (``docs/PROTOCOL.md``), in front of one :class:`engine.sequencer.Exchange`.
+binary protocol (``docs/PROTOCOL.md``), in front of one :class:`engine.durable.sequencer.Sequencer`.
 
 Modules: ``protocol`` (framing, messages, codes), ``server`` (the asyncio server and group
 commit), ``reports`` (who is told what about each event), ``orders`` (client order ids and

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import msgspec
 
-from engine.journal import Durability
-from engine.market import load, national_market
-from engine.sequencer import MARKET_FILE
+from engine.durable.journal import Durability
+from engine.markets import load, national_market
+from engine.durable.sequencer import MARKET_FILE
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
 from gateway.users import (
@@ -93,7 +93,7 @@ def _add_users(subparsers) -> None:
 def load_market(path: Path):
     """A market definition from TOML, or from JSON when the name ends in ``.json``."""
     if path.suffix == ".json":
-        from engine.market import MarketDefinition, MarketDefinitionError, validate
+        from engine.core.market import MarketDefinition, MarketDefinitionError, validate
 
         try:
             return validate(msgspec.json.decode(path.read_bytes(), type=MarketDefinition))

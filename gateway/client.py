@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from engine import limits
-from engine import schema as s
+from engine.core import limits
+from engine.core import schema as s
 from gateway import protocol as p
 
 Key = tuple[int, int, int]

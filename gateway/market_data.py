@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from engine import records as r
+from engine.core import records as r
 from gateway import protocol as p
 
 _STATUS_KINDS = frozenset({
@@ -56,7 +56,7 @@ class MarketData:
     ----------
     engine : CompiledEngine or ReferenceEngine
         The exchange's live engine (read through its query API only).
-    codec : engine.records.Codec
+    codec : engine.core.records.Codec
         The exchange's codec: instrument indices, typed events.
     """
 

@@ -30,8 +30,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine import schema as s
-from engine.records import (
+from engine.core import schema as s
+from engine.core.records import (
     E_ACCOUNT,
     E_ORDER_ID,
     E_X0,

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Every request that reaches the engine is first turned into a typed engine command
-(``engine.schema``); authorisation then looks only at the command's *type* and its account
+(``engine.core.schema``); authorisation then looks only at the command's *type* and its account
 fields, so a new command type (a registry command, say) needs exactly one line in
 :data:`ROLES_BY_COMMAND` and nothing else.  A type missing from the table is refused to
 everyone (default deny).  A role in :data:`ACCOUNT_BOUND_ROLES` may name only the accounts its
@@ -12,7 +12,7 @@ user is bound to, in every account field the command has.
 
 from __future__ import annotations
 
-from engine import schema as s
+from engine.core import schema as s
 from gateway.protocol import RejectCode, Role
 
 _TRADER = frozenset({Role.TRADER})

@@ -11,7 +11,7 @@ A frame's length is checked against the limit *before* its body is read, so a pe
 the server buffer more than one frame's worth.
 
 Integer fields a client sends are range-checked here, by the decoder, to the width the engine's
-record view stores them in (``engine.records.COMMAND_DTYPE``); a value outside is a protocol
+record view stores them in (``engine.core.records.COMMAND_DTYPE``); a value outside is a protocol
 error.  Codes inside the range but undefined (``side = 7``) are *not* refused here: the engine
 refuses them as a business outcome with its documented reason, in the log.
 
@@ -28,8 +28,8 @@ from typing import Annotated, Union
 
 import msgspec
 
-from engine import limits
-from engine import schema as s
+from engine.core import limits
+from engine.core import schema as s
 
 PROTOCOL_VERSION = 1
 """The version this module implements; a logon naming another is refused."""
@@ -243,7 +243,7 @@ class ModifyRequest(msgspec.Struct, tag=12, **_MSG):
 
 
 class EngineRequest(msgspec.Struct, tag=13, **_MSG):
-    """Any engine command (``engine.schema``), for the roles the permission table allows:
+    """Any engine command (``engine.core.schema``), for the roles the permission table allows:
     sessions and halts (operator), mass cancel (trader for its accounts, operator for any),
     cancel/modify by engine order id (trader), registry commands (registry), block offers,
     acceptances and auction applications and bids (trader), auction announcement, clearing and
@@ -376,7 +376,7 @@ class ExecutionReport(msgspec.Struct, tag=110, **_POSITIONAL):
     trade_id: int = 0
     liquidity: int = 0
     reason: int = 0
-    """``engine.schema.RejectReason`` for the *_REJECTED types, ``CancelReason`` for CANCELLED
+    """``engine.core.schema.RejectReason`` for the *_REJECTED types, ``CancelReason`` for CANCELLED
     and EXPIRED, else 0."""
     order_type: int = 0
     tif: int = 0
@@ -424,7 +424,7 @@ class DepthSnapshot(msgspec.Struct, tag=120, **_MSG):
     instrument: str
     seq: int
     state: int
-    """``engine.schema.SessionState``."""
+    """``engine.core.schema.SessionState``."""
     trading_date: int
     reference_price_ticks: int
     lower_band_ticks: int
@@ -435,7 +435,7 @@ class DepthSnapshot(msgspec.Struct, tag=120, **_MSG):
     phase: int = 0
     """Index of the trading phase in the instrument's schedule."""
     modes: int = 0
-    """``engine.schema.TradingMode`` bits allowed now."""
+    """``engine.core.schema.TradingMode`` bits allowed now."""
     block_offers: list[s.BlockOffer] = []
     """Open (undirected) block offers, ascending offer id, ``account`` hidden as -1."""
 

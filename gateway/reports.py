@@ -13,9 +13,9 @@ live fan-out (``Gateway._route``) is an optimised form of the same rule, and a t
 two equal.
 
 Events arrive here in the engine's record view - a row of 16 integers
-(``engine.records.EVENT_DTYPE``) - because the gateway is the boundary where records become
+(``engine.core.records.EVENT_DTYPE``) - because the gateway is the boundary where records become
 wire messages: an order event goes from its row straight to an ``ExecutionReport``, without a
-typed event in between.  Other events are decoded to their typed form (``engine.schema``),
+typed event in between.  Other events are decoded to their typed form (``engine.core.schema``),
 which is what ``EventReport`` and ``DropCopy`` carry.
 
 A trade is reported once per leg (0: the taker's order, 1: the maker's); a trader sees only
@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from engine import records as r
-from engine import schema as s
+from engine.core import records as r
+from engine.core import schema as s
 from gateway import protocol as p
 from gateway.orders import Annotation
 
@@ -169,14 +169,14 @@ def messages_for(scope: Scope, row: list[int], index: int, annotation: Annotatio
     scope : Scope
         The session's user, accounts and drop-copy flag.
     row : list of int
-        The event's record (``engine.records.EVENT_DTYPE`` values).
+        The event's record (``engine.core.records.EVENT_DTYPE`` values).
     index : int
         The event's position among its command's events.
     annotation : Annotation
         The annotation of the command that caused the event (``NO_ANNOTATION`` if none).
     client_of : dict
         Engine order id -> client order id.
-    codec : engine.records.Codec
+    codec : engine.core.records.Codec
         The exchange's codec (instrument names, typed events).
     """
     if scope.drop_copy:

@@ -2,13 +2,13 @@
 
 Theory of operation
 -------------------
-One asyncio event loop (uvloop when installed) owns the :class:`~engine.sequencer.Exchange`.
+One asyncio event loop (uvloop when installed) owns the :class:`~engine.durable.sequencer.Sequencer`.
 Each connection is an :class:`asyncio.Protocol`; ``data_received`` splits frames (the length
 is checked before the body is buffered), decodes them, authorises the request and turns it
 into an engine command appended to the *pending batch* - nothing is sent yet.  The first
 request of a batch schedules :meth:`Gateway._flush` with ``call_soon``, which runs after every
 connection that had data in this turn of the loop was read: frames that arrive together from
-all connections become one ``Exchange.submit`` (one log record, one sync).  While a batch is
+all connections become one ``Sequencer.submit`` (one log record, one sync).  While a batch is
 being made durable the loop is blocked, and whatever arrives meanwhile forms the next batch:
 the batch size adapts to the load by itself (smart batching).
 
@@ -17,7 +17,7 @@ each event goes to the sessions it concerns (``gateway.reports.messages_for``), 
 request is answered by an ``Ack`` to the session that sent it, then market data is published.
 A connection's outbound frames of one batch are written with one ``transport.write``.
 
-Limits (``engine.limits``, overridable downwards in :class:`GatewayConfig`): frame size,
+Limits (``engine.core.limits``, overridable downwards in :class:`GatewayConfig`): frame size,
 messages per second per session (token bucket; excess requests get ``Reject(THROTTLED)``),
 sessions per user, open orders per account, connections, logons being verified, and the
 outbound queue per connection - when the socket's buffer is full, frames wait in a backlog;
@@ -25,7 +25,7 @@ a backlog above its frame limit disconnects the slow reader instead of growing m
 
 A session's durable stream (execution reports, event reports, drop copy) is a function of the
 log, so a client that logs on with ``resume_from_seq`` gets it replayed from the log
-(``Exchange.events_since``) before live traffic, even across gateway restarts.
+(``Sequencer.events_since``) before live traffic, even across gateway restarts.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import time
 import msgspec
 import numpy as np
 
-from engine import journal as jr
-from engine import limits
-from engine import schema as s
-from engine.records import (
+from engine.durable import journal as jr
+from engine.core import limits
+from engine.core import schema as s
+from engine.core.records import (
     COMMAND_DTYPE,
     E_ACCOUNT,
     E_INSTRUMENT,
@@ -98,7 +98,7 @@ assert BATCH_MAX * ANNOTATION_BYTES_MAX + 8 < jr.ANNOTATIONS_BYTES_MAX
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Server settings; every limit defaults to (and may not exceed) ``engine.limits``."""
+    """Server settings; every limit defaults to (and may not exceed) ``engine.core.limits``."""
 
     host: str = "127.0.0.1"
     port: int = 7878
@@ -117,7 +117,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_drain_s: float = limits.SHUTDOWN_DRAIN_S
 
     def check(self) -> GatewayConfig:
-        """Raise ValueError unless every limit is positive and within ``engine.limits``."""
+        """Raise ValueError unless every limit is positive and within ``engine.core.limits``."""
         ceilings = {
             "frame_bytes_max": limits.FRAME_BYTES_MAX,
             "messages_per_second": limits.MESSAGES_PER_SECOND_PER_SESSION,
@@ -419,11 +419,11 @@ class Connection(asyncio.Protocol):
 
 
 class Gateway:
-    """The server around one open :class:`~engine.sequencer.Exchange`.
+    """The server around one open :class:`~engine.durable.sequencer.Sequencer`.
 
     Parameters
     ----------
-    exchange : Exchange
+    exchange : Sequencer
         Owned by the caller, who closes it after :meth:`wait_stopped`.
     users : UserDirectory
     config : GatewayConfig

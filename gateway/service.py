@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :func:`run` is the whole life of a server process: recover the exchange from its data
-directory (``Exchange.open`` replays the log), build the gateway (which rebuilds its order ids
+directory (``Sequencer.open`` replays the log), build the gateway (which rebuilds its order ids
 from the log), listen, and on SIGTERM/SIGINT stop accepting, answer what is pending, say
 Logout, drain and close the exchange (which syncs the log).  :class:`ServerThread` runs the
 same thing on a background thread, for tests and benchmarks that want a real server on a
@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.market import MarketDefinition
-from engine.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Exchange
+from engine.core.market import MarketDefinition
+from engine.durable.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Sequencer
 from gateway.server import Gateway, GatewayConfig, GatewayStats
 from gateway.users import UserDirectory
 
@@ -66,7 +66,7 @@ async def run(
     GatewayStats
         The gateway's counters and its own latency, at shutdown.
     """
-    exchange = Exchange.open(
+    exchange = Sequencer.open(
         data_dir, market, durability=durability, sync_interval_s=sync_interval_s,
         snapshot_every_events=snapshot_every_events,
     )  # fmt: skip
@@ -80,7 +80,7 @@ async def run(
         # A batch of 1,000 orders allocates ~10^4 short-lived containers (records, rows,
         # reports) that are all garbage by the batch's end: the default gen-0 threshold (700)
         # ran ~15 young collections a batch, each walking the batch's live objects.
-        # Measured in-process (the loop of gateway.bench.run_inprocess): 8.1 -> 7.4 us of
+        # Measured in-process (the loop of bench.gateway.run_inprocess): 8.1 -> 7.4 us of
         # server CPU per order.
         gc.set_threshold(GC_GEN0_THRESHOLD, *thresholds[1:])
         loop = asyncio.get_running_loop()

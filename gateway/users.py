@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine import limits
+from engine.core import limits
 from gateway.protocol import Role
 
 USER_FILE_VERSION = 1

@@ -31,8 +31,8 @@ import hashlib
 import msgspec
 import numpy as np
 
-from engine import journal as jr
-from engine import schema as s
+from engine.durable import journal as jr
+from engine.core import schema as s
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
 from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches

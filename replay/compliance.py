@@ -24,10 +24,10 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from engine import limits
-from engine import records as r
-from engine import schema as s
-from engine.market import MarketDefinition
+from engine.core import limits
+from engine.core import records as r
+from engine.core import schema as s
+from engine.core.market import MarketDefinition
 from replay.datadir import DataDir
 from replay.errors import UsageError
 from replay.reports import Consumer, Row

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A data directory is what ``engine.sequencer.Exchange`` owns: ``market.json``, ``log/`` (the
-segments of ``engine.journal``) and ``snapshots/``.  The replay tool only ever reads it - it
+A data directory is what ``engine.durable.sequencer.Sequencer`` owns: ``market.json``, ``log/`` (the
+segments of ``engine.durable.journal``) and ``snapshots/``.  The replay tool only ever reads it - it
 takes no lock, so it can inspect the directory of a running exchange - and it checks what it
 reads with the journal's own reader, which verifies every checksum and the hash chain on the
 way.  Every failure to read becomes a one-line :class:`~replay.errors.DataError`.
@@ -34,10 +34,10 @@ from pathlib import Path
 import crc32c
 import msgspec
 
-from engine import journal as jr
-from engine import market as mk
-from engine import sequencer as sq
-from engine.records import Codec
+from engine.durable import journal as jr
+from engine.core import market as mk
+from engine.durable import sequencer as sq
+from engine.core.records import Codec
 from replay.errors import DataError, UsageError
 from replay.progress import Progress
 

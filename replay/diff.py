@@ -19,8 +19,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from engine import records as r
-from engine import schema as s
+from engine.core import records as r
+from engine.core import schema as s
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
 from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches

@@ -38,15 +38,15 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine import records as r
-from engine import schema as s
-from engine.market import MarketDefinition
+from engine.core import records as r
+from engine.core import schema as s
+from engine.core.market import MarketDefinition
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
 from replay.timeline import Stop, batch_applier, engine_class, from_genesis, replay_batches
 
 Row = list[int]
-"""One event record as 16 ints (``engine.records`` column order)."""
+"""One event record as 16 ints (``engine.core.records`` column order)."""
 
 # -- the tables new event kinds extend ------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-from engine import journal as jr
-from engine import schema as s
-from engine.market import MarketDefinition
+from engine.durable import journal as jr
+from engine.core import schema as s
+from engine.core.market import MarketDefinition
 from replay.datadir import DataDir
 from replay.progress import Progress
 from replay.timeline import Rebuilt, SkippedSnapshot, Stop, rebuild

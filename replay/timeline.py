@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine import journal as jr
-from engine import sequencer as sq
-from engine.market import MarketDefinition
+from engine.durable import journal as jr
+from engine.durable import sequencer as sq
+from engine.core.market import MarketDefinition
 from replay.datadir import DataDir, LogReader
 from replay.errors import DataError, UsageError
 from replay.progress import Progress
@@ -43,11 +43,11 @@ reference of ``docs/MATCHING.md`` (the executable specification; slow)."""
 def engine_class(name: str) -> type:
     """The engine class called ``name`` (one of :data:`ENGINES`), imported on first use."""
     if name == "compiled":
-        from engine.compiled import CompiledEngine
+        from engine.core.compiled.engine import CompiledEngine
 
         return CompiledEngine
     if name == "reference":
-        from engine.reference import ReferenceEngine
+        from engine.core.reference.engine import ReferenceEngine
 
         return ReferenceEngine
     raise UsageError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Reports show commands and events in the typed view of ``engine.schema``.  A log under audit
+Reports show commands and events in the typed view of ``engine.core.schema``.  A log under audit
 may hold a command the codec does not know (a forged or damaged record whose checksums were
 recomputed, or a newer writer's command kind): it must still be shown, not crash the report,
 so it becomes a :class:`RawCommand` carrying every field of the record as it is.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from engine import schema as s
-from engine.records import COMMAND_DTYPE, Codec
+from engine.core import schema as s
+from engine.core.records import COMMAND_DTYPE, Codec
 
 
 class RawCommand(msgspec.Struct, frozen=True, tag=0, tag_field="type"):

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-The log is checked by the journal's own walk (``engine.journal``): segment headers, record
+The log is checked by the journal's own walk (``engine.durable.journal``): segment headers, record
 checksums, the hash chain across records and segments, sequence continuity, timestamps, and a
 checkpoint (event count and digest) after every batch.  :func:`verify_log` is
-``engine.journal.verify`` over memory-mapped segments with a progress bar, and it also keeps the
+``engine.durable.journal.verify`` over memory-mapped segments with a progress bar, and it also keeps the
 chain value at the seqs where snapshots claim to stand; the tests check that it reports exactly
-what ``engine.journal.verify`` reports, for every damaged byte.
+what ``engine.durable.journal.verify`` reports, for every damaged byte.
 
 A snapshot is intact when its header and state checksums hold, it belongs to this market, and
 the chain value it recorded equals the log's chain value after its seq: it was taken of this
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import msgspec
 
-from engine import journal as jr
-from engine import sequencer as sq
+from engine.durable import journal as jr
+from engine.durable import sequencer as sq
 from replay.datadir import DataDir, progress_bases
 from replay.progress import Progress
 
@@ -33,7 +33,7 @@ class SnapshotCheck(msgspec.Struct, frozen=True):
 
 
 class VerifyResult(msgspec.Struct, frozen=True):
-    """The log's :class:`engine.journal.VerifyReport` and the snapshot checks."""
+    """The log's :class:`engine.durable.journal.VerifyReport` and the snapshot checks."""
 
     data_dir: str
     market: str
@@ -46,7 +46,7 @@ class VerifyResult(msgspec.Struct, frozen=True):
 def verify_log(
     data: DataDir, progress: Progress | None = None, keep_chain_at: frozenset[int] = frozenset()
 ) -> tuple[jr.VerifyReport, dict[int, bytes]]:
-    """``engine.journal.verify`` of the data directory's log, and the chain value after each
+    """``engine.durable.journal.verify`` of the data directory's log, and the chain value after each
     seq of ``keep_chain_at`` that ends a batch."""
     walk = jr.LogWalk(data.log_dir, data.market_digest, map_segments=True)
     chains: dict[int, bytes] = {}

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from engine import schema as s
-from engine.market import Capacity, Instrument, MarketDefinition, validate
+from engine.core import schema as s
+from engine.core.market import Capacity, Instrument, MarketDefinition, validate
 
 ENGINES = ["reference", "compiled"]
 
@@ -51,10 +51,10 @@ def small_market(resting_orders: int = 20_000) -> MarketDefinition:
 def engine_cls(request: pytest.FixtureRequest) -> type:
     """The engine class under test: ``ReferenceEngine`` or ``CompiledEngine``."""
     if request.param == "reference":
-        from engine.reference import ReferenceEngine
+        from engine.core.reference.engine import ReferenceEngine
 
         return ReferenceEngine
-    from engine.compiled import CompiledEngine  # lazily: it may not be built yet
+    from engine.core.compiled.engine import CompiledEngine  # lazily: it may not be built yet
 
     return CompiledEngine
 

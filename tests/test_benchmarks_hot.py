@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from bench import workloads
-from engine.compiled import CompiledEngine
-from engine.records import Codec
-from engine.sequencer import Exchange
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.records import Codec
+from engine.durable.sequencer import Sequencer
 from replay import throughput
 
 SIZE = int(os.environ.get("CETS_HOT_SIZE", "2000"))
@@ -57,7 +57,7 @@ def test_journal_append(benchmark, liquid, tmp_path) -> None:
     counter = iter(range(10**6))
 
     def run():
-        with Exchange.open(tmp_path / str(next(counter)), market, durability="none",
+        with Sequencer.open(tmp_path / str(next(counter)), market, durability="none",
                            snapshot_every_events=None) as exchange:  # fmt: skip
             for first in range(0, len(records), 500):
                 exchange.submit_records(records[first : first + 500].copy())
@@ -68,7 +68,7 @@ def test_journal_append(benchmark, liquid, tmp_path) -> None:
 
 def test_replay_run(benchmark, liquid, tmp_path) -> None:
     market, records = liquid
-    with Exchange.open(tmp_path / "log", market, durability="none") as exchange:
+    with Sequencer.open(tmp_path / "log", market, durability="none") as exchange:
         events = exchange.submit_records(records.copy())
         live_hash = exchange.state_hash()
     result = benchmark(throughput.run_throughput, tmp_path / "log", 1)

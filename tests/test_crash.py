@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import journal as jr
-from engine import sequencer as sq
-from engine.reference import ReferenceEngine
+from engine.durable import journal as jr
+from engine.durable import sequencer as sq
+from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import random_commands, small_market
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def writer(data_dir: str, seed: int, out_fd: int, durability: str) -> None:
     """
     rng = random.Random(seed)
     market = small_market()
-    exchange = sq.Exchange.open(
+    exchange = sq.Sequencer.open(
         data_dir, market, durability=durability, segment_bytes=16 * 1024,
         snapshot_every_events=rng.choice((100, 400, None)), snapshots_kept=2,
         engine_factory=ReferenceEngine,
@@ -73,7 +73,7 @@ def writer(data_dir: str, seed: int, out_fd: int, durability: str) -> None:
     emit(out_fd, "D")
 
 
-def submit(exchange: sq.Exchange, batch: list, rng: random.Random, out_fd: int) -> None:
+def submit(exchange: sq.Sequencer, batch: list, rng: random.Random, out_fd: int) -> None:
     records = exchange.codec.encode_commands(batch)
     first, last = exchange.next_seq, exchange.next_seq + len(batch) - 1
     emit(out_fd, f"I {first} {last} {content_digest(records)}")
@@ -161,7 +161,7 @@ def check_recovery(data_dir: Path, ledger: Ledger) -> None:
     if log.exists():
         report = jr.verify(log)
         assert report.problem is None or report.problem.at_tail, report.problem
-    with sq.Exchange.open(data_dir, engine_factory=ReferenceEngine) as exchange:
+    with sq.Sequencer.open(data_dir, engine_factory=ReferenceEngine) as exchange:
         batches = list(exchange.journal.read())
         ledger.check_batches(batches)
         clean = ReferenceEngine(exchange.market)

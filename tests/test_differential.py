@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from bench import workloads
-from engine import schema as s
-from engine.compiled import CompiledEngine
-from engine.market import Capacity, Instrument, MarketDefinition
-from engine.records import Codec
-from engine.reference import ReferenceEngine
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.market import Capacity, Instrument, MarketDefinition
+from engine.core.records import Codec
+from engine.core.reference.engine import ReferenceEngine
 
 COMMANDS = int(os.environ.get("CETS_DIFF_COMMANDS", "6000"))
 SEEDS = int(os.environ.get("CETS_DIFF_SEEDS", "4"))

@@ -21,12 +21,12 @@ import random
 
 import pytest
 
-from engine import limits
-from engine import schema as s
-from engine.compiled import CompiledEngine
-from engine.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
-from engine.records import Codec
-from engine.reference import ReferenceEngine
+from engine.core import limits
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
+from engine.core.records import Codec
+from engine.core.reference.engine import ReferenceEngine
 
 COMMANDS = int(os.environ.get("CETS_DIFF_COMMANDS", "10000"))
 SEEDS = int(os.environ.get("CETS_DIFF_SEEDS", "4"))

@@ -23,11 +23,11 @@ import random
 
 import pytest
 
-from engine import schema as s
-from engine.compiled import CompiledEngine
-from engine.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, Phase, validate
-from engine.records import Codec
-from engine.reference import ReferenceEngine
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, Phase, validate
+from engine.core.records import Codec
+from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import random_commands, small_market
 from tests.test_differential_ledger import ACCOUNTS, CONFIGS, FEE_ACCOUNT, FIRST_YEAR
 from tests.test_differential_ledger import RegistryStream, _stamped

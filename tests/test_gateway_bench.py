@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway import bench
+from bench import gateway as bench
 
 
 def test_throughput_benchmark_runs_and_accounts_for_every_order(tmp_path) -> None:

@@ -11,10 +11,10 @@ import asyncio
 import os
 import random
 
-from engine import journal as jr
-from engine import schema as s
-from engine.records import K_SUBMIT
-from gateway import bench
+from engine.durable import journal as jr
+from engine.core import schema as s
+from engine.core.records import K_SUBMIT
+from bench import gateway as bench
 from gateway import protocol as p
 from gateway.client import Client, ConnectionLost
 from gateway.orders import decode_annotation

@@ -17,13 +17,13 @@ import time
 
 import msgspec
 
-from engine import schema as s
-from engine.compiled import CompiledEngine
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
 from gateway import protocol as p
 from gateway.client import Client
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
-from gateway.testing import DATE1, SYM_A, password, small_market, users
+from tests.gateway_fixtures import DATE1, SYM_A, password, small_market, users
 
 CASES = int(os.environ.get("CETS_GATEWAY_FUZZ_CASES", "300"))
 SEED = int(os.environ.get("CETS_GATEWAY_FUZZ_SEED", "20251123"))

@@ -13,12 +13,12 @@ import contextlib
 
 import pytest
 
-from engine import schema as s
+from engine.core import schema as s
 from gateway import protocol as p
 from gateway.client import Client, ClientError
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
-from gateway.testing import DATE1, SYM_A, SYM_C, password, small_market, users
+from tests.gateway_fixtures import DATE1, SYM_A, SYM_C, password, small_market, users
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 ET, RC = p.ExecType, p.RejectCode

@@ -11,14 +11,14 @@ import stat
 import msgspec
 import pytest
 
-from engine import records as rec
-from engine import schema as s
-from engine.records import Codec
+from engine.core import records as rec
+from engine.core import schema as s
+from engine.core.records import Codec
 from gateway import cli, permissions, reports
 from gateway import protocol as p
 from gateway.orders import Annotation, OrderTracker, decode_annotation, encode_annotation
 from gateway.server import GatewayConfig, submit_record
-from gateway.testing import SYM_A, small_market
+from tests.gateway_fixtures import SYM_A, small_market
 from gateway.users import (
     User,
     UserDirectory,

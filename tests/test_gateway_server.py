@@ -17,14 +17,14 @@ import time
 import msgspec
 import pytest
 
-from engine import schema as s
-from engine.compiled import CompiledEngine
-from engine.records import Codec
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
+from engine.core.records import Codec
 from gateway import protocol as p
 from gateway.client import Client, ConnectionLost, LogonError, Outcome
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
-from gateway.testing import DATE1, DATE2, SYM_A, SYM_B, SYM_C, password, small_market, users
+from tests.gateway_fixtures import DATE1, DATE2, SYM_A, SYM_B, SYM_C, password, small_market, users
 
 ET, RC = p.ExecType, p.RejectCode
 BUY, SELL = s.Side.BUY, s.Side.SELL

@@ -14,8 +14,8 @@ import crc32c
 import numpy as np
 import pytest
 
-from engine import journal as jr
-from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.durable import journal as jr
+from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 
 DIGEST = hashlib.blake2b(b"test market", digest_size=32).digest()
 SMALL_SEGMENT = 4096
@@ -540,7 +540,7 @@ def test_copy_of_a_log_verifies_identically(tmp_path: Path) -> None:
 
 
 def read_as_documented(log_dir: Path) -> list[tuple[int, int, bytes, bytes, bytes]]:
-    """A reader written from docs/LOG_FORMAT.md alone (struct offsets, no engine.journal):
+    """A reader written from docs/LOG_FORMAT.md alone (struct offsets, no engine.durable.journal):
     [(first_seq, count, command bytes, annotations, events digest)] and it checks every CRC,
     the chain, and the segment links."""
     out, chain, next_seq = [], bytes(32), 1

@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from engine import schema as s
-from engine.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
-from engine.reference import ReferenceEngine
+from engine.core import schema as s
+from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
+from engine.core.reference.engine import ReferenceEngine
 
 SYMBOLS = ["CEA-2023", "CEA-2024", "CCER"]
 ACCOUNTS = 6

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.market import MarketDefinitionError, loads, national_market
+from engine.core.market import MarketDefinitionError, loads
+from engine.markets import national_market
 
 BASE = """
 name = "t"

@@ -14,9 +14,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine import records as rec
-from engine import schema as s
-from engine.reference import ReferenceEngine
+from engine.core import records as rec
+from engine.core import schema as s
+from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import (
     ACCOUNTS, DATE1, DATE2, DATE3, SYM_A, SYM_B, SYM_C, buy, cancel, close_session, halt,
     kinds, market_order, mass_cancel, modify, of, open_session, post_only, random_commands,

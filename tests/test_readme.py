@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine import schema as s
+from engine.core import schema as s
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from engine import schema as s
-from engine.market import Instrument
-from engine.reference import ReferenceEngine
+from engine.core import schema as s
+from engine.core.market import Instrument
+from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import (
     ACCOUNTS, SYM_A, SYM_B, cancel, close_session, halt, mass_cancel, modify, open_session,
     resume, small_market, submit,

@@ -15,10 +15,11 @@ import itertools
 import msgspec
 import pytest
 
-from engine import allocation, limits
-from engine import schema as s
-from engine import snapshot_format as snap
-from engine.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
+from engine.core import allocation, limits
+from engine import markets
+from engine.core import schema as s
+from engine.core import snapshot as snap
+from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
 from tests.conftest import DATE1, DATE2, small_market, step
 
 R = s.RejectReason
@@ -861,7 +862,7 @@ def _allocate_2024(desk: Desk) -> None:
         allocation.PowerUnit(1, "coal_300mw_plus", electricity_mwh=12_000, heat_gj=5_000),
         allocation.PowerUnit(2, "gas", electricity_mwh=8_000),
     ]
-    true_up = allocation.true_up(2024, V24, units, allocation.benchmarks_2024(),
+    true_up = allocation.true_up(2024, V24, units, markets.benchmarks_2024(),
                                  {1: 7_000, 2: 3_500})  # fmt: skip
     # 12,000 MWh x 0.7910 + 5,000 GJ x 0.1033 = 10,008.5 → 10,008 t; 8,000 x 0.3288 = 2,630.4
     assert [(type(c), c.account, c.qty_t) for c in true_up] == [

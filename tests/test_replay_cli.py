@@ -16,7 +16,7 @@ import crc32c
 import msgspec
 import pytest
 
-from engine import journal as jr
+from engine.durable import journal as jr
 from replay import errors
 from replay.audit import AuditReport
 from replay.cli import add_commands, main

@@ -14,8 +14,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine import records as r
-from engine import schema as s
+from engine.core import records as r
+from engine.core import schema as s
 from replay import errors
 from replay.cli import main
 from replay.compliance import ComplianceReport, ComplianceYear

@@ -17,8 +17,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from engine import market as mk
-from engine import schema as s
+from engine.core import market as mk
+from engine.core import schema as s
 from replay.cli import main
 from replay.render import parse_time
 from tests.test_replay_support import write_log

@@ -1,6 +1,6 @@
 """Every single-byte change anywhere in a log is detected, exhaustively on a small log; a
 careful forgery (checksums and chain recomputed) is caught by the audit; ``verify`` over the
-memory-mapped walk reports exactly what ``engine.journal.verify`` reports."""
+memory-mapped walk reports exactly what ``engine.durable.journal.verify`` reports."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import crc32c
 import numpy as np
 import pytest
 
-from engine import journal as jr
-from engine import schema as s
-from engine.records import COMMAND_DTYPE
+from engine.durable import journal as jr
+from engine.core import schema as s
+from engine.core.records import COMMAND_DTYPE
 from replay.audit import audit
 from replay.datadir import open_data_dir
 from replay.errors import DataError

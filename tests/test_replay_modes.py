@@ -4,7 +4,7 @@ volume by mode and composite price agree with the engine's ``SessionClosed``,
 auction trades with their mode; statements of every party reconcile with the engine's balances.
 
 The scripted log is the golden scenario ``tests/golden/modes_day.toml``; the simulated one is a
-small market day of ``bench.simulation`` (hit-quote orders, phases, block trades, an auction).
+small market day of ``gateway.simulation`` (hit-quote orders, phases, block trades, an auction).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from engine import schema as s
-from engine.market import national_market
+from engine.core import schema as s
+from engine.markets import national_market
 from replay.cli import main
 from replay.datadir import open_data_dir
 from replay.reports import (
@@ -221,7 +221,7 @@ def test_cli_renders_modes_and_json_decodes(scripted, capsysbinary) -> None:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    from bench.simulation import Simulation, trading_dates
+    from gateway.simulation import Simulation, trading_dates
 
     market = national_market()
     sim = Simulation(market, seed=7, scale=0.04)
@@ -271,8 +271,8 @@ def test_simulated_market_statements_reconcile(simulated) -> None:
 
 def test_block_and_auction_movements_follow_the_typed_events() -> None:
     """Each movement rule reads the record columns the codec writes for the typed event."""
-    from engine import records as r
-    from engine.records import Codec
+    from engine.core import records as r
+    from engine.core.records import Codec
     from replay.reports import ACCOUNT_ROLES, MOVEMENTS, Fees
 
     codec = Codec(load("modes_day").market)

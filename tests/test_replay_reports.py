@@ -11,9 +11,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine import records as r
-from engine import schema as s
-from engine.compiled import CompiledEngine
+from engine.core import records as r
+from engine.core import schema as s
+from engine.core.compiled.engine import CompiledEngine
 from replay.datadir import open_data_dir
 from replay.diff import diff
 from replay.render import cny, parse_time, timestamp, trading_date

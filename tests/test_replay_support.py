@@ -10,9 +10,9 @@ import itertools
 import random
 from pathlib import Path
 
-from engine import schema as s
-from engine.market import Capacity, Instrument, MarketDefinition, validate
-from engine.sequencer import Exchange
+from engine.core import schema as s
+from engine.core.market import Capacity, Instrument, MarketDefinition, validate
+from engine.durable.sequencer import Sequencer
 
 T0 = 1_735_781_400_000_000_000
 """2025-01-02 09:30:00 +08:00 in nanoseconds."""
@@ -157,7 +157,7 @@ def write_log(
     options.setdefault("snapshot_every_events", None)
     options.setdefault("segment_bytes", SEGMENT_BYTES)
     hashes = {}
-    with Exchange.open(path, market, **options) as exchange:
+    with Sequencer.open(path, market, **options) as exchange:
         for batch in batches:
             result = exchange.submit(batch)
             hashes[result.last_seq] = exchange.state_hash()

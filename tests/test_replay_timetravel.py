@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.compiled import CompiledEngine
+from engine.core.compiled.engine import CompiledEngine
 from replay.datadir import open_data_dir
 from replay.errors import UsageError
 from replay.state import book, run

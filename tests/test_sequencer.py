@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import journal as jr
-from engine import limits
-from engine import schema as s
-from engine import sequencer as sq
-from engine.market import national_market
-from engine.reference import ReferenceEngine
+from engine.durable import journal as jr
+from engine.core import limits
+from engine.core import schema as s
+from engine.durable import sequencer as sq
+from engine.markets import national_market
+from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import buy, open_session, random_commands, sell, small_market
 from tests.test_journal import record_starts, reseal
 
@@ -33,11 +33,11 @@ def clock(start: int = T0, step: int = 1_000):
     return itertools.count(start, step).__next__
 
 
-def open_exchange(path: Path, market=None, **kw) -> sq.Exchange:
+def open_exchange(path: Path, market=None, **kw) -> sq.Sequencer:
     kw.setdefault("clock", clock())
     kw.setdefault("engine_factory", ReferenceEngine)
     kw.setdefault("segment_bytes", 64 * 1024)
-    return sq.Exchange.open(path, market, **kw)
+    return sq.Sequencer.open(path, market, **kw)
 
 
 def random_batches(rng: random.Random, n: int, market) -> list[list[s.Command]]:
@@ -50,7 +50,7 @@ def random_batches(rng: random.Random, n: int, market) -> list[list[s.Command]]:
     return batches
 
 
-def run(exchange: sq.Exchange, batches: list[list[s.Command]]) -> list[s.Event]:
+def run(exchange: sq.Sequencer, batches: list[list[s.Command]]) -> list[s.Event]:
     events: list[s.Event] = []
     for batch in batches:
         events.extend(exchange.submit(batch).events)
@@ -162,11 +162,11 @@ def test_annotations_are_logged_with_their_commands(tmp_path: Path) -> None:
 def test_the_default_engine_is_the_compiled_one(tmp_path: Path) -> None:
     assert sq.default_engine_class().__name__ == "CompiledEngine"
     market = small_market()
-    with sq.Exchange.open(tmp_path, market, snapshot_every_events=None) as exchange:
+    with sq.Sequencer.open(tmp_path, market, snapshot_every_events=None) as exchange:
         assert type(exchange.engine).__name__ == "CompiledEngine"
         exchange.submit([open_session(20250102), sell(1, 1, 10, 6000), buy(2, 2, 4, 6000)])
         live = exchange.state_hash()
-    with sq.Exchange.open(tmp_path, engine_factory=ReferenceEngine) as exchange:
+    with sq.Sequencer.open(tmp_path, engine_factory=ReferenceEngine) as exchange:
         assert exchange.state_hash() == live  # the log does not depend on the engine
 
 
@@ -251,7 +251,7 @@ def test_unfinished_snapshot_files_are_removed(tmp_path: Path) -> None:
     assert not tmp.exists()
 
 
-def fabricate_snapshot(exchange: sq.Exchange, last_seq: int, chain: bytes) -> Path:
+def fabricate_snapshot(exchange: sq.Sequencer, last_seq: int, chain: bytes) -> Path:
     info = sq.SnapshotInfo(
         "", last_seq, T0, exchange.market.digest(), chain, exchange.state_hash(),
         exchange.engine.export_state(),
@@ -308,7 +308,7 @@ def test_a_failed_batch_stops_the_exchange_until_it_is_reopened(tmp_path: Path) 
         before = exchange.state_hash()
         with pytest.raises(RuntimeError, match="engine bug"):
             exchange.submit([buy(2, 1, 5, 6000), buy(666, 1, 5, 6000)])
-        with pytest.raises(sq.ExchangeFailedError, match="reopen"):
+        with pytest.raises(sq.SequencerFailedError, match="reopen"):
             exchange.submit([buy(3, 1, 5, 6000)])
     assert jr.verify(tmp_path / sq.LOG_DIR).ok
     with open_exchange(tmp_path, engine_factory=FailingEngine) as exchange:
@@ -321,10 +321,10 @@ def test_second_exchange_in_another_process_is_refused(tmp_path: Path) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from engine.sequencer import Exchange
-        from engine.journal import LogLockedError
+        from engine.durable.sequencer import Sequencer
+        from engine.durable.journal import LogLockedError
         try:
-            Exchange.open({str(tmp_path)!r})
+            Sequencer.open({str(tmp_path)!r})
         except LogLockedError as exc:
             print("refused:", exc)
         """
@@ -412,10 +412,10 @@ REPLAY_SCRIPT = """
 import hashlib, sys
 sys.path.insert(0, {root!r})
 import msgspec
-from engine import journal as jr
-from engine.reference import ReferenceEngine
-from engine.compiled import CompiledEngine
-from engine.sequencer import MARKET_FILE, LOG_DIR, _decode_market
+from engine.durable import journal as jr
+from engine.core.reference.engine import ReferenceEngine
+from engine.core.compiled.engine import CompiledEngine
+from engine.durable.sequencer import MARKET_FILE, LOG_DIR, _decode_market
 from pathlib import Path
 data_dir = Path({data_dir!r})
 market = _decode_market((data_dir / MARKET_FILE).read_bytes())

@@ -38,9 +38,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine import schema as s
-from engine import snapshot_format as snap
-from engine.market import Capacity, Fees, Instrument, MarketDefinition, Phase, validate
+from engine.core import schema as s
+from engine.core import snapshot as snap
+from engine.core.market import Capacity, Fees, Instrument, MarketDefinition, Phase, validate
 from tests.conftest import DATE1, DATE2, DATE3, step
 
 R = s.RejectReason
@@ -1659,9 +1659,9 @@ def test_snapshot_holds_the_modes_state(engine_cls) -> None:
 def test_snapshot_restores_into_either_engine_and_continues_alike(engine_cls, target) -> None:
     desk = _busy_desk(engine_cls)
     if target == "reference":
-        from engine.reference import ReferenceEngine as Target
+        from engine.core.reference.engine import ReferenceEngine as Target
     else:
-        from engine.compiled import CompiledEngine as Target
+        from engine.core.compiled.engine import CompiledEngine as Target
     data = desk.engine.export_state()
     restored = Target.from_state(desk.engine.market, data)
     assert restored.state_hash() == desk.hash()
@@ -1720,10 +1720,10 @@ ENGINE_NAMES = ["reference", "compiled"]
 
 def _engine_class(name: str) -> type:
     if name == "reference":
-        from engine.reference import ReferenceEngine
+        from engine.core.reference.engine import ReferenceEngine
 
         return ReferenceEngine
-    from engine.compiled import CompiledEngine  # lazily: it may not be built yet
+    from engine.core.compiled.engine import CompiledEngine  # lazily: it may not be built yet
 
     return CompiledEngine
 
@@ -1742,7 +1742,7 @@ def _check_replays(path: Path, hashes: dict[int, str], events: list, engine: str
     """``replay``'s verify, audit (both rule sets), run and rebuild (from genesis and from
     snapshots, at the end of random batches) agree with the live hashes; a reopened exchange
     recovers the state and regenerates the live events."""
-    from engine.sequencer import Exchange
+    from engine.durable.sequencer import Sequencer
     from replay.audit import audit
     from replay.datadir import open_data_dir
     from replay.state import run
@@ -1766,7 +1766,7 @@ def _check_replays(path: Path, hashes: dict[int, str], events: list, engine: str
             rebuilt = rebuild(data, engine, Stop(until_seq=seq), from_snapshot)
             assert rebuilt.engine.state_hash() == hashes[seq], (seq, from_snapshot)
             rebuilt.engine.check_invariants()
-    with Exchange.open(path, engine_factory=_engine_class(engine), durability="none") as again:
+    with Sequencer.open(path, engine_factory=_engine_class(engine), durability="none") as again:
         assert again.state_hash() == hashes[last]
         assert list(again.events_since(1)) == events
 

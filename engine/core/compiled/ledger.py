@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The ledger lives in the same state array as the books (``engine.layout``): an account table
+The ledger lives in the same state array as the books (``engine.core.compiled.layout``): an account table
 (kind, freeze flag, available and locked cash), a holdings table per (account, instrument)
 (tradable, locked, frozen, unsettled), per-instrument totals (issued, clawed back, surrendered,
 cancelled), a compliance table per (year, account) and an open-addressing table of the
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from engine.layout import *  # noqa: F403 - the kernels' shared vocabulary
-from engine.records import (
+from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
+from engine.core.records import (
     E_ACCOUNT,
     E_INSTRUMENT,
     E_KIND,
@@ -42,10 +42,8 @@ from engine.records import (
     E_X5,
 )
 
-DEPENDENCIES_DIGEST = "7fb7c9c0b0a86c3a"
-"""blake2b-64 of engine/layout.py and records.py, whose constants the functions here compile
-in (Numba's cache is keyed on this file alone); kept current by ``python -m engine.kernel`` and
-checked by tests/test_architecture.py."""
+DEPENDENCIES_DIGEST = "c4850a7fa69b878c"
+"""See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
 @njit(cache=True)

@@ -37,7 +37,7 @@ Encoding: msgpack (``msgspec.msgpack``) of :class:`EngineSnapshot`.  The nested 
 
 ``OrderSnapshot`` (array)
     ``order_id, account, price_ticks, qty_t, order_type, tif, stp`` - ``qty_t`` is the open
-    (remaining) quantity; the codes are those of ``engine.schema``.  Side and instrument are
+    (remaining) quantity; the codes are those of ``engine.core.schema``.  Side and instrument are
     given by the list that holds the order.
 
 Schema evolution follows the rest of the codebase: fields are only appended, with defaults;

@@ -48,9 +48,10 @@ from collections.abc import Iterator
 import msgspec
 from sortedcontainers import SortedDict
 
-from engine import allocation
-from engine import schema as s
-from engine.market import MarketDefinition, band_edges
+from engine.core import allocation
+from engine import markets
+from engine.core import schema as s
+from engine.core.market import MarketDefinition, band_edges
 
 SECTORS_2025 = (("power", 2_087), ("steel", 232), ("cement", 962), ("aluminium", 97))
 INVESTORS = 20
@@ -387,7 +388,7 @@ class Simulation:
 
         Allocation of vintage ``year``: 70 % pre-allocation of last year's emissions, then the
         true-up (power: benchmark formula on the unit's output; other sectors: an
-        intensity-based final allocation), all through ``engine.allocation``.
+        intensity-based final allocation), all through ``engine.core.allocation``.
         """
         rng = self.rng
         commands: list[s.Command] = [
@@ -408,7 +409,7 @@ class Simulation:
         commands += pre
         pre_by_account = {c.account: c.qty_t for c in pre}
         units = [p.power_unit for p in entities if p.power_unit is not None]
-        commands += allocation.true_up(year, vintage, units, allocation.benchmarks_2024(),
+        commands += allocation.true_up(year, vintage, units, markets.benchmarks_2024(),
                                        pre_by_account)  # fmt: skip
         for p in entities:
             if p.power_unit is None:  # intensity-based final allocation for other sectors

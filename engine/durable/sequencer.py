@@ -4,12 +4,12 @@ events.
 Theory of operation
 -------------------
 The engine is a pure state machine; this module is the I/O shell around it.  An
-:class:`Exchange` owns a data directory::
+:class:`Sequencer` owns a data directory::
 
     LOCK          flock: one writer per directory (a second one is refused)
     market.json   the market definition, written once, atomically (JSON: TOML encoding
                   would need another package)
-    log/          the command log (``engine.journal``)
+    log/          the command log (``engine.durable.journal``)
     snapshots/    engine snapshots, ``<seq:020d>.snap``
 
 For every batch it assigns consecutive sequence numbers and one timestamp (from the injected
@@ -41,11 +41,11 @@ import crc32c
 import msgspec
 import numpy as np
 
-from engine import journal as jr
-from engine import limits
-from engine import market as mk
-from engine import schema as s
-from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.durable import journal as jr
+from engine.core import limits
+from engine.core import market as mk
+from engine.core import schema as s
+from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ReplayDivergenceError(jr.JournalError):
     the one that wrote the log, or it is not deterministic."""
 
 
-class ExchangeFailedError(RuntimeError):
+class SequencerFailedError(RuntimeError):
     """A previous batch failed half-way; the exchange must be reopened (recovered)."""
 
 
@@ -103,7 +103,7 @@ class SkippedSnapshot(msgspec.Struct, frozen=True):
 
 
 class RecoveryReport(msgspec.Struct, frozen=True):
-    """What :meth:`Exchange.open` found and did."""
+    """What :meth:`Sequencer.open` found and did."""
 
     created: bool
     journal: jr.JournalRecovery
@@ -222,7 +222,7 @@ def _remove_temporary_files(directory: Path) -> list[str]:
 
 def default_engine_class() -> EngineClass:
     """The compiled engine, imported on first use (it compiles at start-up)."""
-    from engine.compiled import CompiledEngine
+    from engine.core.compiled.engine import CompiledEngine
 
     return cast(EngineClass, CompiledEngine)
 
@@ -371,7 +371,7 @@ def _report_fields(path: str | None, seq: int | None, skipped: list, counts: tup
 # ------------------------------------------------------------------------------------------
 
 
-class Exchange:
+class Sequencer:
     """The sequencer and owner of one data directory.  Create with :meth:`open`."""
 
     def __init__(
@@ -399,7 +399,7 @@ class Exchange:
         snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
         snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT, engine_factory: EngineClass | None = None,
         audit_replay: bool = True,
-    ) -> Exchange:  # fmt: skip
+    ) -> Sequencer:  # fmt: skip
         """Create a new exchange in ``data_dir`` or recover the one there.
 
         Parameters
@@ -422,7 +422,7 @@ class Exchange:
             Snapshot files kept (older ones are deleted after a new one is durable).
         engine_factory : EngineClass, optional
             Engine class: ``engine_factory(market)`` and ``engine_factory.from_state(market,
-            bytes)``; default ``engine.compiled.CompiledEngine``.
+            bytes)``; default ``engine.core.compiled.engine.CompiledEngine``.
         audit_replay : bool
             Compare the events of every replayed batch with its checkpoint.
 
@@ -566,9 +566,9 @@ class Exchange:
 
     def _check_usable(self) -> None:
         if self.journal.closed:
-            raise ExchangeFailedError("exchange is closed")
+            raise SequencerFailedError("exchange is closed")
         if self._failure is not None:
-            raise ExchangeFailedError(
+            raise SequencerFailedError(
                 f"a batch failed half-way ({self._failure!r}); reopen the exchange to recover"
             )
 

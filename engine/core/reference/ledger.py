@@ -9,7 +9,7 @@ instrument :class:`Totals` (issued, clawed back, surrendered, cancelled), a comp
 compliance years, and every idempotency key seen with the seq, outcome and command tag of its
 first use.
 
-The reference matching engine (``engine.reference``) calls the trading hooks at the points the
+The reference matching engine (``engine.core.reference.engine``) calls the trading hooks at the points the
 compiled kernel does: :meth:`Ledger.order_reason` after the matching checks of a submit,
 :meth:`Ledger.lock` when an order is accepted, :meth:`Ledger.settle` on every fill (before the
 orders' open quantities shrink), :meth:`Ledger.unlock` whenever an order leaves with open
@@ -44,11 +44,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engine import limits
-from engine import schema as s
-from engine import snapshot_format as snap
-from engine.market import MarketDefinition
-from engine.schema import RejectReason as RR
+from engine.core import limits
+from engine.core import schema as s
+from engine.core import snapshot as snap
+from engine.core.market import MarketDefinition
+from engine.core.schema import RejectReason as RR
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 TRADING_KINDS = (s.AccountKind.COMPLIANCE, s.AccountKind.INVESTOR)

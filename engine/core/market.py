@@ -1,6 +1,7 @@
 """The market definition: instruments, their trading parameters and the engine's capacities.
 
-A market definition is data, loaded from TOML and validated with msgspec; every default of
+A market definition is data, decoded from TOML and validated with msgspec (reading it from a
+file is ``engine.markets``' job); every default of
 the national market (``engine/data/national.toml``) is a parameter here, never a literal in
 code.  An invalid definition raises :class:`MarketDefinitionError` naming the field.
 
@@ -10,13 +11,11 @@ Prices are integer ticks of the price unit (fen: 0.01 CNY), quantities whole ton
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
-from engine import limits
+from engine.core import limits
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
@@ -25,7 +24,7 @@ PhaseMode = Literal["continuous", "hit_quote", "block"]
 ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 MODE_BITS: dict[str, int] = {"continuous": 1, "hit_quote": 2, "block": 4, "auction": 8}
-"""``engine.schema.TradingMode`` bit of each mode name."""
+"""``engine.core.schema.TradingMode`` bit of each mode name."""
 PHASE_MODES_ALL = ("continuous", "hit_quote", "block")
 
 
@@ -75,7 +74,7 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def mode_bits(self) -> int:
-        """``engine.schema.TradingMode`` bits of ``modes``."""
+        """``engine.core.schema.TradingMode`` bits of ``modes``."""
         return mode_bits(self.modes)
 
 
@@ -93,7 +92,7 @@ class Phase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def mode_bits(self) -> int:
-        """``engine.schema.TradingMode`` bits of ``modes``."""
+        """``engine.core.schema.TradingMode`` bits of ``modes``."""
         return mode_bits(self.modes)
 
 
@@ -255,17 +254,6 @@ def loads(data: bytes | str) -> MarketDefinition:
     except msgspec.DecodeError as exc:
         raise MarketDefinitionError(f"market definition is not valid TOML: {exc}") from None
     return validate(definition)
-
-
-def load(path: str | Path) -> MarketDefinition:
-    """Load and validate a market definition file."""
-    return loads(Path(path).read_bytes())
-
-
-def national_market() -> MarketDefinition:
-    """The shipped default: China's national ETS, vintages CEA-2019-20 … CEA-2025 and CCER."""
-    text = importlib.resources.files("engine").joinpath("data/national.toml").read_bytes()
-    return loads(text)
 
 
 def band_edges(reference_ticks: int, band_bps: int, tick_ticks: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ engine turns commands into events and nothing else.  Every command carries the s
 and timestamp that the sequencer assigned (``seq``, ``ts_ns``); the engine echoes them in every
 event the command produced and never reads a clock.
 
-The same commands and events also exist as fixed-width records (``engine.records``): that is
+The same commands and events also exist as fixed-width records (``engine.core.records``): that is
 the hot view the compiled kernel and the log use.  The integer ``tag`` of each Struct equals the
 ``kind`` field of its record, so the two views convert without a lookup table of names.
 

@@ -40,10 +40,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from bench import progress
-from bench.simulation import OPERATOR_COMMANDS, Simulation
-from engine import schema as s
-from engine.market import MarketDefinition
+from gateway import progress
+from gateway.simulation import OPERATOR_COMMANDS, Simulation
+from engine.core import schema as s
+from engine.core.market import MarketDefinition
 from gateway.client import Client, Outcome
 from gateway.protocol import Role
 from gateway.server import GatewayConfig

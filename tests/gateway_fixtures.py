@@ -7,7 +7,7 @@ hashed cheaply (logons are not what these runs exercise).
 
 from __future__ import annotations
 
-from engine.market import Capacity, Instrument, MarketDefinition, validate
+from engine.core.market import Capacity, Instrument, MarketDefinition, validate
 from gateway.protocol import Role
 from gateway.users import User, UserDirectory, hash_secret
 

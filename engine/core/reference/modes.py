@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The reference engine (``engine.reference``) owns the order books, the sessions and their
+The reference engine (``engine.core.reference.engine``) owns the order books, the sessions and their
 phases; this module owns the two trading modes that live outside the order book.
 
 * **Block offers** are a dictionary ``offers`` (offer id -> :class:`BlockOffer`).  An offer locks
@@ -36,16 +36,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from engine import limits
-from engine import schema as s
-from engine import snapshot_format as snap
-from engine.market import band_edges
-from engine.reference_ledger import OpenOrder
-from engine.schema import CancelReason as CR
-from engine.schema import RejectReason as RR
+from engine.core import limits
+from engine.core import schema as s
+from engine.core import snapshot as snap
+from engine.core.market import band_edges
+from engine.core.reference.ledger import OpenOrder
+from engine.core.schema import CancelReason as CR
+from engine.core.schema import RejectReason as RR
 
 if TYPE_CHECKING:
-    from engine.reference import ReferenceEngine, _Book, _Out
+    from engine.core.reference.engine import ReferenceEngine, _Book, _Out
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 OPEN, CLOSED, HALTED = s.SessionState.OPEN, s.SessionState.CLOSED, s.SessionState.HALTED

@@ -1,7 +1,7 @@
 """``cets demo``: the whole product on a trading day of the national carbon market.
 
 It creates a data directory, starts the exchange with its TCP gateway on a loopback port and
-drives it through real client sessions (``bench.demo_gateway``): the registry opens 3,398
+drives it through real client sessions (``gateway.demo_clients``): the registry opens 3,398
 accounts and issues allocations computed with the power-sector benchmark formula, the operator
 opens the session, some fifty trading firms trade concurrently in the three trading modes
 (listing orders and hit-quote orders in the morning and afternoon, block trades in the
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import progress
-from bench.simulation import Simulation, trading_dates
-from engine import records as r
-from engine import schema as s
-from engine.market import national_market
-from engine.sequencer import MARKET_FILE, Exchange
+from gateway import progress
+from gateway.simulation import Simulation, trading_dates
+from engine.core import records as r
+from engine.core import schema as s
+from engine.markets import national_market
+from engine.durable.sequencer import MARKET_FILE, Sequencer
 from replay.audit import audit
 from replay.compliance import ComplianceReport
 from replay.datadir import open_data_dir
@@ -54,7 +54,7 @@ def _fresh_directory(path: Path) -> None:
 # -- the embedded path -------------------------------------------------------------------------
 
 
-def _submit_all(exchange: Exchange, commands: list, label: str) -> int:
+def _submit_all(exchange: Sequencer, commands: list, label: str) -> int:
     bar = progress.Bar(len(commands), label)
     for start in range(0, len(commands), BATCH):
         batch = commands[start : start + BATCH]
@@ -69,7 +69,7 @@ def run_embedded(data_dir: Path, market, sim: Simulation, dates: list[int], orde
     """The same flow as the gateway demo, submitted to the sequencer in this process.
 
     Returns the start time (after the engine is compiled) and the number of commands."""
-    with Exchange.open(data_dir, market) as exchange:
+    with Sequencer.open(data_dir, market) as exchange:
         started = time.perf_counter()
         engine = exchange.engine
         sent = _submit_all(exchange, sim.setup(year), "registry set-up")
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
                                          COMPLIANCE_YEAR)  # fmt: skip
         refused = 0
     else:
-        from bench.demo_gateway import run_through_gateway
+        from gateway.demo_clients import run_through_gateway
 
         driver = run_through_gateway(data_dir, market, sim, dates, args.orders,
                                      COMPLIANCE_YEAR)  # fmt: skip

@@ -20,12 +20,11 @@ step`` with step 1 (pre-allocation) or 2 (true-up).
 
 from __future__ import annotations
 
-import importlib.resources
 from typing import Annotated, Literal
 
 import msgspec
 
-from engine import schema as s
+from engine.core import schema as s
 
 MICRO = 1_000_000
 PRE_ALLOCATION_PERCENT = 70
@@ -48,12 +47,6 @@ class PowerUnit(msgspec.Struct, frozen=True):
     heat_gj: int = 0
     correction_ppm: int = MICRO
     """Correction factor (load factor, cooling type ...) in parts per million (1.0 = 10^6)."""
-
-
-def benchmarks_2024() -> Benchmarks:
-    """The published 2024 benchmarks, shipped as data (``engine/data/benchmarks_2024.toml``)."""
-    text = importlib.resources.files("engine").joinpath("data/benchmarks_2024.toml").read_bytes()
-    return msgspec.toml.decode(text, type=Benchmarks)
 
 
 def unit_allocation_t(unit: PowerUnit, benchmarks: Benchmarks) -> int:

@@ -14,7 +14,7 @@ together with its directory entry, so a segment either exists whole or not at al
 One *batch record* holds one batch of commands (the unit of group commit): a 128-byte header
 (magic, version, type, first seq, count, timestamp range, body length, CRC32C of the body, the
 chain hash of the previous record, CRC32C of the header) and a body of raw
-:data:`~engine.records.COMMAND_DTYPE` records followed by an optional msgpack *annotations*
+:data:`~engine.core.records.COMMAND_DTYPE` records followed by an optional msgpack *annotations*
 blob (per-command opaque bytes, e.g. a gateway's client order id).  Replay hands the body to
 the compiled engine through ``np.frombuffer``: no per-command Python work.  After the batch was
 applied, a *checkpoint record* stores the count and blake2b-256 digest of the event records it
@@ -58,8 +58,8 @@ import crc32c
 import msgspec
 import numpy as np
 
-from engine import limits
-from engine.records import COMMAND_DTYPE
+from engine.core import limits
+from engine.core.records import COMMAND_DTYPE
 
 FORMAT_VERSION = 1
 SEGMENT_MAGIC = b"CETSLOG\x00"
@@ -218,7 +218,7 @@ class JournalRecovery(msgspec.Struct, frozen=True):
 class LoggedBatch:
     """One complete batch as read back from the log (batch record plus its checkpoint).
 
-    ``commands`` is a read-only :data:`~engine.records.COMMAND_DTYPE` view of the log's bytes.
+    ``commands`` is a read-only :data:`~engine.core.records.COMMAND_DTYPE` view of the log's bytes.
     """
 
     first_seq: int
@@ -1001,7 +1001,7 @@ class Journal:
         Parameters
         ----------
         commands : np.ndarray
-            :data:`~engine.records.COMMAND_DTYPE` records whose ``seq`` run from
+            :data:`~engine.core.records.COMMAND_DTYPE` records whose ``seq`` run from
             :attr:`next_seq` consecutively and whose ``ts_ns`` never decrease.
         annotations : bytes
             Blob from :func:`encode_annotations` (b"" for none).

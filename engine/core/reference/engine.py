@@ -41,7 +41,7 @@ its schedule: 0 at ``OpenSession``, then moved by ``SetTradingPhase``); ``_Book.
 gates the order types (checks 6 and 16 of a submit, ``MODE_NOT_IN_PHASE`` of a modify) and
 hit-quote orders trade with their named quote in :meth:`ReferenceEngine._hit_quote`.  Block
 offers, auctions and the session's mode volumes live in
-:class:`~engine.reference_modes.TradingModes`, which shares the books, the ledger and the one
+:class:`~engine.core.reference.modes.TradingModes`, which shares the books, the ledger and the one
 trade-id sequence.  Readings where that specification is silent:
 
 * "Block was effective" for ``SetTradingPhase`` compares the instrument's modes in the old and
@@ -51,7 +51,7 @@ trade-id sequence.  Readings where that specification is silent:
 * Every event of a hit-quote order carries the quote's price, its ``FOK_NOT_FILLABLE`` too.
 
 With ``market.registry`` on, the engine is also the registry of docs/LEDGER.md: an
-:class:`~engine.reference_ledger.Ledger` holds accounts, holdings and locks, and the matching
+:class:`~engine.core.reference.ledger.Ledger` holds accounts, holdings and locks, and the matching
 code calls it where an order is checked (after ``BOOK_FULL``, before ``WOULD_TRADE``), accepted
 (lock), filled (settle), leaves with open quantity (unlock) or modified, and where a session
 opens (T+1).  Registry commands go to the ledger whole.  With the registry off those calls are
@@ -68,14 +68,14 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from sortedcontainers import SortedDict
 
-from engine import records as rec
-from engine import schema as s
-from engine import snapshot_format as snap
-from engine.market import Instrument, MarketDefinition, band_edges
-from engine.reference_ledger import Ledger, OpenOrder
-from engine.reference_modes import TradingModes
-from engine.schema import CancelReason as CR
-from engine.schema import RejectReason as RR
+from engine.core import records as rec
+from engine.core import schema as s
+from engine.core import snapshot as snap
+from engine.core.market import Instrument, MarketDefinition, band_edges
+from engine.core.reference.ledger import Ledger, OpenOrder
+from engine.core.reference.modes import TradingModes
+from engine.core.schema import CancelReason as CR
+from engine.core.schema import RejectReason as RR
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 OPEN, CLOSED, HALTED = s.SessionState.OPEN, s.SessionState.CLOSED, s.SessionState.HALTED
@@ -322,9 +322,9 @@ class ReferenceEngine:
         return events
 
     def apply_records(self, records: np.ndarray) -> np.ndarray:
-        """Apply a batch of :data:`~engine.records.COMMAND_DTYPE` records.
+        """Apply a batch of :data:`~engine.core.records.COMMAND_DTYPE` records.
 
-        Returns the events as an :data:`~engine.records.EVENT_DTYPE` array.
+        Returns the events as an :data:`~engine.core.records.EVENT_DTYPE` array.
         """
         events: list[s.Event] = []
         for row in records.tolist():
@@ -945,7 +945,7 @@ class ReferenceEngine:
         return hashlib.blake2b(data, digest_size=32).hexdigest()
 
     def export_state(self) -> bytes:
-        """A logical snapshot (``engine.snapshot_format``) of the whole engine."""
+        """A logical snapshot (``engine.core.snapshot``) of the whole engine."""
 
         def side(book: _Book, side: s.Side) -> list[snap.OrderSnapshot]:
             return [
@@ -979,7 +979,7 @@ class ReferenceEngine:
 
         Raises
         ------
-        engine.snapshot_format.SnapshotFormatError
+        engine.core.snapshot.SnapshotFormatError
             Corrupt or inconsistent snapshot, or one taken of another market definition.
         """
         snapshot = snap.load(data, market)

@@ -1,9 +1,9 @@
 """The layout of the compiled engine's state array, and the integer codes the kernels use.
 
-One module holds the vocabulary shared by the matching kernel (``engine.kernel``) and the
-ledger kernel (``engine.ledger``): header words (``M_*``), table columns (``I_*`` instruments,
+One module holds the vocabulary shared by the matching kernel (``engine.core.compiled.kernel``) and the
+ledger kernel (``engine.core.compiled.ledger``): header words (``M_*``), table columns (``I_*`` instruments,
 ``O_*`` orders, ``L_*`` price levels, ``A_*`` accounts, ``H_*`` holdings, ``C_*`` compliance,
-``KEY_*`` idempotency keys), and the codes of ``engine.schema`` as plain ints, so compiled code
+``KEY_*`` idempotency keys), and the codes of ``engine.core.schema`` as plain ints, so compiled code
 needs no Python objects.  ``tests/test_layout.py`` checks the codes against the schema.
 """
 
@@ -63,7 +63,7 @@ BIDF = 6
 L_HEAD, L_TAIL, L_QTY, L_COUNT = range(4)
 LF = 4
 
-# --- codes (mirror engine.schema; plain ints so the kernel needs no Python objects) --------
+# --- codes (mirror engine.core.schema; plain ints so the kernel needs no Python objects) --------
 BUY, SELL = 1, 2
 LIMIT, MARKET, POST_ONLY, HIT_QUOTE = 1, 2, 3, 4
 DAY, GTC, IOC, FOK = 1, 2, 3, 4

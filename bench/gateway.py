@@ -49,10 +49,10 @@ from pathlib import Path
 
 import msgspec
 
-from engine import journal as jr
-from engine import schema as s
-from engine.market import Capacity, Instrument, MarketDefinition, validate
-from engine.sequencer import MARKET_FILE
+from engine.durable import journal as jr
+from engine.core import schema as s
+from engine.core.market import Capacity, Instrument, MarketDefinition, validate
+from engine.durable.sequencer import MARKET_FILE
 from gateway import protocol as p
 from gateway.protocol import Role
 from gateway.server import GatewayStats
@@ -609,7 +609,7 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
     """
     import gc
 
-    from engine.sequencer import Exchange
+    from engine.durable.sequencer import Sequencer
     from gateway.server import Connection, Gateway, GatewayConfig
     from gateway.service import GC_GEN0_THRESHOLD
 
@@ -619,7 +619,7 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
             directory = Path(tmp)
             write_bench_users(directory, clients)
             users = UserDirectory.load(directory / "users.json")
-            exchange = Exchange.open(directory / "data", bench_market(max(64, clients + 2)),
+            exchange = Sequencer.open(directory / "data", bench_market(max(64, clients + 2)),
                                      durability="none", snapshot_every_events=None)  # fmt: skip
             loop = asyncio.new_event_loop()
             try:
@@ -714,7 +714,7 @@ class _Echo(asyncio.Protocol):
 
 
 def echo_server() -> None:
-    """``python -m gateway.bench echo-server``: serve :class:`_Echo` on a free loopback port
+    """``python -m bench.gateway echo-server``: serve :class:`_Echo` on a free loopback port
     (printing ``echo listening on 127.0.0.1:PORT``) until SIGTERM."""
     from gateway.service import new_event_loop
 
@@ -737,7 +737,7 @@ def run_latency_floor(rate: int = 10_000, seconds: float = 5.0, warmup: int = 2_
     frames = order_frames(0, n, prefix="l")
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen([sys.executable, "-m", "gateway.bench", "echo-server"],
+    process = subprocess.Popen([sys.executable, "-m", "bench.gateway", "echo-server"],
                                stdout=subprocess.PIPE, text=True, env=env, cwd=root)  # fmt: skip
     try:
         line = process.stdout.readline()
@@ -767,11 +767,11 @@ def run_latency_floor(rate: int = 10_000, seconds: float = 5.0, warmup: int = 2_
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gateway.bench [throughput|latency|both]``: run at the default sizes and
+    """``python -m bench.gateway [throughput|latency|both]``: run at the default sizes and
     print the results as JSON lines (the ``cets bench`` wiring lives in ``bench/``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m gateway.bench", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=main.__doc__)
     parser.add_argument("which", nargs="?",
                         choices=["throughput", "latency", "floor", "inprocess", "both",
                                  "echo-server"],

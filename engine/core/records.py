@@ -6,7 +6,7 @@ The compiled kernel and the log never see a Python object.  A batch of commands 
 structured array of :data:`COMMAND_DTYPE` (64 bytes a command, little-endian, the log's body
 format); the kernel writes events into a preallocated array of :data:`EVENT_DTYPE` (16 int64
 columns), whose meaning per event kind is given by the ``E_*`` column constants below.  The
-``kind`` of a record equals the msgspec tag of its typed counterpart in ``engine.schema``.
+``kind`` of a record equals the msgspec tag of its typed counterpart in ``engine.core.schema``.
 
 Symbols become dense instrument indices (their position in the market definition) here, at
 the boundary, once; -1 means "every instrument" for session and mass-cancel commands.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import schema as s
-from engine.market import MarketDefinition
+from engine.core import schema as s
+from engine.core.market import MarketDefinition
 
 COMMAND_DTYPE = np.dtype(
     [

@@ -3,14 +3,14 @@
 Theory of operation
 -------------------
 Block offers, auctions and auction bids live in three slot tables of the engine's state array
-(``engine.layout``: ``BO_*``, ``AU_*``, ``BID_*``).  A row is free when its id (column 0 of
+(``engine.core.compiled.layout``: ``BO_*``, ``AU_*``, ``BID_*``).  A row is free when its id (column 0 of
 every table) is 0; a table is used up to its high-water mark and rows are found by a linear
 scan below it.  The tables are small (``capacity.block_offers`` ~ 1,000 offers, 64 auctions, a
 few thousand bids) and touched only by block and auction commands, which are rare next to
 orders, so a scan costs less than the hash table the order book needs would.  A free row is
 all zeros, so a reused row carries nothing of its previous owner.
 
-Every posted offer, applied lot and accepted bid holds a ledger lock (``engine.ledger``) exactly
+Every posted offer, applied lot and accepted bid holds a ledger lock (``engine.core.compiled.ledger``) exactly
 as an order of the same side, quantity and price would; it is released when the offer or bid
 goes and consumed by ``ledger.settle`` when it trades, so fees and T+1 work as for order
 fills.  With the registry off (``st[M_REGISTRY] == 0``) every ledger step is skipped.
@@ -26,15 +26,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine import ledger
-from engine.layout import *  # noqa: F403 - the kernels' shared vocabulary
-from engine.ledger import emit
-from engine.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
+from engine.core.compiled import ledger
+from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
+from engine.core.compiled.ledger import emit
+from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "f182875ec0ccd95f"
-"""blake2b-64 of engine/layout.py, ledger.py and records.py, whose constants and code the
-functions here compile in (Numba's cache is keyed on this file alone); kept current by
-``python -m engine.kernel`` and checked by tests/test_architecture.py."""
+DEPENDENCIES_DIGEST = "ee15110c26815b86"
+"""See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
 UNKNOWN = -2
@@ -63,7 +61,7 @@ def effective_modes(st, ins):
 
 @njit(cache=True)
 def band_edges(reference, bps, tick):
-    """``engine.market.band_edges``: both edges inward to the tick, the lower at least one."""
+    """``engine.core.market.band_edges``: both edges inward to the tick, the lower at least one."""
     upper = reference * (10_000 + bps) // 10_000
     upper -= upper % tick
     lower = -((-reference * (10_000 - bps)) // 10_000)
@@ -628,7 +626,7 @@ def _cancel_auction(st, out, n, seq, ts, auction_id):
 
 @njit(cache=True)
 def mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype):
-    """Apply one block or auction command (fields as mapped in ``engine.records``)."""
+    """Apply one block or auction command (fields as mapped in ``engine.core.records``)."""
     if kind == K_BLOCK_OFFER:
         return _submit_offer(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side)
     if kind == K_BLOCK_ACCEPT:

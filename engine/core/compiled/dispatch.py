@@ -1,0 +1,104 @@
+"""The compiled entry points: the whole exchange state in one int64 array, one compiled loop.
+
+Commands arrive either as a record batch (:func:`process_batch`, the log and replay path) or
+as scalars (:func:`apply_one`, the one-command Python API); both run :func:`_dispatch`.  Events
+are written as 16-int64 rows (``engine.core.records`` columns) into a caller-provided array.  Before
+each command the kernel checks that the output has room for the worst case (one event per
+resting order plus a few), and otherwise returns so the caller can grow it: a command is never
+half applied.
+
+The rules are those of ``docs/MATCHING.md``; ``engine/reference.py`` is their plain-Python
+statement and the differential tests hold the two to identical events and state hashes.  All
+functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.core.compiled import ledger, modes
+from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
+from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
+from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
+
+DEPENDENCIES_DIGEST = "790e5522f6d55c37"
+"""See ``engine.numba_cache``: the digest of the files this module compiles in."""
+
+
+# ------------------------------------------------------------------------------------------
+# entry points
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
+              year):  # fmt: skip
+    if kind == K_SUBMIT:
+        return submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif,
+                       stp)  # fmt: skip
+    if kind == K_MODIFY:
+        return modify(st, out, n, seq, ts, oid, price, qty, acct)
+    if kind == K_CANCEL:
+        return cancel(st, out, n, seq, ts, oid, acct)
+    if kind == K_MASS_CANCEL:
+        return mass_cancel(st, out, n, seq, ts, acct, ins)
+    if kind == K_OPEN_SESSION:
+        return open_session(st, out, n, seq, ts, ins, aux)
+    if kind == K_CLOSE_SESSION:
+        return close_session(st, out, n, seq, ts, ins)
+    if kind == K_HALT or kind == K_RESUME:
+        return halt_resume(st, out, n, seq, ts, kind, ins)
+    if kind == K_SET_PHASE:
+        return set_phase(st, out, n, seq, ts, ins, aux)
+    if K_BLOCK_OFFER <= kind <= K_AUCTION_CANCEL:
+        return modes.mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
+                                  side, otype)  # fmt: skip
+    if K_OPEN_ACCOUNT <= kind <= K_CLOSE_YEAR:
+        return ledger.registry_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
+                                       side, otype, year)  # fmt: skip
+    raise ValueError("unknown command kind")
+
+
+@njit(cache=True)
+def has_room(st, out, n):
+    # A close cancels every resting order and block offer and reports two events per
+    # instrument (SessionClosed, SessionModeVolumes); an auction reports one event per bid.
+    reserve = st[M_LIVE] + 2 * st[M_N_INST] + EVENTS_RESERVE + st[M_BLOCK_LIVE] + st[M_BIDS_LIVE]
+    if st[M_REGISTRY] != 0:
+        reserve += st[M_N_ACCOUNTS]  # closing a compliance year reports every entity
+    return out.shape[0] - n >= reserve
+
+
+@njit(cache=True)
+def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
+              year):  # fmt: skip
+    """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
+    too small (nothing was applied)."""
+    if not has_room(st, out, 0):
+        return -1
+    return dispatch(st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype,
+                     tif, stp, year)  # fmt: skip
+
+
+@njit(cache=True)
+def process_batch(st, cmds, start, out):
+    """Apply records ``cmds[start:]`` until done or ``out`` may overflow.
+
+    Returns ``(next_index, events_written)``; the caller drains ``out`` and calls again from
+    ``next_index`` while it is below ``len(cmds)``.
+    """
+    n = 0
+    i = start
+    while i < cmds.shape[0]:
+        if not has_room(st, out, n):
+            break
+        c = cmds[i]  # fields by name: a numpy record (NUMBA_DISABLE_JIT=1) has no attributes
+        n = dispatch(
+            st, out, n, np.int64(c["kind"]), c["seq"], c["ts_ns"], c["order_id"],
+            c["price_ticks"], c["qty_t"], c["aux"], np.int64(c["account"]),
+            np.int64(c["instrument"]), np.int64(c["side"]), np.int64(c["order_type"]),
+            np.int64(c["tif"]), np.int64(c["stp"]), np.int64(c["year"]),
+        )  # fmt: skip
+        i += 1
+    return i, n
