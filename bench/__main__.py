@@ -4,4 +4,4 @@ import sys
 
 from bench.cli import main
 
-sys.exit(main(["bench", *sys.argv[1:]]))
+sys.exit(main())

@@ -28,13 +28,13 @@ import time
 import msgspec
 import numpy as np
 
-from gateway.simulation import Simulation, trading_dates
 from engine.core import records as r
 from engine.core import schema as s
 from engine.core.compiled.engine import CompiledEngine
-from engine.markets import national_market
 from engine.core.records import Codec
 from engine.core.reference.engine import ReferenceEngine
+from engine.markets import national_market
+from gateway.simulation import Simulation, trading_dates
 
 YEAR = 2024
 """Compliance year closed at the end; trading runs through calendar year 2025."""
@@ -110,8 +110,13 @@ def _day_flow(sim: Simulation, engine, date: int, orders: int) -> list[s.Command
     return [s.OpenSession(trading_date=date), *day.commands, s.CloseSession(trading_date=date)]
 
 
-def _simulate(workload: str, base_orders: int, seed: int, runs: list[_Run], rush_days: int,
-              ) -> tuple[int, int]:  # fmt: skip
+def _simulate(
+    workload: str,
+    base_orders: int,
+    seed: int,
+    runs: list[_Run],
+    rush_days: int,
+) -> tuple[int, int]:
     """Drive every run through the same flow; returns (days, commands)."""
     market = runs[0].engine.market
     codec = Codec(market)
@@ -149,27 +154,49 @@ def run_workload(workload: str, base_orders: int, seed: int, rush_days: int) -> 
     reference = runs[1] if len(runs) > 1 else None
     short = sum(1 for c in compiled.reports if c.shortfall_t > 0)
     return CarbonResult(
-        workload, days, commands, compiled.trades, compiled.seconds,
-        commands / compiled.seconds, reference and reference.seconds,
-        reference and commands / reference.seconds, compiled.digest.hexdigest(),
+        workload,
+        days,
+        commands,
+        compiled.trades,
+        compiled.seconds,
+        commands / compiled.seconds,
+        reference and reference.seconds,
+        reference and commands / reference.seconds,
+        compiled.digest.hexdigest(),
         None if reference is None else reference.digest.hexdigest() == compiled.digest.hexdigest(),
-        len(compiled.reports) - short, short, compiled.volume_t[r.EV_TRADE],
-        compiled.volume_t[r.EV_BLOCK_TRADE], compiled.volume_t[r.EV_AUCTION_TRADE],
-        compiled.counts[r.EV_BLOCK_TRADE], compiled.counts[r.EV_AUCTION_TRADE],
-        compiled.counts[r.EV_AUCTION_CLEARED], compiled.composite_price_ticks, compiled.refused,
-    )  # fmt: skip
+        len(compiled.reports) - short,
+        short,
+        compiled.volume_t[r.EV_TRADE],
+        compiled.volume_t[r.EV_BLOCK_TRADE],
+        compiled.volume_t[r.EV_AUCTION_TRADE],
+        compiled.counts[r.EV_BLOCK_TRADE],
+        compiled.counts[r.EV_AUCTION_TRADE],
+        compiled.counts[r.EV_AUCTION_CLEARED],
+        compiled.composite_price_ticks,
+        compiled.refused,
+    )
 
 
 def format_table(results: list[CarbonResult]) -> str:
-    lines = [f"{'workload':<9} {'days':>5} {'commands':>11} {'trades':>10} {'compiled/s':>12} "
-             f"{'reference/s':>12} {'speed-up':>9} {'complied':>9} {'short':>6}  events hash"]  # fmt: skip
+    lines = [
+        f"{'workload':<9} {'days':>5} {'commands':>11} {'trades':>10} {'compiled/s':>12} "
+        f"{'reference/s':>12} {'speed-up':>9} {'complied':>9} {'short':>6}  events hash"
+    ]
     lines.append("-" * len(lines[0]))
     for one in results:
-        ref = "-" if one.reference_commands_per_s is None else f"{one.reference_commands_per_s:,.0f}"
-        ratio = "-" if one.reference_seconds is None else f"{one.reference_seconds / one.compiled_seconds:.1f}x"
-        lines.append(f"{one.workload:<9} {one.days:>5} {one.commands:>11,} {one.trades:>10,} "
-                     f"{one.compiled_commands_per_s:>12,.0f} {ref:>12} {ratio:>9} {one.complied:>9,} "
-                     f"{one.short:>6}  {one.events_hash}")  # fmt: skip
+        ref = (
+            "-" if one.reference_commands_per_s is None else f"{one.reference_commands_per_s:,.0f}"
+        )
+        ratio = (
+            "-"
+            if one.reference_seconds is None
+            else f"{one.reference_seconds / one.compiled_seconds:.1f}x"
+        )
+        lines.append(
+            f"{one.workload:<9} {one.days:>5} {one.commands:>11,} {one.trades:>10,} "
+            f"{one.compiled_commands_per_s:>12,.0f} {ref:>12} {ratio:>9} {one.complied:>9,} "
+            f"{one.short:>6}  {one.events_hash}"
+        )
     lines += ["", _modes_table(results)]
     equal = [one.hashes_equal for one in results if one.hashes_equal is not None]
     lines.append(f"compiled and reference event hashes equal: {all(equal)}")
@@ -178,14 +205,18 @@ def format_table(results: list[CarbonResult]) -> str:
 
 def _modes_table(results: list[CarbonResult]) -> str:
     """Volume per trading mode, the auctions, the last composite price, refusals."""
-    lines = [f"{'workload':<9} {'listing t':>14} {'block t':>14} {'auction t':>12} "
-             f"{'block %':>8} {'blocks':>7} {'auctions':>9} {'fills':>6} {'composite':>10} "
-             f"{'refused':>8}"]  # fmt: skip
+    lines = [
+        f"{'workload':<9} {'listing t':>14} {'block t':>14} {'auction t':>12} "
+        f"{'block %':>8} {'blocks':>7} {'auctions':>9} {'fills':>6} {'composite':>10} "
+        f"{'refused':>8}"
+    ]
     lines.append("-" * len(lines[0]))
     for one in results:
         total = max(1, one.listing_t + one.block_t + one.auction_t)
-        lines.append(f"{one.workload:<9} {one.listing_t:>14,} {one.block_t:>14,} "
-                     f"{one.auction_t:>12,} {100 * one.block_t / total:>7.1f}% "
-                     f"{one.block_trades:>7,} {one.auctions:>9,} {one.auction_fills:>6,} "
-                     f"{one.composite_price_ticks / 100:>10.2f} {one.refused:>8,}")  # fmt: skip
+        lines.append(
+            f"{one.workload:<9} {one.listing_t:>14,} {one.block_t:>14,} "
+            f"{one.auction_t:>12,} {100 * one.block_t / total:>7.1f}% "
+            f"{one.block_trades:>7,} {one.auctions:>9,} {one.auction_fills:>6,} "
+            f"{one.composite_price_ticks / 100:>10.2f} {one.refused:>8,}"
+        )
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""The ``cets`` command line: one entry point with a subcommand per job.
+"""``cets bench …`` and ``python -m bench …``: the benchmarks' command line.
 
-It lives in ``bench`` because ``bench`` is the one package allowed to depend on all the others
-(``gateway -> engine``, ``replay -> engine``, ``bench -> everything``).
+``bench`` sits above every other package, so the ``cets`` host (``gateway.cli``) cannot import
+it; it registers its subcommand through the ``cets.commands`` entry point instead
+(``pyproject.toml``), the way pytest finds its plugins.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def _bench_journal(args: argparse.Namespace) -> int:
 
 
 def _bench_gateway(args: argparse.Namespace) -> int:
-    from bench import machine
     from bench import gateway as gateway_bench
+    from bench import machine
 
     info = machine.describe()
     print(machine.line(info))
@@ -75,8 +76,16 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     batches = {"tiny": 5, "small": 40, "full": 100}[args.size]
     inprocess = gateway_bench.run_inprocess(clients=args.clients, batches=batches)
     print(f"server CPU per order in-process (no sockets, best of {inprocess.runs}): {inprocess}")
-    _write_json(args.json, {"machine": info, "throughput": throughput, "latency": latency,
-                            "floor": floor, "inprocess": inprocess})  # fmt: skip
+    _write_json(
+        args.json,
+        {
+            "machine": info,
+            "throughput": throughput,
+            "latency": latency,
+            "floor": floor,
+            "inprocess": inprocess,
+        },
+    )
     if args.plot:
         from bench import plots
 
@@ -91,9 +100,11 @@ def _bench_carbon(args: argparse.Namespace) -> int:
     base = {"tiny": 2, "small": 40, "full": 200}[args.size]
     rush_days = {"tiny": 1, "small": 5, "full": 20}[args.size]
     info = machine.describe()
-    print(f"bench carbon: national market, 3,398 accounts; {base} new orders per ordinary day "
-          f"(x3 Oct, x6 Nov, x10 Dec); rush: last {rush_days} days at 100x December; "
-          f"seed {args.seed}")  # fmt: skip
+    print(
+        f"bench carbon: national market, 3,398 accounts; {base} new orders per ordinary day "
+        f"(x3 Oct, x6 Nov, x10 Dec); rush: last {rush_days} days at 100x December; "
+        f"seed {args.seed}"
+    )
     print(machine.line(info))
     results = [carbon.run_workload(w, base, args.seed, rush_days) for w in ("year", "rush")]
     print(carbon.format_table(results))
@@ -106,32 +117,35 @@ def _bench_all(args: argparse.Namespace) -> int:
     return max(codes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cets", description="Exchange engine for China's national carbon market."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    from gateway import demo
-
-    demo.add_command(commands)
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``bench`` and its layers to a command line's subcommands."""
     bench = commands.add_parser("bench", help="throughput and latency benchmarks")
+    add_layers(bench)
+
+
+def add_layers(bench: argparse.ArgumentParser) -> None:
+    """The benchmark layers: ``core``, ``journal``, ``gateway``, ``carbon``, ``engine``, ``all``."""
     layers = bench.add_subparsers(dest="layer", required=True)
     core = layers.add_parser("core", help="compiled batch, Python API and reference book")
     core.add_argument("--size", choices=["tiny", "small", "full"], default="small")
     core.add_argument("--messages", type=int, help="override the size's message count")
     core.add_argument("--seed", type=int, default=1)
     core.add_argument(
-        "--workload", action="append", choices=["liquid", "deep", "volatile"],
+        "--workload",
+        action="append",
+        choices=["liquid", "deep", "volatile"],
         help="run only this workload (repeatable)",
-    )  # fmt: skip
+    )
     core.add_argument("--json", metavar="FILE", help="write results as JSON")
     core.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
     core.set_defaults(run=_bench_core)
     for name, run, text in (
         ("journal", _bench_journal, "append per durability policy, recovery, replay, audit"),
-        ("gateway", _bench_gateway, "loopback throughput, open-loop latency and its floor, CPU per order"),
+        (
+            "gateway",
+            _bench_gateway,
+            "loopback throughput, open-loop latency and its floor, CPU per order",
+        ),
         ("carbon", _bench_carbon, "a simulated year of the national market, and a 100x rush"),
         ("engine", _bench_carbon, "the full engine with the registry (same as carbon)"),
         ("all", _bench_all, "core, journal, carbon and gateway"),
@@ -147,11 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         layer.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
         layer.set_defaults(run=run)
 
-    from gateway import cli as gateway_cli
-    from replay import cli as replay_cli
 
-    gateway_cli.add_commands(commands)
-    replay_cli.add_commands(commands)
+def build_parser() -> argparse.ArgumentParser:
+    """The stand-alone parser of ``python -m bench``."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    add_layers(parser)
     return parser
 
 

@@ -49,9 +49,9 @@ from pathlib import Path
 
 import msgspec
 
-from engine.durable import journal as jr
 from engine.core import schema as s
 from engine.core.market import Capacity, Instrument, MarketDefinition, validate
+from engine.durable import journal as jr
 from engine.durable.sequencer import MARKET_FILE
 from gateway import protocol as p
 from gateway.protocol import Role
@@ -158,11 +158,15 @@ class FloorResult(msgspec.Struct, frozen=True):
 
 def bench_market(accounts: int = 64) -> MarketDefinition:
     """One instrument, pure matching (no registry), ±10 % band around 60.00 CNY."""
-    return validate(MarketDefinition(
-        name="gateway bench", instruments=[
-            Instrument(symbol=SYMBOL, reference_price_ticks=REFERENCE_TICKS, band_bps=1_000)],
-        capacity=Capacity(accounts=accounts, resting_orders=1 << 20, max_price_ticks=20_000),
-    ))  # fmt: skip
+    return validate(
+        MarketDefinition(
+            name="gateway bench",
+            instruments=[
+                Instrument(symbol=SYMBOL, reference_price_ticks=REFERENCE_TICKS, band_bps=1_000)
+            ],
+            capacity=Capacity(accounts=accounts, resting_orders=1 << 20, max_price_ticks=20_000),
+        )
+    )
 
 
 def machine_line() -> str:
@@ -184,8 +188,9 @@ class ServerProcess:
         (traders bound to accounts 1 … N) if it has no market yet.
     """
 
-    def __init__(self, data_dir: Path, traders: int, durability: str,
-                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, data_dir: Path, traders: int, durability: str, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.durability = durability
         self.extra_args = extra_args
@@ -199,16 +204,29 @@ class ServerProcess:
             market_path.write_bytes(msgspec.json.encode(bench_market(max(64, traders + 2))))
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        args = [sys.executable, "-m", "gateway", "serve", "--data-dir", str(self.data_dir),
-                "--port", "0", "--durability", self.durability, "--log-level", "WARNING",
-                "--snapshot-every", "0", *self.extra_args]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            "0",
+            "--durability",
+            self.durability,
+            "--log-level",
+            "WARNING",
+            "--snapshot-every",
+            "0",
+            *self.extra_args,
+        ]
         market_path = self.data_dir / "bench-market.json"
         if not (self.data_dir / MARKET_FILE).exists():
             args += ["--market", str(market_path)]
         root = Path(__file__).resolve().parent.parent
         env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env,
-                                        cwd=root)  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
@@ -252,8 +270,10 @@ def write_bench_users(data_dir: Path, traders: int) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = hash_secret(PASSWORD, log2_n=BENCH_HASH_LOG2_N)
     users = [User(name="op", role=Role.OPERATOR, secret_hash=secret)]
-    users += [User(name=f"t{i}", role=Role.TRADER, secret_hash=secret, accounts=[i + 1])
-              for i in range(traders)]  # fmt: skip
+    users += [
+        User(name=f"t{i}", role=Role.TRADER, secret_hash=secret, accounts=[i + 1])
+        for i in range(traders)
+    ]
     UserDirectory(users).save(data_dir / "users.json")
 
 
@@ -293,8 +313,9 @@ class RawSession:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = bytearray()
-        self.sock.sendall(p.encode(p.Logon(user=user, password=PASSWORD,
-                                           protocol_version=p.PROTOCOL_VERSION)))  # fmt: skip
+        self.sock.sendall(
+            p.encode(p.Logon(user=user, password=PASSWORD, protocol_version=p.PROTOCOL_VERSION))
+        )
         while True:
             frames = self.receive()
             if frames and frames[0].type == LOGON_ACCEPTED:
@@ -346,8 +367,9 @@ def _precise_timers() -> None:
         pass
 
 
-def order_frames(client: int, count: int, first_request_id: int = 1,
-                 prefix: str = "b") -> list[bytes]:
+def order_frames(
+    client: int, count: int, first_request_id: int = 1, prefix: str = "b"
+) -> list[bytes]:
     """The workload of one client, encoded: passive DAY orders and aggressive IOC orders."""
     frames = []
     for k in range(count):
@@ -359,19 +381,29 @@ def order_frames(client: int, count: int, first_request_id: int = 1,
         else:  # takes more than a passive order rests, and clears its own: the book is bounded
             price, tif, qty = REFERENCE_TICKS - sign * 25, s.TimeInForce.IOC, 25
             stp = s.StpMode.CANCEL_RESTING
-        frames.append(p.encode(p.NewOrder(
-            request_id=first_request_id + k, client_order_id=f"{prefix}{client}-{k}",
-            instrument=SYMBOL, side=int(side), qty_t=qty, price_ticks=price, tif=int(tif),
-            stp=int(stp),
-        )))  # fmt: skip
+        frames.append(
+            p.encode(
+                p.NewOrder(
+                    request_id=first_request_id + k,
+                    client_order_id=f"{prefix}{client}-{k}",
+                    instrument=SYMBOL,
+                    side=int(side),
+                    qty_t=qty,
+                    price_ticks=price,
+                    tif=int(tif),
+                    stp=int(stp),
+                )
+            )
+        )
     return frames
 
 
 def _open_market(port: int) -> None:
     session = RawSession(port, "op")
     session.sock.setblocking(True)
-    session.sock.sendall(p.encode(p.EngineRequest(request_id=1, command=s.OpenSession(
-        trading_date=20250102))))  # fmt: skip
+    session.sock.sendall(
+        p.encode(p.EngineRequest(request_id=1, command=s.OpenSession(trading_date=20250102)))
+    )
     while not any(f.type in (ACK, REJECT) for f in session.receive()):
         pass
     session.close()
@@ -414,9 +446,13 @@ def _pump(sessions: list[RawSession], frames: list[list[bytes]], window: int) ->
     return done, rejects
 
 
-def run_throughput(clients: int = 4, orders_per_client: int = 25_000, window: int = 500,
-                   durability: str = "batch", data_dir: str | Path | None = None,
-                   ) -> ThroughputResult:  # fmt: skip
+def run_throughput(
+    clients: int = 4,
+    orders_per_client: int = 25_000,
+    window: int = 500,
+    durability: str = "batch",
+    data_dir: str | Path | None = None,
+) -> ThroughputResult:
     """Sustained acknowledged orders per second from ``clients`` pipelining connections.
 
     Parameters
@@ -450,15 +486,24 @@ def run_throughput(clients: int = 4, orders_per_client: int = 25_000, window: in
         batches, _, digest = log_summary(directory)
     orders = clients * orders_per_client
     return ThroughputResult(
-        clients=clients, window=window, orders=orders, acks=acks, rejects=rejects,
-        seconds=round(seconds, 4), orders_per_s=round(orders / seconds, 1),
-        server_cpu_s=round(cpu, 3), server_cpu_us_per_order=round(cpu / orders * 1e6, 2),
-        batches=batches, mean_batch=round(orders / max(batches - 1, 1), 2),
+        clients=clients,
+        window=window,
+        orders=orders,
+        acks=acks,
+        rejects=rejects,
+        seconds=round(seconds, 4),
+        orders_per_s=round(orders / seconds, 1),
+        server_cpu_s=round(cpu, 3),
+        server_cpu_us_per_order=round(cpu / orders * 1e6, 2),
+        batches=batches,
+        mean_batch=round(orders / max(batches - 1, 1), 2),
         sync_us_p50=stats.sync_us_p50 if stats else 0.0,
         sync_us_p99=stats.sync_us_p99 if stats else 0.0,
-        sync_us_max=stats.sync_us_max if stats else 0.0, durability=durability,
-        log_digest=digest, machine=machine_line(),
-    )  # fmt: skip
+        sync_us_max=stats.sync_us_max if stats else 0.0,
+        durability=durability,
+        log_digest=digest,
+        machine=machine_line(),
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -525,9 +570,12 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
 
 
 def run_latency(
-    rate: int = 10_000, seconds: float = 5.0, durability: str = "batch",
-    data_dir: str | Path | None = None, warmup: int = 2_000,
-) -> LatencyResult:  # fmt: skip
+    rate: int = 10_000,
+    seconds: float = 5.0,
+    durability: str = "batch",
+    data_dir: str | Path | None = None,
+    warmup: int = 2_000,
+) -> LatencyResult:
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
     Parameters
@@ -561,7 +609,10 @@ def run_latency(
     latencies.sort()
     stats = server.stats
     return LatencyResult(
-        offered_per_s=rate, orders=n, acks=len(latencies), seconds=round(elapsed, 4),
+        offered_per_s=rate,
+        orders=n,
+        acks=len(latencies),
+        seconds=round(elapsed, 4),
         achieved_per_s=round(len(latencies) / elapsed, 1),
         latency_us_p50=round(_percentile(latencies, 0.50), 1),
         latency_us_p99=round(_percentile(latencies, 0.99), 1),
@@ -570,13 +621,17 @@ def run_latency(
         gateway_latency_us_p50=stats.batch_latency_us_p50 if stats else 0.0,
         gateway_latency_us_p99=stats.batch_latency_us_p99 if stats else 0.0,
         gateway_latency_us_p999=stats.batch_latency_us_p999 if stats else 0.0,
-        fsync_us_p50=fsync_us, sync_us_p50=stats.sync_us_p50 if stats else 0.0,
+        fsync_us_p50=fsync_us,
+        sync_us_p50=stats.sync_us_p50 if stats else 0.0,
         sync_us_p99=stats.sync_us_p99 if stats else 0.0,
         sync_us_p999=stats.sync_us_p999 if stats else 0.0,
-        sync_us_max=stats.sync_us_max if stats else 0.0, batches=batches,
-        mean_batch=round((n + warmup + 1) / max(batches, 1), 2), durability=durability,
-        log_digest=digest, machine=machine_line(),
-    )  # fmt: skip
+        sync_us_max=stats.sync_us_max if stats else 0.0,
+        batches=batches,
+        mean_batch=round((n + warmup + 1) / max(batches, 1), 2),
+        durability=durability,
+        log_digest=digest,
+        machine=machine_line(),
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -600,8 +655,9 @@ class _NullTransport:
         return None
 
 
-def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
-                  runs: int = 5) -> InProcessResult:  # fmt: skip
+def run_inprocess(
+    clients: int = 4, batch_orders: int = 250, batches: int = 100, runs: int = 5
+) -> InProcessResult:
     """Drive a :class:`~gateway.server.Gateway` without its event loop's sockets: each
     round feeds ``batch_orders`` encoded orders to each of ``clients`` logged-on sessions
     (``Connection.process``, as ``data_received`` does), then flushes the batch.  The first
@@ -619,8 +675,12 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
             directory = Path(tmp)
             write_bench_users(directory, clients)
             users = UserDirectory.load(directory / "users.json")
-            exchange = Sequencer.open(directory / "data", bench_market(max(64, clients + 2)),
-                                     durability="none", snapshot_every_events=None)  # fmt: skip
+            exchange = Sequencer.open(
+                directory / "data",
+                bench_market(max(64, clients + 2)),
+                durability="none",
+                snapshot_every_events=None,
+            )
             loop = asyncio.new_event_loop()
             try:
                 exchange.submit([s.OpenSession(trading_date=20250102)])
@@ -630,19 +690,27 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
                 for i in range(clients):
                     connection = Connection(gateway)
                     connection.connection_made(_NullTransport())
-                    gateway._activate(connection, users.get(f"t{i}"), p.Logon(
-                        user=f"t{i}", password=PASSWORD, protocol_version=p.PROTOCOL_VERSION))
-                    sessions.append(connection)  # fmt: skip
-                frames = [order_frames(i, batch_orders * batches, prefix=f"r{run}-")
-                          for i in range(clients)]  # fmt: skip
+                    gateway._activate(
+                        connection,
+                        users.get(f"t{i}"),
+                        p.Logon(
+                            user=f"t{i}", password=PASSWORD, protocol_version=p.PROTOCOL_VERSION
+                        ),
+                    )
+                    sessions.append(connection)
+                frames = [
+                    order_frames(i, batch_orders * batches, prefix=f"r{run}-")
+                    for i in range(clients)
+                ]
                 thresholds = gc.get_threshold()
                 gc.set_threshold(GC_GEN0_THRESHOLD, *thresholds[1:])  # as the server runs
                 intake = flush = 0.0
                 measured = 0
                 try:
                     for b in range(batches):
-                        chunks = [b"".join(f[b * batch_orders : (b + 1) * batch_orders])
-                                  for f in frames]  # fmt: skip
+                        chunks = [
+                            b"".join(f[b * batch_orders : (b + 1) * batch_orders]) for f in frames
+                        ]
                         for connection in sessions:
                             connection.tokens = float(batch_orders)  # not a throttling test
                         started = time.perf_counter()
@@ -665,13 +733,16 @@ def run_inprocess(clients: int = 4, batch_orders: int = 250, batches: int = 100,
                 loop.close()
                 exchange.close()
         result = InProcessResult(
-            clients=clients, batch_orders=batch_orders, orders=clients * batch_orders * batches,
-            runs=runs, intake_us_per_order=round(intake / measured * 1e6, 2),
+            clients=clients,
+            batch_orders=batch_orders,
+            orders=clients * batch_orders * batches,
+            runs=runs,
+            intake_us_per_order=round(intake / measured * 1e6, 2),
             flush_us_per_order=round(flush / measured * 1e6, 2),
             total_us_per_order=round((intake + flush) / measured * 1e6, 2),
             out_bytes_per_order=round(written / (clients * batch_orders * batches), 1),
             machine=machine_line(),
-        )  # fmt: skip
+        )
         if best is None or result.total_us_per_order < best.total_us_per_order:
             best = result
     return best
@@ -729,16 +800,24 @@ def echo_server() -> None:
     loop.close()
 
 
-def run_latency_floor(rate: int = 10_000, seconds: float = 5.0, warmup: int = 2_000,
-                      ) -> FloorResult:  # fmt: skip
+def run_latency_floor(
+    rate: int = 10_000,
+    seconds: float = 5.0,
+    warmup: int = 2_000,
+) -> FloorResult:
     """:func:`run_latency`'s client and schedule against :func:`echo_server` in its own
     process: the order-to-answer latency of everything but the gateway."""
     n = int(rate * seconds)
     frames = order_frames(0, n, prefix="l")
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen([sys.executable, "-m", "bench.gateway", "echo-server"],
-                               stdout=subprocess.PIPE, text=True, env=env, cwd=root)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.gateway", "echo-server"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     try:
         line = process.stdout.readline()
         if not line.startswith("echo listening on"):
@@ -757,13 +836,16 @@ def run_latency_floor(rate: int = 10_000, seconds: float = 5.0, warmup: int = 2_
         process.communicate(timeout=30)
     latencies.sort()
     return FloorResult(
-        offered_per_s=rate, orders=n, acks=len(latencies),
+        offered_per_s=rate,
+        orders=n,
+        acks=len(latencies),
         achieved_per_s=round(len(latencies) / elapsed, 1),
         latency_us_p50=round(_percentile(latencies, 0.50), 1),
         latency_us_p99=round(_percentile(latencies, 0.99), 1),
         latency_us_p999=round(_percentile(latencies, 0.999), 1),
-        latency_us_max=round(latencies[-1] if latencies else 0.0, 1), machine=machine_line(),
-    )  # fmt: skip
+        latency_us_max=round(latencies[-1] if latencies else 0.0, 1),
+        machine=machine_line(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -772,10 +854,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=main.__doc__)
-    parser.add_argument("which", nargs="?",
-                        choices=["throughput", "latency", "floor", "inprocess", "both",
-                                 "echo-server"],
-                        default="both")  # fmt: skip
+    parser.add_argument(
+        "which",
+        nargs="?",
+        choices=["throughput", "latency", "floor", "inprocess", "both", "echo-server"],
+        default="both",
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--orders-per-client", type=int, default=25_000)
     parser.add_argument("--rate", type=int, default=10_000)
@@ -787,8 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(machine_line(), f"load average {os.getloadavg()}", flush=True)
     if args.which in ("throughput", "both"):
-        result = run_throughput(args.clients, args.orders_per_client,
-                                durability=args.durability)  # fmt: skip
+        result = run_throughput(args.clients, args.orders_per_client, durability=args.durability)
         print(msgspec.json.encode(result).decode(), flush=True)
     if args.which in ("latency", "both"):
         result = run_latency(args.rate, args.seconds, durability=args.durability)

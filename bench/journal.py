@@ -80,19 +80,30 @@ def run(size: int, seed: int) -> JournalResults:
         recovery_s = time.perf_counter() - start
         replay = throughput.run_throughput(log_dir)
         audit = throughput.audit_throughput(log_dir)
-        return JournalResults(results, size, log_bytes, recovery_s, events / recovery_s,
-                              replay.events_per_s, audit.events_per_s)  # fmt: skip
+        return JournalResults(
+            results,
+            size,
+            log_bytes,
+            recovery_s,
+            events / recovery_s,
+            replay.events_per_s,
+            audit.events_per_s,
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def format_table(r: JournalResults) -> str:
-    lines = [f"{'policy':<9} {'batch':>6} {'commands':>10} {'seconds':>9} {'commands/s':>13} "
-             f"{'batches/s':>11}"]  # fmt: skip
+    lines = [
+        f"{'policy':<9} {'batch':>6} {'commands':>10} {'seconds':>9} {'commands/s':>13} "
+        f"{'batches/s':>11}"
+    ]
     lines.append("-" * len(lines[0]))
     for a in r.append:
-        lines.append(f"{a.policy:<9} {a.batch_size:>6} {a.commands:>10,} {a.seconds:>9.3f} "
-                     f"{a.commands_per_s:>13,.0f} {a.batches_per_s:>11,.0f}")  # fmt: skip
+        lines.append(
+            f"{a.policy:<9} {a.batch_size:>6} {a.commands:>10,} {a.seconds:>9.3f} "
+            f"{a.commands_per_s:>13,.0f} {a.batches_per_s:>11,.0f}"
+        )
     lines.append(
         f"log of {r.log_commands:,} commands ({r.log_bytes / 2**20:,.1f} MiB on disk, "
         f"preallocated): recovery with full audit {r.recovery_seconds:.3f} s "

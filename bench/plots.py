@@ -58,19 +58,31 @@ def gateway_latency(latency, directory: Path, machine_line: str, floor=None) -> 
     if floor is not None:
         series.append(("floor: echo server, same client", floor))
     for number, (name, result) in enumerate(series):
-        values = [result.latency_us_p50, result.latency_us_p99, result.latency_us_p999,
-                  result.latency_us_max]  # fmt: skip
+        values = [
+            result.latency_us_p50,
+            result.latency_us_p99,
+            result.latency_us_p999,
+            result.latency_us_max,
+        ]
         ax.plot(labels, values, marker="o", label=name)
         for label, value in zip(labels, values, strict=True):  # the floor's labels below
-            ax.annotate(f"{value:,.0f} µs", (label, value), textcoords="offset points",
-                        xytext=(0, -13 if number else 6), ha="center", fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"{value:,.0f} µs",
+                (label, value),
+                textcoords="offset points",
+                xytext=(0, -13 if number else 6),
+                ha="center",
+                fontsize=8,
+            )
     if floor is not None:
         ax.legend(fontsize=8)
     ax.set_yscale("log")
     ax.margins(x=0.12, y=0.15)
     ax.set_ylabel("order to acknowledgement, µs (log scale)")
-    ax.set_title(f"gateway latency at {latency.offered_per_s:,} orders/s offered, "
-                 f"sync every batch", fontsize=10)  # fmt: skip
+    ax.set_title(
+        f"gateway latency at {latency.offered_per_s:,} orders/s offered, sync every batch",
+        fontsize=10,
+    )
     fig.text(0.01, 0.01, machine_line, fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     target = directory / "gateway_latency.png"

@@ -33,11 +33,11 @@ import msgspec
 import numpy as np
 from numba import njit
 
+from engine.core import schema as s
 from engine.core.compiled import book, dispatch
 from engine.core.compiled import layout as k
 from engine.core.compiled.engine import CompiledEngine
 from engine.core.market import Capacity, Instrument, MarketDefinition
-from engine.core import schema as s
 from engine.core.records import COMMAND_DTYPE, EVENT_FIELDS, Codec
 
 
@@ -70,9 +70,22 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         "deep", 6_000, 1_000, 20_000, 2_000, 20_000, 25, 5, 0, 70, 0, 30, 0, 5_000, 20_000
     ),
     "volatile": WorkloadSpec(
-        "volatile", 50_000, 9_000, 100_000, 1_000, 2_000, 40, 25, 15, 10, 10, 50, 120, 3_000,
+        "volatile",
+        50_000,
+        9_000,
+        100_000,
+        1_000,
         2_000,
-    ),  # fmt: skip
+        40,
+        25,
+        15,
+        10,
+        10,
+        50,
+        120,
+        3_000,
+        2_000,
+    ),
 }
 SIZES = {"tiny": 2_000, "small": 200_000, "full": 1_000_000}
 
@@ -86,13 +99,19 @@ def market_for(spec: WorkloadSpec, registry: bool = False) -> MarketDefinition:
         max_price_ticks=spec.max_price_ticks,
     )
     instrument = Instrument(
-        symbol="CEA-2025", vintage=2025, reference_price_ticks=spec.reference_price_ticks,
-        band_bps=spec.band_bps, max_qty_t=99_999,
-    )  # fmt: skip
+        symbol="CEA-2025",
+        vintage=2025,
+        reference_price_ticks=spec.reference_price_ticks,
+        band_bps=spec.band_bps,
+        max_qty_t=99_999,
+    )
     return MarketDefinition(
-        name=f"bench-{spec.name}", instruments=[instrument], capacity=capacity,
-        registry=registry, fee_account=spec.accounts,
-    )  # fmt: skip
+        name=f"bench-{spec.name}",
+        instruments=[instrument],
+        capacity=capacity,
+        registry=registry,
+        fee_account=spec.accounts,
+    )
 
 
 def registry_setup(name: str) -> tuple[MarketDefinition, np.ndarray]:
@@ -108,8 +127,7 @@ def registry_setup(name: str) -> tuple[MarketDefinition, np.ndarray]:
         commands += [
             s.OpenAccount(key=key, account=account, kind=s.AccountKind.INVESTOR),
             s.DepositCash(key=key + 1, account=account, amount_fen=10**14),
-            s.IssueAllowances(key=key + 2, account=account, instrument="CEA-2025",
-                              qty_t=10**11),  # fmt: skip
+            s.IssueAllowances(key=key + 2, account=account, instrument="CEA-2025", qty_t=10**11),
         ]
     return market, codec.encode_commands(commands)
 
@@ -130,8 +148,21 @@ def _pick_live(st, pool, pool_n, r):
 
 @njit(cache=True)
 def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per command kind
-    (mid, lo, hi, accounts, target, p_gtc, p_ioc, p_mkt, p_cancel, spread, walk, max_qty,
-     prefill) = params  # fmt: skip
+    (
+        mid,
+        lo,
+        hi,
+        accounts,
+        target,
+        p_gtc,
+        p_ioc,
+        p_mkt,
+        p_cancel,
+        spread,
+        walk,
+        max_qty,
+        prefill,
+    ) = params
     n = cmds.shape[0]
     pool = np.zeros(n + 1, dtype=np.int64)
     pool_n = 0
@@ -210,10 +241,24 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
                         c.price_ticks = min(max(price, lo), hi)
                         c.qty_t = 1 + d[3] % max_qty
         dispatch.dispatch(
-            st, out, 0, np.int64(c.kind), c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
-            c.aux, np.int64(c.account), np.int64(c.instrument), np.int64(c.side),
-            np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp), np.int64(c.year),
-        )  # fmt: skip
+            st,
+            out,
+            0,
+            np.int64(c.kind),
+            c.seq,
+            c.ts_ns,
+            c.order_id,
+            c.price_ticks,
+            c.qty_t,
+            c.aux,
+            np.int64(c.account),
+            np.int64(c.instrument),
+            np.int64(c.side),
+            np.int64(c.order_type),
+            np.int64(c.tif),
+            np.int64(c.stp),
+            np.int64(c.year),
+        )
         ask, bid = st[io + k.I_ASK], st[io + k.I_BID]
         if ask != 0 and bid != 0 and walk == 0:
             mid = (ask + bid) // 2
@@ -233,10 +278,20 @@ def generate(name: str, n_commands: int, seed: int) -> tuple[MarketDefinition, n
     rng = np.random.Generator(np.random.PCG64(seed))
     draws = rng.integers(0, 2**62, size=(n_commands, 8), dtype=np.int64)
     params = (
-        instrument.reference_price_ticks, lo, hi, spec.accounts, spec.target_resting,
-        spec.pct_gtc, spec.pct_ioc, spec.pct_market, spec.pct_cancel, spec.spread_ticks,
-        spec.walk_ticks, spec.max_qty_t, spec.prefill,
-    )  # fmt: skip
+        instrument.reference_price_ticks,
+        lo,
+        hi,
+        spec.accounts,
+        spec.target_resting,
+        spec.pct_gtc,
+        spec.pct_ioc,
+        spec.pct_market,
+        spec.pct_cancel,
+        spec.spread_ticks,
+        spec.walk_ticks,
+        spec.max_qty_t,
+        spec.prefill,
+    )
     out = np.zeros((scratch._st[k.M_CAP] + 64, EVENT_FIELDS), dtype=np.int64)
     cmds = np.zeros(n_commands, dtype=COMMAND_DTYPE)
     _assemble(scratch._st, out, cmds, draws, params)

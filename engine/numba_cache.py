@@ -25,19 +25,31 @@ DIGESTED: dict[str, tuple[str, ...]] = {
     "compiled/modes.py": ("compiled/layout.py", "compiled/ledger.py", "records.py"),
     "compiled/book.py": ("compiled/layout.py",),
     "compiled/matching.py": (
-        "compiled/layout.py", "compiled/ledger.py", "compiled/modes.py", "compiled/book.py",
+        "compiled/layout.py",
+        "compiled/ledger.py",
+        "compiled/modes.py",
+        "compiled/book.py",
         "records.py",
     ),
     "compiled/sessions.py": (
-        "compiled/layout.py", "compiled/ledger.py", "compiled/modes.py", "compiled/matching.py",
+        "compiled/layout.py",
+        "compiled/ledger.py",
+        "compiled/modes.py",
+        "compiled/matching.py",
         "records.py",
     ),
     "compiled/dispatch.py": (
-        "compiled/layout.py", "compiled/ledger.py", "compiled/modes.py", "compiled/matching.py",
+        "compiled/layout.py",
+        "compiled/ledger.py",
+        "compiled/modes.py",
+        "compiled/matching.py",
         "compiled/sessions.py",
     ),
     "compiled/state_hash.py": (
-        "compiled/layout.py", "compiled/ledger.py", "compiled/modes.py", "compiled/book.py",
+        "compiled/layout.py",
+        "compiled/ledger.py",
+        "compiled/modes.py",
+        "compiled/book.py",
     ),
 }
 """Per compiled module of ``engine/core`` (in refresh order: a module's digest covers the
@@ -73,9 +85,7 @@ def refresh_digests() -> None:
         text = path.read_text(encoding="utf-8")
         fresh = f'DEPENDENCIES_DIGEST = "{dependencies_digest(module)}"'
         pattern = r'^DEPENDENCIES_DIGEST = "[0-9a-f]*"'
-        path.write_text(
-            re.sub(pattern, fresh, text, count=1, flags=re.MULTILINE), encoding="utf-8"
-        )
+        path.write_text(re.sub(pattern, fresh, text, count=1, flags=re.MULTILINE), encoding="utf-8")
 
 
 if __name__ == "__main__":  # refresh the digests after editing a dependency

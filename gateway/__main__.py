@@ -1,4 +1,4 @@
-"""``python -m gateway serve …`` and ``python -m gateway users …``."""
+"""``python -m gateway …``: the ``cets`` command line (see :mod:`gateway.cli`)."""
 
 import sys
 

@@ -1,7 +1,10 @@
-"""Command line of the gateway: ``serve`` and ``users`` subcommands.
+"""The ``cets`` command line: ``demo``, ``serve``, ``users``, ``replay`` and ``bench``.
 
-``add_commands(subparsers)`` adds both to any argparse program (the ``cets`` entry point uses
-it); ``python -m gateway`` is the same pair on its own.
+The host lives here, in the venue's operational package: ``demo``, ``serve`` and ``users``
+are the gateway's own, ``replay`` comes from ``replay.cli`` (``gateway -> replay`` is allowed),
+and ``bench``, which sits above every package, registers itself through the
+``cets.commands`` entry point (``pyproject.toml``) so that nothing here imports it.
+``python -m gateway`` is the same program.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from pathlib import Path
 import msgspec
 
 from engine.durable.journal import Durability
-from engine.markets import load, national_market
 from engine.durable.sequencer import MARKET_FILE
+from engine.markets import load, national_market
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
 from gateway.users import (
@@ -41,19 +44,31 @@ def add_commands(subparsers) -> None:
 def _add_serve(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="run the TCP gateway over a data directory")
     serve.add_argument("--data-dir", required=True, type=Path, help="exchange data directory")
-    serve.add_argument("--market", type=Path,
-                       help="market definition (TOML, or JSON if *.json) for a new data directory; "
-                       "default: the "
-                       "national market")  # fmt: skip
+    serve.add_argument(
+        "--market",
+        type=Path,
+        help="market definition (TOML, or JSON if *.json) for a new data directory; "
+        "default: the "
+        "national market",
+    )
     serve.add_argument("--users", type=Path, help="user file (default DATA_DIR/users.json)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=GatewayConfig().port)
     serve.add_argument("--durability", choices=[d.value for d in Durability], default="batch")
     serve.add_argument("--sync-interval-ms", type=float, default=50.0)
-    serve.add_argument("--snapshot-every", type=int, default=1_000_000, metavar="EVENTS",
-                       help="snapshot the engine after this many events (0: never)")
-    for name in ("messages_per_second", "sessions_per_user", "open_orders_per_account",
-                 "outbound_queue_frames"):  # fmt: skip
+    serve.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=1_000_000,
+        metavar="EVENTS",
+        help="snapshot the engine after this many events (0: never)",
+    )
+    for name in (
+        "messages_per_second",
+        "sessions_per_user",
+        "open_orders_per_account",
+        "outbound_queue_frames",
+    ):
         serve.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("heartbeat_interval_s", "idle_timeout_s", "logon_timeout_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float)
@@ -68,13 +83,22 @@ def _add_users(subparsers) -> None:
     add = actions.add_parser("add", help="add a user (or replace one with --replace)")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add.add_argument("--account", type=int, action="append", default=[],
-                     help="account a trader may act for (repeatable)")  # fmt: skip
+    add.add_argument(
+        "--account",
+        type=int,
+        action="append",
+        default=[],
+        help="account a trader may act for (repeatable)",
+    )
     secret = add.add_mutually_exclusive_group()
-    secret.add_argument("--password-stdin", action="store_true",
-                        help="read the password from the first line of stdin")  # fmt: skip
-    secret.add_argument("--generate-key", action="store_true",
-                        help="generate an API key and print it once")  # fmt: skip
+    secret.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    secret.add_argument(
+        "--generate-key", action="store_true", help="generate an API key and print it once"
+    )
     add.add_argument("--pbkdf2", action="store_true", help="PBKDF2-SHA256 instead of scrypt")
     add.add_argument("--scrypt-log2n", type=int, default=SCRYPT_LOG2_N, help=argparse.SUPPRESS)
     add.add_argument("--replace", action="store_true")
@@ -105,9 +129,15 @@ def load_market(path: Path):
 def _config(args: argparse.Namespace) -> GatewayConfig:
     overrides = {
         name: getattr(args, name)
-        for name in ("messages_per_second", "sessions_per_user", "open_orders_per_account",
-                     "outbound_queue_frames", "heartbeat_interval_s", "idle_timeout_s",
-                     "logon_timeout_s")  # fmt: skip
+        for name in (
+            "messages_per_second",
+            "sessions_per_user",
+            "open_orders_per_account",
+            "outbound_queue_frames",
+            "heartbeat_interval_s",
+            "idle_timeout_s",
+            "logon_timeout_s",
+        )
         if getattr(args, name) is not None
     }
     return GatewayConfig(host=args.host, port=args.port, **overrides).check()
@@ -116,8 +146,11 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.service import serve
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
     market = None
     if args.market is not None:
@@ -127,13 +160,23 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
 
     def ready(gateway) -> None:
-        print(f"gateway listening on {config.host}:{gateway.port} "
-              f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
-              f"last seq {gateway.exchange.last_seq})", flush=True)  # fmt: skip
+        print(
+            f"gateway listening on {config.host}:{gateway.port} "
+            f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
+            f"last seq {gateway.exchange.last_seq})",
+            flush=True,
+        )
 
-    stats = serve(args.data_dir, users, config, market=market, durability=args.durability,
-                  sync_interval_s=args.sync_interval_ms / 1000,
-                  snapshot_every_events=args.snapshot_every or None, ready=ready)  # fmt: skip
+    stats = serve(
+        args.data_dir,
+        users,
+        config,
+        market=market,
+        durability=args.durability,
+        sync_interval_s=args.sync_interval_ms / 1000,
+        snapshot_every_events=args.snapshot_every or None,
+        ready=ready,
+    )
     print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
     return 0
 
@@ -182,17 +225,36 @@ def _add_user(directory: UserDirectory, args: argparse.Namespace) -> None:
     if directory.get(args.name) is not None and not args.replace:
         raise UserFileError(f"user {args.name!r} exists (use --replace)")
     secret, generated = _read_secret(args)
-    hashed = hash_secret_pbkdf2(secret) if args.pbkdf2 else hash_secret(
-        secret, log2_n=args.scrypt_log2n)  # fmt: skip
-    directory.put(User(name=args.name, role=Role(args.role), secret_hash=hashed,
-                       accounts=args.account))  # fmt: skip
+    hashed = (
+        hash_secret_pbkdf2(secret) if args.pbkdf2 else hash_secret(secret, log2_n=args.scrypt_log2n)
+    )
+    directory.put(
+        User(name=args.name, role=Role(args.role), secret_hash=hashed, accounts=args.account)
+    )
     if generated:
         print(f"API key for {args.name} (shown once): {secret}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
-    add_commands(parser.add_subparsers(dest="command", required=True))
+PLUGIN_GROUP = "cets.commands"
+"""Entry-point group of subcommands contributed by packages above this one."""
+
+
+def build_parser(prog: str = "cets") -> argparse.ArgumentParser:
+    """The whole ``cets`` program."""
+    from importlib.metadata import entry_points
+
+    from gateway import demo
+    from replay import cli as replay_cli
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Exchange engine for China's national carbon market."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo.add_command(commands)
+    add_commands(commands)
+    replay_cli.add_commands(commands)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        plugin.load()(commands)
     return parser
 
 

@@ -161,9 +161,17 @@ class Client:
     (17, [1])
     """
 
-    def __init__(self, host: str, port: int, user: str, password: str, *,
-                 cancel_on_disconnect: bool = False, drop_copy: bool = False,
-                 on_message: Callable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        *,
+        cancel_on_disconnect: bool = False,
+        drop_copy: bool = False,
+        on_message: Callable | None = None,
+    ) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
         self.cancel_on_disconnect, self.drop_copy = cancel_on_disconnect, drop_copy
         self.on_message = on_message
@@ -205,11 +213,16 @@ class Client:
         )
         self._logon = loop.create_future()
         self._replay_done = asyncio.Event()
-        self._send(p.Logon(
-            user=self.user, password=self.password, protocol_version=p.PROTOCOL_VERSION,
-            resume_from_seq=resume_from_seq, cancel_on_disconnect=self.cancel_on_disconnect,
-            drop_copy=self.drop_copy,
-        ))  # fmt: skip
+        self._send(
+            p.Logon(
+                user=self.user,
+                password=self.password,
+                protocol_version=p.PROTOCOL_VERSION,
+                resume_from_seq=resume_from_seq,
+                cancel_on_disconnect=self.cancel_on_disconnect,
+                drop_copy=self.drop_copy,
+            )
+        )
         try:
             self.session = await asyncio.wait_for(self._logon, timeout)
         except BaseException:
@@ -301,13 +314,15 @@ class Client:
         elif t is p.Ack:
             pending = self._pending.get(m.request_id)
             if pending is not None and not pending.future.done():
-                pending.future.set_result(Outcome(m.request_id, m.seq, m.order_id,
-                                                  m.client_order_id, pending.reports))
-        elif t is p.Reject:  # fmt: skip
+                pending.future.set_result(
+                    Outcome(m.request_id, m.seq, m.order_id, m.client_order_id, pending.reports)
+                )
+        elif t is p.Reject:
             pending = self._pending.get(m.request_id)
             if pending is not None and not pending.future.done():
-                pending.future.set_result(Outcome(m.request_id, client_order_id=m.client_order_id,
-                                                  reject=m))  # fmt: skip
+                pending.future.set_result(
+                    Outcome(m.request_id, client_order_id=m.client_order_id, reject=m)
+                )
             else:
                 self.rejects.append(m)
         elif t is p.DepthUpdate:
@@ -387,46 +402,88 @@ class Client:
             if pending.future.done():
                 self._pending.pop(request_id, None)
 
-    def send_new_order(self, instrument: str, side: int, qty_t: int, price_ticks: int = 0, *,
-                       client_order_id: str | None = None, order_type: int = s.OrderType.LIMIT,
-                       tif: int = s.TimeInForce.DAY, stp: int = s.StpMode.CANCEL_INCOMING,
-                       account: int = -1, quote_order_id: int = 0) -> int:  # fmt: skip
+    def send_new_order(
+        self,
+        instrument: str,
+        side: int,
+        qty_t: int,
+        price_ticks: int = 0,
+        *,
+        client_order_id: str | None = None,
+        order_type: int = s.OrderType.LIMIT,
+        tif: int = s.TimeInForce.DAY,
+        stp: int = s.StpMode.CANCEL_INCOMING,
+        account: int = -1,
+        quote_order_id: int = 0,
+    ) -> int:
         """Send a NewOrder; returns its request id (see :meth:`outcome`).  A hit-quote order
         is ``order_type=OrderType.HIT_QUOTE`` with ``quote_order_id`` and ``tif`` IOC or FOK."""
         client_order_id = client_order_id or self.next_client_order_id()
-        return self._request(lambda request_id: p.NewOrder(
-            request_id=request_id, client_order_id=client_order_id, instrument=instrument,
-            side=int(side), qty_t=qty_t, price_ticks=price_ticks, order_type=int(order_type),
-            tif=int(tif), stp=int(stp), account=account, quote_order_id=quote_order_id,
-        ))  # fmt: skip
+        return self._request(
+            lambda request_id: p.NewOrder(
+                request_id=request_id,
+                client_order_id=client_order_id,
+                instrument=instrument,
+                side=int(side),
+                qty_t=qty_t,
+                price_ticks=price_ticks,
+                order_type=int(order_type),
+                tif=int(tif),
+                stp=int(stp),
+                account=account,
+                quote_order_id=quote_order_id,
+            )
+        )
 
-    async def new_order(self, instrument: str, side: int, qty_t: int, price_ticks: int = 0,
-                        **kw) -> Outcome:  # fmt: skip
+    async def new_order(
+        self, instrument: str, side: int, qty_t: int, price_ticks: int = 0, **kw
+    ) -> Outcome:
         """Enter an order and wait for its outcome (reports, then the durable Ack)."""
         return await self.outcome(self.send_new_order(instrument, side, qty_t, price_ticks, **kw))
 
-    def send_cancel(self, *, client_order_id: str = "", order_id: int = 0,
-                    account: int = -1) -> int:  # fmt: skip
-        return self._request(lambda request_id: p.CancelRequest(
-            request_id=request_id, client_order_id=client_order_id, order_id=order_id,
-            account=account))  # fmt: skip
+    def send_cancel(
+        self, *, client_order_id: str = "", order_id: int = 0, account: int = -1
+    ) -> int:
+        return self._request(
+            lambda request_id: p.CancelRequest(
+                request_id=request_id,
+                client_order_id=client_order_id,
+                order_id=order_id,
+                account=account,
+            )
+        )
 
     async def cancel(self, **kw) -> Outcome:
         """Cancel by ``client_order_id=`` or ``order_id=`` (and ``account=`` if several)."""
         return await self.outcome(self.send_cancel(**kw))
 
-    def send_modify(self, price_ticks: int, qty_t: int, *, client_order_id: str = "",
-                    order_id: int = 0, account: int = -1) -> int:  # fmt: skip
-        return self._request(lambda request_id: p.ModifyRequest(
-            request_id=request_id, client_order_id=client_order_id, order_id=order_id,
-            account=account, price_ticks=price_ticks, qty_t=qty_t))  # fmt: skip
+    def send_modify(
+        self,
+        price_ticks: int,
+        qty_t: int,
+        *,
+        client_order_id: str = "",
+        order_id: int = 0,
+        account: int = -1,
+    ) -> int:
+        return self._request(
+            lambda request_id: p.ModifyRequest(
+                request_id=request_id,
+                client_order_id=client_order_id,
+                order_id=order_id,
+                account=account,
+                price_ticks=price_ticks,
+                qty_t=qty_t,
+            )
+        )
 
     async def modify(self, price_ticks: int, qty_t: int, **kw) -> Outcome:
         return await self.outcome(self.send_modify(price_ticks, qty_t, **kw))
 
     def send_engine(self, command) -> int:
-        return self._request(lambda request_id: p.EngineRequest(request_id=request_id,
-                                                                command=command))  # fmt: skip
+        return self._request(
+            lambda request_id: p.EngineRequest(request_id=request_id, command=command)
+        )
 
     async def engine(self, command) -> Outcome:
         """Send any engine command (operator, registry, or a trader's mass cancel)."""
@@ -463,8 +520,9 @@ class Client:
         self._pending[request_id] = _Pending(asyncio.get_running_loop().create_future())
         self._send(message_type(request_id=request_id, instrument=instrument))
         reject = self._pending[request_id].future
-        done, _ = await asyncio.wait({future, reject}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        done, _ = await asyncio.wait(
+            {future, reject}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         self._pending.pop(request_id, None)
         self._snapshots.pop(request_id, None)
         if future in done:
@@ -492,18 +550,41 @@ class SyncClient:
     ...     outcome = client.new_order("CEA-2024", s.Side.BUY, 1_000, 6_100)
     """
 
-    _BLOCKING = frozenset({
-        "connect", "reconnect", "logout", "close", "outcome", "new_order", "cancel", "modify",
-        "engine", "mass_cancel", "subscribe", "unsubscribe", "wait_closed",
-    })  # fmt: skip
+    _BLOCKING = frozenset(
+        {
+            "connect",
+            "reconnect",
+            "logout",
+            "close",
+            "outcome",
+            "new_order",
+            "cancel",
+            "modify",
+            "engine",
+            "mass_cancel",
+            "subscribe",
+            "unsubscribe",
+            "wait_closed",
+        }
+    )
 
-    def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 30.0,
-                 connect: bool = True, **kw) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        connect: bool = True,
+        **kw,
+    ) -> None:
         self._client = None
         self._timeout = timeout
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="gateway-client",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="gateway-client", daemon=True
+        )
         self._thread.start()
         self._client = self._run_sync(lambda: Client(host, port, user, password, **kw))
         if connect:
@@ -522,6 +603,7 @@ class SyncClient:
     def __getattr__(self, name: str):
         attribute = getattr(self._client, name)
         if name in self._BLOCKING:
+
             def blocking(*args, **kw):
                 future = asyncio.run_coroutine_threadsafe(attribute(*args, **kw), self._loop)
                 return future.result(self._timeout)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway import progress
-from gateway.simulation import Simulation, trading_dates
 from engine.core import records as r
 from engine.core import schema as s
-from engine.markets import national_market
 from engine.durable.sequencer import MARKET_FILE, Sequencer
+from engine.markets import national_market
+from gateway import progress
+from gateway.simulation import Simulation, trading_dates
 from replay.audit import audit
 from replay.compliance import ComplianceReport
 from replay.datadir import open_data_dir
@@ -64,8 +64,9 @@ def _submit_all(exchange: Sequencer, commands: list, label: str) -> int:
     return len(commands)
 
 
-def run_embedded(data_dir: Path, market, sim: Simulation, dates: list[int], orders: int,
-                 year: int) -> tuple[float, int]:  # fmt: skip
+def run_embedded(
+    data_dir: Path, market, sim: Simulation, dates: list[int], orders: int, year: int
+) -> tuple[float, int]:
     """The same flow as the gateway demo, submitted to the sequencer in this process.
 
     Returns the start time (after the engine is compiled) and the number of commands."""
@@ -82,8 +83,9 @@ def run_embedded(data_dir: Path, market, sim: Simulation, dates: list[int], orde
         symbols = market.symbols
         tradable = engine._holdings()[:, :, 0].copy()
         reference = engine.status(f"CEA-{year}").reference_price_ticks
-        commands = sim.compliance(year, reference,
-                                  lambda a, sym: int(tradable[a, symbols.index(sym)]))  # fmt: skip
+        commands = sim.compliance(
+            year, reference, lambda a, sym: int(tradable[a, symbols.index(sym)])
+        )
         sent += _submit_all(exchange, commands, f"compliance {year}")
     return started, sent
 
@@ -110,8 +112,11 @@ class _Counts(Consumer):
         kinds_column = rows[:, r.E_KIND]
         kinds, counts = np.unique(kinds_column, return_counts=True)
         self.by_kind.update(dict(zip(kinds.tolist(), counts.tolist(), strict=True)))
-        for kind, column in ((r.EV_TRADE, r.E_X1), (r.EV_BLOCK_TRADE, r.E_X0),
-                             (r.EV_AUCTION_TRADE, r.E_X2)):  # fmt: skip
+        for kind, column in (
+            (r.EV_TRADE, r.E_X1),
+            (r.EV_BLOCK_TRADE, r.E_X0),
+            (r.EV_AUCTION_TRADE, r.E_X2),
+        ):
             trades = rows[kinds_column == kind]
             self.traders.update(trades[:, r.E_ACCOUNT].tolist())
             self.traders.update(trades[:, column].tolist())
@@ -143,29 +148,43 @@ def _print_summary(sim, data_dir: Path, seconds: float, requests: int, refused: 
     checked = audit(data)
     k = counts.by_kind
     sectors = Counter(p.sector for p in sim.participants)
-    print(f"participants      {len(sim.participants):,} accounts "
-          f"({', '.join(f'{n:,} {sector}' for sector, n in sectors.items())})")  # fmt: skip
-    print(f"requests          {requests:,} in {seconds:.2f} s ({requests / seconds:,.0f}/s), each "
-          f"acknowledged after its batch was synced to disk; {refused:,} refused by the gateway")  # fmt: skip
-    print(f"orders            {k[r.EV_ACCEPTED]:,} accepted ({counts.hit_quotes:,} hit-quote), "
-          f"{counts.refusals(r.EV_REJECTED)} rejected, {k[r.EV_CANCELLED]:,} cancelled or "
-          f"expired, {k[r.EV_MODIFIED]:,} modified")  # fmt: skip
-    print(f"trades            {k[r.EV_TRADE]:,} listing, {k[r.EV_BLOCK_TRADE]:,} block, "
-          f"{k[r.EV_AUCTION_TRADE]:,} auction fills, between {len(counts.traders):,} accounts")  # fmt: skip
-    print(f"block offers      {k[r.EV_BLOCK_POSTED]:,} posted, {k[r.EV_BLOCK_TRADE]:,} accepted, "
-          f"{counts.refusals(r.EV_BLOCK_REJECTED)} refused")  # fmt: skip
+    print(
+        f"participants      {len(sim.participants):,} accounts "
+        f"({', '.join(f'{n:,} {sector}' for sector, n in sectors.items())})"
+    )
+    print(
+        f"requests          {requests:,} in {seconds:.2f} s ({requests / seconds:,.0f}/s), each "
+        f"acknowledged after its batch was synced to disk; {refused:,} refused by the gateway"
+    )
+    print(
+        f"orders            {k[r.EV_ACCEPTED]:,} accepted ({counts.hit_quotes:,} hit-quote), "
+        f"{counts.refusals(r.EV_REJECTED)} rejected, {k[r.EV_CANCELLED]:,} cancelled or "
+        f"expired, {k[r.EV_MODIFIED]:,} modified"
+    )
+    print(
+        f"trades            {k[r.EV_TRADE]:,} listing, {k[r.EV_BLOCK_TRADE]:,} block, "
+        f"{k[r.EV_AUCTION_TRADE]:,} auction fills, between {len(counts.traders):,} accounts"
+    )
+    print(
+        f"block offers      {k[r.EV_BLOCK_POSTED]:,} posted, {k[r.EV_BLOCK_TRADE]:,} accepted, "
+        f"{counts.refusals(r.EV_BLOCK_REJECTED)} refused"
+    )
     _print_auctions(counts)
     _print_phases(sim.market, k[r.EV_PHASE_CHANGED])
-    print(f"registry          {k[r.EV_ACCOUNT_OPENED]:,} accounts opened, "
-          f"{counts.allocated_t:,} t allocated, {k[r.EV_SURRENDERED]:,} surrenders")  # fmt: skip
+    print(
+        f"registry          {k[r.EV_ACCOUNT_OPENED]:,} accounts opened, "
+        f"{counts.allocated_t:,} t allocated, {k[r.EV_SURRENDERED]:,} surrenders"
+    )
     history = market_report.result()
     _print_volume(history.days)
     _print_market(history)
     _print_compliance(compliance.result())
-    print(f"\naudit             {checked.batches:,} batches, {checked.commands:,} commands and "
-          f"{checked.events:,} events replayed from the log: "
-          + ("every batch matches its recorded digest" if checked.ok else "DIVERGENCE")
-          + f"; state hash {checked.state_hash[:16]}…")  # fmt: skip
+    print(
+        f"\naudit             {checked.batches:,} batches, {checked.commands:,} commands and "
+        f"{checked.events:,} events replayed from the log: "
+        + ("every batch matches its recorded digest" if checked.ok else "DIVERGENCE")
+        + f"; state hash {checked.state_hash[:16]}…"
+    )
     return checked.ok
 
 
@@ -177,48 +196,66 @@ def _print_phases(market, changes: int) -> None:
 
 def _print_auctions(counts: _Counts) -> None:
     k = counts.by_kind
-    print(f"auctions          {len(counts.auctions):,} cleared, {k[r.EV_BID_ACCEPTED]:,} sealed "
-          f"bids, {counts.refusals(r.EV_AUCTION_REJECTED)} refused")  # fmt: skip
+    print(
+        f"auctions          {len(counts.auctions):,} cleared, {k[r.EV_BID_ACCEPTED]:,} sealed "
+        f"bids, {counts.refusals(r.EV_AUCTION_REJECTED)} refused"
+    )
     for row in counts.auctions:
         lot = row[r.E_QTY] + row[r.E_X0]
         rule = s.ClearingRule(row[r.E_SIDE]).name.lower().replace("_", "-")
         price = f"at {row[r.E_PRICE] / 100:.2f}" if row[r.E_QTY] else "nothing sold"
-        print(f"                  {lot:,} t offered ({rule}): {row[r.E_QTY]:,} t sold {price} "
-              f"in {row[r.E_X2]:,} fills of {row[r.E_X3]:,} bids")  # fmt: skip
+        print(
+            f"                  {lot:,} t offered ({rule}): {row[r.E_QTY]:,} t sold {price} "
+            f"in {row[r.E_X2]:,} fills of {row[r.E_X3]:,} bids"
+        )
 
 
 def _print_volume(bars) -> None:
-    modes = [("listing", sum(b.volume_t for b in bars)),
-             ("block", sum(b.block_volume_t for b in bars)),
-             ("auction", sum(b.auction_volume_t for b in bars))]  # fmt: skip
+    modes = [
+        ("listing", sum(b.volume_t for b in bars)),
+        ("block", sum(b.block_volume_t for b in bars)),
+        ("auction", sum(b.auction_volume_t for b in bars)),
+    ]
     total = max(1, sum(qty for _, qty in modes))
-    print("volume            " + ", ".join(
-        f"{mode} {qty:,} t ({100 * qty / total:.1f} %)" for mode, qty in modes))  # fmt: skip
+    print(
+        "volume            "
+        + ", ".join(f"{mode} {qty:,} t ({100 * qty / total:.1f} %)" for mode, qty in modes)
+    )
 
 
 def _print_market(history) -> None:
     fen = 100
-    print(f"\n{'day':<9} {'vintage':<12} {'open':>7} {'high':>7} {'low':>7} {'close':>7} "
-          f"{'listing t':>12} {'block t':>12} {'auction t':>10} {'value CNY':>15}")  # fmt: skip
+    print(
+        f"\n{'day':<9} {'vintage':<12} {'open':>7} {'high':>7} {'low':>7} {'close':>7} "
+        f"{'listing t':>12} {'block t':>12} {'auction t':>10} {'value CNY':>15}"
+    )
     for b in history.days:
         if b.trades or b.block_trades or b.auction_trades:
-            print(f"{b.trading_date:<9} {b.instrument:<12} {b.open_ticks / fen:>7.2f} "
-                  f"{b.high_ticks / fen:>7.2f} {b.low_ticks / fen:>7.2f} "
-                  f"{b.close_ticks / fen:>7.2f} {b.volume_t:>12,} {b.block_volume_t:>12,} "
-                  f"{b.auction_volume_t:>10,} {b.total_value_fen // fen:>15,}")  # fmt: skip
+            print(
+                f"{b.trading_date:<9} {b.instrument:<12} {b.open_ticks / fen:>7.2f} "
+                f"{b.high_ticks / fen:>7.2f} {b.low_ticks / fen:>7.2f} "
+                f"{b.close_ticks / fen:>7.2f} {b.volume_t:>12,} {b.block_volume_t:>12,} "
+                f"{b.auction_volume_t:>10,} {b.total_value_fen // fen:>15,}"
+            )
     for c in history.composite:
-        print(f"{c.trading_date:<9} composite price {c.price_ticks / fen:.2f} CNY/t (mean close "
-              f"of {c.vintages} vintages)")  # fmt: skip
+        print(
+            f"{c.trading_date:<9} composite price {c.price_ticks / fen:.2f} CNY/t (mean close "
+            f"of {c.vintages} vintages)"
+        )
 
 
 def _print_compliance(year) -> None:
     t = year.totals
-    print(f"\ncompliance {year.year}   {t.entities:,} entities, obligation {t.obligation_t:,} "
-          f"tCO2e, surrendered {t.surrendered_t:,} t (offsets {t.offsets_t:,} t)")  # fmt: skip
+    print(
+        f"\ncompliance {year.year}   {t.entities:,} entities, obligation {t.obligation_t:,} "
+        f"tCO2e, surrendered {t.surrendered_t:,} t (offsets {t.offsets_t:,} t)"
+    )
     rate = 100 * t.complied / max(1, t.entities)
     penalty = "" if t.penalty_fen is None else f", penalties {t.penalty_fen // 100:,} CNY"
-    print(f"                  {t.complied:,} complied ({rate:.2f} %), {t.short} short by "
-          f"{t.shortfall_t:,} t{penalty}")  # fmt: skip
+    print(
+        f"                  {t.complied:,} complied ({rate:.2f} %), {t.short} short by "
+        f"{t.shortfall_t:,} t{penalty}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,14 +267,12 @@ def run(args: argparse.Namespace) -> int:
     dates = list(trading_dates(args.first_date, args.days))
     print(f"cets demo: national carbon market, data directory {data_dir}/, seed {args.seed}")
     if args.embedded:
-        started, requests = run_embedded(data_dir, market, sim, dates, args.orders,
-                                         COMPLIANCE_YEAR)  # fmt: skip
+        started, requests = run_embedded(data_dir, market, sim, dates, args.orders, COMPLIANCE_YEAR)
         refused = 0
     else:
         from gateway.demo_clients import run_through_gateway
 
-        driver = run_through_gateway(data_dir, market, sim, dates, args.orders,
-                                     COMPLIANCE_YEAR)  # fmt: skip
+        driver = run_through_gateway(data_dir, market, sim, dates, args.orders, COMPLIANCE_YEAR)
         requests, refused = driver.requests, driver.refused
         started = driver.started
     seconds = time.perf_counter() - started
@@ -253,6 +288,9 @@ def add_command(subparsers) -> None:
     demo.add_argument("--orders", type=int, default=20_000, help="new orders per day")
     demo.add_argument("--scale", type=float, default=1.0, help="fraction of the 3,398 entities")
     demo.add_argument("--first-date", type=int, default=20251215)
-    demo.add_argument("--embedded", action="store_true",
-                      help="no gateway: submit straight to the sequencer in this process")  # fmt: skip
+    demo.add_argument(
+        "--embedded",
+        action="store_true",
+        help="no gateway: submit straight to the sequencer in this process",
+    )
     demo.set_defaults(run=run)

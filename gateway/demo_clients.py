@@ -40,14 +40,14 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from gateway import progress
-from gateway.simulation import OPERATOR_COMMANDS, Simulation
 from engine.core import schema as s
 from engine.core.market import MarketDefinition
+from gateway import progress
 from gateway.client import Client, Outcome
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
+from gateway.simulation import OPERATOR_COMMANDS, Simulation
 from gateway.users import User, UserDirectory, hash_secret
 
 FIRM_SIZE = 64
@@ -79,8 +79,12 @@ class Sessions:
         secret = secrets.token_urlsafe(16)
         self.secrets[name] = secret
         # A moderate scrypt cost: these users live for one demo run.
-        return User(name=name, role=role, secret_hash=hash_secret(secret, log2_n=12),
-                    accounts=accounts or [])  # fmt: skip
+        return User(
+            name=name,
+            role=role,
+            secret_hash=hash_secret(secret, log2_n=12),
+            accounts=accounts or [],
+        )
 
     def client(self, port: int, name: str) -> Client:
         return Client(HOST, port, name, self.secrets[name])
@@ -159,8 +163,13 @@ class Pacer:
             heapq.heappop(self._waiting)[2].set_result(None)
 
 
-async def _pipeline(client: Client, sends: list[Send], bar: progress.Bar | None,
-                    pacer: Pacer | None = None, indices: list[int] | None = None) -> list:  # fmt: skip
+async def _pipeline(
+    client: Client,
+    sends: list[Send],
+    bar: progress.Bar | None,
+    pacer: Pacer | None = None,
+    indices: list[int] | None = None,
+) -> list:
     """Send requests keeping ``WINDOW`` in flight; return their outcomes in order.
     ``indices``: the requests' places in the day's flow, for the ``pacer``."""
     in_flight: deque[Awaitable[Outcome]] = deque()
@@ -198,10 +207,17 @@ def request(command: s.Command, ids: AssignedIds, quotes: frozenset[int]) -> Sen
 
         def send(client: Client, quote: int = 0) -> Sent:
             request_id = client.send_new_order(
-                c.instrument, c.side, c.qty_t, c.price_ticks, client_order_id=f"o{c.order_id}",
-                order_type=c.order_type, tif=c.tif, stp=c.stp, account=c.account,
+                c.instrument,
+                c.side,
+                c.qty_t,
+                c.price_ticks,
+                client_order_id=f"o{c.order_id}",
+                order_type=c.order_type,
+                tif=c.tif,
+                stp=c.stp,
+                account=c.account,
                 quote_order_id=quote,
-            )  # fmt: skip
+            )
             if c.order_id in quotes:
                 return request_id, ids.learn(client, request_id, "order", c.order_id)
             return request_id, _outcome(client, request_id)
@@ -211,11 +227,15 @@ def request(command: s.Command, ids: AssignedIds, quotes: frozenset[int]) -> Sen
 
         return hit if c.quote_order_id else send
     if t is s.CancelOrder:
-        return _plain(lambda client: client.send_cancel(client_order_id=f"o{c.order_id}",
-                                                        account=c.account))  # fmt: skip
+        return _plain(
+            lambda client: client.send_cancel(client_order_id=f"o{c.order_id}", account=c.account)
+        )
     if t is s.ModifyOrder:
-        return _plain(lambda client: client.send_modify(
-            c.price_ticks, c.qty_t, client_order_id=f"o{c.order_id}", account=c.account))  # fmt: skip
+        return _plain(
+            lambda client: client.send_modify(
+                c.price_ticks, c.qty_t, client_order_id=f"o{c.order_id}", account=c.account
+            )
+        )
     if t in CREATES:
         kind, field = CREATES[t]
 
@@ -264,8 +284,9 @@ async def _with_ids(command: s.Command, ids: AssignedIds) -> s.Command:
 
 def hit_quotes(commands: list[s.Command]) -> frozenset[int]:
     """The orders that hit-quote orders of ``commands`` name."""
-    return frozenset(c.quote_order_id for c in commands
-                     if type(c) is s.SubmitOrder and c.quote_order_id)  # fmt: skip
+    return frozenset(
+        c.quote_order_id for c in commands if type(c) is s.SubmitOrder and c.quote_order_id
+    )
 
 
 def segments(commands: list[s.Command]) -> Iterator[s.Command | list[s.Command]]:
@@ -332,10 +353,12 @@ class Driver:
             places[firm].append(index)
         bar = progress.Bar(len(commands), label)
         pacer = Pacer(len(commands))
-        results = await asyncio.gather(*(
-            _pipeline(self.traders[firm], sends, bar, pacer, places[firm])
-            for firm, sends in by_firm.items()
-        ))  # fmt: skip
+        results = await asyncio.gather(
+            *(
+                _pipeline(self.traders[firm], sends, bar, pacer, places[firm])
+                for firm, sends in by_firm.items()
+            )
+        )
         bar.close()
         for outcomes in results:
             self._count(outcomes)
@@ -367,8 +390,15 @@ class Driver:
         return await asyncio.to_thread(self.server.call, read)
 
 
-async def drive(server: ServerThread, sessions: Sessions, sim: Simulation, dates: list[int],
-                orders: int, year: int, market: MarketDefinition) -> Driver:  # fmt: skip
+async def drive(
+    server: ServerThread,
+    sessions: Sessions,
+    sim: Simulation,
+    dates: list[int],
+    orders: int,
+    year: int,
+    market: MarketDefinition,
+) -> Driver:
     """Set up the registry, trade ``dates``, then report, surrender and close ``year``."""
     driver = Driver(server, sessions, sim)
     await driver.connect()
@@ -382,22 +412,34 @@ async def drive(server: ServerThread, sessions: Sessions, sim: Simulation, dates
         await driver.operator_command(s.CloseSession(trading_date=date))
     tradable, references = await driver.balances(symbols)
     reference = references[f"CEA-{year}"]
-    commands = sim.compliance(year, reference,
-                              lambda account, symbol: int(tradable[account, symbols.index(symbol)]))  # fmt: skip
+    commands = sim.compliance(
+        year, reference, lambda account, symbol: int(tradable[account, symbols.index(symbol)])
+    )
     await driver.registry_commands(commands, f"compliance {year}")
     await driver.close()
     return driver
 
 
-def run_through_gateway(data_dir: Path, market: MarketDefinition, sim: Simulation,
-                        dates: list[int], orders: int, year: int) -> Driver:  # fmt: skip
+def run_through_gateway(
+    data_dir: Path,
+    market: MarketDefinition,
+    sim: Simulation,
+    dates: list[int],
+    orders: int,
+    year: int,
+) -> Driver:
     """Serve ``data_dir`` on a loopback port and run the demo through client sessions."""
     sessions = Sessions(sim)
     config = GatewayConfig(host=HOST, port=0)
-    print("starting the exchange (the first run compiles the engine: about 70 s, then cached)",
-          flush=True)  # fmt: skip
-    with ServerThread(data_dir, sessions.directory, config, market=market,
-                      durability="batch") as server:  # fmt: skip
-        print(f"gateway listening on {HOST}:{server.port}: 1 registry, 1 operator and "
-              f"{len(sessions.firms)} trading-firm sessions")  # fmt: skip
+    print(
+        "starting the exchange (the first run compiles the engine: about 70 s, then cached)",
+        flush=True,
+    )
+    with ServerThread(
+        data_dir, sessions.directory, config, market=market, durability="batch"
+    ) as server:
+        print(
+            f"gateway listening on {HOST}:{server.port}: 1 registry, 1 operator and "
+            f"{len(sessions.firms)} trading-firm sessions"
+        )
         return asyncio.run(drive(server, sessions, sim, dates, orders, year, market))

@@ -27,14 +27,30 @@ import msgspec
 from engine.core import records as r
 from gateway import protocol as p
 
-_STATUS_KINDS = frozenset({
-    r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_HALTED, r.EV_RESUMED, r.EV_PHASE_CHANGED,
-    r.EV_MODE_VOLUMES, r.EV_AUCTION_ANNOUNCED, r.EV_AUCTION_CLEARED, r.EV_AUCTION_CANCELLED,
-})  # fmt: skip
+_STATUS_KINDS = frozenset(
+    {
+        r.EV_SESSION_OPENED,
+        r.EV_SESSION_CLOSED,
+        r.EV_HALTED,
+        r.EV_RESUMED,
+        r.EV_PHASE_CHANGED,
+        r.EV_MODE_VOLUMES,
+        r.EV_AUCTION_ANNOUNCED,
+        r.EV_AUCTION_CLEARED,
+        r.EV_AUCTION_CANCELLED,
+    }
+)
 _OFFER_KINDS = frozenset({r.EV_BLOCK_POSTED, r.EV_BLOCK_CANCELLED, r.EV_BLOCK_TRADE})
 _MODE_LISTING, _MODE_BLOCK, _MODE_AUCTION = 0, 1, 2
-_K, _SEQ, _TS, _INST, _SIDE, _PRICE, _QTY = (r.E_KIND, r.E_SEQ, r.E_TS, r.E_INSTRUMENT,
-                                              r.E_SIDE, r.E_PRICE, r.E_QTY)  # fmt: skip
+_K, _SEQ, _TS, _INST, _SIDE, _PRICE, _QTY = (
+    r.E_KIND,
+    r.E_SEQ,
+    r.E_TS,
+    r.E_INSTRUMENT,
+    r.E_SIDE,
+    r.E_PRICE,
+    r.E_QTY,
+)
 
 
 def touched_levels(row: list[int]) -> tuple[tuple[int, int], ...]:
@@ -78,22 +94,35 @@ class MarketData:
         depth = self.engine.depth(symbol, levels=None)
         status = self.engine.status(symbol)
         return p.DepthSnapshot(
-            request_id=request_id, instrument=symbol, seq=seq, state=int(status.state),
-            trading_date=status.trading_date, reference_price_ticks=status.reference_price_ticks,
-            lower_band_ticks=status.lower_band_ticks, upper_band_ticks=status.upper_band_ticks,
-            bids=list(depth.bids), asks=list(depth.asks), phase=status.phase, modes=status.modes,
-            block_offers=[msgspec.structs.replace(o, account=-1)
-                          for o in self.engine.block_offers(symbol) if o.counterparty < 0],
-        )  # fmt: skip
+            request_id=request_id,
+            instrument=symbol,
+            seq=seq,
+            state=int(status.state),
+            trading_date=status.trading_date,
+            reference_price_ticks=status.reference_price_ticks,
+            lower_band_ticks=status.lower_band_ticks,
+            upper_band_ticks=status.upper_band_ticks,
+            bids=list(depth.bids),
+            asks=list(depth.asks),
+            phase=status.phase,
+            modes=status.modes,
+            block_offers=[
+                msgspec.structs.replace(o, account=-1)
+                for o in self.engine.block_offers(symbol)
+                if o.counterparty < 0
+            ],
+        )
 
     def quotes(self, symbol: str, request_id: int, seq: int) -> p.Quotes:
         """The quotes of ``symbol``'s best ``hit_quote_levels`` levels per side, as of ``seq``."""
         levels = self.levels_by_symbol[symbol]
         bids, asks = (
-            [p.Quote(o.order_id, o.price_ticks, o.qty_t)
-             for o in self.engine.orders(symbol, side, levels)]
+            [
+                p.Quote(o.order_id, o.price_ticks, o.qty_t)
+                for o in self.engine.orders(symbol, side, levels)
+            ]
             for side in (1, 2)
-        )  # fmt: skip
+        )
         return p.Quotes(request_id=request_id, instrument=symbol, seq=seq, bids=bids, asks=asks)
 
     def _mode_message(self, row: list, index: int):
@@ -102,11 +131,15 @@ class MarketData:
         if kind == r.EV_BLOCK_TRADE or kind == r.EV_AUCTION_TRADE:
             block = kind == r.EV_BLOCK_TRADE
             return p.Trade(
-                instrument=symbol, seq=row[_SEQ], ts_ns=row[_TS],
-                trade_id=row[r.E_X1], price_ticks=row[_PRICE], qty_t=row[_QTY],
+                instrument=symbol,
+                seq=row[_SEQ],
+                ts_ns=row[_TS],
+                trade_id=row[r.E_X1],
+                price_ticks=row[_PRICE],
+                qty_t=row[_QTY],
                 aggressor_side=row[_SIDE] if block else 1,
                 mode=_MODE_BLOCK if block else _MODE_AUCTION,
-            )  # fmt: skip
+            )
         return None
 
     def _offer_message(self, row: list):
@@ -125,8 +158,11 @@ class MarketData:
         changes = {field: -1}
         if kind == r.EV_BLOCK_TRADE:
             changes["offer_account"] = -1
-        return p.MarketStatus(instrument=self.symbols[row[_INST]], seq=row[_SEQ],
-                              event=msgspec.structs.replace(event, **changes))  # fmt: skip
+        return p.MarketStatus(
+            instrument=self.symbols[row[_INST]],
+            seq=row[_SEQ],
+            event=msgspec.structs.replace(event, **changes),
+        )
 
     def publish(self, rows: list, last_seq: int, emit: Callable[[object, object], None]) -> None:
         """Send one batch's market data to the subscribers: ``emit(connection, message)``."""
@@ -147,13 +183,18 @@ class MarketData:
             kind = row[_K]
             if kind == r.EV_TRADE:
                 message = p.Trade(
-                    instrument=self.symbols[index], seq=row[_SEQ], ts_ns=row[_TS],
-                    trade_id=row[r.E_X2], price_ticks=row[_PRICE], qty_t=row[_QTY],
+                    instrument=self.symbols[index],
+                    seq=row[_SEQ],
+                    ts_ns=row[_TS],
+                    trade_id=row[r.E_X2],
+                    price_ticks=row[_PRICE],
+                    qty_t=row[_QTY],
                     aggressor_side=row[_SIDE],
-                )  # fmt: skip
+                )
             elif kind in _STATUS_KINDS:
-                message = p.MarketStatus(instrument=self.symbols[index], seq=row[_SEQ],
-                                         event=self.codec.event(row))  # fmt: skip
+                message = p.MarketStatus(
+                    instrument=self.symbols[index], seq=row[_SEQ], event=self.codec.event(row)
+                )
             elif kind >= r.EV_BLOCK_POSTED:
                 message = self._mode_message(row, index)
             else:
@@ -166,10 +207,14 @@ class MarketData:
                 touched.setdefault(index, set()).update(levels)
         for index, levels in touched.items():
             symbol = self.symbols[index]
-            update = p.DepthUpdate(instrument=symbol, seq=last_seq, levels=[
-                p.LevelUpdate(side, price, *self.engine.depth_at(symbol, side, price))
-                for side, price in sorted(levels)
-            ])  # fmt: skip
+            update = p.DepthUpdate(
+                instrument=symbol,
+                seq=last_seq,
+                levels=[
+                    p.LevelUpdate(side, price, *self.engine.depth_at(symbol, side, price))
+                    for side, price in sorted(levels)
+                ],
+            )
             for connection in by_index[index]:
                 emit(connection, update)
 

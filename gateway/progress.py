@@ -23,8 +23,7 @@ class Bar:
             self._last_draw = now
             filled = 30 * min(self.done, self.total) // self.total
             sys.stderr.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                f"{self.done:,}/{self.total:,}"
+                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done:,}/{self.total:,}"
             )
             sys.stderr.flush()
 

@@ -208,8 +208,9 @@ class NewOrder(msgspec.Struct, tag=10, **_MSG):
     every execution report); ``client_order_id`` must be new for the account."""
 
     request_id: RequestId = 0
-    client_order_id: Annotated[str, msgspec.Meta(
-        min_length=1, max_length=limits.CLIENT_ORDER_ID_CHARS_MAX)]  # fmt: skip
+    client_order_id: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ORDER_ID_CHARS_MAX)
+    ]
     instrument: Symbol
     side: Code8
     qty_t: Int64
@@ -276,9 +277,17 @@ class QuotesRequest(msgspec.Struct, tag=22, **_MSG):
 
 
 ClientMessage = Union[
-    Logon, Logout, Heartbeat, NewOrder, CancelRequest, ModifyRequest, EngineRequest,
-    Subscribe, Unsubscribe, QuotesRequest,
-]  # fmt: skip
+    Logon,
+    Logout,
+    Heartbeat,
+    NewOrder,
+    CancelRequest,
+    ModifyRequest,
+    EngineRequest,
+    Subscribe,
+    Unsubscribe,
+    QuotesRequest,
+]
 CLIENT_MESSAGE_TYPES: tuple[type, ...] = ClientMessage.__args__  # type: ignore[attr-defined]
 CLIENT_TAGS = frozenset(t.__struct_config__.tag for t in CLIENT_MESSAGE_TYPES)
 
@@ -509,10 +518,24 @@ class Quotes(msgspec.Struct, tag=125, **_MSG):
 
 
 ServerMessage = Union[
-    LogonAccepted, LogonRejected, Logout, Heartbeat, Reject, ProtocolError, Ack,
-    ExecutionReport, EventReport, DropCopy, ReplayComplete, DepthSnapshot, DepthUpdate, Trade,
-    MarketStatus, Unsubscribed, Quotes,
-]  # fmt: skip
+    LogonAccepted,
+    LogonRejected,
+    Logout,
+    Heartbeat,
+    Reject,
+    ProtocolError,
+    Ack,
+    ExecutionReport,
+    EventReport,
+    DropCopy,
+    ReplayComplete,
+    DepthSnapshot,
+    DepthUpdate,
+    Trade,
+    MarketStatus,
+    Unsubscribed,
+    Quotes,
+]
 SERVER_MESSAGE_TYPES: tuple[type, ...] = ServerMessage.__args__  # type: ignore[attr-defined]
 
 DURABLE_TYPES = (ExecutionReport, EventReport, DropCopy)
@@ -578,8 +601,7 @@ class FrameReader:
         bodies = []
         position, end = 0, len(buffer)
         while end - position >= FRAME_HEADER_BYTES:
-            n = frame_length(buffer[position : position + FRAME_HEADER_BYTES],
-                             self.frame_bytes_max)  # fmt: skip
+            n = frame_length(buffer[position : position + FRAME_HEADER_BYTES], self.frame_bytes_max)
             if end - position - FRAME_HEADER_BYTES < n:
                 break
             start = position + FRAME_HEADER_BYTES

@@ -35,21 +35,42 @@ from gateway.orders import Annotation
 
 _K, _SEQ, _TS, _INST, _OID, _ACC, _SIDE, _PRICE, _QTY, _REASON = range(10)
 _X0, _X1, _X2, _X3, _X4 = r.E_X0, r.E_X1, r.E_X2, r.E_X3, r.E_X4
-assert (r.E_KIND, r.E_SEQ, r.E_TS, r.E_INSTRUMENT, r.E_ORDER_ID, r.E_ACCOUNT, r.E_SIDE,
-        r.E_PRICE, r.E_QTY, r.E_REASON) == tuple(range(10))  # fmt: skip
+assert (
+    r.E_KIND,
+    r.E_SEQ,
+    r.E_TS,
+    r.E_INSTRUMENT,
+    r.E_ORDER_ID,
+    r.E_ACCOUNT,
+    r.E_SIDE,
+    r.E_PRICE,
+    r.E_QTY,
+    r.E_REASON,
+) == tuple(range(10))
 
-ORDER_KINDS = frozenset({
-    r.EV_ACCEPTED, r.EV_REJECTED, r.EV_TRADE, r.EV_CANCELLED, r.EV_MODIFIED,
-    r.EV_CANCEL_REJECTED, r.EV_MODIFY_REJECTED,
-})  # fmt: skip
+ORDER_KINDS = frozenset(
+    {
+        r.EV_ACCEPTED,
+        r.EV_REJECTED,
+        r.EV_TRADE,
+        r.EV_CANCELLED,
+        r.EV_MODIFIED,
+        r.EV_CANCEL_REJECTED,
+        r.EV_MODIFY_REJECTED,
+    }
+)
 """Event kinds reported as ExecutionReports, one per leg."""
 
 _SESSION_END = int(s.CancelReason.SESSION_END)
 _ACCEPTED, _REJECTED, _PARTIAL, _FILLED, _CANCELLED, _EXPIRED, _MODIFIED = (
-    int(p.ExecType.ACCEPTED), int(p.ExecType.REJECTED), int(p.ExecType.PARTIALLY_FILLED),
-    int(p.ExecType.FILLED), int(p.ExecType.CANCELLED), int(p.ExecType.EXPIRED),
+    int(p.ExecType.ACCEPTED),
+    int(p.ExecType.REJECTED),
+    int(p.ExecType.PARTIALLY_FILLED),
+    int(p.ExecType.FILLED),
+    int(p.ExecType.CANCELLED),
+    int(p.ExecType.EXPIRED),
     int(p.ExecType.MODIFIED),
-)  # fmt: skip
+)
 _CANCEL_REJECTED = int(p.ExecType.CANCEL_REJECTED)
 _MODIFY_REJECTED = int(p.ExecType.MODIFY_REJECTED)
 _TAKER, _MAKER = int(p.Liquidity.TAKER), int(p.Liquidity.MAKER)
@@ -72,7 +93,9 @@ def legs(row: list[int]) -> tuple[tuple[int, int], ...]:
 
 EVENT_ACCOUNTS: dict[type, Callable] = {
     getattr(s, "AllowancesTransferred", None): lambda e: (e.account, e.to_account),
-    s.BlockOfferPosted: lambda e: (e.account,) if e.counterparty < 0 else (e.account, e.counterparty),
+    s.BlockOfferPosted: lambda e: (
+        (e.account,) if e.counterparty < 0 else (e.account, e.counterparty)
+    ),
     s.BlockTradeExecuted: lambda e: (e.offer_account, e.accepting_account),
     s.AuctionTrade: lambda e: (e.buyer_account, e.seller_account),
 }
@@ -94,8 +117,9 @@ def accounts_of(event) -> tuple[int, ...]:
 # ------------------------------------------------------------------------------------------
 
 
-def order_report(row: list[int], index: int, leg: int, client_of: dict, request_id: int,
-                 symbol: str) -> p.ExecutionReport:  # fmt: skip
+def order_report(
+    row: list[int], index: int, leg: int, client_of: dict, request_id: int, symbol: str
+) -> p.ExecutionReport:
     """The ExecutionReport of one leg of an order event row.
 
     Built positionally (hot path); field order: seq, index, leg, ts_ns, exec_type, account,
@@ -107,51 +131,187 @@ def order_report(row: list[int], index: int, leg: int, client_of: dict, request_
     if kind == r.EV_TRADE:
         if leg == 0:
             order_id, account, side, leaves, liquidity = (
-                row[_OID], row[_ACC], row[_SIDE], row[_X3], _TAKER)  # fmt: skip
+                row[_OID],
+                row[_ACC],
+                row[_SIDE],
+                row[_X3],
+                _TAKER,
+            )
         else:
             order_id, account, side, leaves, liquidity = (
-                row[_X0], row[_X1], 3 - row[_SIDE], row[_X4], _MAKER)  # fmt: skip
+                row[_X0],
+                row[_X1],
+                3 - row[_SIDE],
+                row[_X4],
+                _MAKER,
+            )
         return p.ExecutionReport(
-            seq, index, leg, ts, _FILLED if leaves == 0 else _PARTIAL, account, order_id,
-            client_of.get(order_id, ""), request_id, symbol, side, 0, 0, leaves, row[_QTY],
-            row[_PRICE], row[_X2], liquidity, 0, 0, 0, False, 0, 0,
-        )  # fmt: skip
+            seq,
+            index,
+            leg,
+            ts,
+            _FILLED if leaves == 0 else _PARTIAL,
+            account,
+            order_id,
+            client_of.get(order_id, ""),
+            request_id,
+            symbol,
+            side,
+            0,
+            0,
+            leaves,
+            row[_QTY],
+            row[_PRICE],
+            row[_X2],
+            liquidity,
+            0,
+            0,
+            0,
+            False,
+            0,
+            0,
+        )
     order_id, account = row[_OID], row[_ACC]
     client_order_id = client_of.get(order_id, "")
     if kind == r.EV_ACCEPTED:
         qty = row[_QTY]
         return p.ExecutionReport(
-            seq, index, 0, ts, _ACCEPTED, account, order_id, client_order_id, request_id,
-            symbol, row[_SIDE], row[_PRICE], qty, qty, 0, 0, 0, 0, 0, row[_X0], row[_X1],
-            False, 0, 0,
-        )  # fmt: skip
+            seq,
+            index,
+            0,
+            ts,
+            _ACCEPTED,
+            account,
+            order_id,
+            client_order_id,
+            request_id,
+            symbol,
+            row[_SIDE],
+            row[_PRICE],
+            qty,
+            qty,
+            0,
+            0,
+            0,
+            0,
+            0,
+            row[_X0],
+            row[_X1],
+            False,
+            0,
+            0,
+        )
     if kind == r.EV_CANCELLED:
         reason = row[_REASON]
         return p.ExecutionReport(
-            seq, index, 0, ts, _EXPIRED if reason == _SESSION_END else _CANCELLED, account,
-            order_id, client_order_id, request_id, symbol, row[_SIDE], row[_PRICE], row[_QTY],
-            0, 0, 0, 0, 0, reason, 0, 0, False, 0, 0,
-        )  # fmt: skip
+            seq,
+            index,
+            0,
+            ts,
+            _EXPIRED if reason == _SESSION_END else _CANCELLED,
+            account,
+            order_id,
+            client_order_id,
+            request_id,
+            symbol,
+            row[_SIDE],
+            row[_PRICE],
+            row[_QTY],
+            0,
+            0,
+            0,
+            0,
+            0,
+            reason,
+            0,
+            0,
+            False,
+            0,
+            0,
+        )
     if kind == r.EV_MODIFIED:
         qty = row[_QTY]
         return p.ExecutionReport(
-            seq, index, 0, ts, _MODIFIED, account, order_id, client_order_id, request_id,
-            symbol, row[_SIDE], row[_PRICE], qty, qty, 0, 0, 0, 0, 0, 0, 0, bool(row[_X0]),
-            row[_X1], row[_X2],
-        )  # fmt: skip
+            seq,
+            index,
+            0,
+            ts,
+            _MODIFIED,
+            account,
+            order_id,
+            client_order_id,
+            request_id,
+            symbol,
+            row[_SIDE],
+            row[_PRICE],
+            qty,
+            qty,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            bool(row[_X0]),
+            row[_X1],
+            row[_X2],
+        )
     if kind == r.EV_REJECTED:
         return p.ExecutionReport(
-            seq, index, 0, ts, _REJECTED, account, order_id, client_order_id, request_id,
-            symbol, row[_SIDE], row[_PRICE], row[_QTY], 0, 0, 0, 0, 0, row[_REASON], 0, 0,
-            False, 0, 0,
-        )  # fmt: skip
+            seq,
+            index,
+            0,
+            ts,
+            _REJECTED,
+            account,
+            order_id,
+            client_order_id,
+            request_id,
+            symbol,
+            row[_SIDE],
+            row[_PRICE],
+            row[_QTY],
+            0,
+            0,
+            0,
+            0,
+            0,
+            row[_REASON],
+            0,
+            0,
+            False,
+            0,
+            0,
+        )
     if kind == r.EV_CANCEL_REJECTED or kind == r.EV_MODIFY_REJECTED:
         cancel = kind == r.EV_CANCEL_REJECTED
         return p.ExecutionReport(
-            seq, index, 0, ts, _CANCEL_REJECTED if cancel else _MODIFY_REJECTED, account,
-            order_id, client_order_id, request_id, "", 0, 0 if cancel else row[_PRICE],
-            0 if cancel else row[_QTY], 0, 0, 0, 0, 0, row[_REASON], 0, 0, False, 0, 0,
-        )  # fmt: skip
+            seq,
+            index,
+            0,
+            ts,
+            _CANCEL_REJECTED if cancel else _MODIFY_REJECTED,
+            account,
+            order_id,
+            client_order_id,
+            request_id,
+            "",
+            0,
+            0 if cancel else row[_PRICE],
+            0 if cancel else row[_QTY],
+            0,
+            0,
+            0,
+            0,
+            0,
+            row[_REASON],
+            0,
+            0,
+            False,
+            0,
+            0,
+        )
     raise ValueError(f"not an order event kind: {kind}")
 
 
@@ -160,8 +320,14 @@ def order_report(row: list[int], index: int, leg: int, client_of: dict, request_
 # ------------------------------------------------------------------------------------------
 
 
-def messages_for(scope: Scope, row: list[int], index: int, annotation: Annotation,
-                 client_of: dict, codec: r.Codec) -> list:  # fmt: skip
+def messages_for(
+    scope: Scope,
+    row: list[int],
+    index: int,
+    annotation: Annotation,
+    client_of: dict,
+    codec: r.Codec,
+) -> list:
     """The durable messages one session receives for one event.
 
     Parameters
@@ -180,21 +346,34 @@ def messages_for(scope: Scope, row: list[int], index: int, annotation: Annotatio
         The exchange's codec (instrument names, typed events).
     """
     if scope.drop_copy:
-        return [p.DropCopy(
-            seq=row[_SEQ], index=index, user=annotation.user, request_id=annotation.request_id,
-            client_order_id=annotation.client_order_id, event=codec.event(row),
-        )]  # fmt: skip
+        return [
+            p.DropCopy(
+                seq=row[_SEQ],
+                index=index,
+                user=annotation.user,
+                request_id=annotation.request_id,
+                client_order_id=annotation.client_order_id,
+                event=codec.event(row),
+            )
+        ]
     own = annotation.user == scope.user and scope.user != ""
     if row[_K] in ORDER_KINDS:
         symbol = codec.symbol(row[_INST]) if row[_INST] >= -1 else "?"
         return [
-            order_report(row, index, leg, client_of,
-                         annotation.request_id if own and leg == 0 else 0, symbol)
+            order_report(
+                row, index, leg, client_of, annotation.request_id if own and leg == 0 else 0, symbol
+            )
             for leg, account in legs(row)
             if account in scope.accounts
-        ]  # fmt: skip
+        ]
     event = codec.event(row)
     if own or any(account in scope.accounts for account in accounts_of(event)):
-        return [p.EventReport(seq=row[_SEQ], index=index,
-                              request_id=annotation.request_id if own else 0, event=event)]
-    return []  # fmt: skip
+        return [
+            p.EventReport(
+                seq=row[_SEQ],
+                index=index,
+                request_id=annotation.request_id if own else 0,
+                event=event,
+            )
+        ]
+    return []

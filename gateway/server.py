@@ -43,7 +43,6 @@ import time
 import msgspec
 import numpy as np
 
-from engine.durable import journal as jr
 from engine.core import limits
 from engine.core import schema as s
 from engine.core.records import (
@@ -56,6 +55,7 @@ from engine.core.records import (
     INSTRUMENT_UNKNOWN,
     K_SUBMIT,
 )
+from engine.durable import journal as jr
 from gateway import protocol as p
 from gateway.market_data import MarketData
 from gateway.orders import (
@@ -181,8 +181,23 @@ def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOr
     The hot path's shortcut for ``codec.command_tuple(SubmitOrder(...))``; the protocol has
     already range-checked every field, and the test suite holds the two equal.
     """
-    return (0, 0, order_id, m.price_ticks, m.qty_t, m.quote_order_id, account, instrument_index,
-            K_SUBMIT, m.side, m.order_type, m.tif, m.stp, 0, 0)  # fmt: skip
+    return (
+        0,
+        0,
+        order_id,
+        m.price_ticks,
+        m.qty_t,
+        m.quote_order_id,
+        account,
+        instrument_index,
+        K_SUBMIT,
+        m.side,
+        m.order_type,
+        m.tif,
+        m.stp,
+        0,
+        0,
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,8 +323,9 @@ class Connection(asyncio.Protocol):
             if t is p.Logon:
                 self.gw._start_logon(self, message)
             else:
-                self.protocol_error(p.ProtocolErrorCode.NOT_LOGGED_ON,
-                                    f"{t.__name__} before a successful Logon")  # fmt: skip
+                self.protocol_error(
+                    p.ProtocolErrorCode.NOT_LOGGED_ON, f"{t.__name__} before a successful Logon"
+                )
             return
         if t is p.Logout:
             self.send(p.Logout(reason="logout acknowledged"))
@@ -345,10 +361,14 @@ class Connection(asyncio.Protocol):
             self.gw._dirty.append(self)
 
     def reject(self, request, code: p.RejectCode, text: str) -> None:
-        self.send(p.Reject(
-            request_id=getattr(request, "request_id", 0), code=int(code), text=text,
-            client_order_id=getattr(request, "client_order_id", "") or "",
-        ))  # fmt: skip
+        self.send(
+            p.Reject(
+                request_id=getattr(request, "request_id", 0),
+                code=int(code),
+                text=text,
+                client_order_id=getattr(request, "client_order_id", "") or "",
+            )
+        )
 
     def flush_out(self) -> None:
         """Hand the frames queued by :meth:`send` to the socket (or hold them during replay)."""
@@ -472,11 +492,14 @@ class Gateway:
         self._batch_started = 0.0
         self._batch_latency_s: collections.deque = collections.deque(maxlen=1_000_000)
         self.handlers = {
-            p.NewOrder: self._new_order, p.CancelRequest: self._cancel,
-            p.ModifyRequest: self._modify, p.EngineRequest: self._engine_request,
-            p.Subscribe: self._subscribe, p.Unsubscribe: self._unsubscribe,
+            p.NewOrder: self._new_order,
+            p.CancelRequest: self._cancel,
+            p.ModifyRequest: self._modify,
+            p.EngineRequest: self._engine_request,
+            p.Subscribe: self._subscribe,
+            p.Unsubscribe: self._unsubscribe,
             p.QuotesRequest: self._quotes,
-        }  # fmt: skip
+        }
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> int:
@@ -542,9 +565,11 @@ class Gateway:
     def _connected(self, connection: Connection) -> None:
         self.connections.add(connection)
         if len(self.connections) > self.config.connections_max:
-            connection.protocol_error(p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
-                                      f"more than {self.config.connections_max} connections")
-            self._write_dirty()  # fmt: skip
+            connection.protocol_error(
+                p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
+                f"more than {self.config.connections_max} connections",
+            )
+            self._write_dirty()
 
     def _disconnected(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -560,10 +585,12 @@ class Gateway:
         self.drop_copies.discard(connection)
         if connection.cancel_on_disconnect and self.failure is None and not self.closed:
             for order_id, account in sorted(connection.live_orders.items()):
-                self._enqueue(self.codec.command_tuple(
-                    s.CancelOrder(order_id=order_id, account=account)), Annotation(
-                    connection.user.name, 0, self.tracker.client_of.get(order_id, "")), None)
-            connection.live_orders.clear()  # fmt: skip
+                self._enqueue(
+                    self.codec.command_tuple(s.CancelOrder(order_id=order_id, account=account)),
+                    Annotation(connection.user.name, 0, self.tracker.client_of.get(order_id, "")),
+                    None,
+                )
+            connection.live_orders.clear()
         self._after_io()
 
     # -- logon ---------------------------------------------------------------------------------
@@ -628,16 +655,23 @@ class Gateway:
         if logon.drop_copy:
             self.drop_copies.add(connection)
         config = self.config
-        connection.send(p.LogonAccepted(
-            session_id=connection.id, user=user.name, role=user.role.value,
-            accounts=sorted(connection.accounts), protocol_version=p.PROTOCOL_VERSION,
-            heartbeat_interval_ms=int(config.heartbeat_interval_s * 1000),
-            idle_timeout_ms=int(config.idle_timeout_s * 1000),
-            messages_per_second=config.messages_per_second,
-            frame_bytes_max=config.frame_bytes_max, last_seq=self.exchange.last_seq,
-            resume_from_seq=logon.resume_from_seq,
-            cancel_on_disconnect=logon.cancel_on_disconnect, drop_copy=logon.drop_copy,
-        ))  # fmt: skip
+        connection.send(
+            p.LogonAccepted(
+                session_id=connection.id,
+                user=user.name,
+                role=user.role.value,
+                accounts=sorted(connection.accounts),
+                protocol_version=p.PROTOCOL_VERSION,
+                heartbeat_interval_ms=int(config.heartbeat_interval_s * 1000),
+                idle_timeout_ms=int(config.idle_timeout_s * 1000),
+                messages_per_second=config.messages_per_second,
+                frame_bytes_max=config.frame_bytes_max,
+                last_seq=self.exchange.last_seq,
+                resume_from_seq=logon.resume_from_seq,
+                cancel_on_disconnect=logon.cancel_on_disconnect,
+                drop_copy=logon.drop_copy,
+            )
+        )
         connection.flush_out()
         log.info("connection %d: %s logged on as %s", connection.id, user.name, user.role.value)
         if logon.resume_from_seq > 0:
@@ -657,8 +691,9 @@ class Gateway:
             self._replay(connection, from_seq, end, events, batches)
         )
 
-    async def _replay(self, connection: Connection, from_seq: int, end: int, events,
-                      batches) -> None:  # fmt: skip
+    async def _replay(
+        self, connection: Connection, from_seq: int, end: int, events, batches
+    ) -> None:
         annotations = _AnnotationCursor(batches)
         chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
         out, frames, sent = bytearray(), 0, 0
@@ -696,8 +731,11 @@ class Gateway:
     def _refuse(self, connection: Connection, request, command, named: int) -> bool:
         """Reject and return True if the request may not go to the engine."""
         if self.stopping or self.failure is not None:
-            code = p.RejectCode.SHUTTING_DOWN if self.failure is None else (
-                p.RejectCode.EXCHANGE_UNAVAILABLE)  # fmt: skip
+            code = (
+                p.RejectCode.SHUTTING_DOWN
+                if self.failure is None
+                else (p.RejectCode.EXCHANGE_UNAVAILABLE)
+            )
             connection.reject(request, code, code.name)
             return True
         if command is None:
@@ -715,8 +753,9 @@ class Gateway:
         if account == -1 and len(connection.accounts) == 1:
             account = connection.only_account
         if not (connection.may_submit and account in connection.accounts):
-            command = s.SubmitOrder(order_id=1, account=account, instrument=m.instrument,
-                                    side=m.side, qty_t=m.qty_t)  # fmt: skip
+            command = s.SubmitOrder(
+                order_id=1, account=account, instrument=m.instrument, side=m.side, qty_t=m.qty_t
+            )
             self._refuse(connection, m, command, m.account)
             return
         if self.stopping or self.failure is not None:
@@ -724,35 +763,50 @@ class Gateway:
             return
         tracker, client_order_id = self.tracker, m.client_order_id
         if tracker.lookup(account, client_order_id) is not None:
-            connection.reject(m, p.RejectCode.DUPLICATE_CLIENT_ORDER_ID,
-                              f"account {account} already used {client_order_id!r}")
-            return  # fmt: skip
+            connection.reject(
+                m,
+                p.RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+                f"account {account} already used {client_order_id!r}",
+            )
+            return
         if tracker.open_count.get(account, 0) >= self.config.open_orders_per_account:
-            connection.reject(m, p.RejectCode.OPEN_ORDER_LIMIT,
-                              f"account {account} has {self.config.open_orders_per_account} "
-                              "open orders")  # fmt: skip
+            connection.reject(
+                m,
+                p.RejectCode.OPEN_ORDER_LIMIT,
+                f"account {account} has {self.config.open_orders_per_account} open orders",
+            )
             return
         records = self._records
         order_id = (self._first_seq if records else self.exchange.next_seq) + len(records)
-        tracker.reserve(account, client_order_id, order_id,
-                        connection if connection.cancel_on_disconnect else None)  # fmt: skip
+        tracker.reserve(
+            account,
+            client_order_id,
+            order_id,
+            connection if connection.cancel_on_disconnect else None,
+        )
         index = self._instrument_index.get(m.instrument, INSTRUMENT_UNKNOWN)
-        self._enqueue(submit_record(order_id, account, index, m),
-                      Annotation(connection.user.name, m.request_id, client_order_id),
-                      (connection, m.request_id, order_id, client_order_id))  # fmt: skip
+        self._enqueue(
+            submit_record(order_id, account, index, m),
+            Annotation(connection.user.name, m.request_id, client_order_id),
+            (connection, m.request_id, order_id, client_order_id),
+        )
 
     def _target(self, connection: Connection, m, account: int) -> int | None:
         """The engine order id a cancel/modify names (None: rejected)."""
         if bool(m.client_order_id) == bool(m.order_id):
-            connection.reject(m, p.RejectCode.INVALID_REQUEST,
-                              "name exactly one of client_order_id and order_id")  # fmt: skip
+            connection.reject(
+                m, p.RejectCode.INVALID_REQUEST, "name exactly one of client_order_id and order_id"
+            )
             return None
         if m.order_id:
             return m.order_id
         order_id = self.tracker.lookup(account, m.client_order_id)
         if order_id is None:
-            connection.reject(m, p.RejectCode.UNKNOWN_CLIENT_ORDER_ID,
-                              f"account {account} never used {m.client_order_id!r}")  # fmt: skip
+            connection.reject(
+                m,
+                p.RejectCode.UNKNOWN_CLIENT_ORDER_ID,
+                f"account {account} never used {m.client_order_id!r}",
+            )
         return order_id
 
     def _cancel(self, connection: Connection, m: p.CancelRequest) -> None:
@@ -771,15 +825,23 @@ class Gateway:
             return
         order_id = self._target(connection, m, account)
         if order_id is not None:
-            self._submit_for(connection, m, s.ModifyOrder(
-                order_id=order_id, account=account, price_ticks=m.price_ticks, qty_t=m.qty_t))
+            self._submit_for(
+                connection,
+                m,
+                s.ModifyOrder(
+                    order_id=order_id, account=account, price_ticks=m.price_ticks, qty_t=m.qty_t
+                ),
+            )
 
     def _engine_request(self, connection: Connection, m: p.EngineRequest) -> None:
         command = m.command
         if type(command) in GATEWAY_ASSIGNED:
-            connection.reject(m, p.RejectCode.INVALID_REQUEST,
-                              "orders are entered with NewOrder (the gateway assigns order ids)")
-            return  # fmt: skip
+            connection.reject(
+                m,
+                p.RejectCode.INVALID_REQUEST,
+                "orders are entered with NewOrder (the gateway assigns order ids)",
+            )
+            return
         if self._refuse(connection, m, command, 0):  # engine commands always name the account
             return
         id_field = ASSIGNED_ID_FIELDS.get(type(command))
@@ -797,37 +859,46 @@ class Gateway:
     def _submit_for(self, connection: Connection, m, command) -> None:
         id_field = ASSIGNED_ID_FIELDS.get(type(command))
         if id_field is not None:
-            self._enqueue(self.codec.command_tuple(command),
-                          Annotation(connection.user.name, m.request_id, ""),
-                          (connection, m.request_id, getattr(command, id_field), ""))
-            return  # fmt: skip
+            self._enqueue(
+                self.codec.command_tuple(command),
+                Annotation(connection.user.name, m.request_id, ""),
+                (connection, m.request_id, getattr(command, id_field), ""),
+            )
+            return
         order_id = getattr(command, "order_id", 0)
         client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
-        self._enqueue(self.codec.command_tuple(command),
-                      Annotation(connection.user.name, m.request_id, client_order_id),
-                      (connection, m.request_id, order_id, client_order_id))
+        self._enqueue(
+            self.codec.command_tuple(command),
+            Annotation(connection.user.name, m.request_id, client_order_id),
+            (connection, m.request_id, order_id, client_order_id),
+        )
 
     def _subscribe(self, connection: Connection, m: p.Subscribe) -> None:
         watchers = self.market_data.subscribers.get(m.instrument)
         if watchers is None:
             connection.reject(m, p.RejectCode.UNKNOWN_INSTRUMENT, f"no instrument {m.instrument!r}")
             return
-        if (m.instrument not in connection.subscriptions
-                and len(connection.subscriptions) >= self.config.subscriptions_per_session):
-            connection.reject(m, p.RejectCode.SUBSCRIPTION_LIMIT,
-                              f"at most {self.config.subscriptions_per_session} subscriptions")
-            return  # fmt: skip
+        if (
+            m.instrument not in connection.subscriptions
+            and len(connection.subscriptions) >= self.config.subscriptions_per_session
+        ):
+            connection.reject(
+                m,
+                p.RejectCode.SUBSCRIPTION_LIMIT,
+                f"at most {self.config.subscriptions_per_session} subscriptions",
+            )
+            return
         connection.subscriptions.add(m.instrument)
         watchers.add(connection)
-        connection.send(self.market_data.snapshot(m.instrument, m.request_id,
-                                                  self.exchange.last_seq))  # fmt: skip
+        connection.send(
+            self.market_data.snapshot(m.instrument, m.request_id, self.exchange.last_seq)
+        )
 
     def _quotes(self, connection: Connection, m: p.QuotesRequest) -> None:
         if m.instrument not in self.market_data.subscribers:
             connection.reject(m, p.RejectCode.UNKNOWN_INSTRUMENT, f"no instrument {m.instrument!r}")
             return
-        connection.send(self.market_data.quotes(m.instrument, m.request_id,
-                                                self.exchange.last_seq))  # fmt: skip
+        connection.send(self.market_data.quotes(m.instrument, m.request_id, self.exchange.last_seq))
 
     def _unsubscribe(self, connection: Connection, m: p.Unsubscribe) -> None:
         connection.subscriptions.discard(m.instrument)
@@ -868,8 +939,9 @@ class Gateway:
         self._records, self._annotations, self._origins = [], [], []
         try:
             records = np.array(pending, dtype=COMMAND_DTYPE)
-            blob = jr.encode_annotations([encode_annotation(a) for a in annotations],
-                                         len(annotations))  # fmt: skip
+            blob = jr.encode_annotations(
+                [encode_annotation(a) for a in annotations], len(annotations)
+            )
             events = self.exchange.submit_records(records, blob)
         except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
             self._exchange_failed(exc, origins)
@@ -890,13 +962,19 @@ class Gateway:
         latency = _percentiles_us(self._batch_latency_s)
         sync = _percentiles_us(self.exchange.journal.sync_seconds)
         return GatewayStats(
-            batches=self.batches, commands=self.commands_submitted,
-            connections=len(self.connections), batch_latency_us_p50=latency[0],
-            batch_latency_us_p99=latency[1], batch_latency_us_p999=latency[2],
-            batch_latency_us_max=latency[3], sync_us_p50=sync[0], sync_us_p99=sync[1],
-            sync_us_p999=sync[2], sync_us_max=sync[3],
+            batches=self.batches,
+            commands=self.commands_submitted,
+            connections=len(self.connections),
+            batch_latency_us_p50=latency[0],
+            batch_latency_us_p99=latency[1],
+            batch_latency_us_p999=latency[2],
+            batch_latency_us_max=latency[3],
+            sync_us_p50=sync[0],
+            sync_us_p99=sync[1],
+            sync_us_p999=sync[2],
+            sync_us_max=sync[3],
             syncs=len(self.exchange.journal.sync_seconds),
-        )  # fmt: skip
+        )
 
     def _route(self, first_seq: int, rows: list, annotations: list, origins: list) -> None:
         """Send every event of the batch to its audience, then each request's Ack.
@@ -967,16 +1045,18 @@ class Gateway:
                         connection.dirty = True
                         dirty.append(connection)
 
-    def _route_other_event(self, row: list, index: int, annotation: Annotation,
-                           drop_copies_only: bool = False) -> None:  # fmt: skip
+    def _route_other_event(
+        self, row: list, index: int, annotation: Annotation, drop_copies_only: bool = False
+    ) -> None:
         audience = set(self.drop_copies)
         if not drop_copies_only:
             audience.update(self.by_user.get(annotation.user, ()))
             for account in accounts_of(self.codec.event(row)):
                 audience.update(self.by_account.get(account, ()))
         for connection in audience:
-            for message in messages_for(connection.scope, row, index, annotation,
-                                        self.tracker.client_of, self.codec):  # fmt: skip
+            for message in messages_for(
+                connection.scope, row, index, annotation, self.tracker.client_of, self.codec
+            ):
                 connection.send(message)
 
     def _exchange_failed(self, exc: BaseException, origins: list) -> None:
@@ -984,11 +1064,14 @@ class Gateway:
         self.failure = exc
         for origin in origins:
             if origin is not None and origin[0].state is State.ACTIVE:
-                origin[0].send(p.Reject(
-                    request_id=origin[1], code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
-                    text="the exchange failed; outcome unknown until a resumed session replays",
-                    client_order_id=origin[3],
-                ))  # fmt: skip
+                origin[0].send(
+                    p.Reject(
+                        request_id=origin[1],
+                        code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
+                        text="the exchange failed; outcome unknown until a resumed session replays",
+                        client_order_id=origin[3],
+                    )
+                )
         self._write_dirty()
         self.request_shutdown()
 
@@ -1003,14 +1086,18 @@ class Gateway:
         for connection in list(self.connections):
             if connection.state is State.CONNECTED:
                 if now - connection.connected_at > config.logon_timeout_s:
-                    connection.protocol_error(p.ProtocolErrorCode.LOGON_TIMEOUT,
-                                              f"no Logon within {config.logon_timeout_s} s")
-            elif connection.state is State.ACTIVE:  # fmt: skip
+                    connection.protocol_error(
+                        p.ProtocolErrorCode.LOGON_TIMEOUT,
+                        f"no Logon within {config.logon_timeout_s} s",
+                    )
+            elif connection.state is State.ACTIVE:
                 if now - connection.last_received > config.idle_timeout_s:
-                    connection.protocol_error(p.ProtocolErrorCode.IDLE_TIMEOUT,
-                                              f"nothing received for {config.idle_timeout_s} s")
+                    connection.protocol_error(
+                        p.ProtocolErrorCode.IDLE_TIMEOUT,
+                        f"nothing received for {config.idle_timeout_s} s",
+                    )
                 elif now - connection.last_sent >= config.heartbeat_interval_s:
-                    connection.send(p.Heartbeat())  # fmt: skip
+                    connection.send(p.Heartbeat())
         self._write_dirty()
         if not self.stopping:
             self._schedule_tick()
@@ -1022,8 +1109,9 @@ def _percentiles_us(seconds) -> tuple[float, float, float, float]:
     if not values:
         return 0.0, 0.0, 0.0, 0.0
     last = len(values) - 1
-    return tuple(round(values[min(last, int(q * len(values)))] * 1e6, 1)
-                 for q in (0.5, 0.99, 0.999, 1.0))  # fmt: skip
+    return tuple(
+        round(values[min(last, int(q * len(values)))] * 1e6, 1) for q in (0.5, 0.99, 0.999, 1.0)
+    )
 
 
 def _emit(connection: Connection, message) -> None:

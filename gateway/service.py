@@ -38,12 +38,17 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def run(
-    data_dir: str | Path, users: UserDirectory, config: GatewayConfig, *,
-    market: MarketDefinition | None = None, durability: str = "batch",
+    data_dir: str | Path,
+    users: UserDirectory,
+    config: GatewayConfig,
+    *,
+    market: MarketDefinition | None = None,
+    durability: str = "batch",
     sync_interval_s: float = 0.05,
     snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
-    ready: Callable[[Gateway], None] | None = None, handle_signals: bool = True,
-) -> GatewayStats:  # fmt: skip
+    ready: Callable[[Gateway], None] | None = None,
+    handle_signals: bool = True,
+) -> GatewayStats:
     """Serve until shut down.
 
     Parameters
@@ -67,9 +72,12 @@ async def run(
         The gateway's counters and its own latency, at shutdown.
     """
     exchange = Sequencer.open(
-        data_dir, market, durability=durability, sync_interval_s=sync_interval_s,
+        data_dir,
+        market,
+        durability=durability,
+        sync_interval_s=sync_interval_s,
         snapshot_every_events=snapshot_every_events,
-    )  # fmt: skip
+    )
     thresholds = gc.get_threshold()
     try:
         gateway = Gateway(exchange, users, config)
@@ -101,8 +109,7 @@ async def run(
         exchange.close()
 
 
-def serve(data_dir: str | Path, users: UserDirectory, config: GatewayConfig,
-          **kw) -> GatewayStats:  # fmt: skip
+def serve(data_dir: str | Path, users: UserDirectory, config: GatewayConfig, **kw) -> GatewayStats:
     """:func:`run` on a fresh (uv)loop, from synchronous code; returns after shutdown."""
     loop = new_event_loop()
     try:
@@ -124,8 +131,9 @@ class ServerThread:
     ...     client = SyncClient("127.0.0.1", server.port, "alice", "secret")
     """
 
-    def __init__(self, data_dir: str | Path, users: UserDirectory, config: GatewayConfig,
-                 **kw) -> None:  # fmt: skip
+    def __init__(
+        self, data_dir: str | Path, users: UserDirectory, config: GatewayConfig, **kw
+    ) -> None:
         self._args = (data_dir, users, config)
         self._kw = kw
         self._ready = threading.Event()

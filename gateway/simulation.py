@@ -48,8 +48,8 @@ from collections.abc import Iterator
 import msgspec
 from sortedcontainers import SortedDict
 
-from engine.core import allocation
 from engine import markets
+from engine.core import allocation
 from engine.core import schema as s
 from engine.core.market import MarketDefinition, band_edges
 
@@ -82,12 +82,34 @@ CST_OFFSET_S = 8 * 3600
 
 FEE_ACCOUNT = 0
 """The exchange's fee account; participants are numbered from 1."""
-SECTOR_CODES = {"power": s.Sector.POWER, "steel": s.Sector.STEEL, "cement": s.Sector.CEMENT,
-                "aluminium": s.Sector.ALUMINIUM, "investor": s.Sector.NONE}  # fmt: skip
-MEDIAN_EMISSIONS_T = {"power": 2_000_000, "steel": 3_000_000, "cement": 700_000,
-                      "aluminium": 400_000, "investor": 0}  # fmt: skip
-PROVINCES = (110000, 130000, 210000, 310000, 320000, 330000, 370000, 410000, 440000, 510000,
-             610000, 650000)  # fmt: skip
+SECTOR_CODES = {
+    "power": s.Sector.POWER,
+    "steel": s.Sector.STEEL,
+    "cement": s.Sector.CEMENT,
+    "aluminium": s.Sector.ALUMINIUM,
+    "investor": s.Sector.NONE,
+}
+MEDIAN_EMISSIONS_T = {
+    "power": 2_000_000,
+    "steel": 3_000_000,
+    "cement": 700_000,
+    "aluminium": 400_000,
+    "investor": 0,
+}
+PROVINCES = (
+    110000,
+    130000,
+    210000,
+    310000,
+    320000,
+    330000,
+    370000,
+    410000,
+    440000,
+    510000,
+    610000,
+    650000,
+)
 
 
 class Participant(msgspec.Struct, frozen=True):
@@ -105,10 +127,16 @@ class Participant(msgspec.Struct, frozen=True):
 
 def _power_unit(account: int, emissions_t: int, rng: random.Random) -> allocation.PowerUnit:
     """Synthetic but plausible output: a unit whose benchmark allocation is near its emissions."""
-    category = rng.choices(["coal_300mw_plus", "coal_below_300mw", "coal_unconventional", "gas"],
-                           weights=[70, 15, 5, 10])[0]  # fmt: skip
-    benchmark = {"coal_300mw_plus": 0.791, "coal_below_300mw": 0.8049,
-                 "coal_unconventional": 0.8244, "gas": 0.3288}[category]  # fmt: skip
+    category = rng.choices(
+        ["coal_300mw_plus", "coal_below_300mw", "coal_unconventional", "gas"],
+        weights=[70, 15, 5, 10],
+    )[0]
+    benchmark = {
+        "coal_300mw_plus": 0.791,
+        "coal_below_300mw": 0.8049,
+        "coal_unconventional": 0.8244,
+        "gas": 0.3288,
+    }[category]
     heat_share = rng.uniform(0.0, 0.2)
     electricity = int(emissions_t * (1 - heat_share) / benchmark * rng.uniform(1.02, 1.08))
     heat = int(emissions_t * heat_share / 0.1033 * rng.uniform(1.02, 1.08))
@@ -130,8 +158,9 @@ def participants(seed: int, scale: float = 1.0) -> list[Participant]:
             if emissions:  # an entity trades in lots small against its position
                 size = max(100, min(size, emissions // 400))
             unit = _power_unit(account, emissions, rng) if sector == "power" else None
-            result.append(Participant(account, sector, size, rng.choice(PROVINCES), emissions,
-                                      unit))  # fmt: skip
+            result.append(
+                Participant(account, sector, size, rng.choice(PROVINCES), emissions, unit)
+            )
     return result
 
 
@@ -143,8 +172,14 @@ class TradingDay(msgspec.Struct, frozen=True):
     operator's commands (``SetTradingPhase``, ``AnnounceAuction``, ``ClearAuction``)."""
 
 
-OPERATOR_COMMANDS = (s.OpenSession, s.CloseSession, s.SetTradingPhase, s.AnnounceAuction,
-                     s.ClearAuction, s.CancelAuction)  # fmt: skip
+OPERATOR_COMMANDS = (
+    s.OpenSession,
+    s.CloseSession,
+    s.SetTradingPhase,
+    s.AnnounceAuction,
+    s.ClearAuction,
+    s.CancelAuction,
+)
 """Commands the exchange's operator sends (the others come from the participants)."""
 
 Fill = tuple[int, int, int, int]
@@ -183,8 +218,9 @@ class ListingBook:
             book = self.levels[(symbol, side)] = SortedDict()
         return book
 
-    def rest(self, order_id: int, account: int, symbol: str, side: int, price: int,
-             qty: int) -> None:  # fmt: skip
+    def rest(
+        self, order_id: int, account: int, symbol: str, side: int, price: int, qty: int
+    ) -> None:
         """Put an order at the tail of its price level."""
         self._side(symbol, side).setdefault(price, {})[order_id] = None
         self.orders[order_id] = [symbol, side, price, qty, account]
@@ -206,8 +242,9 @@ class ListingBook:
             self.ids[at] = last
             self._at[last] = at
 
-    def submit(self, order_id: int, account: int, symbol: str, side: int, price: int,
-               qty: int) -> list[Fill]:  # fmt: skip
+    def submit(
+        self, order_id: int, account: int, symbol: str, side: int, price: int, qty: int
+    ) -> list[Fill]:
         """A day limit order: trades what crosses, the rest rests."""
         other = self._side(symbol, s.Side.SELL if side == s.Side.BUY else s.Side.BUY)
         fills: list[Fill] = []
@@ -240,8 +277,15 @@ class ListingBook:
         self.remove(order_id)
         return self.submit(order_id, account, symbol, side, price, qty)
 
-    def quote(self, symbol: str, side: int, levels: int, taker: int, rng: random.Random,
-              newest: int | None = None) -> int | None:  # fmt: skip
+    def quote(
+        self,
+        symbol: str,
+        side: int,
+        levels: int,
+        taker: int,
+        rng: random.Random,
+        newest: int | None = None,
+    ) -> int | None:
         """A resting order of ``side`` within its best ``levels`` price levels that is not
         ``taker``'s and (``newest``) has an id no greater; None when there is none.  The
         earliest such order of a level picked at random."""
@@ -364,8 +408,9 @@ class Simulation:
         for phase in phases:
             allowed = set(phase.modes) & modes
             flags.append(("continuous" in allowed, "hit_quote" in allowed, "block" in allowed))
-        minutes = [_minutes(p.end) - _minutes(p.start) if f[0] else 0
-                   for p, f in zip(phases, flags)]  # fmt: skip
+        minutes = [
+            _minutes(p.end) - _minutes(p.start) if f[0] else 0 for p, f in zip(phases, flags)
+        ]
         total = max(1, sum(minutes))
         return [
             _Phase(i, p.name, p.start, p.end, *f, share=m / total)
@@ -378,8 +423,11 @@ class Simulation:
         counts = [len(self.market.phases(i)) for i in range(len(self.market.instruments))]
         if all(n > phase for n in counts):
             return [s.SetTradingPhase(phase=phase)]
-        return [s.SetTradingPhase(phase=phase, instrument=symbol)
-                for symbol, n in zip(self.market.symbols, counts) if n > phase]  # fmt: skip
+        return [
+            s.SetTradingPhase(phase=phase, instrument=symbol)
+            for symbol, n in zip(self.market.symbols, counts)
+            if n > phase
+        ]
 
     # -- the registry ---------------------------------------------------------------------------
 
@@ -396,11 +444,19 @@ class Simulation:
         ]
         for p in self.participants:
             kind = s.AccountKind.INVESTOR if p.sector == "investor" else s.AccountKind.COMPLIANCE
-            commands.append(s.OpenAccount(key=1_000_000 + p.account, account=p.account, kind=kind,
-                                          sector=SECTOR_CODES[p.sector], province=p.province))  # fmt: skip
+            commands.append(
+                s.OpenAccount(
+                    key=1_000_000 + p.account,
+                    account=p.account,
+                    kind=kind,
+                    sector=SECTOR_CODES[p.sector],
+                    province=p.province,
+                )
+            )
             cash = 50_000_000_000 if p.sector == "investor" else 2_000_000_000
-            commands.append(s.DepositCash(key=2_000_000 + p.account, account=p.account,
-                                          amount_fen=cash))  # fmt: skip
+            commands.append(
+                s.DepositCash(key=2_000_000 + p.account, account=p.account, amount_fen=cash)
+            )
         self.first_traded_vintage = year
         entities = [p for p in self.participants if p.emissions_t > 0]
         previous = {p.account: p.emissions_t * rng.randint(95, 105) // 100 for p in entities}
@@ -409,16 +465,23 @@ class Simulation:
         commands += pre
         pre_by_account = {c.account: c.qty_t for c in pre}
         units = [p.power_unit for p in entities if p.power_unit is not None]
-        commands += allocation.true_up(year, vintage, units, markets.benchmarks_2024(),
-                                       pre_by_account)  # fmt: skip
+        commands += allocation.true_up(
+            year, vintage, units, markets.benchmarks_2024(), pre_by_account
+        )
         for p in entities:
             if p.power_unit is None:  # intensity-based final allocation for other sectors
                 final = p.emissions_t * rng.randint(102, 110) // 100
                 top_up = final - pre_by_account.get(p.account, 0)
                 if top_up > 0:
-                    commands.append(s.IssueAllowances(
-                        key=allocation.allocation_key(year, p.account, 2), account=p.account,
-                        instrument=vintage, qty_t=top_up, true_up=True))  # fmt: skip
+                    commands.append(
+                        s.IssueAllowances(
+                            key=allocation.allocation_key(year, p.account, 2),
+                            account=p.account,
+                            instrument=vintage,
+                            qty_t=top_up,
+                            true_up=True,
+                        )
+                    )
         current = {p.account: p.emissions_t for p in entities}
         commands += allocation.pre_allocate(year + 1, f"CEA-{year + 1}", current)
         self._estimate(commands)
@@ -438,8 +501,14 @@ class Simulation:
             if p.emissions_t == 0:
                 continue
             cf4 = p.emissions_t // 1000 * rng.randint(5, 20) // 10 if p.sector == "aluminium" else 0
-            report = s.ReportEmissions(key=key + 3 * p.account, account=p.account, year=year,
-                                       co2_t=p.emissions_t, cf4_kg=cf4, c2f6_kg=cf4 // 8)  # fmt: skip
+            report = s.ReportEmissions(
+                key=key + 3 * p.account,
+                account=p.account,
+                year=year,
+                co2_t=p.emissions_t,
+                cf4_kg=cf4,
+                c2f6_kg=cf4 // 8,
+            )
             commands.append(report)
             gwp = s.GWP_TABLE[report.gwp]
             due = p.emissions_t + (cf4 * gwp[0] + cf4 // 8 * gwp[1] + 500) // 1000
@@ -448,12 +517,19 @@ class Simulation:
             for offset, symbol in enumerate(eligible):
                 qty = min(due, tradable(p.account, symbol))
                 if qty > 0:
-                    commands.append(s.SurrenderAllowances(
-                        key=key + 3 * p.account + 1 + 10**9 * (offset + 1), account=p.account,
-                        instrument=symbol, year=year, qty_t=qty))  # fmt: skip
+                    commands.append(
+                        s.SurrenderAllowances(
+                            key=key + 3 * p.account + 1 + 10**9 * (offset + 1),
+                            account=p.account,
+                            instrument=symbol,
+                            year=year,
+                            qty_t=qty,
+                        )
+                    )
                     due -= qty
-        commands.append(s.CloseComplianceYear(key=key, year=year,
-                                              reference_price_ticks=reference_price_ticks))  # fmt: skip
+        commands.append(
+            s.CloseComplianceYear(key=key, year=year, reference_price_ticks=reference_price_ticks)
+        )
         return commands
 
     def _estimate(self, commands: list[s.Command]) -> None:
@@ -468,8 +544,9 @@ class Simulation:
                 key = (c.account, c.instrument)
                 self.held[key] = self.held.get(key, 0) - c.qty_t
 
-    def _settle(self, buyer: int, seller: int, symbol: str, price: int, qty: int,
-                paid_now: bool = True) -> None:  # fmt: skip
+    def _settle(
+        self, buyer: int, seller: int, symbol: str, price: int, qty: int, paid_now: bool = True
+    ) -> None:
         """A trade in the estimate: the buyer pays at once, its allowances are tradable the
         next day (T+1).  The seller's proceeds count at once for a listing trade, and only from
         the next day for a block trade or an auction fill, which may settle later in the day
@@ -556,8 +633,9 @@ class Simulation:
             self._settle(buyer, seller, symbol, price, qty)
             self.listing_today_t += qty
 
-    def _order(self, trader: Participant, symbol: str, reference: int,
-               phase: _Phase) -> s.SubmitOrder:  # fmt: skip
+    def _order(
+        self, trader: Participant, symbol: str, reference: int, phase: _Phase
+    ) -> s.SubmitOrder:
         rng = self.rng
         side = s.Side.BUY if rng.random() < 0.5 or trader.sector == "investor" else s.Side.SELL
         qty = max(1, min(LISTING_MAX_T, int(trader.size_t * rng.uniform(0.2, 2.0))))
@@ -571,18 +649,24 @@ class Simulation:
         fills = self.book.submit(order_id, trader.account, symbol, side, price, qty)
         self._listed(trader.account, symbol, side, fills)
         return s.SubmitOrder(
-            order_id=order_id, account=trader.account, instrument=symbol, side=side, qty_t=qty,
+            order_id=order_id,
+            account=trader.account,
+            instrument=symbol,
+            side=side,
+            qty_t=qty,
             price_ticks=price,
-        )  # fmt: skip
+        )
 
-    def _hit_quote(self, order_id: int, account: int, symbol: str, side: int,
-                   qty: int) -> s.SubmitOrder | None:  # fmt: skip
+    def _hit_quote(
+        self, order_id: int, account: int, symbol: str, side: int, qty: int
+    ) -> s.SubmitOrder | None:
         """A hit-quote order on a quote of the other side within the best levels."""
         rng = self.rng
         other = s.Side.SELL if side == s.Side.BUY else s.Side.BUY
         newest = self.next_order_id - QUOTE_AGE_ORDERS
-        quote = self.book.quote(symbol, other, self.spec[symbol].hit_quote_levels, account, rng,
-                                newest)  # fmt: skip
+        quote = self.book.quote(
+            symbol, other, self.spec[symbol].hit_quote_levels, account, rng, newest
+        )
         if quote is None:
             return None
         tif = s.TimeInForce.IOC
@@ -590,9 +674,15 @@ class Simulation:
             tif, qty = s.TimeInForce.FOK, min(qty, self.book.orders[quote][3])
         self._listed(account, symbol, side, [self.book.hit(quote, qty)])
         return s.SubmitOrder(
-            order_id=order_id, account=account, instrument=symbol, side=side, qty_t=qty,
-            order_type=s.OrderType.HIT_QUOTE, tif=tif, quote_order_id=quote,
-        )  # fmt: skip
+            order_id=order_id,
+            account=account,
+            instrument=symbol,
+            side=side,
+            qty_t=qty,
+            order_type=s.OrderType.HIT_QUOTE,
+            tif=tif,
+            quote_order_id=quote,
+        )
 
     def _follow_up(self, references: dict[str, int], listing: bool) -> s.Command | None:
         """A cancel or (while listing trades) a reprice of a resting order."""
@@ -609,8 +699,14 @@ class Simulation:
         self._listed(account, symbol, side, self.book.modify(order_id, price, qty))
         return s.ModifyOrder(order_id=order_id, account=account, price_ticks=price, qty_t=qty)
 
-    def _listing_flow(self, count: int, phase: _Phase, active: list[Participant],
-                      weights: list[int], references: dict[str, int]) -> list[s.Command]:  # fmt: skip
+    def _listing_flow(
+        self,
+        count: int,
+        phase: _Phase,
+        active: list[Participant],
+        weights: list[int],
+        references: dict[str, int],
+    ) -> list[s.Command]:
         rng = self.rng
         flow: list[s.Command] = []
         for _ in range(count):
@@ -623,8 +719,9 @@ class Simulation:
                     flow.append(follow_up)
         return flow
 
-    def _interleave(self, flow: list[s.Command], groups: list[list[s.Command]],
-                    gaps: tuple[int, int] = (1, 1)) -> list[s.Command]:  # fmt: skip
+    def _interleave(
+        self, flow: list[s.Command], groups: list[list[s.Command]], gaps: tuple[int, int] = (1, 1)
+    ) -> list[s.Command]:
         """``flow`` with the groups' commands inserted at random places: the groups in the
         order they were made (the cash and allowances they move were estimated in that order),
         each group's commands in order, ``gaps`` (a range) of the flow's commands apart."""
@@ -675,10 +772,17 @@ class Simulation:
         self._settle(buyer, seller, symbol, price, qty, paid_now=False)
         side = s.Side.SELL if seller_offers else s.Side.BUY
         return [
-            s.SubmitBlockOffer(offer_id=offer_id, account=offerer, instrument=symbol, side=side,
-                               qty_t=qty, price_ticks=price, counterparty=counterparty),
+            s.SubmitBlockOffer(
+                offer_id=offer_id,
+                account=offerer,
+                instrument=symbol,
+                side=side,
+                qty_t=qty,
+                price_ticks=price,
+                counterparty=counterparty,
+            ),
             s.AcceptBlockOffer(offer_id=offer_id, account=acceptor, price_ticks=price, qty_t=qty),
-        ]  # fmt: skip
+        ]
 
     def _blocks(self, weights: list[int], references: dict[str, int]) -> list[list[s.Command]]:
         """The day's block trades: their volume follows the listing volume at 2023's ratio
@@ -706,8 +810,9 @@ class Simulation:
         last = self.last_auction_day
         return last is None or self.days_simulated - last >= AUCTION_EVERY_DAYS
 
-    def _auction(self, trading_date: int, weights: list[int],
-                 references: dict[str, int]) -> _Auction | None:  # fmt: skip
+    def _auction(
+        self, trading_date: int, weights: list[int], references: dict[str, int]
+    ) -> _Auction | None:
         """A seller's lot sold by one-way auction during the first listing phase."""
         rng = self.rng
         smallest = max(i.auction_min_qty_t for i in self.instruments)
@@ -720,8 +825,9 @@ class Simulation:
         lot += (-lot) % spec.lot_t
         held = self.auctions_held
         clearing = s.ClearingRule.UNIFORM if held % 2 == 0 else s.ClearingRule.PAY_AS_BID
-        floor_rule = (s.FloorRule.CLOSE_MINUS_BAND if held // 2 % 2 == 0
-                      else s.FloorRule.PREVIOUS_CLOSE)  # fmt: skip
+        floor_rule = (
+            s.FloorRule.CLOSE_MINUS_BAND if held // 2 % 2 == 0 else s.FloorRule.PREVIOUS_CLOSE
+        )
         reference = references[symbol]
         lower, cap = band_edges(reference, spec.auction_band_bps, spec.tick_ticks)
         floor = reference if floor_rule == s.FloorRule.PREVIOUS_CLOSE else lower
@@ -731,11 +837,13 @@ class Simulation:
         opening: list[s.Command] = [
             s.ApplyAuction(auction_id=auction_id, account=seller, instrument=symbol, qty_t=lot),
             s.AnnounceAuction(
-                auction_id=auction_id, floor_rule=floor_rule, clearing=clearing,
+                auction_id=auction_id,
+                floor_rule=floor_rule,
+                clearing=clearing,
                 window_start_ns=local_time_ns(trading_date, window.start),
                 window_end_ns=local_time_ns(trading_date, window.end),
             ),
-        ]  # fmt: skip
+        ]
         bids = self._bids(auction_id, seller, symbol, lot, floor, cap)
         self._cleared(seller, symbol, lot, clearing, bids)
         self.auctions_held += 1
@@ -744,8 +852,9 @@ class Simulation:
         self.auctions_in_year[year] = self.auctions_in_year.get(year, 0) + 1
         return _Auction(opening, bids, s.ClearAuction(auction_id=auction_id))
 
-    def _bids(self, auction_id: int, seller: int, symbol: str, lot: int, floor: int,
-              cap: int) -> list[s.SubmitAuctionBid]:  # fmt: skip
+    def _bids(
+        self, auction_id: int, seller: int, symbol: str, lot: int, floor: int, cap: int
+    ) -> list[s.SubmitAuctionBid]:
         """Sealed bids near the fair value, inside [floor, cap]; together about 1.5 lots."""
         rng = self.rng
         spec = self.spec[symbol]
@@ -758,14 +867,22 @@ class Simulation:
             bidder = self._buyer(price * qty, seller)
             if bidder is None:
                 continue
-            bids.append(s.SubmitAuctionBid(bid_id=self.next_bid_id, auction_id=auction_id,
-                                           account=bidder, price_ticks=price, qty_t=qty))  # fmt: skip
+            bids.append(
+                s.SubmitAuctionBid(
+                    bid_id=self.next_bid_id,
+                    auction_id=auction_id,
+                    account=bidder,
+                    price_ticks=price,
+                    qty_t=qty,
+                )
+            )
             self.next_bid_id += 1
             self.cash[bidder] -= price * qty  # locked until the clearing (released below)
         return bids
 
-    def _cleared(self, seller: int, symbol: str, lot: int, clearing: int,
-                 bids: list[s.SubmitAuctionBid]) -> None:  # fmt: skip
+    def _cleared(
+        self, seller: int, symbol: str, lot: int, clearing: int, bids: list[s.SubmitAuctionBid]
+    ) -> None:
         """The clearing in the estimate: ranked by price then arrival, as the engine does."""
         ranked = sorted(range(len(bids)), key=lambda i: (-bids[i].price_ticks, i))
         fills, remaining = [], lot
@@ -790,12 +907,15 @@ class Simulation:
         rng = self.rng
         for instrument in self.instruments:  # the fair value drifts, 40-110 CNY/t
             step = rng.randint(-80, 80)
-            self.fair[instrument.symbol] = max(4_000, min(11_000, self.fair[instrument.symbol] + step))
+            self.fair[instrument.symbol] = max(
+                4_000, min(11_000, self.fair[instrument.symbol] + step)
+            )
         self._new_day()
         active = rng.sample(self.participants, k=min(len(self.participants), max(1, orders // 3)))
         # Entities trade the vintages they were allocated (older ones barely trade any more).
-        weights = [1 if (i.vintage or 0) >= self.first_traded_vintage else 0
-                   for i in self.instruments]  # fmt: skip
+        weights = [
+            1 if (i.vintage or 0) >= self.first_traded_vintage else 0 for i in self.instruments
+        ]
         auction = None
         if self._auction_due(trading_date):
             auction = self._auction(trading_date, weights, references)
@@ -810,8 +930,11 @@ class Simulation:
                 left -= count
                 flow = self._listing_flow(count, phase, active, weights, references)
             else:  # a break: some participants cancel what they left in the book
-                flow = [c for c in (self._follow_up(references, False)
-                                    for _ in range(orders // 50)) if c is not None]  # fmt: skip
+                flow = [
+                    c
+                    for c in (self._follow_up(references, False) for _ in range(orders // 50))
+                    if c is not None
+                ]
             if phase.block and self.blocks:
                 flow = self._interleave(flow, self._blocks(weights, references), BLOCK_ACCEPT_GAP)
             if auction is not None and phase is listing[0]:

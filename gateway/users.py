@@ -139,15 +139,18 @@ def generate_api_key() -> str:
 def check_user(user: User) -> User:
     """Raise UserFileError unless ``user`` is well formed; returns it."""
     if not 1 <= len(user.name) <= limits.USER_NAME_CHARS_MAX or not user.name.isprintable():
-        raise UserFileError(f"user name {user.name!r}: 1 … {limits.USER_NAME_CHARS_MAX} "
-                            "printable characters")  # fmt: skip
+        raise UserFileError(
+            f"user name {user.name!r}: 1 … {limits.USER_NAME_CHARS_MAX} printable characters"
+        )
     if user.role is Role.TRADER:
         if not 1 <= len(user.accounts) <= limits.ACCOUNTS_PER_USER_MAX:
-            raise UserFileError(f"trader {user.name!r} needs 1 … "
-                                f"{limits.ACCOUNTS_PER_USER_MAX} accounts")  # fmt: skip
+            raise UserFileError(
+                f"trader {user.name!r} needs 1 … {limits.ACCOUNTS_PER_USER_MAX} accounts"
+            )
     elif user.accounts:
-        raise UserFileError(f"{user.role.value} {user.name!r} may not be bound to accounts "
-                            "(only traders trade)")  # fmt: skip
+        raise UserFileError(
+            f"{user.role.value} {user.name!r} may not be bound to accounts (only traders trade)"
+        )
     if any(not 0 <= a < limits.ACCOUNTS_MAX for a in user.accounts):
         raise UserFileError(f"user {user.name!r}: accounts are 0 … {limits.ACCOUNTS_MAX - 1}")
     if len(set(user.accounts)) != len(user.accounts):

@@ -31,8 +31,8 @@ import hashlib
 import msgspec
 import numpy as np
 
-from engine.durable import journal as jr
 from engine.core import schema as s
+from engine.durable import journal as jr
 from replay.datadir import DataDir, LogReader
 from replay.progress import Progress
 from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches
@@ -109,10 +109,19 @@ def audit(data: DataDir, engine: str = "compiled", progress: Progress | None = N
             break
     ok = tally.divergence is None
     return AuditReport(
-        str(data.path), engine, ok, tally.batches, tally.commands, tally.events,
-        tally.first_seq, tally.last_seq, tally.combined.hexdigest(),
-        rules.state_hash() if ok else "", tally.divergence, reader.tail,
-    )  # fmt: skip
+        str(data.path),
+        engine,
+        ok,
+        tally.batches,
+        tally.commands,
+        tally.events,
+        tally.first_seq,
+        tally.last_seq,
+        tally.combined.hexdigest(),
+        rules.state_hash() if ok else "",
+        tally.divergence,
+        reader.tail,
+    )
 
 
 class _Tally:
@@ -143,7 +152,15 @@ def _divergence(
 ) -> Divergence:
     codec = data.codec
     return Divergence(
-        batch.first_seq, batch.last_seq, batch.ts_first_ns, batch.segment, batch.offset,
-        decode_commands(codec, batch.commands), codec.decode_events(events),
-        len(events), digest.hex(), batch.event_count, batch.events_digest.hex(),
-    )  # fmt: skip
+        batch.first_seq,
+        batch.last_seq,
+        batch.ts_first_ns,
+        batch.segment,
+        batch.offset,
+        decode_commands(codec, batch.commands),
+        codec.decode_events(events),
+        len(events),
+        digest.hex(),
+        batch.event_count,
+        batch.events_digest.hex(),
+    )

@@ -107,9 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     data = _data(args.data_dir)
     with _progress(args, "run") as progress:
         report = run(
-            data, args.engine, _stop(args.until_seq, args.until_time), args.from_snapshot,
+            data,
+            args.engine,
+            _stop(args.until_seq, args.until_time),
+            args.from_snapshot,
             progress,
-        )  # fmt: skip
+        )
     _emit(args, report, tx.run_text)
     return errors.EXIT_OK
 
@@ -130,9 +133,14 @@ def _book(args: argparse.Namespace) -> int:
     data = _data(args.data_dir)
     with _progress(args, "book") as progress:
         report = book(
-            data, args.instrument, _stop(args.at_seq, args.at_time), args.depth, args.orders,
-            args.engine, progress,
-        )  # fmt: skip
+            data,
+            args.instrument,
+            _stop(args.at_seq, args.at_time),
+            args.depth,
+            args.orders,
+            args.engine,
+            progress,
+        )
     _emit(args, report, tx.book_text)
     return errors.EXIT_OK
 
@@ -255,9 +263,11 @@ def _common() -> argparse.ArgumentParser:
 
 def _engine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--engine", choices=ENGINES, default="compiled",
+        "--engine",
+        choices=ENGINES,
+        default="compiled",
         help="rules to replay with: the compiled book (default) or the plain-Python reference",
-    )  # fmt: skip
+    )
 
 
 def _add_state_commands(sub, common: argparse.ArgumentParser) -> None:
@@ -270,22 +280,28 @@ def _add_state_commands(sub, common: argparse.ArgumentParser) -> None:
     until = p.add_mutually_exclusive_group()
     until.add_argument("--until-seq", type=_seq, metavar="N", help="stop after command N")
     until.add_argument(
-        "--until-time", type=_time, metavar="T",
+        "--until-time",
+        type=_time,
+        metavar="T",
         help="stop after time T (nanoseconds, or ISO 8601; no offset: UTC+08:00)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--from-snapshot", action="store_true",
+        "--from-snapshot",
+        action="store_true",
         help="start from the newest usable snapshot before the stop",
-    )  # fmt: skip
+    )
     _engine_option(p)
     p.set_defaults(run=_guarded(_run))
 
     p = sub.add_parser("audit", parents=[common], help="recompute and compare every batch")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument(
-        "--show", type=_positive, default=20, metavar="N",
+        "--show",
+        type=_positive,
+        default=20,
+        metavar="N",
         help="commands and events shown of a diverging batch (table output; default 20)",
-    )  # fmt: skip
+    )
     _engine_option(p)
     p.set_defaults(run=_guarded(_audit))
 
@@ -307,32 +323,43 @@ def _add_report_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--account", type=_seq, required=True, metavar="A")
     p.add_argument(
-        "--from", dest="from_time", type=_time, metavar="T",
+        "--from",
+        dest="from_time",
+        type=_time,
+        metavar="T",
         help="from time T (nanoseconds, or ISO 8601; no offset: UTC+08:00)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--to", dest="to_time", type=_time_end, metavar="T",
+        "--to",
+        dest="to_time",
+        type=_time_end,
+        metavar="T",
         help="up to time T inclusive (a date: to the end of that day)",
-    )  # fmt: skip
+    )
     p.set_defaults(run=_guarded(_statement))
 
-    p = sub.add_parser("trades", parents=[common],
-                      help="export every trade (listing, block, auction)")
+    p = sub.add_parser(
+        "trades", parents=[common], help="export every trade (listing, block, auction)"
+    )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--instrument", metavar="X")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.set_defaults(run=_guarded(_trades))
 
-    p = sub.add_parser("market", parents=[common],
-                      help="daily prices, volume and value by trading mode, composite price")
+    p = sub.add_parser(
+        "market",
+        parents=[common],
+        help="daily prices, volume and value by trading mode, composite price",
+    )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--instrument", metavar="X")
     p.set_defaults(run=_guarded(_market))
 
     p = sub.add_parser(
-        "compliance", parents=[common],
+        "compliance",
+        parents=[common],
         help="a compliance year: obligations, surrenders, offsets, shortfalls, penalties",
-    )  # fmt: skip
+    )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--year", type=_year, required=True, metavar="Y", help="compliance year")
     p.set_defaults(run=_guarded(_compliance))
@@ -358,9 +385,10 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
     the other ``cets`` commands do (``sys.exit(args.run(args))``).
     """
     parser = subparsers.add_parser(
-        "replay", help="verify, audit and query event logs",
+        "replay",
+        help="verify, audit and query event logs",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-    )  # fmt: skip
+    )
     add_subcommands(parser.add_subparsers(dest="replay_command", required=True))
     return parser
 
@@ -368,9 +396,10 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
 def build_parser(prog: str = "python -m replay") -> argparse.ArgumentParser:
     """The stand-alone parser of ``python -m replay``."""
     parser = argparse.ArgumentParser(
-        prog=prog, description="Verify, audit and query the event logs of the CETS exchange.",
+        prog=prog,
+        description="Verify, audit and query the event logs of the CETS exchange.",
         epilog="Exit codes: 0 ok, 1 finding (damage, divergence), 2 usage, 3 unreadable data.",
-    )  # fmt: skip
+    )
     add_subcommands(parser.add_subparsers(dest="replay_command", required=True))
     return parser
 

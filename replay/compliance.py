@@ -197,11 +197,18 @@ class ComplianceReport(Consumer):
         positions = [self._position(e, price) for _, e in sorted(self.entities.items())]
         compliance = self.market.compliance
         return ComplianceYear(
-            self.year, close is not None, None if close is None else close[r.E_SEQ],
-            None if close is None else close[r.E_TS], price, compliance.penalty_multiple,
-            compliance.offset_limit_bps, last_seq, positions, _totals(positions, close),
+            self.year,
+            close is not None,
+            None if close is None else close[r.E_SEQ],
+            None if close is None else close[r.E_TS],
+            price,
+            compliance.penalty_multiple,
+            compliance.offset_limit_bps,
+            last_seq,
+            positions,
+            _totals(positions, close),
             [] if price is None else self._discrepancies(positions, price),
-        )  # fmt: skip
+        )
 
     def _position(self, e: _Entity, price: int | None) -> EntityPosition:
         report = e.report or [0] * r.EVENT_FIELDS
@@ -220,12 +227,23 @@ class ComplianceReport(Consumer):
             if qty
         ]
         return EntityPosition(
-            e.account, s.Sector(e.sector), e.province, e.report is not None,
-            None if e.report is None else report[r.E_SEQ], report[r.E_X1], report[r.E_X2],
-            report[r.E_X3], None if e.report is None else s.GwpVersion(report[r.E_X4]),
-            obligation, surrendered, allowances, offsets,
-            obligation * self.market.compliance.offset_limit_bps // 10_000, shortfall, penalty,
-        )  # fmt: skip
+            e.account,
+            s.Sector(e.sector),
+            e.province,
+            e.report is not None,
+            None if e.report is None else report[r.E_SEQ],
+            report[r.E_X1],
+            report[r.E_X2],
+            report[r.E_X3],
+            None if e.report is None else s.GwpVersion(report[r.E_X4]),
+            obligation,
+            surrendered,
+            allowances,
+            offsets,
+            obligation * self.market.compliance.offset_limit_bps // 10_000,
+            shortfall,
+            penalty,
+        )
 
     def _penalty(self, shortfall_t: int, price_ticks: int) -> int:
         return shortfall_t * price_ticks * self.market.compliance.penalty_multiple
@@ -238,17 +256,26 @@ class ComplianceReport(Consumer):
             if row is None:
                 found.append(f"account {p.account}: no ComplianceReported at the close")
                 continue
-            rebuilt = (p.obligation_t, p.surrendered_t, p.offsets_t, p.shortfall_t,
-                       self._penalty(p.shortfall_t, price))  # fmt: skip
+            rebuilt = (
+                p.obligation_t,
+                p.surrendered_t,
+                p.offsets_t,
+                p.shortfall_t,
+                self._penalty(p.shortfall_t, price),
+            )
             recorded = (row[r.E_QTY], row[r.E_X1], row[r.E_X2], row[r.E_X3], row[r.E_X4])
             for name, mine, theirs in zip(_COMPARED, rebuilt, recorded, strict=True):
                 if mine != theirs:
-                    found.append(f"account {p.account}: {name} {theirs:,} recorded at the "
-                                 f"close, {mine:,} from the reports and surrenders")  # fmt: skip
+                    found.append(
+                        f"account {p.account}: {name} {theirs:,} recorded at the "
+                        f"close, {mine:,} from the reports and surrenders"
+                    )
         shown = {p.account for p in positions}
         for account in sorted(set(self.recorded) - shown):
-            found.append(f"account {account}: ComplianceReported for an account that is not a "
-                         "compliance entity")  # fmt: skip
+            found.append(
+                f"account {account}: ComplianceReported for an account that is not a "
+                "compliance entity"
+            )
         return found
 
 
@@ -259,8 +286,13 @@ def _totals(positions: list[EntityPosition], close: Row | None) -> ComplianceTot
     short = sum(1 for p in positions if p.shortfall_t)
     penalty = None if close is None else sum(p.penalty_fen or 0 for p in positions)
     return ComplianceTotals(
-        len(positions), len(positions) - short, short,
-        sum(1 for p in positions if not p.reported), sum(p.obligation_t for p in positions),
-        sum(p.surrendered_t for p in positions), sum(p.offsets_t for p in positions),
-        sum(p.shortfall_t for p in positions), penalty,
-    )  # fmt: skip
+        len(positions),
+        len(positions) - short,
+        short,
+        sum(1 for p in positions if not p.reported),
+        sum(p.obligation_t for p in positions),
+        sum(p.surrendered_t for p in positions),
+        sum(p.offsets_t for p in positions),
+        sum(p.shortfall_t for p in positions),
+        penalty,
+    )

@@ -34,10 +34,10 @@ from pathlib import Path
 import crc32c
 import msgspec
 
-from engine.durable import journal as jr
 from engine.core import market as mk
-from engine.durable import sequencer as sq
 from engine.core.records import Codec
+from engine.durable import journal as jr
+from engine.durable import sequencer as sq
 from replay.errors import DataError, UsageError
 from replay.progress import Progress
 
@@ -168,9 +168,12 @@ class LogReader:
     """
 
     def __init__(
-        self, data: DataDir, from_seq: int = 1, progress: Progress | None = None,
+        self,
+        data: DataDir,
+        from_seq: int = 1,
+        progress: Progress | None = None,
         prefetch: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.data, self.from_seq, self.progress = data, from_seq, progress
         self.prefetch = prefetch
         self._walk = jr.LogWalk(data.log_dir, data.market_digest, from_seq, map_segments=True)

@@ -114,9 +114,19 @@ def diff(
             command_a, events_a = _shown(a, cmd_a, ev_a, seq)
             command_b, events_b = _shown(b, cmd_b, ev_b, seq)
             return DiffResult(
-                *common, False, seq - 1, None, None, markets_differ, seq, what, command_a,
-                command_b, events_a, events_b,
-            )  # fmt: skip
+                *common,
+                False,
+                seq - 1,
+                None,
+                None,
+                markets_differ,
+                seq,
+                what,
+                command_a,
+                command_b,
+                events_a,
+                events_b,
+            )
         compared = through
     return _ended(common, side_a, side_b, compared, markets_differ)
 
@@ -132,9 +142,16 @@ def _ended(common: tuple, side_a: _Side, side_b: _Side, compared: int, markets_d
     if longer is side_b:
         fields = {"command_b": command, "events_b": shown_events}
     return DiffResult(
-        *common, False, compared, side_a.end, side_b.end, markets_differ, seq, "length",
+        *common,
+        False,
+        compared,
+        side_a.end,
+        side_b.end,
+        markets_differ,
+        seq,
+        "length",
         **fields,
-    )  # fmt: skip
+    )
 
 
 def _first_difference(

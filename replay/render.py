@@ -74,9 +74,14 @@ def parse_time(text: str, end: bool = False) -> int:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     zone = CST if offset is None else _zone(offset)
     moment = dt.datetime(
-        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
         tzinfo=zone,
-    )  # fmt: skip
+    )
     delta = moment - _EPOCH
     ns = (delta.days * 86_400 + delta.seconds) * _NS + int((fraction or "").ljust(9, "0"))
     if end:

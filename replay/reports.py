@@ -30,7 +30,6 @@ totals reconcile with the balances the engine holds.
 from __future__ import annotations
 
 import abc
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -216,16 +215,19 @@ class Scan:
 
 
 def scan_events(
-    data: DataDir, consumers: Sequence[Consumer], progress: Progress | None = None,
+    data: DataDir,
+    consumers: Sequence[Consumer],
+    progress: Progress | None = None,
     stop: Stop | None = None,
-) -> Scan:  # fmt: skip
+) -> Scan:
     """Replay the log up to ``stop`` once and feed every consumer its events."""
     engine = engine_class("compiled")(data.market)
     union = set().union(*(c.kinds for c in consumers))
     wanted = np.array(sorted(union), dtype=np.int64)
     # Each consumer sees only its own kinds (a consumer wanting them all takes the union).
-    own = [None if c.kinds == union else np.array(sorted(c.kinds), dtype=np.int64)
-           for c in consumers]  # fmt: skip
+    own = [
+        None if c.kinds == union else np.array(sorted(c.kinds), dtype=np.int64) for c in consumers
+    ]
     reader = LogReader(data, 1, progress)
     for applied in replay_batches(from_genesis(reader), batch_applier(engine), stop):
         rows = applied.events.view(np.int64).reshape(-1, r.EVENT_FIELDS)
@@ -280,21 +282,63 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
         side = s.Side(row[r.E_SIDE])
         taker, maker = row[r.E_ACCOUNT], row[r.E_X1]
         buyer, seller = (taker, maker) if side == s.Side.BUY else (maker, taker)
-        return TradeRow(*head, row[r.E_X2], trading_date, symbol, price, qty, price * qty,
-                        side.name, row[r.E_ORDER_ID], taker, row[r.E_X0], maker, "listing",
-                        buyer, seller)  # fmt: skip
+        return TradeRow(
+            *head,
+            row[r.E_X2],
+            trading_date,
+            symbol,
+            price,
+            qty,
+            price * qty,
+            side.name,
+            row[r.E_ORDER_ID],
+            taker,
+            row[r.E_X0],
+            maker,
+            "listing",
+            buyer,
+            seller,
+        )
     if kind == r.EV_BLOCK_TRADE:
         offer_side = s.Side(row[r.E_SIDE])
         side = s.Side.SELL if offer_side == s.Side.BUY else s.Side.BUY
         acceptor, offerer = row[r.E_ACCOUNT], row[r.E_X0]
         buyer, seller = (acceptor, offerer) if side == s.Side.BUY else (offerer, acceptor)
-        return TradeRow(*head, row[r.E_X1], trading_date, symbol, price, qty, price * qty,
-                        side.name, 0, acceptor, row[r.E_ORDER_ID], offerer, "block", buyer,
-                        seller)  # fmt: skip
+        return TradeRow(
+            *head,
+            row[r.E_X1],
+            trading_date,
+            symbol,
+            price,
+            qty,
+            price * qty,
+            side.name,
+            0,
+            acceptor,
+            row[r.E_ORDER_ID],
+            offerer,
+            "block",
+            buyer,
+            seller,
+        )
     buyer, seller = row[r.E_ACCOUNT], row[r.E_X2]
-    return TradeRow(*head, row[r.E_X1], trading_date, symbol, price, qty, price * qty,
-                    s.Side.BUY.name, row[r.E_ORDER_ID], buyer, row[r.E_X0], seller, "auction",
-                    buyer, seller)  # fmt: skip
+    return TradeRow(
+        *head,
+        row[r.E_X1],
+        trading_date,
+        symbol,
+        price,
+        qty,
+        price * qty,
+        s.Side.BUY.name,
+        row[r.E_ORDER_ID],
+        buyer,
+        row[r.E_X0],
+        seller,
+        "auction",
+        buyer,
+        seller,
+    )
 
 
 class TradesReport(Consumer):
@@ -417,8 +461,18 @@ class _Volume:
 class _Day:
     """Running figures of an open session (from its ``SessionOpened`` and its trades)."""
 
-    __slots__ = ("auction", "block", "date", "high", "low", "open", "reference", "trades",
-                 "value", "volume")  # fmt: skip
+    __slots__ = (
+        "auction",
+        "block",
+        "date",
+        "high",
+        "low",
+        "open",
+        "reference",
+        "trades",
+        "value",
+        "volume",
+    )
 
     def __init__(self, date: int, reference: int, auction: _Volume) -> None:
         self.date, self.reference = date, reference
@@ -444,8 +498,12 @@ class MarketReport(Consumer):
     trades and auction fills are few and taken one by one.
     """
 
-    kinds = TRADE_KINDS | {r.EV_SESSION_OPENED, r.EV_SESSION_CLOSED, r.EV_MODE_VOLUMES,
-                           r.EV_COMPOSITE}  # fmt: skip
+    kinds = TRADE_KINDS | {
+        r.EV_SESSION_OPENED,
+        r.EV_SESSION_CLOSED,
+        r.EV_MODE_VOLUMES,
+        r.EV_COMPOSITE,
+    }
 
     def __init__(self, data: DataDir, instrument: int | None = None) -> None:
         self.codec, self.instrument = data.codec, instrument
@@ -462,7 +520,8 @@ class MarketReport(Consumer):
         """See :meth:`Consumer.take`."""
         if self.instrument is not None:
             keep = (rows[:, r.E_INSTRUMENT] == self.instrument) | (
-                rows[:, r.E_KIND] == r.EV_COMPOSITE)  # fmt: skip
+                rows[:, r.E_KIND] == r.EV_COMPOSITE
+            )
             rows = rows[keep]
         is_other = rows[:, r.E_KIND] != r.EV_TRADE
         start = 0
@@ -494,9 +553,14 @@ class MarketReport(Consumer):
         elif kind == r.EV_COMPOSITE:
             previous = self.composite[-1].price_ticks if self.composite else None
             price = row[r.E_PRICE]
-            self.composite.append(CompositeDay(
-                row[r.E_X0], price, row[r.E_X1], None if previous is None else price - previous,
-            ))  # fmt: skip
+            self.composite.append(
+                CompositeDay(
+                    row[r.E_X0],
+                    price,
+                    row[r.E_X1],
+                    None if previous is None else price - previous,
+                )
+            )
         else:
             day = self.days.get(index)
             if kind == r.EV_BLOCK_TRADE:
@@ -514,11 +578,23 @@ class MarketReport(Consumer):
         modes = (day.block.figures() + day.auction.figures()) if day is not None else (0,) * 6
         close = row[r.E_PRICE]
         self.last_bar[index] = len(self.bars)
-        self.bars.append(DayBar(
-            row[r.E_X0], self.codec.symbol(index), previous, row[r.E_X1], row[r.E_X2],
-            row[r.E_X3], close, close - previous, row[r.E_QTY], row[r.E_X4], row[r.E_X5], True,
-            *modes,
-        ))  # fmt: skip
+        self.bars.append(
+            DayBar(
+                row[r.E_X0],
+                self.codec.symbol(index),
+                previous,
+                row[r.E_X1],
+                row[r.E_X2],
+                row[r.E_X3],
+                close,
+                close - previous,
+                row[r.E_QTY],
+                row[r.E_X4],
+                row[r.E_X5],
+                True,
+                *modes,
+            )
+        )
 
     def _mode_volumes(self, row: Row) -> None:
         """The engine's block and auction figures of the day it just closed."""
@@ -526,10 +602,14 @@ class MarketReport(Consumer):
         if at is None or self.bars[at].trading_date != row[r.E_X0]:
             return
         self.bars[at] = msgspec.structs.replace(
-            self.bars[at], block_volume_t=row[r.E_QTY], block_value_fen=row[r.E_X1],
-            block_trades=row[r.E_X2], auction_volume_t=row[r.E_X3],
-            auction_value_fen=row[r.E_X4], auction_trades=row[r.E_X5],
-        )  # fmt: skip
+            self.bars[at],
+            block_volume_t=row[r.E_QTY],
+            block_value_fen=row[r.E_X1],
+            block_trades=row[r.E_X2],
+            auction_volume_t=row[r.E_X3],
+            auction_value_fen=row[r.E_X4],
+            auction_trades=row[r.E_X5],
+        )
 
     def result(self) -> MarketHistory:
         """Closed days, then the sessions still open, by trading date and instrument; the
@@ -548,10 +628,18 @@ class MarketReport(Consumer):
         else:
             prices = (day.reference,) * 4
         return DayBar(
-            day.date, self.codec.symbol(index), day.reference, *prices,
-            prices[3] - day.reference, day.volume, day.value, day.trades, False,
-            *day.block.figures(), *day.auction.figures(),
-        )  # fmt: skip
+            day.date,
+            self.codec.symbol(index),
+            day.reference,
+            *prices,
+            prices[3] - day.reference,
+            day.volume,
+            day.value,
+            day.trades,
+            False,
+            *day.block.figures(),
+            *day.auction.figures(),
+        )
 
 
 def vwap_close(value_fen: int, volume_t: int, tick_ticks: int) -> int:
@@ -630,9 +718,12 @@ class StatementReport(Consumer):
     kinds = frozenset(ACCOUNT_ROLES)
 
     def __init__(
-        self, data: DataDir, account: int, from_ts_ns: int | None = None,
+        self,
+        data: DataDir,
+        account: int,
+        from_ts_ns: int | None = None,
         to_ts_ns: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.codec, self.account = data.codec, account
         self.from_ts_ns, self.to_ts_ns = from_ts_ns, to_ts_ns
         self.fees = Fees.of(data.market)
@@ -692,10 +783,21 @@ class StatementReport(Consumer):
         name = type(event).__name__
         instrument = getattr(event, "instrument", "")
         self.counts[name] = self.counts.get(name, 0) + 1
-        self.lines.append(StatementLine(
-            row[r.E_SEQ], row[r.E_TS], name, role, instrument, qty, cash, fee,
-            self.net[index] if instrument and listed else 0, self.cash, event,
-        ))  # fmt: skip
+        self.lines.append(
+            StatementLine(
+                row[r.E_SEQ],
+                row[r.E_TS],
+                name,
+                role,
+                instrument,
+                qty,
+                cash,
+                fee,
+                self.net[index] if instrument and listed else 0,
+                self.cash,
+                event,
+            )
+        )
 
     def _traded(self, index: int, qty: int, value: int, fee: int) -> None:
         """``value``: the trade's cash before the fee (negative for a purchase)."""
@@ -710,15 +812,31 @@ class StatementReport(Consumer):
     def result(self, balances: s.AccountStatus | None = None) -> Statement:
         """The statement; ``balances``: the engine's view of the account at the period's end."""
         flows = [
-            Flow(symbol, self.net[i], self.bought[i], self.sold[i], self.paid_fen[i],
-                 self.received_fen[i], self.fees_fen[i], self.block_t[i], self.auction_t[i])  # fmt: skip
+            Flow(
+                symbol,
+                self.net[i],
+                self.bought[i],
+                self.sold[i],
+                self.paid_fen[i],
+                self.received_fen[i],
+                self.fees_fen[i],
+                self.block_t[i],
+                self.auction_t[i],
+            )
             for i, symbol in enumerate(self.codec.symbols)
             if self.net[i] or self.bought[i] or self.sold[i]
         ]
         return Statement(
-            self.account, self.from_ts_ns, self.to_ts_ns, self.opening_cash, self.lines,
-            flows, self.cash, dict(sorted(self.counts.items())), balances,
-        )  # fmt: skip
+            self.account,
+            self.from_ts_ns,
+            self.to_ts_ns,
+            self.opening_cash,
+            self.lines,
+            flows,
+            self.cash,
+            dict(sorted(self.counts.items())),
+            balances,
+        )
 
 
 def _no_movement(row: Row, role: str, fees: Fees) -> Movement:

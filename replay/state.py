@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.durable import journal as jr
 from engine.core import schema as s
 from engine.core.market import MarketDefinition
+from engine.durable import journal as jr
 from replay.datadir import DataDir
 from replay.progress import Progress
 from replay.timeline import Rebuilt, SkippedSnapshot, Stop, rebuild
@@ -87,9 +87,11 @@ class RunReport(msgspec.Struct, frozen=True):
 
 def _side(levels: list[s.DepthLevel]) -> SideSummary:
     return SideSummary(
-        levels[0].price_ticks if levels else None, len(levels),
-        sum(level.orders for level in levels), sum(level.qty_t for level in levels),
-    )  # fmt: skip
+        levels[0].price_ticks if levels else None,
+        len(levels),
+        sum(level.orders for level in levels),
+        sum(level.qty_t for level in levels),
+    )
 
 
 def summarize(engine: object, symbol: str) -> InstrumentSummary:
@@ -103,10 +105,16 @@ def summarize(engine: object, symbol: str) -> InstrumentSummary:
         phases = market.phases(market.symbols.index(symbol))
         phase = phases[status.phase].name if 0 <= status.phase < len(phases) else str(status.phase)
     return InstrumentSummary(
-        symbol, state.name, status.trading_date, status.reference_price_ticks,
-        status.lower_band_ticks, status.upper_band_ticks, _side(depth.bids), _side(depth.asks),
+        symbol,
+        state.name,
+        status.trading_date,
+        status.reference_price_ticks,
+        status.lower_band_ticks,
+        status.upper_band_ticks,
+        _side(depth.bids),
+        _side(depth.asks),
         phase,
-    )  # fmt: skip
+    )
 
 
 def accounts_by_kind(engine: object, market: MarketDefinition) -> list[AccountKindSummary]:
@@ -133,9 +141,12 @@ def accounts_by_kind(engine: object, market: MarketDefinition) -> list[AccountKi
 
 
 def run(
-    data: DataDir, engine: str = "compiled", stop: Stop | None = None,
-    from_snapshot: bool = False, progress: Progress | None = None,
-) -> RunReport:  # fmt: skip
+    data: DataDir,
+    engine: str = "compiled",
+    stop: Stop | None = None,
+    from_snapshot: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
     """Rebuild the state up to ``stop``; see :func:`replay.timeline.rebuild`."""
     rebuilt = rebuild(data, engine, stop, from_snapshot, progress)
     return report_of(data, engine, rebuilt)
@@ -145,12 +156,23 @@ def report_of(data: DataDir, engine: str, rebuilt: Rebuilt) -> RunReport:
     """The :class:`RunReport` of an engine rebuilt by :func:`replay.timeline.rebuild`."""
     state = rebuilt.engine
     return RunReport(
-        str(data.path), engine, rebuilt.last_seq, rebuilt.last_ts_ns, state.state_hash(),
-        rebuilt.chain_hash, rebuilt.batches, rebuilt.commands, rebuilt.events,
-        state.resting_count(), [summarize(state, sym) for sym in data.market.symbols],
-        accounts_by_kind(state, data.market), rebuilt.snapshot_seq, rebuilt.snapshot_path,
-        rebuilt.skipped_snapshots, rebuilt.tail,
-    )  # fmt: skip
+        str(data.path),
+        engine,
+        rebuilt.last_seq,
+        rebuilt.last_ts_ns,
+        state.state_hash(),
+        rebuilt.chain_hash,
+        rebuilt.batches,
+        rebuilt.commands,
+        rebuilt.events,
+        state.resting_count(),
+        [summarize(state, sym) for sym in data.market.symbols],
+        accounts_by_kind(state, data.market),
+        rebuilt.snapshot_seq,
+        rebuilt.snapshot_path,
+        rebuilt.skipped_snapshots,
+        rebuilt.tail,
+    )
 
 
 class BookReport(msgspec.Struct, frozen=True):
@@ -168,9 +190,14 @@ class BookReport(msgspec.Struct, frozen=True):
 
 
 def book(
-    data: DataDir, symbol: str, stop: Stop | None = None, depth: int = 5, orders: bool = False,
-    engine: str = "compiled", progress: Progress | None = None,
-) -> BookReport:  # fmt: skip
+    data: DataDir,
+    symbol: str,
+    stop: Stop | None = None,
+    depth: int = 5,
+    orders: bool = False,
+    engine: str = "compiled",
+    progress: Progress | None = None,
+) -> BookReport:
     """The book of ``symbol`` after the last command before ``stop``.
 
     Parameters

@@ -48,12 +48,15 @@ def verify_text(result) -> str:
     else:
         p = log.problem
         kind = " (an unfinished tail: recovery would truncate it)" if p.at_tail else ""
-        lines.append(f"log DAMAGED: segment {p.segment}, byte offset {p.offset}, seq {p.seq}: "
-                     f"{p.what}{kind}")  # fmt: skip
+        lines.append(
+            f"log DAMAGED: segment {p.segment}, byte offset {p.offset}, seq {p.seq}: {p.what}{kind}"
+        )
         lines.append("intact up to the problem:")
     lines.append(f"  market {result.market!r} (digest {result.market_digest[:16]}…)")
-    lines.append(f"  {len(log.segments)} segments, {log.records:,} records, {log.batches:,} "
-                 f"batches, {log.commands:,} commands, {log.events:,} events")  # fmt: skip
+    lines.append(
+        f"  {len(log.segments)} segments, {log.records:,} records, {log.batches:,} "
+        f"batches, {log.commands:,} commands, {log.events:,} events"
+    )
     if log.batches:
         lines.append(f"  seq {log.first_seq:,} … {log.last_seq:,}")
         lines.append(f"  time {timestamp(log.first_ts_ns)} … {timestamp(log.last_ts_ns)}")
@@ -71,20 +74,37 @@ def verify_text(result) -> str:
 def _summary_rows(instruments) -> list[list[object]]:
     return [
         [
-            i.instrument, i.session, i.phase or "-", trading_date(i.trading_date),
+            i.instrument,
+            i.session,
+            i.phase or "-",
+            trading_date(i.trading_date),
             cny(i.reference_price_ticks),
-            f"{cny(i.lower_band_ticks)}…{cny(i.upper_band_ticks)}", _price(i.bids.best_ticks),
-            _price(i.asks.best_ticks), f"{i.bids.orders:,}", f"{i.bids.qty_t:,}",
-            f"{i.asks.orders:,}", f"{i.asks.qty_t:,}",
-        ]  # fmt: skip
+            f"{cny(i.lower_band_ticks)}…{cny(i.upper_band_ticks)}",
+            _price(i.bids.best_ticks),
+            _price(i.asks.best_ticks),
+            f"{i.bids.orders:,}",
+            f"{i.bids.qty_t:,}",
+            f"{i.asks.orders:,}",
+            f"{i.asks.qty_t:,}",
+        ]
         for i in instruments
     ]
 
 
 _SUMMARY_HEADERS = (
-    "instrument", "session", "phase", "date", "reference", "band", "bid", "ask", "bid orders",
-    "bid t", "ask orders", "ask t",
-)  # fmt: skip
+    "instrument",
+    "session",
+    "phase",
+    "date",
+    "reference",
+    "band",
+    "bid",
+    "ask",
+    "bid orders",
+    "bid t",
+    "ask orders",
+    "ask t",
+)
 
 
 def _tail_note(tail) -> list[str]:
@@ -107,8 +127,10 @@ def run_text(report) -> str:
     start = (
         "seq 1" if report.snapshot_seq is None else f"the snapshot at seq {report.snapshot_seq:,}"
     )
-    lines.append(f"replayed {report.batches:,} batches, {report.commands:,} commands, "
-                 f"{report.events:,} events from {start}")  # fmt: skip
+    lines.append(
+        f"replayed {report.batches:,} batches, {report.commands:,} commands, "
+        f"{report.events:,} events from {start}"
+    )
     for skipped in report.skipped_snapshots:
         lines.append(f"skipped snapshot {skipped.path}: {skipped.reason}")
     lines.append(f"resting orders {report.resting_orders:,}")
@@ -116,13 +138,30 @@ def run_text(report) -> str:
     lines.append(table(_SUMMARY_HEADERS, _summary_rows(report.instruments)))
     if report.account_kinds:
         rows = [
-            [k.kind, k.accounts, k.frozen_accounts, cny(k.cash_available_fen),
-             cny(k.cash_locked_fen), f"{k.tradable_t:,}", f"{k.locked_t:,}", f"{k.frozen_t:,}",
-             f"{k.unsettled_t:,}"]  # fmt: skip
+            [
+                k.kind,
+                k.accounts,
+                k.frozen_accounts,
+                cny(k.cash_available_fen),
+                cny(k.cash_locked_fen),
+                f"{k.tradable_t:,}",
+                f"{k.locked_t:,}",
+                f"{k.frozen_t:,}",
+                f"{k.unsettled_t:,}",
+            ]
             for k in report.account_kinds
         ]
-        headers = ("account kind", "accounts", "frozen", "cash CNY", "cash locked CNY",
-                   "tradable t", "locked t", "frozen t", "unsettled t")  # fmt: skip
+        headers = (
+            "account kind",
+            "accounts",
+            "frozen",
+            "cash CNY",
+            "cash locked CNY",
+            "tradable t",
+            "locked t",
+            "frozen t",
+            "unsettled t",
+        )
         lines += ["", table(headers, rows)]
     return "\n".join(lines + _tail_note(report.tail))
 
@@ -144,8 +183,15 @@ def book_text(report) -> str:
     if report.bid_orders is not None:
         for title, orders in (("bids", report.bid_orders), ("asks", report.ask_orders)):
             rows = [
-                [n, o.order_id, o.account, cny(o.price_ticks), f"{o.qty_t:,}",
-                 o.order_type.name, o.tif.name]  # fmt: skip
+                [
+                    n,
+                    o.order_id,
+                    o.account,
+                    cny(o.price_ticks),
+                    f"{o.qty_t:,}",
+                    o.order_type.name,
+                    o.tif.name,
+                ]
                 for n, o in enumerate(orders, 1)
             ]
             headers = ("#", "order id", "account", "price", "open t", "type", "tif")
@@ -156,11 +202,16 @@ def book_text(report) -> str:
     for n in range(max(len(report.bids), len(report.asks))):
         bid = report.bids[n] if n < len(report.bids) else None
         ask = report.asks[n] if n < len(report.asks) else None
-        rows.append([
-            bid.orders if bid else "", f"{bid.qty_t:,}" if bid else "",
-            cny(bid.price_ticks) if bid else "", cny(ask.price_ticks) if ask else "",
-            f"{ask.qty_t:,}" if ask else "", ask.orders if ask else "",
-        ])  # fmt: skip
+        rows.append(
+            [
+                bid.orders if bid else "",
+                f"{bid.qty_t:,}" if bid else "",
+                cny(bid.price_ticks) if bid else "",
+                cny(ask.price_ticks) if ask else "",
+                f"{ask.qty_t:,}" if ask else "",
+                ask.orders if ask else "",
+            ]
+        )
     headers = ("bid orders", "bid t", "bid", "ask", "ask t", "ask orders")
     return "\n".join(lines + [table(headers, rows)])
 
@@ -177,11 +228,15 @@ def audit_text(report, show: int = 20) -> str:
         )
     else:
         d = report.divergence
-        lines.append(f"audit FAILED: batch seq {d.first_seq:,} … {d.last_seq:,} does not match "
-                     f"its checkpoint (engine {report.engine})")  # fmt: skip
+        lines.append(
+            f"audit FAILED: batch seq {d.first_seq:,} … {d.last_seq:,} does not match "
+            f"its checkpoint (engine {report.engine})"
+        )
     span = f" (seq {report.first_seq:,} … {report.last_seq:,})" if report.batches else ""
-    lines.append(f"  {report.batches:,} batches, {report.commands:,} commands, "
-                 f"{report.events:,} events matched{span}")  # fmt: skip
+    lines.append(
+        f"  {report.batches:,} batches, {report.commands:,} commands, "
+        f"{report.events:,} events matched{span}"
+    )
     lines.append(f"  events hash {report.events_hash}")
     if report.ok:
         lines.append(f"  state hash {report.state_hash}")
@@ -230,33 +285,65 @@ def market_text(history) -> str:
         return "no trading sessions in the log"
     rows = [
         [
-            trading_date(b.trading_date), b.instrument, cny(b.previous_close_ticks),
-            cny(b.open_ticks), cny(b.high_ticks), cny(b.low_ticks), cny(b.close_ticks),
-            cny(b.change_ticks), f"{b.volume_t:,}", f"{b.block_volume_t:,}",
-            f"{b.auction_volume_t:,}", cny(b.total_value_fen),
-            f"{b.trades + b.block_trades + b.auction_trades:,}", "" if b.final else "open",
-        ]  # fmt: skip
+            trading_date(b.trading_date),
+            b.instrument,
+            cny(b.previous_close_ticks),
+            cny(b.open_ticks),
+            cny(b.high_ticks),
+            cny(b.low_ticks),
+            cny(b.close_ticks),
+            cny(b.change_ticks),
+            f"{b.volume_t:,}",
+            f"{b.block_volume_t:,}",
+            f"{b.auction_volume_t:,}",
+            cny(b.total_value_fen),
+            f"{b.trades + b.block_trades + b.auction_trades:,}",
+            "" if b.final else "open",
+        ]
         for b in bars
     ]
-    headers = ("date", "instrument", "prev close", "open", "high", "low", "close", "change",
-               "listing t", "block t", "auction t", "total CNY", "trades", "")  # fmt: skip
+    headers = (
+        "date",
+        "instrument",
+        "prev close",
+        "open",
+        "high",
+        "low",
+        "close",
+        "change",
+        "listing t",
+        "block t",
+        "auction t",
+        "total CNY",
+        "trades",
+        "",
+    )
     lines = [table(headers, rows)]
     if any(not b.final for b in bars):
         lines.append("(open: the session is still open at the end of the log; figures so far)")
-    mixed = [b for b in bars if b.block_volume_t or b.block_trades or b.auction_volume_t
-             or b.auction_trades]  # fmt: skip
+    mixed = [
+        b
+        for b in bars
+        if b.block_volume_t or b.block_trades or b.auction_volume_t or b.auction_trades
+    ]
     if mixed:
-        lines += ["", "days with block trades or auction fills, by trading mode (open, high, low "
-                      "and close come from listing trades only)", table(*_mode_table(mixed))]  # fmt: skip
+        lines += [
+            "",
+            "days with block trades or auction fills, by trading mode (open, high, low "
+            "and close come from listing trades only)",
+            table(*_mode_table(mixed)),
+        ]
     else:
         lines += ["", "no block trades or auction fills: listing only"]
     lines += ["", _composite_text(history.composite)]
     return "\n".join(lines)
 
 
-_MODES = (("listing", "volume_t", "value_fen", "trades"),
-          ("block", "block_volume_t", "block_value_fen", "block_trades"),
-          ("auction", "auction_volume_t", "auction_value_fen", "auction_trades"))  # fmt: skip
+_MODES = (
+    ("listing", "volume_t", "value_fen", "trades"),
+    ("block", "block_volume_t", "block_value_fen", "block_trades"),
+    ("auction", "auction_volume_t", "auction_value_fen", "auction_trades"),
+)
 
 
 def _mode_table(bars) -> tuple[tuple[str, ...], list[list[object]]]:
@@ -269,8 +356,17 @@ def _mode_table(bars) -> tuple[tuple[str, ...], list[list[object]]]:
             if mode != "listing" and not (qty or count):
                 continue
             share = f"{100 * qty / b.total_volume_t:.1f}" if b.total_volume_t else "-"
-            rows.append([trading_date(b.trading_date), b.instrument, mode, f"{qty:,}", cny(fen),
-                         f"{count:,}", share])  # fmt: skip
+            rows.append(
+                [
+                    trading_date(b.trading_date),
+                    b.instrument,
+                    mode,
+                    f"{qty:,}",
+                    cny(fen),
+                    f"{count:,}",
+                    share,
+                ]
+            )
     headers = ("date", "instrument", "mode", "volume t", "value CNY", "trades", "% of t")
     return headers, rows
 
@@ -279,42 +375,85 @@ def _composite_text(composite) -> str:
     if not composite:
         return "composite price: none published (it follows the close of every allowance vintage)"
     rows = [
-        [trading_date(c.trading_date), cny(c.price_ticks),
-         "-" if c.change_ticks is None else cny(c.change_ticks), c.vintages]  # fmt: skip
+        [
+            trading_date(c.trading_date),
+            cny(c.price_ticks),
+            "-" if c.change_ticks is None else cny(c.change_ticks),
+            c.vintages,
+        ]
         for c in composite
     ]
     return "composite price (mean of the vintages' closes)\n" + table(
-        ("date", "composite", "change", "vintages"), rows)  # fmt: skip
+        ("date", "composite", "change", "vintages"), rows
+    )
 
 
 def statement_text(statement) -> str:
     """``statement``: the lines, the flows per instrument, the balances."""
     lines = [f"statement of account {statement.account}"]
     if statement.from_ts_ns is not None:
-        lines.append(f"from {timestamp(statement.from_ts_ns)}; opening net cash "
-                     f"{cny(statement.opening_net_cash_fen)}")  # fmt: skip
+        lines.append(
+            f"from {timestamp(statement.from_ts_ns)}; opening net cash "
+            f"{cny(statement.opening_net_cash_fen)}"
+        )
     if statement.to_ts_ns is not None:
         lines.append(f"up to (not including) {timestamp(statement.to_ts_ns)}")
     rows = [
         [
-            line.seq, timestamp(line.ts_ns), line.event, line.role, line.instrument or "",
-            _change(line.qty_change_t), _money_change(line.cash_change_fen),
-            cny(line.fee_fen) if line.fee_fen else "", f"{line.net_t:,}",
-            cny(line.net_cash_fen), _detail(line.detail),
-        ]  # fmt: skip
+            line.seq,
+            timestamp(line.ts_ns),
+            line.event,
+            line.role,
+            line.instrument or "",
+            _change(line.qty_change_t),
+            _money_change(line.cash_change_fen),
+            cny(line.fee_fen) if line.fee_fen else "",
+            f"{line.net_t:,}",
+            cny(line.net_cash_fen),
+            _detail(line.detail),
+        ]
         for line in statement.lines
     ]
-    headers = ("seq", "time", "event", "role", "instrument", "Δ t", "Δ CNY", "fee CNY",
-               "net t", "net CNY", "detail")  # fmt: skip
+    headers = (
+        "seq",
+        "time",
+        "event",
+        "role",
+        "instrument",
+        "Δ t",
+        "Δ CNY",
+        "fee CNY",
+        "net t",
+        "net CNY",
+        "detail",
+    )
     lines += ["", table(headers, rows) if rows else "no events in the period", ""]
     flows = [
-        [f.instrument, f"{f.net_t:,}", f"{f.bought_t:,}", f"{f.sold_t:,}", f"{f.block_t:,}",
-         f"{f.auction_t:,}", cny(f.paid_fen), cny(f.received_fen), cny(f.fees_fen)]  # fmt: skip
+        [
+            f.instrument,
+            f"{f.net_t:,}",
+            f"{f.bought_t:,}",
+            f"{f.sold_t:,}",
+            f"{f.block_t:,}",
+            f"{f.auction_t:,}",
+            cny(f.paid_fen),
+            cny(f.received_fen),
+            cny(f.fees_fen),
+        ]
         for f in statement.flows
     ]
     if flows:
-        headers = ("instrument", "net t", "bought t", "sold t", "of which block t",
-                   "auction t", "paid CNY", "received CNY", "fees CNY")  # fmt: skip
+        headers = (
+            "instrument",
+            "net t",
+            "bought t",
+            "sold t",
+            "of which block t",
+            "auction t",
+            "paid CNY",
+            "received CNY",
+            "fees CNY",
+        )
         lines += [table(headers, flows), ""]
     lines.append(f"net cash moved {cny(statement.net_cash_fen)} (fees included)")
     lines += _balance_lines(statement.balances)
@@ -335,8 +474,13 @@ def _balance_lines(balances) -> list[str]:
         ),
     ]
     rows = [
-        [h.instrument, f"{h.tradable_t:,}", f"{h.locked_t:,}", f"{h.frozen_t:,}",
-         f"{h.unsettled_t:,}"]  # fmt: skip
+        [
+            h.instrument,
+            f"{h.tradable_t:,}",
+            f"{h.locked_t:,}",
+            f"{h.frozen_t:,}",
+            f"{h.unsettled_t:,}",
+        ]
         for h in balances.holdings
         if h.tradable_t or h.locked_t or h.frozen_t or h.unsettled_t
     ]
@@ -374,15 +518,19 @@ def diff_text(result) -> str:
     """``diff``: identical, or the diverging seq with both sides' command and events."""
     if result.identical:
         note = " (market definitions differ)" if result.markets_differ else ""
-        return (f"identical: both logs end at seq {result.compared_through_seq:,}, same "
-                f"commands and outcomes{note}")  # fmt: skip
+        return (
+            f"identical: both logs end at seq {result.compared_through_seq:,}, same "
+            f"commands and outcomes{note}"
+        )
     what = {
         "command": "the commands differ",
         "events": "the same command has other outcomes",
         "length": "one log ends before the other",
     }[result.what]
-    lines = [f"logs diverge at seq {result.first_seq:,}: {what}",
-             f"identical through seq {result.compared_through_seq:,}"]  # fmt: skip
+    lines = [
+        f"logs diverge at seq {result.first_seq:,}: {what}",
+        f"identical through seq {result.compared_through_seq:,}",
+    ]
     if result.markets_differ:
         lines.append("the market definitions differ")
     for label, command, events, last in (
@@ -390,8 +538,11 @@ def diff_text(result) -> str:
         ("B", result.command_b, result.events_b, result.last_seq_b),
     ):
         if command is None:
-            lines.append(f"{label}: no command (log ends at seq {last:,})" if last is not None
-                         else f"{label}: no command")  # fmt: skip
+            lines.append(
+                f"{label}: no command (log ends at seq {last:,})"
+                if last is not None
+                else f"{label}: no command"
+            )
             continue
         lines.append(f"{label}: {describe(command)}")
         lines += [f"   -> {describe(event)}" for event in events]
@@ -427,38 +578,77 @@ def compliance_text(report) -> str:
 
 def _emission_table(entities) -> tuple[tuple[str, ...], list[list[object]]]:
     rows = [
-        [p.account, p.sector.name, p.province or "-", f"{p.co2_t:,}", f"{p.cf4_kg:,}",
-         f"{p.c2f6_kg:,}", p.gwp.name if p.gwp is not None else "-", f"{p.obligation_t:,}",
-         f"{p.report_seq:,}" if p.report_seq is not None else "-"]  # fmt: skip
+        [
+            p.account,
+            p.sector.name,
+            p.province or "-",
+            f"{p.co2_t:,}",
+            f"{p.cf4_kg:,}",
+            f"{p.c2f6_kg:,}",
+            p.gwp.name if p.gwp is not None else "-",
+            f"{p.obligation_t:,}",
+            f"{p.report_seq:,}" if p.report_seq is not None else "-",
+        ]
         for p in entities
     ]
-    headers = ("account", "sector", "province", "CO2 t", "CF4 kg", "C2F6 kg", "GWP",
-               "obligation t", "report seq")  # fmt: skip
+    headers = (
+        "account",
+        "sector",
+        "province",
+        "CO2 t",
+        "CF4 kg",
+        "C2F6 kg",
+        "GWP",
+        "obligation t",
+        "report seq",
+    )
     return headers, rows
 
 
 def _position_table(report) -> tuple[tuple[str, ...], list[list[object]]]:
     """One column per instrument surrendered by anyone (by vintage), then the sums."""
-    vintages = {(v.kind == "offset", v.vintage or 0, v.instrument)
-                for p in report.entities for v in p.surrendered}  # fmt: skip
+    vintages = {
+        (v.kind == "offset", v.vintage or 0, v.instrument)
+        for p in report.entities
+        for v in p.surrendered
+    }
     symbols = [symbol for _, _, symbol in sorted(vintages)]  # allowances by vintage, offsets
     rows = []
     for p in report.entities:
         by_symbol = {v.instrument: v.qty_t for v in p.surrendered}
-        rows.append([
-            p.account, f"{p.obligation_t:,}", *(f"{by_symbol.get(x, 0):,}" for x in symbols),
-            f"{p.surrendered_t:,}", f"{p.offsets_t:,}", f"{p.offset_limit_t:,}",
-            f"{p.shortfall_t:,}", "-" if p.penalty_fen is None else cny(p.penalty_fen),
-            _status(p, report.closed),
-        ])  # fmt: skip
-    headers = ("account", "obligation t", *(f"{x} t" for x in symbols), "allowances t",
-               "offsets t", "offset limit t", "shortfall t", "penalty CNY", "status")  # fmt: skip
+        rows.append(
+            [
+                p.account,
+                f"{p.obligation_t:,}",
+                *(f"{by_symbol.get(x, 0):,}" for x in symbols),
+                f"{p.surrendered_t:,}",
+                f"{p.offsets_t:,}",
+                f"{p.offset_limit_t:,}",
+                f"{p.shortfall_t:,}",
+                "-" if p.penalty_fen is None else cny(p.penalty_fen),
+                _status(p, report.closed),
+            ]
+        )
+    headers = (
+        "account",
+        "obligation t",
+        *(f"{x} t" for x in symbols),
+        "allowances t",
+        "offsets t",
+        "offset limit t",
+        "shortfall t",
+        "penalty CNY",
+        "status",
+    )
     return headers, rows
 
 
 def _status(position, closed: bool) -> str:
-    status = ("complied" if closed else "covered") if not position.shortfall_t else (
-        "SHORT" if closed else "short so far")  # fmt: skip
+    status = (
+        ("complied" if closed else "covered")
+        if not position.shortfall_t
+        else ("SHORT" if closed else "short so far")
+    )
     return status if position.reported else f"{status}, not reported"
 
 
@@ -467,8 +657,9 @@ def _compliance_totals(report) -> str:
     complied = "complied" if report.closed else "covered so far"
     short = "short" if report.closed else "short so far"
     unreported = f", {t.unreported:,} not reported" if t.unreported else ""
-    penalty = (cny(t.penalty_fen) + " CNY") if t.penalty_fen is not None else (
-        "- (the year is open)")  # fmt: skip
+    penalty = (
+        (cny(t.penalty_fen) + " CNY") if t.penalty_fen is not None else ("- (the year is open)")
+    )
     return (
         f"totals: {t.entities:,} entities, {t.complied:,} {complied}, {t.short:,} {short}"
         f"{unreported}; obligation {t.obligation_t:,} t, allowances {t.surrendered_t:,} t, "

@@ -55,10 +55,19 @@ def _timed(what: str, data_dir: str | Path, repeats: int, one_pass) -> Throughpu
     elapsed = max(int(statistics.median(times)), 1)
     batches, commands, events, state_hash, events_hash, ok = result
     return Throughput(
-        what, str(data.path), batches, commands, events, len(times), elapsed,
-        events * 1_000_000_000 // elapsed, commands * 1_000_000_000 // elapsed, state_hash,
-        events_hash, ok,
-    )  # fmt: skip
+        what,
+        str(data.path),
+        batches,
+        commands,
+        events,
+        len(times),
+        elapsed,
+        events * 1_000_000_000 // elapsed,
+        commands * 1_000_000_000 // elapsed,
+        state_hash,
+        events_hash,
+        ok,
+    )
 
 
 def run_throughput(data_dir: str | Path, repeats: int = 3) -> Throughput:
@@ -93,7 +102,13 @@ def audit_throughput(data_dir: str | Path, repeats: int = 3) -> Throughput:
 
     def one_pass(data):
         report = audit(data)
-        return (report.batches, report.commands, report.events, report.state_hash,
-                report.events_hash, report.ok)  # fmt: skip
+        return (
+            report.batches,
+            report.commands,
+            report.events,
+            report.state_hash,
+            report.events_hash,
+            report.ok,
+        )
 
     return _timed("audit", data_dir, repeats, one_pass)

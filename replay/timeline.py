@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.core.market import MarketDefinition
 from engine.durable import journal as jr
 from engine.durable import sequencer as sq
-from engine.core.market import MarketDefinition
 from replay.datadir import DataDir, LogReader
 from replay.errors import DataError, UsageError
 from replay.progress import Progress
@@ -100,9 +100,10 @@ class Applied:
 
 
 def replay_batches(
-    batches: Iterator[jr.LoggedBatch], apply: Callable[[np.ndarray], np.ndarray],
+    batches: Iterator[jr.LoggedBatch],
+    apply: Callable[[np.ndarray], np.ndarray],
     stop: Stop | None = None,
-) -> Iterator[Applied]:  # fmt: skip
+) -> Iterator[Applied]:
     """Apply ``batches`` in order with ``apply`` until ``stop`` (None: the end of the log);
     yield each applied batch."""
     stop = stop or END
@@ -161,9 +162,12 @@ class Rebuilt:
 
 
 def rebuild(
-    data: DataDir, engine: str = "compiled", stop: Stop | None = None,
-    from_snapshot: bool = False, progress: Progress | None = None,
-) -> Rebuilt:  # fmt: skip
+    data: DataDir,
+    engine: str = "compiled",
+    stop: Stop | None = None,
+    from_snapshot: bool = False,
+    progress: Progress | None = None,
+) -> Rebuilt:
     """The engine state after the last command before ``stop``.
 
     Parameters
@@ -251,9 +255,13 @@ def _from_snapshot(
         raise sq.SnapshotError("snapshot at seq 0 does not match the log")
     engine = _restore(cls, data.market, info)
     result = Rebuilt(
-        engine, info.last_seq, info.last_ts_ns, chain_hash=info.chain_hash.hex(),
-        snapshot_path=str(path), snapshot_seq=info.last_seq,
-    )  # fmt: skip
+        engine,
+        info.last_seq,
+        info.last_ts_ns,
+        chain_hash=info.chain_hash.hex(),
+        snapshot_path=str(path),
+        snapshot_seq=info.last_seq,
+    )
     return result, reader, batches
 
 

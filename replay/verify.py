@@ -66,10 +66,19 @@ def verify_log(
     cursor = walk.cursor
     chain = cursor.chain if cursor is not None else jr.GENESIS_CHAIN
     report = jr.VerifyReport(
-        str(data.log_dir), walk.segments, walk.records, walk.batches, walk.commands,
-        walk.events, walk.first_seq, cursor.next_seq - 1 if cursor else 0, walk.first_ts_ns,
-        cursor.last_ts_ns if cursor else 0, chain.hex(), problem,
-    )  # fmt: skip
+        str(data.log_dir),
+        walk.segments,
+        walk.records,
+        walk.batches,
+        walk.commands,
+        walk.events,
+        walk.first_seq,
+        cursor.next_seq - 1 if cursor else 0,
+        walk.first_ts_ns,
+        cursor.last_ts_ns if cursor else 0,
+        chain.hex(),
+        problem,
+    )
     return report, chains
 
 
@@ -109,4 +118,3 @@ def _check_snapshot(
     if chain != info.chain_hash:
         return SnapshotCheck(str(path), seq, "taken of another log (chain value differs)")
     return SnapshotCheck(str(path), seq)
-

@@ -35,9 +35,14 @@ def small_market(resting_orders: int = 20_000) -> MarketDefinition:
             instruments=[
                 Instrument(symbol=SYM_A, reference_price_ticks=6000, band_bps=1000),
                 Instrument(
-                    symbol=SYM_B, reference_price_ticks=6000, band_bps=1000, tick_ticks=5,
-                    lot_t=100, min_qty_t=100, max_qty_t=10_000,
-                ),  # fmt: skip
+                    symbol=SYM_B,
+                    reference_price_ticks=6000,
+                    band_bps=1000,
+                    tick_ticks=5,
+                    lot_t=100,
+                    min_qty_t=100,
+                    max_qty_t=10_000,
+                ),
                 Instrument(symbol=SYM_C, reference_price_ticks=6005, band_bps=1000),
             ],
             capacity=Capacity(
@@ -125,9 +130,18 @@ def submit(
     ts_ns: int = 0,
 ) -> s.SubmitOrder:
     return s.SubmitOrder(
-        order_id=order_id, account=account, instrument=instrument, side=side, qty_t=qty_t,
-        price_ticks=price_ticks, order_type=order_type, tif=tif, stp=stp, seq=seq, ts_ns=ts_ns,
-    )  # fmt: skip
+        order_id=order_id,
+        account=account,
+        instrument=instrument,
+        side=side,
+        qty_t=qty_t,
+        price_ticks=price_ticks,
+        order_type=order_type,
+        tif=tif,
+        stp=stp,
+        seq=seq,
+        ts_ns=ts_ns,
+    )
 
 
 def buy(order_id: int, account: int, qty_t: int, price_ticks: int, **kw) -> s.SubmitOrder:
@@ -170,9 +184,7 @@ def open_session(trading_date: int, instrument: str = s.ALL_INSTRUMENTS, **kw) -
     return s.OpenSession(trading_date=trading_date, instrument=instrument, **kw)
 
 
-def close_session(
-    trading_date: int, instrument: str = s.ALL_INSTRUMENTS, **kw
-) -> s.CloseSession:
+def close_session(trading_date: int, instrument: str = s.ALL_INSTRUMENTS, **kw) -> s.CloseSession:
     return s.CloseSession(trading_date=trading_date, instrument=instrument, **kw)
 
 

@@ -29,16 +29,25 @@ ACCOUNTS = {"alice": [1], "bob": [2], "carol": [3, 4], "dave": [5]}
 
 def small_market(resting_orders: int = 20_000) -> MarketDefinition:
     """Three instruments (tick 1 / tick 5 lot 100 / tick 1), 64 accounts, no registry."""
-    return validate(MarketDefinition(
-        name="gateway test market",
-        instruments=[
-            Instrument(symbol=SYM_A, reference_price_ticks=6_000, band_bps=1_000),
-            Instrument(symbol=SYM_B, reference_price_ticks=6_000, band_bps=1_000, tick_ticks=5,
-                       lot_t=100, min_qty_t=100, max_qty_t=10_000),
-            Instrument(symbol=SYM_C, reference_price_ticks=6_005, band_bps=1_000),
-        ],
-        capacity=Capacity(accounts=64, resting_orders=resting_orders, max_price_ticks=20_000),
-    ))  # fmt: skip
+    return validate(
+        MarketDefinition(
+            name="gateway test market",
+            instruments=[
+                Instrument(symbol=SYM_A, reference_price_ticks=6_000, band_bps=1_000),
+                Instrument(
+                    symbol=SYM_B,
+                    reference_price_ticks=6_000,
+                    band_bps=1_000,
+                    tick_ticks=5,
+                    lot_t=100,
+                    min_qty_t=100,
+                    max_qty_t=10_000,
+                ),
+                Instrument(symbol=SYM_C, reference_price_ticks=6_005, band_bps=1_000),
+            ],
+            capacity=Capacity(accounts=64, resting_orders=resting_orders, max_price_ticks=20_000),
+        )
+    )
 
 
 def users(log2_n: int = CHEAP_LOG2_N, extra: dict[str, list[int]] | None = None) -> UserDirectory:
@@ -50,9 +59,14 @@ def users(log2_n: int = CHEAP_LOG2_N, extra: dict[str, list[int]] | None = None)
     directory = []
     for name in [*roles, *accounts]:
         secret = PASSWORDS.get(name, f"{name}-secret")
-        directory.append(User(name=name, role=roles.get(name, Role.TRADER),
-                              secret_hash=hash_secret(secret, log2_n=log2_n),
-                              accounts=accounts.get(name, [])))  # fmt: skip
+        directory.append(
+            User(
+                name=name,
+                role=roles.get(name, Role.TRADER),
+                secret_hash=hash_secret(secret, log2_n=log2_n),
+                accounts=accounts.get(name, []),
+            )
+        )
     return UserDirectory(directory)
 
 

@@ -31,14 +31,41 @@ ALLOWED = {
 PURE = ROOT / "engine" / "core"
 IMPURE_MODULES = {
     # clocks and randomness
-    "time", "datetime", "random", "secrets", "uuid", "zoneinfo", "numpy.random",
+    "time",
+    "datetime",
+    "random",
+    "secrets",
+    "uuid",
+    "zoneinfo",
+    "numpy.random",
     # files, processes and the environment
-    "os", "io", "pathlib", "shutil", "tempfile", "mmap", "fcntl", "glob", "importlib",
-    "subprocess", "multiprocessing", "sys", "platform", "resource", "signal",
+    "os",
+    "io",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "mmap",
+    "fcntl",
+    "glob",
+    "importlib",
+    "subprocess",
+    "multiprocessing",
+    "sys",
+    "platform",
+    "resource",
+    "signal",
     # sockets, event loops and threads
-    "socket", "select", "selectors", "asyncio", "ssl", "http", "urllib",
-    "threading", "concurrent", "queue",
-}  # fmt: skip
+    "socket",
+    "select",
+    "selectors",
+    "asyncio",
+    "ssl",
+    "http",
+    "urllib",
+    "threading",
+    "concurrent",
+    "queue",
+}
 IMPURE_ATTRIBUTES = {"random", "fromfile", "tofile", "load", "save", "memmap"}
 """``np.random``, ``np.fromfile`` … : numpy's own doors to files and randomness."""
 
@@ -68,7 +95,9 @@ def test_dependencies_point_one_way(package: str) -> None:
     assert files, f"no modules found in {package}"
     for path in files:
         ours = _top(_imports(_parse(path))) & OURS
-        assert ours <= ALLOWED[package], f"{path.relative_to(ROOT)} imports {ours - ALLOWED[package]}"
+        assert ours <= ALLOWED[package], (
+            f"{path.relative_to(ROOT)} imports {ours - ALLOWED[package]}"
+        )
 
 
 def _impurities(tree: ast.AST) -> set[str]:
@@ -98,9 +127,16 @@ def test_the_pure_state_machine_does_no_io(path: Path) -> None:
 
 def test_the_purity_check_can_fail() -> None:
     """The rule above would catch each kind of access it names."""
-    for source in ("import os", "from time import monotonic", "import numpy.random",
-                   "x = open('f')", "x = np.random.default_rng()", "import threading",
-                   "from socket import socket", "import importlib.resources"):  # fmt: skip
+    for source in (
+        "import os",
+        "from time import monotonic",
+        "import numpy.random",
+        "x = open('f')",
+        "x = np.random.default_rng()",
+        "import threading",
+        "from socket import socket",
+        "import importlib.resources",
+    ):
         assert _impurities(ast.parse(source)), source
     assert not _impurities(ast.parse("import numpy as np\nx = np.zeros(3)"))
 

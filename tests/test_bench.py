@@ -12,11 +12,12 @@ import re
 import pytest
 
 from bench import cli
+from gateway import cli as cets
 
 
 def test_bench_core_tiny_paths_agree(tmp_path, capsys) -> None:
     out = tmp_path / "core.json"
-    assert cli.main(["bench", "core", "--size", "tiny", "--json", str(out)]) == 0
+    assert cli.main(["core", "--size", "tiny", "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
     assert {r["workload"] for r in results} == {"liquid", "deep", "volatile"}
     for result in results:
@@ -28,10 +29,20 @@ def test_bench_core_tiny_paths_agree(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("mode", [[], ["--embedded"]], ids=["gateway", "embedded"])
 def test_demo_runs_end_to_end_and_audits(tmp_path, capsys, mode) -> None:
     data_dir = tmp_path / "demo"
-    code = cli.main(
-        ["demo", "--data-dir", str(data_dir), "--orders", "600", "--scale", "0.05",
-         "--days", "2", *mode]
-    )  # fmt: skip
+    code = cets.main(
+        [
+            "demo",
+            "--data-dir",
+            str(data_dir),
+            "--orders",
+            "600",
+            "--scale",
+            "0.05",
+            "--days",
+            "2",
+            *mode,
+        ]
+    )
     output = capsys.readouterr().out
     assert code == 0, output
     assert "every batch matches its recorded digest" in output
@@ -46,8 +57,9 @@ def test_demo_runs_end_to_end_and_audits(tmp_path, capsys, mode) -> None:
         assert rejected[1] == "0", output
     elif rejected[1] != "0":
         reasons = re.fullmatch(r"[\d,]+ \((.*)\)", rejected[1])[1].split(", ")
-        assert {r.split()[0] for r in reasons} <= {"QUOTE_NOT_FOUND",
-                                                  "QUOTE_BEYOND_BEST_LEVELS"}, output  # fmt: skip
+        assert {r.split()[0] for r in reasons} <= {"QUOTE_NOT_FOUND", "QUOTE_BEYOND_BEST_LEVELS"}, (
+            output
+        )
     assert "auctions          1 cleared" in output and "composite price" in output
     blocks = re.search(r"block offers +([\d,]+) posted, ([\d,]+) accepted, 0 refused", output)
     assert blocks and int(blocks[1].replace(",", "")) > 0, output
@@ -60,7 +72,7 @@ def test_demo_runs_end_to_end_and_audits(tmp_path, capsys, mode) -> None:
 
 def test_bench_journal_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "journal.json"
-    assert cli.main(["bench", "journal", "--messages", "1500", "--json", str(out)]) == 0
+    assert cli.main(["journal", "--messages", "1500", "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
     policies = {(a["policy"], a["batch_size"]) for a in results["append"]}
     assert policies == {(p, b) for p in ("batch", "interval", "none") for b in (1, 100, 1000)}
@@ -71,7 +83,7 @@ def test_bench_journal_tiny(tmp_path, capsys) -> None:
 
 def test_bench_carbon_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "carbon.json"
-    assert cli.main(["bench", "carbon", "--size", "tiny", "--json", str(out)]) == 0
+    assert cli.main(["carbon", "--size", "tiny", "--json", str(out)]) == 0
     year, rush = json.loads(out.read_text())["results"]
     assert year["hashes_equal"] is True and year["days"] == 242
     assert rush["commands"] > 0 and rush["hashes_equal"] is None
@@ -81,7 +93,7 @@ def test_bench_carbon_tiny(tmp_path, capsys) -> None:
 
 def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsys) -> None:
     out = tmp_path / "gateway.json"
-    assert cli.main(["bench", "gateway", "--size", "tiny", "--json", str(out)]) == 0
+    assert cli.main(["gateway", "--size", "tiny", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     throughput, latency, floor = results["throughput"], results["latency"], results["floor"]
     assert throughput["acks"] == throughput["orders"] > 0 and throughput["rejects"] == 0
@@ -91,6 +103,20 @@ def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsy
     inprocess = results["inprocess"]
     assert inprocess["orders"] == 4 * 250 * 5 and 0 < inprocess["intake_us_per_order"]
     assert inprocess["total_us_per_order"] == pytest.approx(
-        inprocess["intake_us_per_order"] + inprocess["flush_us_per_order"], abs=0.02)
+        inprocess["intake_us_per_order"] + inprocess["flush_us_per_order"], abs=0.02
+    )
     assert inprocess["out_bytes_per_order"] > 0
     assert "do-nothing echo server" in capsys.readouterr().out
+
+
+def test_cets_finds_every_subcommand(capsys) -> None:
+    """``cets`` hosts the gateway's and replay's commands and finds ``bench`` by entry point."""
+    with pytest.raises(SystemExit):
+        cets.main(["--help"])
+    listed = capsys.readouterr().out
+    for command in ("demo", "serve", "users", "replay", "bench"):
+        assert command in listed
+    with pytest.raises(SystemExit) as exit_info:
+        cets.main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "journal" in capsys.readouterr().out

@@ -15,11 +15,11 @@ import msgspec
 import numpy as np
 import pytest
 
-from gateway.simulation import AUCTIONS_PER_YEAR, ListingBook, Simulation, trading_dates
 from engine.core import records as r
 from engine.core import schema as s
 from engine.core.compiled.engine import CompiledEngine
 from engine.markets import national_market
+from gateway.simulation import AUCTIONS_PER_YEAR, ListingBook, Simulation, trading_dates
 
 
 class Run:

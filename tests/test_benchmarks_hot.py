@@ -57,8 +57,9 @@ def test_journal_append(benchmark, liquid, tmp_path) -> None:
     counter = iter(range(10**6))
 
     def run():
-        with Sequencer.open(tmp_path / str(next(counter)), market, durability="none",
-                           snapshot_every_events=None) as exchange:  # fmt: skip
+        with Sequencer.open(
+            tmp_path / str(next(counter)), market, durability="none", snapshot_every_events=None
+        ) as exchange:
             for first in range(0, len(records), 500):
                 exchange.submit_records(records[first : first + 500].copy())
             return exchange.last_seq

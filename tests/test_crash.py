@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.core.reference.engine import ReferenceEngine
 from engine.durable import journal as jr
 from engine.durable import sequencer as sq
-from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import random_commands, small_market
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +58,14 @@ def writer(data_dir: str, seed: int, out_fd: int, durability: str) -> None:
     rng = random.Random(seed)
     market = small_market()
     exchange = sq.Sequencer.open(
-        data_dir, market, durability=durability, segment_bytes=16 * 1024,
-        snapshot_every_events=rng.choice((100, 400, None)), snapshots_kept=2,
+        data_dir,
+        market,
+        durability=durability,
+        segment_bytes=16 * 1024,
+        snapshot_every_events=rng.choice((100, 400, None)),
+        snapshots_kept=2,
         engine_factory=ReferenceEngine,
-    )  # fmt: skip
+    )
     emit(out_fd, f"R {exchange.last_seq}")
     for _ in range(40):  # generated in small chunks: writing starts at once
         commands = random_commands(rng, 100, market)

@@ -30,9 +30,16 @@ MARKET = MarketDefinition(
     name="differential",
     instruments=[
         Instrument(symbol="CEA-2024", reference_price_ticks=1_000, band_bps=1_000, lot_t=1),
-        Instrument(symbol="CEA-2025", reference_price_ticks=2_000, band_bps=500, tick_ticks=5,
-                   lot_t=10, min_qty_t=10, max_qty_t=500),
-    ],  # fmt: skip
+        Instrument(
+            symbol="CEA-2025",
+            reference_price_ticks=2_000,
+            band_bps=500,
+            tick_ticks=5,
+            lot_t=10,
+            min_qty_t=10,
+            max_qty_t=500,
+        ),
+    ],
     capacity=Capacity(accounts=6, resting_orders=400, max_price_ticks=5_000),
 )
 
@@ -54,16 +61,27 @@ class CommandStream:
 
     def _submit(self) -> s.SubmitOrder:
         rng = self.rng
-        symbol = rng.choice(["CEA-2024", "CEA-2024", "CEA-2025", "NOPE"][: 3 if rng.random() < 0.99 else 4])
+        symbol = rng.choice(
+            ["CEA-2024", "CEA-2024", "CEA-2025", "NOPE"][: 3 if rng.random() < 0.99 else 4]
+        )
         order_type = rng.choices([1, 2, 3, 9], weights=[80, 8, 10, 1])[0]
         tif = rng.choices([1, 2, 3, 4, 7], weights=[50, 20, 15, 12, 1])[0]
-        qty = rng.choice([1, 5, 10, 20, 30, 50, 100, 250]) if rng.random() > 0.02 else rng.choice([0, -1, 600, 15])
+        qty = (
+            rng.choice([1, 5, 10, 20, 30, 50, 100, 250])
+            if rng.random() > 0.02
+            else rng.choice([0, -1, 600, 15])
+        )
         return s.SubmitOrder(
-            order_id=rng.randint(-1, 300), account=rng.randint(0, 6) if rng.random() < 0.99 else -1,
-            instrument=symbol, side=rng.choices([1, 2, 3], weights=[50, 50, 1])[0], qty_t=qty,
-            price_ticks=self._price(symbol), order_type=order_type, tif=tif,
+            order_id=rng.randint(-1, 300),
+            account=rng.randint(0, 6) if rng.random() < 0.99 else -1,
+            instrument=symbol,
+            side=rng.choices([1, 2, 3], weights=[50, 50, 1])[0],
+            qty_t=qty,
+            price_ticks=self._price(symbol),
+            order_type=order_type,
+            tif=tif,
             stp=rng.choices([1, 2, 3, 0], weights=[40, 30, 30, 1])[0],
-        )  # fmt: skip
+        )
 
     def _session(self) -> s.Command:
         rng = self.rng
@@ -88,9 +106,11 @@ class CommandStream:
         elif roll < 0.95:
             symbol = rng.choice(["CEA-2024", "CEA-2025"])
             command = s.ModifyOrder(
-                order_id=rng.randint(0, 300), account=rng.randint(0, 6),
-                price_ticks=self._price(symbol), qty_t=rng.choice([1, 5, 10, 20, 40, 100, 0]),
-            )  # fmt: skip
+                order_id=rng.randint(0, 300),
+                account=rng.randint(0, 6),
+                price_ticks=self._price(symbol),
+                qty_t=rng.choice([1, 5, 10, 20, 40, 100, 0]),
+            )
         elif roll < 0.97:
             command = s.MassCancel(
                 account=rng.randint(0, 6), instrument=rng.choice(["", "CEA-2024", "CEA-2025", "X"])
@@ -115,9 +135,10 @@ def test_random_commands_agree_event_by_event(seed: int) -> None:
     compiled, reference = CompiledEngine(MARKET), ReferenceEngine(MARKET)
     codec = Codec(MARKET)
     for command in _opening():
-        assert codec.encode_events(compiled.apply(command)).tobytes() == codec.encode_events(
-            reference.apply(command)
-        ).tobytes()
+        assert (
+            codec.encode_events(compiled.apply(command)).tobytes()
+            == codec.encode_events(reference.apply(command)).tobytes()
+        )
     for seq in range(1, COMMANDS + 1):
         command = stream.next(seq)
         fast, slow = compiled.apply(command), reference.apply(command)

@@ -50,13 +50,21 @@ def registry_market(config: tuple, registry: bool = True) -> MarketDefinition:
         MarketDefinition(
             name="differential registry",
             instruments=[
-                Instrument(symbol="CEA-2023", vintage=2023, reference_price_ticks=1_000,
-                           max_qty_t=500),
-                Instrument(symbol="CEA-2025", vintage=2025, reference_price_ticks=2_000,
-                           band_bps=500, tick_ticks=5, lot_t=10, min_qty_t=10, max_qty_t=500),
-                Instrument(symbol="CCER", kind="offset", reference_price_ticks=800,
-                           max_qty_t=500),
-            ],  # fmt: skip
+                Instrument(
+                    symbol="CEA-2023", vintage=2023, reference_price_ticks=1_000, max_qty_t=500
+                ),
+                Instrument(
+                    symbol="CEA-2025",
+                    vintage=2025,
+                    reference_price_ticks=2_000,
+                    band_bps=500,
+                    tick_ticks=5,
+                    lot_t=10,
+                    min_qty_t=10,
+                    max_qty_t=500,
+                ),
+                Instrument(symbol="CCER", kind="offset", reference_price_ticks=800, max_qty_t=500),
+            ],
             capacity=Capacity(
                 accounts=ACCOUNTS, resting_orders=40, max_price_ticks=5_000, registry_keys=keys
             ),
@@ -123,17 +131,36 @@ class RegistryStream:
         rng = self.rng
         key, account = self.key(), self.account(wide=True)
         name = rng.choices(
-            ["open", "deposit", "withdraw", "issue", "claw", "transfer", "freeze", "unfreeze",
-             "freeze_account", "unfreeze_account", "cancel", "report", "surrender", "close"],
+            [
+                "open",
+                "deposit",
+                "withdraw",
+                "issue",
+                "claw",
+                "transfer",
+                "freeze",
+                "unfreeze",
+                "freeze_account",
+                "unfreeze_account",
+                "cancel",
+                "report",
+                "surrender",
+                "close",
+            ],
             weights=[3, 10, 8, 6, 4, 8, 4, 4, 1.5, 4, 3, 8, 10, 1],
-        )[0]  # fmt: skip
+        )[0]
         if name == "close" and rng.random() > 3_000 / (3_000 + self.seq):
             name = "report"  # closes grow rarer, so that long runs keep open years
         if name == "open":
             kind = rng.choices([1, 2, 3, 4, 0, 5, 255], weights=[30, 30, 5, 3, 1, 1, 1])[0]
             sector = rng.choice([0, 1, 2, 3, 4, 9, 9, 5, 255])
-            return s.OpenAccount(key=key, account=account, kind=kind, sector=sector,
-                                 province=rng.choice([310000, 440000, 0]))  # fmt: skip
+            return s.OpenAccount(
+                key=key,
+                account=account,
+                kind=kind,
+                sector=sector,
+                province=rng.choice([310000, 440000, 0]),
+            )
         if name in ("deposit", "withdraw"):
             amount = rng.choice([10_000, 50_000, 200_000, 1_000_000])
             if rng.random() < 0.04:
@@ -141,16 +168,28 @@ class RegistryStream:
             cls = s.DepositCash if name == "deposit" else s.WithdrawCash
             return cls(key=key, account=account, amount_fen=amount)
         if name == "issue":
-            return s.IssueAllowances(key=key, account=account, instrument=self.symbol(),
-                                     qty_t=self.qty(), true_up=rng.random() < 0.3)  # fmt: skip
+            return s.IssueAllowances(
+                key=key,
+                account=account,
+                instrument=self.symbol(),
+                qty_t=self.qty(),
+                true_up=rng.random() < 0.3,
+            )
         if name == "transfer":
-            return s.TransferAllowances(key=key, account=account, to_account=self.account(),
-                                        instrument=self.symbol(), qty_t=self.qty())  # fmt: skip
+            return s.TransferAllowances(
+                key=key,
+                account=account,
+                to_account=self.account(),
+                instrument=self.symbol(),
+                qty_t=self.qty(),
+            )
         if name in ("claw", "freeze", "unfreeze", "cancel"):
             cls = {
-                "claw": s.ClawBack, "freeze": s.FreezeAllowances,
-                "unfreeze": s.UnfreezeAllowances, "cancel": s.CancelAllowances,
-            }[name]  # fmt: skip
+                "claw": s.ClawBack,
+                "freeze": s.FreezeAllowances,
+                "unfreeze": s.UnfreezeAllowances,
+                "cancel": s.CancelAllowances,
+            }[name]
             return cls(key=key, account=account, instrument=self.symbol(), qty_t=self.qty())
         if name in ("freeze_account", "unfreeze_account"):
             cls = s.FreezeAccount if name == "freeze_account" else s.UnfreezeAccount
@@ -162,11 +201,23 @@ class RegistryStream:
             if rng.random() < 0.04:
                 gases[rng.randrange(3)] = rng.choice([-1, limits.QTY_MAX_T + 1])
             gwp = rng.choices([1, 2, 3, 0, 4], weights=[3, 10, 3, 1, 1])[0]
-            return s.ReportEmissions(key=key, account=account, year=self.year(), co2_t=gases[0],
-                                     cf4_kg=gases[1], c2f6_kg=gases[2], gwp=gwp)  # fmt: skip
+            return s.ReportEmissions(
+                key=key,
+                account=account,
+                year=self.year(),
+                co2_t=gases[0],
+                cf4_kg=gases[1],
+                c2f6_kg=gases[2],
+                gwp=gwp,
+            )
         if name == "surrender":
-            return s.SurrenderAllowances(key=key, account=account, instrument=self.symbol(),
-                                         year=self.year(), qty_t=self.qty())  # fmt: skip
+            return s.SurrenderAllowances(
+                key=key,
+                account=account,
+                instrument=self.symbol(),
+                year=self.year(),
+                qty_t=self.qty(),
+            )
         price = rng.choice([6_000, 6_000, 123, 0, -1])
         year = self.year()
         if year == self.first_open_year and price > 0:
@@ -193,10 +244,16 @@ class RegistryStream:
         spec = self.specs.get(symbol, self.specs["CEA-2023"])
         qty = spec.lot_t * rng.choice([1, 2, 5, 10, 20, 40])
         return s.SubmitOrder(
-            order_id=rng.randint(1, 120), account=self.account(), instrument=symbol,
-            side=rng.choice([1, 2]), qty_t=qty, price_ticks=self.price(symbol),
-            order_type=order_type, tif=tif, stp=rng.choice([1, 2, 3]),
-        )  # fmt: skip
+            order_id=rng.randint(1, 120),
+            account=self.account(),
+            instrument=symbol,
+            side=rng.choice([1, 2]),
+            qty_t=qty,
+            price_ticks=self.price(symbol),
+            order_type=order_type,
+            tif=tif,
+            stp=rng.choice([1, 2, 3]),
+        )
 
     def session(self) -> s.Command:
         rng = self.rng
@@ -222,9 +279,11 @@ class RegistryStream:
             symbol = rng.choice(SYMBOLS)
             spec = self.specs[symbol]
             command = s.ModifyOrder(
-                order_id=rng.randint(1, 120), account=self.account(),
-                price_ticks=self.price(symbol), qty_t=spec.lot_t * rng.choice([1, 3, 10, 30, 60]),
-            )  # fmt: skip
+                order_id=rng.randint(1, 120),
+                account=self.account(),
+                price_ticks=self.price(symbol),
+                qty_t=spec.lot_t * rng.choice([1, 3, 10, 30, 60]),
+            )
         elif roll < 0.62:
             command = s.MassCancel(account=self.account(), instrument=rng.choice(SYMBOLS + [""]))
         elif roll < 0.65:
@@ -240,14 +299,23 @@ class RegistryStream:
         ]
         kinds = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3}  # accounts 6 and 7 stay unopened (for now)
         for account, kind in kinds.items():
-            commands.append(s.OpenAccount(key=self.fresh_key(), account=account, kind=kind,
-                                          sector=account % 5, province=310000))  # fmt: skip
+            commands.append(
+                s.OpenAccount(
+                    key=self.fresh_key(),
+                    account=account,
+                    kind=kind,
+                    sector=account % 5,
+                    province=310000,
+                )
+            )
             amount = self.rng.choice([200_000, 3_000_000])
-            commands.append(s.DepositCash(key=self.fresh_key(), account=account,
-                                          amount_fen=amount))  # fmt: skip
+            commands.append(s.DepositCash(key=self.fresh_key(), account=account, amount_fen=amount))
             for symbol in SYMBOLS:
-                commands.append(s.IssueAllowances(key=self.fresh_key(), account=account,
-                                                  instrument=symbol, qty_t=300))  # fmt: skip
+                commands.append(
+                    s.IssueAllowances(
+                        key=self.fresh_key(), account=account, instrument=symbol, qty_t=300
+                    )
+                )
         commands.append(s.OpenSession(trading_date=self.date))
         return [_stamped(c, i + 1) for i, c in enumerate(commands)]
 
@@ -310,10 +378,16 @@ def test_registry_streams_agree_event_by_event(seed: int) -> None:
     if config[1] <= 32:
         assert counts.get("RegistryRejected.REGISTRY_FULL", 0) > 0, "the key table never filled"
     if COMMANDS >= 2_000 and config[1] >= 1024:  # it exercises the ledger, not just refusals
-        for name in ("TradeExecuted", "AllowancesSurrendered", "EmissionsReported",
-                     "DuplicateCommand", "OrderRejected.INSUFFICIENT_CASH",
-                     "OrderRejected.INSUFFICIENT_ALLOWANCES", "AllowancesTransferred",
-                     "RegistryRejected.INSUFFICIENT_ALLOWANCES"):  # fmt: skip
+        for name in (
+            "TradeExecuted",
+            "AllowancesSurrendered",
+            "EmissionsReported",
+            "DuplicateCommand",
+            "OrderRejected.INSUFFICIENT_CASH",
+            "OrderRejected.INSUFFICIENT_ALLOWANCES",
+            "AllowancesTransferred",
+            "RegistryRejected.INSUFFICIENT_ALLOWANCES",
+        ):
             assert counts.get(name, 0) > 0, f"seed {seed}: the stream produced no {name}"
 
 
@@ -329,8 +403,10 @@ def test_registry_commands_with_the_registry_off_agree() -> None:
         command = stream.next(seq) if seq > 1 else _stamped(s.OpenSession(trading_date=2), 1)
         fast, slow = compiled.apply(command), reference.apply(command)
         assert fast == slow, f"seed {seed}, seq {seq}: {command}"
-        disabled += sum(isinstance(e, s.RegistryRejected) and
-                        e.reason == s.RejectReason.REGISTRY_DISABLED for e in slow)  # fmt: skip
+        disabled += sum(
+            isinstance(e, s.RegistryRejected) and e.reason == s.RejectReason.REGISTRY_DISABLED
+            for e in slow
+        )
     compiled.check_invariants()
     reference.check_invariants()
     assert compiled.state_hash() == reference.state_hash()

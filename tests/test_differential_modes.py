@@ -25,12 +25,26 @@ import pytest
 
 from engine.core import schema as s
 from engine.core.compiled.engine import CompiledEngine
-from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, Phase, validate
+from engine.core.market import (
+    Capacity,
+    Compliance,
+    Fees,
+    Instrument,
+    MarketDefinition,
+    Phase,
+    validate,
+)
 from engine.core.records import Codec
 from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import random_commands, small_market
-from tests.test_differential_ledger import ACCOUNTS, CONFIGS, FEE_ACCOUNT, FIRST_YEAR
-from tests.test_differential_ledger import RegistryStream, _stamped
+from tests.test_differential_ledger import (
+    ACCOUNTS,
+    CONFIGS,
+    FEE_ACCOUNT,
+    FIRST_YEAR,
+    RegistryStream,
+    _stamped,
+)
 
 COMMANDS = int(os.environ.get("CETS_DIFF_COMMANDS", "4000"))
 SEEDS = int(os.environ.get("CETS_DIFF_SEEDS", "3"))
@@ -40,9 +54,8 @@ SNAPSHOT_EVERY = 2_000
 SEEE = [
     Phase(name="morning", start="09:30", end="11:30", modes=["continuous", "hit_quote"]),
     Phase(name="midday", start="11:30", end="13:00", modes=[]),
-    Phase(name="afternoon", start="13:00", end="15:00",
-          modes=["continuous", "hit_quote", "block"]),
-]  # fmt: skip
+    Phase(name="afternoon", start="13:00", end="15:00", modes=["continuous", "hit_quote", "block"]),
+]
 TWO = [
     Phase(name="quotes", start="10:00", end="12:00", modes=["hit_quote"]),
     Phase(name="block", start="13:00", end="15:00", modes=["hit_quote", "block"]),
@@ -57,21 +70,51 @@ def modes_market(config: tuple, registry: bool = True, max_price_ticks: int = 5_
         MarketDefinition(
             name="differential modes",
             instruments=[
-                Instrument(symbol="CEA-2023", vintage=2023, reference_price_ticks=1_000,
-                           max_qty_t=500, schedule="seee", hit_quote_levels=3,
-                           block_min_qty_t=100, auction_min_qty_t=100, auction_band_bps=700),
-                Instrument(symbol="CEA-2025", vintage=2025, reference_price_ticks=2_000,
-                           band_bps=500, tick_ticks=5, lot_t=10, min_qty_t=10, max_qty_t=500,
-                           modes=["continuous", "hit_quote", "block"], schedule="seee",
-                           block_min_qty_t=100, block_band_bps=1_500),
-                Instrument(symbol="CCER", kind="offset", reference_price_ticks=800,
-                           max_qty_t=500, modes=["hit_quote", "block", "auction"],
-                           schedule="two", block_min_qty_t=50, auction_min_qty_t=50),
-            ],  # fmt: skip
+                Instrument(
+                    symbol="CEA-2023",
+                    vintage=2023,
+                    reference_price_ticks=1_000,
+                    max_qty_t=500,
+                    schedule="seee",
+                    hit_quote_levels=3,
+                    block_min_qty_t=100,
+                    auction_min_qty_t=100,
+                    auction_band_bps=700,
+                ),
+                Instrument(
+                    symbol="CEA-2025",
+                    vintage=2025,
+                    reference_price_ticks=2_000,
+                    band_bps=500,
+                    tick_ticks=5,
+                    lot_t=10,
+                    min_qty_t=10,
+                    max_qty_t=500,
+                    modes=["continuous", "hit_quote", "block"],
+                    schedule="seee",
+                    block_min_qty_t=100,
+                    block_band_bps=1_500,
+                ),
+                Instrument(
+                    symbol="CCER",
+                    kind="offset",
+                    reference_price_ticks=800,
+                    max_qty_t=500,
+                    modes=["hit_quote", "block", "auction"],
+                    schedule="two",
+                    block_min_qty_t=50,
+                    auction_min_qty_t=50,
+                ),
+            ],
             capacity=Capacity(
-                accounts=ACCOUNTS, resting_orders=40, max_price_ticks=max_price_ticks,
-                registry_keys=keys, block_offers=6, auctions=3, auction_bids=10,
-            ),  # fmt: skip
+                accounts=ACCOUNTS,
+                resting_orders=40,
+                max_price_ticks=max_price_ticks,
+                registry_keys=keys,
+                block_offers=6,
+                auctions=3,
+                auction_bids=10,
+            ),
             registry=registry,
             fee_account=FEE_ACCOUNT,
             fees=Fees(buy_bps=buy_bps, sell_bps=sell_bps),
@@ -176,12 +219,16 @@ class ModeCommands:
         tif = rng.choice([3, 4]) if rng.random() > 0.03 else rng.choice([1, 2, 0])
         return s.SubmitOrder(
             order_id=rng.randint(1, self.max_order_id) if rng.random() > 0.02 else 0,
-            account=account, instrument=symbol, side=side,
+            account=account,
+            instrument=symbol,
+            side=side,
             qty_t=spec.lot_t * rng.choice([1, 2, 5, 10, 20, 40]),
             price_ticks=rng.choice([0, 0, spec.reference_price_ticks, -3, 10**6]),
-            order_type=s.OrderType.HIT_QUOTE, tif=tif, stp=rng.choice([1, 2, 3]),
+            order_type=s.OrderType.HIT_QUOTE,
+            tif=tif,
+            stp=rng.choice([1, 2, 3]),
             quote_order_id=quote,
-        )  # fmt: skip
+        )
 
     def phase(self) -> s.SetTradingPhase:
         rng = self.rng
@@ -199,9 +246,15 @@ class ModeCommands:
         offer_id = rng.randint(1, 12) if rng.random() > 0.03 else rng.choice([0, -1])
         side = rng.choice([1, 2]) if rng.random() > 0.02 else rng.choice([0, 3])
         price = self.price(symbol, spec.block_band_bps + 200)
-        return s.SubmitBlockOffer(offer_id=offer_id, account=account, instrument=symbol,
-                                  side=side, qty_t=self._qty(symbol, spec.block_min_qty_t),
-                                  price_ticks=price, counterparty=counterparty)  # fmt: skip
+        return s.SubmitBlockOffer(
+            offer_id=offer_id,
+            account=account,
+            instrument=symbol,
+            side=side,
+            qty_t=self._qty(symbol, spec.block_min_qty_t),
+            price_ticks=price,
+            counterparty=counterparty,
+        )
 
     def accept(self) -> s.AcceptBlockOffer:
         rng = self.rng
@@ -221,8 +274,7 @@ class ModeCommands:
         else:
             offer_id, account = rng.randint(0, 13), self.account()
             price, qty = rng.randint(1, 3_000), rng.randint(1, 300)
-        return s.AcceptBlockOffer(offer_id=offer_id, account=account, price_ticks=price,
-                                  qty_t=qty)  # fmt: skip
+        return s.AcceptBlockOffer(offer_id=offer_id, account=account, price_ticks=price, qty_t=qty)
 
     def cancel_offer(self) -> s.CancelBlockOffer:
         rng = self.rng
@@ -247,8 +299,12 @@ class ModeCommands:
             symbol = rng.choice(self.auction_symbols)
         spec = self._spec(symbol)
         auction_id = rng.randint(1, 5) if rng.random() > 0.03 else rng.choice([0, -2])
-        return s.ApplyAuction(auction_id=auction_id, account=self.account(), instrument=symbol,
-                              qty_t=self._qty(symbol, spec.auction_min_qty_t))  # fmt: skip
+        return s.ApplyAuction(
+            auction_id=auction_id,
+            account=self.account(),
+            instrument=symbol,
+            qty_t=self._qty(symbol, spec.auction_min_qty_t),
+        )
 
     def announce(self) -> s.AnnounceAuction:
         rng = self.rng
@@ -258,8 +314,9 @@ class ModeCommands:
             auction_id=self._auction_id(state=1),
             floor_rule=rng.choice([1, 2]) if rng.random() > 0.03 else rng.choice([0, 3]),
             clearing=rng.choice([1, 2]) if rng.random() > 0.03 else rng.choice([0, 3]),
-            window_start_ns=start, window_end_ns=end,
-        )  # fmt: skip
+            window_start_ns=start,
+            window_end_ns=end,
+        )
 
     def bid(self) -> s.SubmitAuctionBid:
         rng = self.rng
@@ -277,16 +334,27 @@ class ModeCommands:
         if rng.random() < 0.04:
             qty = rng.choice([0, spec.lot_t + 1, 10**6])
         bid_id = rng.randint(1, 25) if rng.random() > 0.02 else rng.choice([0, -1])
-        return s.SubmitAuctionBid(bid_id=bid_id, auction_id=auction_id, account=account,
-                                  price_ticks=price, qty_t=qty)  # fmt: skip
+        return s.SubmitAuctionBid(
+            bid_id=bid_id, auction_id=auction_id, account=account, price_ticks=price, qty_t=qty
+        )
 
     def next(self) -> s.Command:
         rng = self.rng
         name = rng.choices(
-            ["hit", "phase", "offer", "accept", "cancel_offer", "apply", "announce", "bid",
-             "clear", "cancel_auction"],
+            [
+                "hit",
+                "phase",
+                "offer",
+                "accept",
+                "cancel_offer",
+                "apply",
+                "announce",
+                "bid",
+                "clear",
+                "cancel_auction",
+            ],
             weights=[20, 14, 18, 14, 3, 7, 6, 16, 5, 2],
-        )[0]  # fmt: skip
+        )[0]
         if name == "hit":
             return self.hit_quote()
         if name == "phase":
@@ -404,10 +472,11 @@ def _run(seed: int, market: MarketDefinition, swap_at: set[int]) -> dict[str, in
 def _continue_after_cross_restore(seed, market, stream, compiled, reference, seq) -> None:
     """Four engines: the two that ran, and each restored from the other's export."""
     engines = [
-        compiled, reference,
+        compiled,
+        reference,
         CompiledEngine.from_state(market, reference.export_state()),
         ReferenceEngine.from_state(market, compiled.export_state()),
-    ]  # fmt: skip
+    ]
     assert len({engine.state_hash() for engine in engines}) == 1, f"seed {seed}: restore"
     for next_seq in range(seq + 1, seq + 301):
         command = stream.next(next_seq)
@@ -418,15 +487,29 @@ def _continue_after_cross_restore(seed, market, stream, compiled, reference, seq
 
 
 EXERCISED = [
-    "hit-quote trade", "OrderRejected.QUOTE_NOT_FOUND", "OrderRejected.MODE_NOT_IN_PHASE",
-    "OrderRejected.WOULD_TRADE", "TradingPhaseChanged", "CommandRejected.INVALID_PHASE",
-    "BlockOfferPosted", "BlockTradeExecuted", "BlockOfferCancelled.PHASE_END",
-    "BlockOfferCancelled.SESSION_END", "BlockCommandRejected.BLOCK_TERMS_MISMATCH",
-    "BlockCommandRejected.NOT_COUNTERPARTY", "AuctionApplied", "AuctionAnnounced",
-    "AuctionBidAccepted", "AuctionTrade", "AuctionBidReleased", "AuctionCleared",
-    "AuctionCancelled", "AuctionCommandRejected.AUCTION_STATE", "SessionModeVolumes",
+    "hit-quote trade",
+    "OrderRejected.QUOTE_NOT_FOUND",
+    "OrderRejected.MODE_NOT_IN_PHASE",
+    "OrderRejected.WOULD_TRADE",
+    "TradingPhaseChanged",
+    "CommandRejected.INVALID_PHASE",
+    "BlockOfferPosted",
+    "BlockTradeExecuted",
+    "BlockOfferCancelled.PHASE_END",
+    "BlockOfferCancelled.SESSION_END",
+    "BlockCommandRejected.BLOCK_TERMS_MISMATCH",
+    "BlockCommandRejected.NOT_COUNTERPARTY",
+    "AuctionApplied",
+    "AuctionAnnounced",
+    "AuctionBidAccepted",
+    "AuctionTrade",
+    "AuctionBidReleased",
+    "AuctionCleared",
+    "AuctionCancelled",
+    "AuctionCommandRejected.AUCTION_STATE",
+    "SessionModeVolumes",
     "CompositePrice",
-]  # fmt: skip
+]
 """Events a long enough stream must produce, or it tests less than it claims."""
 
 
@@ -434,8 +517,10 @@ EXERCISED = [
 def test_mode_streams_agree_event_by_event(seed: int) -> None:
     config = CONFIGS[seed % len(CONFIGS)]
     max_price = 2_100 if seed % 2 else 5_000  # 2,100: CEA-2025's bands meet the ladder's top
-    print(f"seed={seed} modes differential commands={COMMANDS} config={config} "
-          f"max_price_ticks={max_price}")  # fmt: skip
+    print(
+        f"seed={seed} modes differential commands={COMMANDS} config={config} "
+        f"max_price_ticks={max_price}"
+    )
     market = modes_market(config, max_price_ticks=max_price)
     counts = _run(seed, market, swap_at={COMMANDS // 3, 2 * COMMANDS // 3})
     print(sorted(counts.items()))

@@ -6,8 +6,9 @@ from bench import gateway as bench
 
 
 def test_throughput_benchmark_runs_and_accounts_for_every_order(tmp_path) -> None:
-    result = bench.run_throughput(clients=2, orders_per_client=400, window=40,
-                                  durability="none", data_dir=tmp_path / "t")  # fmt: skip
+    result = bench.run_throughput(
+        clients=2, orders_per_client=400, window=40, durability="none", data_dir=tmp_path / "t"
+    )
     assert (result.orders, result.acks, result.rejects) == (800, 800, 0)
     assert result.batches >= 2 and result.mean_batch >= 1 and result.orders_per_s > 0
     assert result.server_cpu_us_per_order > 0 and len(result.log_digest) == 32
@@ -15,8 +16,9 @@ def test_throughput_benchmark_runs_and_accounts_for_every_order(tmp_path) -> Non
 
 
 def test_latency_benchmark_is_open_loop_and_complete(tmp_path) -> None:
-    result = bench.run_latency(rate=2_000, seconds=0.25, durability="batch",
-                               data_dir=tmp_path / "l", warmup=20)  # fmt: skip
+    result = bench.run_latency(
+        rate=2_000, seconds=0.25, durability="batch", data_dir=tmp_path / "l", warmup=20
+    )
     assert (result.orders, result.acks) == (500, 500)
     assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_p999
     assert result.latency_us_p999 <= result.latency_us_max

@@ -11,10 +11,10 @@ import asyncio
 import os
 import random
 
-from engine.durable import journal as jr
+from bench import gateway as bench
 from engine.core import schema as s
 from engine.core.records import K_SUBMIT
-from bench import gateway as bench
+from engine.durable import journal as jr
 from gateway import protocol as p
 from gateway.client import Client, ConnectionLost
 from gateway.orders import decode_annotation
@@ -32,9 +32,13 @@ async def _load(client: Client, rng: random.Random, acked: dict, stop: asyncio.E
             for _ in range(20):
                 client_order_id = client.next_client_order_id()
                 request_id = client.send_new_order(
-                    bench.SYMBOL, rng.choice([1, 2]), rng.randint(1, 20),
+                    bench.SYMBOL,
+                    rng.choice([1, 2]),
+                    rng.randint(1, 20),
                     bench.REFERENCE_TICKS + rng.randint(-10, 10),
-                    tif=rng.choice([1, 1, 3]), client_order_id=client_order_id)  # fmt: skip
+                    tif=rng.choice([1, 1, 3]),
+                    client_order_id=client_order_id,
+                )
                 in_flight.append((request_id, client_order_id))
                 k += 1
             while len(in_flight) > 60:
@@ -75,26 +79,31 @@ def test_sigkill_under_load_loses_no_acknowledged_order(tmp_path) -> None:
     async def scenario() -> list[Client]:
         nonlocal server
         loop = asyncio.get_running_loop()
-        clients = [Client("127.0.0.1", server.port, f"t{i}", bench.PASSWORD)
-                   for i in range(TRADERS)]  # fmt: skip
+        clients = [
+            Client("127.0.0.1", server.port, f"t{i}", bench.PASSWORD) for i in range(TRADERS)
+        ]
         for client in clients:
             await client.connect()
         for _ in range(ROUNDS):
             stop = asyncio.Event()
-            load = [asyncio.create_task(_load(c, random.Random(rng.random()), acked, stop))
-                    for c in clients]  # fmt: skip
+            load = [
+                asyncio.create_task(_load(c, random.Random(rng.random()), acked, stop))
+                for c in clients
+            ]
             await asyncio.sleep(0.6 + rng.random() * 0.4)
             await loop.run_in_executor(None, server.kill)  # SIGKILL, mid-batch or not
             await asyncio.gather(*load)
-            server = await loop.run_in_executor(None, lambda: bench.ServerProcess(
-                data, TRADERS, "batch").start())  # fmt: skip
+            server = await loop.run_in_executor(
+                None, lambda: bench.ServerProcess(data, TRADERS, "batch").start()
+            )
             for client in clients:
                 await client.wait_closed()
                 client.port = server.port
                 await client.reconnect(timeout=60)
         for i, client in enumerate(clients):
             assert client.stream == await _fresh_stream(server.port, f"t{i}"), (
-                f"t{i} missed or repeated something across the crash")
+                f"t{i} missed or repeated something across the crash"
+            )
             await client.close()
         return clients
 
@@ -108,9 +117,12 @@ def test_sigkill_under_load_loses_no_acknowledged_order(tmp_path) -> None:
     missing = [(cid, seq) for cid, seq in acked.items() if logged.get(seq) != (seq, cid)]
     assert not missing, f"acknowledged orders missing from the log: {missing[:5]}"
     for client in clients:
-        accepted = {r.client_order_id for r in client.stream
-                    if type(r) is p.ExecutionReport and r.exec_type in (
-                        p.ExecType.ACCEPTED, p.ExecType.REJECTED)}  # fmt: skip
+        accepted = {
+            r.client_order_id
+            for r in client.stream
+            if type(r) is p.ExecutionReport
+            and r.exec_type in (p.ExecType.ACCEPTED, p.ExecType.REJECTED)
+        }
         mine = {cid for cid in acked if cid.startswith(client._prefix)}
         assert mine <= accepted, "every acknowledged order was reported to its owner"
     assert all(seq > 0 for seq in acked.values()) and s.Side.BUY == 1

@@ -52,12 +52,23 @@ def _random_value(rng: random.Random, depth: int = 0):
         return rng.randbytes(rng.randint(0, 50))
     if roll == 6:
         return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return {str(_random_value(rng, depth + 1))[:8]: _random_value(rng, depth + 1)
-            for _ in range(rng.randint(0, 4))}  # fmt: skip
+    return {
+        str(_random_value(rng, depth + 1))[:8]: _random_value(rng, depth + 1)
+        for _ in range(rng.randint(0, 4))
+    }
 
 
-_ORDER = {"type": 10, "client_order_id": "c", "instrument": SYM_A, "side": 1, "qty_t": 1,
-          "price_ticks": 6000, "order_type": 1, "account": -1, "request_id": 1}
+_ORDER = {
+    "type": 10,
+    "client_order_id": "c",
+    "instrument": SYM_A,
+    "side": 1,
+    "qty_t": 1,
+    "price_ticks": 6000,
+    "order_type": 1,
+    "account": -1,
+    "request_id": 1,
+}
 _VALID = [
     (p.NewOrder, _ORDER),
     (p.CancelRequest, {"type": 11, "client_order_id": "c", "order_id": 0, "account": -1}),
@@ -67,9 +78,14 @@ _VALID = [
 _TEXT_BAD = [1, None, [1], b"\xff", 1.5]
 _INT_BAD = ["1", 1.5, None, [1], 2**64 - 1, True]
 _BAD = {
-    "client_order_id": [*_TEXT_BAD, "x" * 37], "instrument": [*_TEXT_BAD, "x" * 33],
-    "side": [*_INT_BAD, 256, -1], "order_type": [*_INT_BAD, 300], "qty_t": _INT_BAD,
-    "price_ticks": _INT_BAD, "account": [*_INT_BAD, -2, 2**31], "request_id": [*_INT_BAD, -1],
+    "client_order_id": [*_TEXT_BAD, "x" * 37],
+    "instrument": [*_TEXT_BAD, "x" * 33],
+    "side": [*_INT_BAD, 256, -1],
+    "order_type": [*_INT_BAD, 300],
+    "qty_t": _INT_BAD,
+    "price_ticks": _INT_BAD,
+    "account": [*_INT_BAD, -2, 2**31],
+    "request_id": [*_INT_BAD, -1],
     "order_id": [*_INT_BAD, -1],
 }
 """Values each field must refuse (``True`` is not an int for msgspec)."""
@@ -92,10 +108,15 @@ def _malformed_message(rng: random.Random) -> bytes:
     if roll == 4:
         return b"\x91" * rng.choice([100, 1000, 3000]) + b"\x00"  # deep nesting
     if roll == 5:
-        return _encode({"type": 13, "command": {"type": rng.choice([1, 77, 10]),
-                                                "bogus": _random_value(rng)}})
-    return _encode({"type": rng.choice(sorted(p.CLIENT_TAGS)), **{
-        str(rng.randint(0, 3)): _random_value(rng) for _ in range(3)}})
+        return _encode(
+            {"type": 13, "command": {"type": rng.choice([1, 77, 10]), "bogus": _random_value(rng)}}
+        )
+    return _encode(
+        {
+            "type": rng.choice(sorted(p.CLIENT_TAGS)),
+            **{str(rng.randint(0, 3)): _random_value(rng) for _ in range(3)},
+        }
+    )
 
 
 def hostile_case(rng: random.Random) -> tuple[str, bytes, bool]:
@@ -105,8 +126,12 @@ def hostile_case(rng: random.Random) -> tuple[str, bytes, bool]:
     if roll == 0:
         return "random bytes", rng.randbytes(rng.randint(1, 3000)), logged_on
     if roll == 1:
-        return "oversized", rng.randint(FRAME_MAX + 1, 2**32 - 1).to_bytes(4, "big") + \
-            rng.randbytes(rng.randint(0, 100)), logged_on  # fmt: skip
+        return (
+            "oversized",
+            rng.randint(FRAME_MAX + 1, 2**32 - 1).to_bytes(4, "big")
+            + rng.randbytes(rng.randint(0, 100)),
+            logged_on,
+        )
     if roll == 2:
         return "empty frame", bytes(4), logged_on
     if roll == 3:
@@ -117,18 +142,26 @@ def hostile_case(rng: random.Random) -> tuple[str, bytes, bool]:
         return "heartbeat flood", flood + _frame(_malformed_message(rng)), logged_on
     if roll == 5:
         name = rng.choice(["alice", "nobody", "op", "x" * 40, ""])
-        logon = {"type": 1, "user": name, "password": _random_value(rng),
-                 "protocol_version": rng.choice([1, 2, 0, -1])}
+        logon = {
+            "type": 1,
+            "user": name,
+            "password": _random_value(rng),
+            "protocol_version": rng.choice([1, 2, 0, -1]),
+        }
         return "random logon", _frame(_encode(logon)), False
     if roll == 6:
         junk = [_frame(_malformed_message(rng)) for _ in range(rng.randint(1, 5))]
         return "malformed messages", b"".join(junk), logged_on
     if roll == 7:
-        return "second logon", _frame(_encode({"type": 1, "user": "dave", "password": "x",
-                                               "protocol_version": 1})), True
+        return (
+            "second logon",
+            _frame(_encode({"type": 1, "user": "dave", "password": "x", "protocol_version": 1})),
+            True,
+        )
     if roll == 8:
-        order = p.encode(p.NewOrder(client_order_id="h", instrument=SYM_A, side=1, qty_t=1,
-                                    price_ticks=6000))  # fmt: skip
+        order = p.encode(
+            p.NewOrder(client_order_id="h", instrument=SYM_A, side=1, qty_t=1, price_ticks=6000)
+        )
         return "order before logon", order, False
     return "split header", _frame(_malformed_message(rng))[:2], logged_on
 
@@ -138,8 +171,13 @@ async def attack(port: int, name: str, data: bytes, logged_on: bool) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         if logged_on:
-            writer.write(p.encode(p.Logon(user="dave", password=password("dave"),
-                                          protocol_version=p.PROTOCOL_VERSION)))  # fmt: skip
+            writer.write(
+                p.encode(
+                    p.Logon(
+                        user="dave", password=password("dave"), protocol_version=p.PROTOCOL_VERSION
+                    )
+                )
+            )
         writer.write(data)
         await writer.drain()
         if writer.can_write_eof():
@@ -155,11 +193,11 @@ async def attack(port: int, name: str, data: bytes, logged_on: bool) -> None:
             pass
     frames = p.FrameReader(p.limits.OUTBOUND_FRAME_BYTES_MAX).feed(received)
     messages = [p.decode_server(body) for body in frames]
-    allowed = (p.ProtocolError, p.LogonRejected, p.LogonAccepted, p.Heartbeat, p.Reject,
-               p.Logout)  # fmt: skip
+    allowed = (p.ProtocolError, p.LogonRejected, p.LogonAccepted, p.Heartbeat, p.Reject, p.Logout)
     assert all(type(m) in allowed for m in messages), (name, messages)
-    assert all(len(m.text) <= p.limits.TEXT_CHARS_MAX for m in messages
-               if type(m) is p.ProtocolError)  # fmt: skip
+    assert all(
+        len(m.text) <= p.limits.TEXT_CHARS_MAX for m in messages if type(m) is p.ProtocolError
+    )
 
 
 async def honest_trading(server: ServerThread, ready: asyncio.Event, stop: asyncio.Event) -> list:
@@ -178,9 +216,18 @@ async def honest_trading(server: ServerThread, ready: asyncio.Event, stop: async
             price = 5995 + k % 11
             outcome = await client.new_order(SYM_A, side, 1 + k % 5, price, tif=tif)
             assert outcome.ok and outcome.reports, (outcome, repr(server.gateway.failure))
-            commands.append(s.SubmitOrder(
-                order_id=outcome.order_id, account=account, instrument=SYM_A, side=side,
-                qty_t=1 + k % 5, price_ticks=price, tif=tif, seq=outcome.seq))  # fmt: skip
+            commands.append(
+                s.SubmitOrder(
+                    order_id=outcome.order_id,
+                    account=account,
+                    instrument=SYM_A,
+                    side=side,
+                    qty_t=1 + k % 5,
+                    price_ticks=price,
+                    tif=tif,
+                    seq=outcome.seq,
+                )
+            )
             k += 1
     finally:
         await alice.close()
@@ -189,12 +236,14 @@ async def honest_trading(server: ServerThread, ready: asyncio.Event, stop: async
 
 
 def test_hostile_input_changes_nothing_and_hurts_no_one(tmp_path, caplog) -> None:
-    config = GatewayConfig(port=0, frame_bytes_max=FRAME_MAX, logon_timeout_s=2.0,
-                           messages_per_second=5_000)  # fmt: skip
+    config = GatewayConfig(
+        port=0, frame_bytes_max=FRAME_MAX, logon_timeout_s=2.0, messages_per_second=5_000
+    )
     rng = random.Random(SEED)
     print(f"seed {SEED}, {CASES} cases")
-    with ServerThread(tmp_path / "data", users(), config, market=small_market(),
-                      durability="none") as server:  # fmt: skip
+    with ServerThread(
+        tmp_path / "data", users(), config, market=small_market(), durability="none"
+    ) as server:
 
         async def scenario() -> list:
             op = Client("127.0.0.1", server.port, "op", password("op"))
@@ -223,8 +272,9 @@ def test_hostile_input_changes_nothing_and_hurts_no_one(tmp_path, caplog) -> Non
             return [s.OpenSession(trading_date=DATE1, seq=opened.seq), *commands]
 
         commands = asyncio.run(scenario())
-        last_seq, state_hash = server.call(lambda: (server.gateway.exchange.last_seq,
-                                                    server.gateway.exchange.state_hash()))
+        last_seq, state_hash = server.call(
+            lambda: (server.gateway.exchange.last_seq, server.gateway.exchange.state_hash())
+        )
         assert last_seq == len(commands), "only the honest sessions' commands were sequenced"
         engine = CompiledEngine(small_market())
         engine.apply_all(sorted(commands, key=lambda c: c.seq))

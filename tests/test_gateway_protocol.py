@@ -18,7 +18,6 @@ from gateway import cli, permissions, reports
 from gateway import protocol as p
 from gateway.orders import Annotation, OrderTracker, decode_annotation, encode_annotation
 from gateway.server import GatewayConfig, submit_record
-from tests.gateway_fixtures import SYM_A, small_market
 from gateway.users import (
     User,
     UserDirectory,
@@ -28,6 +27,7 @@ from gateway.users import (
     hash_secret_pbkdf2,
     verify_secret,
 )
+from tests.gateway_fixtures import SYM_A, small_market
 
 # -- framing ---------------------------------------------------------------------------------
 
@@ -66,23 +66,55 @@ def test_frame_length_is_checked_before_the_body_arrives() -> None:
         (msgspec.msgpack.encode({"type": "1"}), p.ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE),
         (msgspec.msgpack.encode({"user": "x"}), p.ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE),
         (msgspec.msgpack.encode({"type": 1, "user": "x"}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "a", "instrument": "A",
-                                 "side": 1, "qty_t": "10"}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "a", "instrument": "A",
-                                 "side": 256, "qty_t": 10}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "a", "instrument": "A",
-                                 "side": 1, "qty_t": 2**63}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "", "instrument": "A",
-                                 "side": 1, "qty_t": 1}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "x" * 37, "instrument": "A",
-                                 "side": 1, "qty_t": 1}), p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 10, "client_order_id": "a", "instrument": "A",
-                                 "side": 1, "qty_t": 1, "account": 2**31}),
-         p.ProtocolErrorCode.INVALID_FIELD),
-        (msgspec.msgpack.encode({"type": 13, "command": {"type": 77}}),
-         p.ProtocolErrorCode.INVALID_FIELD),
+        (
+            msgspec.msgpack.encode(
+                {"type": 10, "client_order_id": "a", "instrument": "A", "side": 1, "qty_t": "10"}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode(
+                {"type": 10, "client_order_id": "a", "instrument": "A", "side": 256, "qty_t": 10}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode(
+                {"type": 10, "client_order_id": "a", "instrument": "A", "side": 1, "qty_t": 2**63}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode(
+                {"type": 10, "client_order_id": "", "instrument": "A", "side": 1, "qty_t": 1}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode(
+                {"type": 10, "client_order_id": "x" * 37, "instrument": "A", "side": 1, "qty_t": 1}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode(
+                {
+                    "type": 10,
+                    "client_order_id": "a",
+                    "instrument": "A",
+                    "side": 1,
+                    "qty_t": 1,
+                    "account": 2**31,
+                }
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
+        (
+            msgspec.msgpack.encode({"type": 13, "command": {"type": 77}}),
+            p.ProtocolErrorCode.INVALID_FIELD,
+        ),
     ],
-)  # fmt: skip
+)
 def test_decode_errors_name_their_code(body: bytes, code: p.ProtocolErrorCode) -> None:
     with pytest.raises(p.FrameError) as info:
         p.decode_client(body)
@@ -97,16 +129,33 @@ def test_every_message_round_trips_and_tags_are_partitioned() -> None:
     both = {p.Heartbeat, p.Logout}
     assert all(1 <= t < 100 for t in client_tags)
     assert all(100 <= t < 200 for c, t in zip(p.SERVER_MESSAGE_TYPES, server_tags) if c not in both)
-    order = p.NewOrder(request_id=3, client_order_id="c-1", instrument=SYM_A, side=1, qty_t=5,
-                       price_ticks=6000, tif=3)  # fmt: skip
+    order = p.NewOrder(
+        request_id=3,
+        client_order_id="c-1",
+        instrument=SYM_A,
+        side=1,
+        qty_t=5,
+        price_ticks=6000,
+        tif=3,
+    )
     wrapped = p.EngineRequest(request_id=4, command=s.OpenSession(trading_date=20250102))
     for message in (order, wrapped, p.Logon(user="u", password="pw", protocol_version=1)):
         assert p.decode_client(p.encode(message)[4:]) == message
-    report = reports.order_report([1, 5, 9, 0, 5, 1, 1, 6000, 10, 0, 1, 1, 1, 0, 0, 0], 0, 0,
-                                  {5: "c-1"}, 3, SYM_A)  # fmt: skip
-    for message in (report, p.Ack(1, 2, 3, "c"), p.DropCopy(
-            seq=1, index=0, user="u", request_id=0, client_order_id="",
-            event=s.InstrumentHalted(1, 2, SYM_A))):  # fmt: skip
+    report = reports.order_report(
+        [1, 5, 9, 0, 5, 1, 1, 6000, 10, 0, 1, 1, 1, 0, 0, 0], 0, 0, {5: "c-1"}, 3, SYM_A
+    )
+    for message in (
+        report,
+        p.Ack(1, 2, 3, "c"),
+        p.DropCopy(
+            seq=1,
+            index=0,
+            user="u",
+            request_id=0,
+            client_order_id="",
+            event=s.InstrumentHalted(1, 2, SYM_A),
+        ),
+    ):
         assert p.decode_server(p.encode(message)[4:]) == message
 
 
@@ -123,18 +172,31 @@ def test_submit_record_equals_the_codec() -> None:
     codec, rng = Codec(small_market()), random.Random(11)
     for _ in range(500):
         m = p.NewOrder(
-            request_id=rng.randint(0, 9), client_order_id="x", instrument=rng.choice(
-                [SYM_A, "NOPE"]), side=rng.randint(0, 255), qty_t=rng.randint(-(2**63), 2**63 - 1),
-            price_ticks=rng.randint(-(2**63), 2**63 - 1), order_type=rng.randint(0, 255),
-            tif=rng.randint(0, 255), stp=rng.randint(0, 255), account=rng.randint(0, 2**31 - 1),
+            request_id=rng.randint(0, 9),
+            client_order_id="x",
+            instrument=rng.choice([SYM_A, "NOPE"]),
+            side=rng.randint(0, 255),
+            qty_t=rng.randint(-(2**63), 2**63 - 1),
+            price_ticks=rng.randint(-(2**63), 2**63 - 1),
+            order_type=rng.randint(0, 255),
+            tif=rng.randint(0, 255),
+            stp=rng.randint(0, 255),
+            account=rng.randint(0, 2**31 - 1),
             quote_order_id=rng.choice([0, rng.randint(1, 2**63 - 1)]),
-        )  # fmt: skip
+        )
         order_id = rng.randint(1, 2**62)
         command = s.SubmitOrder(
-            order_id=order_id, account=m.account, instrument=m.instrument, side=m.side,
-            qty_t=m.qty_t, price_ticks=m.price_ticks, order_type=m.order_type, tif=m.tif,
-            stp=m.stp, quote_order_id=m.quote_order_id,
-        )  # fmt: skip
+            order_id=order_id,
+            account=m.account,
+            instrument=m.instrument,
+            side=m.side,
+            qty_t=m.qty_t,
+            price_ticks=m.price_ticks,
+            order_type=m.order_type,
+            tif=m.tif,
+            stp=m.stp,
+            quote_order_id=m.quote_order_id,
+        )
         index = codec.instrument_index(m.instrument)
         assert submit_record(order_id, m.account, index, m) == codec.command_tuple(command)
 
@@ -142,25 +204,83 @@ def test_submit_record_equals_the_codec() -> None:
 def _typed_order_events() -> list:
     common = dict(seq=7, ts_ns=99)
     return [
-        s.OrderAccepted(**common, order_id=5, account=1, instrument=SYM_A, side=s.Side.BUY,
-                        order_type=s.OrderType.LIMIT, tif=s.TimeInForce.GTC, price_ticks=6000,
-                        qty_t=10),
-        s.OrderRejected(**common, order_id=5, account=1, instrument=SYM_A, side=3,
-                        price_ticks=1, qty_t=0, reason=s.RejectReason.INVALID_QUANTITY),
-        s.TradeExecuted(**common, trade_id=4, instrument=SYM_A, price_ticks=6001, qty_t=3,
-                        aggressor_side=s.Side.SELL, taker_order_id=5, taker_account=1,
-                        maker_order_id=2, maker_account=2, taker_leaves_t=7, maker_leaves_t=0),
-        s.OrderCancelled(**common, order_id=5, account=1, instrument=SYM_A, side=s.Side.BUY,
-                         price_ticks=6000, qty_t=4, reason=s.CancelReason.SESSION_END),
-        s.OrderCancelled(**common, order_id=5, account=1, instrument=SYM_A, side=s.Side.BUY,
-                         price_ticks=6000, qty_t=4, reason=s.CancelReason.REQUESTED),
-        s.OrderModified(**common, order_id=5, account=1, instrument=SYM_A, side=s.Side.BUY,
-                        price_ticks=6002, qty_t=8, priority_kept=False, old_price_ticks=6000,
-                        old_qty_t=10),
+        s.OrderAccepted(
+            **common,
+            order_id=5,
+            account=1,
+            instrument=SYM_A,
+            side=s.Side.BUY,
+            order_type=s.OrderType.LIMIT,
+            tif=s.TimeInForce.GTC,
+            price_ticks=6000,
+            qty_t=10,
+        ),
+        s.OrderRejected(
+            **common,
+            order_id=5,
+            account=1,
+            instrument=SYM_A,
+            side=3,
+            price_ticks=1,
+            qty_t=0,
+            reason=s.RejectReason.INVALID_QUANTITY,
+        ),
+        s.TradeExecuted(
+            **common,
+            trade_id=4,
+            instrument=SYM_A,
+            price_ticks=6001,
+            qty_t=3,
+            aggressor_side=s.Side.SELL,
+            taker_order_id=5,
+            taker_account=1,
+            maker_order_id=2,
+            maker_account=2,
+            taker_leaves_t=7,
+            maker_leaves_t=0,
+        ),
+        s.OrderCancelled(
+            **common,
+            order_id=5,
+            account=1,
+            instrument=SYM_A,
+            side=s.Side.BUY,
+            price_ticks=6000,
+            qty_t=4,
+            reason=s.CancelReason.SESSION_END,
+        ),
+        s.OrderCancelled(
+            **common,
+            order_id=5,
+            account=1,
+            instrument=SYM_A,
+            side=s.Side.BUY,
+            price_ticks=6000,
+            qty_t=4,
+            reason=s.CancelReason.REQUESTED,
+        ),
+        s.OrderModified(
+            **common,
+            order_id=5,
+            account=1,
+            instrument=SYM_A,
+            side=s.Side.BUY,
+            price_ticks=6002,
+            qty_t=8,
+            priority_kept=False,
+            old_price_ticks=6000,
+            old_qty_t=10,
+        ),
         s.CancelRejected(**common, order_id=5, account=1, reason=s.RejectReason.UNKNOWN_ORDER),
-        s.ModifyRejected(**common, order_id=5, account=1, price_ticks=1, qty_t=2,
-                         reason=s.RejectReason.NOT_ORDER_OWNER),
-    ]  # fmt: skip
+        s.ModifyRejected(
+            **common,
+            order_id=5,
+            account=1,
+            price_ticks=1,
+            qty_t=2,
+            reason=s.RejectReason.NOT_ORDER_OWNER,
+        ),
+    ]
 
 
 def test_order_reports_carry_the_event_fields() -> None:
@@ -173,21 +293,49 @@ def test_order_reports_carry_the_event_fields() -> None:
             got.append(reports.order_report(row, 3, leg, client_of, 42, codec.symbol(row[3])))
     accepted, rejected, taker, maker, expired, cancelled, modified, crej, mrej = got
     assert (accepted.exec_type, accepted.leaves_qty_t, accepted.tif, accepted.client_order_id) == (
-        ET.ACCEPTED, 10, s.TimeInForce.GTC, "mine")
+        ET.ACCEPTED,
+        10,
+        s.TimeInForce.GTC,
+        "mine",
+    )
     assert (rejected.exec_type, rejected.side, rejected.reason) == (ET.REJECTED, 3, 7)
-    assert (taker.exec_type, taker.account, taker.side, taker.leaves_qty_t, taker.last_qty_t,
-            taker.last_price_ticks, taker.trade_id, taker.liquidity) == (
-        ET.PARTIALLY_FILLED, 1, s.Side.SELL, 7, 3, 6001, 4, p.Liquidity.TAKER)
-    assert (maker.exec_type, maker.account, maker.order_id, maker.client_order_id, maker.side,
-            maker.leg, maker.liquidity) == (ET.FILLED, 2, 2, "theirs", s.Side.BUY, 1,
-                                            p.Liquidity.MAKER)
+    assert (
+        taker.exec_type,
+        taker.account,
+        taker.side,
+        taker.leaves_qty_t,
+        taker.last_qty_t,
+        taker.last_price_ticks,
+        taker.trade_id,
+        taker.liquidity,
+    ) == (ET.PARTIALLY_FILLED, 1, s.Side.SELL, 7, 3, 6001, 4, p.Liquidity.TAKER)
+    assert (
+        maker.exec_type,
+        maker.account,
+        maker.order_id,
+        maker.client_order_id,
+        maker.side,
+        maker.leg,
+        maker.liquidity,
+    ) == (ET.FILLED, 2, 2, "theirs", s.Side.BUY, 1, p.Liquidity.MAKER)
     assert (expired.exec_type, cancelled.exec_type, cancelled.qty_t) == (
-        ET.EXPIRED, ET.CANCELLED, 4)
-    assert (modified.exec_type, modified.old_price_ticks, modified.old_qty_t,
-            modified.leaves_qty_t) == (ET.MODIFIED, 6000, 10, 8)
+        ET.EXPIRED,
+        ET.CANCELLED,
+        4,
+    )
+    assert (
+        modified.exec_type,
+        modified.old_price_ticks,
+        modified.old_qty_t,
+        modified.leaves_qty_t,
+    ) == (ET.MODIFIED, 6000, 10, 8)
     assert (crej.exec_type, crej.reason, mrej.exec_type, mrej.price_ticks) == (
-        ET.CANCEL_REJECTED, s.RejectReason.UNKNOWN_ORDER, ET.MODIFY_REJECTED, 1)
-    assert all((r.seq, r.index, r.request_id) == (7, 3, 42) for r in got)  # fmt: skip
+        ET.CANCEL_REJECTED,
+        s.RejectReason.UNKNOWN_ORDER,
+        ET.MODIFY_REJECTED,
+        1,
+    )
+    assert all((r.seq, r.index, r.request_id) == (7, 3, 42) for r in got)
 
 
 def test_the_routing_rule_hides_counterparties() -> None:
@@ -207,8 +355,9 @@ def test_the_routing_rule_hides_counterparties() -> None:
     [copy] = reports.messages_for(viewer, trade, 0, annotation, {}, codec)
     assert type(copy) is p.DropCopy and copy.event.maker_account == 2 and copy.user == "alice"
     halted = codec.event_row(s.InstrumentHalted(3, 4, SYM_A))
-    [own] = reports.messages_for(reports.Scope("op", frozenset()), halted, 0,
-                                 Annotation("op", 5), {}, codec)  # fmt: skip
+    [own] = reports.messages_for(
+        reports.Scope("op", frozenset()), halted, 0, Annotation("op", 5), {}, codec
+    )
     assert type(own) is p.EventReport and own.request_id == 5
     assert reports.messages_for(alice, halted, 0, Annotation("op", 5), {}, codec) == []
 
@@ -218,7 +367,8 @@ def test_the_routing_rule_hides_counterparties() -> None:
 
 def test_every_engine_command_has_a_permission_row() -> None:
     assert set(s.COMMAND_TYPES) <= set(permissions.ROLES_BY_COMMAND), (
-        "a new engine command needs a line in gateway.permissions.ROLES_BY_COMMAND")
+        "a new engine command needs a line in gateway.permissions.ROLES_BY_COMMAND"
+    )
     for command, roles in permissions.ROLES_BY_COMMAND.items():
         assert roles and roles <= set(p.Role), command
         assert p.Role.READ_ONLY not in roles
@@ -238,13 +388,15 @@ def test_refusals_follow_the_table(role: p.Role) -> None:
         expected = None if allowed else p.RejectCode.NOT_PERMITTED
         assert permissions.refusal(role, accounts, command) is expected
     other = permissions.refusal(role, accounts, s.CancelOrder(order_id=1, account=8))
-    assert other is (p.RejectCode.ACCOUNT_NOT_PERMITTED if role is p.Role.TRADER
-                     else p.RejectCode.NOT_PERMITTED)  # fmt: skip
+    assert other is (
+        p.RejectCode.ACCOUNT_NOT_PERMITTED if role is p.Role.TRADER else p.RejectCode.NOT_PERMITTED
+    )
     transfer = getattr(s, "TransferAllowances", None)
     if transfer is not None:
         command = transfer(key=1, account=7, to_account=8, instrument=SYM_A, qty_t=1)
         assert permissions.refusal(role, accounts, command) is (
-            None if role is p.Role.REGISTRY else p.RejectCode.NOT_PERMITTED)
+            None if role is p.Role.REGISTRY else p.RejectCode.NOT_PERMITTED
+        )
 
 
 # -- secrets and users ---------------------------------------------------------------------------
@@ -273,8 +425,9 @@ def test_user_checks() -> None:
     ):
         with pytest.raises(UserFileError):
             check_user(bad)
-    directory = UserDirectory([User(name="t", role=p.Role.TRADER, secret_hash=secret,
-                                    accounts=[1])])  # fmt: skip
+    directory = UserDirectory(
+        [User(name="t", role=p.Role.TRADER, secret_hash=secret, accounts=[1])]
+    )
     assert directory.authenticate("t", "pw").name == "t"
     assert directory.authenticate("t", "wrong") is None
     assert directory.authenticate("nobody", "pw") is None
@@ -287,14 +440,53 @@ def test_user_cli_round_trip(tmp_path, monkeypatch, capsys) -> None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
         return cli.main(["users", "--file", str(path), *argv])
 
-    assert run("add", "alice", "--role", "trader", "--account", "1", "--account", "2",
-               "--password-stdin", "--scrypt-log2n", "4", stdin="correct horse\n") == 0
+    assert (
+        run(
+            "add",
+            "alice",
+            "--role",
+            "trader",
+            "--account",
+            "1",
+            "--account",
+            "2",
+            "--password-stdin",
+            "--scrypt-log2n",
+            "4",
+            stdin="correct horse\n",
+        )
+        == 0
+    )
     assert run("add", "ops", "--role", "operator", "--generate-key", "--scrypt-log2n", "4") == 0
     key = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
-    assert run("add", "bad", "--role", "operator", "--account", "3", "--password-stdin",
-               "--scrypt-log2n", "4", stdin="long enough pw\n") == 2
-    assert run("add", "alice", "--role", "trader", "--account", "1", "--password-stdin",
-               stdin="correct horse\n") == 2  # exists
+    assert (
+        run(
+            "add",
+            "bad",
+            "--role",
+            "operator",
+            "--account",
+            "3",
+            "--password-stdin",
+            "--scrypt-log2n",
+            "4",
+            stdin="long enough pw\n",
+        )
+        == 2
+    )
+    assert (
+        run(
+            "add",
+            "alice",
+            "--role",
+            "trader",
+            "--account",
+            "1",
+            "--password-stdin",
+            stdin="correct horse\n",
+        )
+        == 2
+    )  # exists
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     directory = UserDirectory.load(path)
     assert directory.authenticate("alice", "correct horse").accounts == [1, 2]
@@ -329,14 +521,25 @@ def test_tracker_counts_open_orders_from_event_rows() -> None:
 
 def test_configuration_limits_are_enforced() -> None:
     GatewayConfig().check()
-    for bad in (dict(frame_bytes_max=10**9), dict(messages_per_second=0),
-                dict(heartbeat_interval_s=20.0, idle_timeout_s=30.0), dict(port=70_000)):
+    for bad in (
+        dict(frame_bytes_max=10**9),
+        dict(messages_per_second=0),
+        dict(heartbeat_interval_s=20.0, idle_timeout_s=30.0),
+        dict(port=70_000),
+    ):
         with pytest.raises(ValueError):
             GatewayConfig(**bad).check()
 
 
 def test_event_kinds_match_the_engine() -> None:
-    order_events = (s.OrderAccepted, s.OrderRejected, s.TradeExecuted, s.OrderCancelled,
-                    s.OrderModified, s.CancelRejected, s.ModifyRejected)  # fmt: skip
+    order_events = (
+        s.OrderAccepted,
+        s.OrderRejected,
+        s.TradeExecuted,
+        s.OrderCancelled,
+        s.OrderModified,
+        s.CancelRejected,
+        s.ModifyRejected,
+    )
     assert reports.ORDER_KINDS == {t.__struct_config__.tag for t in order_events}
     assert rec.EV_TRADE == s.TradeExecuted.__struct_config__.tag

@@ -37,10 +37,12 @@ def start(tmp_path):
 
     def start_server(data_dir=None, durability="none", extra_users=None, market=None, **config):
         server = ServerThread(
-            data_dir or tmp_path / "data", users(extra=extra_users),
-            GatewayConfig(port=0, **config), market=market or small_market(),
+            data_dir or tmp_path / "data",
+            users(extra=extra_users),
+            GatewayConfig(port=0, **config),
+            market=market or small_market(),
             durability=durability,
-        ).start()  # fmt: skip
+        ).start()
         servers.append(server)
         return server
 
@@ -51,8 +53,9 @@ def start(tmp_path):
 
 def state(server: ServerThread) -> tuple[int, str]:
     """(last seq, state hash) of the server's exchange, read on its own loop."""
-    return server.call(lambda: (server.gateway.exchange.last_seq,
-                                server.gateway.exchange.state_hash()))  # fmt: skip
+    return server.call(
+        lambda: (server.gateway.exchange.last_seq, server.gateway.exchange.state_hash())
+    )
 
 
 @contextlib.asynccontextmanager
@@ -111,8 +114,12 @@ def test_order_lifecycle_reports_and_acks(start) -> None:
     server = start()
 
     async def scenario() -> None:
-        async with session(server, "op") as op, session(server, "alice") as alice, \
-                session(server, "bob") as bob, session(server, "carol") as carol:  # fmt: skip
+        async with (
+            session(server, "op") as op,
+            session(server, "alice") as alice,
+            session(server, "bob") as bob,
+            session(server, "carol") as carol,
+        ):
             opened = await open_market(op)
             assert opened.seq == 1 and opened.reports[0].request_id == opened.request_id
             sell = await alice.new_order(SYM_A, SELL, 100, 6000, client_order_id="s1")
@@ -122,35 +129,56 @@ def test_order_lifecycle_reports_and_acks(start) -> None:
             assert reports_of(buy) == [(ET.ACCEPTED, 3, 60), (ET.FILLED, 3, 0)]
             fill = buy.reports[1]
             assert (fill.last_qty_t, fill.last_price_ticks, fill.liquidity, fill.leg) == (
-                60, 6000, p.Liquidity.TAKER, 0)
+                60,
+                6000,
+                p.Liquidity.TAKER,
+                0,
+            )
             await asyncio.sleep(0.05)
             maker = alice.stream[-1]
-            assert (maker.exec_type, maker.leg, maker.client_order_id, maker.request_id,
-                    maker.leaves_qty_t, maker.side, maker.liquidity) == (
-                ET.PARTIALLY_FILLED, 1, "s1", 0, 40, SELL, p.Liquidity.MAKER)
+            assert (
+                maker.exec_type,
+                maker.leg,
+                maker.client_order_id,
+                maker.request_id,
+                maker.leaves_qty_t,
+                maker.side,
+                maker.liquidity,
+            ) == (ET.PARTIALLY_FILLED, 1, "s1", 0, 40, SELL, p.Liquidity.MAKER)
             assert all(r.account == 2 for r in bob.stream), "bob sees only his own account"
             modified = await alice.modify(6005, 30, client_order_id="s1")
-            assert [(r.exec_type, r.priority_kept, r.old_price_ticks, r.old_qty_t)
-                    for r in modified.reports] == [(ET.MODIFIED, False, 6000, 40)]
+            assert [
+                (r.exec_type, r.priority_kept, r.old_price_ticks, r.old_qty_t)
+                for r in modified.reports
+            ] == [(ET.MODIFIED, False, 6000, 40)]
             cancelled = await alice.cancel(client_order_id="s1")
             assert [(r.exec_type, r.qty_t, r.reason) for r in cancelled.reports] == [
-                (ET.CANCELLED, 30, s.CancelReason.REQUESTED)]
+                (ET.CANCELLED, 30, s.CancelReason.REQUESTED)
+            ]
             again = await alice.cancel(client_order_id="s1")
             assert again.ok and [(r.exec_type, r.reason) for r in again.reports] == [
-                (ET.CANCEL_REJECTED, s.RejectReason.UNKNOWN_ORDER)]
+                (ET.CANCEL_REJECTED, s.RejectReason.UNKNOWN_ORDER)
+            ]
             ambiguous = await carol.new_order(SYM_B, BUY, 100, 5995)
             assert ambiguous.reject.code == RC.ACCOUNT_REQUIRED
             day = await carol.new_order(SYM_B, BUY, 100, 5995, account=4, client_order_id="d")
             bad = await carol.new_order(SYM_B, BUY, 150, 5995, account=3)
             assert bad.ok and [(r.exec_type, r.reason) for r in bad.reports] == [
-                (ET.REJECTED, s.RejectReason.QUANTITY_OFF_LOT)]
+                (ET.REJECTED, s.RejectReason.QUANTITY_OFF_LOT)
+            ]
             closed = await op.engine(s.CloseSession(trading_date=DATE1))
             assert [type(r.event) for r in closed.reports] == [
-                s.SessionClosed, s.SessionModeVolumes] * 3 + [s.CompositePrice]
+                s.SessionClosed,
+                s.SessionModeVolumes,
+            ] * 3 + [s.CompositePrice]
             await asyncio.sleep(0.05)
             expired = carol.stream[-1]
-            assert (expired.exec_type, expired.order_id, expired.client_order_id,
-                    expired.request_id) == (ET.EXPIRED, day.order_id, "d", 0)
+            assert (
+                expired.exec_type,
+                expired.order_id,
+                expired.client_order_id,
+                expired.request_id,
+            ) == (ET.EXPIRED, day.order_id, "d", 0)
             await open_market(op, DATE2)
             await alice.new_order(SYM_C, BUY, 5, 6000, tif=s.TimeInForce.GTC)
             await alice.new_order(SYM_A, BUY, 5, 6000)
@@ -179,25 +207,42 @@ async def _trade_randomly(client: Client, account: int, rng: random.Random, n: i
             price = 6000 + rng.randint(-15, 15) + (2000 if rng.random() < 0.02 else 0)
             order_type = rng.choices([1, 2, 3], weights=[80, 8, 12])[0]
             tif = {1: rng.choice([1, 1, 2, 3, 4]), 2: rng.choice([3, 4]), 3: rng.choice([1, 2])}[
-                order_type]
-            request = p.NewOrder(client_order_id=f"{account}-{k}", instrument=symbol,
-                                 side=rng.choice([1, 2]), qty_t=rng.randint(1, 40),
-                                 price_ticks=price, order_type=order_type, tif=tif,
-                                 stp=rng.choice([1, 2, 3]))  # fmt: skip
+                order_type
+            ]
+            request = p.NewOrder(
+                client_order_id=f"{account}-{k}",
+                instrument=symbol,
+                side=rng.choice([1, 2]),
+                qty_t=rng.randint(1, 40),
+                price_ticks=price,
+                order_type=order_type,
+                tif=tif,
+                stp=rng.choice([1, 2, 3]),
+            )
             request_id = client.send_new_order(
-                request.instrument, request.side, request.qty_t, request.price_ticks,
-                client_order_id=request.client_order_id, order_type=request.order_type,
-                tif=request.tif, stp=request.stp)  # fmt: skip
+                request.instrument,
+                request.side,
+                request.qty_t,
+                request.price_ticks,
+                client_order_id=request.client_order_id,
+                order_type=request.order_type,
+                tif=request.tif,
+                stp=request.stp,
+            )
             mine.append(request.client_order_id)
         elif roll < 0.82:
             request = p.CancelRequest(client_order_id=rng.choice(mine + ["never-used"]))
             request_id = client.send_cancel(client_order_id=request.client_order_id)
         elif roll < 0.97:
-            request = p.ModifyRequest(client_order_id=rng.choice(mine), price_ticks=6000 +
-                                      rng.randint(-15, 15), qty_t=rng.randint(1, 40))
-            request_id = client.send_modify(request.price_ticks, request.qty_t,
-                                            client_order_id=request.client_order_id)
-        else:  # fmt: skip
+            request = p.ModifyRequest(
+                client_order_id=rng.choice(mine),
+                price_ticks=6000 + rng.randint(-15, 15),
+                qty_t=rng.randint(1, 40),
+            )
+            request_id = client.send_modify(
+                request.price_ticks, request.qty_t, client_order_id=request.client_order_id
+            )
+        else:
             request = p.EngineRequest(command=s.MassCancel(account=account))
             request_id = client.send_engine(request.command)
         sent.append((request, request_id))
@@ -212,26 +257,54 @@ def _command_of(request, outcome: Outcome, account: int):
     if type(request) is p.NewOrder:
         assert outcome.order_id == seq, "the gateway's order id is the command's seq"
         return s.SubmitOrder(
-            order_id=seq, account=account, instrument=request.instrument, side=request.side,
-            qty_t=request.qty_t, price_ticks=request.price_ticks,
-            order_type=request.order_type, tif=request.tif, stp=request.stp, seq=seq,
-        )  # fmt: skip
+            order_id=seq,
+            account=account,
+            instrument=request.instrument,
+            side=request.side,
+            qty_t=request.qty_t,
+            price_ticks=request.price_ticks,
+            order_type=request.order_type,
+            tif=request.tif,
+            stp=request.stp,
+            seq=seq,
+        )
     if type(request) is p.CancelRequest:
         return s.CancelOrder(order_id=outcome.order_id, account=account, seq=seq)
     if type(request) is p.ModifyRequest:
-        return s.ModifyOrder(order_id=outcome.order_id, account=account, seq=seq,
-                             price_ticks=request.price_ticks, qty_t=request.qty_t)
-    return msgspec.structs.replace(request.command, seq=seq)  # fmt: skip
+        return s.ModifyOrder(
+            order_id=outcome.order_id,
+            account=account,
+            seq=seq,
+            price_ticks=request.price_ticks,
+            qty_t=request.qty_t,
+        )
+    return msgspec.structs.replace(request.command, seq=seq)
 
 
 def _fact(report) -> tuple:
     """What a report says, independent of its encoding."""
-    category = {ET.ACCEPTED: "new", ET.REJECTED: "rej", ET.PARTIALLY_FILLED: "fill",
-                ET.FILLED: "fill", ET.CANCELLED: "out", ET.EXPIRED: "out", ET.MODIFIED: "mod",
-                ET.CANCEL_REJECTED: "crej", ET.MODIFY_REJECTED: "mrej"}[report.exec_type]
+    category = {
+        ET.ACCEPTED: "new",
+        ET.REJECTED: "rej",
+        ET.PARTIALLY_FILLED: "fill",
+        ET.FILLED: "fill",
+        ET.CANCELLED: "out",
+        ET.EXPIRED: "out",
+        ET.MODIFIED: "mod",
+        ET.CANCEL_REJECTED: "crej",
+        ET.MODIFY_REJECTED: "mrej",
+    }[report.exec_type]
     amount = report.last_qty_t if category == "fill" else report.qty_t
-    return (report.seq, report.index, report.leg, category, report.account, report.order_id,
-            amount, report.leaves_qty_t if category in ("fill", "new", "mod") else 0)
+    return (
+        report.seq,
+        report.index,
+        report.leg,
+        category,
+        report.account,
+        report.order_id,
+        amount,
+        report.leaves_qty_t if category in ("fill", "new", "mod") else 0,
+    )
 
 
 def _expected_facts(events: list, account: int) -> set[tuple]:
@@ -242,9 +315,12 @@ def _expected_facts(events: list, account: int) -> set[tuple]:
         seq = e.seq
         t = type(e)
         if t is s.TradeExecuted:
-            for leg, (acct, oid, leaves) in enumerate([
+            for leg, (acct, oid, leaves) in enumerate(
+                [
                     (e.taker_account, e.taker_order_id, e.taker_leaves_t),
-                    (e.maker_account, e.maker_order_id, e.maker_leaves_t)]):  # fmt: skip
+                    (e.maker_account, e.maker_order_id, e.maker_leaves_t),
+                ]
+            ):
                 if acct == account:
                     facts.add((e.seq, index, leg, "fill", acct, oid, e.qty_t, leaves))
             continue
@@ -257,9 +333,19 @@ def _expected_facts(events: list, account: int) -> set[tuple]:
             s.OrderModified: ("mod", getattr(e, "qty_t", 0), None),
             s.CancelRejected: ("crej", 0, 0),
             s.ModifyRejected: ("mrej", getattr(e, "qty_t", 0), 0),
-        }[t]  # fmt: skip
-        facts.add((e.seq, index, 0, category, account, e.order_id, amount,
-                   amount if leaves is None else leaves))
+        }[t]
+        facts.add(
+            (
+                e.seq,
+                index,
+                0,
+                category,
+                account,
+                e.order_id,
+                amount,
+                amount if leaves is None else leaves,
+            )
+        )
     return facts
 
 
@@ -275,12 +361,16 @@ def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
             viewer = await stack.enter_async_context(session(server, "viewer", drop_copy=True))
             op = await stack.enter_async_context(session(server, "op"))
             watcher = await stack.enter_async_context(session(server, "watcher"))
-            clients = {name: await stack.enter_async_context(session(server, name))
-                       for name in TRADERS}  # fmt: skip
+            clients = {
+                name: await stack.enter_async_context(session(server, name)) for name in TRADERS
+            }
             opened = await open_market(op)
-            trading = asyncio.gather(*[
-                _trade_randomly(client, TRADERS[name], random.Random(rng.random()), 150)
-                for name, client in clients.items()])  # fmt: skip
+            trading = asyncio.gather(
+                *[
+                    _trade_randomly(client, TRADERS[name], random.Random(rng.random()), 150)
+                    for name, client in clients.items()
+                ]
+            )
             await asyncio.sleep(0.05)
             kill = await op.mass_cancel(7)  # the operator's kill switch, mid-flow
             results = await trading
@@ -288,8 +378,10 @@ def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
             return viewer, watcher, opened, kill, clients, results
 
     viewer, watcher, opened, kill, clients, results = run(scenario())
-    commands = {opened.seq: s.OpenSession(trading_date=DATE1, seq=opened.seq),
-                kill.seq: s.MassCancel(account=7, seq=kill.seq)}
+    commands = {
+        opened.seq: s.OpenSession(trading_date=DATE1, seq=opened.seq),
+        kill.seq: s.MassCancel(account=7, seq=kill.seq),
+    }
     rejected = 0
     for name, pairs in zip(TRADERS, results):
         for request, outcome in pairs:
@@ -309,7 +401,8 @@ def test_concurrent_clients_match_the_engine_fed_directly(start) -> None:
         assert len(got) == sum(type(m) is p.ExecutionReport for m in client.stream)
     codec = Codec(small_market())
     assert [codec.event_row(m.event)[3:] for m in viewer.stream] == [
-        codec.event_row(e)[3:] for e in events], "the drop copy is every event, in order"
+        codec.event_row(e)[3:] for e in events
+    ], "the drop copy is every event, in order"
 
     async def replayed(name: str, **kw) -> list:
         client = Client("127.0.0.1", server.port, name, password(name), **kw)
@@ -344,53 +437,93 @@ def test_security_refusals_have_codes_and_change_nothing(start) -> None:
                     await Client("127.0.0.1", server.port, name, secret).connect()
                 assert info.value.code == p.LogonRejectCode.BAD_CREDENTIALS
             with pytest.raises(LogonError) as info:
-                await Client("127.0.0.1", server.port, "bob", password("bob"),
-                             drop_copy=True).connect()  # fmt: skip
+                await Client(
+                    "127.0.0.1", server.port, "bob", password("bob"), drop_copy=True
+                ).connect()
             assert info.value.code == p.LogonRejectCode.NOT_PERMITTED
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(p.encode(p.NewOrder(client_order_id="x", instrument=SYM_A, side=1,
-                                             qty_t=1, price_ticks=6000, account=1)))
+            writer.write(
+                p.encode(
+                    p.NewOrder(
+                        client_order_id="x",
+                        instrument=SYM_A,
+                        side=1,
+                        qty_t=1,
+                        price_ticks=6000,
+                        account=1,
+                    )
+                )
+            )
             error = p.decode_server((await reader.read(1 << 16))[4:])
             assert (type(error), error.code) == (p.ProtocolError, p.ProtocolErrorCode.NOT_LOGGED_ON)
             assert await reader.read() == b"", "closed after the protocol error"
             writer.close()
             await writer.wait_closed()
-            async with session(server, "bob") as bob, session(server, "viewer") as viewer, \
-                    session(server, "reg") as reg:  # fmt: skip
+            async with (
+                session(server, "bob") as bob,
+                session(server, "viewer") as viewer,
+                session(server, "reg") as reg,
+            ):
                 refusals = [
                     (await bob.cancel(client_order_id="v1", account=1), RC.ACCOUNT_NOT_PERMITTED),
                     (await bob.cancel(client_order_id="v1"), RC.UNKNOWN_CLIENT_ORDER_ID),
-                    (await bob.modify(6000, 1, order_id=victim.order_id, account=1),
-                     RC.ACCOUNT_NOT_PERMITTED),
+                    (
+                        await bob.modify(6000, 1, order_id=victim.order_id, account=1),
+                        RC.ACCOUNT_NOT_PERMITTED,
+                    ),
                     (await bob.mass_cancel(1), RC.ACCOUNT_NOT_PERMITTED),
-                    (await bob.new_order(SYM_A, BUY, 10, 6100, account=1),
-                     RC.ACCOUNT_NOT_PERMITTED),
+                    (
+                        await bob.new_order(SYM_A, BUY, 10, 6100, account=1),
+                        RC.ACCOUNT_NOT_PERMITTED,
+                    ),
                     (await bob.engine(s.HaltInstrument(instrument=SYM_A)), RC.NOT_PERMITTED),
                     (await bob.engine(s.OpenSession(trading_date=DATE2)), RC.NOT_PERMITTED),
-                    (await bob.engine(s.SubmitOrder(order_id=99, account=2, instrument=SYM_A,
-                                                    side=BUY, qty_t=1, price_ticks=6000)),
-                     RC.INVALID_REQUEST),
+                    (
+                        await bob.engine(
+                            s.SubmitOrder(
+                                order_id=99,
+                                account=2,
+                                instrument=SYM_A,
+                                side=BUY,
+                                qty_t=1,
+                                price_ticks=6000,
+                            )
+                        ),
+                        RC.INVALID_REQUEST,
+                    ),
                     (await op.new_order(SYM_A, BUY, 10, 6100, account=1), RC.NOT_PERMITTED),
                     (await viewer.new_order(SYM_A, BUY, 10, 6100), RC.NOT_PERMITTED),
                     (await viewer.mass_cancel(1), RC.NOT_PERMITTED),
                     (await reg.engine(s.HaltInstrument(instrument=SYM_A)), RC.NOT_PERMITTED),
-                    (await alice.new_order(SYM_A, SELL, 10, 6100, client_order_id="v1"),
-                     RC.DUPLICATE_CLIENT_ORDER_ID),
+                    (
+                        await alice.new_order(SYM_A, SELL, 10, 6100, client_order_id="v1"),
+                        RC.DUPLICATE_CLIENT_ORDER_ID,
+                    ),
                     (await op.engine(s.OpenSession(trading_date=2**64 - 1)), RC.INVALID_REQUEST),
-                ]  # fmt: skip
+                ]
                 if hasattr(s, "IssueAllowances"):
-                    refusals.append((await bob.engine(s.IssueAllowances(
-                        key=1, account=2, instrument=SYM_A, qty_t=10**6)), RC.NOT_PERMITTED))
+                    refusals.append(
+                        (
+                            await bob.engine(
+                                s.IssueAllowances(key=1, account=2, instrument=SYM_A, qty_t=10**6)
+                            ),
+                            RC.NOT_PERMITTED,
+                        )
+                    )
                 for outcome, code in refusals:
                     assert (outcome.seq, outcome.reject.code) == (0, code), outcome.reject
                 assert state(server) == before, "no refusal reached the log"
                 stolen = await bob.engine(s.CancelOrder(order_id=victim.order_id, account=2))
                 assert [(r.exec_type, r.reason) for r in stolen.reports] == [
-                    (ET.CANCEL_REJECTED, s.RejectReason.NOT_ORDER_OWNER)]
+                    (ET.CANCEL_REJECTED, s.RejectReason.NOT_ORDER_OWNER)
+                ]
                 assert state(server)[1] == before[1], "the engine refused it: books unchanged"
                 assert all(r.account == 1 for r in alice.stream)
-                assert not any(getattr(r, "request_id", 0) and r.account != 2
-                               for r in bob.stream if type(r) is p.ExecutionReport)
+                assert not any(
+                    getattr(r, "request_id", 0) and r.account != 2
+                    for r in bob.stream
+                    if type(r) is p.ExecutionReport
+                )
 
     run(scenario())
 
@@ -401,12 +534,19 @@ def test_security_refusals_have_codes_and_change_nothing(start) -> None:
 
 
 def test_limits_throttle_open_orders_sessions_subscriptions(start) -> None:
-    server = start(messages_per_second=40, open_orders_per_account=3, sessions_per_user=2,
-                   subscriptions_per_session=2)  # fmt: skip
+    server = start(
+        messages_per_second=40,
+        open_orders_per_account=3,
+        sessions_per_user=2,
+        subscriptions_per_session=2,
+    )
 
     async def scenario():
-        async with session(server, "op") as op, session(server, "alice") as alice, \
-                session(server, "alice") as alice2:  # fmt: skip
+        async with (
+            session(server, "op") as op,
+            session(server, "alice") as alice,
+            session(server, "alice") as alice2,
+        ):
             await open_market(op)
             with pytest.raises(LogonError) as info:
                 await Client("127.0.0.1", server.port, "alice", password("alice")).connect()
@@ -431,7 +571,8 @@ def test_limits_throttle_open_orders_sessions_subscriptions(start) -> None:
             assert alice.connected, "throttling rejects, it does not disconnect"
             await asyncio.sleep(0.5)
             assert (await alice.cancel(client_order_id="never")).reject.code == (
-                RC.UNKNOWN_CLIENT_ORDER_ID)
+                RC.UNKNOWN_CLIENT_ORDER_ID
+            )
 
     run(scenario())
 
@@ -467,12 +608,22 @@ def test_slow_reader_is_disconnected_and_others_unaffected(start) -> None:
             await open_market(op)
             sock = socket.create_connection(("127.0.0.1", server.port))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(p.encode(p.Logon(user="viewer", password=password("viewer"),
-                                          protocol_version=1, drop_copy=True)))
+            sock.sendall(
+                p.encode(
+                    p.Logon(
+                        user="viewer",
+                        password=password("viewer"),
+                        protocol_version=1,
+                        drop_copy=True,
+                    )
+                )
+            )
             await asyncio.sleep(0.2)  # logged on, and never reads again
             for _ in range(30):
-                ids = [alice.send_new_order(SYM_A, side, 1, 6000, tif=s.TimeInForce.IOC)
-                       for side in (BUY, SELL) * 100]  # fmt: skip
+                ids = [
+                    alice.send_new_order(SYM_A, side, 1, 6000, tif=s.TimeInForce.IOC)
+                    for side in (BUY, SELL) * 100
+                ]
                 for request_id in ids:
                     assert (await alice.outcome(request_id)).ok
                 if server.call(lambda: len(server.gateway.drop_copies)) == 0:
@@ -489,8 +640,9 @@ def _slow_resume(port: int, user: str) -> list:
     fill up), then read; return the durable messages up to ReplayComplete."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    sock.sendall(p.encode(p.Logon(user=user, password=password(user), protocol_version=1,
-                                  resume_from_seq=1)))  # fmt: skip
+    sock.sendall(
+        p.encode(p.Logon(user=user, password=password(user), protocol_version=1, resume_from_seq=1))
+    )
     reader, messages = p.FrameReader(p.limits.OUTBOUND_FRAME_BYTES_MAX), []
     time.sleep(0.5)
     try:
@@ -510,13 +662,16 @@ def test_a_long_replay_respects_backpressure_instead_of_dropping_the_reader(star
         async with session(server, "op") as op, session(server, "alice") as alice:
             await open_market(op)
             for _ in range(12):
-                ids = [alice.send_new_order(SYM_A, side, 1, 6000, tif=s.TimeInForce.IOC)
-                       for side in (BUY, SELL) * 100]  # fmt: skip
+                ids = [
+                    alice.send_new_order(SYM_A, side, 1, 6000, tif=s.TimeInForce.IOC)
+                    for side in (BUY, SELL) * 100
+                ]
                 for request_id in ids:
                     await alice.outcome(request_id)
             assert len(alice.stream) > 4_000
             replayed = await asyncio.get_running_loop().run_in_executor(
-                None, _slow_resume, server.port, "alice")  # fmt: skip
+                None, _slow_resume, server.port, "alice"
+            )
             assert replayed == alice.stream
 
     run(scenario())
@@ -532,17 +687,25 @@ def test_market_data_book_follows_the_engine(start) -> None:
     rng = random.Random(5)
 
     async def scenario():
-        async with session(server, "op") as op, session(server, "alice") as alice, \
-                session(server, "bob") as bob, session(server, "viewer") as viewer:  # fmt: skip
+        async with (
+            session(server, "op") as op,
+            session(server, "alice") as alice,
+            session(server, "bob") as bob,
+            session(server, "viewer") as viewer,
+        ):
             await alice.new_order(SYM_A, BUY, 5, 5990)  # refused: session closed
             snapshot = await viewer.subscribe(SYM_A)
             assert (snapshot.state, snapshot.bids, snapshot.asks) == (s.SessionState.CLOSED, [], [])
             await open_market(op)
             for k in range(120):
                 client = alice if k % 2 else bob
-                client.send_new_order(SYM_A, rng.choice([BUY, SELL]), rng.randint(1, 30),
-                                      6000 + rng.randint(-8, 8),
-                                      tif=rng.choice([s.TimeInForce.DAY, s.TimeInForce.IOC]))
+                client.send_new_order(
+                    SYM_A,
+                    rng.choice([BUY, SELL]),
+                    rng.randint(1, 30),
+                    6000 + rng.randint(-8, 8),
+                    tif=rng.choice([s.TimeInForce.DAY, s.TimeInForce.IOC]),
+                )
             await alice.new_order(SYM_A, BUY, 1, 5900)
             await bob.new_order(SYM_A, BUY, 1, 5900)
             late = Client("127.0.0.1", server.port, "dave", password("dave"))
@@ -576,19 +739,24 @@ def test_cancel_on_disconnect_cancels_only_that_sessions_orders(start) -> None:
         async with session(server, "op") as op, session(server, "alice") as keeper:
             await open_market(op)
             kept = await keeper.new_order(SYM_A, BUY, 5, 5990)
-            cod = Client("127.0.0.1", server.port, "alice", password("alice"),
-                         cancel_on_disconnect=True)  # fmt: skip
+            cod = Client(
+                "127.0.0.1", server.port, "alice", password("alice"), cancel_on_disconnect=True
+            )
             await cod.connect()
             mine = [await cod.new_order(SYM_A, BUY, 5, 5980 + i) for i in range(3)]
             filled = await cod.new_order(SYM_C, BUY, 5, 6005, tif=s.TimeInForce.IOC)
             await cod.close()
             await asyncio.sleep(0.2)
-            cancelled = [r for r in keeper.stream if r.exec_type == ET.CANCELLED
-                         and r.reason == s.CancelReason.REQUESTED]
+            cancelled = [
+                r
+                for r in keeper.stream
+                if r.exec_type == ET.CANCELLED and r.reason == s.CancelReason.REQUESTED
+            ]
             assert sorted(r.order_id for r in cancelled) == [o.order_id for o in mine]
             assert all(r.request_id == 0 for r in cancelled)
-            resting = server.call(lambda: [o.order_id for o in server.gateway.exchange.engine
-                                           .orders(SYM_A, BUY)])  # fmt: skip
+            resting = server.call(
+                lambda: [o.order_id for o in server.gateway.exchange.engine.orders(SYM_A, BUY)]
+            )
             assert resting == [kept.order_id]
             assert filled.ok
 
@@ -606,18 +774,22 @@ def test_graceful_shutdown_and_restart_recover_everything(start, tmp_path) -> No
         await op.connect()
         await alice.connect()
         await open_market(op)
-        orders = [await alice.new_order(SYM_A, BUY, 5, 5990 + i, client_order_id=f"r{i}")
-                  for i in range(3)]  # fmt: skip
-        carol = Client("127.0.0.1", first.port, "carol", password("carol"),
-                       cancel_on_disconnect=True)  # fmt: skip
+        orders = [
+            await alice.new_order(SYM_A, BUY, 5, 5990 + i, client_order_id=f"r{i}")
+            for i in range(3)
+        ]
+        carol = Client(
+            "127.0.0.1", first.port, "carol", password("carol"), cancel_on_disconnect=True
+        )
         await carol.connect()
         carols = await carol.new_order(SYM_A, SELL, 5, 6050, account=3)
         await loop.run_in_executor(None, first.stop)
         await alice.wait_closed()
         await carol.wait_closed()
         assert [m.reason for m in alice.logouts] == ["server shutting down"]
-        second = await loop.run_in_executor(None, lambda: start(
-            data_dir=data, durability="batch", open_orders_per_account=3))  # fmt: skip
+        second = await loop.run_in_executor(
+            None, lambda: start(data_dir=data, durability="batch", open_orders_per_account=3)
+        )
         alice.port = second.port
         received = list(alice.stream)
         await alice.reconnect()
@@ -629,7 +801,8 @@ def test_graceful_shutdown_and_restart_recover_everything(start, tmp_path) -> No
         assert full.reject.code == RC.OPEN_ORDER_LIMIT, "open orders recovered from the books"
         cancelled = await alice.cancel(client_order_id="r1")
         assert [(r.exec_type, r.order_id, r.client_order_id) for r in cancelled.reports] == [
-            (ET.CANCELLED, orders[1].order_id, "r1")]
+            (ET.CANCELLED, orders[1].order_id, "r1")
+        ]
         fresh = Client("127.0.0.1", second.port, "alice", password("alice"))
         await fresh.connect(resume_from_seq=1)
         assert fresh.stream == alice.stream, "the stream survives the restart"
@@ -637,8 +810,9 @@ def test_graceful_shutdown_and_restart_recover_everything(start, tmp_path) -> No
         carol.port = second.port
         await carol.reconnect()
         assert [(r.exec_type, r.order_id) for r in carol.stream] == [
-            (ET.ACCEPTED, carols.order_id), (ET.CANCELLED, carols.order_id)], (
-            "cancel-on-disconnect applied at shutdown, seen after the restart")
+            (ET.ACCEPTED, carols.order_id),
+            (ET.CANCELLED, carols.order_id),
+        ], "cancel-on-disconnect applied at shutdown, seen after the restart"
         await carol.close()
         await alice.close()
         await op.close()
@@ -675,23 +849,30 @@ def test_registry_commands_reach_the_registry_user_and_the_account_holders(start
     server = start(market=msgspec.structs.replace(small_market(), registry=True))
 
     async def scenario():
-        async with session(server, "reg") as reg, session(server, "alice") as alice, \
-                session(server, "bob") as bob, session(server, "carol") as carol:  # fmt: skip
+        async with (
+            session(server, "reg") as reg,
+            session(server, "alice") as alice,
+            session(server, "bob") as bob,
+            session(server, "carol") as carol,
+        ):
             commands = [
                 s.OpenAccount(key=1, account=1, kind=s.AccountKind.COMPLIANCE),
                 s.OpenAccount(key=2, account=2, kind=s.AccountKind.INVESTOR),
                 s.IssueAllowances(key=3, account=1, instrument=SYM_A, qty_t=1_000),
                 s.TransferAllowances(key=4, account=1, to_account=2, instrument=SYM_A, qty_t=5),
-            ]  # fmt: skip
+            ]
             for command in commands:
                 outcome = await reg.engine(command)
                 assert outcome.ok and outcome.reports[0].request_id == outcome.request_id
-            refused = await alice.engine(s.IssueAllowances(key=9, account=1, instrument=SYM_A,
-                                                           qty_t=10**6))  # fmt: skip
+            refused = await alice.engine(
+                s.IssueAllowances(key=9, account=1, instrument=SYM_A, qty_t=10**6)
+            )
             assert refused.reject.code == RC.NOT_PERMITTED
             await asyncio.sleep(0.1)
-            seen = {name: [type(m.event).__name__ for m in client.stream]
-                    for name, client in (("alice", alice), ("bob", bob), ("carol", carol))}
+            seen = {
+                name: [type(m.event).__name__ for m in client.stream]
+                for name, client in (("alice", alice), ("bob", bob), ("carol", carol))
+            }
         assert seen["alice"] == ["AccountOpened", "AllowancesIssued", "AllowancesTransferred"]
         assert seen["bob"] == ["AccountOpened", "AllowancesTransferred"], "the receiving side too"
         assert seen["carol"] == []
@@ -709,8 +890,10 @@ def test_sync_client_wraps_the_async_one(start) -> None:
     from gateway.client import SyncClient
 
     server = start()
-    with SyncClient("127.0.0.1", server.port, "op", password("op")) as op, \
-            SyncClient("127.0.0.1", server.port, "alice", password("alice")) as alice:  # fmt: skip
+    with (
+        SyncClient("127.0.0.1", server.port, "op", password("op")) as op,
+        SyncClient("127.0.0.1", server.port, "alice", password("alice")) as alice,
+    ):
         assert op.session.role == "operator" and alice.session.accounts == [1]
         assert op.engine(s.OpenSession(trading_date=DATE1)).ok
         snapshot = alice.subscribe(SYM_A)

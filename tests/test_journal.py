@@ -14,8 +14,8 @@ import crc32c
 import numpy as np
 import pytest
 
-from engine.durable import journal as jr
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.durable import journal as jr
 
 DIGEST = hashlib.blake2b(b"test market", digest_size=32).digest()
 SMALL_SEGMENT = 4096
@@ -114,8 +114,10 @@ def test_mapped_segments_read_the_same(tmp_path: Path) -> None:
     for a, b in zip(copied, mapped, strict=True):
         assert a.commands.tobytes() == b.commands.tobytes() and a.chain_after == b.chain_after
         assert (a.first_seq, a.annotations(), a.events_digest) == (
-            b.first_seq, b.annotations(), b.events_digest
-        )  # fmt: skip
+            b.first_seq,
+            b.annotations(),
+            b.events_digest,
+        )
 
 
 def test_the_tail_is_left_in_the_walk(tmp_path: Path) -> None:

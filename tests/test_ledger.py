@@ -41,12 +41,20 @@ MARKET = validate(
         name="ledger property test",
         instruments=[
             Instrument(symbol="CEA-2023", vintage=2023, reference_price_ticks=1_000),
-            Instrument(symbol="CEA-2024", vintage=2024, reference_price_ticks=1_000, lot_t=10,
-                       tick_ticks=5, min_qty_t=10, max_qty_t=1_000),
+            Instrument(
+                symbol="CEA-2024",
+                vintage=2024,
+                reference_price_ticks=1_000,
+                lot_t=10,
+                tick_ticks=5,
+                min_qty_t=10,
+                max_qty_t=1_000,
+            ),
             Instrument(symbol="CCER", kind="offset", reference_price_ticks=500),
-        ],  # fmt: skip
-        capacity=Capacity(accounts=ACCOUNTS, resting_orders=8, max_price_ticks=5_000,
-                          registry_keys=4_096),  # fmt: skip
+        ],
+        capacity=Capacity(
+            accounts=ACCOUNTS, resting_orders=8, max_price_ticks=5_000, registry_keys=4_096
+        ),
         registry=True,
         fee_account=FEE,
         fees=Fees(buy_bps=BUY_BPS, sell_bps=SELL_BPS),
@@ -117,8 +125,12 @@ class LedgerMachine(RuleBasedStateMachine):
         t = type(e)
         if t in (s.OrderAccepted, s.OrderModified):
             assert e.account in self.may_trade and e.account not in self.frozen, e
-        elif t in (s.CashWithdrawn, s.AllowancesTransferred, s.AllowancesSurrendered,
-                   s.AllowancesCancelled):  # fmt: skip
+        elif t in (
+            s.CashWithdrawn,
+            s.AllowancesTransferred,
+            s.AllowancesSurrendered,
+            s.AllowancesCancelled,
+        ):
             assert e.account not in self.frozen, f"{e} out of a frozen account"
         if t is s.AccountOpened:
             if e.kind in (s.AccountKind.COMPLIANCE, s.AccountKind.INVESTOR):
@@ -159,50 +171,97 @@ class LedgerMachine(RuleBasedStateMachine):
         self.registry(s.OpenAccount(key=next(self.keys), account=FEE, kind=s.AccountKind.FEE))
         for account, kind in ((1, 1), (2, 1), (3, 2), (4, 3)):
             self.registry(s.OpenAccount(key=next(self.keys), account=account, kind=kind))
-            self.registry(s.DepositCash(key=next(self.keys), account=account,
-                                        amount_fen=120_000))  # fmt: skip
+            self.registry(s.DepositCash(key=next(self.keys), account=account, amount_fen=120_000))
             for symbol in SYMBOLS:
-                self.registry(s.IssueAllowances(key=next(self.keys), account=account,
-                                                instrument=symbol, qty_t=100))  # fmt: skip
+                self.registry(
+                    s.IssueAllowances(
+                        key=next(self.keys), account=account, instrument=symbol, qty_t=100
+                    )
+                )
         self.apply(s.OpenSession(trading_date=self.date))
 
     # -- trading rules -------------------------------------------------------------------------
-    @rule(order_id=order_ids, account=accounts, symbol=symbols, side=st.sampled_from(s.Side),
-          lots=st.integers(1, 12), offset=st.integers(-12, 12), kind=order_kinds,
-          stp=st.sampled_from(s.StpMode))  # fmt: skip
+    @rule(
+        order_id=order_ids,
+        account=accounts,
+        symbol=symbols,
+        side=st.sampled_from(s.Side),
+        lots=st.integers(1, 12),
+        offset=st.integers(-12, 12),
+        kind=order_kinds,
+        stp=st.sampled_from(s.StpMode),
+    )
     def submit(self, order_id, account, symbol, side, lots, offset, kind, stp) -> None:
         spec = SPECS.get(symbol, SPECS["CEA-2023"])
         price = spec.reference_price_ticks + spec.tick_ticks * offset * 3
-        self.apply(s.SubmitOrder(order_id=order_id, account=account, instrument=symbol,
-                                 side=side, qty_t=lots * spec.lot_t, price_ticks=price,
-                                 order_type=kind[0], tif=kind[1], stp=stp))  # fmt: skip
+        self.apply(
+            s.SubmitOrder(
+                order_id=order_id,
+                account=account,
+                instrument=symbol,
+                side=side,
+                qty_t=lots * spec.lot_t,
+                price_ticks=price,
+                order_type=kind[0],
+                tif=kind[1],
+                stp=stp,
+            )
+        )
 
-    @rule(order_id=order_ids, maker=accounts, taker=accounts, symbol=st.sampled_from(SYMBOLS),
-          maker_side=st.sampled_from(s.Side), lots=st.integers(1, 12),
-          taker_lots=st.integers(1, 15), offset=st.integers(-6, 6), through=st.integers(0, 4),
-          market=st.booleans())  # fmt: skip
-    def cross(self, order_id, maker, taker, symbol, maker_side, lots, taker_lots, offset,
-              through, market) -> None:  # fmt: skip
+    @rule(
+        order_id=order_ids,
+        maker=accounts,
+        taker=accounts,
+        symbol=st.sampled_from(SYMBOLS),
+        maker_side=st.sampled_from(s.Side),
+        lots=st.integers(1, 12),
+        taker_lots=st.integers(1, 15),
+        offset=st.integers(-6, 6),
+        through=st.integers(0, 4),
+        market=st.booleans(),
+    )
+    def cross(
+        self, order_id, maker, taker, symbol, maker_side, lots, taker_lots, offset, through, market
+    ) -> None:
         """A resting order, then an opposite order that reaches it (limit or market)."""
         spec = SPECS[symbol]
         price = spec.reference_price_ticks + spec.tick_ticks * offset
         taker_side = s.Side.BUY if maker_side == s.Side.SELL else s.Side.SELL
         limit = price + spec.tick_ticks * through * (1 if taker_side == s.Side.BUY else -1)
-        self.apply(s.SubmitOrder(order_id=order_id, account=maker, instrument=symbol,
-                                 side=maker_side, qty_t=lots * spec.lot_t, price_ticks=price,
-                                 tif=s.TimeInForce.GTC))  # fmt: skip
-        kind = (s.OrderType.MARKET, s.TimeInForce.IOC) if market else (s.OrderType.LIMIT,
-                                                                       s.TimeInForce.DAY)
-        self.apply(s.SubmitOrder(order_id=order_id + 100, account=taker, instrument=symbol,
-                                 side=taker_side, qty_t=taker_lots * spec.lot_t,
-                                 price_ticks=limit, order_type=kind[0], tif=kind[1]))  # fmt: skip
+        self.apply(
+            s.SubmitOrder(
+                order_id=order_id,
+                account=maker,
+                instrument=symbol,
+                side=maker_side,
+                qty_t=lots * spec.lot_t,
+                price_ticks=price,
+                tif=s.TimeInForce.GTC,
+            )
+        )
+        kind = (
+            (s.OrderType.MARKET, s.TimeInForce.IOC)
+            if market
+            else (s.OrderType.LIMIT, s.TimeInForce.DAY)
+        )
+        self.apply(
+            s.SubmitOrder(
+                order_id=order_id + 100,
+                account=taker,
+                instrument=symbol,
+                side=taker_side,
+                qty_t=taker_lots * spec.lot_t,
+                price_ticks=limit,
+                order_type=kind[0],
+                tif=kind[1],
+            )
+        )
 
     @rule(order_id=order_ids, account=accounts)
     def cancel(self, order_id, account) -> None:
         self.apply(s.CancelOrder(order_id=order_id, account=account))
 
-    @rule(data=st.data(), lots=st.integers(1, 15), offset=st.integers(-12, 12),
-          owner=st.booleans())  # fmt: skip
+    @rule(data=st.data(), lots=st.integers(1, 15), offset=st.integers(-12, 12), owner=st.booleans())
     def modify(self, data, lots, offset, owner) -> None:
         """Mostly a resting order by its owner; sometimes any id, any account."""
         resting_ids = sorted(self.engine._orders)
@@ -214,15 +273,20 @@ class LedgerMachine(RuleBasedStateMachine):
         resting = self.engine.order(order_id)
         spec = SPECS[resting.instrument] if resting else SPECS["CEA-2023"]
         price = spec.reference_price_ticks + spec.tick_ticks * offset * 3
-        self.apply(s.ModifyOrder(order_id=order_id, account=account, price_ticks=price,
-                                 qty_t=lots * spec.lot_t))  # fmt: skip
+        self.apply(
+            s.ModifyOrder(
+                order_id=order_id, account=account, price_ticks=price, qty_t=lots * spec.lot_t
+            )
+        )
 
     @rule(account=accounts, scope=st.sampled_from(SYMBOLS + [s.ALL_INSTRUMENTS]))
     def mass_cancel(self, account, scope) -> None:
         self.apply(s.MassCancel(account=account, instrument=scope))
 
-    @rule(action=st.sampled_from(["open", "open", "close", "halt", "resume"]),
-          scope=st.sampled_from([s.ALL_INSTRUMENTS] * 3 + SYMBOLS))  # fmt: skip
+    @rule(
+        action=st.sampled_from(["open", "open", "close", "halt", "resume"]),
+        scope=st.sampled_from([s.ALL_INSTRUMENTS] * 3 + SYMBOLS),
+    )
     def session(self, action, scope) -> None:
         if action == "open":
             self.date += 1
@@ -234,8 +298,11 @@ class LedgerMachine(RuleBasedStateMachine):
             self.apply(cls(instrument=scope or SYMBOLS[0]))
 
     # -- registry rules ------------------------------------------------------------------------
-    @rule(account=accounts, kind=st.sampled_from([1, 2, 3, 4, 7]),
-          key=st.sampled_from([None] * 6 + [0, -1]))  # fmt: skip
+    @rule(
+        account=accounts,
+        kind=st.sampled_from([1, 2, 3, 4, 7]),
+        key=st.sampled_from([None] * 6 + [0, -1]),
+    )
     def open_account(self, account, kind, key) -> None:
         """Also with a key that is refused (INVALID_KEY) and so never remembered."""
         key = next(self.keys) if key is None else key
@@ -247,41 +314,72 @@ class LedgerMachine(RuleBasedStateMachine):
         self.registry(cls(key=next(self.keys), account=account, amount_fen=amount))
 
     @rule(
-        kind=st.sampled_from([s.IssueAllowances, s.ClawBack, s.FreezeAllowances,
-                              s.UnfreezeAllowances, s.CancelAllowances]),
-        account=accounts, symbol=symbols, qty=tonnes,
-    )  # fmt: skip
+        kind=st.sampled_from(
+            [
+                s.IssueAllowances,
+                s.ClawBack,
+                s.FreezeAllowances,
+                s.UnfreezeAllowances,
+                s.CancelAllowances,
+            ]
+        ),
+        account=accounts,
+        symbol=symbols,
+        qty=tonnes,
+    )
     def holding_command(self, kind, account, symbol, qty) -> None:
         self.registry(kind(key=next(self.keys), account=account, instrument=symbol, qty_t=qty))
 
     @rule(account=accounts, to_account=accounts, symbol=symbols, qty=tonnes)
     def transfer(self, account, to_account, symbol, qty) -> None:
-        self.registry(s.TransferAllowances(key=next(self.keys), account=account,
-                                           to_account=to_account, instrument=symbol,
-                                           qty_t=qty))  # fmt: skip
+        self.registry(
+            s.TransferAllowances(
+                key=next(self.keys),
+                account=account,
+                to_account=to_account,
+                instrument=symbol,
+                qty_t=qty,
+            )
+        )
 
     @rule(account=accounts, freeze=st.booleans())
     def freeze_account(self, account, freeze) -> None:
         cls = s.FreezeAccount if freeze else s.UnfreezeAccount
         self.registry(cls(key=next(self.keys), account=account))
 
-    @rule(account=accounts, year=years, co2=st.integers(0, 3_000), cf4=st.sampled_from([0, 80]),
-          gwp=st.sampled_from([1, 2, 3, 0]))  # fmt: skip
+    @rule(
+        account=accounts,
+        year=years,
+        co2=st.integers(0, 3_000),
+        cf4=st.sampled_from([0, 80]),
+        gwp=st.sampled_from([1, 2, 3, 0]),
+    )
     def report(self, account, year, co2, cf4, gwp) -> None:
-        self.registry(s.ReportEmissions(
-            key=next(self.keys), account=account, year=year, co2_t=co2, cf4_kg=cf4,
-            c2f6_kg=cf4 // 8, gwp=gwp,
-        ))  # fmt: skip
+        self.registry(
+            s.ReportEmissions(
+                key=next(self.keys),
+                account=account,
+                year=year,
+                co2_t=co2,
+                cf4_kg=cf4,
+                c2f6_kg=cf4 // 8,
+                gwp=gwp,
+            )
+        )
 
     @rule(account=accounts, symbol=symbols, year=years, qty=tonnes)
     def surrender(self, account, symbol, year, qty) -> None:
-        self.registry(s.SurrenderAllowances(key=next(self.keys), account=account,
-                                            instrument=symbol, year=year, qty_t=qty))  # fmt: skip
+        self.registry(
+            s.SurrenderAllowances(
+                key=next(self.keys), account=account, instrument=symbol, year=year, qty_t=qty
+            )
+        )
 
     @rule(year=years, price=st.sampled_from([6_000, 0]))
     def close_year(self, year, price) -> None:
-        events = self.registry(s.CloseComplianceYear(key=next(self.keys), year=year,
-                                                     reference_price_ticks=price))  # fmt: skip
+        events = self.registry(
+            s.CloseComplianceYear(key=next(self.keys), year=year, reference_price_ticks=price)
+        )
         for e in events:
             if type(e) is s.ComplianceReported:
                 assert e.shortfall_t == max(0, e.obligation_t - e.surrendered_t - e.offsets_t)

@@ -34,25 +34,47 @@ def test_an_instrument_without_a_schedule_has_one_phase_of_every_phase_mode() ->
     assert market.instruments[0].mode_bits == 2 | 8
 
 
-@pytest.mark.parametrize("instrument, schedules, field", [
-    ('schedule = "nope"', "", "$.instruments[0].schedule"),
-    ("modes = []", "", "$.instruments[0].modes"),
-    ('modes = ["block", "block"]', "", "$.instruments[0].modes"),
-    ('modes = ["swap"]', "", "modes"),
-    ("lot_t = 1000\nmin_qty_t = 1000\nmax_qty_t = 99000\nblock_min_qty_t = 100500", "",
-     "$.instruments[0].block_min_qty_t"),
-    ("hit_quote_levels = 0", "", "hit_quote_levels"),
-    ("", '[schedules]\nday = [{ name = "x", start = "10:00", end = "09:00" }]',
-     "$.schedules.day[0].end"),
-    ("", '[schedules]\nday = [{ name = "a", start = "09:00", end = "11:00" },\n'
-         '       { name = "b", start = "10:00", end = "12:00" }]', "$.schedules.day[1].start"),
-    ("", '[schedules]\nday = [{ name = "a", start = "9:00", end = "11:00" }]', "start"),
-    ("", '[schedules]\nday = [{ name = "a", start = "09:00", end = "11:00", modes = ["auction"] }]',
-     "modes"),
-    ("", "[schedules]\nday = [" + ", ".join(
-        f'{{ name = "p{i}", start = "{i:02d}:00", end = "{i:02d}:30" }}' for i in range(9)) + "]",
-     "$.schedules.day"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "instrument, schedules, field",
+    [
+        ('schedule = "nope"', "", "$.instruments[0].schedule"),
+        ("modes = []", "", "$.instruments[0].modes"),
+        ('modes = ["block", "block"]', "", "$.instruments[0].modes"),
+        ('modes = ["swap"]', "", "modes"),
+        (
+            "lot_t = 1000\nmin_qty_t = 1000\nmax_qty_t = 99000\nblock_min_qty_t = 100500",
+            "",
+            "$.instruments[0].block_min_qty_t",
+        ),
+        ("hit_quote_levels = 0", "", "hit_quote_levels"),
+        (
+            "",
+            '[schedules]\nday = [{ name = "x", start = "10:00", end = "09:00" }]',
+            "$.schedules.day[0].end",
+        ),
+        (
+            "",
+            '[schedules]\nday = [{ name = "a", start = "09:00", end = "11:00" },\n'
+            '       { name = "b", start = "10:00", end = "12:00" }]',
+            "$.schedules.day[1].start",
+        ),
+        ("", '[schedules]\nday = [{ name = "a", start = "9:00", end = "11:00" }]', "start"),
+        (
+            "",
+            '[schedules]\nday = [{ name = "a", start = "09:00", end = "11:00", modes = ["auction"] }]',
+            "modes",
+        ),
+        (
+            "",
+            "[schedules]\nday = ["
+            + ", ".join(
+                f'{{ name = "p{i}", start = "{i:02d}:00", end = "{i:02d}:30" }}' for i in range(9)
+            )
+            + "]",
+            "$.schedules.day",
+        ),
+    ],
+)
 def test_a_bad_mode_or_schedule_is_refused_naming_the_field(instrument, schedules, field) -> None:
     with pytest.raises(MarketDefinitionError) as info:
         loads(definition(instrument, schedules))

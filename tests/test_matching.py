@@ -18,10 +18,33 @@ from engine.core import records as rec
 from engine.core import schema as s
 from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import (
-    ACCOUNTS, DATE1, DATE2, DATE3, SYM_A, SYM_B, SYM_C, buy, cancel, close_session, halt,
-    kinds, market_order, mass_cancel, modify, of, open_session, post_only, random_commands,
-    resume, sell, small_market, step, steps, submit, trades,
-)  # fmt: skip
+    ACCOUNTS,
+    DATE1,
+    DATE2,
+    DATE3,
+    SYM_A,
+    SYM_B,
+    SYM_C,
+    buy,
+    cancel,
+    close_session,
+    halt,
+    kinds,
+    market_order,
+    mass_cancel,
+    modify,
+    of,
+    open_session,
+    post_only,
+    random_commands,
+    resume,
+    sell,
+    small_market,
+    step,
+    steps,
+    submit,
+    trades,
+)
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 R, C = s.RejectReason, s.CancelReason
@@ -52,15 +75,18 @@ def fills(events: list[s.Event]) -> list[tuple[int, int, int]]:
 SUBMIT_REJECTS = [
     ("unknown-instrument", [], buy(1, ACCOUNTS, 0, 0, instrument="NOPE"), R.UNKNOWN_INSTRUMENT),
     ("all-instruments-symbol", [], buy(1, 1, 10, 6000, instrument=""), R.UNKNOWN_INSTRUMENT),
-    ("session-closed", [close_session(DATE1, SYM_A)], buy(1, ACCOUNTS, 10, 6000),
-     R.SESSION_CLOSED),
+    ("session-closed", [close_session(DATE1, SYM_A)], buy(1, ACCOUNTS, 10, 6000), R.SESSION_CLOSED),
     ("halted", [halt(SYM_A)], buy(1, ACCOUNTS, 0, 6000), R.INSTRUMENT_HALTED),
     ("account-too-big", [], submit(1, ACCOUNTS, 9, 10, 6000), R.UNKNOWN_ACCOUNT),
     ("account-negative", [], buy(1, -1, 10, 6000, tif=9), R.UNKNOWN_ACCOUNT),
     ("side-undefined", [], submit(1, 1, 3, 10, 6000, tif=9), R.INVALID_ORDER_TYPE),
     ("side-zero", [], submit(1, 1, 0, 0, 6000), R.INVALID_ORDER_TYPE),
-    ("order-type-undefined", [], submit(1, 1, BUY, 10, 6000, order_type=9, tif=0),
-     R.INVALID_ORDER_TYPE),
+    (
+        "order-type-undefined",
+        [],
+        submit(1, 1, BUY, 10, 6000, order_type=9, tif=0),
+        R.INVALID_ORDER_TYPE,
+    ),
     ("stp-undefined", [], buy(1, 1, 10, 6000, stp=0, tif=0), R.INVALID_ORDER_TYPE),
     ("tif-undefined", [], buy(1, 1, 0, 6000, tif=5), R.INVALID_TIME_IN_FORCE),
     ("tif-zero", [], buy(1, 1, 10, 6000, tif=0), R.INVALID_TIME_IN_FORCE),
@@ -71,17 +97,19 @@ SUBMIT_REJECTS = [
     ("qty-zero", [], buy(1, 1, 0, 0), R.INVALID_QUANTITY),
     ("qty-negative", [], sell(1, 1, -5, 6000), R.INVALID_QUANTITY),
     ("qty-above-max", [], buy(1, 1, 100_000, 7000), R.INVALID_QUANTITY),
-    ("qty-below-min-and-off-lot", [], buy(1, 1, 50, 6001, instrument=SYM_B),
-     R.INVALID_QUANTITY),
+    ("qty-below-min-and-off-lot", [], buy(1, 1, 50, 6001, instrument=SYM_B), R.INVALID_QUANTITY),
     ("qty-above-max-b", [], buy(1, 1, 10_100, 6000, instrument=SYM_B), R.INVALID_QUANTITY),
     ("market-qty-zero", [], market_order(1, 1, BUY, 0), R.INVALID_QUANTITY),
     ("qty-off-lot", [], buy(1, 1, 150, 6001, instrument=SYM_B), R.QUANTITY_OFF_LOT),
-    ("market-off-lot", [], market_order(0, 1, SELL, 250, instrument=SYM_B),
-     R.QUANTITY_OFF_LOT),
+    ("market-off-lot", [], market_order(0, 1, SELL, 250, instrument=SYM_B), R.QUANTITY_OFF_LOT),
     ("price-off-tick", [], buy(1, 1, 100, 6001, instrument=SYM_B), R.PRICE_OFF_TICK),
     ("price-off-tick-and-band", [], sell(0, 1, 100, 6601, instrument=SYM_B), R.PRICE_OFF_TICK),
-    ("post-only-off-tick", [], post_only(1, 1, SELL, 100, 6002, instrument=SYM_B),
-     R.PRICE_OFF_TICK),
+    (
+        "post-only-off-tick",
+        [],
+        post_only(1, 1, SELL, 100, 6002, instrument=SYM_B),
+        R.PRICE_OFF_TICK,
+    ),
     ("price-zero", [], buy(0, 1, 10, 0), R.PRICE_OFF_TICK),
     ("price-negative", [], buy(1, 1, 10, -6000), R.PRICE_OFF_TICK),
     ("below-band", [], buy(0, 1, 10, 5399), R.PRICE_OUT_OF_BAND),
@@ -91,23 +119,40 @@ SUBMIT_REJECTS = [
     ("below-band-tick-5", [], buy(1, 1, 100, 5395, instrument=SYM_B), R.PRICE_OUT_OF_BAND),
     ("post-only-out-of-band", [], post_only(-1, 1, BUY, 10, 6601), R.PRICE_OUT_OF_BAND),
     ("order-id-zero", [], buy(0, 1, 10, 6000), R.INVALID_ORDER_ID),
-    ("order-id-negative", [sell(7, 2, 10, 6000)], market_order(-5, 1, BUY, 10),
-     R.INVALID_ORDER_ID),
-    ("duplicate", [sell(7, 2, 10, 6100)], post_only(7, 1, BUY, 10, 6100),
-     R.DUPLICATE_ORDER_ID),
-    ("duplicate-across-instruments", [sell(7, 2, 10, 6100)],
-     buy(7, 1, 10, 6000, instrument=SYM_C), R.DUPLICATE_ORDER_ID),
-    ("duplicate-market", [sell(7, 2, 10, 6100)], market_order(7, 1, BUY, 10),
-     R.DUPLICATE_ORDER_ID),
-    ("would-trade-buy-at-ask", [sell(7, 2, 10, 6100)], post_only(8, 1, BUY, 10, 6100),
-     R.WOULD_TRADE),
-    ("would-trade-buy-through", [sell(7, 2, 10, 6100)],
-     post_only(8, 1, BUY, 10, 6200, tif=GTC), R.WOULD_TRADE),
-    ("would-trade-sell-at-bid", [buy(7, 2, 10, 5900)], post_only(8, 1, SELL, 10, 5900),
-     R.WOULD_TRADE),
-    ("would-trade-own-order", [sell(7, 1, 10, 6100)],
-     post_only(8, 1, BUY, 10, 6150, stp=RESTING), R.WOULD_TRADE),
-]  # fmt: skip
+    ("order-id-negative", [sell(7, 2, 10, 6000)], market_order(-5, 1, BUY, 10), R.INVALID_ORDER_ID),
+    ("duplicate", [sell(7, 2, 10, 6100)], post_only(7, 1, BUY, 10, 6100), R.DUPLICATE_ORDER_ID),
+    (
+        "duplicate-across-instruments",
+        [sell(7, 2, 10, 6100)],
+        buy(7, 1, 10, 6000, instrument=SYM_C),
+        R.DUPLICATE_ORDER_ID,
+    ),
+    ("duplicate-market", [sell(7, 2, 10, 6100)], market_order(7, 1, BUY, 10), R.DUPLICATE_ORDER_ID),
+    (
+        "would-trade-buy-at-ask",
+        [sell(7, 2, 10, 6100)],
+        post_only(8, 1, BUY, 10, 6100),
+        R.WOULD_TRADE,
+    ),
+    (
+        "would-trade-buy-through",
+        [sell(7, 2, 10, 6100)],
+        post_only(8, 1, BUY, 10, 6200, tif=GTC),
+        R.WOULD_TRADE,
+    ),
+    (
+        "would-trade-sell-at-bid",
+        [buy(7, 2, 10, 5900)],
+        post_only(8, 1, SELL, 10, 5900),
+        R.WOULD_TRADE,
+    ),
+    (
+        "would-trade-own-order",
+        [sell(7, 1, 10, 6100)],
+        post_only(8, 1, BUY, 10, 6150, stp=RESTING),
+        R.WOULD_TRADE,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -120,10 +165,17 @@ def test_submit_rejected_with_first_failing_reason(engine, setup, command, reaso
     events = step(engine, command)
     assert events == [
         s.OrderRejected(
-            41, 1_234_567, command.order_id, command.account, listed(engine, command.instrument),
-            int(command.side), command.price_ticks, command.qty_t, reason,
+            41,
+            1_234_567,
+            command.order_id,
+            command.account,
+            listed(engine, command.instrument),
+            int(command.side),
+            command.price_ticks,
+            command.qty_t,
+            reason,
         )
-    ]  # fmt: skip
+    ]
     assert engine.state_hash() == before
 
 
@@ -185,10 +237,18 @@ def test_accepted_limit_order_rests_and_is_visible_through_every_query(engine):
 
 
 def test_depth_aggregates_levels_best_first_and_truncates(engine):
-    steps(engine, [
-        buy(1, 1, 5, 5990), buy(2, 2, 6, 5990), buy(3, 1, 1, 5980), buy(4, 1, 2, 5970),
-        sell(5, 3, 4, 6010), sell(6, 3, 3, 6020), sell(7, 4, 2, 6010),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            buy(1, 1, 5, 5990),
+            buy(2, 2, 6, 5990),
+            buy(3, 1, 1, 5980),
+            buy(4, 1, 2, 5970),
+            sell(5, 3, 4, 6010),
+            sell(6, 3, 3, 6020),
+            sell(7, 4, 2, 6010),
+        ],
+    )
     assert engine.depth(SYM_A, levels=2) == s.Depth(
         SYM_A,
         [s.DepthLevel(5990, 11, 2), s.DepthLevel(5980, 1, 1)],
@@ -213,9 +273,15 @@ def test_every_event_of_a_command_carries_its_seq_and_timestamp(engine):
 
 
 def test_price_time_priority_and_exact_trade_events(engine):
-    steps(engine, [
-        sell(1, 1, 10, 6000), sell(2, 2, 10, 6000), sell(3, 3, 10, 5999), sell(4, 4, 10, 6000),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 10, 6000),
+            sell(2, 2, 10, 6000),
+            sell(3, 3, 10, 5999),
+            sell(4, 4, 10, 6000),
+        ],
+    )
     events = step(engine, buy(5, 5, 35, 6000, seq=8, ts_ns=80))
     assert events == [
         s.OrderAccepted(8, 80, 5, 5, SYM_A, BUY, LIMIT, DAY, 6000, 35),
@@ -343,9 +409,15 @@ def test_fok_that_can_fill_fills_completely_across_levels(engine):
 
 @pytest.mark.parametrize("stp", [INCOMING, BOTH])
 def test_fok_walk_ends_at_own_order_under_cancel_incoming_and_both(engine, stp):
-    steps(engine, [
-        sell(1, 1, 5, 6000), sell(2, 7, 5, 6000), sell(3, 3, 5, 6000), sell(6, 3, 5, 6000),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 5, 6000),
+            sell(2, 7, 5, 6000),
+            sell(3, 3, 5, 6000),
+            sell(6, 3, 5, 6000),
+        ],
+    )
     # 5 t are in front of the own order: enough for 5
     events = step(engine, buy(4, 7, 5, 6000, tif=FOK, stp=stp))
     assert fills(events) == [(1, 6000, 5)]
@@ -475,10 +547,15 @@ def test_modify_after_partial_fill_works_on_the_open_quantity(engine):
 
 
 def test_modify_repricing_through_the_spread_fills_at_maker_prices(engine):
-    steps(engine, [
-        buy(1, 1, 10, 5990, tif=GTC), sell(2, 2, 4, 6000), sell(3, 3, 4, 6005),
-        sell(4, 4, 4, 6020),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            buy(1, 1, 10, 5990, tif=GTC),
+            sell(2, 2, 4, 6000),
+            sell(3, 3, 4, 6005),
+            sell(4, 4, 4, 6020),
+        ],
+    )
     events = step(engine, modify(1, 1, 6010, 10, seq=12))
     assert events == [
         s.OrderModified(12, 0, 1, 1, SYM_A, BUY, 6010, 10, False, 5990, 10),
@@ -514,10 +591,15 @@ def test_modify_keeps_the_post_only_type_and_may_move_without_crossing(engine):
 def _modify_book(engine):
     """A: 1 (account 1) GTC sell 10 @6100, 3 (account 1) post-only buy 10 @5900,
     4 (account 2) sell 10 @6050; B: 2 (account 1) GTC sell 500 @6100."""
-    steps(engine, [
-        sell(1, 1, 10, 6100, tif=GTC), sell(2, 1, 500, 6100, instrument=SYM_B, tif=GTC),
-        post_only(3, 1, BUY, 10, 5900), sell(4, 2, 10, 6050),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 10, 6100, tif=GTC),
+            sell(2, 1, 500, 6100, instrument=SYM_B, tif=GTC),
+            post_only(3, 1, BUY, 10, 5900),
+            sell(4, 2, 10, 6050),
+        ],
+    )
 
 
 MODIFY_REJECTS = [
@@ -573,10 +655,17 @@ def test_cancel_reports_open_quantity(engine):
 
 
 def test_cancel_modify_of_filled_cancelled_unknown_orders_rejected_without_change(engine):
-    steps(engine, [
-        sell(1, 1, 10, 6000), sell(2, 1, 10, 6010), buy(3, 2, 10, 6000), cancel(2, 1),
-        buy(4, 1, 5, 5900), buy(5, 1, 5, 5950, tif=IOC),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 10, 6000),
+            sell(2, 1, 10, 6010),
+            buy(3, 2, 10, 6000),
+            cancel(2, 1),
+            buy(4, 1, 5, 5900),
+            buy(5, 1, 5, 5950, tif=IOC),
+        ],
+    )
     before = engine.state_hash()
     gone = [1, 2, 3, 5, 99]  # filled maker, cancelled, filled taker, IOC remainder, never seen
     for order_id in gone:
@@ -683,9 +772,9 @@ def test_band_edges_accepted_one_tick_outside_rejected(engine, symbol, qty, lowe
 
 def test_upper_band_never_exceeds_the_price_ladder(engine_cls):
     market = msgspec.structs.replace(
-        small_market(), capacity=msgspec.structs.replace(small_market().capacity,
-                                                         max_price_ticks=6500)
-    )  # fmt: skip
+        small_market(),
+        capacity=msgspec.structs.replace(small_market().capacity, max_price_ticks=6500),
+    )
     engine = engine_cls(market)
     events = step(engine, open_session(DATE1, SYM_B))
     assert events[0].upper_band_ticks == 6500
@@ -720,12 +809,20 @@ def test_fresh_engine_is_closed(closed_engine):
 
 
 def test_close_computes_day_prices_expires_day_orders_and_rolls_the_close_forward(engine):
-    steps(engine, [
-        sell(1, 1, 10, 6000), buy(2, 2, 10, 6000),
-        sell(3, 1, 20, 6010), buy(4, 2, 20, 6010),
-        buy(5, 2, 3, 5990), sell(6, 1, 3, 5990),
-        sell(9, 3, 5, 6300), buy(7, 3, 5, 5800), sell(8, 3, 5, 6400, tif=GTC),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 10, 6000),
+            buy(2, 2, 10, 6000),
+            sell(3, 1, 20, 6010),
+            buy(4, 2, 20, 6010),
+            buy(5, 2, 3, 5990),
+            sell(6, 1, 3, 5990),
+            sell(9, 3, 5, 6300),
+            buy(7, 3, 5, 5800),
+            sell(8, 3, 5, 6400, tif=GTC),
+        ],
+    )
     events = step(engine, close_session(DATE2, SYM_A, seq=30))
     # value 6000*10 + 6010*20 + 5990*3 = 198170, volume 33: VWAP 6005.15 -> 6005
     assert events == [
@@ -763,15 +860,21 @@ def test_close_is_vwap_rounded_half_up_to_the_tick(engine, symbol, trades_, clos
     order_id = 0
     for price, qty in trades_:
         order_id += 2
-        steps(engine, [
-            sell(order_id, 1, qty, price, instrument=symbol),
-            buy(order_id + 1, 2, qty, price, instrument=symbol),
-        ])  # fmt: skip
+        steps(
+            engine,
+            [
+                sell(order_id, 1, qty, price, instrument=symbol),
+                buy(order_id + 1, 2, qty, price, instrument=symbol),
+            ],
+        )
     closed = of(step(engine, close_session(DATE1, symbol)), s.SessionClosed)[0]
     prices = [p for p, _ in trades_]
     assert (closed.open_ticks, closed.high_ticks, closed.low_ticks, closed.close_ticks) == (
-        prices[0], max(prices), min(prices), close,
-    )  # fmt: skip
+        prices[0],
+        max(prices),
+        min(prices),
+        close,
+    )
     assert closed.volume_t == sum(q for _, q in trades_)
     assert closed.value_fen == sum(p * q for p, q in trades_)
     assert closed.trade_count == len(trades_)
@@ -779,16 +882,27 @@ def test_close_is_vwap_rounded_half_up_to_the_tick(engine, symbol, trades_, clos
 
 
 def test_close_all_closes_each_open_instrument_in_index_order(engine):
-    steps(engine, [
-        sell(1, 1, 100, 6100, instrument=SYM_B), sell(2, 1, 10, 6100),
-        buy(3, 1, 10, 5900, instrument=SYM_C, tif=GTC), halt(SYM_C),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(1, 1, 100, 6100, instrument=SYM_B),
+            sell(2, 1, 10, 6100),
+            buy(3, 1, 10, 5900, instrument=SYM_C, tif=GTC),
+            halt(SYM_C),
+        ],
+    )
     events = step(engine, close_session(DATE1))
     assert kinds(events) == [
-        "OrderCancelled", "SessionClosed", "SessionModeVolumes",
-        "OrderCancelled", "SessionClosed", "SessionModeVolumes",
-        "SessionClosed", "SessionModeVolumes", "CompositePrice",
-    ]  # fmt: skip
+        "OrderCancelled",
+        "SessionClosed",
+        "SessionModeVolumes",
+        "OrderCancelled",
+        "SessionClosed",
+        "SessionModeVolumes",
+        "SessionClosed",
+        "SessionModeVolumes",
+        "CompositePrice",
+    ]
     assert [e.instrument for e in events[:-1]] == [SYM_A] * 3 + [SYM_B] * 3 + [SYM_C] * 2
     assert engine.status(SYM_C).state == s.SessionState.CLOSED and engine.order(3) is not None
 
@@ -823,19 +937,39 @@ SESSION_REJECTS = [
     ("open-open", [], open_session(DATE2, SYM_A), R.SESSION_ALREADY_OPEN),
     ("open-open-same-date", [], open_session(DATE1, SYM_A), R.SESSION_ALREADY_OPEN),
     ("open-halted", [halt(SYM_A)], open_session(DATE2, SYM_A), R.SESSION_ALREADY_OPEN),
-    ("open-same-date", [close_session(DATE1, SYM_A)], open_session(DATE1, SYM_A),
-     R.INVALID_TRADING_DATE),
-    ("open-earlier-date", [close_session(DATE1, SYM_A)], open_session(DATE1 - 1, SYM_A),
-     R.INVALID_TRADING_DATE),
+    (
+        "open-same-date",
+        [close_session(DATE1, SYM_A)],
+        open_session(DATE1, SYM_A),
+        R.INVALID_TRADING_DATE,
+    ),
+    (
+        "open-earlier-date",
+        [close_session(DATE1, SYM_A)],
+        open_session(DATE1 - 1, SYM_A),
+        R.INVALID_TRADING_DATE,
+    ),
     ("open-unknown", [], open_session(DATE2, "NOPE"), R.UNKNOWN_INSTRUMENT),
     ("open-all-all-open", [], open_session(DATE2), R.SESSION_ALREADY_OPEN),
     ("open-all-same-date", [close_session(DATE1)], open_session(DATE1), R.INVALID_TRADING_DATE),
-    ("open-all-first-open", [close_session(DATE1, SYM_B), close_session(DATE1, SYM_C)],
-     open_session(DATE1), R.SESSION_ALREADY_OPEN),
-    ("open-all-first-bad-date", [close_session(DATE1, SYM_A)], open_session(DATE1),
-     R.INVALID_TRADING_DATE),
-    ("close-closed", [close_session(DATE1, SYM_A)], close_session(DATE1, SYM_A),
-     R.SESSION_NOT_OPEN),
+    (
+        "open-all-first-open",
+        [close_session(DATE1, SYM_B), close_session(DATE1, SYM_C)],
+        open_session(DATE1),
+        R.SESSION_ALREADY_OPEN,
+    ),
+    (
+        "open-all-first-bad-date",
+        [close_session(DATE1, SYM_A)],
+        open_session(DATE1),
+        R.INVALID_TRADING_DATE,
+    ),
+    (
+        "close-closed",
+        [close_session(DATE1, SYM_A)],
+        close_session(DATE1, SYM_A),
+        R.SESSION_NOT_OPEN,
+    ),
     ("close-all-closed", [close_session(DATE1)], close_session(DATE2), R.SESSION_NOT_OPEN),
     ("close-unknown", [], close_session(DATE1, "NOPE"), R.UNKNOWN_INSTRUMENT),
     ("halt-halted", [halt(SYM_A)], halt(SYM_A), R.SESSION_NOT_OPEN),
@@ -844,11 +978,10 @@ SESSION_REJECTS = [
     ("resume-open", [], resume(SYM_A), R.INSTRUMENT_NOT_HALTED),
     ("resume-closed", [close_session(DATE1, SYM_A)], resume(SYM_A), R.INSTRUMENT_NOT_HALTED),
     ("resume-unknown", [], resume("NOPE"), R.UNKNOWN_INSTRUMENT),
-    ("mass-cancel-unknown-instrument", [], mass_cancel(ACCOUNTS, "NOPE"),
-     R.UNKNOWN_INSTRUMENT),
+    ("mass-cancel-unknown-instrument", [], mass_cancel(ACCOUNTS, "NOPE"), R.UNKNOWN_INSTRUMENT),
     ("mass-cancel-account-too-big", [], mass_cancel(ACCOUNTS), R.UNKNOWN_ACCOUNT),
     ("mass-cancel-account-negative", [], mass_cancel(-1, SYM_A), R.UNKNOWN_ACCOUNT),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -879,10 +1012,16 @@ def test_halt_and_resume_take_no_all_instruments(engine, command):
 
 
 def test_mass_cancel_by_instrument_then_all(engine):
-    steps(engine, [
-        sell(5, 1, 10, 6100), buy(2, 1, 10, 5900), sell(3, 1, 100, 6100, instrument=SYM_B),
-        buy(4, 1, 1, 6000, instrument=SYM_C), sell(1, 2, 10, 6200, tif=GTC),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            sell(5, 1, 10, 6100),
+            buy(2, 1, 10, 5900),
+            sell(3, 1, 100, 6100, instrument=SYM_B),
+            buy(4, 1, 1, 6000, instrument=SYM_C),
+            sell(1, 2, 10, 6200, tif=GTC),
+        ],
+    )
     assert step(engine, mass_cancel(1, SYM_A, seq=2)) == [
         s.OrderCancelled(2, 0, 2, 1, SYM_A, BUY, 5900, 10, C.MASS_CANCEL),
         s.OrderCancelled(2, 0, 5, 1, SYM_A, SELL, 6100, 10, C.MASS_CANCEL),
@@ -890,8 +1029,10 @@ def test_mass_cancel_by_instrument_then_all(engine):
     ]
     events = step(engine, mass_cancel(1))
     assert [(type(e).__name__, getattr(e, "order_id", None)) for e in events] == [
-        ("OrderCancelled", 3), ("OrderCancelled", 4), ("MassCancelled", None),
-    ]  # fmt: skip
+        ("OrderCancelled", 3),
+        ("OrderCancelled", 4),
+        ("MassCancelled", None),
+    ]
     assert events[-1] == s.MassCancelled(0, 0, 1, "", 2)
     assert step(engine, mass_cancel(1)) == [s.MassCancelled(0, 0, 1, "", 0)]
     assert ids(engine.orders(SYM_A, SELL)) == [1]
@@ -909,16 +1050,32 @@ def _scripted_day() -> list[s.Command]:
     """A mixed sequence touching every command and many outcomes."""
     return [
         open_session(DATE1, seq=1),
-        sell(1, 1, 10, 6000, seq=2), sell(2, 2, 10, 6000, tif=GTC, seq=3),
-        buy(3, 3, 15, 6010, seq=4, ts_ns=44), buy(4, 1, 100, 6000, instrument=SYM_B),
-        buy(5, 4, 5, 5990, tif=GTC, stp=BOTH), post_only(6, 4, SELL, 7, 6020),
-        market_order(7, 5, BUY, 3), market_order(8, 5, SELL, 30, tif=FOK),
-        buy(9, 9, 5, 6000, instrument="NOPE"), modify(5, 4, 5995, 4), modify(6, 4, 6030, 9),
-        modify(99, 1, 6000, 1), cancel(1, 2), cancel(3, 3), halt(SYM_B), resume(SYM_B),
-        halt("NOPE"), submit(10, 1, 3, 5, 6000), buy(11, 4, 2, 6030, stp=RESTING),
-        mass_cancel(4, SYM_A), mass_cancel(ACCOUNTS), close_session(DATE1, SYM_A),
-        open_session(DATE2), close_session(DATE2), open_session(DATE3, "NOPE"),
-    ]  # fmt: skip
+        sell(1, 1, 10, 6000, seq=2),
+        sell(2, 2, 10, 6000, tif=GTC, seq=3),
+        buy(3, 3, 15, 6010, seq=4, ts_ns=44),
+        buy(4, 1, 100, 6000, instrument=SYM_B),
+        buy(5, 4, 5, 5990, tif=GTC, stp=BOTH),
+        post_only(6, 4, SELL, 7, 6020),
+        market_order(7, 5, BUY, 3),
+        market_order(8, 5, SELL, 30, tif=FOK),
+        buy(9, 9, 5, 6000, instrument="NOPE"),
+        modify(5, 4, 5995, 4),
+        modify(6, 4, 6030, 9),
+        modify(99, 1, 6000, 1),
+        cancel(1, 2),
+        cancel(3, 3),
+        halt(SYM_B),
+        resume(SYM_B),
+        halt("NOPE"),
+        submit(10, 1, 3, 5, 6000),
+        buy(11, 4, 2, 6030, stp=RESTING),
+        mass_cancel(4, SYM_A),
+        mass_cancel(ACCOUNTS),
+        close_session(DATE1, SYM_A),
+        open_session(DATE2),
+        close_session(DATE2),
+        open_session(DATE3, "NOPE"),
+    ]
 
 
 def test_apply_records_equals_apply(engine_cls, market):
@@ -950,9 +1107,12 @@ def test_apply_records_rejects_undefined_codes_without_crashing(engine):
     out = engine.apply_records(records)
     assert out["kind"].tolist() == [rec.EV_REJECTED] * 5
     assert out["reason"].tolist() == [
-        R.INVALID_ORDER_TYPE, R.INVALID_ORDER_TYPE, R.INVALID_ORDER_TYPE,
-        R.INVALID_TIME_IN_FORCE, R.UNKNOWN_INSTRUMENT,
-    ]  # fmt: skip
+        R.INVALID_ORDER_TYPE,
+        R.INVALID_ORDER_TYPE,
+        R.INVALID_ORDER_TYPE,
+        R.INVALID_TIME_IN_FORCE,
+        R.UNKNOWN_INSTRUMENT,
+    ]
     assert out["side"].tolist() == [9, 1, 1, 1, 1]
     assert out["seq"].tolist() == [1, 2, 3, 4, 5]
     assert out["instrument"].tolist() == [0, 0, 0, 0, rec.INSTRUMENT_UNKNOWN]
@@ -970,34 +1130,52 @@ def test_state_hash_follows_the_documented_layout(closed_engine):
     no_modes = [0] * 7 * 3 + [0, 0]  # phase and mode volumes per instrument; no offers, auctions
     assert closed_engine.state_hash() == _hash_of(
         [3, 1]
-        + header(0, 0, 6000, 5400, 6600) + [0, 0]
-        + header(0, 0, 6000, 5400, 6600) + [0, 0]
-        + header(0, 0, 6005, 5405, 6605) + [0, 0]
+        + header(0, 0, 6000, 5400, 6600)
+        + [0, 0]
+        + header(0, 0, 6000, 5400, 6600)
+        + [0, 0]
+        + header(0, 0, 6005, 5405, 6605)
+        + [0, 0]
         + no_modes
-    )  # fmt: skip
-    steps(closed_engine, [
-        open_session(DATE1, SYM_A), buy(5, 3, 7, 5990, tif=GTC),
-        post_only(6, 4, SELL, 2, 6010), sell(7, 4, 3, 6010, stp=BOTH), sell(8, 4, 4, 6020),
-        buy(9, 5, 1, 6020),
-    ])  # fmt: skip
+    )
+    steps(
+        closed_engine,
+        [
+            open_session(DATE1, SYM_A),
+            buy(5, 3, 7, 5990, tif=GTC),
+            post_only(6, 4, SELL, 2, 6010),
+            sell(7, 4, 3, 6010, stp=BOTH),
+            sell(8, 4, 4, 6020),
+            buy(9, 5, 1, 6020),
+        ],
+    )
     assert closed_engine.state_hash() == _hash_of(
         [3, 2]
         + header(1, DATE1, 6000, 5400, 6600, (6010, 6010, 6010, 1, 6010, 1))
         + [1, 5990, 7, 1, 5, 3, 7, 1, 2, 1]
         + [2, 6010, 4, 2, 6, 4, 1, 3, 1, 1, 7, 4, 3, 1, 1, 3, 6020, 4, 1, 8, 4, 4, 1, 1, 1]
-        + header(0, 0, 6000, 5400, 6600) + [0, 0]
-        + header(0, 0, 6005, 5405, 6605) + [0, 0]
+        + header(0, 0, 6000, 5400, 6600)
+        + [0, 0]
+        + header(0, 0, 6005, 5405, 6605)
+        + [0, 0]
         + no_modes
-    )  # fmt: skip
+    )
 
 
 def _busy_state(engine):
     steps(engine, _scripted_day()[:-3])
-    steps(engine, [
-        open_session(DATE2, SYM_A), sell(20, 1, 10, 6000), sell(21, 2, 10, 6000),
-        buy(22, 3, 4, 6000), buy(23, 3, 4, 5990, tif=GTC), post_only(24, 6, SELL, 4, 6100),
-        halt(SYM_A),
-    ])  # fmt: skip
+    steps(
+        engine,
+        [
+            open_session(DATE2, SYM_A),
+            sell(20, 1, 10, 6000),
+            sell(21, 2, 10, 6000),
+            buy(22, 3, 4, 6000),
+            buy(23, 3, 4, 5990, tif=GTC),
+            post_only(24, 6, SELL, 4, 6100),
+            halt(SYM_A),
+        ],
+    )
 
 
 def test_snapshot_round_trip_restores_state_and_future_behaviour(engine_cls, market):

@@ -27,9 +27,19 @@ from engine.core import schema as s
 from engine.core.market import Instrument
 from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import (
-    ACCOUNTS, SYM_A, SYM_B, cancel, close_session, halt, mass_cancel, modify, open_session,
-    resume, small_market, submit,
-)  # fmt: skip
+    ACCOUNTS,
+    SYM_A,
+    SYM_B,
+    cancel,
+    close_session,
+    halt,
+    mass_cancel,
+    modify,
+    open_session,
+    resume,
+    small_market,
+    submit,
+)
 
 REFUSALS = (s.OrderRejected, s.CancelRejected, s.ModifyRejected, s.CommandRejected)
 SYMBOLS = [SYM_A, SYM_B]
@@ -73,18 +83,29 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.apply(open_session(self.date))
 
     @rule(
-        order_id=order_ids, account=accounts, instrument=symbols, side=st.sampled_from(s.Side),
-        lots=lots, offset=price_offsets, kind=order_kinds, stp=st.sampled_from(s.StpMode),
-    )  # fmt: skip
+        order_id=order_ids,
+        account=accounts,
+        instrument=symbols,
+        side=st.sampled_from(s.Side),
+        lots=lots,
+        offset=price_offsets,
+        kind=order_kinds,
+        stp=st.sampled_from(s.StpMode),
+    )
     def submit(self, order_id, account, instrument, side, lots, offset, kind, stp) -> None:
         qty, price = self.qty_price(instrument, lots, offset)
         self.apply(submit(order_id, account, side, qty, price, instrument, *kind, stp))
 
     @rule(
-        order_id=order_ids, account=accounts, instrument=symbols, side=st.sampled_from(s.Side),
-        lots=lots, through=st.integers(min_value=0, max_value=3), kind=order_kinds,
+        order_id=order_ids,
+        account=accounts,
+        instrument=symbols,
+        side=st.sampled_from(s.Side),
+        lots=lots,
+        through=st.integers(min_value=0, max_value=3),
+        kind=order_kinds,
         stp=st.sampled_from(s.StpMode),
-    )  # fmt: skip
+    )
     def submit_crossing(self, order_id, account, instrument, side, lots, through, kind, stp):
         """An order priced ``through`` ticks beyond the opposite best: it usually trades."""
         if instrument not in SYMBOLS:
@@ -99,10 +120,13 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.apply(submit(order_id, account, side, qty, price, instrument, *kind, stp))
 
     @rule(
-        order_id=order_ids, account=accounts, instrument=st.sampled_from(SYMBOLS),
-        side=st.sampled_from(s.Side), lots=st.integers(min_value=1, max_value=12),
+        order_id=order_ids,
+        account=accounts,
+        instrument=st.sampled_from(SYMBOLS),
+        side=st.sampled_from(s.Side),
+        lots=st.integers(min_value=1, max_value=12),
         gtc=st.booleans(),
-    )  # fmt: skip
+    )
     def submit_joining(self, order_id, account, instrument, side, lots, gtc) -> None:
         """A resting limit order that joins the tail of its side's best level (queues form)."""
         best = (self.engine.best_bid if side == s.Side.BUY else self.engine.best_ask)(instrument)
@@ -133,9 +157,7 @@ class ReferenceMachine(RuleBasedStateMachine):
     def mass_cancel(self, account, instrument) -> None:
         self.apply(mass_cancel(account, instrument))
 
-    @rule(
-        command=session_commands, instrument=scopes, days=st.integers(min_value=0, max_value=2)
-    )
+    @rule(command=session_commands, instrument=scopes, days=st.integers(min_value=0, max_value=2))
     def session(self, command, instrument, days) -> None:
         if command == "open":
             self.date += days
@@ -281,8 +303,10 @@ class ReferenceMachine(RuleBasedStateMachine):
         if day:
             prices = [p for p, _ in day]
             assert (e.open_ticks, e.high_ticks, e.low_ticks) == (
-                prices[0], max(prices), min(prices),
-            )  # fmt: skip
+                prices[0],
+                max(prices),
+                min(prices),
+            )
             assert e.low_ticks <= e.close_ticks <= e.high_ticks
         assert self.engine.status(e.instrument).reference_price_ticks == e.close_ticks
         for side in s.Side:

@@ -15,8 +15,8 @@ import itertools
 import msgspec
 import pytest
 
-from engine.core import allocation, limits
 from engine import markets
+from engine.core import allocation, limits
 from engine.core import schema as s
 from engine.core import snapshot as snap
 from engine.core.market import Capacity, Compliance, Fees, Instrument, MarketDefinition, validate
@@ -48,8 +48,12 @@ def registry_market(
                 Instrument(symbol=V25, vintage=2025, reference_price_ticks=6000),
                 Instrument(symbol=CCER, kind="offset", reference_price_ticks=5000),
             ],
-            capacity=Capacity(accounts=ACCOUNTS, resting_orders=resting_orders,
-                              max_price_ticks=20_000, registry_keys=registry_keys),  # fmt: skip
+            capacity=Capacity(
+                accounts=ACCOUNTS,
+                resting_orders=resting_orders,
+                max_price_ticks=20_000,
+                registry_keys=registry_keys,
+            ),
             registry=True,
             fee_account=FEE,
             fees=Fees(buy_bps=buy_bps, sell_bps=sell_bps),
@@ -98,8 +102,15 @@ class Desk:
 
 
 def order(order_id, account, side, qty, price, symbol=V24, **kw) -> s.SubmitOrder:
-    return s.SubmitOrder(order_id=order_id, account=account, instrument=symbol, side=side,
-                         qty_t=qty, price_ticks=price, **kw)  # fmt: skip
+    return s.SubmitOrder(
+        order_id=order_id,
+        account=account,
+        instrument=symbol,
+        side=side,
+        qty_t=qty,
+        price_ticks=price,
+        **kw,
+    )
 
 
 def market_buy(order_id, account, qty, symbol=V24, tif=IOC) -> s.SubmitOrder:
@@ -111,9 +122,11 @@ def open_desk(engine) -> Desk:
     1,000 t of CEA-2024; a provincial authority with 10,000 t; every session open on DATE1."""
     desk = Desk(engine)
     desk.ok(s.OpenAccount, account=FEE, kind=K.FEE)
-    for account, kind, sector in ((POWER, K.COMPLIANCE, s.Sector.POWER),
-                                  (ALU, K.COMPLIANCE, s.Sector.ALUMINIUM),
-                                  (INVESTOR, K.INVESTOR, s.Sector.NONE)):  # fmt: skip
+    for account, kind, sector in (
+        (POWER, K.COMPLIANCE, s.Sector.POWER),
+        (ALU, K.COMPLIANCE, s.Sector.ALUMINIUM),
+        (INVESTOR, K.INVESTOR, s.Sector.NONE),
+    ):
         desk.ok(s.OpenAccount, account=account, kind=kind, sector=sector, province=310000)
         desk.ok(s.DepositCash, account=account, amount_fen=CASH)
         desk.ok(s.IssueAllowances, account=account, instrument=V24, qty_t=1_000)
@@ -144,8 +157,9 @@ def _rejection(command, reason: R, seq: int, market: MarketDefinition) -> s.Regi
     symbol = getattr(command, "instrument", None)
     echo = "" if symbol is None else (symbol if symbol in market.symbols else "?")
     tag = type(command).__struct_config__.tag
-    return s.RegistryRejected(seq, 0, command.key, tag, getattr(command, "account", 0), echo,
-                              reason)  # fmt: skip
+    return s.RegistryRejected(
+        seq, 0, command.key, tag, getattr(command, "account", 0), echo, reason
+    )
 
 
 KEY = 9_999
@@ -155,132 +169,279 @@ CLOSE_2024 = s.CloseComplianceYear(key=901, year=2024, reference_price_ticks=600
 
 # (id, setup, refused command - usually with a second, later fault as well - reason)
 REGISTRY_REFUSALS = [
-    ("unknown-instrument", [],
-     s.IssueAllowances(key=KEY, account=9, instrument="NOPE", qty_t=0), R.UNKNOWN_INSTRUMENT),
-    ("all-instruments-symbol", [],
-     s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument="", year=1, qty_t=1),
-     R.UNKNOWN_INSTRUMENT),
+    (
+        "unknown-instrument",
+        [],
+        s.IssueAllowances(key=KEY, account=9, instrument="NOPE", qty_t=0),
+        R.UNKNOWN_INSTRUMENT,
+    ),
+    (
+        "all-instruments-symbol",
+        [],
+        s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument="", year=1, qty_t=1),
+        R.UNKNOWN_INSTRUMENT,
+    ),
     ("unopened-account", [], s.DepositCash(key=KEY, account=9, amount_fen=0), R.UNKNOWN_ACCOUNT),
     ("negative-account", [], s.FreezeAccount(key=KEY, account=-1), R.UNKNOWN_ACCOUNT),
-    ("open-out-of-range", [], s.OpenAccount(key=KEY, account=ACCOUNTS, kind=9),
-     R.UNKNOWN_ACCOUNT),
-    ("transfer-to-unopened", [FREEZE_POWER],
-     s.TransferAllowances(key=KEY, account=POWER, to_account=9, instrument=V24, qty_t=10**6),
-     R.UNKNOWN_ACCOUNT),
+    ("open-out-of-range", [], s.OpenAccount(key=KEY, account=ACCOUNTS, kind=9), R.UNKNOWN_ACCOUNT),
+    (
+        "transfer-to-unopened",
+        [FREEZE_POWER],
+        s.TransferAllowances(key=KEY, account=POWER, to_account=9, instrument=V24, qty_t=10**6),
+        R.UNKNOWN_ACCOUNT,
+    ),
     ("deposit-zero", [], s.DepositCash(key=KEY, account=POWER, amount_fen=0), R.INVALID_AMOUNT),
-    ("deposit-too-much", [],
-     s.DepositCash(key=KEY, account=POWER, amount_fen=limits.CASH_MAX_FEN + 1), R.INVALID_AMOUNT),
-    ("withdraw-negative", [FREEZE_POWER], s.WithdrawCash(key=KEY, account=POWER, amount_fen=-1),
-     R.INVALID_AMOUNT),
-    ("issue-too-much", [],
-     s.IssueAllowances(key=KEY, account=POWER, instrument=V24, qty_t=limits.QTY_MAX_T + 1),
-     R.INVALID_AMOUNT),
-    ("surrender-zero", [],
-     s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument=V24, year=1, qty_t=0),
-     R.INVALID_AMOUNT),
+    (
+        "deposit-too-much",
+        [],
+        s.DepositCash(key=KEY, account=POWER, amount_fen=limits.CASH_MAX_FEN + 1),
+        R.INVALID_AMOUNT,
+    ),
+    (
+        "withdraw-negative",
+        [FREEZE_POWER],
+        s.WithdrawCash(key=KEY, account=POWER, amount_fen=-1),
+        R.INVALID_AMOUNT,
+    ),
+    (
+        "issue-too-much",
+        [],
+        s.IssueAllowances(key=KEY, account=POWER, instrument=V24, qty_t=limits.QTY_MAX_T + 1),
+        R.INVALID_AMOUNT,
+    ),
+    (
+        "surrender-zero",
+        [],
+        s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument=V24, year=1, qty_t=0),
+        R.INVALID_AMOUNT,
+    ),
     ("account-exists", [], s.OpenAccount(key=KEY, account=POWER, kind=9), R.ACCOUNT_EXISTS),
     ("kind-zero", [], s.OpenAccount(key=KEY, account=9, kind=0), R.INVALID_ACCOUNT_KIND),
     ("kind-five", [], s.OpenAccount(key=KEY, account=9, kind=5), R.INVALID_ACCOUNT_KIND),
-    ("sector-undefined", [], s.OpenAccount(key=KEY, account=9, kind=K.INVESTOR, sector=5),
-     R.INVALID_ACCOUNT_KIND),
-    ("withdraw-frozen", [FREEZE_POWER],
-     s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH + 1), R.ACCOUNT_FROZEN),
-    ("withdraw-too-much", [], s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH + 1),
-     R.INSUFFICIENT_CASH),
-    ("withdraw-locked-cash", [order(1, POWER, BUY, 100, 6000)],
-     s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH - 600_000 + 1), R.INSUFFICIENT_CASH),
-    ("claw-back-too-much", [], s.ClawBack(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("claw-back-locked", [order(1, POWER, SELL, 600, 6000)],
-     s.ClawBack(key=KEY, account=POWER, instrument=V24, qty_t=401), R.INSUFFICIENT_ALLOWANCES),
-    ("transfer-frozen", [FREEZE_POWER],
-     s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V24, qty_t=10**6),
-     R.ACCOUNT_FROZEN),
-    ("transfer-too-much", [],
-     s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V24, qty_t=1_001),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("transfer-other-vintage", [],
-     s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V23, qty_t=1),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("freeze-too-much", [],
-     s.FreezeAllowances(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("unfreeze-more-than-frozen",
-     [s.FreezeAllowances(key=902, account=POWER, instrument=V24, qty_t=10)],
-     s.UnfreezeAllowances(key=KEY, account=POWER, instrument=V24, qty_t=11),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("freeze-account-twice", [FREEZE_POWER], s.FreezeAccount(key=KEY, account=POWER),
-     R.ACCOUNT_FROZEN),
-    ("unfreeze-account-not-frozen", [], s.UnfreezeAccount(key=KEY, account=POWER),
-     R.ACCOUNT_NOT_FROZEN),
-    ("cancel-frozen", [FREEZE_POWER],
-     s.CancelAllowances(key=KEY, account=POWER, instrument=V24, qty_t=10**6), R.ACCOUNT_FROZEN),
-    ("cancel-too-much", [],
-     s.CancelAllowances(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("report-investor", [],
-     s.ReportEmissions(key=KEY, account=INVESTOR, year=1, co2_t=-1, gwp=9),
-     R.NOT_A_COMPLIANCE_ACCOUNT),
-    ("report-authority", [],
-     s.ReportEmissions(key=KEY, account=AUTHORITY, year=2024, co2_t=1),
-     R.NOT_A_COMPLIANCE_ACCOUNT),
-    ("report-year-before-first", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2020, co2_t=-1, gwp=9), R.INVALID_YEAR),
-    ("report-year-after-last", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2037, co2_t=1), R.INVALID_YEAR),
-    ("report-year-closed", [CLOSE_2024],
-     s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=-1, gwp=9), R.YEAR_CLOSED),
-    ("report-gwp-zero", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=-1, gwp=0), R.INVALID_GWP),
-    ("report-gwp-four", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=1, gwp=4), R.INVALID_GWP),
-    ("report-negative-cf4", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=1, cf4_kg=-1), R.INVALID_AMOUNT),
-    ("report-huge-co2", [],
-     s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=limits.QTY_MAX_T + 1),
-     R.INVALID_AMOUNT),
-    ("surrender-investor", [],
-     s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument=V24, year=1, qty_t=1),
-     R.NOT_A_COMPLIANCE_ACCOUNT),
-    ("surrender-frozen", [FREEZE_POWER],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=1, qty_t=1),
-     R.ACCOUNT_FROZEN),
-    ("surrender-invalid-year", [],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2037, qty_t=1),
-     R.INVALID_YEAR),
-    ("surrender-year-closed", [CLOSE_2024],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2024, qty_t=1),
-     R.YEAR_CLOSED),
-    ("surrender-future-vintage",
-     [s.IssueAllowances(key=903, account=POWER, instrument=V25, qty_t=500)],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2024, qty_t=10**6),
-     R.VINTAGE_NOT_ELIGIBLE),
-    ("offsets-without-obligation",
-     [s.IssueAllowances(key=903, account=POWER, instrument=CCER, qty_t=500)],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=CCER, year=2024, qty_t=1),
-     R.OFFSET_LIMIT_EXCEEDED),
-    ("offsets-over-5-percent", [s.ReportEmissions(key=903, account=POWER, year=2024, co2_t=999)],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=CCER, year=2024, qty_t=50),
-     R.OFFSET_LIMIT_EXCEEDED),
-    ("surrender-too-much", [],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V24, year=2024, qty_t=1_001),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("surrender-locked", [order(1, POWER, SELL, 1_000, 6000)],
-     s.SurrenderAllowances(key=KEY, account=POWER, instrument=V24, year=2024, qty_t=1),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("close-invalid-year", [], s.CloseComplianceYear(key=KEY, year=2020, reference_price_ticks=0),
-     R.INVALID_YEAR),
-    ("close-closed", [CLOSE_2024],
-     s.CloseComplianceYear(key=KEY, year=2024, reference_price_ticks=0), R.YEAR_CLOSED),
-    ("close-price-zero", [], s.CloseComplianceYear(key=KEY, year=2024, reference_price_ticks=0),
-     R.INVALID_AMOUNT),
-]  # fmt: skip
+    (
+        "sector-undefined",
+        [],
+        s.OpenAccount(key=KEY, account=9, kind=K.INVESTOR, sector=5),
+        R.INVALID_ACCOUNT_KIND,
+    ),
+    (
+        "withdraw-frozen",
+        [FREEZE_POWER],
+        s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH + 1),
+        R.ACCOUNT_FROZEN,
+    ),
+    (
+        "withdraw-too-much",
+        [],
+        s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH + 1),
+        R.INSUFFICIENT_CASH,
+    ),
+    (
+        "withdraw-locked-cash",
+        [order(1, POWER, BUY, 100, 6000)],
+        s.WithdrawCash(key=KEY, account=POWER, amount_fen=CASH - 600_000 + 1),
+        R.INSUFFICIENT_CASH,
+    ),
+    (
+        "claw-back-too-much",
+        [],
+        s.ClawBack(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "claw-back-locked",
+        [order(1, POWER, SELL, 600, 6000)],
+        s.ClawBack(key=KEY, account=POWER, instrument=V24, qty_t=401),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "transfer-frozen",
+        [FREEZE_POWER],
+        s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V24, qty_t=10**6),
+        R.ACCOUNT_FROZEN,
+    ),
+    (
+        "transfer-too-much",
+        [],
+        s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V24, qty_t=1_001),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "transfer-other-vintage",
+        [],
+        s.TransferAllowances(key=KEY, account=POWER, to_account=ALU, instrument=V23, qty_t=1),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "freeze-too-much",
+        [],
+        s.FreezeAllowances(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "unfreeze-more-than-frozen",
+        [s.FreezeAllowances(key=902, account=POWER, instrument=V24, qty_t=10)],
+        s.UnfreezeAllowances(key=KEY, account=POWER, instrument=V24, qty_t=11),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "freeze-account-twice",
+        [FREEZE_POWER],
+        s.FreezeAccount(key=KEY, account=POWER),
+        R.ACCOUNT_FROZEN,
+    ),
+    (
+        "unfreeze-account-not-frozen",
+        [],
+        s.UnfreezeAccount(key=KEY, account=POWER),
+        R.ACCOUNT_NOT_FROZEN,
+    ),
+    (
+        "cancel-frozen",
+        [FREEZE_POWER],
+        s.CancelAllowances(key=KEY, account=POWER, instrument=V24, qty_t=10**6),
+        R.ACCOUNT_FROZEN,
+    ),
+    (
+        "cancel-too-much",
+        [],
+        s.CancelAllowances(key=KEY, account=POWER, instrument=V24, qty_t=1_001),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "report-investor",
+        [],
+        s.ReportEmissions(key=KEY, account=INVESTOR, year=1, co2_t=-1, gwp=9),
+        R.NOT_A_COMPLIANCE_ACCOUNT,
+    ),
+    (
+        "report-authority",
+        [],
+        s.ReportEmissions(key=KEY, account=AUTHORITY, year=2024, co2_t=1),
+        R.NOT_A_COMPLIANCE_ACCOUNT,
+    ),
+    (
+        "report-year-before-first",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2020, co2_t=-1, gwp=9),
+        R.INVALID_YEAR,
+    ),
+    (
+        "report-year-after-last",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2037, co2_t=1),
+        R.INVALID_YEAR,
+    ),
+    (
+        "report-year-closed",
+        [CLOSE_2024],
+        s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=-1, gwp=9),
+        R.YEAR_CLOSED,
+    ),
+    (
+        "report-gwp-zero",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=-1, gwp=0),
+        R.INVALID_GWP,
+    ),
+    (
+        "report-gwp-four",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=1, gwp=4),
+        R.INVALID_GWP,
+    ),
+    (
+        "report-negative-cf4",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=1, cf4_kg=-1),
+        R.INVALID_AMOUNT,
+    ),
+    (
+        "report-huge-co2",
+        [],
+        s.ReportEmissions(key=KEY, account=POWER, year=2024, co2_t=limits.QTY_MAX_T + 1),
+        R.INVALID_AMOUNT,
+    ),
+    (
+        "surrender-investor",
+        [],
+        s.SurrenderAllowances(key=KEY, account=INVESTOR, instrument=V24, year=1, qty_t=1),
+        R.NOT_A_COMPLIANCE_ACCOUNT,
+    ),
+    (
+        "surrender-frozen",
+        [FREEZE_POWER],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=1, qty_t=1),
+        R.ACCOUNT_FROZEN,
+    ),
+    (
+        "surrender-invalid-year",
+        [],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2037, qty_t=1),
+        R.INVALID_YEAR,
+    ),
+    (
+        "surrender-year-closed",
+        [CLOSE_2024],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2024, qty_t=1),
+        R.YEAR_CLOSED,
+    ),
+    (
+        "surrender-future-vintage",
+        [s.IssueAllowances(key=903, account=POWER, instrument=V25, qty_t=500)],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V25, year=2024, qty_t=10**6),
+        R.VINTAGE_NOT_ELIGIBLE,
+    ),
+    (
+        "offsets-without-obligation",
+        [s.IssueAllowances(key=903, account=POWER, instrument=CCER, qty_t=500)],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=CCER, year=2024, qty_t=1),
+        R.OFFSET_LIMIT_EXCEEDED,
+    ),
+    (
+        "offsets-over-5-percent",
+        [s.ReportEmissions(key=903, account=POWER, year=2024, co2_t=999)],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=CCER, year=2024, qty_t=50),
+        R.OFFSET_LIMIT_EXCEEDED,
+    ),
+    (
+        "surrender-too-much",
+        [],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V24, year=2024, qty_t=1_001),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "surrender-locked",
+        [order(1, POWER, SELL, 1_000, 6000)],
+        s.SurrenderAllowances(key=KEY, account=POWER, instrument=V24, year=2024, qty_t=1),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "close-invalid-year",
+        [],
+        s.CloseComplianceYear(key=KEY, year=2020, reference_price_ticks=0),
+        R.INVALID_YEAR,
+    ),
+    (
+        "close-closed",
+        [CLOSE_2024],
+        s.CloseComplianceYear(key=KEY, year=2024, reference_price_ticks=0),
+        R.YEAR_CLOSED,
+    ),
+    (
+        "close-price-zero",
+        [],
+        s.CloseComplianceYear(key=KEY, year=2024, reference_price_ticks=0),
+        R.INVALID_AMOUNT,
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    "setup, command, reason", [case[1:] for case in REGISTRY_REFUSALS],
+    "setup, command, reason",
+    [case[1:] for case in REGISTRY_REFUSALS],
     ids=[case[0] for case in REGISTRY_REFUSALS],
-)  # fmt: skip
+)
 def test_registry_refusal(desk: Desk, setup, command, reason: R) -> None:
     for setup_command in setup:
         events = desk.do(setup_command)
@@ -359,25 +520,35 @@ def test_a_sector_code_the_record_cannot_carry_is_refused(engine_cls, sector) ->
 def test_account_opened_echoes_its_codes_and_view_starts_empty(desk: Desk) -> None:
     assert desk.engine.account(9) is None and desk.engine.account(-1) is None
     assert desk.engine.account(ACCOUNTS) is None
-    event = desk.ok(s.OpenAccount, key=77, account=9, kind=K.COMPLIANCE, sector=s.Sector.CEMENT,
-                    province=440000)  # fmt: skip
+    event = desk.ok(
+        s.OpenAccount, key=77, account=9, kind=K.COMPLIANCE, sector=s.Sector.CEMENT, province=440000
+    )
     assert event == s.AccountOpened(event.seq, 0, 77, 9, K.COMPLIANCE, s.Sector.CEMENT, 440000)
     status = desk.engine.account(9)
-    assert status == s.AccountStatus(9, K.COMPLIANCE, s.Sector.CEMENT, 440000, False, 0, 0, [
-        s.Holding(9, symbol, 0, 0, 0, 0) for symbol in (V23, V24, V25, CCER)
-    ])  # fmt: skip
+    assert status == s.AccountStatus(
+        9,
+        K.COMPLIANCE,
+        s.Sector.CEMENT,
+        440000,
+        False,
+        0,
+        0,
+        [s.Holding(9, symbol, 0, 0, 0, 0) for symbol in (V23, V24, V25, CCER)],
+    )
 
 
 def test_cash_and_allowance_events_report_the_balance_after(desk: Desk) -> None:
     assert desk.ok(s.DepositCash, key=50, account=POWER, amount_fen=5).available_fen == CASH + 5
     assert desk.ok(s.WithdrawCash, account=POWER, amount_fen=CASH + 5).available_fen == 0
-    issued = desk.ok(s.IssueAllowances, key=51, account=POWER, instrument=V23, qty_t=70,
-                     true_up=True)  # fmt: skip
+    issued = desk.ok(
+        s.IssueAllowances, key=51, account=POWER, instrument=V23, qty_t=70, true_up=True
+    )
     assert issued == s.AllowancesIssued(issued.seq, 0, 51, POWER, V23, 70, True, 70)
     clawed = desk.ok(s.ClawBack, key=52, account=POWER, instrument=V23, qty_t=20)
     assert clawed == s.AllowancesClawedBack(clawed.seq, 0, 52, POWER, V23, 20, 50)
-    moved = desk.ok(s.TransferAllowances, key=53, account=POWER, to_account=AUTHORITY,
-                    instrument=V23, qty_t=30)  # fmt: skip
+    moved = desk.ok(
+        s.TransferAllowances, key=53, account=POWER, to_account=AUTHORITY, instrument=V23, qty_t=30
+    )
     assert moved == s.AllowancesTransferred(moved.seq, 0, 53, POWER, AUTHORITY, V23, 30)
     assert desk.held(POWER, V23) == (20, 0, 0, 0) and desk.held(AUTHORITY, V23) == (30, 0, 0, 0)
 
@@ -448,8 +619,9 @@ def test_a_refused_command_stays_refused_when_retried_after_things_changed(desk:
     assert refused[0].reason == R.INSUFFICIENT_CASH
     desk.ok(s.DepositCash, account=POWER, amount_fen=1)  # now it would succeed ...
     retry = desk.do(withdraw)  # ... but the key has its outcome
-    assert retry == [s.DuplicateCommand(retry[0].seq, 0, 600, 22, refused[0].seq,
-                                        R.INSUFFICIENT_CASH)]  # fmt: skip
+    assert retry == [
+        s.DuplicateCommand(retry[0].seq, 0, 600, 22, refused[0].seq, R.INSUFFICIENT_CASH)
+    ]
     assert desk.cash(POWER) == (CASH + 1, 0)
     desk.ok(s.WithdrawCash, key=601, account=POWER, amount_fen=CASH + 1)  # a new key does
     assert desk.cash(POWER) == (0, 0)
@@ -496,49 +668,90 @@ ORDER_REFUSALS = [
     ("account-out-of-range", [], order(1, ACCOUNTS, BUY, 1, 6000), R.UNKNOWN_ACCOUNT),
     ("fee-account", [], order(1, FEE, BUY, 1, 6000), R.ACCOUNT_MAY_NOT_TRADE),
     ("authority-sells", [], order(1, AUTHORITY, SELL, 1, 6000), R.ACCOUNT_MAY_NOT_TRADE),
-    ("authority-frozen", [s.FreezeAccount(key=900, account=AUTHORITY)],
-     order(1, AUTHORITY, SELL, 10_001, 6000), R.ACCOUNT_MAY_NOT_TRADE),
+    (
+        "authority-frozen",
+        [s.FreezeAccount(key=900, account=AUTHORITY)],
+        order(1, AUTHORITY, SELL, 10_001, 6000),
+        R.ACCOUNT_MAY_NOT_TRADE,
+    ),
     ("matching-checks-first", [], order(1, AUTHORITY, SELL, 1, 7000), R.PRICE_OUT_OF_BAND),
-    ("duplicate-id-first", [order(1, POWER, SELL, 1, 6100)], order(1, FEE, SELL, 1, 6000),
-     R.DUPLICATE_ORDER_ID),
+    (
+        "duplicate-id-first",
+        [order(1, POWER, SELL, 1, 6100)],
+        order(1, FEE, SELL, 1, 6000),
+        R.DUPLICATE_ORDER_ID,
+    ),
     ("frozen", [FREEZE_POWER], order(1, POWER, BUY, 99_999, 6600), R.ACCOUNT_FROZEN),
     ("frozen-sells", [FREEZE_POWER], order(1, POWER, SELL, 1, 6000), R.ACCOUNT_FROZEN),
     ("sell-too-much", [], order(1, POWER, SELL, 1_001, 6000), R.INSUFFICIENT_ALLOWANCES),
     ("sell-other-vintage", [], order(1, POWER, SELL, 1, 6000, V23), R.INSUFFICIENT_ALLOWANCES),
-    ("sell-locked", [order(2, POWER, SELL, 600, 6500)], order(1, POWER, SELL, 401, 6000),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("sell-frozen-allowances",
-     [s.FreezeAllowances(key=900, account=POWER, instrument=V24, qty_t=1)],
-     order(1, POWER, SELL, 1_000, 6000), R.INSUFFICIENT_ALLOWANCES),
+    (
+        "sell-locked",
+        [order(2, POWER, SELL, 600, 6500)],
+        order(1, POWER, SELL, 401, 6000),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "sell-frozen-allowances",
+        [s.FreezeAllowances(key=900, account=POWER, instrument=V24, qty_t=1)],
+        order(1, POWER, SELL, 1_000, 6000),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
     ("buy-too-much", [], order(1, POWER, BUY, 1_667, 6000), R.INSUFFICIENT_CASH),
-    ("buy-locked-cash", [order(2, POWER, BUY, 1_000, 6000, V23)],
-     order(1, POWER, BUY, 667, 6000), R.INSUFFICIENT_CASH),
-    ("post-only-cash-before-would-trade", [order(2, ALU, SELL, 10, 6000)],
-     order(1, POWER, BUY, 1_700, 6000, order_type=s.OrderType.POST_ONLY),
-     R.INSUFFICIENT_CASH),
-    ("post-only-allowances-before-would-trade", [order(2, ALU, BUY, 10, 6000)],
-     order(1, POWER, SELL, 1_001, 6000, order_type=s.OrderType.POST_ONLY),
-     R.INSUFFICIENT_ALLOWANCES),
-    ("market-buy-locks-at-band-top", [s.WithdrawCash(key=900, account=POWER,
-                                                      amount_fen=CASH - 659_999),
-                                      order(2, ALU, SELL, 100, 5400)],
-     market_buy(1, POWER, 100), R.INSUFFICIENT_CASH),
-]  # fmt: skip
+    (
+        "buy-locked-cash",
+        [order(2, POWER, BUY, 1_000, 6000, V23)],
+        order(1, POWER, BUY, 667, 6000),
+        R.INSUFFICIENT_CASH,
+    ),
+    (
+        "post-only-cash-before-would-trade",
+        [order(2, ALU, SELL, 10, 6000)],
+        order(1, POWER, BUY, 1_700, 6000, order_type=s.OrderType.POST_ONLY),
+        R.INSUFFICIENT_CASH,
+    ),
+    (
+        "post-only-allowances-before-would-trade",
+        [order(2, ALU, BUY, 10, 6000)],
+        order(1, POWER, SELL, 1_001, 6000, order_type=s.OrderType.POST_ONLY),
+        R.INSUFFICIENT_ALLOWANCES,
+    ),
+    (
+        "market-buy-locks-at-band-top",
+        [
+            s.WithdrawCash(key=900, account=POWER, amount_fen=CASH - 659_999),
+            order(2, ALU, SELL, 100, 5400),
+        ],
+        market_buy(1, POWER, 100),
+        R.INSUFFICIENT_CASH,
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    "setup, command, reason", [case[1:] for case in ORDER_REFUSALS],
+    "setup, command, reason",
+    [case[1:] for case in ORDER_REFUSALS],
     ids=[case[0] for case in ORDER_REFUSALS],
-)  # fmt: skip
+)
 def test_order_refusal(desk: Desk, setup, command: s.SubmitOrder, reason: R) -> None:
     for setup_command in setup:
         events = desk.do(setup_command)
         assert not any(isinstance(e, (s.RegistryRejected, s.OrderRejected)) for e in events)
     before = desk.engine.state_hash()
     events = desk.do(command)
-    assert events == [s.OrderRejected(events[0].seq, 0, command.order_id, command.account,
-                                      command.instrument, command.side, command.price_ticks,
-                                      command.qty_t, reason)]  # fmt: skip
+    assert events == [
+        s.OrderRejected(
+            events[0].seq,
+            0,
+            command.order_id,
+            command.account,
+            command.instrument,
+            command.side,
+            command.price_ticks,
+            command.qty_t,
+            reason,
+        )
+    ]
     assert desk.engine.state_hash() == before
 
 
@@ -563,7 +776,8 @@ def test_a_market_buy_locks_at_the_band_top_and_pays_the_makers_price(desk: Desk
     desk.do(order(3, INVESTOR, SELL, 100, 5500))
     events = desk.do(market_buy(1, POWER, 100))
     assert [(t.price_ticks, t.qty_t) for t in events if type(t) is s.TradeExecuted] == [
-        (5400, 60), (5500, 40)
+        (5400, 60),
+        (5500, 40),
     ]
     paid = 60 * 5400 + 40 * 5500
     assert desk.cash(POWER) == (660_000 - paid, 0)
@@ -576,12 +790,16 @@ def test_modify_refusals(desk: Desk) -> None:
     desk.do(order(1, POWER, BUY, 1_000, 6000))  # 6,000,000 locked, 4,000,000 available
     desk.do(order(2, ALU, SELL, 900, 6500))  # 900 locked, 100 tradable
     cases = [
-        (s.ModifyOrder(order_id=1, account=POWER, price_ticks=6000, qty_t=1_667),
-         R.INSUFFICIENT_CASH),  # needs 10,002,000: 4,002,000 more than it has locked
+        (
+            s.ModifyOrder(order_id=1, account=POWER, price_ticks=6000, qty_t=1_667),
+            R.INSUFFICIENT_CASH,
+        ),  # needs 10,002,000: 4,002,000 more than it has locked
         (s.ModifyOrder(order_id=1, account=POWER, price_ticks=7000, qty_t=1), R.PRICE_OUT_OF_BAND),
-        (s.ModifyOrder(order_id=2, account=ALU, price_ticks=6500, qty_t=1_001),
-         R.INSUFFICIENT_ALLOWANCES),
-    ]  # fmt: skip
+        (
+            s.ModifyOrder(order_id=2, account=ALU, price_ticks=6500, qty_t=1_001),
+            R.INSUFFICIENT_ALLOWANCES,
+        ),
+    ]
     for command, reason in cases:
         before = desk.engine.state_hash()
         assert [e.reason for e in desk.do(command)] == [reason]
@@ -613,10 +831,10 @@ def test_modify_swaps_the_old_need_for_the_new(fee_desk: Desk) -> None:
     modified = s.ModifyOrder(order_id=4, account=POWER, price_ticks=6600, qty_t=1_000)
     events = desk.do(modified)  # loses priority, rests behind ALU's asks
     assert type(events[0]) is s.OrderModified and desk.held(POWER) == (0, 1_000, 0, 0)
-    assert [e.reason for e in desk.do(s.ModifyOrder(order_id=4, account=POWER,
-                                                    price_ticks=6600, qty_t=1_001))] == [
-        R.INSUFFICIENT_ALLOWANCES
-    ]  # fmt: skip
+    assert [
+        e.reason
+        for e in desk.do(s.ModifyOrder(order_id=4, account=POWER, price_ticks=6600, qty_t=1_001))
+    ] == [R.INSUFFICIENT_ALLOWANCES]
 
 
 def test_a_modify_that_trades_settles_at_the_new_lock_price(desk: Desk) -> None:
@@ -658,8 +876,11 @@ def test_self_trade_prevention_releases_exactly(desk: Desk, stp: s.StpMode) -> N
     desk.do(order(1, POWER, SELL, 100, 6000))
     events = desk.do(order(2, POWER, BUY, 100, 6000, stp=stp))
     cancelled = {e.order_id for e in events if type(e) is s.OrderCancelled}
-    expected = {s.StpMode.CANCEL_INCOMING: {2}, s.StpMode.CANCEL_RESTING: {1},
-                s.StpMode.CANCEL_BOTH: {1, 2}}[stp]  # fmt: skip
+    expected = {
+        s.StpMode.CANCEL_INCOMING: {2},
+        s.StpMode.CANCEL_RESTING: {1},
+        s.StpMode.CANCEL_BOTH: {1, 2},
+    }[stp]
     assert cancelled == expected
     buy_rests, sell_rests = 2 not in cancelled, 1 not in cancelled
     assert desk.cash(POWER) == (CASH - 600_000 * buy_rests, 600_000 * buy_rests)
@@ -677,8 +898,9 @@ def test_ioc_remainder_fok_kill_and_mass_cancel_release_exactly(fee_desk: Desk) 
     desk.do(order(4, POWER, BUY, 7, 5999, tif=GTC))
     desk.do(order(5, POWER, SELL, 9, 6300, symbol=V24))
     desk.do(order(6, POWER, BUY, 3, 5401, symbol=V23))
-    assert desk.cash(POWER)[1] == (7 * 5999 + 7 * 5999 * 30 // 10_000
-                                   + 3 * 5401 + 3 * 5401 * 30 // 10_000)  # fmt: skip
+    assert desk.cash(POWER)[1] == (
+        7 * 5999 + 7 * 5999 * 30 // 10_000 + 3 * 5401 + 3 * 5401 * 30 // 10_000
+    )
     events = desk.do(s.MassCancel(account=POWER))
     assert events[-1].cancelled_count == 3
     assert desk.cash(POWER) == (CASH - paid, 0) and desk.held(POWER) == (1_000, 0, 0, 10)
@@ -706,11 +928,11 @@ def test_bought_today_is_sellable_only_from_the_next_session(desk: Desk) -> None
     assert desk.held(ALU) == (1_000, 0, 0, 100)
     # neither trading, nor transfer, nor surrender can use it today
     assert desk.do(order(3, ALU, SELL, 1_001, 6000))[0].reason == R.INSUFFICIENT_ALLOWANCES
-    refused = desk.reg(s.TransferAllowances, account=ALU, to_account=POWER, instrument=V24,
-                       qty_t=1_001)  # fmt: skip
+    refused = desk.reg(
+        s.TransferAllowances, account=ALU, to_account=POWER, instrument=V24, qty_t=1_001
+    )
     assert refused[0].reason == R.INSUFFICIENT_ALLOWANCES
-    refused = desk.reg(s.SurrenderAllowances, account=ALU, instrument=V24, year=2024,
-                       qty_t=1_001)  # fmt: skip
+    refused = desk.reg(s.SurrenderAllowances, account=ALU, instrument=V24, year=2024, qty_t=1_001)
     assert refused[0].reason == R.INSUFFICIENT_ALLOWANCES
     desk.do(s.CloseSession(trading_date=DATE1))
     assert desk.held(ALU) == (1_000, 0, 0, 100)  # closing does not settle
@@ -729,7 +951,8 @@ def test_sale_proceeds_are_usable_the_same_day(desk: Desk) -> None:
     desk.ok(s.IssueAllowances, account=INVESTOR, instrument=V23, qty_t=100)
     desk.do(order(3, INVESTOR, SELL, 100, 6000, V23))
     assert [type(e) for e in desk.do(order(4, ALU, BUY, 100, 6000, V23))] == [
-        s.OrderAccepted, s.TradeExecuted
+        s.OrderAccepted,
+        s.TradeExecuted,
     ]
     assert desk.cash(ALU) == (0, 0) and desk.held(ALU, V23) == (0, 0, 0, 100)
 
@@ -808,12 +1031,21 @@ def test_a_buy_filled_below_its_limit_with_fees_releases_the_rest(fee_desk: Desk
         (1_000, 121, 15, s.GwpVersion.AR4, 2_077),  # 894.19 + 183.0 = 1,077.19
         (0, 0, 0, s.GwpVersion.AR6, 0),
     ],
-)  # fmt: skip
+)
 def test_obligation_in_tco2e(desk: Desk, co2_t, cf4_kg, c2f6_kg, gwp, obligation) -> None:
-    event = desk.ok(s.ReportEmissions, key=40, account=ALU, year=2024, co2_t=co2_t,
-                    cf4_kg=cf4_kg, c2f6_kg=c2f6_kg, gwp=gwp)  # fmt: skip
-    assert event == s.EmissionsReported(event.seq, 0, 40, ALU, 2024, obligation, co2_t, cf4_kg,
-                                        c2f6_kg, gwp)  # fmt: skip
+    event = desk.ok(
+        s.ReportEmissions,
+        key=40,
+        account=ALU,
+        year=2024,
+        co2_t=co2_t,
+        cf4_kg=cf4_kg,
+        c2f6_kg=c2f6_kg,
+        gwp=gwp,
+    )
+    assert event == s.EmissionsReported(
+        event.seq, 0, 40, ALU, 2024, obligation, co2_t, cf4_kg, c2f6_kg, gwp
+    )
 
 
 def test_the_offset_cap_is_5_percent_of_the_obligation(desk: Desk) -> None:
@@ -846,11 +1078,15 @@ def _allocate_2024(desk: Desk) -> None:
     """Five entities (two power, two aluminium, one cement), an investor and an authority;
     power allocated by benchmark (pre-allocation, then true-up), the rest by plain issuance."""
     desk.ok(s.OpenAccount, account=FEE, kind=K.FEE)
-    entities = {1: s.Sector.POWER, 2: s.Sector.POWER, 5: s.Sector.ALUMINIUM,
-                6: s.Sector.ALUMINIUM, 7: s.Sector.CEMENT}  # fmt: skip
+    entities = {
+        1: s.Sector.POWER,
+        2: s.Sector.POWER,
+        5: s.Sector.ALUMINIUM,
+        6: s.Sector.ALUMINIUM,
+        7: s.Sector.CEMENT,
+    }
     for account, sector in entities.items():
-        desk.ok(s.OpenAccount, account=account, kind=K.COMPLIANCE, sector=sector,
-                province=150000)  # fmt: skip
+        desk.ok(s.OpenAccount, account=account, kind=K.COMPLIANCE, sector=sector, province=150000)
         desk.ok(s.DepositCash, account=account, amount_fen=5_000_000)
     desk.ok(s.OpenAccount, account=3, kind=K.INVESTOR)
     desk.ok(s.OpenAccount, account=4, kind=K.AUTHORITY, province=150000)
@@ -862,11 +1098,11 @@ def _allocate_2024(desk: Desk) -> None:
         allocation.PowerUnit(1, "coal_300mw_plus", electricity_mwh=12_000, heat_gj=5_000),
         allocation.PowerUnit(2, "gas", electricity_mwh=8_000),
     ]
-    true_up = allocation.true_up(2024, V24, units, markets.benchmarks_2024(),
-                                 {1: 7_000, 2: 3_500})  # fmt: skip
+    true_up = allocation.true_up(2024, V24, units, markets.benchmarks_2024(), {1: 7_000, 2: 3_500})
     # 12,000 MWh x 0.7910 + 5,000 GJ x 0.1033 = 10,008.5 → 10,008 t; 8,000 x 0.3288 = 2,630.4
     assert [(type(c), c.account, c.qty_t) for c in true_up] == [
-        (s.IssueAllowances, 1, 3_008), (s.ClawBack, 2, 870)
+        (s.IssueAllowances, 1, 3_008),
+        (s.ClawBack, 2, 870),
     ]
     for command in true_up:
         desk.do(command)
@@ -886,12 +1122,14 @@ def _trade_2024(desk: Desk) -> None:
     desk.do(order(1, 3, SELL, 100, 6000))
     desk.do(order(2, 2, SELL, 200, 6050))
     events = desk.do(order(3, 1, BUY, 300, 6100))
-    assert [(t.maker_order_id, t.price_ticks, t.qty_t) for t in events
-            if type(t) is s.TradeExecuted] == [(1, 6000, 100), (2, 6050, 200)]  # fmt: skip
+    assert [
+        (t.maker_order_id, t.price_ticks, t.qty_t) for t in events if type(t) is s.TradeExecuted
+    ] == [(1, 6000, 100), (2, 6050, 200)]
     assert desk.cash(1) == (5_000_000 - 600_000 - 1_210_000, 0)  # the excess lock came back
     desk.do(s.CloseSession(trading_date=DATE1))
-    refused = desk.reg(s.SurrenderAllowances, account=1, instrument=V24, year=2024,
-                       qty_t=10_308)  # bought yesterday, not yet settled (T+1)  # fmt: skip
+    refused = desk.reg(
+        s.SurrenderAllowances, account=1, instrument=V24, year=2024, qty_t=10_308
+    )  # bought yesterday, not yet settled (T+1)
     assert refused[0].reason == R.INSUFFICIENT_ALLOWANCES
     desk.do(s.OpenSession(trading_date=DATE2))
 
@@ -899,12 +1137,16 @@ def _trade_2024(desk: Desk) -> None:
 def _report_and_surrender_2024(desk: Desk) -> None:
     """Verified emissions (aluminium under AR5 and under AR6), then surrenders: banking of
     2023, offsets up to 5 %, no borrowing of 2025; entity 6 stays 179 t short."""
-    reports = {1: dict(co2_t=10_500), 2: dict(co2_t=2_400),
-               5: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR5),
-               6: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR6)}  # fmt: skip
-    obligations = {account: desk.ok(s.ReportEmissions, account=account, year=2024,
-                                    **report).obligation_t
-                   for account, report in reports.items()}  # fmt: skip
+    reports = {
+        1: dict(co2_t=10_500),
+        2: dict(co2_t=2_400),
+        5: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR5),
+        6: dict(co2_t=1_000, cf4_kg=121, c2f6_kg=15, gwp=s.GwpVersion.AR6),
+    }
+    obligations = {
+        account: desk.ok(s.ReportEmissions, account=account, year=2024, **report).obligation_t
+        for account, report in reports.items()
+    }
     assert obligations == {1: 10_500, 2: 2_400, 5: 1_969, 6: 2_079}
     desk.ok(s.SurrenderAllowances, account=1, instrument=V24, year=2024, qty_t=10_308)
     desk.ok(s.IssueAllowances, account=1, instrument=CCER, qty_t=192)
@@ -961,8 +1203,9 @@ def _tampered(desk: Desk, change) -> bytes:
 
 
 def _account_change(ledger: snap.LedgerSnapshot, account: int, **fields) -> snap.LedgerSnapshot:
-    accounts = [msgspec.structs.replace(a, **fields) if a.account == account else a
-                for a in ledger.accounts]  # fmt: skip
+    accounts = [
+        msgspec.structs.replace(a, **fields) if a.account == account else a for a in ledger.accounts
+    ]
     return msgspec.structs.replace(ledger, accounts=accounts)
 
 

@@ -52,9 +52,14 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 
 
 ALL_COMMANDS = [
-    ["verify"], ["run"], ["audit"], ["book", "--instrument", "CCER"],
-    ["statement", "--account", "3"], ["trades"], ["market"],
-]  # fmt: skip
+    ["verify"],
+    ["run"],
+    ["audit"],
+    ["book", "--instrument", "CCER"],
+    ["statement", "--account", "3"],
+    ["trades"],
+    ["market"],
+]
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=lambda c: c[0])
@@ -117,9 +122,14 @@ def test_damage_is_a_finding_for_verify_and_an_error_for_the_rest(
 
 
 RESULT_TYPES = {
-    "verify": VerifyResult, "run": RunReport, "audit": AuditReport, "book": BookReport,
-    "statement": Statement, "trades": list[TradeRow], "market": MarketHistory,
-}  # fmt: skip
+    "verify": VerifyResult,
+    "run": RunReport,
+    "audit": AuditReport,
+    "book": BookReport,
+    "statement": Statement,
+    "trades": list[TradeRow],
+    "market": MarketHistory,
+}
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=lambda c: c[0])
@@ -200,14 +210,22 @@ def test_wired_into_a_host_program_as_replay(data_dir: Path, capsysbinary) -> No
 
 def test_python_dash_m_replay(data_dir: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "replay", "verify", str(data_dir)], cwd=ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "replay", "verify", str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("log intact"), ok.stderr
     missing = subprocess.run(
-        [sys.executable, "-m", "replay", "audit", str(data_dir / "missing")], cwd=ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "replay", "audit", str(data_dir / "missing")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert missing.returncode == errors.EXIT_UNREADABLE and missing.stdout == ""
     assert_one_line_error(missing.stderr, "no such directory")
 
@@ -235,8 +253,9 @@ def test_verify_reports_bad_snapshots(tmp_path: Path, capsysbinary) -> None:
 
     market = small_market()
     for name, seed in (("a", 41), ("b", 42)):
-        write_log(tmp_path / name, Workload(seed, market).batches(2, 80), market,
-                  snapshot_every_events=60)  # fmt: skip
+        write_log(
+            tmp_path / name, Workload(seed, market).batches(2, 80), market, snapshot_every_events=60
+        )
     snapshots = sorted((tmp_path / "a" / "snapshots").glob("*.snap"))
     assert len(snapshots) >= 2
     code, out, _ = call(capsysbinary, "verify", str(tmp_path / "a"))

@@ -48,24 +48,37 @@ def scenario() -> list[list[s.Command]]:
 
     opening = [reg(s.OpenAccount, account=FEE, kind=K.FEE)]
     for account, sector, province in (
-        (POWER, s.Sector.POWER, 310000), (STEEL, s.Sector.STEEL, 130000),
-        (SMELTER, s.Sector.ALUMINIUM, 150000), (DEFAULTER, s.Sector.CEMENT, 440000),
+        (POWER, s.Sector.POWER, 310000),
+        (STEEL, s.Sector.STEEL, 130000),
+        (SMELTER, s.Sector.ALUMINIUM, 150000),
+        (DEFAULTER, s.Sector.CEMENT, 440000),
         (SILENT, s.Sector.OTHER, 320000),
-    ):  # fmt: skip
-        opening.append(reg(s.OpenAccount, account=account, kind=K.COMPLIANCE, sector=sector,
-                           province=province))  # fmt: skip
+    ):
+        opening.append(
+            reg(s.OpenAccount, account=account, kind=K.COMPLIANCE, sector=sector, province=province)
+        )
     opening.append(reg(s.OpenAccount, account=INVESTOR, kind=K.INVESTOR))
     opening += [reg(s.DepositCash, account=a, amount_fen=10**10) for a in (POWER, SMELTER)]
     for account, symbol, qty in (
-        (POWER, "CEA-2024", 90_000), (POWER, "CEA-2025", 10_000), (STEEL, "CEA-2024", 55_000),
-        (STEEL, "CEA-2025", 30_000), (SMELTER, "CEA-2024", 31_000),
-        (DEFAULTER, "CEA-2024", 40_000), (INVESTOR, "CCER", 5_000),
-    ):  # fmt: skip
+        (POWER, "CEA-2024", 90_000),
+        (POWER, "CEA-2025", 10_000),
+        (STEEL, "CEA-2024", 55_000),
+        (STEEL, "CEA-2025", 30_000),
+        (SMELTER, "CEA-2024", 31_000),
+        (DEFAULTER, "CEA-2024", 40_000),
+        (INVESTOR, "CCER", 5_000),
+    ):
         opening.append(reg(s.IssueAllowances, account=account, instrument=symbol, qty_t=qty))
 
     def order(order_id, account, symbol, side, qty, price):
-        return s.SubmitOrder(order_id=order_id, account=account, instrument=symbol, side=side,
-                             qty_t=qty, price_ticks=price)  # fmt: skip
+        return s.SubmitOrder(
+            order_id=order_id,
+            account=account,
+            instrument=symbol,
+            side=side,
+            qty_t=qty,
+            price_ticks=price,
+        )
 
     trading = [  # the defaulter sells, the power plant buys; the smelter buys offsets
         s.OpenSession(trading_date=20250102),
@@ -79,27 +92,37 @@ def scenario() -> list[list[s.Command]]:
     ]
 
     def report(account, year, co2, cf4=0, c2f6=0, gwp=s.GwpVersion.AR5):
-        return reg(s.ReportEmissions, account=account, year=year, co2_t=co2, cf4_kg=cf4,
-                   c2f6_kg=c2f6, gwp=gwp)  # fmt: skip
+        return reg(
+            s.ReportEmissions,
+            account=account,
+            year=year,
+            co2_t=co2,
+            cf4_kg=cf4,
+            c2f6_kg=c2f6,
+            gwp=gwp,
+        )
 
     def surrender(account, symbol, year, qty):
-        return reg(s.SurrenderAllowances, account=account, instrument=symbol, year=year,
-                   qty_t=qty)  # fmt: skip
+        return reg(s.SurrenderAllowances, account=account, instrument=symbol, year=year, qty_t=qty)
 
     year_2024 = [
-        report(POWER, CLOSED, 100_000), report(STEEL, CLOSED, 60_000),
+        report(POWER, CLOSED, 100_000),
+        report(STEEL, CLOSED, 60_000),
         report(STEEL, CLOSED, 50_000),  # a corrected report replaces the first
         report(SMELTER, CLOSED, 20_000, cf4=1_500, c2f6=200),  # 32,165 tCO2e (AR5)
         report(DEFAULTER, CLOSED, 80_000),
-        surrender(POWER, "CEA-2024", CLOSED, 60_000), surrender(POWER, "CEA-2024", CLOSED, 40_000),
+        surrender(POWER, "CEA-2024", CLOSED, 60_000),
+        surrender(POWER, "CEA-2024", CLOSED, 40_000),
         surrender(POWER, "CEA-2025", CLOSED, 1_000),  # VINTAGE_NOT_ELIGIBLE
         surrender(STEEL, "CEA-2024", CLOSED, 50_000),
         surrender(SMELTER, "CCER", CLOSED, 2_000),  # OFFSET_LIMIT_EXCEEDED: 5 % is 1,608 t
-        surrender(SMELTER, "CEA-2024", CLOSED, 31_000), surrender(SMELTER, "CCER", CLOSED, 1_165),
+        surrender(SMELTER, "CEA-2024", CLOSED, 31_000),
+        surrender(SMELTER, "CCER", CLOSED, 1_165),
         surrender(DEFAULTER, "CEA-2024", CLOSED, 25_000),  # 55,000 t short
-    ]  # fmt: skip
+    ]
     year_2025 = [
-        report(STEEL, OPEN, 60_000), surrender(STEEL, "CEA-2024", OPEN, 5_000),
+        report(STEEL, OPEN, 60_000),
+        surrender(STEEL, "CEA-2024", OPEN, 5_000),
         surrender(STEEL, "CEA-2025", OPEN, 20_000),
         report(SMELTER, OPEN, 18_000, cf4=1_000, c2f6=100, gwp=s.GwpVersion.AR6),
         surrender(SMELTER, "CCER", OPEN, 35),
@@ -137,8 +160,11 @@ def test_the_scenario_ran_as_intended(logs) -> None:
     """The refusals the scenario means to provoke, and nothing else refused."""
     _, events = logs["live"]
     refused = [e.reason for e in events if isinstance(e, s.RegistryRejected | s.OrderRejected)]
-    assert refused == [s.RejectReason.VINTAGE_NOT_ELIGIBLE, s.RejectReason.OFFSET_LIMIT_EXCEEDED,
-                       s.RejectReason.YEAR_CLOSED]  # fmt: skip
+    assert refused == [
+        s.RejectReason.VINTAGE_NOT_ELIGIBLE,
+        s.RejectReason.OFFSET_LIMIT_EXCEEDED,
+        s.RejectReason.YEAR_CLOSED,
+    ]
     assert sum(isinstance(e, s.TradeExecuted) for e in events) == 2
 
 
@@ -153,18 +179,35 @@ def test_a_closed_year_agrees_with_the_live_compliance_reports(logs) -> None:
     assert LATE not in [p.account for p in result.entities]  # opened after the close
     for p, e in zip(result.entities, live, strict=True):
         assert (p.obligation_t, p.surrendered_t, p.offsets_t, p.shortfall_t, p.penalty_fen) == (
-            e.obligation_t, e.surrendered_t, e.offsets_t, e.shortfall_t, e.penalty_fen)
-    reports = {e.account: e for e in events  # the latest report of each entity
-               if isinstance(e, s.EmissionsReported) and e.year == CLOSED}  # fmt: skip
+            e.obligation_t,
+            e.surrendered_t,
+            e.offsets_t,
+            e.shortfall_t,
+            e.penalty_fen,
+        )
+    reports = {
+        e.account: e
+        for e in events  # the latest report of each entity
+        if isinstance(e, s.EmissionsReported) and e.year == CLOSED
+    }
     for p in result.entities:
         e = reports.get(p.account)
         assert p.reported == (e is not None)
         if e is not None:
             assert (p.report_seq, p.co2_t, p.cf4_kg, p.c2f6_kg, p.gwp, p.obligation_t) == (
-                e.seq, e.co2_t, e.cf4_kg, e.c2f6_kg, e.gwp, e.obligation_t)
+                e.seq,
+                e.co2_t,
+                e.cf4_kg,
+                e.c2f6_kg,
+                e.gwp,
+                e.obligation_t,
+            )
         surrendered: dict[str, int] = {}
         for e in events:
-            if isinstance(e, s.AllowancesSurrendered) and (e.account, e.year) == (p.account, CLOSED):
+            if isinstance(e, s.AllowancesSurrendered) and (e.account, e.year) == (
+                p.account,
+                CLOSED,
+            ):
                 surrendered[e.instrument] = surrendered.get(e.instrument, 0) + e.qty_t
         assert {v.instrument: v.qty_t for v in p.surrendered} == surrendered
     assert (closed.entities, result.totals.entities) == (5, 5)
@@ -179,7 +222,9 @@ def test_the_figures_of_the_closed_year(logs) -> None:
     assert smelter.obligation_t == 20_000 + (1_500 * 6_630 + 200 * 11_100 + 500) // 1000 == 32_165
     assert smelter.offset_limit_t == 1_608 and smelter.offsets_t == 1_165
     assert [(v.instrument, v.kind, v.vintage, v.qty_t) for v in smelter.surrendered] == [
-        ("CEA-2024", "allowance", 2024, 31_000), ("CCER", "offset", None, 1_165)]
+        ("CEA-2024", "allowance", 2024, 31_000),
+        ("CCER", "offset", None, 1_165),
+    ]
     assert smelter.shortfall_t == 0 and smelter.penalty_fen == 0
     assert by_account[STEEL].obligation_t == 50_000  # the corrected report
     assert by_account[POWER].surrendered_t == 100_000  # 10,000 t of it bought, settled T+1
@@ -201,12 +246,15 @@ def test_an_open_year_shows_the_shortfall_so_far(logs) -> None:
     assert LATE in [p.account for p in result.entities]  # the year is open to new entities
     _, events = logs["closed-2025"]
     live = [e for e in events if isinstance(e, s.ComplianceReported) and e.year == OPEN]
-    assert [(p.account, p.obligation_t, p.surrendered_t, p.offsets_t, p.shortfall_t)
-            for p in result.entities] == [(e.account, e.obligation_t, e.surrendered_t,
-                                           e.offsets_t, e.shortfall_t) for e in live]  # fmt: skip
+    assert [
+        (p.account, p.obligation_t, p.surrendered_t, p.offsets_t, p.shortfall_t)
+        for p in result.entities
+    ] == [(e.account, e.obligation_t, e.surrendered_t, e.offsets_t, e.shortfall_t) for e in live]
     steel = next(p for p in result.entities if p.account == STEEL)
-    assert [(v.instrument, v.qty_t) for v in steel.surrendered] == [("CEA-2024", 5_000),
-                                                                    ("CEA-2025", 20_000)]
+    assert [(v.instrument, v.qty_t) for v in steel.surrendered] == [
+        ("CEA-2024", 5_000),
+        ("CEA-2025", 20_000),
+    ]
     assert steel.shortfall_t == 35_000 and result.totals.short == 2  # steel and the smelter
     closed = report_of(logs["closed-2025"][0], OPEN)
     assert closed.closed and closed.discrepancies == []
@@ -285,9 +333,13 @@ def test_a_close_that_disagrees_with_the_surrenders_is_a_finding(
     code, out, _ = call(capsysbinary, "compliance", path, "--year", str(CLOSED))
     assert code == errors.EXIT_FINDING
     expected = 55_000 * PRICE * 5
-    assert out.decode().rstrip().endswith(
-        f"DISCREPANCY account {DEFAULTER}: penalty_fen {expected + 1:,} recorded at the close, "
-        f"{expected:,} from the reports and surrenders"
+    assert (
+        out.decode()
+        .rstrip()
+        .endswith(
+            f"DISCREPANCY account {DEFAULTER}: penalty_fen {expected + 1:,} recorded at the close, "
+            f"{expected:,} from the reports and surrenders"
+        )
     )
     code, _, _ = call(capsysbinary, "compliance", path, "--year", str(OPEN))
     assert code == errors.EXIT_OK  # an open year has no close to disagree with

@@ -37,9 +37,13 @@ for argv in (["run"], ["audit"], ["trades", "--format", "json"], ["market"],
 def probe(data_dir: Path, seq: int, hash_seed: str) -> list[bytes]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(data_dir), str(seq)], cwd=ROOT, env=env,
-        capture_output=True, timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", PROBE, str(data_dir), str(seq)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.splitlines()
 

@@ -14,9 +14,9 @@ import crc32c
 import numpy as np
 import pytest
 
-from engine.durable import journal as jr
 from engine.core import schema as s
 from engine.core.records import COMMAND_DTYPE
+from engine.durable import journal as jr
 from replay.audit import audit
 from replay.datadir import open_data_dir
 from replay.errors import DataError
@@ -126,11 +126,15 @@ def test_a_forged_command_passes_verify_but_not_the_audit(tmp_path: Path, field:
     segment, offset, count, commands = target
     row = int(np.flatnonzero(commands["kind"] == 1)[0])
     forged = commands.copy()
-    forged[field][row] = {"price_ticks": forged["price_ticks"][row] + 1,
-                          "qty_t": forged["qty_t"][row] * 2, "side": 3 - forged["side"][row],
-                          "account": forged["account"][row] + 1, "kind": 2,
-                          "order_id": forged["order_id"][row] + 1000,
-                          "ts_ns": forged["ts_ns"][row]}[field]  # fmt: skip
+    forged[field][row] = {
+        "price_ticks": forged["price_ticks"][row] + 1,
+        "qty_t": forged["qty_t"][row] * 2,
+        "side": 3 - forged["side"][row],
+        "account": forged["account"][row] + 1,
+        "kind": 2,
+        "order_id": forged["order_id"][row] + 1000,
+        "ts_ns": forged["ts_ns"][row],
+    }[field]
     path = Path(segment)
     raw = bytearray(path.read_bytes())
     start = offset + jr.RECORD_HEADER_BYTES

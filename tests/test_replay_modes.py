@@ -19,6 +19,7 @@ from engine.core import schema as s
 from engine.markets import national_market
 from replay.cli import main
 from replay.datadir import open_data_dir
+from replay.render import parse_time
 from replay.reports import (
     MarketHistory,
     MarketReport,
@@ -27,7 +28,6 @@ from replay.reports import (
     TradesReport,
     scan_events,
 )
-from replay.render import parse_time
 from tests.test_replay_golden import load, typed_command
 from tests.test_replay_support import write_log
 
@@ -66,9 +66,10 @@ def test_the_scenario_exercises_every_mode(scripted) -> None:
     reasons = {e.reason for e in _of(events, s.BlockCommandRejected)}
     assert reasons == {s.RejectReason.MODE_NOT_IN_PHASE, s.RejectReason.BLOCK_TERMS_MISMATCH}
     assert {e.reason for e in _of(events, s.AuctionCommandRejected)} == {
-        s.RejectReason.SELLER_MAY_NOT_BID, s.RejectReason.PRICE_OUT_OF_BAND,
+        s.RejectReason.SELLER_MAY_NOT_BID,
+        s.RejectReason.PRICE_OUT_OF_BAND,
         s.RejectReason.UNKNOWN_AUCTION,
-    }  # fmt: skip
+    }
 
 
 def test_market_report_splits_the_modes_as_the_engine_counts_them(scripted) -> None:
@@ -84,31 +85,50 @@ def test_market_report_splits_the_modes_as_the_engine_counts_them(scripted) -> N
     for closed, modes in zip(closes, volumes, strict=True):
         bar = bars[(closed.trading_date, closed.instrument)]
         assert bar.final and (modes.trading_date, modes.instrument) == (
-            closed.trading_date, closed.instrument)  # fmt: skip
+            closed.trading_date,
+            closed.instrument,
+        )
         assert (bar.close_ticks, bar.volume_t, bar.value_fen, bar.trades) == (
-            closed.close_ticks, closed.volume_t, closed.value_fen, closed.trade_count)
+            closed.close_ticks,
+            closed.volume_t,
+            closed.value_fen,
+            closed.trade_count,
+        )
         assert (bar.block_volume_t, bar.block_value_fen, bar.block_trades) == (
-            modes.block_volume_t, modes.block_value_fen, modes.block_trades)
+            modes.block_volume_t,
+            modes.block_value_fen,
+            modes.block_trades,
+        )
         assert (bar.auction_volume_t, bar.auction_value_fen, bar.auction_trades) == (
-            modes.auction_volume_t, modes.auction_value_fen, modes.auction_trades)
+            modes.auction_volume_t,
+            modes.auction_value_fen,
+            modes.auction_trades,
+        )
     day_one = bars[(20250102, "CEA-2024")]
     assert (day_one.volume_t, day_one.block_volume_t, day_one.block_trades) == (7_000, 320_000, 2)
     assert day_one.block_value_fen == 200_000 * 6_100 + 120_000 * 5_900
     assert day_one.auction_volume_t == 0
     auction_day = bars[(20250102, "CEA-2025")]
     assert (auction_day.volume_t, auction_day.auction_volume_t, auction_day.auction_trades) == (
-        0, 150_000, 3)  # fmt: skip
+        0,
+        150_000,
+        3,
+    )
     assert auction_day.close_ticks == auction_day.previous_close_ticks == 6_100  # listing only
     # The second day is still open: summed from its events, the pay-as-bid auction cleared
     # between the sessions included (it counts in the next session, as the engine counts it).
     open_day = bars[(20250103, "CEA-2024")]
     assert not open_day.final
     assert (open_day.volume_t, open_day.block_volume_t, open_day.auction_volume_t) == (
-        500, 100_000, 100_000)  # fmt: skip
+        500,
+        100_000,
+        100_000,
+    )
     assert open_day.auction_value_fen == 70_000 * 6_300 + 30_000 * 6_100
     assert open_day.auction_trades == 2 and open_day.block_trades == 1
     assert [(c.trading_date, c.price_ticks, c.vintages) for c in history.composite] == [
-        (e.trading_date, e.price_ticks, e.vintages) for e in _of(events, s.CompositePrice)]
+        (e.trading_date, e.price_ticks, e.vintages) for e in _of(events, s.CompositePrice)
+    ]
     composite = history.composite[0]
     assert composite.price_ticks == (day_one.close_ticks + auction_day.close_ticks + 1) // 2
 
@@ -130,18 +150,25 @@ def test_trades_report_holds_every_mode(scripted) -> None:
     scan_events(data, [report])
     live = [e for e in events if type(e) in MODE_OF]
     assert [(t.trade_id, t.seq, t.mode) for t in report.trades] == [
-        (e.trade_id, e.seq, MODE_OF[type(e)]) for e in live]
+        (e.trade_id, e.seq, MODE_OF[type(e)]) for e in live
+    ]
     assert [t.trade_id for t in report.trades] == list(range(1, len(live) + 1))
     for row, event in zip(report.trades, live, strict=True):
         assert (row.instrument, row.price_ticks, row.qty_t) == (
-            event.instrument, event.price_ticks, event.qty_t)
+            event.instrument,
+            event.price_ticks,
+            event.qty_t,
+        )
         assert row.value_fen == event.price_ticks * event.qty_t
         if type(event) is s.BlockTradeExecuted:
             offer_buys = event.offer_side == s.Side.BUY
             buyer = event.offer_account if offer_buys else event.accepting_account
             seller = event.accepting_account if offer_buys else event.offer_account
             assert (row.maker_order_id, row.maker_account, row.taker_account) == (
-                event.offer_id, event.offer_account, event.accepting_account)
+                event.offer_id,
+                event.offer_account,
+                event.accepting_account,
+            )
         elif type(event) is s.AuctionTrade:
             buyer, seller = event.buyer_account, event.seller_account
             assert (row.taker_order_id, row.maker_order_id) == (event.bid_id, event.auction_id)
@@ -152,10 +179,14 @@ def test_trades_report_holds_every_mode(scripted) -> None:
         assert (row.buyer_account, row.seller_account) == (buyer, seller)
     dates = Counter((t.trading_date, t.mode) for t in report.trades)
     assert dates == {
-        (20250102, "listing"): 3, (20250102, "block"): 2, (20250102, "auction"): 3,
+        (20250102, "listing"): 3,
+        (20250102, "block"): 2,
+        (20250102, "auction"): 3,
         # cleared at 17:00 while the session was closed: it counts in the next session
-        (20250103, "auction"): 2, (20250103, "listing"): 1, (20250103, "block"): 1,
-    }  # fmt: skip
+        (20250103, "auction"): 2,
+        (20250103, "listing"): 1,
+        (20250103, "block"): 1,
+    }
 
 
 def _reconcile(scan, reports: list[StatementReport], note: str) -> None:
@@ -164,8 +195,10 @@ def _reconcile(scan, reports: list[StatementReport], note: str) -> None:
         balances = scan.engine.account(report.account)
         cash = balances.cash_available_fen + balances.cash_locked_fen
         assert statement.net_cash_fen == cash, f"{note}: account {report.account}"
-        held = {h.instrument: h.tradable_t + h.locked_t + h.frozen_t + h.unsettled_t
-                for h in balances.holdings}  # fmt: skip
+        held = {
+            h.instrument: h.tradable_t + h.locked_t + h.frozen_t + h.unsettled_t
+            for h in balances.holdings
+        }
         for flow in statement.flows:
             assert flow.net_t == held[flow.instrument], f"{note}: {report.account} {flow}"
         assert sum(held.values()) == sum(f.net_t for f in statement.flows), note
@@ -187,13 +220,22 @@ def test_statements_of_every_party_reconcile_with_the_balances(scripted) -> None
     assert flows["CEA-2024"].block_t == 300_000 and flows["CEA-2024"].auction_t == 30_000
     assert flows["CEA-2025"].auction_t == 80_000 and flows["CEA-2025"].bought_t == 80_000
     roles = {(line.event, line.role) for line in third.lines}
-    assert {("BlockTradeExecuted", "acceptor"), ("BlockTradeExecuted", "offerer"),
-            ("AuctionTrade", "buyer"), ("AuctionBidAccepted", "bidder")} <= roles  # fmt: skip
+    assert {
+        ("BlockTradeExecuted", "acceptor"),
+        ("BlockTradeExecuted", "offerer"),
+        ("AuctionTrade", "buyer"),
+        ("AuctionBidAccepted", "bidder"),
+    } <= roles
     roles = {(line.event, line.role) for line in second.lines}
-    assert {("AuctionApplied", "seller"), ("AuctionAnnounced", "seller"),
-            ("AuctionCleared", "seller"), ("AuctionTrade", "seller"),
-            ("AuctionCommandRejected", "owner"), ("BlockOfferCancelled", "owner"),
-            ("BlockTradeExecuted", "acceptor")} <= roles  # fmt: skip
+    assert {
+        ("AuctionApplied", "seller"),
+        ("AuctionAnnounced", "seller"),
+        ("AuctionCleared", "seller"),
+        ("AuctionTrade", "seller"),
+        ("AuctionCommandRejected", "owner"),
+        ("BlockOfferCancelled", "owner"),
+        ("BlockTradeExecuted", "acceptor"),
+    } <= roles
     sold = sum(line.qty_change_t for line in second.lines if line.event == "AuctionTrade")
     assert sold == -150_000
 
@@ -230,8 +272,11 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     dates = list(trading_dates(20251215, 2))
     for date in dates[:-1]:
         day = sim.day(date, 400, references)
-        batches += [[s.OpenSession(trading_date=date)], *_chunks(day.commands, 50),
-                    [s.CloseSession(trading_date=date)]]  # fmt: skip
+        batches += [
+            [s.OpenSession(trading_date=date)],
+            *_chunks(day.commands, 50),
+            [s.CloseSession(trading_date=date)],
+        ]
     last = sim.day(dates[-1], 400, references)  # the log ends in this session
     batches += [[s.OpenSession(trading_date=dates[-1])], *_chunks(last.commands, 50)]
     path = tmp_path_factory.mktemp("simulated") / "data"
@@ -260,8 +305,11 @@ def test_simulated_market_statements_reconcile(simulated) -> None:
     scan = scan_events(data, [*reports, market, trades])
     _reconcile(scan, reports, "simulated market")
     days = market.result().days
-    for mode, kind in (("listing", s.TradeExecuted), ("block", s.BlockTradeExecuted),
-                       ("auction", s.AuctionTrade)):  # fmt: skip
+    for mode, kind in (
+        ("listing", s.TradeExecuted),
+        ("block", s.BlockTradeExecuted),
+        ("auction", s.AuctionTrade),
+    ):
         live = [e for e in events if type(e) is kind]
         rows = [t for t in trades.trades if t.mode == mode]
         assert len(rows) == len(live) > 0, mode
@@ -278,8 +326,10 @@ def test_block_and_auction_movements_follow_the_typed_events() -> None:
     codec = Codec(load("modes_day").market)
     fees = Fees(buy_bps=10, sell_bps=20)
     value = 6_000 * 100_000
-    buy, sell = (100_000, -value - value // 1_000, value // 1_000), (
-        -100_000, value - value // 500, value // 500)  # fmt: skip
+    buy, sell = (
+        (100_000, -value - value // 1_000, value // 1_000),
+        (-100_000, value - value // 500, value // 500),
+    )
     for offer_side, offerer, acceptor in ((s.Side.SELL, sell, buy), (s.Side.BUY, buy, sell)):
         event = s.BlockTradeExecuted(1, 2, 7, "CEA-2024", 6_000, 100_000, 5, offer_side, 4, 9)
         row = codec.event_row(event)
@@ -287,8 +337,7 @@ def test_block_and_auction_movements_follow_the_typed_events() -> None:
         assert accounts == {"offerer": 4, "acceptor": 9}
         assert MOVEMENTS[row[r.E_KIND]](row, "offerer", fees) == offerer
         assert MOVEMENTS[row[r.E_KIND]](row, "acceptor", fees) == acceptor
-        assert MOVEMENTS[row[r.E_KIND]](row, "fee", fees) == (0, buy[2] + sell[2],
-                                                             buy[2] + sell[2])  # fmt: skip
+        assert MOVEMENTS[row[r.E_KIND]](row, "fee", fees) == (0, buy[2] + sell[2], buy[2] + sell[2])
     fill = s.AuctionTrade(1, 2, 8, 3, "CEA-2024", 6_000, 100_000, 11, 9, 4, 0)
     row = codec.event_row(fill)
     accounts = {role: row[column] for column, role in ACCOUNT_ROLES[row[r.E_KIND]]}

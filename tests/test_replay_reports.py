@@ -53,9 +53,16 @@ def test_trades_are_the_live_trades_with_their_trading_dates(tmp_path: Path) -> 
         if isinstance(event, s.TradeExecuted):
             row = report.trades[event.trade_id - 1]
             assert (row.seq, row.trade_id, row.instrument, row.price_ticks, row.qty_t) == (
-                event.seq, event.trade_id, event.instrument, event.price_ticks, event.qty_t)
+                event.seq,
+                event.trade_id,
+                event.instrument,
+                event.price_ticks,
+                event.qty_t,
+            )
             assert (row.taker_account, row.maker_account) == (
-                event.taker_account, event.maker_account)
+                event.taker_account,
+                event.maker_account,
+            )
             assert row.trading_date == date[event.instrument]
             assert row.value_fen == event.price_ticks * event.qty_t
     only = TradesReport(data, data.instrument_index("CCER"))
@@ -86,9 +93,11 @@ def test_closed_days_are_the_session_closes_and_an_open_day_closes_as_computed(
     closes = [e for e in events if isinstance(e, s.SessionClosed)]
     finals = [b for b in bars["open"] if b.final]
     closes.sort(key=lambda e: (e.trading_date, market.symbols.index(e.instrument)))
-    assert [(b.trading_date, b.instrument, b.close_ticks, b.volume_t, b.value_fen)
-            for b in finals] == [(e.trading_date, e.instrument, e.close_ticks, e.volume_t,
-                                  e.value_fen) for e in closes], f"seed {seed}"  # fmt: skip
+    assert [
+        (b.trading_date, b.instrument, b.close_ticks, b.volume_t, b.value_fen) for b in finals
+    ] == [(e.trading_date, e.instrument, e.close_ticks, e.volume_t, e.value_fen) for e in closes], (
+        f"seed {seed}"
+    )
     unfinished = [b for b in bars["open"] if not b.final]
     assert len(unfinished) == 3
     last_day = [b for b in bars["closed"] if b.trading_date == 20250110]
@@ -120,8 +129,10 @@ def test_statements_reconcile_with_the_ledger_balances(tmp_path: Path, fee_bps: 
         balances = scan.engine.account(report.account)
         cash = balances.cash_available_fen + balances.cash_locked_fen
         assert statement.net_cash_fen == cash, f"seed {seed}, account {report.account}"
-        held = {h.instrument: h.tradable_t + h.locked_t + h.frozen_t + h.unsettled_t
-                for h in balances.holdings}  # fmt: skip
+        held = {
+            h.instrument: h.tradable_t + h.locked_t + h.frozen_t + h.unsettled_t
+            for h in balances.holdings
+        }
         for flow in statement.flows:
             assert flow.net_t == held[flow.instrument], f"seed {seed}, {report.account}"
         assert sum(held.values()) == sum(f.net_t for f in statement.flows)

@@ -30,9 +30,14 @@ def small_market(registry: bool = False) -> MarketDefinition:
             instruments=[
                 Instrument(symbol="CEA-2024", vintage=2024, reference_price_ticks=6000),
                 Instrument(
-                    symbol="CEA-2025", vintage=2025, reference_price_ticks=7000, tick_ticks=5,
-                    lot_t=10, min_qty_t=10, max_qty_t=10_000,
-                ),  # fmt: skip
+                    symbol="CEA-2025",
+                    vintage=2025,
+                    reference_price_ticks=7000,
+                    tick_ticks=5,
+                    lot_t=10,
+                    min_qty_t=10,
+                    max_qty_t=10_000,
+                ),
                 Instrument(symbol="CCER", kind="offset", reference_price_ticks=5005),
             ],
             capacity=Capacity(
@@ -88,13 +93,16 @@ class Workload:
             kind = s.AccountKind.COMPLIANCE if account % 2 else s.AccountKind.INVESTOR
             key = next(self.keys)
             commands.append(s.OpenAccount(key=key, account=account, kind=kind))
-            commands.append(
-                s.DepositCash(key=next(self.keys), account=account, amount_fen=10**10)
-            )
+            commands.append(s.DepositCash(key=next(self.keys), account=account, amount_fen=10**10))
             for symbol in SYMBOLS:
-                commands.append(s.IssueAllowances(
-                    key=next(self.keys), account=account, instrument=symbol, qty_t=200_000,
-                ))  # fmt: skip
+                commands.append(
+                    s.IssueAllowances(
+                        key=next(self.keys),
+                        account=account,
+                        instrument=symbol,
+                        qty_t=200_000,
+                    )
+                )
         return commands
 
     def _command(self) -> s.Command:
@@ -114,9 +122,12 @@ class Workload:
             return s.MassCancel(account=account, instrument=self.rng.choice(SYMBOLS + ("",)))
         if roll < 0.98 and self.market.registry:
             return s.TransferAllowances(
-                key=next(self.keys), account=account, to_account=self.rng.choice(TRADERS),
-                instrument=self.rng.choice(SYMBOLS), qty_t=self.rng.randint(1, 500),
-            )  # fmt: skip
+                key=next(self.keys),
+                account=account,
+                to_account=self.rng.choice(TRADERS),
+                instrument=self.rng.choice(SYMBOLS),
+                qty_t=self.rng.randint(1, 500),
+            )
         make = s.HaltInstrument if self.rng.random() < 0.5 else s.ResumeInstrument
         return make(instrument=self.rng.choice(SYMBOLS))
 
@@ -135,17 +146,25 @@ class Workload:
         self.next_id += 1
         self.live = (self.live + [(order_id, account)])[-60:]
         return s.SubmitOrder(
-            order_id=order_id, account=account, instrument=symbol,
-            side=rng.choice((s.Side.BUY, s.Side.SELL)), qty_t=spec.lot_t * rng.randint(1, 60),
+            order_id=order_id,
+            account=account,
+            instrument=symbol,
+            side=rng.choice((s.Side.BUY, s.Side.SELL)),
+            qty_t=spec.lot_t * rng.randint(1, 60),
             price_ticks=spec.reference_price_ticks + spec.tick_ticks * rng.randint(-25, 25),
-            order_type=order_type, tif=tif, stp=rng.choice(list(s.StpMode)),
-        )  # fmt: skip
+            order_type=order_type,
+            tif=tif,
+            stp=rng.choice(list(s.StpMode)),
+        )
 
 
 def write_log(
-    path: Path, batches: list[list[s.Command]], market: MarketDefinition,
-    events: list | None = None, **options,
-) -> dict[int, str]:  # fmt: skip
+    path: Path,
+    batches: list[list[s.Command]],
+    market: MarketDefinition,
+    events: list | None = None,
+    **options,
+) -> dict[int, str]:
     """Write ``batches`` through the sequencer into a new data directory at ``path``.
 
     Returns the live engine's state hash after each batch, by the batch's last seq, and

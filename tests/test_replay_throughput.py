@@ -18,7 +18,10 @@ def test_run_and_audit_throughput_on_a_tiny_log(tmp_path: Path) -> None:
     expected = audit(open_data_dir(tmp_path))
     assert isinstance(ran, Throughput) and ran.what == "run" and ran.repeats == 2
     assert (ran.commands, ran.events, ran.batches) == (
-        expected.commands, expected.events, expected.batches)  # fmt: skip
+        expected.commands,
+        expected.events,
+        expected.batches,
+    )
     assert ran.state_hash == audited.state_hash == hashes[max(hashes)]
     assert audited.ok and audited.events_hash == expected.events_hash
     assert ran.commands == max(hashes) and ran.elapsed_ns > 0

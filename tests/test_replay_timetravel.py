@@ -64,9 +64,10 @@ def test_state_at_a_time_is_the_state_after_the_last_command_at_or_before_it(
             assert rebuilt.engine.state_hash() == batch_hashes[ends[i]]
             assert rebuilt.chain_hash is not None
     before = rebuild(data, stop=Stop(until_ts_ns=T0 - 1))
-    assert before.last_seq == 0 and before.engine.state_hash() == CompiledEngine(
-        data.market
-    ).state_hash()
+    assert (
+        before.last_seq == 0
+        and before.engine.state_hash() == CompiledEngine(data.market).state_hash()
+    )
 
 
 def test_book_at_seq_shows_what_the_live_engine_held(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.durable import journal as jr
 from engine.core import limits
 from engine.core import schema as s
+from engine.core.reference.engine import ReferenceEngine
+from engine.durable import journal as jr
 from engine.durable import sequencer as sq
 from engine.markets import national_market
-from engine.core.reference.engine import ReferenceEngine
 from tests.conftest import buy, open_session, random_commands, sell, small_market
 from tests.test_journal import record_starts, reseal
 
@@ -253,9 +253,14 @@ def test_unfinished_snapshot_files_are_removed(tmp_path: Path) -> None:
 
 def fabricate_snapshot(exchange: sq.Sequencer, last_seq: int, chain: bytes) -> Path:
     info = sq.SnapshotInfo(
-        "", last_seq, T0, exchange.market.digest(), chain, exchange.state_hash(),
+        "",
+        last_seq,
+        T0,
+        exchange.market.digest(),
+        chain,
+        exchange.state_hash(),
         exchange.engine.export_state(),
-    )  # fmt: skip
+    )
     return sq.write_snapshot(exchange.data_dir / sq.SNAPSHOT_DIR, info)
 
 

@@ -72,18 +72,23 @@ def pre_allocate(
     """Pre-allocation commands for every entity (account -> last year's verified emissions)."""
     return [
         s.IssueAllowances(
-            key=allocation_key(year, account, 1), account=account, instrument=instrument,
+            key=allocation_key(year, account, 1),
+            account=account,
+            instrument=instrument,
             qty_t=pre_allocation_t(verified),
-        )  # fmt: skip
+        )
         for account, verified in sorted(previous_verified_t.items())
         if pre_allocation_t(verified) > 0
     ]
 
 
 def true_up(
-    year: int, instrument: str, units: list[PowerUnit], benchmarks: Benchmarks,
+    year: int,
+    instrument: str,
+    units: list[PowerUnit],
+    benchmarks: Benchmarks,
     pre_allocated_t: dict[int, int],
-) -> list[s.IssueAllowances | s.ClawBack]:  # fmt: skip
+) -> list[s.IssueAllowances | s.ClawBack]:
     """Final true-up per entity: issue the shortfall or claw back the excess of the
     pre-allocation against the benchmark allocation of its units."""
     final: dict[int, int] = {}
@@ -94,9 +99,13 @@ def true_up(
         difference = final[account] - pre_allocated_t.get(account, 0)
         key = allocation_key(year, account, 2)
         if difference > 0:
-            commands.append(s.IssueAllowances(key=key, account=account, instrument=instrument,
-                                              qty_t=difference, true_up=True))  # fmt: skip
+            commands.append(
+                s.IssueAllowances(
+                    key=key, account=account, instrument=instrument, qty_t=difference, true_up=True
+                )
+            )
         elif difference < 0:
-            commands.append(s.ClawBack(key=key, account=account, instrument=instrument,
-                                       qty_t=-difference))  # fmt: skip
+            commands.append(
+                s.ClawBack(key=key, account=account, instrument=instrument, qty_t=-difference)
+            )
     return commands

@@ -45,8 +45,12 @@ K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
 K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME, K_SET_PHASE = 10, 11, 12, 13, 14
 K_BLOCK_OFFER, K_BLOCK_ACCEPT, K_BLOCK_CANCEL = 40, 41, 42
 K_AUCTION_APPLY, K_AUCTION_ANNOUNCE, K_AUCTION_BID, K_AUCTION_CLEAR, K_AUCTION_CANCEL = (
-    43, 44, 45, 46, 47,
-)  # fmt: skip
+    43,
+    44,
+    45,
+    46,
+    47,
+)
 
 K_OPEN_ACCOUNT, K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER = 20, 21, 22, 23, 24, 25
 K_FREEZE, K_UNFREEZE, K_FREEZE_ACCOUNT, K_UNFREEZE_ACCOUNT, K_CANCEL_ALLOWANCES = 26, 27, 28, 29, 30
@@ -128,8 +132,12 @@ EV_ISSUED = 23  # x0 true-up, x1 tradable after
 EV_CLAWED_BACK = 24  # x1 tradable after
 EV_TRANSFERRED = 25  # x0 receiving account
 EV_FROZEN, EV_UNFROZEN, EV_ACCOUNT_FROZEN, EV_ACCOUNT_UNFROZEN, EV_CANCELLED_ALLOWANCES = (
-    26, 27, 28, 29, 30,
-)  # fmt: skip
+    26,
+    27,
+    28,
+    29,
+    30,
+)
 EV_EMISSIONS = 31  # qty obligation, x0 year, x1 co2 t, x2 cf4 kg, x3 c2f6 kg, x4 gwp
 EV_SURRENDERED = 32  # x0 year
 EV_COMPLIANCE = 33  # qty obligation, price reference, x0 year, x1 surrendered, x2 offsets,
@@ -216,17 +224,42 @@ class Codec:
         t = type(c)
         if t is s.SubmitOrder:
             return (
-                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, c.quote_order_id,
-                _i32(c.account), self._index.get(c.instrument, INSTRUMENT_UNKNOWN), 1,
-                _u8(c.side), _u8(c.order_type), _u8(c.tif), _u8(c.stp), 0, 0,
-            )  # fmt: skip
+                c.seq,
+                c.ts_ns,
+                c.order_id,
+                c.price_ticks,
+                c.qty_t,
+                c.quote_order_id,
+                _i32(c.account),
+                self._index.get(c.instrument, INSTRUMENT_UNKNOWN),
+                1,
+                _u8(c.side),
+                _u8(c.order_type),
+                _u8(c.tif),
+                _u8(c.stp),
+                0,
+                0,
+            )
         if t is s.CancelOrder:
             return (c.seq, c.ts_ns, c.order_id, 0, 0, 0, _i32(c.account), 0, 2, 0, 0, 0, 0, 0, 0)
         if t is s.ModifyOrder:
             return (
-                c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0, _i32(c.account), 0, 3,
-                0, 0, 0, 0, 0, 0,
-            )  # fmt: skip
+                c.seq,
+                c.ts_ns,
+                c.order_id,
+                c.price_ticks,
+                c.qty_t,
+                0,
+                _i32(c.account),
+                0,
+                3,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         if t is s.MassCancel:
             index = self.instrument_index(c.instrument, allow_all=True)
             return (c.seq, c.ts_ns, 0, 0, 0, 0, _i32(c.account), index, 4, 0, 0, 0, 0, 0, 0)
@@ -253,24 +286,98 @@ class Codec:
             return (c.seq, c.ts_ns, 0, 0, 0, c.phase, 0, index, kind, 0, 0, 0, 0, 0, 0)
         if t is s.SubmitBlockOffer:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            return (c.seq, c.ts_ns, c.offer_id, c.price_ticks, c.qty_t, c.counterparty,
-                    _i32(c.account), index, kind, _u8(c.side), 0, 0, 0, 0, 0)  # fmt: skip
+            return (
+                c.seq,
+                c.ts_ns,
+                c.offer_id,
+                c.price_ticks,
+                c.qty_t,
+                c.counterparty,
+                _i32(c.account),
+                index,
+                kind,
+                _u8(c.side),
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         if t is s.AcceptBlockOffer:
-            return (c.seq, c.ts_ns, c.offer_id, c.price_ticks, c.qty_t, 0, _i32(c.account), 0,
-                    kind, 0, 0, 0, 0, 0, 0)  # fmt: skip
+            return (
+                c.seq,
+                c.ts_ns,
+                c.offer_id,
+                c.price_ticks,
+                c.qty_t,
+                0,
+                _i32(c.account),
+                0,
+                kind,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         if t is s.CancelBlockOffer:
-            return (c.seq, c.ts_ns, c.offer_id, 0, 0, 0, _i32(c.account), 0, kind, 0, 0, 0, 0,
-                    0, 0)  # fmt: skip
+            return (c.seq, c.ts_ns, c.offer_id, 0, 0, 0, _i32(c.account), 0, kind, 0, 0, 0, 0, 0, 0)
         if t is s.ApplyAuction:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            return (c.seq, c.ts_ns, c.auction_id, 0, c.qty_t, 0, _i32(c.account), index, kind,
-                    0, 0, 0, 0, 0, 0)  # fmt: skip
+            return (
+                c.seq,
+                c.ts_ns,
+                c.auction_id,
+                0,
+                c.qty_t,
+                0,
+                _i32(c.account),
+                index,
+                kind,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         if t is s.AnnounceAuction:
-            return (c.seq, c.ts_ns, c.auction_id, c.window_end_ns, 0, c.window_start_ns, 0, 0,
-                    kind, _u8(c.floor_rule), _u8(c.clearing), 0, 0, 0, 0)  # fmt: skip
+            return (
+                c.seq,
+                c.ts_ns,
+                c.auction_id,
+                c.window_end_ns,
+                0,
+                c.window_start_ns,
+                0,
+                0,
+                kind,
+                _u8(c.floor_rule),
+                _u8(c.clearing),
+                0,
+                0,
+                0,
+                0,
+            )
         if t is s.SubmitAuctionBid:
-            return (c.seq, c.ts_ns, c.bid_id, c.price_ticks, c.qty_t, c.auction_id,
-                    _i32(c.account), 0, kind, 0, 0, 0, 0, 0, 0)  # fmt: skip
+            return (
+                c.seq,
+                c.ts_ns,
+                c.bid_id,
+                c.price_ticks,
+                c.qty_t,
+                c.auction_id,
+                _i32(c.account),
+                0,
+                kind,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         return (c.seq, c.ts_ns, c.auction_id, 0, 0, 0, 0, 0, kind, 0, 0, 0, 0, 0, 0)
 
     def _registry_tuple(self, c) -> tuple:
@@ -294,8 +401,23 @@ class Codec:
             year = _u16(c.year)
         elif t is s.CloseComplianceYear:
             price, year = c.reference_price_ticks, _u16(c.year)
-        return (c.seq, c.ts_ns, c.key, price, qty, aux, account, index, kind, side, otype,
-                0, 0, 0, year)  # fmt: skip
+        return (
+            c.seq,
+            c.ts_ns,
+            c.key,
+            price,
+            qty,
+            aux,
+            account,
+            index,
+            kind,
+            side,
+            otype,
+            0,
+            0,
+            0,
+            year,
+        )
 
     def encode_commands(self, commands: list) -> np.ndarray:
         """Typed commands -> a record array of :data:`COMMAND_DTYPE`."""
@@ -310,11 +432,19 @@ class Codec:
             return self._decode_registry(r)
         if kind == K_SUBMIT:
             return s.SubmitOrder(
-                seq=seq, ts_ns=ts, order_id=oid, account=account, instrument=self.symbol(index),
-                side=_SIDE.get(side, side), qty_t=qty, price_ticks=price,
-                order_type=_OTYPE.get(otype, otype), tif=_TIF.get(tif, tif),
-                stp=_STP.get(stp, stp), quote_order_id=aux,
-            )  # fmt: skip
+                seq=seq,
+                ts_ns=ts,
+                order_id=oid,
+                account=account,
+                instrument=self.symbol(index),
+                side=_SIDE.get(side, side),
+                qty_t=qty,
+                price_ticks=price,
+                order_type=_OTYPE.get(otype, otype),
+                tif=_TIF.get(tif, tif),
+                stp=_STP.get(stp, stp),
+                quote_order_id=aux,
+            )
         if kind == K_CANCEL:
             return s.CancelOrder(seq=seq, ts_ns=ts, order_id=oid, account=account)
         if kind == K_MODIFY:
@@ -337,25 +467,51 @@ class Codec:
             return s.SetTradingPhase(seq=seq, ts_ns=ts, phase=aux, instrument=self.symbol(index))
         if kind == K_BLOCK_OFFER:
             return s.SubmitBlockOffer(
-                seq=seq, ts_ns=ts, offer_id=oid, account=account, instrument=self.symbol(index),
-                side=_SIDE.get(side, side), qty_t=qty, price_ticks=price, counterparty=aux,
-            )  # fmt: skip
+                seq=seq,
+                ts_ns=ts,
+                offer_id=oid,
+                account=account,
+                instrument=self.symbol(index),
+                side=_SIDE.get(side, side),
+                qty_t=qty,
+                price_ticks=price,
+                counterparty=aux,
+            )
         if kind == K_BLOCK_ACCEPT:
-            return s.AcceptBlockOffer(seq=seq, ts_ns=ts, offer_id=oid, account=account,
-                                      price_ticks=price, qty_t=qty)  # fmt: skip
+            return s.AcceptBlockOffer(
+                seq=seq, ts_ns=ts, offer_id=oid, account=account, price_ticks=price, qty_t=qty
+            )
         if kind == K_BLOCK_CANCEL:
             return s.CancelBlockOffer(seq=seq, ts_ns=ts, offer_id=oid, account=account)
         if kind == K_AUCTION_APPLY:
-            return s.ApplyAuction(seq=seq, ts_ns=ts, auction_id=oid, account=account,
-                                  instrument=self.symbol(index), qty_t=qty)  # fmt: skip
+            return s.ApplyAuction(
+                seq=seq,
+                ts_ns=ts,
+                auction_id=oid,
+                account=account,
+                instrument=self.symbol(index),
+                qty_t=qty,
+            )
         if kind == K_AUCTION_ANNOUNCE:
             return s.AnnounceAuction(
-                seq=seq, ts_ns=ts, auction_id=oid, floor_rule=_FLOOR.get(side, side),
-                clearing=_CLEARING.get(otype, otype), window_start_ns=aux, window_end_ns=price,
-            )  # fmt: skip
+                seq=seq,
+                ts_ns=ts,
+                auction_id=oid,
+                floor_rule=_FLOOR.get(side, side),
+                clearing=_CLEARING.get(otype, otype),
+                window_start_ns=aux,
+                window_end_ns=price,
+            )
         if kind == K_AUCTION_BID:
-            return s.SubmitAuctionBid(seq=seq, ts_ns=ts, bid_id=oid, auction_id=aux,
-                                      account=account, price_ticks=price, qty_t=qty)  # fmt: skip
+            return s.SubmitAuctionBid(
+                seq=seq,
+                ts_ns=ts,
+                bid_id=oid,
+                auction_id=aux,
+                account=account,
+                price_ticks=price,
+                qty_t=qty,
+            )
         if kind == K_AUCTION_CLEAR:
             return s.ClearAuction(seq=seq, ts_ns=ts, auction_id=oid)
         if kind == K_AUCTION_CANCEL:
@@ -370,21 +526,32 @@ class Codec:
         if cls is None:
             raise ValueError(f"unknown command kind {kind}")
         if cls is s.OpenAccount:
-            return cls(**common, account=account, kind=_KIND.get(side, side),
-                       sector=_SECTOR.get(otype, otype), province=price)  # fmt: skip
+            return cls(
+                **common,
+                account=account,
+                kind=_KIND.get(side, side),
+                sector=_SECTOR.get(otype, otype),
+                province=price,
+            )
         if cls in (s.DepositCash, s.WithdrawCash):
             return cls(**common, account=account, amount_fen=qty)
         if cls in (s.FreezeAccount, s.UnfreezeAccount):
             return cls(**common, account=account)
         if cls is s.ReportEmissions:
-            return cls(**common, account=account, year=year, co2_t=qty, cf4_kg=price,
-                       c2f6_kg=aux, gwp=_GWP.get(side, side))  # fmt: skip
+            return cls(
+                **common,
+                account=account,
+                year=year,
+                co2_t=qty,
+                cf4_kg=price,
+                c2f6_kg=aux,
+                gwp=_GWP.get(side, side),
+            )
         if cls is s.CloseComplianceYear:
             return cls(**common, year=year, reference_price_ticks=price)
         symbol = self.symbol(index)
         if cls is s.IssueAllowances:
-            return cls(**common, account=account, instrument=symbol, qty_t=qty,
-                       true_up=bool(side))  # fmt: skip
+            return cls(**common, account=account, instrument=symbol, qty_t=qty, true_up=bool(side))
         if cls is s.TransferAllowances:
             return cls(**common, account=account, to_account=aux, instrument=symbol, qty_t=qty)
         if cls is s.SurrenderAllowances:
@@ -405,9 +572,17 @@ class Codec:
             )
         if kind == EV_ACCEPTED:
             return s.OrderAccepted(
-                seq, ts, oid, account, sym, _SIDE[side], _OTYPE[x0], _TIF[x1],
-                price, qty,
-            )  # fmt: skip
+                seq,
+                ts,
+                oid,
+                account,
+                sym,
+                _SIDE[side],
+                _OTYPE[x0],
+                _TIF[x1],
+                price,
+                qty,
+            )
         if kind == EV_CANCELLED:
             return s.OrderCancelled(
                 seq, ts, oid, account, sym, _SIDE[side], price, qty, _CANCEL[reason]
@@ -417,9 +592,7 @@ class Codec:
                 seq, ts, oid, account, sym, _SIDE[side], price, qty, bool(x0), x1, x2
             )
         if kind == EV_REJECTED:
-            return s.OrderRejected(
-                seq, ts, oid, account, sym, side, price, qty, _REJECT[reason]
-            )
+            return s.OrderRejected(seq, ts, oid, account, sym, side, price, qty, _REJECT[reason])
         if kind == EV_CANCEL_REJECTED:
             return s.CancelRejected(seq, ts, oid, account, _REJECT[reason])
         if kind == EV_MODIFY_REJECTED:
@@ -451,31 +624,35 @@ class Codec:
         if kind == EV_BLOCK_POSTED:
             return s.BlockOfferPosted(seq, ts, oid, account, sym, _SIDE[side], price, qty, x0)
         if kind == EV_BLOCK_REJECTED:
-            return s.BlockCommandRejected(seq, ts, x0, oid, account, sym, side, price, qty,
-                                          _REJECT[reason])  # fmt: skip
+            return s.BlockCommandRejected(
+                seq, ts, x0, oid, account, sym, side, price, qty, _REJECT[reason]
+            )
         if kind == EV_BLOCK_TRADE:
-            return s.BlockTradeExecuted(seq, ts, x1, sym, price, qty, oid, _SIDE[side], x0,
-                                        account)  # fmt: skip
+            return s.BlockTradeExecuted(seq, ts, x1, sym, price, qty, oid, _SIDE[side], x0, account)
         if kind == EV_BLOCK_CANCELLED:
-            return s.BlockOfferCancelled(seq, ts, oid, account, sym, _SIDE[side], price, qty,
-                                         _CANCEL[reason])  # fmt: skip
+            return s.BlockOfferCancelled(
+                seq, ts, oid, account, sym, _SIDE[side], price, qty, _CANCEL[reason]
+            )
         if kind == EV_AUCTION_APPLIED:
             return s.AuctionApplied(seq, ts, oid, account, sym, qty)
         if kind == EV_AUCTION_ANNOUNCED:
-            return s.AuctionAnnounced(seq, ts, oid, account, sym, qty, price, x0, _FLOOR[x1],
-                                      _CLEARING[x2], x3, x4)  # fmt: skip
+            return s.AuctionAnnounced(
+                seq, ts, oid, account, sym, qty, price, x0, _FLOOR[x1], _CLEARING[x2], x3, x4
+            )
         if kind == EV_BID_ACCEPTED:
             return s.AuctionBidAccepted(seq, ts, oid, x0, account, sym, price, qty)
         if kind == EV_AUCTION_REJECTED:
-            return s.AuctionCommandRejected(seq, ts, x0, oid, x1, account, sym, price, qty,
-                                            _REJECT[reason])  # fmt: skip
+            return s.AuctionCommandRejected(
+                seq, ts, x0, oid, x1, account, sym, price, qty, _REJECT[reason]
+            )
         if kind == EV_AUCTION_TRADE:
             return s.AuctionTrade(seq, ts, x1, x0, sym, price, qty, oid, account, x2, x3)
         if kind == EV_BID_RELEASED:
             return s.AuctionBidReleased(seq, ts, oid, x0, account, sym, price, qty)
         if kind == EV_AUCTION_CLEARED:
-            return s.AuctionCleared(seq, ts, oid, account, sym, _CLEARING[side], price, qty, x0,
-                                    x1, x2, x3)  # fmt: skip
+            return s.AuctionCleared(
+                seq, ts, oid, account, sym, _CLEARING[side], price, qty, x0, x1, x2, x3
+            )
         if kind == EV_AUCTION_CANCELLED:
             return s.AuctionCancelled(seq, ts, oid, account, sym, qty, x0)
         raise ValueError(f"unknown event kind {kind}")
@@ -483,8 +660,9 @@ class Codec:
     def _registry_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
         kind, seq, ts, index, key, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
         if kind == EV_ACCOUNT_OPENED:
-            return s.AccountOpened(seq, ts, key, account, _KIND.get(x0, x0),
-                                   _SECTOR.get(x1, x1), x2)  # fmt: skip
+            return s.AccountOpened(
+                seq, ts, key, account, _KIND.get(x0, x0), _SECTOR.get(x1, x1), x2
+            )
         if kind == EV_CASH_DEPOSITED:
             return s.CashDeposited(seq, ts, key, account, qty, x0)
         if kind == EV_CASH_WITHDRAWN:
@@ -562,28 +740,40 @@ _EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
     s.OrderRejected: _COMMON
     + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
     s.TradeExecuted: [
-        (E_ORDER_ID, "taker_order_id"), (E_ACCOUNT, "taker_account"),
-        (E_SIDE, "aggressor_side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"),
-        (E_X0, "maker_order_id"), (E_X1, "maker_account"), (E_X2, "trade_id"),
-        (E_X3, "taker_leaves_t"), (E_X4, "maker_leaves_t"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "taker_order_id"),
+        (E_ACCOUNT, "taker_account"),
+        (E_SIDE, "aggressor_side"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "maker_order_id"),
+        (E_X1, "maker_account"),
+        (E_X2, "trade_id"),
+        (E_X3, "taker_leaves_t"),
+        (E_X4, "maker_leaves_t"),
+    ],
     s.OrderCancelled: _COMMON
     + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
     s.OrderModified: _COMMON
     + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
     + [(E_X0, "priority_kept"), (E_X1, "old_price_ticks"), (E_X2, "old_qty_t")],
     s.CancelRejected: _COMMON + [(E_REASON, "reason")],
-    s.ModifyRejected: _COMMON
-    + [(E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
+    s.ModifyRejected: _COMMON + [(E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
     s.SessionOpened: [
-        (E_X0, "trading_date"), (E_PRICE, "reference_price_ticks"),
-        (E_X1, "lower_band_ticks"), (E_X2, "upper_band_ticks"),
-    ],  # fmt: skip
+        (E_X0, "trading_date"),
+        (E_PRICE, "reference_price_ticks"),
+        (E_X1, "lower_band_ticks"),
+        (E_X2, "upper_band_ticks"),
+    ],
     s.SessionClosed: [
-        (E_X0, "trading_date"), (E_X1, "open_ticks"), (E_X2, "high_ticks"),
-        (E_X3, "low_ticks"), (E_PRICE, "close_ticks"), (E_QTY, "volume_t"),
-        (E_X4, "value_fen"), (E_X5, "trade_count"),
-    ],  # fmt: skip
+        (E_X0, "trading_date"),
+        (E_X1, "open_ticks"),
+        (E_X2, "high_ticks"),
+        (E_X3, "low_ticks"),
+        (E_PRICE, "close_ticks"),
+        (E_QTY, "volume_t"),
+        (E_X4, "value_fen"),
+        (E_X5, "trade_count"),
+    ],
     s.InstrumentHalted: [],
     s.InstrumentResumed: [],
     s.CommandRejected: [(E_X0, "command"), (E_REASON, "reason")],
@@ -599,78 +789,144 @@ _EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
     s.AccountFrozen: _KEYED,
     s.AccountUnfrozen: _KEYED,
     s.AllowancesCancelled: _KEYED + [(E_QTY, "qty_t")],
-    s.EmissionsReported: _KEYED + [
-        (E_QTY, "obligation_t"), (E_X0, "year"), (E_X1, "co2_t"), (E_X2, "cf4_kg"),
-        (E_X3, "c2f6_kg"), (E_X4, "gwp"),
-    ],  # fmt: skip
+    s.EmissionsReported: _KEYED
+    + [
+        (E_QTY, "obligation_t"),
+        (E_X0, "year"),
+        (E_X1, "co2_t"),
+        (E_X2, "cf4_kg"),
+        (E_X3, "c2f6_kg"),
+        (E_X4, "gwp"),
+    ],
     s.AllowancesSurrendered: _KEYED + [(E_QTY, "qty_t"), (E_X0, "year")],
     s.ComplianceReported: [
-        (E_ACCOUNT, "account"), (E_QTY, "obligation_t"), (E_PRICE, "reference_price_ticks"),
-        (E_X0, "year"), (E_X1, "surrendered_t"), (E_X2, "offsets_t"), (E_X3, "shortfall_t"),
+        (E_ACCOUNT, "account"),
+        (E_QTY, "obligation_t"),
+        (E_PRICE, "reference_price_ticks"),
+        (E_X0, "year"),
+        (E_X1, "surrendered_t"),
+        (E_X2, "offsets_t"),
+        (E_X3, "shortfall_t"),
         (E_X4, "penalty_fen"),
-    ],  # fmt: skip
+    ],
     s.ComplianceYearClosed: [
-        (E_ORDER_ID, "key"), (E_PRICE, "reference_price_ticks"), (E_X0, "year"),
+        (E_ORDER_ID, "key"),
+        (E_PRICE, "reference_price_ticks"),
+        (E_X0, "year"),
         (E_X1, "entities"),
-    ],  # fmt: skip
+    ],
     s.DuplicateCommand: [
-        (E_ORDER_ID, "key"), (E_REASON, "original_reason"), (E_X0, "original_seq"),
+        (E_ORDER_ID, "key"),
+        (E_REASON, "original_reason"),
+        (E_X0, "original_seq"),
         (E_X1, "command"),
-    ],  # fmt: skip
+    ],
     s.RegistryRejected: _KEYED + [(E_REASON, "reason"), (E_X0, "command")],
     s.TradingPhaseChanged: [(E_X0, "phase"), (E_X1, "modes")],
     s.SessionModeVolumes: [
-        (E_X0, "trading_date"), (E_QTY, "block_volume_t"), (E_X1, "block_value_fen"),
-        (E_X2, "block_trades"), (E_X3, "auction_volume_t"), (E_X4, "auction_value_fen"),
+        (E_X0, "trading_date"),
+        (E_QTY, "block_volume_t"),
+        (E_X1, "block_value_fen"),
+        (E_X2, "block_trades"),
+        (E_X3, "auction_volume_t"),
+        (E_X4, "auction_value_fen"),
         (E_X5, "auction_trades"),
-    ],  # fmt: skip
+    ],
     s.CompositePrice: [(E_X0, "trading_date"), (E_PRICE, "price_ticks"), (E_X1, "vintages")],
     s.BlockOfferPosted: [
-        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_X0, "counterparty"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "offer_id"),
+        (E_ACCOUNT, "account"),
+        (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "counterparty"),
+    ],
     s.BlockCommandRejected: [
-        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason"), (E_X0, "command"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "offer_id"),
+        (E_ACCOUNT, "account"),
+        (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_REASON, "reason"),
+        (E_X0, "command"),
+    ],
     s.BlockTradeExecuted: [
-        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "accepting_account"), (E_SIDE, "offer_side"),
-        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_X0, "offer_account"),
+        (E_ORDER_ID, "offer_id"),
+        (E_ACCOUNT, "accepting_account"),
+        (E_SIDE, "offer_side"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "offer_account"),
         (E_X1, "trade_id"),
-    ],  # fmt: skip
+    ],
     s.BlockOfferCancelled: [
-        (E_ORDER_ID, "offer_id"), (E_ACCOUNT, "account"), (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "offer_id"),
+        (E_ACCOUNT, "account"),
+        (E_SIDE, "side"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_REASON, "reason"),
+    ],
     s.AuctionApplied: [(E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t")],
     s.AuctionAnnounced: [
-        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t"),
-        (E_PRICE, "floor_price_ticks"), (E_X0, "cap_price_ticks"), (E_X1, "floor_rule"),
-        (E_X2, "clearing"), (E_X3, "window_start_ns"), (E_X4, "window_end_ns"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "auction_id"),
+        (E_ACCOUNT, "account"),
+        (E_QTY, "qty_t"),
+        (E_PRICE, "floor_price_ticks"),
+        (E_X0, "cap_price_ticks"),
+        (E_X1, "floor_rule"),
+        (E_X2, "clearing"),
+        (E_X3, "window_start_ns"),
+        (E_X4, "window_end_ns"),
+    ],
     s.AuctionBidAccepted: [
-        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"), (E_X0, "auction_id"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "bid_id"),
+        (E_ACCOUNT, "account"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "auction_id"),
+    ],
     s.AuctionCommandRejected: [
-        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"), (E_REASON, "reason"), (E_X0, "command"), (E_X1, "bid_id"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "auction_id"),
+        (E_ACCOUNT, "account"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_REASON, "reason"),
+        (E_X0, "command"),
+        (E_X1, "bid_id"),
+    ],
     s.AuctionTrade: [
-        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "buyer_account"), (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"), (E_X0, "auction_id"), (E_X1, "trade_id"),
-        (E_X2, "seller_account"), (E_X3, "bid_unfilled_t"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "bid_id"),
+        (E_ACCOUNT, "buyer_account"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "auction_id"),
+        (E_X1, "trade_id"),
+        (E_X2, "seller_account"),
+        (E_X3, "bid_unfilled_t"),
+    ],
     s.AuctionBidReleased: [
-        (E_ORDER_ID, "bid_id"), (E_ACCOUNT, "account"), (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"), (E_X0, "auction_id"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "bid_id"),
+        (E_ACCOUNT, "account"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "qty_t"),
+        (E_X0, "auction_id"),
+    ],
     s.AuctionCleared: [
-        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_SIDE, "clearing"),
-        (E_PRICE, "price_ticks"), (E_QTY, "sold_t"), (E_X0, "unsold_t"), (E_X1, "value_fen"),
-        (E_X2, "fills"), (E_X3, "bids"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "auction_id"),
+        (E_ACCOUNT, "account"),
+        (E_SIDE, "clearing"),
+        (E_PRICE, "price_ticks"),
+        (E_QTY, "sold_t"),
+        (E_X0, "unsold_t"),
+        (E_X1, "value_fen"),
+        (E_X2, "fills"),
+        (E_X3, "bids"),
+    ],
     s.AuctionCancelled: [
-        (E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t"), (E_X0, "bids"),
-    ],  # fmt: skip
+        (E_ORDER_ID, "auction_id"),
+        (E_ACCOUNT, "account"),
+        (E_QTY, "qty_t"),
+        (E_X0, "bids"),
+    ],
 }

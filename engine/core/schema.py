@@ -614,15 +614,30 @@ Command = Union[
     CancelAuction,
 ]
 REGISTRY_COMMAND_TYPES: tuple[type, ...] = (
-    OpenAccount, DepositCash, WithdrawCash, IssueAllowances, ClawBack, TransferAllowances,
-    FreezeAllowances, UnfreezeAllowances, FreezeAccount, UnfreezeAccount, CancelAllowances,
-    ReportEmissions, SurrenderAllowances, CloseComplianceYear,
-)  # fmt: skip
+    OpenAccount,
+    DepositCash,
+    WithdrawCash,
+    IssueAllowances,
+    ClawBack,
+    TransferAllowances,
+    FreezeAllowances,
+    UnfreezeAllowances,
+    FreezeAccount,
+    UnfreezeAccount,
+    CancelAllowances,
+    ReportEmissions,
+    SurrenderAllowances,
+    CloseComplianceYear,
+)
 COMMAND_TYPES: tuple[type, ...] = Command.__args__  # type: ignore[attr-defined]
 BLOCK_COMMAND_TYPES: tuple[type, ...] = (SubmitBlockOffer, AcceptBlockOffer, CancelBlockOffer)
 AUCTION_COMMAND_TYPES: tuple[type, ...] = (
-    ApplyAuction, AnnounceAuction, SubmitAuctionBid, ClearAuction, CancelAuction,
-)  # fmt: skip
+    ApplyAuction,
+    AnnounceAuction,
+    SubmitAuctionBid,
+    ClearAuction,
+    CancelAuction,
+)
 
 # ------------------------------------------------------------------------------------------
 # Events

@@ -240,7 +240,10 @@ def load(data: bytes, market) -> EngineSnapshot:
     if [saved.symbol for saved in snapshot.instruments] != symbols:
         raise SnapshotFormatError("snapshot instruments differ from the market's")
     for saved in snapshot.instruments:
-        for name, orders, best_first_high in (("bids", saved.bids, True), ("asks", saved.asks, False)):
+        for name, orders, best_first_high in (
+            ("bids", saved.bids, True),
+            ("asks", saved.asks, False),
+        ):
             prices = [o.price_ticks for o in orders]
             if prices != sorted(prices, reverse=best_first_high):
                 raise SnapshotFormatError(f"{saved.symbol} {name} are not in priority order")
@@ -262,14 +265,18 @@ def _check_modes(modes: ModesSnapshot, market) -> None:
         raise SnapshotFormatError("snapshot has trading-mode figures for another instrument count")
     for index, row in enumerate(modes.instruments):
         if not 0 <= row[0] < len(market.phases(index)):
-            raise SnapshotFormatError(f"instrument {index} is in phase {row[0]}, not in its schedule")
+            raise SnapshotFormatError(
+                f"instrument {index} is in phase {row[0]}, not in its schedule"
+            )
     capacity = market.capacity
     offer_ids = [o.offer_id for o in modes.block_offers]
     auction_ids = [a.auction_id for a in modes.auctions]
     bid_ids = [b.bid_id for a in modes.auctions for b in a.bids]
-    for name, ids, limit in (("block offers", offer_ids, capacity.block_offers),
-                             ("auctions", auction_ids, capacity.auctions),
-                             ("auction bids", bid_ids, capacity.auction_bids)):  # fmt: skip
+    for name, ids, limit in (
+        ("block offers", offer_ids, capacity.block_offers),
+        ("auctions", auction_ids, capacity.auctions),
+        ("auction bids", bid_ids, capacity.auction_bids),
+    ):
         if len(ids) > limit:
             raise SnapshotFormatError(f"more {name} than capacity")
         if any(i <= 0 for i in ids) or len(set(ids)) != len(ids):

@@ -305,9 +305,14 @@ CHECKPOINT_RECORD_BYTES = record_bytes(_CHECKPOINT_BODY.size)
 
 
 def _seal_record(
-    rtype: int, first_seq: int, count: int, annotations_bytes: int,
-    ts_range: tuple[int, int], parts: Sequence, prev_chain: bytes,
-) -> tuple[bytes, bytes]:  # fmt: skip
+    rtype: int,
+    first_seq: int,
+    count: int,
+    annotations_bytes: int,
+    ts_range: tuple[int, int],
+    parts: Sequence,
+    prev_chain: bytes,
+) -> tuple[bytes, bytes]:
     """Header for a record whose body is the concatenation of ``parts``; returns (header,
     chain value after the record)."""
     body_bytes, body_crc = 0, 0
@@ -315,9 +320,21 @@ def _seal_record(
         body_crc = crc32c.crc32c(part, body_crc)
         body_bytes += memoryview(part).nbytes
     head = _RECORD_HEADER.pack(
-        RECORD_MAGIC, FORMAT_VERSION, rtype, 0, first_seq, count, annotations_bytes,
-        ts_range[0], ts_range[1], body_bytes, body_crc, prev_chain, b"", 0,
-    )[:-4]  # fmt: skip
+        RECORD_MAGIC,
+        FORMAT_VERSION,
+        rtype,
+        0,
+        first_seq,
+        count,
+        annotations_bytes,
+        ts_range[0],
+        ts_range[1],
+        body_bytes,
+        body_crc,
+        prev_chain,
+        b"",
+        0,
+    )[:-4]
     header = head + _CRC.pack(crc32c.crc32c(head))
     chain = hashlib.blake2b(header, digest_size=HASH_BYTES)
     for part in parts:
@@ -327,9 +344,16 @@ def _seal_record(
 
 def _segment_header(first_seq: int, market_digest: bytes, prev_chain: bytes) -> bytes:
     head = _SEGMENT_HEADER.pack(
-        SEGMENT_MAGIC, FORMAT_VERSION, SEGMENT_HEADER_BYTES, 0, first_seq, market_digest,
-        prev_chain, b"", 0,
-    )[:-4]  # fmt: skip
+        SEGMENT_MAGIC,
+        FORMAT_VERSION,
+        SEGMENT_HEADER_BYTES,
+        0,
+        first_seq,
+        market_digest,
+        prev_chain,
+        b"",
+        0,
+    )[:-4]
     return head + _CRC.pack(crc32c.crc32c(head))
 
 
@@ -429,11 +453,28 @@ def _read_record(data: bytes, pos: int, expected_seq: int) -> _Raw | None:
     if len(head) < RECORD_HEADER_BYTES or head == _ZERO_HEADER:
         if _all_zero(data, pos):
             return None
-        what = "truncated record header" if len(head) < RECORD_HEADER_BYTES else (
-            "non-zero bytes after the end of the log")  # fmt: skip
+        what = (
+            "truncated record header"
+            if len(head) < RECORD_HEADER_BYTES
+            else ("non-zero bytes after the end of the log")
+        )
         raise _Damage(pos, expected_seq, what, torn=True)
-    (magic, version, rtype, flags, first_seq, count, ann_bytes, ts_first, ts_last, body_bytes,
-     body_crc, prev_chain, reserved, header_crc) = _RECORD_HEADER.unpack(head)  # fmt: skip
+    (
+        magic,
+        version,
+        rtype,
+        flags,
+        first_seq,
+        count,
+        ann_bytes,
+        ts_first,
+        ts_last,
+        body_bytes,
+        body_crc,
+        prev_chain,
+        reserved,
+        header_crc,
+    ) = _RECORD_HEADER.unpack(head)
     if magic != RECORD_MAGIC:
         raise _Damage(pos, expected_seq, f"bad record magic {magic!r}", torn=True)
     if crc32c.crc32c(head[:-4]) != header_crc:
@@ -455,8 +496,19 @@ def _read_record(data: bytes, pos: int, expected_seq: int) -> _Raw | None:
         raise _Damage(pos, first_seq, "non-zero record padding", torn=True)
     chain = hashlib.blake2b(head, digest_size=HASH_BYTES)
     chain.update(body)
-    return _Raw(pos, rtype, first_seq, count, ann_bytes, ts_first, ts_last, body,
-                prev_chain, chain.digest(), end)  # fmt: skip
+    return _Raw(
+        pos,
+        rtype,
+        first_seq,
+        count,
+        ann_bytes,
+        ts_first,
+        ts_last,
+        body,
+        prev_chain,
+        chain.digest(),
+        end,
+    )
 
 
 def _check_batch(raw: _Raw, cursor: _Cursor) -> np.ndarray:
@@ -497,7 +549,11 @@ def _check_checkpoint(raw: _Raw, batch: _Raw) -> tuple[int, bytes]:
     if raw.prev_chain != batch.chain:
         raise _Damage(raw.offset, raw.first_seq, "hash chain broken at checkpoint", torn=False)
     same = (raw.first_seq, raw.count, raw.ts_first_ns, raw.ts_last_ns) == (
-        batch.first_seq, batch.count, batch.ts_first_ns, batch.ts_last_ns)  # fmt: skip
+        batch.first_seq,
+        batch.count,
+        batch.ts_first_ns,
+        batch.ts_last_ns,
+    )
     if not same or raw.annotations_bytes or len(raw.body) != _CHECKPOINT_BODY.size:
         raise _Damage(raw.offset, raw.first_seq, "checkpoint does not match its batch", False)
     event_count, digest = _CHECKPOINT_BODY.unpack(raw.body)
@@ -529,9 +585,13 @@ class LogWalk:
     """
 
     def __init__(
-        self, log_dir: str | Path, market_digest: bytes | None = None, from_seq: int = 1,
-        until_seq: int | None = None, map_segments: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        log_dir: str | Path,
+        market_digest: bytes | None = None,
+        from_seq: int = 1,
+        until_seq: int | None = None,
+        map_segments: bool = False,
+    ) -> None:
         self.map_segments = map_segments
         self.log_dir = Path(log_dir)
         self.market_digest = market_digest
@@ -588,8 +648,9 @@ class LogWalk:
 
         if len(data) < SEGMENT_HEADER_BYTES:
             raise fail("segment shorter than its header")
-        (magic, version, header_bytes, flags, first_seq, digest, prev_chain, reserved,
-         crc) = _SEGMENT_HEADER.unpack_from(data)  # fmt: skip
+        (magic, version, header_bytes, flags, first_seq, digest, prev_chain, reserved, crc) = (
+            _SEGMENT_HEADER.unpack_from(data)
+        )
         if magic != SEGMENT_MAGIC:
             raise fail(f"bad segment magic {magic!r}")
         if crc32c.crc32c(data[: SEGMENT_HEADER_BYTES - 4]) != crc:
@@ -654,9 +715,14 @@ class LogWalk:
             self.dropped_seqs = (pending.first_seq, pending.first_seq + pending.count - 1)
 
     def _commit(
-        self, path: Path, batch: _Raw, commands: np.ndarray, checkpoint: _Raw, event_count: int,
+        self,
+        path: Path,
+        batch: _Raw,
+        commands: np.ndarray,
+        checkpoint: _Raw,
+        event_count: int,
         digest: bytes,
-    ) -> LoggedBatch:  # fmt: skip
+    ) -> LoggedBatch:
         cursor = self.cursor
         assert cursor is not None
         cursor.chain, cursor.next_seq = checkpoint.chain, batch.first_seq + batch.count
@@ -669,10 +735,19 @@ class LogWalk:
         self.events += event_count
         annotations = bytes(batch.body[batch.count * COMMAND_DTYPE.itemsize :])
         return LoggedBatch(
-            batch.first_seq, batch.count, batch.ts_first_ns, batch.ts_last_ns, commands,
-            annotations, event_count, digest, str(path), batch.offset, batch.prev_chain,
+            batch.first_seq,
+            batch.count,
+            batch.ts_first_ns,
+            batch.ts_last_ns,
+            commands,
+            annotations,
+            event_count,
+            digest,
+            str(path),
+            batch.offset,
+            batch.prev_chain,
             checkpoint.chain,
-        )  # fmt: skip
+        )
 
     def _segment_done(self, path: Path) -> None:
         cursor = self.cursor
@@ -728,16 +803,27 @@ def verify(
     cursor = walk.cursor
     chain = cursor.chain if cursor is not None else GENESIS_CHAIN
     return VerifyReport(
-        str(log_dir), walk.segments, walk.records, walk.batches, walk.commands, walk.events,
-        walk.first_seq, cursor.next_seq - 1 if cursor else 0, walk.first_ts_ns,
-        cursor.last_ts_ns if cursor else 0, chain.hex(), problem,
-    )  # fmt: skip
+        str(log_dir),
+        walk.segments,
+        walk.records,
+        walk.batches,
+        walk.commands,
+        walk.events,
+        walk.first_seq,
+        cursor.next_seq - 1 if cursor else 0,
+        walk.first_ts_ns,
+        cursor.last_ts_ns if cursor else 0,
+        chain.hex(),
+        problem,
+    )
 
 
 def read_log(
-    log_dir: str | Path, from_seq: int = 1, market_digest: bytes | None = None,
+    log_dir: str | Path,
+    from_seq: int = 1,
+    market_digest: bytes | None = None,
     map_segments: bool = False,
-) -> LogWalk:  # fmt: skip
+) -> LogWalk:
     """The complete batches of a log (no lock needed), from the batch holding ``from_seq`` on.
 
     Every byte read is checked; damage before the tail raises :class:`LogCorruptError`, an
@@ -836,10 +922,15 @@ class Journal:
     """
 
     def __init__(
-        self, log_dir: Path, market_digest: bytes, durability: Durability,
-        sync_interval_s: float, segment_bytes: int, monotonic: Callable[[], float],
+        self,
+        log_dir: Path,
+        market_digest: bytes,
+        durability: Durability,
+        sync_interval_s: float,
+        segment_bytes: int,
+        monotonic: Callable[[], float],
         lock_fd: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if segment_bytes < SEGMENT_BYTES_MIN:
             raise ValueError(f"segment_bytes must be at least {SEGMENT_BYTES_MIN}")
         if len(market_digest) != HASH_BYTES:
@@ -862,11 +953,15 @@ class Journal:
 
     @classmethod
     def open(
-        cls, log_dir: str | Path, market_digest: bytes, *,
-        durability: Durability | str = Durability.BATCH, sync_interval_s: float = 0.05,
+        cls,
+        log_dir: str | Path,
+        market_digest: bytes,
+        *,
+        durability: Durability | str = Durability.BATCH,
+        sync_interval_s: float = 0.05,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         monotonic: Callable[[], float] = time.monotonic,
-    ) -> Journal:  # fmt: skip
+    ) -> Journal:
         """Open (creating if empty) the log in ``log_dir`` for writing, recovering its tail.
 
         Parameters
@@ -895,8 +990,15 @@ class Journal:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = acquire_lock(path / LOCK_FILE, f"log {path}")
         try:
-            journal = cls(path, market_digest, Durability(durability), sync_interval_s,
-                          segment_bytes, monotonic, lock_fd)  # fmt: skip
+            journal = cls(
+                path,
+                market_digest,
+                Durability(durability),
+                sync_interval_s,
+                segment_bytes,
+                monotonic,
+                lock_fd,
+            )
             journal._recover()
         except BaseException:
             if "journal" in locals() and journal._fd >= 0:
@@ -932,9 +1034,13 @@ class Journal:
             _preallocate(self._fd, self._offset, self.segment_bytes)  # beyond the data's end
             os.fdatasync(self._fd)
         self.recovery = JournalRecovery(
-            False, len(walk.segments), walk.batches, self.last_seq, removed_temp_files=removed,
+            False,
+            len(walk.segments),
+            walk.batches,
+            self.last_seq,
+            removed_temp_files=removed,
             **truncated,
-        )  # fmt: skip
+        )
 
     def _truncate_tail(self, walk: LogWalk) -> dict:
         """Cut the log back to its committed end (after the last checkpoint)."""
@@ -1041,9 +1147,14 @@ class Journal:
             raise JournalError("no batch waiting for its checkpoint")
         body = _CHECKPOINT_BODY.pack(len(events), events_digest(events))
         header, chain = _seal_record(
-            RT_CHECKPOINT, pending.first_seq, pending.count, 0, pending.ts_range, [body],
+            RT_CHECKPOINT,
+            pending.first_seq,
+            pending.count,
+            0,
+            pending.ts_range,
+            [body],
             pending.chain,
-        )  # fmt: skip
+        )
         pad = bytes(_padding(len(body)))
         _pwrite_all(self._fd, [header, body, pad], self._offset)
         self._offset += CHECKPOINT_RECORD_BYTES

@@ -41,11 +41,11 @@ import crc32c
 import msgspec
 import numpy as np
 
-from engine.durable import journal as jr
 from engine.core import limits
 from engine.core import market as mk
 from engine.core import schema as s
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.durable import journal as jr
 
 _log = logging.getLogger(__name__)
 
@@ -163,10 +163,21 @@ def write_snapshot(directory: Path, info: SnapshotInfo) -> Path:
     if len(hash_bytes) > STATE_HASH_BYTES_MAX:
         raise ValueError("state hash longer than 64 characters")
     head = _SNAPSHOT_HEADER.pack(
-        SNAPSHOT_MAGIC, SNAPSHOT_VERSION, SNAPSHOT_HEADER_BYTES, 0, info.last_seq,
-        info.last_ts_ns, len(info.state), crc32c.crc32c(info.state), b"", info.market_digest,
-        info.chain_hash, hash_bytes, b"", 0,
-    )[:-4]  # fmt: skip
+        SNAPSHOT_MAGIC,
+        SNAPSHOT_VERSION,
+        SNAPSHOT_HEADER_BYTES,
+        0,
+        info.last_seq,
+        info.last_ts_ns,
+        len(info.state),
+        crc32c.crc32c(info.state),
+        b"",
+        info.market_digest,
+        info.chain_hash,
+        hash_bytes,
+        b"",
+        0,
+    )[:-4]
     path = directory / f"{info.last_seq:020d}{SNAPSHOT_SUFFIX}"
     write_atomically(path, head + struct.pack("<I", crc32c.crc32c(head)) + info.state)
     return path
@@ -183,8 +194,22 @@ def read_snapshot(path: Path, market_digest: bytes) -> SnapshotInfo:
     data = path.read_bytes()
     if len(data) < SNAPSHOT_HEADER_BYTES:
         raise SnapshotError("file shorter than the snapshot header")
-    (magic, version, header_bytes, flags, last_seq, last_ts, state_bytes, state_crc, _,
-     digest, chain, state_hash, _, crc) = _SNAPSHOT_HEADER.unpack_from(data)  # fmt: skip
+    (
+        magic,
+        version,
+        header_bytes,
+        flags,
+        last_seq,
+        last_ts,
+        state_bytes,
+        state_crc,
+        _,
+        digest,
+        chain,
+        state_hash,
+        _,
+        crc,
+    ) = _SNAPSHOT_HEADER.unpack_from(data)
     if magic != SNAPSHOT_MAGIC:
         raise SnapshotError(f"bad snapshot magic {magic!r}")
     if crc32c.crc32c(data[: SNAPSHOT_HEADER_BYTES - 4]) != crc:
@@ -329,9 +354,12 @@ def _chain_first(first: jr.LoggedBatch, rest: Iterator[jr.LoggedBatch]):
 
 
 def recover_engine(
-    market: mk.MarketDefinition, engine_class: EngineClass, journal: jr.Journal,
-    snapshot_dir: Path, audit: bool = True,
-) -> tuple[Any, dict]:  # fmt: skip
+    market: mk.MarketDefinition,
+    engine_class: EngineClass,
+    journal: jr.Journal,
+    snapshot_dir: Path,
+    audit: bool = True,
+) -> tuple[Any, dict]:
     """Engine state = newest fitting snapshot + replay of the log after it (or full replay)."""
     skipped: list[SkippedSnapshot] = []
     for path in snapshot_paths(snapshot_dir):
@@ -347,9 +375,11 @@ def recover_engine(
     first = next(batches, None)
     if first is not None and first.first_seq != 1:
         raise jr.LogCorruptError(
-            first.segment, first.offset, first.first_seq,
+            first.segment,
+            first.offset,
+            first.first_seq,
             "log does not start at seq 1 and no snapshot covers its beginning",
-        )  # fmt: skip
+        )
     rest = iter(()) if first is None else _chain_first(first, batches)
     counts = replay_batches(engine, rest, audit)
     return engine, _report_fields(None, None, skipped, counts)
@@ -375,10 +405,17 @@ class Sequencer:
     """The sequencer and owner of one data directory.  Create with :meth:`open`."""
 
     def __init__(
-        self, data_dir: Path, market: mk.MarketDefinition, engine: Any, engine_class: EngineClass,
-        journal: jr.Journal, lock_fd: int, clock: Callable[[], int],
-        snapshot_every_events: int | None, snapshots_kept: int,
-    ) -> None:  # fmt: skip
+        self,
+        data_dir: Path,
+        market: mk.MarketDefinition,
+        engine: Any,
+        engine_class: EngineClass,
+        journal: jr.Journal,
+        lock_fd: int,
+        clock: Callable[[], int],
+        snapshot_every_events: int | None,
+        snapshots_kept: int,
+    ) -> None:
         self.data_dir, self.market, self.engine = data_dir, market, engine
         self.engine_class, self.journal = engine_class, journal
         self.codec = engine.codec
@@ -392,14 +429,19 @@ class Sequencer:
 
     @classmethod
     def open(
-        cls, data_dir: str | Path, market: mk.MarketDefinition | None = None, *,
+        cls,
+        data_dir: str | Path,
+        market: mk.MarketDefinition | None = None,
+        *,
         clock: Callable[[], int] = time.time_ns,
         durability: jr.Durability | str = jr.Durability.BATCH,
-        sync_interval_s: float = 0.05, segment_bytes: int = jr.DEFAULT_SEGMENT_BYTES,
+        sync_interval_s: float = 0.05,
+        segment_bytes: int = jr.DEFAULT_SEGMENT_BYTES,
         snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
-        snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT, engine_factory: EngineClass | None = None,
+        snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT,
+        engine_factory: EngineClass | None = None,
         audit_replay: bool = True,
-    ) -> Sequencer:  # fmt: skip
+    ) -> Sequencer:
         """Create a new exchange in ``data_dir`` or recover the one there.
 
         Parameters
@@ -442,9 +484,12 @@ class Sequencer:
         try:
             market, created = _load_or_store_market(path, market)
             journal = jr.Journal.open(
-                path / LOG_DIR, market.digest(), durability=durability,
-                sync_interval_s=sync_interval_s, segment_bytes=segment_bytes,
-            )  # fmt: skip
+                path / LOG_DIR,
+                market.digest(),
+                durability=durability,
+                sync_interval_s=sync_interval_s,
+                segment_bytes=segment_bytes,
+            )
             (path / SNAPSHOT_DIR).mkdir(exist_ok=True)
             removed = _remove_temporary_files(path / SNAPSHOT_DIR)
             engine_class = engine_factory or default_engine_class()
@@ -456,13 +501,26 @@ class Sequencer:
                 journal.close()
             os.close(lock_fd)
             raise
-        exchange = cls(path, market, engine, engine_class, journal, lock_fd, clock,
-                       snapshot_every_events, snapshots_kept)  # fmt: skip
+        exchange = cls(
+            path,
+            market,
+            engine,
+            engine_class,
+            journal,
+            lock_fd,
+            clock,
+            snapshot_every_events,
+            snapshots_kept,
+        )
         assert journal.recovery is not None
         exchange.recovery_report = RecoveryReport(
-            created, journal.recovery, last_seq=journal.last_seq, state_hash=engine.state_hash(),
-            removed_temp_files=removed, **fields,
-        )  # fmt: skip
+            created,
+            journal.recovery,
+            last_seq=journal.last_seq,
+            state_hash=engine.state_hash(),
+            removed_temp_files=removed,
+            **fields,
+        )
         return exchange
 
     # -- properties ------------------------------------------------------------------------------
@@ -578,9 +636,14 @@ class Sequencer:
         self._check_usable()
         self.journal.sync()  # a snapshot must never be ahead of the durable log
         info = SnapshotInfo(
-            "", self.last_seq, self.journal.last_ts_ns, self.market.digest(),
-            self.journal.chain_hash, self.engine.state_hash(), self.engine.export_state(),
-        )  # fmt: skip
+            "",
+            self.last_seq,
+            self.journal.last_ts_ns,
+            self.market.digest(),
+            self.journal.chain_hash,
+            self.engine.state_hash(),
+            self.engine.export_state(),
+        )
         path = write_snapshot(self.data_dir / SNAPSHOT_DIR, info)
         for old in snapshot_paths(self.data_dir / SNAPSHOT_DIR)[max(self.snapshots_kept, 1) :]:
             old.unlink()

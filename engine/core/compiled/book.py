@@ -29,7 +29,7 @@ from numba import njit
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "ad263590a03de9c2"
+DEPENDENCIES_DIGEST = "5c7d868a58b130af"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -240,8 +240,6 @@ def release_slot(st, slot):
     st[M_LIVE] -= 1
 
 
-
-
 @njit(cache=True)
 def within_best_levels(st, ins, side, price, levels):
     """Whether ``price`` is among the best ``levels`` non-empty levels of one side."""
@@ -258,7 +256,6 @@ def within_best_levels(st, ins, side, price, levels):
         else:
             level = scan_up(st, side_base, level + 1)
     return False
-
 
 
 @njit(cache=True)

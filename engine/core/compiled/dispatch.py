@@ -22,7 +22,7 @@ from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabular
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 
-DEPENDENCIES_DIGEST = "790e5522f6d55c37"
+DEPENDENCIES_DIGEST = "93ef9e314acc65e8"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -32,11 +32,11 @@ DEPENDENCIES_DIGEST = "790e5522f6d55c37"
 
 
 @njit(cache=True)
-def dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
-              year):  # fmt: skip
+def dispatch(
+    st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year
+):
     if kind == K_SUBMIT:
-        return submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif,
-                       stp)  # fmt: skip
+        return submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp)
     if kind == K_MODIFY:
         return modify(st, out, n, seq, ts, oid, price, qty, acct)
     if kind == K_CANCEL:
@@ -52,11 +52,13 @@ def dispatch(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, o
     if kind == K_SET_PHASE:
         return set_phase(st, out, n, seq, ts, ins, aux)
     if K_BLOCK_OFFER <= kind <= K_AUCTION_CANCEL:
-        return modes.mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
-                                  side, otype)  # fmt: skip
+        return modes.mode_command(
+            st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype
+        )
     if K_OPEN_ACCOUNT <= kind <= K_CLOSE_YEAR:
-        return ledger.registry_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins,
-                                       side, otype, year)  # fmt: skip
+        return ledger.registry_command(
+            st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, year
+        )
     raise ValueError("unknown command kind")
 
 
@@ -71,14 +73,14 @@ def has_room(st, out, n):
 
 
 @njit(cache=True)
-def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
-              year):  # fmt: skip
+def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year):
     """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
     too small (nothing was applied)."""
     if not has_room(st, out, 0):
         return -1
-    return dispatch(st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype,
-                     tif, stp, year)  # fmt: skip
+    return dispatch(
+        st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year
+    )
 
 
 @njit(cache=True)
@@ -95,10 +97,23 @@ def process_batch(st, cmds, start, out):
             break
         c = cmds[i]  # fields by name: a numpy record (NUMBA_DISABLE_JIT=1) has no attributes
         n = dispatch(
-            st, out, n, np.int64(c["kind"]), c["seq"], c["ts_ns"], c["order_id"],
-            c["price_ticks"], c["qty_t"], c["aux"], np.int64(c["account"]),
-            np.int64(c["instrument"]), np.int64(c["side"]), np.int64(c["order_type"]),
-            np.int64(c["tif"]), np.int64(c["stp"]), np.int64(c["year"]),
-        )  # fmt: skip
+            st,
+            out,
+            n,
+            np.int64(c["kind"]),
+            c["seq"],
+            c["ts_ns"],
+            c["order_id"],
+            c["price_ticks"],
+            c["qty_t"],
+            c["aux"],
+            np.int64(c["account"]),
+            np.int64(c["instrument"]),
+            np.int64(c["side"]),
+            np.int64(c["order_type"]),
+            np.int64(c["tif"]),
+            np.int64(c["stp"]),
+            np.int64(c["year"]),
+        )
         i += 1
     return i, n

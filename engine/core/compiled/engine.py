@@ -16,10 +16,10 @@ import hashlib
 
 import numpy as np
 
-from engine.core.compiled import book, dispatch, ledger, sessions, state_hash
-from engine.core.compiled import layout as k
 from engine.core import schema as s
 from engine.core import snapshot as snap
+from engine.core.compiled import book, dispatch, ledger, sessions, state_hash
+from engine.core.compiled import layout as k
 from engine.core.market import MarketDefinition
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
 
@@ -63,10 +63,15 @@ class CompiledEngine:
         capacity = market.capacity
         ladder = capacity.max_price_ticks + 1
         words, header = k.state_size(
-            len(market.instruments), capacity.resting_orders, ladder, capacity.accounts,
-            capacity.registry_keys, capacity.block_offers, capacity.auctions,
+            len(market.instruments),
+            capacity.resting_orders,
+            ladder,
+            capacity.accounts,
+            capacity.registry_keys,
+            capacity.block_offers,
+            capacity.auctions,
             capacity.auction_bids,
-        )  # fmt: skip
+        )
         self._st = np.zeros(words, dtype=_I64)
         for key, value in header.items():
             self._st[key] = value
@@ -136,21 +141,63 @@ class CompiledEngine:
         if t is s.SubmitOrder:
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
             n = self._apply_one(
-                self._st, self._out, 1, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t,
-                c.quote_order_id, c.account, index, c.side, c.order_type, c.tif, c.stp, 0,
-            )  # fmt: skip
+                self._st,
+                self._out,
+                1,
+                c.seq,
+                c.ts_ns,
+                c.order_id,
+                c.price_ticks,
+                c.qty_t,
+                c.quote_order_id,
+                c.account,
+                index,
+                c.side,
+                c.order_type,
+                c.tif,
+                c.stp,
+                0,
+            )
             if n == 1:
                 return [self.codec.event(self._out[0].tolist())]
         elif t is s.ModifyOrder:
             n = self._apply_one(
-                self._st, self._out, 3, c.seq, c.ts_ns, c.order_id, c.price_ticks, c.qty_t, 0,
-                c.account, 0, 0, 0, 0, 0, 0,
-            )  # fmt: skip
+                self._st,
+                self._out,
+                3,
+                c.seq,
+                c.ts_ns,
+                c.order_id,
+                c.price_ticks,
+                c.qty_t,
+                0,
+                c.account,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         elif t is s.CancelOrder:
             n = self._apply_one(
-                self._st, self._out, 2, c.seq, c.ts_ns, c.order_id, 0, 0, 0, c.account, 0, 0, 0,
-                0, 0, 0,
-            )  # fmt: skip
+                self._st,
+                self._out,
+                2,
+                c.seq,
+                c.ts_ns,
+                c.order_id,
+                0,
+                0,
+                0,
+                c.account,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
         else:
             n = -1
         if n < 0:
@@ -198,8 +245,9 @@ class CompiledEngine:
             start, n = self._process_batch(self._st, records, start, self._out[written:])
             written += n
             if start == before:  # defensive: never spin if the kernel asks for more room
-                grown = np.empty((2 * self._out.shape[0] + self._reserve_rows(), EVENT_FIELDS),
-                                 dtype=_I64)  # fmt: skip
+                grown = np.empty(
+                    (2 * self._out.shape[0] + self._reserve_rows(), EVENT_FIELDS), dtype=_I64
+                )
                 grown[:written] = self._out[:written]
                 self._out = grown
         events = self._out[:written]
@@ -259,21 +307,31 @@ class CompiledEngine:
         index = self._require(symbol)
         sides = []
         for side in (s.Side.BUY, s.Side.SELL):
-            rows = [self._levels()[self._level_row(index, side, p)] for p in
-                    self._prices(index, side, levels)]  # fmt: skip
-            sides.append([s.DepthLevel(int(p), int(r[k.L_QTY]), int(r[k.L_COUNT])) for p, r in
-                          zip(self._prices(index, side, levels), rows)])  # fmt: skip
+            rows = [
+                self._levels()[self._level_row(index, side, p)]
+                for p in self._prices(index, side, levels)
+            ]
+            sides.append(
+                [
+                    s.DepthLevel(int(p), int(r[k.L_QTY]), int(r[k.L_COUNT]))
+                    for p, r in zip(self._prices(index, side, levels), rows)
+                ]
+            )
         return s.Depth(symbol, sides[0], sides[1])
 
     def _resting(self, slot: int) -> s.RestingOrder:
         row = self._orders()[slot].tolist()
         return s.RestingOrder(
-            order_id=row[k.O_ID], account=row[k.O_ACCOUNT],
-            instrument=self.codec.symbol(row[k.O_INST]), side=s.Side(row[k.O_SIDE]),
-            price_ticks=row[k.O_PRICE], qty_t=row[k.O_LEAVES],
-            order_type=s.OrderType(row[k.O_TYPE]), tif=s.TimeInForce(row[k.O_TIF]),
+            order_id=row[k.O_ID],
+            account=row[k.O_ACCOUNT],
+            instrument=self.codec.symbol(row[k.O_INST]),
+            side=s.Side(row[k.O_SIDE]),
+            price_ticks=row[k.O_PRICE],
+            qty_t=row[k.O_LEAVES],
+            order_type=s.OrderType(row[k.O_TYPE]),
+            tif=s.TimeInForce(row[k.O_TIF]),
             stp=s.StpMode(row[k.O_STP]),
-        )  # fmt: skip
+        )
 
     def orders(self, symbol: str, side: int, levels: int | None = None) -> list[s.RestingOrder]:
         """Every resting order of one side, in priority order (best price, then oldest); with
@@ -300,9 +358,15 @@ class CompiledEngine:
         if row[k.I_STATE] == s.SessionState.OPEN:  # the effective modes: none while not open
             modes = row[k.I_MODES] & (row[k.I_PHASE_MASKS] >> (4 * row[k.I_PHASE])) & 15
         return s.InstrumentStatus(
-            symbol, s.SessionState(row[k.I_STATE]), row[k.I_DATE], row[k.I_REF],
-            row[k.I_LO], row[k.I_HI], row[k.I_PHASE], modes,
-        )  # fmt: skip
+            symbol,
+            s.SessionState(row[k.I_STATE]),
+            row[k.I_DATE],
+            row[k.I_REF],
+            row[k.I_LO],
+            row[k.I_HI],
+            row[k.I_PHASE],
+            modes,
+        )
 
     def _block_table(self) -> np.ndarray:
         return self._table(k.M_OFF_BLOCK, int(self._st[k.M_BLOCK_CAP]), k.BOF)
@@ -329,9 +393,15 @@ class CompiledEngine:
         """Live block offers (of one instrument, or of all), ascending offer id."""
         index = None if symbol is None else self._require(symbol)
         return [
-            s.BlockOffer(o[k.BO_ID], o[k.BO_ACCOUNT], self.codec.symbol(o[k.BO_INST]),
-                         s.Side(o[k.BO_SIDE]), o[k.BO_PRICE], o[k.BO_QTY],
-                         o[k.BO_COUNTERPARTY])  # fmt: skip
+            s.BlockOffer(
+                o[k.BO_ID],
+                o[k.BO_ACCOUNT],
+                self.codec.symbol(o[k.BO_INST]),
+                s.Side(o[k.BO_SIDE]),
+                o[k.BO_PRICE],
+                o[k.BO_QTY],
+                o[k.BO_COUNTERPARTY],
+            )
             for o in self._live_by_id(self._block_table())
             if index is None or o[k.BO_INST] == index
         ]
@@ -339,10 +409,20 @@ class CompiledEngine:
     def auctions(self) -> list[s.AuctionStatus]:
         """Auctions not yet cleared or cancelled, ascending id (bids are sealed: a count)."""
         return [
-            s.AuctionStatus(a[k.AU_ID], a[k.AU_SELLER], self.codec.symbol(a[k.AU_INST]),
-                            a[k.AU_QTY], s.AuctionState(a[k.AU_STATE]), a[k.AU_FLOOR],
-                            a[k.AU_CAP], a[k.AU_FLOOR_RULE], a[k.AU_CLEARING], a[k.AU_START],
-                            a[k.AU_END], a[k.AU_BIDS])  # fmt: skip
+            s.AuctionStatus(
+                a[k.AU_ID],
+                a[k.AU_SELLER],
+                self.codec.symbol(a[k.AU_INST]),
+                a[k.AU_QTY],
+                s.AuctionState(a[k.AU_STATE]),
+                a[k.AU_FLOOR],
+                a[k.AU_CAP],
+                a[k.AU_FLOOR_RULE],
+                a[k.AU_CLEARING],
+                a[k.AU_START],
+                a[k.AU_END],
+                a[k.AU_BIDS],
+            )
             for a in self._live_by_id(self._auction_table())
         ]
 
@@ -370,9 +450,15 @@ class CompiledEngine:
             for i, symbol in enumerate(self.codec.symbols)
         ]
         return s.AccountStatus(
-            account, s.AccountKind(row[k.A_KIND]), s.Sector(row[k.A_SECTOR]), row[k.A_PROVINCE],
-            bool(row[k.A_FROZEN]), row[k.A_CASH], row[k.A_CASH_LOCKED], holdings,
-        )  # fmt: skip
+            account,
+            s.AccountKind(row[k.A_KIND]),
+            s.Sector(row[k.A_SECTOR]),
+            row[k.A_PROVINCE],
+            bool(row[k.A_FROZEN]),
+            row[k.A_CASH],
+            row[k.A_CASH_LOCKED],
+            holdings,
+        )
 
     def resting_count(self) -> int:
         return int(self._st[k.M_LIVE])
@@ -385,19 +471,40 @@ class CompiledEngine:
         for index, symbol in enumerate(self.codec.symbols):
             row = inst[index]
             sides = [
-                [snap.OrderSnapshot(o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type,
-                                    o.tif, o.stp) for o in self.orders(symbol, side)]
+                [
+                    snap.OrderSnapshot(
+                        o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type, o.tif, o.stp
+                    )
+                    for o in self.orders(symbol, side)
+                ]
                 for side in (s.Side.BUY, s.Side.SELL)
-            ]  # fmt: skip
-            instruments.append(snap.InstrumentSnapshot(
-                symbol, row[k.I_STATE], row[k.I_DATE], row[k.I_REF], row[k.I_LO], row[k.I_HI],
-                row[k.I_OPEN], row[k.I_HIGH], row[k.I_LOW], row[k.I_VOL], row[k.I_VAL],
-                row[k.I_TRADES], sides[0], sides[1],
-            ))  # fmt: skip
+            ]
+            instruments.append(
+                snap.InstrumentSnapshot(
+                    symbol,
+                    row[k.I_STATE],
+                    row[k.I_DATE],
+                    row[k.I_REF],
+                    row[k.I_LO],
+                    row[k.I_HI],
+                    row[k.I_OPEN],
+                    row[k.I_HIGH],
+                    row[k.I_LOW],
+                    row[k.I_VOL],
+                    row[k.I_VAL],
+                    row[k.I_TRADES],
+                    sides[0],
+                    sides[1],
+                )
+            )
         snapshot = snap.EngineSnapshot(
-            snap.FORMAT_VERSION, self.market.digest(), int(self._st[k.M_NEXT_TRADE]), instruments,
-            **self._export_ledger(), modes=self._export_modes(),
-        )  # fmt: skip
+            snap.FORMAT_VERSION,
+            self.market.digest(),
+            int(self._st[k.M_NEXT_TRADE]),
+            instruments,
+            **self._export_ledger(),
+            modes=self._export_modes(),
+        )
         return snap.encode(snapshot)
 
     @classmethod
@@ -422,13 +529,34 @@ class CompiledEngine:
         self._st[k.M_NEXT_TRADE] = snapshot.next_trade_id
         inst = self._inst()
         for index, saved in enumerate(snapshot.instruments):
-            inst[index, [k.I_STATE, k.I_DATE, k.I_REF, k.I_LO, k.I_HI, k.I_OPEN, k.I_HIGH,
-                         k.I_LOW, k.I_VOL, k.I_VAL, k.I_TRADES]] = [
-                saved.state, saved.trading_date, saved.reference_price_ticks,
-                saved.lower_band_ticks, saved.upper_band_ticks, saved.day_open_ticks,
-                saved.day_high_ticks, saved.day_low_ticks, saved.day_volume_t,
-                saved.day_value_fen, saved.day_trades,
-            ]  # fmt: skip
+            inst[
+                index,
+                [
+                    k.I_STATE,
+                    k.I_DATE,
+                    k.I_REF,
+                    k.I_LO,
+                    k.I_HI,
+                    k.I_OPEN,
+                    k.I_HIGH,
+                    k.I_LOW,
+                    k.I_VOL,
+                    k.I_VAL,
+                    k.I_TRADES,
+                ],
+            ] = [
+                saved.state,
+                saved.trading_date,
+                saved.reference_price_ticks,
+                saved.lower_band_ticks,
+                saved.upper_band_ticks,
+                saved.day_open_ticks,
+                saved.day_high_ticks,
+                saved.day_low_ticks,
+                saved.day_volume_t,
+                saved.day_value_fen,
+                saved.day_trades,
+            ]
             for side, orders in ((s.Side.BUY, saved.bids), (s.Side.SELL, saved.asks)):
                 for o in orders:
                     if book.hash_find(self._st, o.order_id) >= 0 or o.order_id <= 0:
@@ -437,29 +565,51 @@ class CompiledEngine:
                         raise ValueError("more resting orders than capacity")
                     if not 0 < o.price_ticks < int(self._st[k.M_LADDER]):
                         raise ValueError(f"order {o.order_id} price outside the ladder")
-                    book.restore_order(self._st, o.order_id, o.account, index, side, o.price_ticks,
-                                    o.qty_t, o.order_type, o.tif, o.stp)  # fmt: skip
+                    book.restore_order(
+                        self._st,
+                        o.order_id,
+                        o.account,
+                        index,
+                        side,
+                        o.price_ticks,
+                        o.qty_t,
+                        o.order_type,
+                        o.tif,
+                        o.stp,
+                    )
         self._restore_ledger(snapshot)
         self._restore_modes(snapshot.modes or snap.empty_modes(len(snapshot.instruments)))
         for index in range(len(snapshot.instruments)):  # the block band follows the reference
             row = inst[index]
             row[k.I_BLOCK_LO], row[k.I_BLOCK_HI] = sessions.capped_band(
-                self._st, index, int(row[k.I_BLOCK_BAND]))
+                self._st, index, int(row[k.I_BLOCK_BAND])
+            )
 
-    _MODE_COLUMNS = [k.I_PHASE, k.I_BLOCK_VOL, k.I_BLOCK_VAL, k.I_BLOCK_TRADES, k.I_AUCTION_VOL,
-                     k.I_AUCTION_VAL, k.I_AUCTION_TRADES]  # fmt: skip
+    _MODE_COLUMNS = [
+        k.I_PHASE,
+        k.I_BLOCK_VOL,
+        k.I_BLOCK_VAL,
+        k.I_BLOCK_TRADES,
+        k.I_AUCTION_VOL,
+        k.I_AUCTION_VAL,
+        k.I_AUCTION_TRADES,
+    ]
     """Instrument columns of ``ModesSnapshot.instruments``, in its order."""
 
     def _export_modes(self) -> snap.ModesSnapshot:
         figures = self._inst()[:, self._MODE_COLUMNS].tolist()
-        offers = [snap.BlockOfferSnapshot(*o[: k.BO_COUNTERPARTY + 1])
-                  for o in self._live_by_id(self._block_table())]  # fmt: skip
+        offers = [
+            snap.BlockOfferSnapshot(*o[: k.BO_COUNTERPARTY + 1])
+            for o in self._live_by_id(self._block_table())
+        ]
         auctions = [
             snap.AuctionSnapshot(
                 *a[: k.AU_BIDS],
-                [snap.BidSnapshot(b[k.BID_ID], b[k.BID_ACCOUNT], b[k.BID_PRICE], b[k.BID_QTY])
-                 for b in self._bids_of(a[k.AU_ID])],
-            )  # fmt: skip
+                [
+                    snap.BidSnapshot(b[k.BID_ID], b[k.BID_ACCOUNT], b[k.BID_PRICE], b[k.BID_QTY])
+                    for b in self._bids_of(a[k.AU_ID])
+                ],
+            )
             for a in self._live_by_id(self._auction_table())
         ]
         return snap.ModesSnapshot([tuple(row) for row in figures], offers, auctions)
@@ -472,20 +622,40 @@ class CompiledEngine:
         blocks, auctions, bids = self._block_table(), self._auction_table(), self._bid_table()
         for row, o in enumerate(modes.block_offers):
             blocks[row, : k.BO_COUNTERPARTY + 1] = [
-                o.offer_id, o.account, o.instrument, o.side, o.price_ticks, o.qty_t,
+                o.offer_id,
+                o.account,
+                o.instrument,
+                o.side,
+                o.price_ticks,
+                o.qty_t,
                 o.counterparty,
-            ]  # fmt: skip
+            ]
         st[k.M_BLOCK_HWM] = st[k.M_BLOCK_LIVE] = len(modes.block_offers)
         arrival = 0
         for row, a in enumerate(modes.auctions):
             auctions[row] = [
-                a.auction_id, a.seller, a.instrument, a.qty_t, a.state, a.floor_price_ticks,
-                a.cap_price_ticks, a.clearing, a.floor_rule, a.window_start_ns,
-                a.window_end_ns, len(a.bids),
-            ]  # fmt: skip
+                a.auction_id,
+                a.seller,
+                a.instrument,
+                a.qty_t,
+                a.state,
+                a.floor_price_ticks,
+                a.cap_price_ticks,
+                a.clearing,
+                a.floor_rule,
+                a.window_start_ns,
+                a.window_end_ns,
+                len(a.bids),
+            ]
             for b in a.bids:
-                bids[arrival] = [b.bid_id, a.auction_id, b.account, b.price_ticks, b.qty_t,
-                                 arrival + 1]  # fmt: skip
+                bids[arrival] = [
+                    b.bid_id,
+                    a.auction_id,
+                    b.account,
+                    b.price_ticks,
+                    b.qty_t,
+                    arrival + 1,
+                ]
                 arrival += 1
         st[k.M_AUCTIONS_HWM] = len(modes.auctions)
         st[k.M_BIDS_HWM] = st[k.M_BIDS_LIVE] = arrival
@@ -501,11 +671,13 @@ class CompiledEngine:
         opened = np.flatnonzero(accounts[:, k.A_OPEN]).tolist()
         account_rows = [
             snap.AccountSnapshot(
-                acct, *accounts[acct, [k.A_KIND, k.A_SECTOR, k.A_PROVINCE]].tolist(),
-                bool(accounts[acct, k.A_FROZEN]), int(accounts[acct, k.A_CASH]),
+                acct,
+                *accounts[acct, [k.A_KIND, k.A_SECTOR, k.A_PROVINCE]].tolist(),
+                bool(accounts[acct, k.A_FROZEN]),
+                int(accounts[acct, k.A_CASH]),
                 int(accounts[acct, k.A_CASH_LOCKED]),
                 [tuple(h) for h in holdings[acct].tolist()],
-            )  # fmt: skip
+            )
             for acct in opened
         ]
         totals = self._inst()[:, [k.I_ISSUED, k.I_CLAWED, k.I_SURRENDERED, k.I_CANCELLED]]
@@ -513,18 +685,28 @@ class CompiledEngine:
         comp = comp.reshape(k.YEARS, accounts.shape[0], k.CF)
         first_year = int(st[k.M_FIRST_YEAR])
         compliance = [
-            snap.ComplianceSnapshot(first_year + slot, acct, *comp[slot, acct, :3].tolist(),
-                                    bool(comp[slot, acct, k.C_REPORTED]))  # fmt: skip
+            snap.ComplianceSnapshot(
+                first_year + slot,
+                acct,
+                *comp[slot, acct, :3].tolist(),
+                bool(comp[slot, acct, k.C_REPORTED]),
+            )
             for slot, acct in zip(*(axis.tolist() for axis in np.nonzero(comp.any(axis=2))))
         ]
         keys = self._table(k.M_OFF_KEYS, int(st[k.M_KEYS_CAP]), k.KF)
         used = keys[keys[:, k.KEY_KEY] != 0]
         used = used[np.argsort(used[:, k.KEY_KEY], kind="stable")]
-        return {"ledger": snap.LedgerSnapshot(
-            int(st[k.M_DEPOSITED]), int(st[k.M_WITHDRAWN]), int(st[k.M_CLOSED_YEARS]),
-            [tuple(row) for row in totals.tolist()], account_rows, compliance,
-            [snap.KeySnapshot(*row) for row in used.tolist()],
-        )}  # fmt: skip
+        return {
+            "ledger": snap.LedgerSnapshot(
+                int(st[k.M_DEPOSITED]),
+                int(st[k.M_WITHDRAWN]),
+                int(st[k.M_CLOSED_YEARS]),
+                [tuple(row) for row in totals.tolist()],
+                account_rows,
+                compliance,
+                [snap.KeySnapshot(*row) for row in used.tolist()],
+            )
+        }
 
     def _restore_ledger(self, snapshot: snap.EngineSnapshot) -> None:
         saved = snapshot.ledger  # snapshot.load checked it matches the market
@@ -537,15 +719,23 @@ class CompiledEngine:
         accounts, holdings = self._accounts(), self._holdings()
         for a in saved.accounts:
             accounts[a.account, : k.A_CASH_LOCKED + 1] = [
-                1, a.kind, a.sector, a.province, int(a.frozen), a.cash_available_fen,
+                1,
+                a.kind,
+                a.sector,
+                a.province,
+                int(a.frozen),
+                a.cash_available_fen,
                 a.cash_locked_fen,
-            ]  # fmt: skip
+            ]
             holdings[a.account] = a.holdings
         n_acc = accounts.shape[0]
         comp = self._table(k.M_OFF_COMP, k.YEARS * n_acc, k.CF).reshape(k.YEARS, n_acc, k.CF)
         for c in saved.compliance:
             comp[c.year - int(st[k.M_FIRST_YEAR]), c.account] = [
-                c.obligation_t, c.surrendered_t, c.offsets_t, int(c.reported)
+                c.obligation_t,
+                c.surrendered_t,
+                c.offsets_t,
+                int(c.reported),
             ]
         for key in saved.keys:
             ledger.remember(st, key.key, key.seq, key.reason, key.command)
@@ -560,4 +750,3 @@ class CompiledEngine:
         """Canonical hash of the books (identical for the reference engine)."""
         words = state_hash.hash_words(self._st).astype("<i8")
         return hashlib.blake2b(words.tobytes(), digest_size=32).hexdigest()
-

@@ -108,16 +108,28 @@ def _locks(engine: CompiledEngine) -> list[tuple[int, int, int, int, int]]:
     open orders, block offers, auction lots (sells) and bids (docs/TRADING_MODES.md "Locks")."""
     st = engine._st
     orders = engine._orders()[: int(st[k.M_HWM])]
-    locks = [(o[k.O_ACCOUNT], o[k.O_INST], o[k.O_SIDE], o[k.O_LEAVES], o[k.O_LOCK_PRICE])
-             for o in orders[orders[:, k.O_ID] != 0].tolist()]  # fmt: skip
-    locks += [(o[k.BO_ACCOUNT], o[k.BO_INST], o[k.BO_SIDE], o[k.BO_QTY], o[k.BO_PRICE])
-              for o in engine._live_by_id(engine._block_table())]  # fmt: skip
+    locks = [
+        (o[k.O_ACCOUNT], o[k.O_INST], o[k.O_SIDE], o[k.O_LEAVES], o[k.O_LOCK_PRICE])
+        for o in orders[orders[:, k.O_ID] != 0].tolist()
+    ]
+    locks += [
+        (o[k.BO_ACCOUNT], o[k.BO_INST], o[k.BO_SIDE], o[k.BO_QTY], o[k.BO_PRICE])
+        for o in engine._live_by_id(engine._block_table())
+    ]
     instrument_of = {}
     for a in engine._live_by_id(engine._auction_table()):
         locks.append((a[k.AU_SELLER], a[k.AU_INST], s.Side.SELL, a[k.AU_QTY], 0))
         instrument_of[a[k.AU_ID]] = a[k.AU_INST]
-    locks += [(b[k.BID_ACCOUNT], instrument_of[b[k.BID_AUCTION]], s.Side.BUY, b[k.BID_QTY],
-               b[k.BID_PRICE]) for b in engine._live_by_id(engine._bid_table())]  # fmt: skip
+    locks += [
+        (
+            b[k.BID_ACCOUNT],
+            instrument_of[b[k.BID_AUCTION]],
+            s.Side.BUY,
+            b[k.BID_QTY],
+            b[k.BID_PRICE],
+        )
+        for b in engine._live_by_id(engine._bid_table())
+    ]
     return locks
 
 
@@ -200,8 +212,16 @@ def _check_modes(engine: CompiledEngine) -> None:
     for index in range(inst.shape[0]):
         row = inst[index]
         assert 0 <= row[k.I_PHASE] < row[k.I_N_PHASES], f"instrument {index}: phase"
-        figures = row[[k.I_BLOCK_VOL, k.I_BLOCK_VAL, k.I_BLOCK_TRADES, k.I_AUCTION_VOL,
-                       k.I_AUCTION_VAL, k.I_AUCTION_TRADES]].tolist()  # fmt: skip
+        figures = row[
+            [
+                k.I_BLOCK_VOL,
+                k.I_BLOCK_VAL,
+                k.I_BLOCK_TRADES,
+                k.I_AUCTION_VOL,
+                k.I_AUCTION_VAL,
+                k.I_AUCTION_TRADES,
+            ]
+        ].tolist()
         assert min(figures) >= 0, f"instrument {index}: negative mode figures"
         assert figures[0] >= figures[2] and figures[3] >= figures[5], "volume < trade count"
     _check_block_offers(engine)
@@ -214,4 +234,3 @@ def check_all(engine: CompiledEngine) -> None:
     _check_modes(engine)
     if engine._st[k.M_REGISTRY]:
         _check_ledger(engine)
-

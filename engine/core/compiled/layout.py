@@ -124,8 +124,14 @@ def _power_of_two_above(count: int) -> int:
 
 
 def state_size(
-    n_inst: int, cap: int, ladder: int, accounts: int, keys: int, block_offers: int = 1,
-    auctions: int = 1, bids: int = 1,
+    n_inst: int,
+    cap: int,
+    ladder: int,
+    accounts: int,
+    keys: int,
+    block_offers: int = 1,
+    auctions: int = 1,
+    bids: int = 1,
 ) -> tuple[int, dict[int, int]]:
     """Words needed for a state array, and the header values describing its layout."""
     hcap = _power_of_two_above(cap)

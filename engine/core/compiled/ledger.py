@@ -42,7 +42,7 @@ from engine.core.records import (
     E_X5,
 )
 
-DEPENDENCIES_DIGEST = "c4850a7fa69b878c"
+DEPENDENCIES_DIGEST = "84dcd6ed9f989e2e"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -220,14 +220,30 @@ def remember(st, key, seq, reason, kind):
 
 @njit(cache=True)
 def _needs_instrument(kind):
-    return kind in (K_ISSUE, K_CLAW_BACK, K_TRANSFER, K_FREEZE, K_UNFREEZE,
-                    K_CANCEL_ALLOWANCES, K_SURRENDER)  # fmt: skip
+    return kind in (
+        K_ISSUE,
+        K_CLAW_BACK,
+        K_TRANSFER,
+        K_FREEZE,
+        K_UNFREEZE,
+        K_CANCEL_ALLOWANCES,
+        K_SURRENDER,
+    )
 
 
 @njit(cache=True)
 def _has_amount(kind):
-    return kind in (K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER, K_FREEZE,
-                    K_UNFREEZE, K_CANCEL_ALLOWANCES, K_SURRENDER)  # fmt: skip
+    return kind in (
+        K_DEPOSIT,
+        K_WITHDRAW,
+        K_ISSUE,
+        K_CLAW_BACK,
+        K_TRANSFER,
+        K_FREEZE,
+        K_UNFREEZE,
+        K_CANCEL_ALLOWANCES,
+        K_SURRENDER,
+    )
 
 
 @njit(cache=True)
@@ -450,8 +466,7 @@ def _close_year(st, out, n, seq, ts, key, year, price):
 
 
 @njit(cache=True)
-def _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype,
-                    year):  # fmt: skip
+def _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype, year):
     reason = _common_reason(st, kind, acct, ins, qty)
     if reason != 0:
         return n, reason
@@ -471,8 +486,7 @@ def _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, 
 
 
 @njit(cache=True)
-def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype,
-                     year):  # fmt: skip
+def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype, year):
     """Apply one registry command with its idempotency rules; return the next event row."""
     reason = 0
     if st[M_REGISTRY] == 0:
@@ -489,8 +503,9 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
         if st[M_KEYS_USED] >= st[M_KEYS_LIMIT]:
             reason = R_REGISTRY_FULL
     if reason == 0:
-        n, reason = _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
-                                    side, otype, year)  # fmt: skip
+        n, reason = _apply_registry(
+            st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype, year
+        )
         remember(st, key, seq, reason, kind)
     if reason != 0:
         n = emit(out, n, EV_REGISTRY_REJECTED, seq, ts, ins, key, acct, 0, 0, 0, reason)
@@ -518,8 +533,7 @@ def hash_words(st, words, k):
         if not account_open(st, acct):
             continue
         words[k] = acct
-        for j, column in enumerate((A_KIND, A_SECTOR, A_PROVINCE, A_FROZEN, A_CASH,
-                                    A_CASH_LOCKED)):  # fmt: skip
+        for j, column in enumerate((A_KIND, A_SECTOR, A_PROVINCE, A_FROZEN, A_CASH, A_CASH_LOCKED)):
             words[k + 1 + j] = st[_acc(st, acct, column)]
         k += 7
         for ins in range(ni):
@@ -535,8 +549,11 @@ def hash_words(st, words, k):
         year = st[M_FIRST_YEAR] + slot
         for acct in range(st[M_N_ACCOUNTS]):
             base = _comp(st, year, acct, 0)
-            if st[base + C_REPORTED] == 0 and st[base + C_SURRENDERED] == 0 and \
-                    st[base + C_OFFSETS] == 0:  # fmt: skip
+            if (
+                st[base + C_REPORTED] == 0
+                and st[base + C_SURRENDERED] == 0
+                and st[base + C_OFFSETS] == 0
+            ):
                 continue
             words[k] = year
             words[k + 1] = acct

@@ -11,14 +11,20 @@ from numba import njit
 
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import (
-    alloc_slot, hash_find, link_tail, release_slot, scan_down, scan_up, unlink,
+    alloc_slot,
+    hash_find,
+    link_tail,
+    release_slot,
+    scan_down,
+    scan_up,
+    unlink,
     within_best_levels,
 )
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.ledger import emit as _ev
 from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4
 
-DEPENDENCIES_DIGEST = "b65ff90cb3f4b95d"
+DEPENDENCIES_DIGEST = "abe18d4c43a702f6"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -32,9 +38,19 @@ def _ev_order(st, out, n, kind, seq, ts, slot, qty, reason):
     """An event about the order in ``slot`` (cancelled, modified)."""
     oo = st[M_OFF_ORDERS]
     return _ev(
-        out, n, kind, seq, ts, st[oo + (slot) * OF + O_INST], st[oo + (slot) * OF + O_ID], st[oo + (slot) * OF + O_ACCOUNT],
-        st[oo + (slot) * OF + O_SIDE], st[oo + (slot) * OF + O_PRICE], qty, reason,
-    )  # fmt: skip
+        out,
+        n,
+        kind,
+        seq,
+        ts,
+        st[oo + (slot) * OF + O_INST],
+        st[oo + (slot) * OF + O_ID],
+        st[oo + (slot) * OF + O_ACCOUNT],
+        st[oo + (slot) * OF + O_SIDE],
+        st[oo + (slot) * OF + O_PRICE],
+        qty,
+        reason,
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -82,9 +98,19 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     price = st[oo + (maker) * OF + O_PRICE]
     trade_id = modes.next_trade_id(st)
     n = _ev(
-        out, n, EV_TRADE, seq, ts, ins, st[oo + (slot) * OF + O_ID], st[oo + (slot) * OF + O_ACCOUNT],
-        st[oo + (slot) * OF + O_SIDE], price, qty, 0,
-    )  # fmt: skip
+        out,
+        n,
+        EV_TRADE,
+        seq,
+        ts,
+        ins,
+        st[oo + (slot) * OF + O_ID],
+        st[oo + (slot) * OF + O_ACCOUNT],
+        st[oo + (slot) * OF + O_SIDE],
+        price,
+        qty,
+        0,
+    )
     out[n - 1, E_X0] = st[oo + (maker) * OF + O_ID]
     out[n - 1, E_X1] = st[oo + (maker) * OF + O_ACCOUNT]
     out[n - 1, E_X2] = trade_id
@@ -103,9 +129,15 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     if st[M_REGISTRY] != 0:
         buyer, seller = (slot, maker) if st[oo + slot * OF + O_SIDE] == BUY else (maker, slot)
         ledger.settle(
-            st, ins, st[oo + buyer * OF + O_ACCOUNT], st[oo + buyer * OF + O_LEAVES],
-            st[oo + buyer * OF + O_LOCK_PRICE], st[oo + seller * OF + O_ACCOUNT], price, qty,
-        )  # fmt: skip
+            st,
+            ins,
+            st[oo + buyer * OF + O_ACCOUNT],
+            st[oo + buyer * OF + O_LEAVES],
+            st[oo + buyer * OF + O_LOCK_PRICE],
+            st[oo + seller * OF + O_ACCOUNT],
+            price,
+            qty,
+        )
     return n
 
 
@@ -129,14 +161,24 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
         maker = st[lvo + (row) * LF + L_HEAD]
         if st[oo + (maker) * OF + O_ACCOUNT] == acct:
             if stp != STP_INCOMING:
-                n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, maker,
-                              st[oo + (maker) * OF + O_LEAVES], C_STP)  # fmt: skip
+                n = _ev_order(
+                    st,
+                    out,
+                    n,
+                    EV_CANCELLED,
+                    seq,
+                    ts,
+                    maker,
+                    st[oo + (maker) * OF + O_LEAVES],
+                    C_STP,
+                )
                 unlock_order(st, maker)
                 unlink(st, maker)
                 release_slot(st, maker)
             if stp != STP_RESTING:
-                n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot,
-                              st[oo + (slot) * OF + O_LEAVES], C_STP)  # fmt: skip
+                n = _ev_order(
+                    st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], C_STP
+                )
                 unlock_order(st, slot)
                 release_slot(st, slot)
                 return n
@@ -205,8 +247,14 @@ def unlock_order(st, slot):
     """Return the whole remaining need of the order in ``slot`` to its account."""
     if st[M_REGISTRY] != 0:
         oo = st[M_OFF_ORDERS] + slot * OF
-        ledger.unlock(st, st[oo + O_ACCOUNT], st[oo + O_INST], st[oo + O_SIDE],
-                      st[oo + O_LEAVES], st[oo + O_LOCK_PRICE])  # fmt: skip
+        ledger.unlock(
+            st,
+            st[oo + O_ACCOUNT],
+            st[oo + O_INST],
+            st[oo + O_SIDE],
+            st[oo + O_LEAVES],
+            st[oo + O_LOCK_PRICE],
+        )
 
 
 @njit(cache=True)
@@ -255,7 +303,6 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     if st[M_LIVE] >= st[M_CAP]:
         return R_BOOK_FULL
     return 0
-
 
 
 @njit(cache=True)
@@ -394,7 +441,9 @@ def cancel(st, out, n, seq, ts, oid, acct):
         reason = R_NOT_OWNER
     if reason != 0:
         return _ev(out, n, EV_CANCEL_REJECTED, seq, ts, 0, oid, acct, 0, 0, 0, reason)
-    n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], C_REQUESTED)
+    n = _ev_order(
+        st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], C_REQUESTED
+    )
     unlock_order(st, slot)
     unlink(st, slot)
     release_slot(st, slot)
@@ -419,10 +468,14 @@ def _modify_reason(st, slot, acct, price, qty):
         reason = _check_price(st, ins, price)
     if reason == 0 and st[M_REGISTRY] != 0:
         o = oo + slot * OF
-        reason = ledger.modify_reason(st, acct, ins, st[o + O_SIDE], st[o + O_LEAVES],
-                                      st[o + O_LOCK_PRICE], qty, price)  # fmt: skip
-    if reason == 0 and price != st[oo + (slot) * OF + O_PRICE] and \
-            _refuses_to_take(st, ins, st[oo + (slot) * OF + O_TYPE]):  # fmt: skip
+        reason = ledger.modify_reason(
+            st, acct, ins, st[o + O_SIDE], st[o + O_LEAVES], st[o + O_LOCK_PRICE], qty, price
+        )
+    if (
+        reason == 0
+        and price != st[oo + (slot) * OF + O_PRICE]
+        and _refuses_to_take(st, ins, st[oo + (slot) * OF + O_TYPE])
+    ):
         if _crosses(st, ins, st[oo + (slot) * OF + O_SIDE], price):
             reason = R_WOULD_TRADE
     return reason
@@ -445,7 +498,9 @@ def modify(st, out, n, seq, ts, oid, price, qty, acct):
         ledger.lock(st, acct, st[o + O_INST], st[o + O_SIDE], qty, price)
         st[o + O_LOCK_PRICE] = price
     if keep:
-        row = (st[oo + (slot) * OF + O_INST] * 2 + st[oo + (slot) * OF + O_SIDE] - 1) * st[M_LADDER] + price
+        row = (st[oo + (slot) * OF + O_INST] * 2 + st[oo + (slot) * OF + O_SIDE] - 1) * st[
+            M_LADDER
+        ] + price
         st[lvo + (row) * LF + L_QTY] -= old_qty - qty
         st[oo + (slot) * OF + O_LEAVES] = qty
     else:
@@ -468,7 +523,9 @@ def cancel_sorted(st, out, n, seq, ts, ids, reason):
     ids.sort()
     for oid in ids:
         slot = hash_find(st, oid)
-        n = _ev_order(st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], reason)
+        n = _ev_order(
+            st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], reason
+        )
         unlock_order(st, slot)
         unlink(st, slot)
         release_slot(st, slot)

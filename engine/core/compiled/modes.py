@@ -31,7 +31,7 @@ from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vo
 from engine.core.compiled.ledger import emit
 from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "ee15110c26815b86"
+DEPENDENCIES_DIGEST = "4f65462d318abcd5"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
@@ -221,8 +221,9 @@ def _offer_reason(st, oid, price, qty, counterparty, acct, ins, side):
 def _submit_offer(st, out, n, seq, ts, oid, price, qty, counterparty, acct, ins, side):
     reason = _offer_reason(st, oid, price, qty, counterparty, acct, ins, side)
     if reason != 0:
-        return _block_rejected(out, n, seq, ts, K_BLOCK_OFFER, oid, acct, ins, side, price, qty,
-                               reason)  # fmt: skip
+        return _block_rejected(
+            out, n, seq, ts, K_BLOCK_OFFER, oid, acct, ins, side, price, qty, reason
+        )
     row = _take_row(st, M_OFF_BLOCK, BOF, M_BLOCK_HWM)
     o = st[M_OFF_BLOCK] + row * BOF
     st[o + BO_ID] = oid
@@ -263,8 +264,9 @@ def _accept_offer(st, out, n, seq, ts, oid, price, qty, acct):
     reason = _accept_reason(st, row, acct, price, qty)
     if reason != 0:
         ins = UNKNOWN if row < 0 else st[st[M_OFF_BLOCK] + row * BOF + BO_INST]
-        return _block_rejected(out, n, seq, ts, K_BLOCK_ACCEPT, oid, acct, ins, 0, price, qty,
-                               reason)  # fmt: skip
+        return _block_rejected(
+            out, n, seq, ts, K_BLOCK_ACCEPT, oid, acct, ins, 0, price, qty, reason
+        )
     o = st[M_OFF_BLOCK] + row * BOF
     ins, side, maker = st[o + BO_INST], st[o + BO_SIDE], st[o + BO_ACCOUNT]
     _lock(st, acct, ins, 3 - side, qty, price)
@@ -289,8 +291,9 @@ def _withdraw_offer(st, out, n, seq, ts, row, reason):
     o = st[M_OFF_BLOCK] + row * BOF
     ins, acct, side = st[o + BO_INST], st[o + BO_ACCOUNT], st[o + BO_SIDE]
     price, qty = st[o + BO_PRICE], st[o + BO_QTY]
-    n = emit(out, n, EV_BLOCK_CANCELLED, seq, ts, ins, st[o + BO_ID], acct, side, price, qty,
-             reason)  # fmt: skip
+    n = emit(
+        out, n, EV_BLOCK_CANCELLED, seq, ts, ins, st[o + BO_ID], acct, side, price, qty, reason
+    )
     _unlock(st, acct, ins, side, qty, price)
     _free_row(st, M_OFF_BLOCK, BOF, row)
     st[M_BLOCK_LIVE] -= 1
@@ -301,12 +304,14 @@ def _withdraw_offer(st, out, n, seq, ts, row, reason):
 def _cancel_offer(st, out, n, seq, ts, oid, acct):
     row = find_row(st, M_OFF_BLOCK, BOF, M_BLOCK_HWM, oid)
     if row < 0:
-        return _block_rejected(out, n, seq, ts, K_BLOCK_CANCEL, oid, acct, UNKNOWN, 0, 0, 0,
-                               R_UNKNOWN_BLOCK)  # fmt: skip
+        return _block_rejected(
+            out, n, seq, ts, K_BLOCK_CANCEL, oid, acct, UNKNOWN, 0, 0, 0, R_UNKNOWN_BLOCK
+        )
     o = st[M_OFF_BLOCK] + row * BOF
     if st[o + BO_ACCOUNT] != acct:
-        return _block_rejected(out, n, seq, ts, K_BLOCK_CANCEL, oid, acct, st[o + BO_INST], 0,
-                               0, 0, R_NOT_OWNER)  # fmt: skip
+        return _block_rejected(
+            out, n, seq, ts, K_BLOCK_CANCEL, oid, acct, st[o + BO_INST], 0, 0, 0, R_NOT_OWNER
+        )
     return _withdraw_offer(st, out, n, seq, ts, row, C_REQUESTED)
 
 
@@ -325,8 +330,7 @@ def expire_offers(st, out, n, seq, ts, ins, reason):
 
 
 @njit(cache=True)
-def _auction_rejected(out, n, seq, ts, command, auction_id, bid_id, acct, ins, price, qty,
-                      reason):  # fmt: skip
+def _auction_rejected(out, n, seq, ts, command, auction_id, bid_id, acct, ins, price, qty, reason):
     n = emit(out, n, EV_AUCTION_REJECTED, seq, ts, ins, auction_id, acct, 0, price, qty, reason)
     out[n - 1, E_X0] = command
     out[n - 1, E_X1] = bid_id
@@ -364,8 +368,9 @@ def _apply_reason(st, auction_id, qty, acct, ins):
 def _apply(st, out, n, seq, ts, auction_id, qty, acct, ins):
     reason = _apply_reason(st, auction_id, qty, acct, ins)
     if reason != 0:
-        return _auction_rejected(out, n, seq, ts, K_AUCTION_APPLY, auction_id, 0, acct, ins, 0,
-                                 qty, reason)  # fmt: skip
+        return _auction_rejected(
+            out, n, seq, ts, K_AUCTION_APPLY, auction_id, 0, acct, ins, 0, qty, reason
+        )
     a = _auction_at(st, _take_row(st, M_OFF_AUCTIONS, AUF, M_AUCTIONS_HWM))
     st[a + AU_ID] = auction_id
     st[a + AU_SELLER] = acct
@@ -391,8 +396,9 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
         reason = R_AUCTION_TERMS
     if reason != 0:
         ins = UNKNOWN if row < 0 else st[a + AU_INST]
-        return _auction_rejected(out, n, seq, ts, K_AUCTION_ANNOUNCE, auction_id, 0, 0, ins, 0,
-                                 0, reason)  # fmt: skip
+        return _auction_rejected(
+            out, n, seq, ts, K_AUCTION_ANNOUNCE, auction_id, 0, 0, ins, 0, 0, reason
+        )
     ins = st[a + AU_INST]
     io = st[M_OFF_INST] + ins * IF
     reference = st[io + I_REF]
@@ -405,8 +411,20 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
     st[a + AU_FLOOR_RULE] = floor_rule
     st[a + AU_START] = start_ns
     st[a + AU_END] = end_ns
-    n = emit(out, n, EV_AUCTION_ANNOUNCED, seq, ts, ins, auction_id, st[a + AU_SELLER], 0,
-             st[a + AU_FLOOR], st[a + AU_QTY], 0)  # fmt: skip
+    n = emit(
+        out,
+        n,
+        EV_AUCTION_ANNOUNCED,
+        seq,
+        ts,
+        ins,
+        auction_id,
+        st[a + AU_SELLER],
+        0,
+        st[a + AU_FLOOR],
+        st[a + AU_QTY],
+        0,
+    )
     out[n - 1, E_X0] = upper
     out[n - 1, E_X1] = floor_rule
     out[n - 1, E_X2] = clearing
@@ -452,8 +470,9 @@ def _bid(st, out, n, seq, ts, bid_id, auction_id, price, qty, acct):
     reason = _bid_reason(st, row, bid_id, price, qty, acct)
     if reason != 0:
         ins = UNKNOWN if row < 0 else st[a + AU_INST]
-        return _auction_rejected(out, n, seq, ts, K_AUCTION_BID, auction_id, bid_id, acct, ins,
-                                 price, qty, reason)  # fmt: skip
+        return _auction_rejected(
+            out, n, seq, ts, K_AUCTION_BID, auction_id, bid_id, acct, ins, price, qty, reason
+        )
     ins = st[a + AU_INST]
     b = st[M_OFF_BIDS] + _take_row(st, M_OFF_BIDS, BIDF, M_BIDS_HWM) * BIDF
     st[b + BID_ID] = bid_id
@@ -591,8 +610,20 @@ def _cleared(st, out, n, seq, ts, row, rows, price, unsold, value, fills):
     st[io + I_AUCTION_VOL] += qty - unsold
     st[io + I_AUCTION_VAL] += value
     st[io + I_AUCTION_TRADES] += fills
-    n = emit(out, n, EV_AUCTION_CLEARED, seq, ts, ins, st[a + AU_ID], seller,
-             st[a + AU_CLEARING], price, qty - unsold, 0)  # fmt: skip
+    n = emit(
+        out,
+        n,
+        EV_AUCTION_CLEARED,
+        seq,
+        ts,
+        ins,
+        st[a + AU_ID],
+        seller,
+        st[a + AU_CLEARING],
+        price,
+        qty - unsold,
+        0,
+    )
     out[n - 1, E_X0] = unsold
     out[n - 1, E_X1] = value
     out[n - 1, E_X2] = fills
@@ -655,8 +686,14 @@ def report_volumes(st, out, n, seq, ts, ins):
     out[n - 1, E_X3] = st[io + I_AUCTION_VOL]
     out[n - 1, E_X4] = st[io + I_AUCTION_VAL]
     out[n - 1, E_X5] = st[io + I_AUCTION_TRADES]
-    for column in (I_BLOCK_VOL, I_BLOCK_VAL, I_BLOCK_TRADES, I_AUCTION_VOL, I_AUCTION_VAL,
-                   I_AUCTION_TRADES):  # fmt: skip
+    for column in (
+        I_BLOCK_VOL,
+        I_BLOCK_VAL,
+        I_BLOCK_TRADES,
+        I_AUCTION_VOL,
+        I_AUCTION_VAL,
+        I_AUCTION_TRADES,
+    ):
         st[io + column] = 0
     return n
 
@@ -688,8 +725,13 @@ def composite_price(st, out, n, seq, ts):
 
 @njit(cache=True)
 def hash_words_size(st):
-    return (st[M_N_INST] * 7 + 2 + st[M_BLOCK_LIVE] * BOF + st[M_AUCTIONS_HWM] * AUF
-            + st[M_BIDS_LIVE] * 4)  # fmt: skip
+    return (
+        st[M_N_INST] * 7
+        + 2
+        + st[M_BLOCK_LIVE] * BOF
+        + st[M_AUCTIONS_HWM] * AUF
+        + st[M_BIDS_LIVE] * 4
+    )
 
 
 @njit(cache=True)
@@ -698,8 +740,15 @@ def hash_words(st, words, k):
     end."""
     for ins in range(st[M_N_INST]):
         io = st[M_OFF_INST] + ins * IF
-        for column in (I_PHASE, I_BLOCK_VOL, I_BLOCK_VAL, I_BLOCK_TRADES, I_AUCTION_VOL,
-                       I_AUCTION_VAL, I_AUCTION_TRADES):  # fmt: skip
+        for column in (
+            I_PHASE,
+            I_BLOCK_VOL,
+            I_BLOCK_VAL,
+            I_BLOCK_TRADES,
+            I_AUCTION_VOL,
+            I_AUCTION_VAL,
+            I_AUCTION_TRADES,
+        ):
             words[k] = st[io + column]
             k += 1
     offers = rows_by_id(st, M_OFF_BLOCK, BOF, M_BLOCK_HWM, -1, 0)

@@ -1,5 +1,4 @@
-"""Trading sessions: open and close (bands, day statistics, day-order expiry), phases, halts.
-"""
+"""Trading sessions: open and close (bands, day statistics, day-order expiry), phases, halts."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from engine.core.compiled.ledger import emit as _ev
 from engine.core.compiled.matching import cancel_sorted, collect_orders
 from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
 
-DEPENDENCIES_DIGEST = "3225288a56c16772"
+DEPENDENCIES_DIGEST = "383880718aafff10"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -97,7 +96,11 @@ def _close_one(st, out, n, seq, ts, ins):
         tick = st[io + (ins) * IF + I_TICK]
         vwap = (st[io + (ins) * IF + I_VAL] + vol // 2) // vol
         close = ((vwap + tick // 2) // tick) * tick
-        day_open, high, low = st[io + (ins) * IF + I_OPEN], st[io + (ins) * IF + I_HIGH], st[io + (ins) * IF + I_LOW]
+        day_open, high, low = (
+            st[io + (ins) * IF + I_OPEN],
+            st[io + (ins) * IF + I_HIGH],
+            st[io + (ins) * IF + I_LOW],
+        )
     else:
         close = day_open = high = low = ref
     n = _ev(out, n, EV_SESSION_CLOSED, seq, ts, ins, 0, 0, 0, close, vol, 0)

@@ -1,5 +1,4 @@
-"""The canonical state hash's word sequence, computed from the compiled state array.
-"""
+"""The canonical state hash's word sequence, computed from the compiled state array."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "13607fbd714e1a01"
+DEPENDENCIES_DIGEST = "09d95d77db07db92"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -31,8 +30,19 @@ def hash_words(st):
     words[1] = st[M_NEXT_TRADE]
     k = 2
     for i in range(ni):
-        for column in (I_STATE, I_DATE, I_REF, I_LO, I_HI, I_OPEN, I_HIGH, I_LOW, I_VOL,
-                       I_VAL, I_TRADES):  # fmt: skip
+        for column in (
+            I_STATE,
+            I_DATE,
+            I_REF,
+            I_LO,
+            I_HI,
+            I_OPEN,
+            I_HIGH,
+            I_LOW,
+            I_VOL,
+            I_VAL,
+            I_TRADES,
+        ):
             words[k] = st[io + (i) * IF + column]
             k += 1
         for side in (BUY, SELL):

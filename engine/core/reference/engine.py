@@ -101,9 +101,17 @@ class _Order:
     """One order while the engine handles it; ``qty_t`` is its open quantity."""
 
     __slots__ = (
-        "order_id", "account", "instrument", "side", "price_ticks", "qty_t",
-        "order_type", "tif", "stp", "lock_price_ticks",
-    )  # fmt: skip
+        "order_id",
+        "account",
+        "instrument",
+        "side",
+        "price_ticks",
+        "qty_t",
+        "order_type",
+        "tif",
+        "stp",
+        "lock_price_ticks",
+    )
 
     def __init__(
         self,
@@ -253,11 +261,17 @@ class _Out:
     def cancelled(self, order: _Order, reason: CR) -> None:
         self.events.append(
             s.OrderCancelled(
-                self.seq, self.ts_ns, order.order_id, order.account,
-                self.symbols[order.instrument], order.side, order.price_ticks, order.qty_t,
+                self.seq,
+                self.ts_ns,
+                order.order_id,
+                order.account,
+                self.symbols[order.instrument],
+                order.side,
+                order.price_ticks,
+                order.qty_t,
                 reason,
             )
-        )  # fmt: skip
+        )
 
     def command_rejected(self, command: object, instrument: str, reason: RR) -> None:
         tag = type(command).__struct_config__.tag  # type: ignore[attr-defined]
@@ -426,10 +440,17 @@ class ReferenceEngine:
         if reason != RR.NONE:
             out.events.append(
                 s.OrderRejected(
-                    out.seq, out.ts_ns, c.order_id, c.account, self._echo(c.instrument),
-                    int(c.side), c.price_ticks, c.qty_t, reason,
+                    out.seq,
+                    out.ts_ns,
+                    c.order_id,
+                    c.account,
+                    self._echo(c.instrument),
+                    int(c.side),
+                    c.price_ticks,
+                    c.qty_t,
+                    reason,
                 )
-            )  # fmt: skip
+            )
             return
         assert book is not None
         side, order_type = s.Side(c.side), s.OrderType(c.order_type)
@@ -440,15 +461,30 @@ class ReferenceEngine:
         else:
             price = 0 if is_market else c.price_ticks
         order = _Order(
-            c.order_id, c.account, book.index, side, price, c.qty_t, order_type,
-            s.TimeInForce(c.tif), s.StpMode(c.stp),
-        )  # fmt: skip
+            c.order_id,
+            c.account,
+            book.index,
+            side,
+            price,
+            c.qty_t,
+            order_type,
+            s.TimeInForce(c.tif),
+            s.StpMode(c.stp),
+        )
         out.events.append(
             s.OrderAccepted(
-                out.seq, out.ts_ns, c.order_id, c.account, book.symbol, side, order_type,
-                order.tif, price, c.qty_t,
+                out.seq,
+                out.ts_ns,
+                c.order_id,
+                c.account,
+                book.symbol,
+                side,
+                order_type,
+                order.tif,
+                price,
+                c.qty_t,
             )
-        )  # fmt: skip
+        )
         if quote is not None:
             self._hit_quote(book, order, quote, out)
             return
@@ -471,8 +507,9 @@ class ReferenceEngine:
             out.cancelled(order, CR.FOK_NOT_FILLABLE)  # killed before it locked anything
             return
         if self._registry:  # lock price: the quote's price (``order.lock_price_ticks``)
-            self._ledger.lock(order.account, book.index, order.side, order.qty_t,
-                              order.lock_price_ticks)  # fmt: skip
+            self._ledger.lock(
+                order.account, book.index, order.side, order.qty_t, order.lock_price_ticks
+            )
         self._trade(book, order, quote, book.side(quote.side)[quote.price_ticks], out)
         if order.qty_t > 0:
             self._unlock(order)
@@ -532,20 +569,35 @@ class ReferenceEngine:
         if self._registry:  # settles before either order's open quantity shrinks
             buyer, seller = (taker, maker) if taker.side == BUY else (maker, taker)
             self._ledger.settle(
-                book.index, buyer.account, buyer.qty_t, buyer.lock_price_ticks, seller.account,
-                price, qty,
-            )  # fmt: skip
+                book.index,
+                buyer.account,
+                buyer.qty_t,
+                buyer.lock_price_ticks,
+                seller.account,
+                price,
+                qty,
+            )
         taker.qty_t -= qty
         maker.qty_t -= qty
         level.total_t -= qty
         book.record_trade(price, qty)
         out.events.append(
             s.TradeExecuted(
-                out.seq, out.ts_ns, self._new_trade_id(), book.symbol, price, qty, taker.side,
-                taker.order_id, taker.account, maker.order_id, maker.account, taker.qty_t,
+                out.seq,
+                out.ts_ns,
+                self._new_trade_id(),
+                book.symbol,
+                price,
+                qty,
+                taker.side,
+                taker.order_id,
+                taker.account,
+                maker.order_id,
+                maker.account,
+                taker.qty_t,
                 maker.qty_t,
             )
-        )  # fmt: skip
+        )
         if maker.qty_t == 0:
             self._remove(book, maker)
 
@@ -631,9 +683,14 @@ class ReferenceEngine:
             return RR.PRICE_OUT_OF_BAND
         if self._registry:
             reason = self._ledger.modify_reason(
-                order.account, order.instrument, order.side, order.qty_t,
-                order.lock_price_ticks, c.qty_t, c.price_ticks,
-            )  # fmt: skip
+                order.account,
+                order.instrument,
+                order.side,
+                order.qty_t,
+                order.lock_price_ticks,
+                c.qty_t,
+                c.price_ticks,
+            )
             if reason != RR.NONE:
                 return reason
         if self._would_trade(book, order.order_type, order.side, c.price_ticks):
@@ -666,10 +723,19 @@ class ReferenceEngine:
             order.price_ticks, order.qty_t = c.price_ticks, c.qty_t
         out.events.append(
             s.OrderModified(
-                out.seq, out.ts_ns, order.order_id, order.account, book.symbol, order.side,
-                order.price_ticks, order.qty_t, keeps_priority, old_price, old_qty,
+                out.seq,
+                out.ts_ns,
+                order.order_id,
+                order.account,
+                book.symbol,
+                order.side,
+                order.price_ticks,
+                order.qty_t,
+                keeps_priority,
+                old_price,
+                old_qty,
             )
-        )  # fmt: skip
+        )
         if not keeps_priority:
             self._execute(book, order, order.price_ticks, out)
 
@@ -732,10 +798,15 @@ class ReferenceEngine:
                     self._ledger.release_unsettled(book.index)
                 out.events.append(
                     s.SessionOpened(
-                        out.seq, out.ts_ns, book.symbol, c.trading_date, book.reference_ticks,
-                        book.lower_ticks, book.upper_ticks,
+                        out.seq,
+                        out.ts_ns,
+                        book.symbol,
+                        c.trading_date,
+                        book.reference_ticks,
+                        book.lower_ticks,
+                        book.upper_ticks,
                     )
-                )  # fmt: skip
+                )
                 opened += 1
                 continue
             if first_reason == RR.NONE:
@@ -775,10 +846,19 @@ class ReferenceEngine:
             open_ = high = low = close = book.reference_ticks
         out.events.append(
             s.SessionClosed(
-                out.seq, out.ts_ns, book.symbol, book.trading_date, open_, high, low, close,
-                book.day_volume, book.day_value, book.day_trades,
+                out.seq,
+                out.ts_ns,
+                book.symbol,
+                book.trading_date,
+                open_,
+                high,
+                low,
+                close,
+                book.day_volume,
+                book.day_value,
+                book.day_trades,
             )
-        )  # fmt: skip
+        )
         self._modes.report_volumes(book, out)
         book.state = CLOSED
         book.set_reference(close)
@@ -876,9 +956,16 @@ class ReferenceEngine:
 
     def _resting(self, order: _Order) -> s.RestingOrder:
         return s.RestingOrder(
-            order.order_id, order.account, self._symbols[order.instrument], order.side,
-            order.price_ticks, order.qty_t, order.order_type, order.tif, order.stp,
-        )  # fmt: skip
+            order.order_id,
+            order.account,
+            self._symbols[order.instrument],
+            order.side,
+            order.price_ticks,
+            order.qty_t,
+            order.order_type,
+            order.tif,
+            order.stp,
+        )
 
     def orders(self, symbol: str, side: s.Side, levels: int | None = None) -> list[s.RestingOrder]:
         """Resting orders of one side in priority order (best price first, then oldest); with
@@ -899,9 +986,15 @@ class ReferenceEngine:
         """Session state, band, trading phase and the modes usable now (0 unless ``OPEN``)."""
         book = self._book(symbol)
         return s.InstrumentStatus(
-            symbol, book.state, book.trading_date, book.reference_ticks, book.lower_ticks,
-            book.upper_ticks, book.phase, int(book.effective_modes()),
-        )  # fmt: skip
+            symbol,
+            book.state,
+            book.trading_date,
+            book.reference_ticks,
+            book.lower_ticks,
+            book.upper_ticks,
+            book.phase,
+            int(book.effective_modes()),
+        )
 
     def block_offers(self, symbol: str | None = None) -> list[s.BlockOffer]:
         """Live block offers (of ``symbol``, or of every instrument), ascending offer id."""
@@ -925,10 +1018,18 @@ class ReferenceEngine:
         ints = [len(self._books), self._next_trade_id]
         for book in self._books:
             ints += [
-                book.state, book.trading_date, book.reference_ticks, book.lower_ticks,
-                book.upper_ticks, book.day_open, book.day_high, book.day_low, book.day_volume,
-                book.day_value, book.day_trades,
-            ]  # fmt: skip
+                book.state,
+                book.trading_date,
+                book.reference_ticks,
+                book.lower_ticks,
+                book.upper_ticks,
+                book.day_open,
+                book.day_high,
+                book.day_low,
+                book.day_volume,
+                book.day_value,
+                book.day_trades,
+            ]
             for side in (BUY, SELL):
                 levels = list(book.levels(side))
                 ints.append(len(levels))
@@ -958,17 +1059,31 @@ class ReferenceEngine:
 
         instruments = [
             snap.InstrumentSnapshot(
-                book.symbol, book.state, book.trading_date, book.reference_ticks,
-                book.lower_ticks, book.upper_ticks, book.day_open, book.day_high, book.day_low,
-                book.day_volume, book.day_value, book.day_trades, side(book, BUY),
+                book.symbol,
+                book.state,
+                book.trading_date,
+                book.reference_ticks,
+                book.lower_ticks,
+                book.upper_ticks,
+                book.day_open,
+                book.day_high,
+                book.day_low,
+                book.day_volume,
+                book.day_value,
+                book.day_trades,
+                side(book, BUY),
                 side(book, SELL),
             )
             for book in self._books
-        ]  # fmt: skip
+        ]
         ledger = self._ledger.export() if self._registry else None
         modes = self._modes.export([book.phase for book in self._books])
         snapshot = snap.EngineSnapshot(
-            snap.FORMAT_VERSION, self.market.digest(), self._next_trade_id, instruments, ledger,
+            snap.FORMAT_VERSION,
+            self.market.digest(),
+            self._next_trade_id,
+            instruments,
+            ledger,
             modes,
         )
         return snap.encode(snapshot)
@@ -1013,9 +1128,16 @@ class ReferenceEngine:
                 if o.order_id in self._orders:
                     raise ValueError(f"order id {o.order_id} appears twice")
                 order = _Order(
-                    o.order_id, o.account, book.index, side, o.price_ticks, o.qty_t,
-                    s.OrderType(o.order_type), s.TimeInForce(o.tif), s.StpMode(o.stp),
-                )  # fmt: skip
+                    o.order_id,
+                    o.account,
+                    book.index,
+                    side,
+                    o.price_ticks,
+                    o.qty_t,
+                    s.OrderType(o.order_type),
+                    s.TimeInForce(o.tif),
+                    s.StpMode(o.stp),
+                )
                 self._rest(book, order)
 
     # -- invariants --------------------------------------------------------------------------

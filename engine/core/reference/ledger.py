@@ -58,9 +58,14 @@ _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
 # Commands that name an instrument, and those whose amount the common checks validate.
 _WITH_INSTRUMENT = (
-    s.IssueAllowances, s.ClawBack, s.TransferAllowances, s.FreezeAllowances,
-    s.UnfreezeAllowances, s.CancelAllowances, s.SurrenderAllowances,
-)  # fmt: skip
+    s.IssueAllowances,
+    s.ClawBack,
+    s.TransferAllowances,
+    s.FreezeAllowances,
+    s.UnfreezeAllowances,
+    s.CancelAllowances,
+    s.SurrenderAllowances,
+)
 _CASH_COMMANDS = (s.DepositCash, s.WithdrawCash)
 
 
@@ -96,8 +101,15 @@ class Holding:
 class Account:
     """An opened account: what it is, its cash, and a holding per instrument."""
 
-    __slots__ = ("kind", "sector", "province", "frozen", "cash_available_fen",
-                 "cash_locked_fen", "holdings")  # fmt: skip
+    __slots__ = (
+        "kind",
+        "sector",
+        "province",
+        "frozen",
+        "cash_available_fen",
+        "cash_locked_fen",
+        "holdings",
+    )
 
     def __init__(self, kind: int, sector: int, province: int, instruments: int) -> None:
         self.kind = s.AccountKind(kind)
@@ -182,15 +194,21 @@ class Ledger:
         self.unassigned_fees_fen = 0
         """Fees credited before the fee account was opened (its opening balance)."""
         self._handlers = {
-            s.OpenAccount: self._open_account, s.DepositCash: self._deposit,
-            s.WithdrawCash: self._withdraw, s.IssueAllowances: self._issue,
-            s.ClawBack: self._claw_back, s.TransferAllowances: self._transfer,
+            s.OpenAccount: self._open_account,
+            s.DepositCash: self._deposit,
+            s.WithdrawCash: self._withdraw,
+            s.IssueAllowances: self._issue,
+            s.ClawBack: self._claw_back,
+            s.TransferAllowances: self._transfer,
             s.FreezeAllowances: self._freeze_allowances,
             s.UnfreezeAllowances: self._unfreeze_allowances,
-            s.FreezeAccount: self._freeze_account, s.UnfreezeAccount: self._unfreeze_account,
-            s.CancelAllowances: self._cancel_allowances, s.ReportEmissions: self._report,
-            s.SurrenderAllowances: self._surrender, s.CloseComplianceYear: self._close_year,
-        }  # fmt: skip
+            s.FreezeAccount: self._freeze_account,
+            s.UnfreezeAccount: self._unfreeze_account,
+            s.CancelAllowances: self._cancel_allowances,
+            s.ReportEmissions: self._report,
+            s.SurrenderAllowances: self._surrender,
+            s.CloseComplianceYear: self._close_year,
+        }
 
     # -- trading hooks -------------------------------------------------------------------------
     def account_open(self, account: int) -> bool:
@@ -220,9 +238,15 @@ class Ledger:
         return RR.NONE
 
     def modify_reason(
-        self, account: int, ins: int, side: int, leaves_t: int, lock_price: int, new_qty_t: int,
+        self,
+        account: int,
+        ins: int,
+        side: int,
+        leaves_t: int,
+        lock_price: int,
+        new_qty_t: int,
         new_price: int,
-    ) -> RR:  # fmt: skip
+    ) -> RR:
         """Can a resting order's need change to that of (new price, new quantity)?"""
         a = self.accounts[account]
         if a.frozen:
@@ -261,9 +285,15 @@ class Ledger:
             a.cash_available_fen += amount
 
     def settle(
-        self, ins: int, buyer: int, buy_leaves_t: int, buy_lock_price: int, seller: int,
-        price_ticks: int, qty_t: int,
-    ) -> None:  # fmt: skip
+        self,
+        ins: int,
+        buyer: int,
+        buy_leaves_t: int,
+        buy_lock_price: int,
+        seller: int,
+        price_ticks: int,
+        qty_t: int,
+    ) -> None:
         """Delivery versus payment of one fill, given the buy order's open quantity before it."""
         value = price_ticks * qty_t
         buy_fee, sell_fee = fee_fen(value, self.buy_bps), fee_fen(value, self.sell_bps)
@@ -301,8 +331,9 @@ class Ledger:
             return
         seen = self.keys.get(c.key)
         if seen is not None:
-            events.append(s.DuplicateCommand(seq, ts_ns, c.key, seen.command, seen.seq,
-                                             RR(seen.reason)))  # fmt: skip
+            events.append(
+                s.DuplicateCommand(seq, ts_ns, c.key, seen.command, seen.seq, RR(seen.reason))
+            )
             return
         if len(self.keys) >= self.key_capacity:
             events.append(self._rejected(c, seq, ts_ns, tag, RR.REGISTRY_FULL))
@@ -390,8 +421,18 @@ class Ledger:
         holding = self._holding(c)
         holding.tradable_t += c.qty_t
         self.totals[self._index[c.instrument]].issued_t += c.qty_t
-        out.append(s.AllowancesIssued(seq, ts, c.key, c.account, c.instrument, c.qty_t,
-                                      bool(c.true_up), holding.tradable_t))  # fmt: skip
+        out.append(
+            s.AllowancesIssued(
+                seq,
+                ts,
+                c.key,
+                c.account,
+                c.instrument,
+                c.qty_t,
+                bool(c.true_up),
+                holding.tradable_t,
+            )
+        )
         return RR.NONE
 
     def _claw_back(self, c: s.ClawBack, seq: int, ts: int, out: list) -> RR:
@@ -400,8 +441,11 @@ class Ledger:
             return RR.INSUFFICIENT_ALLOWANCES
         holding.tradable_t -= c.qty_t
         self.totals[self._index[c.instrument]].clawed_back_t += c.qty_t
-        out.append(s.AllowancesClawedBack(seq, ts, c.key, c.account, c.instrument, c.qty_t,
-                                          holding.tradable_t))  # fmt: skip
+        out.append(
+            s.AllowancesClawedBack(
+                seq, ts, c.key, c.account, c.instrument, c.qty_t, holding.tradable_t
+            )
+        )
         return RR.NONE
 
     def _transfer(self, c: s.TransferAllowances, seq: int, ts: int, out: list) -> RR:
@@ -414,8 +458,9 @@ class Ledger:
             return RR.INSUFFICIENT_ALLOWANCES
         source.tradable_t -= c.qty_t
         self.accounts[c.to_account].holdings[self._index[c.instrument]].tradable_t += c.qty_t
-        out.append(s.AllowancesTransferred(seq, ts, c.key, c.account, c.to_account,
-                                           c.instrument, c.qty_t))  # fmt: skip
+        out.append(
+            s.AllowancesTransferred(seq, ts, c.key, c.account, c.to_account, c.instrument, c.qty_t)
+        )
         return RR.NONE
 
     def _freeze_allowances(self, c: s.FreezeAllowances, seq: int, ts: int, out: list) -> RR:
@@ -479,8 +524,11 @@ class Ledger:
             return RR.INVALID_AMOUNT
         position = self.positions.setdefault((c.year, c.account), Position())
         position.obligation_t, position.reported = obligation, True
-        out.append(s.EmissionsReported(seq, ts, c.key, c.account, c.year, obligation, c.co2_t,
-                                       c.cf4_kg, c.c2f6_kg, gwp))  # fmt: skip
+        out.append(
+            s.EmissionsReported(
+                seq, ts, c.key, c.account, c.year, obligation, c.co2_t, c.cf4_kg, c.c2f6_kg, gwp
+            )
+        )
         return RR.NONE
 
     def _surrender(self, c: s.SurrenderAllowances, seq: int, ts: int, out: list) -> RR:
@@ -511,8 +559,9 @@ class Ledger:
             position.offsets_t += c.qty_t
         else:
             position.surrendered_t += c.qty_t
-        out.append(s.AllowancesSurrendered(seq, ts, c.key, c.account, c.instrument, c.year,
-                                           c.qty_t))  # fmt: skip
+        out.append(
+            s.AllowancesSurrendered(seq, ts, c.key, c.account, c.instrument, c.year, c.qty_t)
+        )
         return RR.NONE
 
     def _close_year(self, c: s.CloseComplianceYear, seq: int, ts: int, out: list) -> RR:
@@ -529,9 +578,20 @@ class Ledger:
                 continue
             p = self.positions.get((c.year, account), Position())
             shortfall = max(0, p.obligation_t - p.surrendered_t - p.offsets_t)
-            out.append(s.ComplianceReported(seq, ts, account, c.year, p.obligation_t,
-                                            p.surrendered_t, p.offsets_t, shortfall,
-                                            shortfall * price * multiple, price))  # fmt: skip
+            out.append(
+                s.ComplianceReported(
+                    seq,
+                    ts,
+                    account,
+                    c.year,
+                    p.obligation_t,
+                    p.surrendered_t,
+                    p.offsets_t,
+                    shortfall,
+                    shortfall * price * multiple,
+                    price,
+                )
+            )
             entities += 1
         self.closed_years.add(c.year)
         out.append(s.ComplianceYearClosed(seq, ts, c.key, c.year, entities, price))
@@ -543,10 +603,20 @@ class Ledger:
         a = self.accounts.get(account)
         if a is None:
             return None
-        holdings = [s.Holding(account, symbol, *h.words())
-                    for symbol, h in zip(self.symbols, a.holdings, strict=True)]  # fmt: skip
-        return s.AccountStatus(account, a.kind, a.sector, a.province, a.frozen,
-                               a.cash_available_fen, a.cash_locked_fen, holdings)  # fmt: skip
+        holdings = [
+            s.Holding(account, symbol, *h.words())
+            for symbol, h in zip(self.symbols, a.holdings, strict=True)
+        ]
+        return s.AccountStatus(
+            account,
+            a.kind,
+            a.sector,
+            a.province,
+            a.frozen,
+            a.cash_available_fen,
+            a.cash_locked_fen,
+            holdings,
+        )
 
     def closed_mask(self) -> int:
         return sum(1 << (year - self.first_year) for year in self.closed_years)
@@ -556,38 +626,59 @@ class Ledger:
         words: list[int] = []
         for account in sorted(self.accounts):
             a = self.accounts[account]
-            words += [account, a.kind, a.sector, a.province, int(a.frozen),
-                      a.cash_available_fen, a.cash_locked_fen]  # fmt: skip
+            words += [
+                account,
+                a.kind,
+                a.sector,
+                a.province,
+                int(a.frozen),
+                a.cash_available_fen,
+                a.cash_locked_fen,
+            ]
             for holding in a.holdings:
                 words += holding.words()
         for totals in self.totals:
             words += totals.words()
         for year, account in sorted(self.positions):
             p = self.positions[(year, account)]
-            words += [year, account, p.obligation_t, p.surrendered_t, p.offsets_t,
-                      int(p.reported)]  # fmt: skip
+            words += [year, account, p.obligation_t, p.surrendered_t, p.offsets_t, int(p.reported)]
         words += [self.closed_mask(), len(self.keys)]
         return words
 
     # -- snapshots -----------------------------------------------------------------------------
     def export(self) -> snap.LedgerSnapshot:
         accounts = [
-            snap.AccountSnapshot(account, a.kind, a.sector, a.province, a.frozen,
-                                 a.cash_available_fen, a.cash_locked_fen,
-                                 [h.words() for h in a.holdings])  # fmt: skip
+            snap.AccountSnapshot(
+                account,
+                a.kind,
+                a.sector,
+                a.province,
+                a.frozen,
+                a.cash_available_fen,
+                a.cash_locked_fen,
+                [h.words() for h in a.holdings],
+            )
             for account, a in sorted(self.accounts.items())
         ]
         compliance = [
-            snap.ComplianceSnapshot(year, account, p.obligation_t, p.surrendered_t, p.offsets_t,
-                                    p.reported)  # fmt: skip
+            snap.ComplianceSnapshot(
+                year, account, p.obligation_t, p.surrendered_t, p.offsets_t, p.reported
+            )
             for (year, account), p in sorted(self.positions.items())
         ]
-        keys = [snap.KeySnapshot(key, r.seq, r.reason, r.command)
-                for key, r in sorted(self.keys.items())]  # fmt: skip
+        keys = [
+            snap.KeySnapshot(key, r.seq, r.reason, r.command)
+            for key, r in sorted(self.keys.items())
+        ]
         return snap.LedgerSnapshot(
-            self.deposited_fen, self.withdrawn_fen, self.closed_mask(),
-            [t.words() for t in self.totals], accounts, compliance, keys,
-        )  # fmt: skip
+            self.deposited_fen,
+            self.withdrawn_fen,
+            self.closed_mask(),
+            [t.words() for t in self.totals],
+            accounts,
+            compliance,
+            keys,
+        )
 
     def restore(self, saved: snap.LedgerSnapshot) -> None:
         """Load a snapshot's ledger into this (fresh) ledger.  Raises ValueError."""
@@ -612,8 +703,11 @@ class Ledger:
             self.positions[(c.year, c.account)] = position
         if saved.closed_years >> limits.COMPLIANCE_YEARS or saved.closed_years < 0:
             raise ValueError(f"closed-years mask {saved.closed_years:#x}")
-        self.closed_years = {self.first_year + i for i in range(limits.COMPLIANCE_YEARS)
-                             if saved.closed_years >> i & 1}  # fmt: skip
+        self.closed_years = {
+            self.first_year + i
+            for i in range(limits.COMPLIANCE_YEARS)
+            if saved.closed_years >> i & 1
+        }
         for k in saved.keys:
             if k.key <= 0 or k.key in self.keys:
                 raise ValueError(f"idempotency key {k.key} is invalid or appears twice")

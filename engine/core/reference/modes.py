@@ -68,8 +68,15 @@ def _opposite(side: int) -> s.Side:
 class BlockOffer:
     """A posted block offer; its need stays locked while it is live."""
 
-    __slots__ = ("offer_id", "account", "instrument", "side", "price_ticks", "qty_t",
-                 "counterparty")  # fmt: skip
+    __slots__ = (
+        "offer_id",
+        "account",
+        "instrument",
+        "side",
+        "price_ticks",
+        "qty_t",
+        "counterparty",
+    )
 
     def __init__(self, offer_id, account, instrument, side, price_ticks, qty_t, counterparty):
         self.offer_id, self.account, self.instrument = offer_id, account, instrument
@@ -77,8 +84,15 @@ class BlockOffer:
         self.counterparty = counterparty
 
     def words(self) -> list[int]:
-        return [self.offer_id, self.account, self.instrument, self.side, self.price_ticks,
-                self.qty_t, self.counterparty]  # fmt: skip
+        return [
+            self.offer_id,
+            self.account,
+            self.instrument,
+            self.side,
+            self.price_ticks,
+            self.qty_t,
+            self.counterparty,
+        ]
 
 
 class Bid:
@@ -98,14 +112,28 @@ class Auction:
     """An auction that has not cleared: the seller's locked lot, its terms once announced (0
     while ``APPLIED``) and its bids in arrival order."""
 
-    __slots__ = ("auction_id", "seller", "instrument", "qty_t", "state", "floor_ticks",
-                 "cap_ticks", "clearing", "floor_rule", "window_start_ns", "window_end_ns",
-                 "bids")  # fmt: skip
+    __slots__ = (
+        "auction_id",
+        "seller",
+        "instrument",
+        "qty_t",
+        "state",
+        "floor_ticks",
+        "cap_ticks",
+        "clearing",
+        "floor_rule",
+        "window_start_ns",
+        "window_end_ns",
+        "bids",
+    )
 
     def __init__(self, auction_id: int, seller: int, instrument: int, qty_t: int) -> None:
         self.auction_id, self.seller, self.instrument, self.qty_t = (
-            auction_id, seller, instrument, qty_t,
-        )  # fmt: skip
+            auction_id,
+            seller,
+            instrument,
+            qty_t,
+        )
         self.state = APPLIED
         self.floor_ticks = self.cap_ticks = 0
         self.clearing: int = 0
@@ -114,13 +142,26 @@ class Auction:
         self.bids: list[Bid] = []
 
     def terms(self) -> list[int]:
-        return [self.floor_ticks, self.cap_ticks, self.clearing, self.floor_rule,
-                self.window_start_ns, self.window_end_ns]  # fmt: skip
+        return [
+            self.floor_ticks,
+            self.cap_ticks,
+            self.clearing,
+            self.floor_rule,
+            self.window_start_ns,
+            self.window_end_ns,
+        ]
 
     def words(self) -> list[int]:
         """The auction's words of the state hash, its bids included."""
-        words = [self.auction_id, self.seller, self.instrument, self.qty_t, self.state,
-                 *self.terms(), len(self.bids)]  # fmt: skip
+        words = [
+            self.auction_id,
+            self.seller,
+            self.instrument,
+            self.qty_t,
+            self.state,
+            *self.terms(),
+            len(self.bids),
+        ]
         for bid in self.bids:
             words += bid.words()
         return words
@@ -129,16 +170,34 @@ class Auction:
 class ModeVolumes:
     """One instrument's block and auction business since its last close."""
 
-    __slots__ = ("block_volume_t", "block_value_fen", "block_trades", "auction_volume_t",
-                 "auction_value_fen", "auction_trades")  # fmt: skip
+    __slots__ = (
+        "block_volume_t",
+        "block_value_fen",
+        "block_trades",
+        "auction_volume_t",
+        "auction_value_fen",
+        "auction_trades",
+    )
 
     def __init__(self, *words: int) -> None:
-        (self.block_volume_t, self.block_value_fen, self.block_trades, self.auction_volume_t,
-         self.auction_value_fen, self.auction_trades) = words or (0,) * 6  # fmt: skip
+        (
+            self.block_volume_t,
+            self.block_value_fen,
+            self.block_trades,
+            self.auction_volume_t,
+            self.auction_value_fen,
+            self.auction_trades,
+        ) = words or (0,) * 6
 
     def words(self) -> tuple[int, int, int, int, int, int]:
-        return (self.block_volume_t, self.block_value_fen, self.block_trades,
-                self.auction_volume_t, self.auction_value_fen, self.auction_trades)  # fmt: skip
+        return (
+            self.block_volume_t,
+            self.block_value_fen,
+            self.block_trades,
+            self.auction_volume_t,
+            self.auction_value_fen,
+            self.auction_trades,
+        )
 
 
 class TradingModes:
@@ -159,11 +218,15 @@ class TradingModes:
         """Live bid id -> the id of its auction."""
         self.volumes = [ModeVolumes() for _ in engine.market.instruments]
         self.handlers = {
-            s.SubmitBlockOffer: self._submit_offer, s.AcceptBlockOffer: self._accept_offer,
-            s.CancelBlockOffer: self._cancel_offer, s.ApplyAuction: self._apply,
-            s.AnnounceAuction: self._announce, s.SubmitAuctionBid: self._bid,
-            s.ClearAuction: self._clear, s.CancelAuction: self._cancel_auction,
-        }  # fmt: skip
+            s.SubmitBlockOffer: self._submit_offer,
+            s.AcceptBlockOffer: self._accept_offer,
+            s.CancelBlockOffer: self._cancel_offer,
+            s.ApplyAuction: self._apply,
+            s.AnnounceAuction: self._announce,
+            s.SubmitAuctionBid: self._bid,
+            s.ClearAuction: self._clear,
+            s.CancelAuction: self._cancel_auction,
+        }
 
     # -- shared helpers ------------------------------------------------------------------------
     def _known_account(self, account: int) -> bool:
@@ -187,8 +250,7 @@ class TradingModes:
         """Delivery versus payment, exactly as an order fill (the buyer's lock is that of
         ``buy_qty_t`` at ``buy_lock_price``)."""
         if self.engine._registry:
-            self.engine._ledger.settle(ins, buyer, buy_qty_t, buy_lock_price, seller, price,
-                                       qty_t)  # fmt: skip
+            self.engine._ledger.settle(ins, buyer, buy_qty_t, buy_lock_price, seller, price, qty_t)
 
     def _symbol(self, ins: int) -> str:
         return self.engine._books[ins].symbol
@@ -233,20 +295,40 @@ class TradingModes:
         book = self.engine._by_symbol.get(c.instrument)
         reason = self._offer_reason(c, book)
         if reason != RR.NONE:
-            out.events.append(s.BlockCommandRejected(
-                out.seq, out.ts_ns, _T_OFFER, c.offer_id, c.account,
-                self.engine._echo(c.instrument), int(c.side), c.price_ticks, c.qty_t, reason,
-            ))  # fmt: skip
+            out.events.append(
+                s.BlockCommandRejected(
+                    out.seq,
+                    out.ts_ns,
+                    _T_OFFER,
+                    c.offer_id,
+                    c.account,
+                    self.engine._echo(c.instrument),
+                    int(c.side),
+                    c.price_ticks,
+                    c.qty_t,
+                    reason,
+                )
+            )
             return
         assert book is not None
-        offer = BlockOffer(c.offer_id, c.account, book.index, c.side, c.price_ticks, c.qty_t,
-                           c.counterparty)  # fmt: skip
+        offer = BlockOffer(
+            c.offer_id, c.account, book.index, c.side, c.price_ticks, c.qty_t, c.counterparty
+        )
         self._lock(offer.account, offer.instrument, offer.side, offer.qty_t, offer.price_ticks)
         self.offers[offer.offer_id] = offer
-        out.events.append(s.BlockOfferPosted(
-            out.seq, out.ts_ns, offer.offer_id, offer.account, book.symbol, offer.side,
-            offer.price_ticks, offer.qty_t, offer.counterparty,
-        ))  # fmt: skip
+        out.events.append(
+            s.BlockOfferPosted(
+                out.seq,
+                out.ts_ns,
+                offer.offer_id,
+                offer.account,
+                book.symbol,
+                offer.side,
+                offer.price_ticks,
+                offer.qty_t,
+                offer.counterparty,
+            )
+        )
 
     def _accept_reason(self, c: s.AcceptBlockOffer, offer: BlockOffer | None) -> RR:
         if offer is None:
@@ -259,22 +341,44 @@ class TradingModes:
             return RR.NOT_COUNTERPARTY
         if (c.price_ticks, c.qty_t) != (offer.price_ticks, offer.qty_t):
             return RR.BLOCK_TERMS_MISMATCH
-        return self._ledger_reason(c.account, offer.instrument, _opposite(offer.side),
-                                   offer.qty_t, offer.price_ticks)  # fmt: skip
+        return self._ledger_reason(
+            c.account, offer.instrument, _opposite(offer.side), offer.qty_t, offer.price_ticks
+        )
 
-    def _block_rejected(self, out: _Out, tag: int, offer: BlockOffer | None, offer_id: int,
-                        account: int, price: int, qty: int, reason: RR) -> None:  # fmt: skip
+    def _block_rejected(
+        self,
+        out: _Out,
+        tag: int,
+        offer: BlockOffer | None,
+        offer_id: int,
+        account: int,
+        price: int,
+        qty: int,
+        reason: RR,
+    ) -> None:
         symbol = "?" if offer is None else self._symbol(offer.instrument)
-        out.events.append(s.BlockCommandRejected(
-            out.seq, out.ts_ns, tag, offer_id, account, symbol, 0, price, qty, reason,
-        ))  # fmt: skip
+        out.events.append(
+            s.BlockCommandRejected(
+                out.seq,
+                out.ts_ns,
+                tag,
+                offer_id,
+                account,
+                symbol,
+                0,
+                price,
+                qty,
+                reason,
+            )
+        )
 
     def _accept_offer(self, c: s.AcceptBlockOffer, out: _Out) -> None:
         offer = self.offers.get(c.offer_id)
         reason = self._accept_reason(c, offer)
         if reason != RR.NONE:
-            self._block_rejected(out, _T_ACCEPT, offer, c.offer_id, c.account, c.price_ticks,
-                                 c.qty_t, reason)  # fmt: skip
+            self._block_rejected(
+                out, _T_ACCEPT, offer, c.offer_id, c.account, c.price_ticks, c.qty_t, reason
+            )
             return
         assert offer is not None
         ins, price, qty = offer.instrument, offer.price_ticks, offer.qty_t
@@ -290,10 +394,20 @@ class TradingModes:
         volumes.block_volume_t += qty
         volumes.block_value_fen += price * qty
         volumes.block_trades += 1
-        out.events.append(s.BlockTradeExecuted(
-            out.seq, out.ts_ns, self.engine._new_trade_id(), self._symbol(ins), price, qty,
-            offer.offer_id, offer.side, offer.account, c.account,
-        ))  # fmt: skip
+        out.events.append(
+            s.BlockTradeExecuted(
+                out.seq,
+                out.ts_ns,
+                self.engine._new_trade_id(),
+                self._symbol(ins),
+                price,
+                qty,
+                offer.offer_id,
+                offer.side,
+                offer.account,
+                c.account,
+            )
+        )
 
     def _cancel_offer(self, c: s.CancelBlockOffer, out: _Out) -> None:
         offer = self.offers.get(c.offer_id)
@@ -306,10 +420,19 @@ class TradingModes:
     def _withdraw_offer(self, offer: BlockOffer, reason: CR, out: _Out) -> None:
         del self.offers[offer.offer_id]
         self._unlock(offer.account, offer.instrument, offer.side, offer.qty_t, offer.price_ticks)
-        out.events.append(s.BlockOfferCancelled(
-            out.seq, out.ts_ns, offer.offer_id, offer.account, self._symbol(offer.instrument),
-            offer.side, offer.price_ticks, offer.qty_t, reason,
-        ))  # fmt: skip
+        out.events.append(
+            s.BlockOfferCancelled(
+                out.seq,
+                out.ts_ns,
+                offer.offer_id,
+                offer.account,
+                self._symbol(offer.instrument),
+                offer.side,
+                offer.price_ticks,
+                offer.qty_t,
+                reason,
+            )
+        )
 
     def expire_offers(self, ins: int, reason: CR, out: _Out) -> None:
         """Cancel every block offer of instrument ``ins`` (session end, phase end), ascending
@@ -320,11 +443,32 @@ class TradingModes:
                 self._withdraw_offer(offer, reason, out)
 
     # -- auctions: apply, announce, bid --------------------------------------------------------
-    def _auction_rejected(self, out: _Out, tag: int, auction_id: int, bid_id: int, account: int,
-                          symbol: str, price: int, qty: int, reason: RR) -> None:  # fmt: skip
-        out.events.append(s.AuctionCommandRejected(
-            out.seq, out.ts_ns, tag, auction_id, bid_id, account, symbol, price, qty, reason,
-        ))  # fmt: skip
+    def _auction_rejected(
+        self,
+        out: _Out,
+        tag: int,
+        auction_id: int,
+        bid_id: int,
+        account: int,
+        symbol: str,
+        price: int,
+        qty: int,
+        reason: RR,
+    ) -> None:
+        out.events.append(
+            s.AuctionCommandRejected(
+                out.seq,
+                out.ts_ns,
+                tag,
+                auction_id,
+                bid_id,
+                account,
+                symbol,
+                price,
+                qty,
+                reason,
+            )
+        )
 
     def _auction_symbol(self, auction: Auction | None) -> str:
         return "?" if auction is None else self._symbol(auction.instrument)
@@ -353,15 +497,27 @@ class TradingModes:
         book = self.engine._by_symbol.get(c.instrument)
         reason = self._apply_reason(c, book)
         if reason != RR.NONE:
-            self._auction_rejected(out, _T_APPLY, c.auction_id, 0, c.account,
-                                   self.engine._echo(c.instrument), 0, c.qty_t, reason)  # fmt: skip
+            self._auction_rejected(
+                out,
+                _T_APPLY,
+                c.auction_id,
+                0,
+                c.account,
+                self.engine._echo(c.instrument),
+                0,
+                c.qty_t,
+                reason,
+            )
             return
         assert book is not None
         auction = Auction(c.auction_id, c.account, book.index, c.qty_t)
         self._lock(auction.seller, auction.instrument, SELL, auction.qty_t, 0)
         self.auctions[auction.auction_id] = auction
-        out.events.append(s.AuctionApplied(out.seq, out.ts_ns, auction.auction_id,
-                                           auction.seller, book.symbol, auction.qty_t))  # fmt: skip
+        out.events.append(
+            s.AuctionApplied(
+                out.seq, out.ts_ns, auction.auction_id, auction.seller, book.symbol, auction.qty_t
+            )
+        )
 
     def _announce(self, c: s.AnnounceAuction, out: _Out) -> None:
         auction = self.auctions.get(c.auction_id)
@@ -369,14 +525,18 @@ class TradingModes:
             reason = RR.UNKNOWN_AUCTION
         elif auction.state != APPLIED:
             reason = RR.AUCTION_STATE
-        elif (c.floor_rule not in _FLOOR_RULES or c.clearing not in _CLEARING_RULES
-              or c.window_end_ns < c.window_start_ns):  # fmt: skip
+        elif (
+            c.floor_rule not in _FLOOR_RULES
+            or c.clearing not in _CLEARING_RULES
+            or c.window_end_ns < c.window_start_ns
+        ):
             reason = RR.INVALID_AUCTION_TERMS
         else:
             reason = RR.NONE
         if reason != RR.NONE:
-            self._auction_rejected(out, _T_ANNOUNCE, c.auction_id, 0, 0,
-                                   self._auction_symbol(auction), 0, 0, reason)  # fmt: skip
+            self._auction_rejected(
+                out, _T_ANNOUNCE, c.auction_id, 0, 0, self._auction_symbol(auction), 0, 0, reason
+            )
             return
         assert auction is not None
         book = self.engine._books[auction.instrument]
@@ -388,11 +548,22 @@ class TradingModes:
         auction.cap_ticks = upper
         auction.floor_rule, auction.clearing = floor_rule, clearing
         auction.window_start_ns, auction.window_end_ns = c.window_start_ns, c.window_end_ns
-        out.events.append(s.AuctionAnnounced(
-            out.seq, out.ts_ns, auction.auction_id, auction.seller, book.symbol, auction.qty_t,
-            auction.floor_ticks, auction.cap_ticks, floor_rule, clearing, c.window_start_ns,
-            c.window_end_ns,
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionAnnounced(
+                out.seq,
+                out.ts_ns,
+                auction.auction_id,
+                auction.seller,
+                book.symbol,
+                auction.qty_t,
+                auction.floor_ticks,
+                auction.cap_ticks,
+                floor_rule,
+                clearing,
+                c.window_start_ns,
+                c.window_end_ns,
+            )
+        )
 
     def _bid_reason(self, c: s.SubmitAuctionBid, auction: Auction | None) -> RR:
         if auction is None:
@@ -424,19 +595,35 @@ class TradingModes:
         auction = self.auctions.get(c.auction_id)
         reason = self._bid_reason(c, auction)
         if reason != RR.NONE:
-            self._auction_rejected(out, _T_BID, c.auction_id, c.bid_id, c.account,
-                                   self._auction_symbol(auction), c.price_ticks, c.qty_t,
-                                   reason)  # fmt: skip
+            self._auction_rejected(
+                out,
+                _T_BID,
+                c.auction_id,
+                c.bid_id,
+                c.account,
+                self._auction_symbol(auction),
+                c.price_ticks,
+                c.qty_t,
+                reason,
+            )
             return
         assert auction is not None
         bid = Bid(c.bid_id, c.account, c.price_ticks, c.qty_t)
         self._lock(bid.account, auction.instrument, BUY, bid.qty_t, bid.price_ticks)
         auction.bids.append(bid)
         self.bid_auctions[bid.bid_id] = auction.auction_id
-        out.events.append(s.AuctionBidAccepted(
-            out.seq, out.ts_ns, bid.bid_id, auction.auction_id, bid.account,
-            self._symbol(auction.instrument), bid.price_ticks, bid.qty_t,
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionBidAccepted(
+                out.seq,
+                out.ts_ns,
+                bid.bid_id,
+                auction.auction_id,
+                bid.account,
+                self._symbol(auction.instrument),
+                bid.price_ticks,
+                bid.qty_t,
+            )
+        )
 
     # -- auctions: clear, cancel ---------------------------------------------------------------
     def _operator_refusal(self, auction: Auction | None, need_bidding: bool) -> RR:
@@ -450,8 +637,9 @@ class TradingModes:
         auction = self.auctions.get(c.auction_id)
         reason = self._operator_refusal(auction, need_bidding=True)
         if reason != RR.NONE:
-            self._auction_rejected(out, _T_CLEAR, c.auction_id, 0, 0,
-                                   self._auction_symbol(auction), 0, 0, reason)  # fmt: skip
+            self._auction_rejected(
+                out, _T_CLEAR, c.auction_id, 0, 0, self._auction_symbol(auction), 0, 0, reason
+            )
             return
         assert auction is not None
         ranking = sorted(auction.bids, key=lambda bid: -bid.price_ticks)  # stable: arrival order
@@ -478,29 +666,58 @@ class TradingModes:
         volumes.auction_value_fen += value
         volumes.auction_trades += len(accepted)
         self._remove_auction(auction)
-        out.events.append(s.AuctionCleared(
-            out.seq, out.ts_ns, auction.auction_id, auction.seller,
-            self._symbol(auction.instrument), auction.clearing, clearing_price, sold, remaining,
-            value, len(accepted), len(auction.bids),
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionCleared(
+                out.seq,
+                out.ts_ns,
+                auction.auction_id,
+                auction.seller,
+                self._symbol(auction.instrument),
+                auction.clearing,
+                clearing_price,
+                sold,
+                remaining,
+                value,
+                len(accepted),
+                len(auction.bids),
+            )
+        )
 
     def _auction_fill(self, auction: Auction, bid: Bid, price: int, fill: int, out: _Out) -> None:
         """One accepted bid: settle ``fill`` at ``price``, then release the unfilled part."""
         ins = auction.instrument
         self._settle(ins, bid.account, bid.qty_t, bid.price_ticks, auction.seller, price, fill)
         self._unlock(bid.account, ins, BUY, bid.qty_t - fill, bid.price_ticks)
-        out.events.append(s.AuctionTrade(
-            out.seq, out.ts_ns, self.engine._new_trade_id(), auction.auction_id,
-            self._symbol(ins), price, fill, bid.bid_id, bid.account, auction.seller,
-            bid.qty_t - fill,
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionTrade(
+                out.seq,
+                out.ts_ns,
+                self.engine._new_trade_id(),
+                auction.auction_id,
+                self._symbol(ins),
+                price,
+                fill,
+                bid.bid_id,
+                bid.account,
+                auction.seller,
+                bid.qty_t - fill,
+            )
+        )
 
     def _release_bid(self, auction: Auction, bid: Bid, out: _Out) -> None:
         self._unlock(bid.account, auction.instrument, BUY, bid.qty_t, bid.price_ticks)
-        out.events.append(s.AuctionBidReleased(
-            out.seq, out.ts_ns, bid.bid_id, auction.auction_id, bid.account,
-            self._symbol(auction.instrument), bid.price_ticks, bid.qty_t,
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionBidReleased(
+                out.seq,
+                out.ts_ns,
+                bid.bid_id,
+                auction.auction_id,
+                bid.account,
+                self._symbol(auction.instrument),
+                bid.price_ticks,
+                bid.qty_t,
+            )
+        )
 
     def _remove_auction(self, auction: Auction) -> None:
         del self.auctions[auction.auction_id]
@@ -518,34 +735,61 @@ class TradingModes:
             self._release_bid(auction, bid, out)
         self._unlock(auction.seller, auction.instrument, SELL, auction.qty_t, 0)
         self._remove_auction(auction)
-        out.events.append(s.AuctionCancelled(
-            out.seq, out.ts_ns, auction.auction_id, auction.seller,
-            self._symbol(auction.instrument), auction.qty_t, len(auction.bids),
-        ))  # fmt: skip
+        out.events.append(
+            s.AuctionCancelled(
+                out.seq,
+                out.ts_ns,
+                auction.auction_id,
+                auction.seller,
+                self._symbol(auction.instrument),
+                auction.qty_t,
+                len(auction.bids),
+            )
+        )
 
     # -- the close -----------------------------------------------------------------------------
     def report_volumes(self, book: _Book, out: _Out) -> None:
         """``SessionModeVolumes`` of the session that just closed; the counters restart."""
         volumes = self.volumes[book.index]
-        out.events.append(s.SessionModeVolumes(out.seq, out.ts_ns, book.symbol,
-                                               book.trading_date, *volumes.words()))  # fmt: skip
+        out.events.append(
+            s.SessionModeVolumes(
+                out.seq, out.ts_ns, book.symbol, book.trading_date, *volumes.words()
+            )
+        )
         self.volumes[book.index] = ModeVolumes()
 
     # -- queries -------------------------------------------------------------------------------
     def block_offers(self, ins: int | None) -> list[s.BlockOffer]:
         return [
-            s.BlockOffer(o.offer_id, o.account, self._symbol(o.instrument), o.side,
-                         o.price_ticks, o.qty_t, o.counterparty)  # fmt: skip
+            s.BlockOffer(
+                o.offer_id,
+                o.account,
+                self._symbol(o.instrument),
+                o.side,
+                o.price_ticks,
+                o.qty_t,
+                o.counterparty,
+            )
             for _, o in sorted(self.offers.items())
             if ins is None or o.instrument == ins
         ]
 
     def auction_statuses(self) -> list[s.AuctionStatus]:
         return [
-            s.AuctionStatus(a.auction_id, a.seller, self._symbol(a.instrument), a.qty_t,
-                            a.state, a.floor_ticks, a.cap_ticks, int(a.floor_rule),
-                            int(a.clearing), a.window_start_ns, a.window_end_ns,
-                            len(a.bids))  # fmt: skip
+            s.AuctionStatus(
+                a.auction_id,
+                a.seller,
+                self._symbol(a.instrument),
+                a.qty_t,
+                a.state,
+                a.floor_ticks,
+                a.cap_ticks,
+                int(a.floor_rule),
+                int(a.clearing),
+                a.window_start_ns,
+                a.window_end_ns,
+                len(a.bids),
+            )
             for _, a in sorted(self.auctions.items())
         ]
 
@@ -565,7 +809,12 @@ class TradingModes:
         offers = [snap.BlockOfferSnapshot(*self.offers[i].words()) for i in sorted(self.offers)]
         auctions = [
             snap.AuctionSnapshot(
-                a.auction_id, a.seller, a.instrument, a.qty_t, a.state, *a.terms(),
+                a.auction_id,
+                a.seller,
+                a.instrument,
+                a.qty_t,
+                a.state,
+                *a.terms(),
                 [snap.BidSnapshot(*bid.words()) for bid in a.bids],
             )
             for _, a in sorted(self.auctions.items())
@@ -578,9 +827,14 @@ class TradingModes:
         self.volumes = [ModeVolumes(*row[1:]) for row in saved.instruments]
         for o in saved.block_offers:
             self.offers[o.offer_id] = BlockOffer(
-                o.offer_id, o.account, o.instrument, o.side, o.price_ticks, o.qty_t,
+                o.offer_id,
+                o.account,
+                o.instrument,
+                o.side,
+                o.price_ticks,
+                o.qty_t,
                 o.counterparty,
-            )  # fmt: skip
+            )
         for a in saved.auctions:
             auction = Auction(a.auction_id, a.seller, a.instrument, a.qty_t)
             auction.state = s.AuctionState(a.state)
