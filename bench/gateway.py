@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import platform
 import select
 import signal
 import socket
@@ -170,7 +169,9 @@ def bench_market(accounts: int = 64) -> MarketDefinition:
 
 
 def machine_line() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+    from bench.machine import describe, line
+
+    return line(describe())
 
 
 # ------------------------------------------------------------------------------------------

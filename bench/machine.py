@@ -1,4 +1,9 @@
-"""A description of the machine a benchmark ran on, printed beside every result."""
+"""A description of the machine a benchmark ran on, printed beside every result.
+
+The one place that asks the platform what it is: every benchmark (core, journal, carbon,
+gateway) prints :func:`line` of :func:`describe` and stores the :class:`Machine` in its JSON.
+Plain ``platform``/``os`` and ``/proc/cpuinfo``, so describing the machine needs no dependency.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import numpy as np
 
 
 class Machine(msgspec.Struct):
+    """The CPU model, logical cores, operating system, and the versions the speed depends on."""
+
     cpu: str
     cores: int
     python: str
@@ -31,6 +38,7 @@ def _cpu_model() -> str:
 
 
 def describe() -> Machine:
+    """The machine this process runs on."""
     return Machine(
         cpu=_cpu_model(),
         cores=os.cpu_count() or 1,
@@ -42,6 +50,7 @@ def describe() -> Machine:
 
 
 def line(machine: Machine) -> str:
+    """``machine`` on one line, for a report's header or a chart's footer."""
     return (
         f"machine: {machine.cpu}, {machine.cores} cores; Python {machine.python}, "
         f"Numba {machine.numba}, NumPy {machine.numpy}; {machine.system}"

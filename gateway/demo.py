@@ -29,11 +29,11 @@ from engine.core import records as r
 from engine.core import schema as s
 from engine.durable.sequencer import MARKET_FILE, Sequencer
 from engine.markets import national_market
-from gateway import progress
 from gateway.simulation import Simulation, trading_dates
 from replay.audit import audit
 from replay.compliance import ComplianceReport
 from replay.datadir import open_data_dir
+from replay.progress import Progress
 from replay.reports import Consumer, MarketReport, scan_events
 
 DEFAULT_DATA_DIR = Path("cets-demo-data")
@@ -55,7 +55,7 @@ def _fresh_directory(path: Path) -> None:
 
 
 def _submit_all(exchange: Sequencer, commands: list, label: str) -> int:
-    bar = progress.Bar(len(commands), label)
+    bar = Progress(label, len(commands))
     for start in range(0, len(commands), BATCH):
         batch = commands[start : start + BATCH]
         exchange.submit(batch)

@@ -42,13 +42,13 @@ import numpy as np
 
 from engine.core import schema as s
 from engine.core.market import MarketDefinition
-from gateway import progress
 from gateway.client import Client, Outcome
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
 from gateway.service import ServerThread
 from gateway.simulation import OPERATOR_COMMANDS, Simulation
 from gateway.users import User, UserDirectory, hash_secret
+from replay.progress import Progress
 
 FIRM_SIZE = 64
 """Accounts per trading firm (a trader user may act for at most 64 accounts)."""
@@ -166,7 +166,7 @@ class Pacer:
 async def _pipeline(
     client: Client,
     sends: list[Send],
-    bar: progress.Bar | None,
+    bar: Progress | None,
     pacer: Pacer | None = None,
     indices: list[int] | None = None,
 ) -> list:
@@ -333,7 +333,7 @@ class Driver:
         self.refused += sum(1 for o in outcomes if o.reject is not None)
 
     async def registry_commands(self, commands: list, label: str) -> None:
-        bar = progress.Bar(len(commands), label)
+        bar = Progress(label, len(commands))
         sends = [_plain(lambda client, c=c: client.send_engine(c)) for c in commands]
         self._count(await _pipeline(self.registry, sends, bar))
         bar.close()
@@ -351,7 +351,7 @@ class Driver:
             firm = self.sessions.firm_of[command.account]
             by_firm[firm].append(request(command, self.ids, self.quotes))
             places[firm].append(index)
-        bar = progress.Bar(len(commands), label)
+        bar = Progress(label, len(commands))
         pacer = Pacer(len(commands))
         results = await asyncio.gather(
             *(

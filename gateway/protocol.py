@@ -65,7 +65,7 @@ class Role(enum.StrEnum):
     TRADER = "trader"
     """Order entry for the accounts the user is bound to; their execution reports."""
     REGISTRY = "registry"
-    """Registry commands (issue, transfer, surrender, freeze) once the engine has them."""
+    """Registry commands (accounts, cash, allowances, freezes, compliance: types 20-33)."""
     OPERATOR = "operator"
     """Market operations: sessions, halts, mass cancel of any account; drop copy."""
     READ_ONLY = "read-only"

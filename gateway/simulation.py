@@ -195,6 +195,16 @@ class ListingBook:
     orders against their quote.  Fed the commands in the order they reach the engine, it is the
     engine's book; through the gateway, where firms' requests interleave, an approximation (a
     participant's market data is a little late too).
+
+    Why not the reference engine (``engine.core.reference.engine.ReferenceEngine``), which keeps
+    the same book?  To know its book the simulation would have to apply every command it makes
+    (registry, deposits, blocks, auctions, not only orders) one at a time as it makes it, and it
+    would still need this class's list of resting ids (in its swap-remove order, which the
+    seeded ``rng.choice`` of a cancel or a modify depends on) and its quote picking.  Measured on
+    ``bench carbon --size small``'s year (242 days, 47,274 commands, seed 1; 2-core VM): the
+    whole simulation takes 0.23 s, this book 0.12 s of it, and the reference engine applying the
+    same commands 1.12 s - replacing the book would make the simulation about five times
+    slower for the same stream.
     """
 
     def __init__(self) -> None:

@@ -2,20 +2,29 @@
 
 Theory of operation
 -------------------
-Long work (reading a log of millions of commands) reports how many bytes of the log it has
-consumed.  :class:`Progress` redraws one line (``\\r``) at most :data:`REDRAW_EVERY_NS` apart,
-so calling :meth:`Progress.update` once per batch costs one clock read.  It draws only when
-its stream is a terminal: a machine reading standard error never sees control characters.
+One thin adapter over ``tqdm``, used by every long job of ours: replay's reads of a log
+(progress in bytes consumed, :meth:`Progress.update` with an absolute position) and the
+gateway demo's submissions (:meth:`Progress.advance` per command).  tqdm redraws one line at
+most ``redraw_every_s`` apart, so calling it once per batch or per request costs a clock read at
+most.  It draws only when its stream is a terminal: a machine reading standard error never sees
+control characters.  On close the line is blanked, so the result that follows starts clean.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Self, TextIO
 
-REDRAW_EVERY_NS = 100_000_000
-BAR_CELLS = 30
+from tqdm import tqdm
+
+REDRAW_EVERY_S = 0.1
+BAR_FORMAT = "{desc} [{bar:30}] {percentage:3.0f}% {elapsed}<{remaining}"
+"""``label [#####-----]  50% 00:03<00:03`` (elapsed<remaining); empty while the total is unknown."""
+
+
+class _Bar(tqdm):
+    # tqdm's monitor thread only tunes ``miniters`` for bars updated rarely; we redraw by time.
+    monitor_interval = 0
 
 
 class Progress:
@@ -26,51 +35,59 @@ class Progress:
     label : str
         What is being done, e.g. ``"audit"``.
     total : int
-        Units (bytes) of the whole job; 0 when unknown (only the count is shown).
+        Units of the whole job (bytes, commands); 0 when unknown (the bar stays empty).
+        May be set later through :attr:`total`, once known.
     enabled : bool
         False (``--quiet``) draws nothing.
     stream : TextIO, optional
         Where to draw; nothing is drawn unless it is a terminal.
+    redraw_every_s : float
+        Least time between two redraws.
     """
 
     def __init__(
-        self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None
+        self,
+        label: str,
+        total: int,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        redraw_every_s: float = REDRAW_EVERY_S,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.label, self.total = label, max(total, 0)
         self.active = enabled and _is_terminal(self.stream)
-        self._done = 0
-        self._next_draw_ns = 0
-        self._drawn = False
+        self._bar = _Bar(
+            total=total if total > 0 else None,
+            desc=label,
+            file=self.stream,
+            disable=not self.active,
+            leave=False,
+            ascii="-#",
+            bar_format=BAR_FORMAT,
+            mininterval=redraw_every_s,
+            miniters=0,  # redraw by time alone: updates come in bytes, of any size
+            dynamic_ncols=False,
+        )
+
+    @property
+    def total(self) -> int:
+        """Units of the whole job; 0 when unknown."""
+        return int(self._bar.total or 0)
+
+    @total.setter
+    def total(self, total: int) -> None:
+        self._bar.total = total if total > 0 else None
 
     def update(self, done: int) -> None:
         """Record that ``done`` units of ``total`` are finished (redraws when due)."""
-        self._done = done
-        if not self.active:
-            return
-        now = time.monotonic_ns()
-        if now >= self._next_draw_ns:
-            self._next_draw_ns = now + REDRAW_EVERY_NS
-            self._draw()
+        self._bar.update(done - self._bar.n)
 
-    def _draw(self) -> None:
-        if self.total:
-            done = min(self._done, self.total)
-            cells = done * BAR_CELLS // self.total
-            percent = done * 100 // self.total
-            bar = "#" * cells + "-" * (BAR_CELLS - cells)
-            line = f"{self.label} [{bar}] {percent:3d}%"
-        else:
-            line = f"{self.label} {self._done:,}"
-        self.stream.write("\r" + line)
-        self.stream.flush()
-        self._drawn = True
+    def advance(self, count: int = 1) -> None:
+        """Record that ``count`` more units are finished (redraws when due)."""
+        self._bar.update(count)
 
     def close(self) -> None:
-        """Erase the line (the result that follows is printed on a clean line)."""
-        if self.active and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        """Blank the line (the result that follows is printed on a clean line)."""
+        self._bar.close()
         self.active = False
 
     def __enter__(self) -> Self:

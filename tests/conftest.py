@@ -27,11 +27,12 @@ DATE1, DATE2, DATE3 = 20250102, 20250103, 20250106
 ACCOUNTS = 64
 
 
-def small_market(resting_orders: int = 20_000) -> MarketDefinition:
-    """Three instruments with small capacities (validated like a loaded definition)."""
+def small_market(resting_orders: int = 20_000, name: str = "test market") -> MarketDefinition:
+    """Three instruments with small capacities (validated like a loaded definition); the one
+    small market of the engine tests and (named ``"gateway test market"``) the gateway's."""
     return validate(
         MarketDefinition(
-            name="test market",
+            name=name,
             instruments=[
                 Instrument(symbol=SYM_A, reference_price_ticks=6000, band_bps=1000),
                 Instrument(

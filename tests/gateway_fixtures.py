@@ -7,12 +7,25 @@ hashed cheaply (logons are not what these runs exercise).
 
 from __future__ import annotations
 
-from engine.core.market import Capacity, Instrument, MarketDefinition, validate
+from engine.core.market import MarketDefinition
 from gateway.protocol import Role
 from gateway.users import User, UserDirectory, hash_secret
+from tests import conftest
+from tests.conftest import DATE1, DATE2, SYM_A, SYM_B, SYM_C
 
-SYM_A, SYM_B, SYM_C = "CEA-A", "CEA-B", "CEA-C"
-DATE1, DATE2 = 20250102, 20250103
+__all__ = [
+    "ACCOUNTS",
+    "CHEAP_LOG2_N",
+    "DATE1",
+    "DATE2",
+    "PASSWORDS",
+    "SYM_A",
+    "SYM_B",
+    "SYM_C",
+    "password",
+    "small_market",
+    "users",
+]
 CHEAP_LOG2_N = 4
 
 PASSWORDS = {
@@ -28,26 +41,9 @@ ACCOUNTS = {"alice": [1], "bob": [2], "carol": [3, 4], "dave": [5]}
 
 
 def small_market(resting_orders: int = 20_000) -> MarketDefinition:
-    """Three instruments (tick 1 / tick 5 lot 100 / tick 1), 64 accounts, no registry."""
-    return validate(
-        MarketDefinition(
-            name="gateway test market",
-            instruments=[
-                Instrument(symbol=SYM_A, reference_price_ticks=6_000, band_bps=1_000),
-                Instrument(
-                    symbol=SYM_B,
-                    reference_price_ticks=6_000,
-                    band_bps=1_000,
-                    tick_ticks=5,
-                    lot_t=100,
-                    min_qty_t=100,
-                    max_qty_t=10_000,
-                ),
-                Instrument(symbol=SYM_C, reference_price_ticks=6_005, band_bps=1_000),
-            ],
-            capacity=Capacity(accounts=64, resting_orders=resting_orders, max_price_ticks=20_000),
-        )
-    )
+    """Three instruments (tick 1 / tick 5 lot 100 / tick 1), 64 accounts, no registry:
+    ``tests.conftest.small_market``, named for the gateway tests."""
+    return conftest.small_market(resting_orders, name="gateway test market")
 
 
 def users(log2_n: int = CHEAP_LOG2_N, extra: dict[str, list[int]] | None = None) -> UserDirectory:

@@ -184,10 +184,11 @@ def test_the_progress_bar_draws_only_on_a_terminal() -> None:
             return True
 
     screen = Terminal()
-    with Progress("audit", 1000, stream=screen) as progress:
+    with Progress("audit", 1000, stream=screen, redraw_every_s=0) as progress:
         progress.update(500)
     assert "\raudit [###############---------------]  50%" in screen.getvalue()
-    assert screen.getvalue().endswith("\r\x1b[K")
+    *_, last_drawn, after = screen.getvalue().split("\r")
+    assert last_drawn.strip() == "" and after == ""  # closing blanks the line
     quiet = Terminal()
     with Progress("audit", 1000, enabled=False, stream=quiet) as progress:
         progress.update(500)

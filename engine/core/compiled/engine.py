@@ -48,8 +48,12 @@ class CompiledEngine:
 
     Examples
     --------
-    >>> from engine import CompiledEngine, national_market, schema as s
+    >>> from engine.core import schema as s
+    >>> from engine.core.compiled.engine import CompiledEngine
+    >>> from engine.markets import national_market
     >>> engine = CompiledEngine(national_market())
+    >>> _ = engine.apply(s.OpenAccount(key=1, account=7, kind=s.AccountKind.INVESTOR))
+    >>> _ = engine.apply(s.IssueAllowances(key=2, account=7, instrument="CEA-2024", qty_t=1000))
     >>> _ = engine.apply(s.OpenSession(trading_date=20250102))
     >>> engine.apply(s.SubmitOrder(order_id=1, account=7, instrument="CEA-2024",
     ...     side=s.Side.SELL, qty_t=1000, price_ticks=6200))[0].__class__.__name__
