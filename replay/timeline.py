@@ -25,7 +25,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -157,7 +157,8 @@ def rebuild(
     stop = stop or END
     if stop.until_seq is not None and stop.until_seq < 0:
         raise UsageError(f"seq {stop.until_seq} is negative")
-    start = _starting_point(data, engine_class(engine), stop, from_snapshot, progress)
+    cls = cast(rc.EngineClass, engine_class(engine))
+    start = _starting_point(data, cls, stop, from_snapshot, progress)
     snapshot = start.snapshot
     result = Rebuilt(
         start.engine,
@@ -191,7 +192,7 @@ def _account(result: Rebuilt, applied: Applied) -> None:
 
 
 def _starting_point(
-    data: DataDir, cls: type, stop: Stop, from_snapshot: bool, progress: Progress | None
+    data: DataDir, cls: rc.EngineClass, stop: Stop, from_snapshot: bool, progress: Progress | None
 ) -> rc.Start:
     """A fresh engine and the whole log, or a snapshot's engine and the log after it."""
     try:
