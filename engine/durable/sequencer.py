@@ -210,7 +210,7 @@ class Sequencer:
             Another process has the data directory open.
         LogCorruptError
             Damage before the tail of the log; MarketMismatchError if the market differs.
-        ReplayDivergenceError
+        engine.durable.recovery.ReplayDivergenceError
             Replay produced events other than the recorded ones.
         """
         path = Path(data_dir)
