@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-The user file is JSON (msgspec), written atomically with mode 0600.  A secret - a password or
-a generated API key, the gateway does not tell them apart - is never stored: only
+The user file is JSON (msgspec), written atomically with mode 0600
+(``engine.durable.files.write_atomically``: temporary file, fsync, rename, directory fsync).
+A secret - a password or a generated API key, the gateway does not tell them apart - is never
+stored: only
 ``scrypt$<log2 n>$<r>$<p>$<salt>$<digest>`` (or ``pbkdf2-sha256$<iterations>$<salt>$<digest>``,
 salt and digest in base64).  Verification recomputes the hash with the stored parameters and
 compares with :func:`hmac.compare_digest`.  An unknown user costs the same hash as a known one
@@ -18,13 +20,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 import msgspec
 
 from engine.core import limits
+from engine.durable.files import write_atomically
 from gateway.protocol import Role
 
 USER_FILE_VERSION = 1
@@ -226,13 +228,4 @@ class UserDirectory:
         """Write the user file atomically, readable by its owner only."""
         path = Path(path)
         body = msgspec.json.format(msgspec.json.encode(UserFile(users=list(self))), indent=2)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(body + b"\n")
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomically(path, body + b"\n", mode=0o600)

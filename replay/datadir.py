@@ -195,6 +195,12 @@ class LogReader:
         cursor = self._walk.cursor
         return cursor.next_seq - 1 if cursor is not None else 0
 
+    @property
+    def chain_hash(self) -> bytes:
+        """The log's chain value after :attr:`last_seq` (the genesis value before any)."""
+        cursor = self._walk.cursor
+        return cursor.chain if cursor is not None else jr.GENESIS_CHAIN
+
     def __iter__(self) -> Iterator[jr.LoggedBatch]:
         bases, total = progress_bases(self.data.log_dir, self.from_seq)
         progress = self.progress

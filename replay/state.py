@@ -14,9 +14,10 @@ import msgspec
 from engine.core import schema as s
 from engine.core.market import MarketDefinition
 from engine.durable import journal as jr
+from engine.durable.recovery import SkippedSnapshot
 from replay.datadir import DataDir
 from replay.progress import Progress
-from replay.timeline import Rebuilt, SkippedSnapshot, Stop, rebuild
+from replay.timeline import Rebuilt, Stop, rebuild
 
 ALL_LEVELS = 1 << 62
 """``depth(levels=...)`` that returns every level."""

@@ -11,10 +11,12 @@ object per command or per event.  A :class:`Stop` cuts the last batch at a seque
 a timestamp (the batch is applied up to that command: the engine is deterministic command by
 command, so where the writer's batches ended does not matter).
 
-A snapshot (``--from-snapshot``) replaces the replay of the log's beginning: the newest
-snapshot at or before the stop whose recorded chain hash equals the log's chain hash at that
-seq (so it belongs to this very log) and whose restored state has the recorded state hash is
-loaded, and only the log after it is replayed.  Unusable snapshots are reported and skipped.
+Where the replay starts is decided by ``engine.durable.recovery`` - the same code that
+recovers an exchange when it opens: from seq 1, or (``--from-snapshot``) from the nearest
+snapshot at or before the stop that passes recovery's chain rule (its recorded chain value
+equals the log's chain value at its seq, so it belongs to this very log, and its restored
+state has the recorded state hash); unusable snapshots are reported and skipped.  Time travel
+does not audit the checkpoints (``replay audit`` does, and reports a divergence as a finding).
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 
-from engine.core.market import MarketDefinition
 from engine.durable import journal as jr
-from engine.durable import sequencer as sq
-from replay.datadir import DataDir, LogReader
+from engine.durable import recovery as rc
+from engine.durable.recovery import Applied, SkippedSnapshot
+from replay.datadir import DataDir, LogReader, describe_corruption
 from replay.errors import DataError, UsageError
 from replay.progress import Progress
 
@@ -82,23 +84,6 @@ END = Stop()
 """No stop: replay to the end of the log."""
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One batch (or the leading part of the last one) applied to the engine.
-
-    ``events`` may be a view of the engine's reusable buffer: valid until the next batch.
-    """
-
-    batch: jr.LoggedBatch
-    commands: np.ndarray
-    events: np.ndarray
-
-    @property
-    def complete(self) -> bool:
-        """Whether the whole batch was applied (the stop did not cut it)."""
-        return len(self.commands) == self.batch.count
-
-
 def replay_batches(
     batches: Iterator[jr.LoggedBatch],
     apply: Callable[[np.ndarray], np.ndarray],
@@ -106,38 +91,17 @@ def replay_batches(
 ) -> Iterator[Applied]:
     """Apply ``batches`` in order with ``apply`` until ``stop`` (None: the end of the log);
     yield each applied batch."""
-    stop = stop or END
-    for batch in batches:
-        count = stop.applies(batch)
-        if count == 0:
-            return
-        commands = batch.commands if count == batch.count else batch.commands[:count]
-        yield Applied(batch, commands, apply(commands))
-        if count < batch.count:
-            return
+    return rc.apply_batches(batches, apply, audit=False, limit=(stop or END).applies)
 
 
 def from_genesis(reader: LogReader) -> Iterator[jr.LoggedBatch]:
     """The batches of ``reader`` (read from seq 1), refusing a log that does not start at seq
     1: its beginning was removed, and only a snapshot could stand in for it."""
-    batches = iter(reader)
-    first = next(batches, None)
-    if first is None:
-        return
-    if first.first_seq != 1:
-        raise DataError(
-            f"damaged log: segment {first.segment}, byte offset {first.offset}, seq "
-            f"{first.first_seq}: the log does not start at seq 1"
-        )
-    yield first
+    try:
+        batches = rc.from_genesis(iter(reader))
+    except jr.LogCorruptError as exc:
+        raise DataError(describe_corruption(exc)) from None
     yield from batches
-
-
-class SkippedSnapshot(msgspec.Struct, frozen=True):
-    """A snapshot that could not be used, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass
@@ -193,11 +157,22 @@ def rebuild(
     stop = stop or END
     if stop.until_seq is not None and stop.until_seq < 0:
         raise UsageError(f"seq {stop.until_seq} is negative")
-    cls = engine_class(engine)
-    result, reader, batches = _starting_point(data, cls, stop, from_snapshot, progress)
-    apply = batch_applier(result.engine)
-    for applied in replay_batches(batches, apply, stop):
+    cls = cast(rc.EngineClass, engine_class(engine))
+    start = _starting_point(data, cls, stop, from_snapshot, progress)
+    snapshot = start.snapshot
+    result = Rebuilt(
+        start.engine,
+        start.seq,
+        start.ts_ns,
+        chain_hash=start.chain_hash.hex(),
+        snapshot_path=snapshot.path if snapshot is not None else None,
+        snapshot_seq=snapshot.last_seq if snapshot is not None else None,
+        skipped_snapshots=start.skipped,
+    )
+    for applied in replay_batches(start.batches, batch_applier(result.engine), stop):
         _account(result, applied)
+    reader = start.log
+    assert isinstance(reader, LogReader)
     result.tail = reader.tail
     if stop.until_seq is not None and reader.ended and reader.last_seq < stop.until_seq:
         raise UsageError(
@@ -217,62 +192,17 @@ def _account(result: Rebuilt, applied: Applied) -> None:
 
 
 def _starting_point(
-    data: DataDir, cls: type, stop: Stop, from_snapshot: bool, progress: Progress | None
-) -> tuple[Rebuilt, LogReader, Iterator[jr.LoggedBatch]]:
+    data: DataDir, cls: rc.EngineClass, stop: Stop, from_snapshot: bool, progress: Progress | None
+) -> rc.Start:
     """A fresh engine and the whole log, or a snapshot's engine and the log after it."""
-    skipped: list[SkippedSnapshot] = []
-    if from_snapshot:
-        for path in sq.snapshot_paths(data.snapshot_dir):
-            try:
-                found = _from_snapshot(data, cls, path, stop, progress)
-            except (sq.SnapshotError, OSError) as exc:
-                skipped.append(SkippedSnapshot(str(path), str(exc)))
-                continue
-            if found is not None:
-                found[0].skipped_snapshots = skipped
-                return found
-    reader = LogReader(data, 1, progress)
-    return Rebuilt(cls(data.market), skipped_snapshots=skipped), reader, from_genesis(reader)
-
-
-def _from_snapshot(
-    data: DataDir, cls: type, path, stop: Stop, progress: Progress | None
-) -> tuple[Rebuilt, LogReader, Iterator[jr.LoggedBatch]] | None:
-    """Restore ``path`` if it lies before the stop and belongs to this log (else None)."""
-    seq = int(path.stem)
-    if stop.until_seq is not None and seq > stop.until_seq:
-        return None
-    info = sq.read_snapshot(path, data.market_digest)
-    if stop.until_ts_ns is not None and info.last_ts_ns > stop.until_ts_ns:
-        return None
-    reader = LogReader(data, max(info.last_seq, 1), progress)
-    batches = iter(reader)
-    if info.last_seq > 0:
-        at = next(batches, None)  # the batch that ends at the snapshot
-        if at is None or at.last_seq != info.last_seq or at.chain_after != info.chain_hash:
-            raise sq.SnapshotError(f"snapshot at seq {info.last_seq} does not match the log")
-    elif info.chain_hash != jr.GENESIS_CHAIN:
-        raise sq.SnapshotError("snapshot at seq 0 does not match the log")
-    engine = _restore(cls, data.market, info)
-    result = Rebuilt(
-        engine,
-        info.last_seq,
-        info.last_ts_ns,
-        chain_hash=info.chain_hash.hex(),
-        snapshot_path=str(path),
-        snapshot_seq=info.last_seq,
-    )
-    return result, reader, batches
-
-
-def _restore(cls: type, market: MarketDefinition, info: sq.SnapshotInfo) -> Any:
-    from_state = getattr(cls, "from_state", None)
-    if from_state is None:
-        raise sq.SnapshotError(f"the {cls.__name__} cannot restore snapshots")
     try:
-        engine = from_state(market, info.state)
-    except Exception as exc:  # noqa: BLE001 - any refusal of the state makes it unusable
-        raise sq.SnapshotError(f"the engine refused the state: {exc}") from None
-    if engine.state_hash() != info.state_hash:
-        raise sq.SnapshotError("restored state hash differs from the recorded one")
-    return engine
+        return rc.starting_point(
+            data.market,
+            cls,
+            lambda from_seq: LogReader(data, from_seq, progress),
+            data.snapshot_dir if from_snapshot else None,
+            stop.until_seq,
+            stop.until_ts_ns,
+        )
+    except jr.LogCorruptError as exc:  # the log does not start at seq 1
+        raise DataError(describe_corruption(exc)) from None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import msgspec
 
 from engine.durable import journal as jr
-from engine.durable import sequencer as sq
+from engine.durable import snapshots as sn
 from replay.datadir import DataDir, progress_bases
 from replay.progress import Progress
 
@@ -91,7 +91,7 @@ def verify(data: DataDir, progress: Progress | None = None) -> VerifyResult:
         ``ok`` when the log has no problem (not even an unfinished tail) and every snapshot
         is intact and belongs to the log.
     """
-    paths = sq.snapshot_paths(data.snapshot_dir)
+    paths = sn.snapshot_paths(data.snapshot_dir)
     seqs = frozenset(int(path.stem) for path in paths)
     report, chains = verify_log(data, progress, seqs)
     checks = [_check_snapshot(data, path, report, chains) for path in paths]
@@ -106,8 +106,8 @@ def _check_snapshot(
 ) -> SnapshotCheck:
     seq = int(path.stem)
     try:
-        info = sq.read_snapshot(path, data.market_digest)
-    except (sq.SnapshotError, OSError) as exc:
+        info = sn.read_snapshot(path, data.market_digest)
+    except (sn.SnapshotError, OSError) as exc:
         return SnapshotCheck(str(path), seq, str(exc))
     if info.last_seq != seq:
         return SnapshotCheck(str(path), seq, f"file name says seq {seq}, header {info.last_seq}")

@@ -20,7 +20,9 @@ from engine.core import limits
 from engine.core import schema as s
 from engine.core.reference.engine import ReferenceEngine
 from engine.durable import journal as jr
+from engine.durable import recovery as rc
 from engine.durable import sequencer as sq
+from engine.durable import snapshots as sn
 from engine.markets import national_market
 from tests.conftest import buy, open_session, random_commands, sell, small_market
 from tests.test_journal import record_starts, reseal
@@ -198,14 +200,14 @@ def test_snapshot_plus_tail_equals_full_replay(tmp_path: Path, round_: int) -> N
     with open_exchange(tmp_path, market, snapshot_every_events=every, snapshots_kept=2) as ex:
         run(ex, random_batches(rng, rng.randint(700, 1500), market))
         live = ex.state_hash()
-    assert len(sq.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR)) in (1, 2)
+    assert len(sn.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR)) in (1, 2)
     with open_exchange(tmp_path) as exchange:
         report = exchange.recovery_report
         assert report is not None and report.snapshot_seq is not None
         assert report.commands_replayed == exchange.last_seq - report.snapshot_seq
         assert exchange.state_hash() == live
         exchange.engine.check_invariants()
-    for path in sq.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR):
+    for path in sn.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR):
         path.unlink()
     with open_exchange(tmp_path) as exchange:
         assert exchange.recovery_report.snapshot_seq is None  # type: ignore[union-attr]
@@ -252,7 +254,7 @@ def test_unfinished_snapshot_files_are_removed(tmp_path: Path) -> None:
 
 
 def fabricate_snapshot(exchange: sq.Sequencer, last_seq: int, chain: bytes) -> Path:
-    info = sq.SnapshotInfo(
+    info = sn.SnapshotInfo(
         "",
         last_seq,
         T0,
@@ -261,7 +263,7 @@ def fabricate_snapshot(exchange: sq.Sequencer, last_seq: int, chain: bytes) -> P
         exchange.state_hash(),
         exchange.engine.export_state(),
     )
-    return sq.write_snapshot(exchange.data_dir / sq.SNAPSHOT_DIR, info)
+    return sn.write_snapshot(exchange.data_dir / sq.SNAPSHOT_DIR, info)
 
 
 def test_snapshots_that_do_not_fit_the_log_are_skipped(tmp_path: Path) -> None:
@@ -293,7 +295,7 @@ def test_replay_that_disagrees_with_a_checkpoint_is_refused(tmp_path: Path) -> N
     checkpoint = record_starts(log)[str(segment)][3][0]  # of the second batch
     reseal(segment, lambda data: struct.pack_into("<Q", data, checkpoint + 128, 7))
     assert jr.verify(log).ok  # a well-formed log: only replay can tell
-    with pytest.raises(sq.ReplayDivergenceError, match="seq 2..2"):
+    with pytest.raises(rc.ReplayDivergenceError, match="seq 2..2"):
         open_exchange(tmp_path)
 
 
@@ -384,7 +386,7 @@ def test_snapshots_kept(tmp_path: Path) -> None:
             exchange.submit([open_session(date)])
             exchange.snapshot()
             exchange.submit([s.CloseSession(trading_date=date)])
-    names = [p.name for p in sq.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR)]
+    names = [p.name for p in sn.snapshot_paths(tmp_path / sq.SNAPSHOT_DIR)]
     assert names == [f"{seq:020d}.snap" for seq in (7, 5)]
 
 
