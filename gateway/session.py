@@ -100,6 +100,8 @@ class Session:
     def process(self) -> None:
         """Handle the complete buffered frames; stops while logging on, after a protocol error
         and when the core has sealed a full batch (the caller sequences it, then calls again)."""
+        if self.state not in _READING:
+            return
         try:
             self.reader.drain(self._frame)
         except p.FrameError as exc:

@@ -16,8 +16,8 @@ from engine.core import schema as s
 from engine.core.records import Codec
 from gateway import cli, permissions, reports
 from gateway import protocol as p
-from gateway.orders import Annotation, OrderTracker, decode_annotation, encode_annotation
 from gateway.core import submit_record
+from gateway.orders import Annotation, OrderTracker, decode_annotation, encode_annotation
 from gateway.server import GatewayConfig
 from gateway.users import (
     User,
