@@ -39,7 +39,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.core import limits
 from engine.core import schema as s
 from engine.core.market import Capacity, Instrument, MarketDefinition, validate
 from engine.durable import journal as jr
@@ -303,7 +303,6 @@ class _Peek(msgspec.Struct):
 
 
 _peek = msgspec.msgpack.Decoder(_Peek).decode
-_unpack_length = struct.Struct(">I").unpack_from
 ACK, REJECT, LOGON_ACCEPTED = 106, 104, 101
 
 
@@ -313,7 +312,7 @@ class RawSession:
     def __init__(self, port: int, user: str) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = bytearray()
+        self.reader = p.FrameReader(limits.OUTBOUND_FRAME_BYTES_MAX)
         self.sock.sendall(
             p.encode(p.Logon(user=user, password=PASSWORD, protocol_version=p.PROTOCOL_VERSION))
         )
@@ -329,17 +328,10 @@ class RawSession:
         data = self.sock.recv(1 << 20)
         if not data:
             raise ConnectionError("server closed the connection")
-        buffer = self.buffer
-        buffer += data
-        out, position, end = [], 0, len(buffer)
-        with memoryview(buffer) as view:
-            while end - position >= 4:
-                n = _unpack_length(buffer, position)[0]
-                if end - position - 4 < n:
-                    break
-                out.append(_peek(view[position + 4 : position + 4 + n]))
-                position += 4 + n
-        del buffer[:position]
+        self.reader.receive_data(data)
+        out: list[_Peek] = []
+        append = out.append
+        self.reader.drain(lambda body: append(_peek(body)) or True)
         return out
 
     def close(self) -> None:
@@ -661,7 +653,7 @@ def run_inprocess(
 ) -> InProcessResult:
     """Drive a :class:`~gateway.server.Gateway` without its event loop's sockets: each
     round feeds ``batch_orders`` encoded orders to each of ``clients`` logged-on sessions
-    (``Connection.process``, as ``data_received`` does), then flushes the batch.  The first
+    (``Session.receive_data``, as ``data_received`` does), then flushes the batch.  The first
     fifth of each run warms up; the result is the best run (least disturbed by the machine).
     """
     import gc
@@ -691,13 +683,14 @@ def run_inprocess(
                 for i in range(clients):
                     connection = Connection(gateway)
                     connection.connection_made(_NullTransport())
-                    gateway._activate(
-                        connection,
+                    gateway.core.activate(
+                        connection.session,
                         users.get(f"t{i}"),
                         p.Logon(
                             user=f"t{i}", password=PASSWORD, protocol_version=p.PROTOCOL_VERSION
                         ),
                     )
+                    connection.flush_out()
                     sessions.append(connection)
                 frames = [
                     order_frames(i, batch_orders * batches, prefix=f"r{run}-")
@@ -713,11 +706,11 @@ def run_inprocess(
                             b"".join(f[b * batch_orders : (b + 1) * batch_orders]) for f in frames
                         ]
                         for connection in sessions:
-                            connection.tokens = float(batch_orders)  # not a throttling test
+                            connection.session.tokens = float(batch_orders)  # no throttling
                         started = time.perf_counter()
                         for connection, chunk in zip(sessions, chunks, strict=True):
-                            connection.buffer += chunk
-                            connection.process()
+                            session = connection.session  # its clock stands still: no refill
+                            session.receive_data(chunk, session.last_received)
                         decoded = time.perf_counter()
                         gateway._flush()
                         done = time.perf_counter()
@@ -759,7 +752,7 @@ class _Echo(asyncio.Protocol):
     LogonAccepted's type and every other message with an Ack of its request id."""
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.reader = p.FrameReader(limits.FRAME_BYTES_MAX)
         self.transport = None
 
     def connection_made(self, transport) -> None:
@@ -767,22 +760,20 @@ class _Echo(asyncio.Protocol):
         transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        out, position, end = bytearray(), 0, len(buffer)
-        while end - position >= 4:
-            n = int.from_bytes(buffer[position : position + 4], "big")
-            if end - position - 4 < n:
-                break
-            message = p.decode_client(bytes(buffer[position + 4 : position + 4 + n]))
-            position += 4 + n
-            if type(message) is p.Logon:
-                p.append_frame(out, _Peek(type=LOGON_ACCEPTED))
-            else:
-                p.append_frame(out, p.Ack(getattr(message, "request_id", 0), 0))
-        del buffer[:position]
+        out = bytearray()
+        self.reader.receive_data(data)
+        self.reader.drain(lambda body: self._answer(body, out))
         if out:
             self.transport.write(out)
+
+    @staticmethod
+    def _answer(body: memoryview, out: bytearray) -> bool:
+        message = p.decode_client(body)
+        if type(message) is p.Logon:
+            p.append_frame(out, _Peek(type=LOGON_ACCEPTED))
+        else:
+            p.append_frame(out, p.Ack(getattr(message, "request_id", 0), 0))
+        return True
 
 
 def echo_server() -> None:

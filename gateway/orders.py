@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The gateway assigns every new order its engine order id: the sequence number the order's
-``SubmitOrder`` command receives (``exchange.next_seq`` plus its position in the batch being
-built).  Ids are therefore positive, unique for the life of the data directory, and need no
+``SubmitOrder`` command receives, claimed from the sequencer as the command is made
+(``Sequencer.claim``; the submission checks the batch carries the claimed seqs).  Ids are therefore positive, unique for the life of the data directory, and need no
 counter of their own.
 
 Each command the gateway submits carries an :class:`Annotation` in the log - who sent it, the

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-Every request that reaches the engine is first turned into a typed engine command
-(``engine.core.schema``); authorisation then looks only at the command's *type* and its account
-fields, so a new command type (a registry command, say) needs exactly one line in
+Authorisation looks only at the *type* of the engine command a request becomes
+(``engine.core.schema``) and the accounts it names - it is asked before the command is built -
+so a new command type (a registry command, say) needs exactly one line in
 :data:`ROLES_BY_COMMAND` and nothing else.  A type missing from the table is refused to
 everyone (default deny).  A role in :data:`ACCOUNT_BOUND_ROLES` may name only the accounts its
 user is bound to, in every account field the command has.
@@ -59,23 +59,46 @@ ASSIGNED_ID_FIELDS: dict[type, str] = {
 cannot pick, guess or collide with another firm's ids."""
 
 
-def refusal(role: Role, accounts: frozenset[int], command: object) -> RejectCode | None:
-    """Why ``command`` is refused to a user with ``role`` bound to ``accounts`` (None: allowed).
+def refusal(
+    role: Role,
+    command_type: type,
+    account: int | None,
+    bound: frozenset[int],
+    to_account: int | None = None,
+) -> RejectCode | None:
+    """Why a command of ``command_type`` naming ``account`` (and ``to_account``, for a
+    transfer) is refused to a user with ``role`` bound to ``bound`` accounts (None: allowed).
+
+    No command object is needed: the gateway asks before it builds one.  ``None`` for an
+    account means the command has no such field.
 
     Examples
     --------
-    >>> refusal(Role.TRADER, frozenset({7}), s.HaltInstrument(instrument="CEA-2024"))
+    >>> refusal(Role.TRADER, s.HaltInstrument, None, frozenset({7}))
     <RejectCode.NOT_PERMITTED: 1>
-    >>> refusal(Role.TRADER, frozenset({7}), s.MassCancel(account=8))
+    >>> refusal(Role.TRADER, s.MassCancel, 8, frozenset({7}))
     <RejectCode.ACCOUNT_NOT_PERMITTED: 2>
-    >>> refusal(Role.TRADER, frozenset({7}), s.MassCancel(account=7)) is None
+    >>> refusal(Role.TRADER, s.MassCancel, 7, frozenset({7})) is None
     True
     """
-    if role not in ROLES_BY_COMMAND.get(type(command), ()):
+    if role not in ROLES_BY_COMMAND.get(command_type, ()):
         return RejectCode.NOT_PERMITTED
-    if role in ACCOUNT_BOUND_ROLES:
-        for field in ACCOUNT_FIELDS:
-            account = getattr(command, field, None)
-            if account is not None and account not in accounts:
-                return RejectCode.ACCOUNT_NOT_PERMITTED
+    if role in ACCOUNT_BOUND_ROLES and (
+        (account is not None and account not in bound)
+        or (to_account is not None and to_account not in bound)
+    ):
+        return RejectCode.ACCOUNT_NOT_PERMITTED
     return None
+
+
+def command_refusal(role: Role, bound: frozenset[int], command: object) -> RejectCode | None:
+    """:func:`refusal` for a whole engine command (a client's ``EngineRequest``): its type and
+    its :data:`ACCOUNT_FIELDS`.
+
+    Examples
+    --------
+    >>> command_refusal(Role.TRADER, frozenset({7}), s.MassCancel(account=8))
+    <RejectCode.ACCOUNT_NOT_PERMITTED: 2>
+    """
+    account, to_account = (getattr(command, field, None) for field in ACCOUNT_FIELDS)
+    return refusal(role, type(command), account, bound, to_account)

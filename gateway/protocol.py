@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from typing import Annotated, Union
 
 import msgspec
@@ -35,6 +36,7 @@ PROTOCOL_VERSION = 1
 """The version this module implements; a logon naming another is refused."""
 
 FRAME_HEADER_BYTES = 4
+_unpack_length = struct.Struct(">I").unpack_from
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -570,7 +572,14 @@ def frame_length(header: bytes | bytearray | memoryview, frame_bytes_max: int) -
 
 
 class FrameReader:
-    """Incremental frame splitter for a byte stream.
+    """Incremental frame splitter for a byte stream: the one length-prefix parser of the
+    project (the server's sessions, the client, the benchmarks' raw clients and echo server).
+
+    :meth:`receive_data` buffers bytes; :meth:`drain` hands each complete frame's body to a
+    callback without copying it, and stops when the callback says so (a session that starts
+    logging on stops reading until the logon is decided); :meth:`feed` is both in one, for
+    callers that want the bodies as ``bytes``.  A frame's length is checked as soon as its
+    header is buffered, before its body is waited for.
 
     Examples
     --------
@@ -585,8 +594,49 @@ class FrameReader:
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet part of a complete frame."""
+        """Bytes received but not yet handed out as part of a complete frame."""
         return len(self._buffer)
+
+    def receive_data(self, data: bytes) -> None:
+        """Append ``data`` to the buffer (split by the next :meth:`drain`)."""
+        self._buffer += data
+
+    def clear(self) -> None:
+        """Drop everything buffered (after a protocol error nothing more is read)."""
+        self._buffer.clear()
+
+    def drain(self, handle: Callable[[memoryview], object]) -> None:
+        """Call ``handle(body)`` for each complete buffered frame, in order, until it returns
+        a false value; the frames handed out are dropped, the rest stay buffered.
+
+        ``body`` is a view into the buffer, valid only during the call.
+
+        Raises
+        ------
+        FrameError
+            A length prefix of 0 or above the limit, or a FrameError raised by ``handle``;
+            the buffer is then cleared (a stream is not resynchronised after an error).
+        """
+        buffer, limit, unpack = self._buffer, self.frame_bytes_max, _unpack_length
+        position, end, failure = 0, len(buffer), None
+        try:
+            with memoryview(buffer) as view:
+                while end - position >= FRAME_HEADER_BYTES:
+                    n = unpack(buffer, position)[0]
+                    if not 0 < n <= limit:
+                        frame_length(view[position : position + FRAME_HEADER_BYTES], limit)
+                    start = position + FRAME_HEADER_BYTES
+                    if end - start < n:
+                        break
+                    position = start + n
+                    if not handle(view[start:position]):
+                        break
+        except FrameError as exc:  # its traceback holds views of the buffer: raised anew below
+            failure, position = (exc.code, exc.text), end
+        if position:
+            del buffer[:position]
+        if failure is not None:
+            raise FrameError(*failure)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Append ``data``; return the bodies of the frames it completed.
@@ -596,19 +646,10 @@ class FrameReader:
         FrameError
             A length prefix of 0 or above the limit (nothing after it is read).
         """
-        buffer = self._buffer
-        buffer += data
-        bodies = []
-        position, end = 0, len(buffer)
-        while end - position >= FRAME_HEADER_BYTES:
-            n = frame_length(buffer[position : position + FRAME_HEADER_BYTES], self.frame_bytes_max)
-            if end - position - FRAME_HEADER_BYTES < n:
-                break
-            start = position + FRAME_HEADER_BYTES
-            bodies.append(bytes(buffer[start : start + n]))
-            position = start + n
-        if position:
-            del buffer[:position]
+        self._buffer += data
+        bodies: list[bytes] = []
+        append = bodies.append
+        self.drain(lambda body: append(bytes(body)) or True)
         return bodies
 
 

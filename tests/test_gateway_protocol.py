@@ -16,8 +16,9 @@ from engine.core import schema as s
 from engine.core.records import Codec
 from gateway import cli, permissions, reports
 from gateway import protocol as p
+from gateway.core import submit_record
 from gateway.orders import Annotation, OrderTracker, decode_annotation, encode_annotation
-from gateway.server import GatewayConfig, submit_record
+from gateway.server import GatewayConfig
 from gateway.users import (
     User,
     UserDirectory,
@@ -186,6 +187,7 @@ def test_submit_record_equals_the_codec() -> None:
         )
         order_id = rng.randint(1, 2**62)
         command = s.SubmitOrder(
+            seq=order_id,  # an order's id is its claimed seq, which its record carries
             order_id=order_id,
             account=m.account,
             instrument=m.instrument,
@@ -386,15 +388,23 @@ def test_refusals_follow_the_table(role: p.Role) -> None:
     for kind, command in samples.items():
         allowed = role in permissions.ROLES_BY_COMMAND[kind]
         expected = None if allowed else p.RejectCode.NOT_PERMITTED
-        assert permissions.refusal(role, accounts, command) is expected
-    other = permissions.refusal(role, accounts, s.CancelOrder(order_id=1, account=8))
+        assert permissions.command_refusal(role, accounts, command) is expected
+        account = getattr(command, "account", None)
+        assert permissions.refusal(role, kind, account, accounts) is expected
+    other = permissions.refusal(role, s.CancelOrder, 8, accounts)
     assert other is (
         p.RejectCode.ACCOUNT_NOT_PERMITTED if role is p.Role.TRADER else p.RejectCode.NOT_PERMITTED
+    )
+    assert permissions.command_refusal(role, accounts, s.CancelOrder(order_id=1, account=8)) is (
+        other
     )
     transfer = getattr(s, "TransferAllowances", None)
     if transfer is not None:
         command = transfer(key=1, account=7, to_account=8, instrument=SYM_A, qty_t=1)
-        assert permissions.refusal(role, accounts, command) is (
+        assert permissions.command_refusal(role, accounts, command) is (
+            None if role is p.Role.REGISTRY else p.RejectCode.NOT_PERMITTED
+        )
+        assert permissions.refusal(role, transfer, 7, accounts, to_account=8) is (
             None if role is p.Role.REGISTRY else p.RejectCode.NOT_PERMITTED
         )
 

@@ -320,7 +320,38 @@ class Sequencer:
             raise ValueError("records must be a contiguous, writeable array")
         if len(records) == 0:
             return np.zeros(0, EVENT_DTYPE)
+        if self._claims:
+            self._consume_claims(records)
         return self._process(records, annotations)
+
+    # -- claimed seqs ------------------------------------------------------------------------------
+    _claims = 0
+    """Seqs handed out by :meth:`claim` and not yet submitted (a class default: 0 until then)."""
+
+    def claim(self) -> int:
+        """Claim the seq of one command that a coming :meth:`submit_records` will carry.
+
+        For a caller that derives identifiers from a command's seq (the gateway's order ids)
+        while it builds a batch.  Claims are handed out in order; the records submitted next
+        must carry the claimed seqs in their ``seq`` field, in claim order, and the submission
+        checks that they do (it raises ValueError, and the claims stay, if not).
+
+        Returns
+        -------
+        int
+            The seq the claimed command gets.
+        """
+        claims = self._claims
+        self._claims = claims + 1
+        return self.journal.next_seq + claims
+
+    def _consume_claims(self, records: np.ndarray) -> None:
+        count, first = len(records), self.journal.next_seq
+        if count > self._claims or not np.array_equal(
+            records["seq"], np.arange(first, first + count, dtype=np.int64)
+        ):
+            raise ValueError(f"the records do not carry the claimed seqs {first}..")
+        self._claims -= count
 
     def _next_ts(self) -> int:
         ts = self._clock()

@@ -1,0 +1,199 @@
+"""One client session as a sans-I/O state machine: bytes and a clock value in, frames out.
+
+Theory of operation
+-------------------
+A :class:`Session` is what the gateway knows about one connection, and nothing about how the
+bytes travel (the h11 pattern): :meth:`Session.receive_data` takes the bytes that arrived and
+the time they arrived (a number the caller reads from its clock; the session never reads one),
+splits them into frames with the protocol's one :class:`~gateway.protocol.FrameReader`,
+decodes each and hands it to the :class:`~gateway.core.GatewayCore` that owns the session.
+Everything the session has to say is appended, as complete frames, to its outbound buffer
+:attr:`Session.out`; :meth:`Session.take_output` hands that buffer to whoever writes it.
+
+States: CONNECTED (only a Logon is accepted) -> LOGGING_ON (reading stops while the credentials
+are checked elsewhere) -> ACTIVE -> CLOSING (a ProtocolError, LogonRejected or Logout has been
+queued: the transport writes what is queued and closes) -> CLOSED (the transport is gone).
+
+Per-session bookkeeping lives here too: the token bucket that throttles requests (its clock is
+the arrival time of the data being processed), the times of the last frame received and sent
+(for the core's heartbeat and idle checks), the user and accounts after logon, the live orders
+for cancel-on-disconnect and the market-data subscriptions.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Any
+
+from engine.core import limits
+from gateway import protocol as p
+from gateway.reports import Scope
+
+if TYPE_CHECKING:
+    from gateway.core import GatewayCore
+    from gateway.users import User
+
+log = logging.getLogger("gateway")
+_decode_client = p.client_decoder.decode
+
+
+class State(enum.IntEnum):
+    CONNECTED = 0
+    LOGGING_ON = 1
+    ACTIVE = 2
+    CLOSING = 3
+    CLOSED = 4
+
+
+_READING = (State.CONNECTED, State.ACTIVE)
+
+
+class Session:
+    """One client connection and, after logon, its session (no I/O).
+
+    Parameters
+    ----------
+    core : GatewayCore
+        The gateway-level state machine the session's requests go to.
+    session_id : int
+        Reported to the client in ``LogonAccepted``.
+    now : float
+        The time the connection was made (seconds, the caller's monotonic clock).
+    """
+
+    def __init__(self, core: GatewayCore, session_id: int, now: float) -> None:
+        self.core = core
+        self.id = session_id
+        self.state = State.CONNECTED
+        self.reader = p.FrameReader(core.config.frame_bytes_max)
+        self.connected_at = self.last_received = self.last_sent = now
+        self.user: User | None = None
+        self.scope = Scope(user="", accounts=frozenset())
+        self.user_name = ""
+        """``scope.user`` (the routing loop's hot attribute)."""
+        self.accounts: frozenset[int] = frozenset()
+        self.only_account = -1
+        self.may_submit = False
+        self.cancel_on_disconnect = False
+        self.live_orders: dict[int, int] = {}
+        self.subscriptions: set[str] = set()
+        self.tokens = float(core.config.messages_per_second)
+        self.token_time = now
+        self.out = bytearray()
+        """Outbound frames queued since the last :meth:`take_output`."""
+        self.out_frames = 0
+        self.dirty = False
+        """In the core's list of sessions with output (or a close) to hand to the transport."""
+        self.owner: Any = None
+        """The transport adapter's object for this session (opaque here)."""
+
+    # -- input ---------------------------------------------------------------------------------
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes arrived at ``now``: buffer them and handle every complete frame."""
+        if self.state >= State.CLOSING:
+            return
+        self.last_received = now
+        self.reader.receive_data(data)
+        self.process()
+
+    def process(self) -> None:
+        """Handle the complete buffered frames; stops while logging on, after a protocol error
+        and when the core has sealed a full batch (the caller sequences it, then calls again)."""
+        if self.state not in _READING:
+            return
+        try:
+            self.reader.drain(self._frame)
+        except p.FrameError as exc:
+            self.protocol_error(exc.code, exc.text)
+
+    def _frame(self, body: memoryview) -> bool:
+        """One frame's body.  A NewOrder of an active session within its rate goes straight
+        to its handler (the common case); everything else through :meth:`on_message`."""
+        try:
+            message = _decode_client(body)
+        except Exception:  # the FrameError that names the problem:
+            p.decode_client(body)
+            raise
+        if type(message) is p.NewOrder and self.state is State.ACTIVE and self.take_token():
+            self.core.new_order(self, message)
+        else:
+            self.on_message(message)
+        return self.state in _READING and not self.core.sealed
+
+    def on_message(self, message) -> None:
+        t = type(message)
+        if t is p.Heartbeat:
+            return
+        if self.state is State.CONNECTED:
+            if t is p.Logon:
+                self.state = State.LOGGING_ON
+                self.core.logon_requested(self, message)
+            else:
+                self.protocol_error(
+                    p.ProtocolErrorCode.NOT_LOGGED_ON, f"{t.__name__} before a successful Logon"
+                )
+            return
+        if t is p.Logout:
+            self.send(p.Logout(reason="logout acknowledged"))
+            self.close()
+        elif t is p.Logon:
+            self.protocol_error(p.ProtocolErrorCode.UNEXPECTED_MESSAGE, "already logged on")
+        elif self.take_token():
+            self.core.handlers[t](self, message)
+        else:
+            limit = self.core.config.messages_per_second
+            self.reject(message, p.RejectCode.THROTTLED, f"more than {limit} messages per second")
+
+    def take_token(self) -> bool:
+        """Token bucket: ``messages_per_second`` tokens a second, as many at most; the clock
+        is the arrival time of the data being processed."""
+        now = self.last_received
+        if now != self.token_time:
+            rate = self.core.config.messages_per_second
+            self.tokens = min(float(rate), self.tokens + (now - self.token_time) * rate)
+            self.token_time = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    # -- output --------------------------------------------------------------------------------
+    def send(self, message) -> None:
+        """Queue a message as a frame in :attr:`out`."""
+        p.append_frame(self.out, message)
+        self.out_frames += 1
+        if not self.dirty:
+            self.dirty = True
+            self.core.dirty.append(self)
+
+    def reject(self, request, code: p.RejectCode, text: str) -> None:
+        self.send(
+            p.Reject(
+                request_id=getattr(request, "request_id", 0),
+                code=int(code),
+                text=text,
+                client_order_id=getattr(request, "client_order_id", "") or "",
+            )
+        )
+
+    def take_output(self) -> tuple[bytearray, int]:
+        """The queued frames (bytes, count), handed over: :attr:`out` starts empty again."""
+        data, frames = self.out, self.out_frames
+        self.out, self.out_frames, self.dirty = bytearray(), 0, False
+        return data, frames
+
+    def protocol_error(self, code: p.ProtocolErrorCode, text: str) -> None:
+        """Queue a ProtocolError and close: the peer broke the protocol."""
+        log.info("connection %d: protocol error %s: %s", self.id, code.name, text)
+        self.send(p.ProtocolError(code=int(code), text=text[: limits.TEXT_CHARS_MAX]))
+        self.close()
+
+    def close(self) -> None:
+        """Close after what is queued has been written (the transport sees CLOSING)."""
+        if self.state >= State.CLOSING:
+            return
+        self.state = State.CLOSING
+        if not self.dirty:
+            self.dirty = True
+            self.core.dirty.append(self)
