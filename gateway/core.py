@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -223,7 +224,7 @@ class GatewayCore:
         self.stopping = False
         self.failure: BaseException | None = None
         self.closed = False
-        self.handlers = {
+        self.handlers: dict[type, Callable[[Session, Any], None]] = {
             p.NewOrder: self.new_order,
             p.CancelRequest: self._cancel,
             p.ModifyRequest: self._modify,
@@ -291,12 +292,14 @@ class GatewayCore:
         if session.state is not State.LOGGING_ON:
             return False  # closed while the secret was checked
         if code is None:
+            assert user is not None, "no refusal code: the user was authenticated"
             code = self._session_refusal(user, logon)
         if code is not None:
             log.info("connection %d: logon of %r refused: %s", session.id, logon.user, code.name)
             session.send(p.LogonRejected(code=int(code), text=code.name))
             session.close()
             return False
+        assert user is not None
         self.activate(session, user, logon)
         return True
 
@@ -396,6 +399,7 @@ class GatewayCore:
         return False
 
     def _refusal(self, session: Session, command_type: type, account: int | None):
+        assert session.user is not None, "only an active session sends requests"
         return refusal(session.user.role, command_type, account, session.accounts)
 
     def new_order(self, session: Session, m: p.NewOrder) -> None:
@@ -485,6 +489,7 @@ class GatewayCore:
                 "orders are entered with NewOrder (the gateway assigns order ids)",
             )
             return
+        assert session.user is not None, "only an active session sends requests"
         code = command_refusal(session.user.role, session.accounts, command)
         if self._refused(session, m, code, 0):  # engine commands always name the account
             return
@@ -687,7 +692,7 @@ class GatewayCore:
                 session.send(message)
 
 
-_COMMAND_OF_REQUEST = {
+_COMMAND_OF_REQUEST: dict[type, type] = {
     p.NewOrder: s.SubmitOrder,
     p.CancelRequest: s.CancelOrder,
     p.ModifyRequest: s.ModifyOrder,
@@ -702,6 +707,7 @@ def _command_name(request) -> str:
     return command.__name__
 
 
-def _emit(session: Session, message) -> None:
+def _emit(session: Any, message: object) -> None:
+    """Send ``message`` to ``session`` (a :class:`Session`) if it is still active."""
     if session.state is State.ACTIVE:
         session.send(message)

@@ -170,15 +170,13 @@ class ProtocolErrorCode(enum.IntEnum):
 # Messages both ways
 # ------------------------------------------------------------------------------------------
 
-_MSG = dict(frozen=True, kw_only=True, tag_field="type")
 
-
-class Heartbeat(msgspec.Struct, tag=3, **_MSG):
+class Heartbeat(msgspec.Struct, tag=3, frozen=True, kw_only=True, tag_field="type"):
     """Keeps an idle connection alive; either side sends it when it has sent nothing else
     for a heartbeat interval."""
 
 
-class Logout(msgspec.Struct, tag=2, **_MSG):
+class Logout(msgspec.Struct, tag=2, frozen=True, kw_only=True, tag_field="type"):
     """Ends the session.  The server answers a client's Logout with its own, then closes; it
     also sends one (with a reason) before closing at shutdown."""
 
@@ -190,7 +188,7 @@ class Logout(msgspec.Struct, tag=2, **_MSG):
 # ------------------------------------------------------------------------------------------
 
 
-class Logon(msgspec.Struct, tag=1, **_MSG):
+class Logon(msgspec.Struct, tag=1, frozen=True, kw_only=True, tag_field="type"):
     """The first message of a connection.
 
     ``resume_from_seq`` > 0 asks for every durable message of the session's scope whose
@@ -205,7 +203,7 @@ class Logon(msgspec.Struct, tag=1, **_MSG):
     drop_copy: bool = False
 
 
-class NewOrder(msgspec.Struct, tag=10, **_MSG):
+class NewOrder(msgspec.Struct, tag=10, frozen=True, kw_only=True, tag_field="type"):
     """Enter an order.  The gateway assigns the engine order id (reported in ``Ack`` and in
     every execution report); ``client_order_id`` must be new for the account."""
 
@@ -225,7 +223,7 @@ class NewOrder(msgspec.Struct, tag=10, **_MSG):
     """Hit-quote orders (``order_type`` 4): the engine order id of the resting quote to hit."""
 
 
-class CancelRequest(msgspec.Struct, tag=11, **_MSG):
+class CancelRequest(msgspec.Struct, tag=11, frozen=True, kw_only=True, tag_field="type"):
     """Cancel a resting order named by exactly one of ``client_order_id`` or ``order_id``."""
 
     request_id: RequestId = 0
@@ -234,7 +232,7 @@ class CancelRequest(msgspec.Struct, tag=11, **_MSG):
     account: AccountField = -1
 
 
-class ModifyRequest(msgspec.Struct, tag=12, **_MSG):
+class ModifyRequest(msgspec.Struct, tag=12, frozen=True, kw_only=True, tag_field="type"):
     """Change a resting order's price and open quantity (``docs/MATCHING.md``)."""
 
     request_id: RequestId = 0
@@ -245,7 +243,7 @@ class ModifyRequest(msgspec.Struct, tag=12, **_MSG):
     qty_t: Int64
 
 
-class EngineRequest(msgspec.Struct, tag=13, **_MSG):
+class EngineRequest(msgspec.Struct, tag=13, frozen=True, kw_only=True, tag_field="type"):
     """Any engine command (``engine.core.schema``), for the roles the permission table allows:
     sessions and halts (operator), mass cancel (trader for its accounts, operator for any),
     cancel/modify by engine order id (trader), registry commands (registry), block offers,
@@ -259,19 +257,19 @@ class EngineRequest(msgspec.Struct, tag=13, **_MSG):
     command: s.Command
 
 
-class Subscribe(msgspec.Struct, tag=20, **_MSG):
+class Subscribe(msgspec.Struct, tag=20, frozen=True, kw_only=True, tag_field="type"):
     """Market data of one instrument: a ``DepthSnapshot``, then updates, trades, status."""
 
     request_id: RequestId = 0
     instrument: Symbol
 
 
-class Unsubscribe(msgspec.Struct, tag=21, **_MSG):
+class Unsubscribe(msgspec.Struct, tag=21, frozen=True, kw_only=True, tag_field="type"):
     request_id: RequestId = 0
     instrument: Symbol
 
 
-class QuotesRequest(msgspec.Struct, tag=22, **_MSG):
+class QuotesRequest(msgspec.Struct, tag=22, frozen=True, kw_only=True, tag_field="type"):
     """The resting quotes a hit-quote order may pick: answered by one ``Quotes``."""
 
     request_id: RequestId = 0
@@ -290,7 +288,7 @@ ClientMessage = Union[
     Unsubscribe,
     QuotesRequest,
 ]
-CLIENT_MESSAGE_TYPES: tuple[type, ...] = ClientMessage.__args__  # type: ignore[attr-defined]
+CLIENT_MESSAGE_TYPES: tuple[type[msgspec.Struct], ...] = ClientMessage.__args__  # type: ignore[attr-defined]
 CLIENT_TAGS = frozenset(t.__struct_config__.tag for t in CLIENT_MESSAGE_TYPES)
 
 # ------------------------------------------------------------------------------------------
@@ -298,7 +296,7 @@ CLIENT_TAGS = frozenset(t.__struct_config__.tag for t in CLIENT_MESSAGE_TYPES)
 # ------------------------------------------------------------------------------------------
 
 
-class LogonAccepted(msgspec.Struct, tag=101, **_MSG):
+class LogonAccepted(msgspec.Struct, tag=101, frozen=True, kw_only=True, tag_field="type"):
     """The session is open.  ``last_seq`` is the exchange's last sequenced command."""
 
     session_id: int
@@ -316,12 +314,12 @@ class LogonAccepted(msgspec.Struct, tag=101, **_MSG):
     drop_copy: bool
 
 
-class LogonRejected(msgspec.Struct, tag=102, **_MSG):
+class LogonRejected(msgspec.Struct, tag=102, frozen=True, kw_only=True, tag_field="type"):
     code: int
     text: str = ""
 
 
-class Reject(msgspec.Struct, tag=104, **_MSG):
+class Reject(msgspec.Struct, tag=104, frozen=True, kw_only=True, tag_field="type"):
     """The gateway refused a request (``RejectCode``); nothing was sequenced."""
 
     request_id: int
@@ -330,18 +328,18 @@ class Reject(msgspec.Struct, tag=104, **_MSG):
     client_order_id: str = ""
 
 
-class ProtocolError(msgspec.Struct, tag=105, **_MSG):
+class ProtocolError(msgspec.Struct, tag=105, frozen=True, kw_only=True, tag_field="type"):
     """A violation of the protocol (``ProtocolErrorCode``); the connection closes after it."""
 
     code: int
     text: str = ""
 
 
-_POSITIONAL = dict(frozen=True, tag_field="type")
-"""Built positionally on the hot path (field order is part of the Python API only)."""
+# Ack and ExecutionReport are built positionally on the hot path (no kw_only): their field
+# order is part of the Python API only.
 
 
-class Ack(msgspec.Struct, tag=106, **_POSITIONAL):
+class Ack(msgspec.Struct, tag=106, frozen=True, tag_field="type"):
     """The request was sequenced as ``seq`` and is durable; every report it caused for this
     session was sent before this message.  ``order_id`` is the engine order id of a
     ``NewOrder`` (or the target of a cancel/modify), the assigned id of a new block offer,
@@ -353,7 +351,7 @@ class Ack(msgspec.Struct, tag=106, **_POSITIONAL):
     client_order_id: str = ""
 
 
-class ExecutionReport(msgspec.Struct, tag=110, **_POSITIONAL):
+class ExecutionReport(msgspec.Struct, tag=110, frozen=True, tag_field="type"):
     """One thing that happened to an order of one of the session's accounts.
 
     Durable and replayable; ``(seq, index, leg)`` is its position in the session's stream.
@@ -396,7 +394,7 @@ class ExecutionReport(msgspec.Struct, tag=110, **_POSITIONAL):
     old_qty_t: int = 0
 
 
-class EventReport(msgspec.Struct, tag=111, **_MSG):
+class EventReport(msgspec.Struct, tag=111, frozen=True, kw_only=True, tag_field="type"):
     """An engine event that is not an order report (a session opened, a mass cancel done, a
     command refused), sent to the sessions of the accounts it names and to the sessions of
     the user whose command caused it.  Durable and replayable."""
@@ -407,7 +405,7 @@ class EventReport(msgspec.Struct, tag=111, **_MSG):
     event: s.Event
 
 
-class DropCopy(msgspec.Struct, tag=112, **_MSG):
+class DropCopy(msgspec.Struct, tag=112, frozen=True, kw_only=True, tag_field="type"):
     """Every engine event of every command, for drop-copy sessions (operator, read-only)."""
 
     seq: int
@@ -419,7 +417,7 @@ class DropCopy(msgspec.Struct, tag=112, **_MSG):
     event: s.Event
 
 
-class ReplayComplete(msgspec.Struct, tag=113, **_MSG):
+class ReplayComplete(msgspec.Struct, tag=113, frozen=True, kw_only=True, tag_field="type"):
     """Ends the replay a Logon asked for: messages with ``seq`` in ``from_seq .. last_seq``
     were replayed (``messages`` of them); live messages follow."""
 
@@ -428,7 +426,7 @@ class ReplayComplete(msgspec.Struct, tag=113, **_MSG):
     messages: int
 
 
-class DepthSnapshot(msgspec.Struct, tag=120, **_MSG):
+class DepthSnapshot(msgspec.Struct, tag=120, frozen=True, kw_only=True, tag_field="type"):
     """The whole aggregated book of one instrument as of ``seq`` (every command up to it)."""
 
     request_id: int
@@ -460,7 +458,7 @@ class LevelUpdate(msgspec.Struct, frozen=True, array_like=True):
     orders: int
 
 
-class DepthUpdate(msgspec.Struct, tag=121, **_MSG):
+class DepthUpdate(msgspec.Struct, tag=121, frozen=True, kw_only=True, tag_field="type"):
     """Levels of one instrument changed by the batch ending at ``seq`` (absolute values)."""
 
     instrument: str
@@ -468,7 +466,7 @@ class DepthUpdate(msgspec.Struct, tag=121, **_MSG):
     levels: list[LevelUpdate]
 
 
-class Trade(msgspec.Struct, tag=122, **_MSG):
+class Trade(msgspec.Struct, tag=122, frozen=True, kw_only=True, tag_field="type"):
     """A public trade print (anonymous)."""
 
     instrument: str
@@ -483,7 +481,7 @@ class Trade(msgspec.Struct, tag=122, **_MSG):
     """0 listing (continuous or hit-quote), 1 block, 2 auction."""
 
 
-class MarketStatus(msgspec.Struct, tag=123, **_MSG):
+class MarketStatus(msgspec.Struct, tag=123, frozen=True, kw_only=True, tag_field="type"):
     """A public event of a subscribed instrument: session opened, closed, halted, resumed;
     trading phase changed; the session's block and auction volumes; an auction announced,
     cleared or cancelled; an open block offer posted, cancelled or traded (accounts hidden as
@@ -494,7 +492,7 @@ class MarketStatus(msgspec.Struct, tag=123, **_MSG):
     event: s.Event
 
 
-class Unsubscribed(msgspec.Struct, tag=124, **_MSG):
+class Unsubscribed(msgspec.Struct, tag=124, frozen=True, kw_only=True, tag_field="type"):
     request_id: int
     instrument: str
 
@@ -507,7 +505,7 @@ class Quote(msgspec.Struct, frozen=True, array_like=True):
     qty_t: int
 
 
-class Quotes(msgspec.Struct, tag=125, **_MSG):
+class Quotes(msgspec.Struct, tag=125, frozen=True, kw_only=True, tag_field="type"):
     """Order by order, in priority order, the resting orders of the best price levels of each
     side (the instrument's ``hit_quote_levels``, 5 in the national market) as of ``seq``:
     the quotes a hit-quote order may name.  Not durable; ask again for a fresh view."""
@@ -678,7 +676,7 @@ server_decoder = msgspec.msgpack.Decoder(ServerMessage)
 _any_decoder = msgspec.msgpack.Decoder()
 
 
-def decode_client(body: bytes) -> ClientMessage:
+def decode_client(body: bytes | memoryview) -> ClientMessage:
     """Decode a client's frame body; raises FrameError naming the problem."""
     try:
         return client_decoder.decode(body)
@@ -692,7 +690,9 @@ def decode_client(body: bytes) -> ClientMessage:
         raise FrameError(ProtocolErrorCode.MALFORMED, f"{type(exc).__name__}: {exc}") from None
 
 
-def _classify(body: bytes, exc: Exception, tags: frozenset) -> tuple[ProtocolErrorCode, str]:
+def _classify(
+    body: bytes | memoryview, exc: Exception, tags: frozenset
+) -> tuple[ProtocolErrorCode, str]:
     """Tell an unknown message type from a bad field (error path only)."""
     try:
         raw = _any_decoder.decode(body)
@@ -708,6 +708,6 @@ def _classify(body: bytes, exc: Exception, tags: frozenset) -> tuple[ProtocolErr
     return ProtocolErrorCode.INVALID_FIELD, str(exc)
 
 
-def decode_server(body: bytes) -> ServerMessage:
+def decode_server(body: bytes | memoryview) -> ServerMessage:
     """Decode a server's frame body (used by clients); raises msgspec errors."""
     return server_decoder.decode(body)
