@@ -11,6 +11,7 @@ Prices are integer ticks of the price unit (fen: 0.01 CNY), quantities whole ton
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -25,10 +26,10 @@ ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]
 
 MODE_BITS: dict[str, int] = {"continuous": 1, "hit_quote": 2, "block": 4, "auction": 8}
 """``engine.core.schema.TradingMode`` bit of each mode name."""
-PHASE_MODES_ALL = ("continuous", "hit_quote", "block")
+PHASE_MODES_ALL: tuple[PhaseMode, ...] = ("continuous", "hit_quote", "block")
 
 
-def mode_bits(modes: list[str]) -> int:
+def mode_bits(modes: Sequence[str]) -> int:
     """The ``TradingMode`` bits of a list of mode names."""
     bits = 0
     for mode in modes:

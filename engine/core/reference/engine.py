@@ -63,7 +63,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from sortedcontainers import SortedDict
@@ -303,7 +303,7 @@ class ReferenceEngine:
         self._registry = market.registry
         self._ledger = Ledger(market)
         self._modes = TradingModes(self)
-        self._handlers: dict[type, object] = {
+        self._handlers: dict[type, Callable[..., None]] = {
             s.SubmitOrder: self._submit,
             s.CancelOrder: self._cancel,
             s.ModifyOrder: self._modify,
@@ -945,7 +945,7 @@ class ReferenceEngine:
         book = self._book(symbol)
 
         def top(side: s.Side) -> list[s.DepthLevel]:
-            out = []
+            out: list[s.DepthLevel] = []
             for level in book.levels(side):
                 if len(out) == levels:
                     break
@@ -1208,7 +1208,8 @@ class ReferenceEngine:
             assert level.total_t == total, f"{where}: level total {level.total_t} != {total}"
             for order_id, o in level.orders.items():
                 assert o.order_id == order_id, f"{where}: order {o.order_id} keyed as {order_id}"
-                assert self._orders.get(order_id) is o, f"{where}: order {order_id} not by id"
+                by_id = self._orders.get(order_id)
+                assert by_id is not None and by_id is o, f"{where}: order {order_id} not by id"
                 assert (o.instrument, o.side, o.price_ticks) == (book.index, side, price), (
                     f"{where}: order {order_id} has instrument/side/price "
                     f"{o.instrument}/{o.side}/{o.price_ticks}"

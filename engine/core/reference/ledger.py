@@ -41,7 +41,7 @@ Readings of docs/LEDGER.md where it is silent (the compiled engine agrees unless
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.core import limits
@@ -193,7 +193,7 @@ class Ledger:
         self.deposited_fen = self.withdrawn_fen = 0
         self.unassigned_fees_fen = 0
         """Fees credited before the fee account was opened (its opening balance)."""
-        self._handlers = {
+        self._handlers: dict[type, Callable[..., RR]] = {
             s.OpenAccount: self._open_account,
             s.DepositCash: self._deposit,
             s.WithdrawCash: self._withdraw,

@@ -33,7 +33,7 @@ Readings of docs/TRADING_MODES.md where it is silent (the compiled engine must a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from engine.core import limits
@@ -217,7 +217,7 @@ class TradingModes:
         self.bid_auctions: dict[int, int] = {}
         """Live bid id -> the id of its auction."""
         self.volumes = [ModeVolumes() for _ in engine.market.instruments]
-        self.handlers = {
+        self.handlers: dict[type, Callable[..., None]] = {
             s.SubmitBlockOffer: self._submit_offer,
             s.AcceptBlockOffer: self._accept_offer,
             s.CancelBlockOffer: self._cancel_offer,
@@ -673,7 +673,7 @@ class TradingModes:
                 auction.auction_id,
                 auction.seller,
                 self._symbol(auction.instrument),
-                auction.clearing,
+                s.ClearingRule(auction.clearing),
                 clearing_price,
                 sold,
                 remaining,
@@ -808,13 +808,13 @@ class TradingModes:
         instruments = [(phase, *v.words()) for phase, v in zip(phases, self.volumes, strict=True)]
         offers = [snap.BlockOfferSnapshot(*self.offers[i].words()) for i in sorted(self.offers)]
         auctions = [
-            snap.AuctionSnapshot(
+            snap.AuctionSnapshot(  # type: ignore[call-arg]  # *a.terms(): six ints
                 a.auction_id,
                 a.seller,
                 a.instrument,
                 a.qty_t,
                 a.state,
-                *a.terms(),
+                *a.terms(),  # type: ignore[arg-type]
                 [snap.BidSnapshot(*bid.words()) for bid in a.bids],
             )
             for _, a in sorted(self.auctions.items())
