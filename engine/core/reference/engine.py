@@ -3,9 +3,9 @@ obviously correct Python.
 
 Theory of operation
 -------------------
-Each instrument has a :class:`_Book`: its session fields (state, trading date, reference
+Each instrument has a :class:`Book`: its session fields (state, trading date, reference
 price, band, the session's statistics) and two ``SortedDict``s, ``bids`` and ``asks``, mapping
-a price to a :class:`_Level`.  A level holds its orders in an ``OrderedDict`` (order id ->
+a price to a :class:`Level`.  A level holds its orders in an ``OrderedDict`` (order id ->
 order) in time priority - oldest first, O(1) removal from anywhere - and the sum of their open
 quantities.  The best bid is the highest key of ``bids``, the best ask the lowest of ``asks``.
 A level exists exactly while it holds an order.  Every resting order is also reachable by id
@@ -37,7 +37,7 @@ Readings of docs/MATCHING.md where it is silent or terse (the compiled engine mu
   its asks.
 
 Trading modes (docs/TRADING_MODES.md): each book also holds its trading phase (an index into
-its schedule: 0 at ``OpenSession``, then moved by ``SetTradingPhase``); ``_Book.effective_modes``
+its schedule: 0 at ``OpenSession``, then moved by ``SetTradingPhase``); ``Book.effective_modes``
 gates the order types (checks 6 and 16 of a submit, ``MODE_NOT_IN_PHASE`` of a modify) and
 hit-quote orders trade with their named quote in :meth:`ReferenceEngine._hit_quote`.  Block
 offers, auctions and the session's mode volumes live in
@@ -62,16 +62,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from sortedcontainers import SortedDict
 
 from engine.core import records as rec
 from engine.core import schema as s
 from engine.core import snapshot as snap
-from engine.core.market import Instrument, MarketDefinition, band_edges
+from engine.core.market import MarketDefinition
+from engine.core.reference.book import Book, Level, Order, within
 from engine.core.reference.ledger import Ledger, OpenOrder
 from engine.core.reference.modes import TradingModes
 from engine.core.schema import CancelReason as CR
@@ -97,160 +96,6 @@ _MODES_NEEDED = {
 """An order type needs one of these ``TradingMode`` bits (docs/TRADING_MODES.md)."""
 
 
-class _Order:
-    """One order while the engine handles it; ``qty_t`` is its open quantity."""
-
-    __slots__ = (
-        "order_id",
-        "account",
-        "instrument",
-        "side",
-        "price_ticks",
-        "qty_t",
-        "order_type",
-        "tif",
-        "stp",
-        "lock_price_ticks",
-    )
-
-    def __init__(
-        self,
-        order_id: int,
-        account: int,
-        instrument: int,
-        side: s.Side,
-        price_ticks: int,
-        qty_t: int,
-        order_type: s.OrderType,
-        tif: s.TimeInForce,
-        stp: s.StpMode,
-    ) -> None:
-        self.order_id = order_id
-        self.account = account
-        self.instrument = instrument
-        self.side = side
-        self.price_ticks = price_ticks
-        self.qty_t = qty_t
-        self.order_type = order_type
-        self.tif = tif
-        self.stp = stp
-        self.lock_price_ticks = price_ticks
-        """Price its cash need is computed at (registry): its limit; a market buy's upper band."""
-
-
-class _Level:
-    """The orders resting at one price of one side, oldest first."""
-
-    __slots__ = ("price_ticks", "total_t", "orders")
-
-    def __init__(self, price_ticks: int) -> None:
-        self.price_ticks = price_ticks
-        self.total_t = 0
-        self.orders: OrderedDict[int, _Order] = OrderedDict()
-
-    def head(self) -> _Order:
-        return next(iter(self.orders.values()))
-
-
-class _Book:
-    """One instrument: session fields, trading phase, day statistics and both sides of its
-    order book."""
-
-    def __init__(
-        self, index: int, spec: Instrument, max_price_ticks: int, phase_masks: list[int]
-    ) -> None:
-        self.index = index
-        self.spec = spec
-        self.symbol = spec.symbol
-        self.max_price_ticks = max_price_ticks
-        self.phase_masks = phase_masks
-        """``TradingMode`` bits each phase of the instrument's schedule allows."""
-        self.mode_bits = spec.mode_bits
-        """``TradingMode`` bits the instrument offers."""
-        self.phase = 0
-        self.state = CLOSED
-        self.trading_date = 0
-        self.set_reference(spec.reference_price_ticks)
-        self.reset_day()
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
-
-    def set_reference(self, reference_ticks: int) -> None:
-        """Centre the bands on ``reference_ticks`` (at start-up and at every close)."""
-        self.reference_ticks = reference_ticks
-        self.lower_ticks, self.upper_ticks = self.band(self.spec.band_bps)
-        self.set_block_band()
-
-    def set_block_band(self) -> None:
-        """The block band of docs/TRADING_MODES.md (also at restore, from the reference)."""
-        self.block_lower_ticks, self.block_upper_ticks = self.band(self.spec.block_band_bps)
-
-    def band(self, band_bps: int) -> tuple[int, int]:
-        """``band_edges`` around the reference, the upper edge capped at the price ladder."""
-        tick = self.spec.tick_ticks
-        lower, upper = band_edges(self.reference_ticks, band_bps, tick)
-        # The compiled price ladder ends at max_price_ticks: the band may not reach beyond it.
-        ceiling = self.max_price_ticks - self.max_price_ticks % tick
-        return lower, min(upper, ceiling)
-
-    def phase_modes(self) -> int:
-        """The instrument's modes that its current phase allows (whatever the session state)."""
-        return self.mode_bits & self.phase_masks[self.phase]
-
-    def effective_modes(self) -> int:
-        """The modes usable now: the phase's modes while the session is ``OPEN``, else none."""
-        return self.phase_modes() if self.state == OPEN else 0
-
-    def reset_day(self) -> None:
-        self.day_open = self.day_high = self.day_low = 0
-        self.day_volume = self.day_value = self.day_trades = 0
-
-    def record_trade(self, price_ticks: int, qty_t: int) -> None:
-        if self.day_trades == 0:
-            self.day_open = self.day_high = self.day_low = price_ticks
-        self.day_high = max(self.day_high, price_ticks)
-        self.day_low = min(self.day_low, price_ticks)
-        self.day_volume += qty_t
-        self.day_value += price_ticks * qty_t
-        self.day_trades += 1
-
-    def side(self, side: int) -> SortedDict:
-        return self.bids if side == BUY else self.asks
-
-    def best_level(self, side: int) -> _Level | None:
-        levels = self.side(side)
-        if not levels:
-            return None
-        return levels.peekitem(-1 if side == BUY else 0)[1]
-
-    def best_price(self, side: int) -> int | None:
-        level = self.best_level(side)
-        return None if level is None else level.price_ticks
-
-    def levels(self, side: int) -> Iterator[_Level]:
-        """The levels of one side, best price first."""
-        levels = self.side(side)
-        prices = reversed(levels.keys()) if side == BUY else iter(levels.keys())
-        return (levels[price] for price in list(prices))
-
-    def crosses(self, side: int, price_ticks: int) -> bool:
-        """Would an order of ``side`` at ``price_ticks`` trade with the opposite best?"""
-        best = self.best_price(SELL if side == BUY else BUY)
-        if best is None:
-            return False
-        return price_ticks >= best if side == BUY else price_ticks <= best
-
-    def orders(self) -> Iterator[_Order]:
-        for levels in (self.bids, self.asks):
-            for level in levels.values():
-                yield from level.orders.values()
-
-
-def _within(side: int, limit_ticks: int, price_ticks: int) -> bool:
-    """Is a resting price acceptable to a taker of ``side`` with limit ``limit_ticks``?"""
-    return price_ticks <= limit_ticks if side == BUY else price_ticks >= limit_ticks
-
-
 class _Out:
     """The events of one command, stamped with its ``seq`` and ``ts_ns``."""
 
@@ -258,7 +103,7 @@ class _Out:
         self.seq, self.ts_ns, self.symbols = seq, ts_ns, symbols
         self.events: list[s.Event] = []
 
-    def cancelled(self, order: _Order, reason: CR) -> None:
+    def cancelled(self, order: Order, reason: CR) -> None:
         self.events.append(
             s.OrderCancelled(
                 self.seq,
@@ -293,11 +138,11 @@ class ReferenceEngine:
         self._symbols = market.symbols
         max_price = market.capacity.max_price_ticks
         self._books = [
-            _Book(i, ins, max_price, market.phase_masks(i))
+            Book(i, ins, max_price, market.phase_masks(i))
             for i, ins in enumerate(market.instruments)
         ]
         self._by_symbol = {book.symbol: book for book in self._books}
-        self._orders: dict[int, _Order] = {}
+        self._orders: dict[int, Order] = {}
         self._by_account: dict[int, set[int]] = {}
         self._next_trade_id = 1
         self._registry = market.registry
@@ -352,7 +197,7 @@ class ReferenceEngine:
         return self.codec.decode_command(row)
 
     # -- submit ------------------------------------------------------------------------------
-    def _submit_reject_reason(self, c: s.SubmitOrder, book: _Book | None) -> RR:
+    def _submit_reject_reason(self, c: s.SubmitOrder, book: Book | None) -> RR:
         """The first failing check of the submit validation (docs/MATCHING.md with the
         additions of docs/TRADING_MODES.md), or ``NONE``."""
         if book is None:
@@ -393,7 +238,7 @@ class ReferenceEngine:
             return RR.BOOK_FULL
         return self._submit_late_reason(c, book)
 
-    def _submit_late_reason(self, c: s.SubmitOrder, book: _Book) -> RR:
+    def _submit_late_reason(self, c: s.SubmitOrder, book: Book) -> RR:
         """Steps 14-16: the hit-quote order's quote, the ledger, ``WOULD_TRADE``."""
         if c.order_type == s.OrderType.HIT_QUOTE:
             reason = self._quote_reason(c, book)
@@ -412,7 +257,7 @@ class ReferenceEngine:
             return RR.WOULD_TRADE
         return RR.NONE
 
-    def _quote_reason(self, c: s.SubmitOrder, book: _Book) -> RR:
+    def _quote_reason(self, c: s.SubmitOrder, book: Book) -> RR:
         """Step 14: may the hit-quote order ``c`` take the quote it names?"""
         quote = self._orders.get(c.quote_order_id)
         if quote is None or quote.instrument != book.index or quote.side == c.side:
@@ -425,7 +270,7 @@ class ReferenceEngine:
         return RR.NONE
 
     @staticmethod
-    def _would_trade(book: _Book, order_type: int, side: int, price_ticks: int) -> bool:
+    def _would_trade(book: Book, order_type: int, side: int, price_ticks: int) -> bool:
         """``WOULD_TRADE``: a post-only order that crosses, or a limit order that crosses while
         continuous trading is not effective (then quotes rest and only hit-quote orders
         trade)."""
@@ -460,7 +305,7 @@ class ReferenceEngine:
             price = quote.price_ticks  # a hit-quote order trades at the quote's price
         else:
             price = 0 if is_market else c.price_ticks
-        order = _Order(
+        order = Order(
             c.order_id,
             c.account,
             book.index,
@@ -500,7 +345,7 @@ class ReferenceEngine:
             self._ledger.lock(order.account, book.index, side, order.qty_t, limit)
         self._execute(book, order, limit, out)
 
-    def _hit_quote(self, book: _Book, order: _Order, quote: _Order, out: _Out) -> None:
+    def _hit_quote(self, book: Book, order: Order, quote: Order, out: _Out) -> None:
         """Execute an accepted hit-quote order: one trade with ``quote`` at the quote's price
         (no self-trade check: the taker's own quotes were refused), the remainder cancelled."""
         if order.tif == s.TimeInForce.FOK and quote.qty_t < order.qty_t:
@@ -515,11 +360,11 @@ class ReferenceEngine:
             self._unlock(order)
             out.cancelled(order, CR.IOC_REMAINDER)
 
-    def _fok_fillable(self, book: _Book, taker: _Order, limit_ticks: int) -> bool:
+    def _fok_fillable(self, book: Book, taker: Order, limit_ticks: int) -> bool:
         """Can ``taker`` fill completely now?  Walks the opposite side in priority order."""
         available = 0
         for level in book.levels(SELL if taker.side == BUY else BUY):
-            if not _within(taker.side, limit_ticks, level.price_ticks):
+            if not within(taker.side, limit_ticks, level.price_ticks):
                 return False
             for maker in level.orders.values():
                 if maker.account == taker.account:
@@ -531,7 +376,7 @@ class ReferenceEngine:
                     return True
         return False
 
-    def _execute(self, book: _Book, taker: _Order, limit_ticks: int, out: _Out) -> None:
+    def _execute(self, book: Book, taker: Order, limit_ticks: int, out: _Out) -> None:
         """Steps 3-4 of execution: match, then cancel (IOC/FOK) or rest (DAY/GTC) the rest."""
         if self._match(book, taker, limit_ticks, out) or taker.qty_t == 0:
             return
@@ -541,13 +386,13 @@ class ReferenceEngine:
         else:
             self._rest(book, taker)
 
-    def _match(self, book: _Book, taker: _Order, limit_ticks: int, out: _Out) -> bool:
+    def _match(self, book: Book, taker: Order, limit_ticks: int, out: _Out) -> bool:
         """Trade ``taker`` against the opposite side; True if self-trade prevention cancelled
         it."""
         maker_side = SELL if taker.side == BUY else BUY
         while taker.qty_t > 0:
             level = book.best_level(maker_side)
-            if level is None or not _within(taker.side, limit_ticks, level.price_ticks):
+            if level is None or not within(taker.side, limit_ticks, level.price_ticks):
                 return False
             maker = level.head()
             if maker.account == taker.account:
@@ -563,7 +408,7 @@ class ReferenceEngine:
             self._trade(book, taker, maker, level, out)
         return False
 
-    def _trade(self, book: _Book, taker: _Order, maker: _Order, level: _Level, out: _Out) -> None:
+    def _trade(self, book: Book, taker: Order, maker: Order, level: Level, out: _Out) -> None:
         qty = min(taker.qty_t, maker.qty_t)
         price = maker.price_ticks
         if self._registry:  # settles before either order's open quantity shrinks
@@ -608,18 +453,18 @@ class ReferenceEngine:
         return trade_id
 
     # -- the book ----------------------------------------------------------------------------
-    def _rest(self, book: _Book, order: _Order) -> None:
+    def _rest(self, book: Book, order: Order) -> None:
         """Put ``order`` at the tail of its price level."""
         levels = book.side(order.side)
         level = levels.get(order.price_ticks)
         if level is None:
-            level = levels[order.price_ticks] = _Level(order.price_ticks)
+            level = levels[order.price_ticks] = Level(order.price_ticks)
         level.orders[order.order_id] = order
         level.total_t += order.qty_t
         self._orders[order.order_id] = order
         self._by_account.setdefault(order.account, set()).add(order.order_id)
 
-    def _remove(self, book: _Book, order: _Order) -> None:
+    def _remove(self, book: Book, order: Order) -> None:
         """Take a resting order out of the book (its open quantity is left untouched)."""
         levels = book.side(order.side)
         level = levels[order.price_ticks]
@@ -633,7 +478,7 @@ class ReferenceEngine:
         if not ids:
             del self._by_account[order.account]
 
-    def _unlock(self, order: _Order) -> None:
+    def _unlock(self, order: Order) -> None:
         """Return the whole need of an order leaving with open quantity (registry)."""
         if self._registry:
             self._ledger.unlock(
@@ -662,7 +507,7 @@ class ReferenceEngine:
         self._unlock(order)
         out.cancelled(order, CR.REQUESTED)
 
-    def _modify_reject_reason(self, c: s.ModifyOrder, order: _Order | None) -> RR:
+    def _modify_reject_reason(self, c: s.ModifyOrder, order: Order | None) -> RR:
         if order is None:
             return RR.UNKNOWN_ORDER
         book = self._books[order.instrument]
@@ -767,7 +612,7 @@ class ReferenceEngine:
         self._ledger.apply(c, out.seq, out.ts_ns, out.events)
 
     # -- sessions ----------------------------------------------------------------------------
-    def _scope(self, c: s.Command, out: _Out) -> list[_Book] | None:
+    def _scope(self, c: s.Command, out: _Out) -> list[Book] | None:
         """The books a session command names; None (after rejecting) if the symbol is unknown."""
         instrument = c.instrument  # type: ignore[union-attr]
         if instrument == s.ALL_INSTRUMENTS:
@@ -826,7 +671,7 @@ class ReferenceEngine:
             self._close(book, out)
         self._composite_price(closing, out)
 
-    def _close(self, book: _Book, out: _Out) -> None:
+    def _close(self, book: Book, out: _Out) -> None:
         """Expire the book's DAY orders and block offers, publish the day's prices and mode
         volumes, roll the reference."""
         day_orders = sorted(
@@ -863,7 +708,7 @@ class ReferenceEngine:
         book.state = CLOSED
         book.set_reference(close)
 
-    def _composite_price(self, closed: list[_Book], out: _Out) -> None:
+    def _composite_price(self, closed: list[Book], out: _Out) -> None:
         """``CompositePrice`` once the command has closed the last open allowance vintage."""
         allowances = [book for book in self._books if book.spec.kind == "allowance"]
         if not any(book.spec.kind == "allowance" for book in closed):
@@ -921,7 +766,7 @@ class ReferenceEngine:
         out.events.append(s.InstrumentResumed(out.seq, out.ts_ns, book.symbol))
 
     # -- queries -----------------------------------------------------------------------------
-    def _book(self, symbol: str) -> _Book:
+    def _book(self, symbol: str) -> Book:
         book = self._by_symbol.get(symbol)
         if book is None:
             raise KeyError(f"unknown instrument {symbol!r}")
@@ -954,7 +799,7 @@ class ReferenceEngine:
 
         return s.Depth(symbol, top(BUY), top(SELL))
 
-    def _resting(self, order: _Order) -> s.RestingOrder:
+    def _resting(self, order: Order) -> s.RestingOrder:
         return s.RestingOrder(
             order.order_id,
             order.account,
@@ -1048,7 +893,7 @@ class ReferenceEngine:
     def export_state(self) -> bytes:
         """A logical snapshot (``engine.core.snapshot``) of the whole engine."""
 
-        def side(book: _Book, side: s.Side) -> list[snap.OrderSnapshot]:
+        def side(book: Book, side: s.Side) -> list[snap.OrderSnapshot]:
             return [
                 snap.OrderSnapshot(
                     o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type, o.tif, o.stp
@@ -1114,7 +959,7 @@ class ReferenceEngine:
             raise snap.SnapshotFormatError(f"inconsistent snapshot: {exc}") from None
         return engine
 
-    def _restore_book(self, book: _Book, saved: snap.InstrumentSnapshot) -> None:
+    def _restore_book(self, book: Book, saved: snap.InstrumentSnapshot) -> None:
         book.state = s.SessionState(saved.state)
         book.trading_date = saved.trading_date
         book.reference_ticks = saved.reference_price_ticks
@@ -1127,7 +972,7 @@ class ReferenceEngine:
             for o in orders:
                 if o.order_id in self._orders:
                     raise ValueError(f"order id {o.order_id} appears twice")
-                order = _Order(
+                order = Order(
                     o.order_id,
                     o.account,
                     book.index,
@@ -1180,7 +1025,7 @@ class ReferenceEngine:
         )
         self._ledger.check(itertools.chain(orders, self._modes.locks()))
 
-    def _check_session(self, book: _Book) -> None:
+    def _check_session(self, book: Book) -> None:
         name = book.symbol
         assert book.state in (OPEN, CLOSED, HALTED), f"{name}: state {book.state}"
         assert 0 <= book.phase < len(book.phase_masks), f"{name}: phase {book.phase}"
@@ -1197,7 +1042,7 @@ class ReferenceEngine:
                 f"{name}: value outside low..high x volume"
             )
 
-    def _check_side(self, book: _Book, side: s.Side) -> int:
+    def _check_side(self, book: Book, side: s.Side) -> int:
         """Check one side's levels and orders; return the number of orders found."""
         count = 0
         for price, level in book.side(side).items():

@@ -45,7 +45,8 @@ from engine.core.schema import CancelReason as CR
 from engine.core.schema import RejectReason as RR
 
 if TYPE_CHECKING:
-    from engine.core.reference.engine import ReferenceEngine, _Book, _Out
+    from engine.core.reference.book import Book
+    from engine.core.reference.engine import ReferenceEngine, _Out
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 OPEN, CLOSED, HALTED = s.SessionState.OPEN, s.SessionState.CLOSED, s.SessionState.HALTED
@@ -256,7 +257,7 @@ class TradingModes:
         return self.engine._books[ins].symbol
 
     # -- block offers --------------------------------------------------------------------------
-    def _offer_reason(self, c: s.SubmitBlockOffer, book: _Book | None) -> RR:
+    def _offer_reason(self, c: s.SubmitBlockOffer, book: Book | None) -> RR:
         """The first failing check of SubmitBlockOffer, or ``NONE``."""
         if book is None:
             return RR.UNKNOWN_INSTRUMENT
@@ -473,7 +474,7 @@ class TradingModes:
     def _auction_symbol(self, auction: Auction | None) -> str:
         return "?" if auction is None else self._symbol(auction.instrument)
 
-    def _apply_reason(self, c: s.ApplyAuction, book: _Book | None) -> RR:
+    def _apply_reason(self, c: s.ApplyAuction, book: Book | None) -> RR:
         if book is None:
             return RR.UNKNOWN_INSTRUMENT
         if not self._known_account(c.account):
@@ -748,7 +749,7 @@ class TradingModes:
         )
 
     # -- the close -----------------------------------------------------------------------------
-    def report_volumes(self, book: _Book, out: _Out) -> None:
+    def report_volumes(self, book: Book, out: _Out) -> None:
         """``SessionModeVolumes`` of the session that just closed; the counters restart."""
         volumes = self.volumes[book.index]
         out.events.append(
