@@ -180,10 +180,11 @@ class ReferenceEngine:
             events.extend(self.apply(command))
         return events
 
-    def apply_records(self, records: np.ndarray) -> np.ndarray:
+    def apply_records(self, records: np.ndarray, *, copy: bool = True) -> np.ndarray:
         """Apply a batch of :data:`~engine.core.records.COMMAND_DTYPE` records.
 
-        Returns the events as an :data:`~engine.core.records.EVENT_DTYPE` array.
+        Returns the events as an :data:`~engine.core.records.EVENT_DTYPE` array, always a
+        fresh one (``copy`` is accepted for the ``Engine`` interface; it changes nothing here).
         """
         events: list[s.Event] = []
         for row in records.tolist():
