@@ -5,8 +5,15 @@ Theory of operation
 The compiled kernel and the log never see a Python object.  A batch of commands is a numpy
 structured array of :data:`COMMAND_DTYPE` (64 bytes a command, little-endian, the log's body
 format); the kernel writes events into a preallocated array of :data:`EVENT_DTYPE` (16 int64
-columns), whose meaning per event kind is given by the ``E_*`` column constants below.  The
-``kind`` of a record equals the msgspec tag of its typed counterpart in ``engine.core.schema``.
+columns).  The ``kind`` of a record equals the msgspec tag of its typed counterpart in
+``engine.core.schema``.
+
+Where each typed field lives in its record is declared once, per kind: :data:`COMMAND_LAYOUT`
+and :data:`EVENT_LAYOUT`.  Everything else is generated from those two tables at import: the
+:class:`Codec`'s encode and decode functions for every kind, both directions (as source, so
+each is as fast as a hand-written branch), and the named column aliases of each event kind
+(``TRADE_EXECUTED.maker_order_id == 10``), which the compiled kernels, the gateway and replay
+use instead of the generic columns ``x0..x5``.
 
 Symbols become dense instrument indices (their position in the market definition) here, at
 the boundary, once; -1 means "every instrument" for session and mass-cancel commands.
@@ -16,7 +23,8 @@ from __future__ import annotations
 
 import collections
 import enum
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -319,7 +327,12 @@ def _u16(value: int) -> int:
     return value if 0 <= value <= 65_535 else 0
 
 
-_CLAMPS = {"<i4": "_i32", "|u1": "_u8", "<u2": "_u16", "<i8": ""}
+_CLAMPS: dict[str, Callable[[int], int] | None] = {
+    "<i4": _i32,
+    "|u1": _u8,
+    "<u2": _u16,
+    "<i8": None,
+}
 _IMPLIED = ("seq", "ts_ns", "instrument")
 
 
@@ -342,114 +355,146 @@ def _field_types(cls: type) -> dict[str, object]:
     return {f.name: f.type for f in msgspec.structs.fields(cls)}
 
 
-def _compile(name: str, source: str, namespace: dict) -> Callable:
-    """One generated function.  The codec's per-kind functions are generated as source so that
-    each is as fast as the hand-written branch it replaces: the event decode is on every
-    command's path."""
-    exec(compile(source, f"<records.{name}>", "exec"), namespace)  # noqa: S102 - see above
-    return namespace[name]
+class _Lenient(dict):
+    """An enum's members by value, where a value that is no member decodes to itself."""
+
+    def __missing__(self, key: int) -> int:
+        return key
 
 
-def _enum_name(enum_type: type) -> str:
-    return f"_{enum_type.__name__}"
+class _Bools(dict):
+    def __missing__(self, key: int) -> bool:
+        return bool(key)
 
 
-_ENUMS = {
-    _enum_name(t): {m.value: m for m in t}
-    for t in (
-        s.Side,
-        s.OrderType,
-        s.TimeInForce,
-        s.StpMode,
-        s.CancelReason,
-        s.RejectReason,
-        s.AccountKind,
-        s.Sector,
-        s.GwpVersion,
-        s.FloorRule,
-        s.ClearingRule,
-    )
-}
+class _Symbols(dict):
+    """A market's symbols by instrument index ("" for -1, all); any other index is "?"."""
+
+    def __missing__(self, key: int) -> str:
+        return "?"
 
 
-def _decoded(value: str, field_type: object, strict: bool) -> str:
-    """Source converting a record value to a typed field of ``field_type``."""
+_BOOLS = _Bools({0: False, 1: True})
+
+
+def _table(field_type: object, strict: bool) -> dict | None:
+    """The lookup converting a record value to a typed field (None: the int is the value)."""
     if field_type is bool:
-        return f"bool({value})"
+        return _BOOLS
     if isinstance(field_type, type) and issubclass(field_type, enum.IntEnum):
-        table = _enum_name(field_type)
-        if strict and field_type not in _OPEN_ENUMS:
-            return f"{table}[{value}]"
-        return f"{table}.get({value}, {value})"
-    return value
+        members = {m.value: m for m in field_type}
+        return members if strict and field_type not in _OPEN_ENUMS else _Lenient(members)
+    return None
+
+
+def _bit(value: bool) -> int:
+    return 1 if value else 0
+
+
+def _plan(cls: type, columns: dict[str, int], strict: bool) -> tuple:
+    """(fields, their columns, the instrument's position or -1, (position, table) fixes)."""
+    fields = [f.name for f in msgspec.structs.fields(cls)]
+    types = _field_types(cls)
+    fixes = tuple(
+        (i, table)
+        for i, name in enumerate(fields)
+        if (table := _table(types[name], strict)) is not None
+    )
+    at = fields.index("instrument") if "instrument" in fields else -1
+    assert len(fields) >= 2, "itemgetter of one column would not return a tuple"
+    return fields, [columns[name] for name in fields], at, fixes
+
+
+def _decoder(cls: type, plan: tuple, by_keyword: bool) -> Callable:
+    """decode(record, symbols) -> typed value; the values are taken by one C itemgetter and
+    only the fields that need it are converted (a dict lookup each)."""
+    fields, columns, at, fixes = plan
+    get = operator.itemgetter(*columns)
+    keys = tuple(fields)
+    if by_keyword:  # commands are keyword-only structs
+
+        def decode_command(r: Sequence[int], symbols: dict) -> Any:
+            v = list(get(r))
+            if at >= 0:
+                v[at] = symbols[v[at]]
+            for i, table in fixes:
+                v[i] = table[v[i]]
+            return cls(**dict(zip(keys, v, strict=True)))
+
+        return decode_command
+
+    def decode_event(r: Sequence[int], symbols: dict) -> Any:
+        v = list(get(r))
+        if at >= 0:
+            v[at] = symbols[v[at]]
+        for i, table in fixes:
+            v[i] = table[v[i]]
+        return cls(*v)
+
+    return decode_event
 
 
 def _command_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
-    """(encode(command, index, index_all) -> record tuple, decode(record, names) -> command)."""
+    """(encode(command, index, index_all) -> record tuple, decode(record, symbols) -> command)."""
     mapping = _parse(cls, spec, COMMAND_DTYPE.names)
     types = _field_types(cls)
-    everywhere = msgspec.structs.fields(cls)
-    allow_all = any(f.name == "instrument" and f.default == s.ALL_INSTRUMENTS for f in everywhere)
-    encoded, decoded = [], []
-    for position, column in enumerate(COMMAND_DTYPE.names):
-        source = mapping.get(column, column if column in ("seq", "ts_ns") else 0)
-        if column == "kind":
-            encoded.append(str(_tag(cls)))
-        elif isinstance(source, int):
-            encoded.append(str(source))
-        elif source == "instrument":
-            encoded.append(f"{'index_all' if allow_all else 'index'}.get(c.instrument, -2)")
-            decoded.append(f"instrument=names.get(r[{position}], '?')")
-        else:
-            clamp = _CLAMPS[COMMAND_DTYPE.fields[column][0].str]
-            value = f"(1 if c.{source} else 0)" if types[source] is bool else f"c.{source}"
-            encoded.append(f"{clamp}({value})" if clamp and types[source] is not bool else value)
-            decoded.append(f"{source}={_decoded(f'r[{position}]', types[source], False)}")
-    name = cls.__name__
-    namespace = {"cls": cls, "_i32": _i32, "_u8": _u8, "_u16": _u16, **_ENUMS}
-    encode = _compile(
-        f"encode_{name}",
-        f"def encode_{name}(c, index, index_all):\n    return ({', '.join(encoded)},)\n",
-        namespace,
+    names = COMMAND_DTYPE.names
+    column_of = {v: names.index(k) for k, v in mapping.items() if isinstance(v, str)}
+    column_of.update(seq=names.index("seq"), ts_ns=names.index("ts_ns"))
+    template = [0] * len(names)
+    template[names.index("kind")] = _tag(cls)
+    for column, value in mapping.items():
+        if isinstance(value, int):
+            template[names.index(column)] = value
+    fields = [f for f in types if f != "instrument"]
+    positions = tuple(column_of[f] for f in fields)
+    get = operator.attrgetter(*fields)
+    clamps = tuple(
+        _bit if types[f] is bool else _CLAMPS[COMMAND_DTYPE.fields[names[column_of[f]]][0].str]
+        for f in fields
     )
-    decode = _compile(
-        f"decode_{name}",
-        f"def decode_{name}(r, names):\n    return cls({', '.join(decoded)})\n",
-        namespace,
+    plan = tuple(zip(positions, clamps, strict=True))
+    instrument = column_of.get("instrument", -1) if "instrument" in types else -1
+    if instrument < 0 and "instrument" in types:
+        instrument = names.index("instrument")
+    allow_all = any(
+        f.name == "instrument" and f.default == s.ALL_INSTRUMENTS
+        for f in msgspec.structs.fields(cls)
     )
-    return encode, decode
+
+    def encode(c: Any, index: dict, index_all: dict) -> tuple:
+        out = template.copy()
+        for (position, clamp), value in zip(plan, get(c)):
+            out[position] = value if clamp is None else clamp(value)
+        if instrument >= 0:
+            out[instrument] = (index_all if allow_all else index).get(c.instrument, -2)
+        return tuple(out)
+
+    return encode, _decoder(cls, _plan(cls, column_of | {"instrument": 7}, False), True)
 
 
 def _event_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
-    """(encode(event, index_all) -> 16-int list, decode(row, names) -> event)."""
+    """(encode(event, index_all) -> 16-int list, decode(row, symbols) -> event)."""
     mapping = _parse(cls, spec, EVENT_DTYPE.names)
     types = _field_types(cls)
     column_of = {v: EVENT_DTYPE.names.index(k) for k, v in mapping.items()}
     column_of.update(seq=E_SEQ, ts_ns=E_TS, instrument=E_INSTRUMENT)
-    encoded = ["0"] * EVENT_FIELDS
-    encoded[E_KIND] = str(_tag(cls))
-    decoded = []
-    for field, field_type in types.items():
-        column = column_of[field]
-        if field == "instrument":
-            encoded[column] = "index_all.get(e.instrument, -2)"
-            decoded.append(f"names.get(r[{column}], '?')")
-        else:
-            encoded[column] = f"int(e.{field})" if column > E_TS else f"e.{field}"
-            decoded.append(_decoded(f"r[{column}]", field_type, True))
-    name = cls.__name__
-    namespace = {"cls": cls, **_ENUMS}
-    encode = _compile(
-        f"encode_{name}",
-        f"def encode_{name}(e, index_all):\n    return [{', '.join(encoded)}]\n",
-        namespace,
-    )
-    decode = _compile(
-        f"decode_{name}",
-        f"def decode_{name}(r, names):\n    return cls({', '.join(decoded)})\n",
-        namespace,
-    )
-    return encode, decode
+    template = [0] * EVENT_FIELDS
+    template[E_KIND] = _tag(cls)
+    fields = [f for f in types if f != "instrument"]
+    positions = tuple(column_of[f] for f in fields)
+    get = operator.attrgetter(*fields)
+    has_instrument = "instrument" in types
+
+    def encode(e: Any, index_all: dict) -> list[int]:
+        out = template.copy()
+        for position, value in zip(positions, get(e)):
+            out[position] = int(value)
+        if has_instrument:
+            out[E_INSTRUMENT] = index_all.get(e.instrument, INSTRUMENT_UNKNOWN)
+        return out
+
+    return encode, _decoder(cls, _plan(cls, column_of, True), False)
 
 
 def _event_columns(cls: type) -> Any:
@@ -536,8 +581,7 @@ class Codec:
         self.symbols: list[str] = market.symbols
         self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
         self._index_all = {**self._index, s.ALL_INSTRUMENTS: INSTRUMENT_ALL}
-        # an index -> its symbol; -1 (all) -> "", anything else unknown -> "?"
-        self._names = {i: symbol for i, symbol in enumerate(self.symbols)}
+        self._names = _Symbols(enumerate(self.symbols))
         self._names[INSTRUMENT_ALL] = s.ALL_INSTRUMENTS
 
     def instrument_index(self, symbol: str, allow_all: bool = False) -> int:
@@ -546,7 +590,7 @@ class Codec:
 
     def symbol(self, index: int) -> str:
         """An instrument index's symbol ("" for -1, all instruments; "?" if unknown)."""
-        return self._names.get(index, "?")
+        return self._names[index]
 
     # -- commands ----------------------------------------------------------------------------
     def command_tuple(self, c: s.Command) -> tuple:

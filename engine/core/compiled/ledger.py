@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "922e5280da971df8"
+DEPENDENCIES_DIGEST = "ef49d730a53a3fed"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "fcd68982f003f8a0"
+DEPENDENCIES_DIGEST = "d3e5357225eacc40"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
