@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import enum
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -392,50 +392,81 @@ def _bit(value: bool) -> int:
 
 
 def _plan(cls: type, columns: dict[str, int], strict: bool) -> tuple:
-    """(fields, their columns, the instrument's position or -1, (position, table) fixes)."""
+    """How to decode ``cls``: (field names, the record column of each, (column, table)
+    conversions).  The instrument's table (None here) is the codec's symbols."""
     fields = [f.name for f in msgspec.structs.fields(cls)]
     types = _field_types(cls)
-    fixes = tuple(
-        (i, table)
-        for i, name in enumerate(fields)
-        if (table := _table(types[name], strict)) is not None
-    )
-    at = fields.index("instrument") if "instrument" in fields else -1
-    assert len(fields) >= 2, "itemgetter of one column would not return a tuple"
-    return fields, [columns[name] for name in fields], at, fixes
+    conversions = [
+        (columns[name], None if name == "instrument" else _table(types[name], strict))
+        for name in fields
+        if name == "instrument" or _table(types[name], strict) is not None
+    ]
+    assert len(fields) >= 2, "an itemgetter of one position would not return a tuple"
+    return fields, [columns[name] for name in fields], conversions
 
 
-def _decoder(cls: type, plan: tuple, by_keyword: bool) -> Callable:
-    """decode(record, symbols) -> typed value; the values are taken by one C itemgetter and
-    only the fields that need it are converted (a dict lookup each)."""
-    fields, columns, at, fixes = plan
+def _decoder(make: Callable, columns: list[int], conversions: list) -> Callable:
+    """decode(record as a list it may overwrite) -> ``make(*fields)``: the columns needing it
+    are converted in place (a dict lookup each), then one C itemgetter picks every field.
+    Unrolled, not looped: this runs for every event the engine emits."""
     get = operator.itemgetter(*columns)
+    if not conversions:
+        return lambda r: make(*get(r))
+    (c0, t0), *rest = conversions
+    if not rest:
+
+        def decode1(r: list) -> Any:
+            r[c0] = t0[r[c0]]
+            return make(*get(r))
+
+        return decode1
+    (c1, t1), *rest = rest
+    if not rest:
+
+        def decode2(r: list) -> Any:
+            r[c0], r[c1] = t0[r[c0]], t1[r[c1]]
+            return make(*get(r))
+
+        return decode2
+    (c2, t2), *rest = rest
+    if not rest:
+
+        def decode3(r: list) -> Any:
+            r[c0], r[c1], r[c2] = t0[r[c0]], t1[r[c1]], t2[r[c2]]
+            return make(*get(r))
+
+        return decode3
+    (c3, t3), *rest = rest
+    if not rest:
+
+        def decode4(r: list) -> Any:
+            r[c0], r[c1], r[c2], r[c3] = t0[r[c0]], t1[r[c1]], t2[r[c2]], t3[r[c3]]
+            return make(*get(r))
+
+        return decode4
+    (c4, t4), *rest = rest
+    assert not rest, "at most five converted fields"
+
+    def decode5(r: list) -> Any:
+        r[c0], r[c1], r[c2], r[c3] = t0[r[c0]], t1[r[c1]], t2[r[c2]], t3[r[c3]]
+        r[c4] = t4[r[c4]]
+        return make(*get(r))
+
+    return decode5
+
+
+def _with_symbols(conversions: list, symbols: dict) -> list:
+    return [(column, symbols if table is None else table) for column, table in conversions]
+
+
+def _keywords(cls: type, fields: list[str]) -> Callable:
+    """A constructor taking the fields positionally (commands are keyword-only structs)."""
     keys = tuple(fields)
-    if by_keyword:  # commands are keyword-only structs
-
-        def decode_command(r: Sequence[int], symbols: dict) -> Any:
-            v = list(get(r))
-            if at >= 0:
-                v[at] = symbols[v[at]]
-            for i, table in fixes:
-                v[i] = table[v[i]]
-            return cls(**dict(zip(keys, v, strict=True)))
-
-        return decode_command
-
-    def decode_event(r: Sequence[int], symbols: dict) -> Any:
-        v = list(get(r))
-        if at >= 0:
-            v[at] = symbols[v[at]]
-        for i, table in fixes:
-            v[i] = table[v[i]]
-        return cls(*v)
-
-    return decode_event
+    return lambda *values: cls(**dict(zip(keys, values, strict=True)))
 
 
-def _command_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
-    """(encode(command, index, index_all) -> record tuple, decode(record, symbols) -> command)."""
+def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
+    """(encode(command, index, index_all) -> record tuple, the plan to decode one)."""
     mapping = _parse(cls, spec, COMMAND_DTYPE.names)
     types = _field_types(cls)
     names = COMMAND_DTYPE.names
@@ -470,11 +501,11 @@ def _command_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
             out[instrument] = (index_all if allow_all else index).get(c.instrument, -2)
         return tuple(out)
 
-    return encode, _decoder(cls, _plan(cls, column_of | {"instrument": 7}, False), True)
+    return encode, _plan(cls, column_of | {"instrument": 7}, False)
 
 
-def _event_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
-    """(encode(event, index_all) -> 16-int list, decode(row, symbols) -> event)."""
+def _event_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
+    """(encode(event, index_all) -> 16-int list, the plan to decode one)."""
     mapping = _parse(cls, spec, EVENT_DTYPE.names)
     types = _field_types(cls)
     column_of = {v: EVENT_DTYPE.names.index(k) for k, v in mapping.items()}
@@ -494,7 +525,7 @@ def _event_functions(cls: type, spec: str) -> tuple[Callable, Callable]:
             out[E_INSTRUMENT] = index_all.get(e.instrument, INSTRUMENT_UNKNOWN)
         return out
 
-    return encode, _decoder(cls, _plan(cls, column_of, True), False)
+    return encode, _plan(cls, column_of, True)
 
 
 def _event_columns(cls: type) -> Any:
@@ -512,13 +543,15 @@ def _event_columns(cls: type) -> Any:
 
 
 _COMMAND_ENCODERS: dict[type, Callable] = {}
-_COMMAND_DECODERS: dict[int, Callable] = {}
+_COMMAND_PLANS: dict[int, tuple] = {}
 for _cls, _spec in COMMAND_LAYOUT.items():
-    _COMMAND_ENCODERS[_cls], _COMMAND_DECODERS[_tag(_cls)] = _command_functions(_cls, _spec)
+    _COMMAND_ENCODERS[_cls], _COMMAND_PLANS[_tag(_cls)] = _command_functions(_cls, _spec)
+_COMMAND_CLASSES = {_tag(cls): cls for cls in COMMAND_LAYOUT}
 _EVENT_ENCODERS: dict[type, Callable] = {}
-_EVENT_DECODERS: dict[int, Callable] = {}
+_EVENT_PLANS: dict[int, tuple] = {}
 for _cls, _spec in EVENT_LAYOUT.items():
-    _EVENT_ENCODERS[_cls], _EVENT_DECODERS[_tag(_cls)] = _event_functions(_cls, _spec)
+    _EVENT_ENCODERS[_cls], _EVENT_PLANS[_tag(_cls)] = _event_functions(_cls, _spec)
+_EVENT_CLASSES = {_tag(cls): cls for cls in EVENT_LAYOUT}
 assert set(COMMAND_LAYOUT) == set(s.Command.__args__), "every command has a layout"  # type: ignore[attr-defined]
 assert set(EVENT_LAYOUT) == set(s.Event.__args__), "every event has a layout"  # type: ignore[attr-defined]
 
@@ -583,6 +616,18 @@ class Codec:
         self._index_all = {**self._index, s.ALL_INSTRUMENTS: INSTRUMENT_ALL}
         self._names = _Symbols(enumerate(self.symbols))
         self._names[INSTRUMENT_ALL] = s.ALL_INSTRUMENTS
+        # the decoders bind this market's symbols (the instrument is one of their lookups)
+        self._command_decoders: dict[int, Callable] = {}
+        for kind, (fields, picks, conversions) in _COMMAND_PLANS.items():
+            make = _keywords(_COMMAND_CLASSES[kind], fields)
+            self._command_decoders[kind] = _decoder(
+                make, picks, _with_symbols(conversions, self._names)
+            )
+        self._event_decoders: dict[int, Callable] = {}
+        for kind, (_, picks, conversions) in _EVENT_PLANS.items():
+            self._event_decoders[kind] = _decoder(
+                _EVENT_CLASSES[kind], picks, _with_symbols(conversions, self._names)
+            )
 
     def instrument_index(self, symbol: str, allow_all: bool = False) -> int:
         """A symbol's instrument index; -2 if the market does not list it (-1: "" if allowed)."""
@@ -606,10 +651,10 @@ class Codec:
 
     def decode_command(self, r: tuple) -> s.Command:
         """One record (as a tuple, ``array.tolist()`` element) -> its typed command."""
-        decode = _COMMAND_DECODERS.get(r[8])
+        decode = self._command_decoders.get(r[8])
         if decode is None:
             raise ValueError(f"unknown command kind {r[8]}")
-        return decode(r, self._names)
+        return decode(list(r))
 
     def decode_commands(self, records: np.ndarray) -> list:
         """A record array of :data:`COMMAND_DTYPE` -> typed commands."""
@@ -618,15 +663,28 @@ class Codec:
     # -- events ------------------------------------------------------------------------------
     def event(self, r: list | tuple) -> s.Event:
         """One event record (16 ints) -> its typed event."""
-        decode = _EVENT_DECODERS.get(r[0])
+        decode = self._event_decoders.get(r[0])
         if decode is None:
             raise ValueError(f"unknown event kind {r[0]}")
-        return decode(r, self._names)
+        return decode(list(r))
 
     def decode_events(self, records: np.ndarray) -> list:
         """Event records (structured or (n, 16) int64) -> typed events."""
-        rows = records.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
-        return [self.event(r) for r in rows]
+        return self.events(records.view(np.int64).reshape(-1, EVENT_FIELDS).tolist())
+
+    def events(self, rows: list) -> list:
+        """Event records as lists of 16 ints (``array.tolist()``) -> typed events.
+
+        The decoders convert the lists in place: pass lists nothing else reads afterwards.
+        """
+        decoders = self._event_decoders
+        try:
+            return [decoders[r[0]](r) for r in rows]
+        except KeyError:  # an unknown kind is a ValueError, as from :meth:`event`
+            for r in rows:
+                if r[0] not in decoders:
+                    raise ValueError(f"unknown event kind {r[0]}") from None
+            raise
 
     def event_row(self, e: s.Event) -> list[int]:
         """A typed event -> its 16-int record (the inverse of :meth:`event`)."""

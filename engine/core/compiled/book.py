@@ -29,7 +29,7 @@ from numba import njit
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "ef49d730a53a3fed"
+DEPENDENCIES_DIGEST = "e77291b17188500d"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

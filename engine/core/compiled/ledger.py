@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "ef49d730a53a3fed"
+DEPENDENCIES_DIGEST = "e77291b17188500d"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

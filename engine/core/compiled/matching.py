@@ -30,7 +30,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "8956a2cba99d14f9"
+DEPENDENCIES_DIGEST = "d7f4b59e31b70858"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -44,7 +44,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "b14a90f2ce1a1c43"
+DEPENDENCIES_DIGEST = "ac7088dec7abda4c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1

@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "d3e5357225eacc40"
+DEPENDENCIES_DIGEST = "9524bee2d246322d"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
