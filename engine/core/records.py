@@ -485,9 +485,7 @@ def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
         for f in fields
     )
     plan = tuple(zip(positions, clamps, strict=True))
-    instrument = column_of.get("instrument", -1) if "instrument" in types else -1
-    if instrument < 0 and "instrument" in types:
-        instrument = names.index("instrument")
+    instrument = names.index("instrument") if "instrument" in types else -1
     allow_all = any(
         f.name == "instrument" and f.default == s.ALL_INSTRUMENTS
         for f in msgspec.structs.fields(cls)
@@ -498,10 +496,11 @@ def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
         for (position, clamp), value in zip(plan, get(c)):
             out[position] = value if clamp is None else clamp(value)
         if instrument >= 0:
-            out[instrument] = (index_all if allow_all else index).get(c.instrument, -2)
+            symbols = index_all if allow_all else index
+            out[instrument] = symbols.get(c.instrument, INSTRUMENT_UNKNOWN)
         return tuple(out)
 
-    return encode, _plan(cls, column_of | {"instrument": 7}, False)
+    return encode, _plan(cls, column_of | {"instrument": instrument}, False)
 
 
 def _event_functions(cls: type, spec: str) -> tuple[Callable, tuple]:

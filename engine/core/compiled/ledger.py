@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "e77291b17188500d"
+DEPENDENCIES_DIGEST = "0ceca9f980436f80"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

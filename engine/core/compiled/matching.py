@@ -30,7 +30,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "d7f4b59e31b70858"
+DEPENDENCIES_DIGEST = "bec6608d20a301fb"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

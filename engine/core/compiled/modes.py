@@ -44,7 +44,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "ac7088dec7abda4c"
+DEPENDENCIES_DIGEST = "51be6af8ff45cc0f"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1

@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "9524bee2d246322d"
+DEPENDENCIES_DIGEST = "0a0edda685d2be83"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
