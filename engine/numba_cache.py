@@ -20,33 +20,34 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parent / "core"
 
+_LAYOUT = ("compiled/layout.py", "schema.py", "limits.py", "records.py")
+"""``layout.py`` and the modules it takes its codes and limits from; every kernel compiles them in."""
+
 DIGESTED: dict[str, tuple[str, ...]] = {
-    "compiled/ledger.py": ("compiled/layout.py", "records.py"),
-    "compiled/modes.py": ("compiled/layout.py", "compiled/ledger.py", "records.py"),
-    "compiled/book.py": ("compiled/layout.py",),
+    "compiled/ledger.py": _LAYOUT,
+    "compiled/modes.py": (*_LAYOUT, "compiled/ledger.py"),
+    "compiled/book.py": _LAYOUT,
     "compiled/matching.py": (
-        "compiled/layout.py",
+        *_LAYOUT,
         "compiled/ledger.py",
         "compiled/modes.py",
         "compiled/book.py",
-        "records.py",
     ),
     "compiled/sessions.py": (
-        "compiled/layout.py",
+        *_LAYOUT,
         "compiled/ledger.py",
         "compiled/modes.py",
         "compiled/matching.py",
-        "records.py",
     ),
     "compiled/dispatch.py": (
-        "compiled/layout.py",
+        *_LAYOUT,
         "compiled/ledger.py",
         "compiled/modes.py",
         "compiled/matching.py",
         "compiled/sessions.py",
     ),
     "compiled/state_hash.py": (
-        "compiled/layout.py",
+        *_LAYOUT,
         "compiled/ledger.py",
         "compiled/modes.py",
         "compiled/book.py",

@@ -113,16 +113,18 @@ class _Counts(Consumer):
         kinds, counts = np.unique(kinds_column, return_counts=True)
         self.by_kind.update(dict(zip(kinds.tolist(), counts.tolist(), strict=True)))
         for kind, column in (
-            (r.EV_TRADE, r.E_X1),
-            (r.EV_BLOCK_TRADE, r.E_X0),
-            (r.EV_AUCTION_TRADE, r.E_X2),
+            (r.EV_TRADE, r.TRADE_EXECUTED.maker_account),
+            (r.EV_BLOCK_TRADE, r.BLOCK_TRADE_EXECUTED.offer_account),
+            (r.EV_AUCTION_TRADE, r.AUCTION_TRADE.seller_account),
         ):
             trades = rows[kinds_column == kind]
             self.traders.update(trades[:, r.E_ACCOUNT].tolist())
             self.traders.update(trades[:, column].tolist())
         self.allocated_t += int(rows[kinds_column == r.EV_ISSUED][:, r.E_QTY].sum())
         accepted = rows[kinds_column == r.EV_ACCEPTED]
-        self.hit_quotes += int(np.count_nonzero(accepted[:, r.E_X0] == s.OrderType.HIT_QUOTE))
+        self.hit_quotes += int(
+            np.count_nonzero(accepted[:, r.ORDER_ACCEPTED.order_type] == s.OrderType.HIT_QUOTE)
+        )
         refused = rows[np.isin(kinds_column, _REFUSALS)]
         self.reasons.update(zip(refused[:, r.E_KIND].tolist(), refused[:, r.E_REASON].tolist()))
         self.auctions += rows[kinds_column == r.EV_AUCTION_CLEARED].tolist()
@@ -201,12 +203,12 @@ def _print_auctions(counts: _Counts) -> None:
         f"bids, {counts.refusals(r.EV_AUCTION_REJECTED)} refused"
     )
     for row in counts.auctions:
-        lot = row[r.E_QTY] + row[r.E_X0]
+        lot = row[r.E_QTY] + row[r.AUCTION_CLEARED.unsold_t]
         rule = s.ClearingRule(row[r.E_SIDE]).name.lower().replace("_", "-")
         price = f"at {row[r.E_PRICE] / 100:.2f}" if row[r.E_QTY] else "nothing sold"
         print(
             f"                  {lot:,} t offered ({rule}): {row[r.E_QTY]:,} t sold {price} "
-            f"in {row[r.E_X2]:,} fills of {row[r.E_X3]:,} bids"
+            f"in {row[r.AUCTION_CLEARED.fills]:,} fills of {row[r.AUCTION_CLEARED.bids]:,} bids"
         )
 
 

@@ -61,7 +61,7 @@ def touched_levels(row: list[int]) -> tuple[tuple[int, int], ...]:
     if kind == r.EV_TRADE:
         return ((3 - row[_SIDE], row[_PRICE]),)
     if kind == r.EV_MODIFIED:
-        return ((row[_SIDE], row[_PRICE]), (row[_SIDE], row[r.E_X1]))
+        return ((row[_SIDE], row[_PRICE]), (row[_SIDE], row[r.ORDER_MODIFIED.old_price_ticks]))
     return ()
 
 
@@ -134,7 +134,7 @@ class MarketData:
                 instrument=symbol,
                 seq=row[_SEQ],
                 ts_ns=row[_TS],
-                trade_id=row[r.E_X1],
+                trade_id=row[(r.BLOCK_TRADE_EXECUTED if block else r.AUCTION_TRADE).trade_id],
                 price_ticks=row[_PRICE],
                 qty_t=row[_QTY],
                 aggressor_side=row[_SIDE] if block else 1,
@@ -146,7 +146,7 @@ class MarketData:
         """An open block offer's public event, anonymised (None: not an open offer's)."""
         offer_id, kind = row[r.E_ORDER_ID], row[_K]
         if kind == r.EV_BLOCK_POSTED:
-            if row[r.E_X0] >= 0:
+            if row[r.BLOCK_OFFER_POSTED.counterparty] >= 0:
                 return None
             self._open_offers.add(offer_id)
         elif offer_id in self._open_offers:
@@ -186,7 +186,7 @@ class MarketData:
                     instrument=self.symbols[index],
                     seq=row[_SEQ],
                     ts_ns=row[_TS],
-                    trade_id=row[r.E_X2],
+                    trade_id=row[r.TRADE_EXECUTED.trade_id],
                     price_ticks=row[_PRICE],
                     qty_t=row[_QTY],
                     aggressor_side=row[_SIDE],

@@ -34,14 +34,11 @@ from engine.core import schema as s
 from engine.core.records import (
     E_ACCOUNT,
     E_ORDER_ID,
-    E_X0,
-    E_X1,
-    E_X3,
-    E_X4,
     EV_CANCELLED,
     EV_REJECTED,
     EV_TRADE,
     K_SUBMIT,
+    TRADE_EXECUTED,
 )
 
 
@@ -57,6 +54,8 @@ class Annotation(msgspec.Struct, frozen=True, array_like=True):
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Annotation).decode
 NO_ANNOTATION = Annotation(user="")
+_TAKER_LEAVES, _MAKER_LEAVES = TRADE_EXECUTED.taker_leaves_t, TRADE_EXECUTED.maker_leaves_t
+_MAKER_ORDER_ID, _MAKER_ACCOUNT = TRADE_EXECUTED.maker_order_id, TRADE_EXECUTED.maker_account
 
 
 def encode_annotation(annotation: Annotation) -> bytes:
@@ -114,10 +113,10 @@ class OrderTracker:
         for row in rows:
             kind = row[0]
             if kind == EV_TRADE:
-                if row[E_X3] == 0:
+                if row[_TAKER_LEAVES] == 0:
                     ended(row[E_ORDER_ID], row[E_ACCOUNT])
-                if row[E_X4] == 0:
-                    ended(row[E_X0], row[E_X1])
+                if row[_MAKER_LEAVES] == 0:
+                    ended(row[_MAKER_ORDER_ID], row[_MAKER_ACCOUNT])
             elif kind == EV_CANCELLED or kind == EV_REJECTED:
                 ended(row[E_ORDER_ID], row[E_ACCOUNT])
 

@@ -34,7 +34,15 @@ from gateway import protocol as p
 from gateway.orders import Annotation
 
 _K, _SEQ, _TS, _INST, _OID, _ACC, _SIDE, _PRICE, _QTY, _REASON = range(10)
-_X0, _X1, _X2, _X3, _X4 = r.E_X0, r.E_X1, r.E_X2, r.E_X3, r.E_X4
+# the columns of the kinds reported here (module-level ints: this runs for every event)
+_MAKER_ORDER_ID = r.TRADE_EXECUTED.maker_order_id
+_MAKER_ACCOUNT = r.TRADE_EXECUTED.maker_account
+_TRADE_ID = r.TRADE_EXECUTED.trade_id
+_TAKER_LEAVES = r.TRADE_EXECUTED.taker_leaves_t
+_MAKER_LEAVES = r.TRADE_EXECUTED.maker_leaves_t
+_ORDER_TYPE, _TIF = r.ORDER_ACCEPTED.order_type, r.ORDER_ACCEPTED.tif
+_PRIORITY_KEPT = r.ORDER_MODIFIED.priority_kept
+_OLD_PRICE, _OLD_QTY = r.ORDER_MODIFIED.old_price_ticks, r.ORDER_MODIFIED.old_qty_t
 assert (
     r.E_KIND,
     r.E_SEQ,
@@ -87,7 +95,7 @@ class Scope(msgspec.Struct, frozen=True):
 def legs(row: list[int]) -> tuple[tuple[int, int], ...]:
     """(leg, account) pairs of an order event row: taker and maker for a trade."""
     if row[_K] == r.EV_TRADE:
-        return ((0, row[_ACC]), (1, row[_X1]))
+        return ((0, row[_ACC]), (1, row[_MAKER_ACCOUNT]))
     return ((0, row[_ACC]),)
 
 
@@ -134,15 +142,15 @@ def order_report(
                 row[_OID],
                 row[_ACC],
                 row[_SIDE],
-                row[_X3],
+                row[_TAKER_LEAVES],
                 _TAKER,
             )
         else:
             order_id, account, side, leaves, liquidity = (
-                row[_X0],
-                row[_X1],
+                row[_MAKER_ORDER_ID],
+                row[_MAKER_ACCOUNT],
                 3 - row[_SIDE],
-                row[_X4],
+                row[_MAKER_LEAVES],
                 _MAKER,
             )
         return p.ExecutionReport(
@@ -162,7 +170,7 @@ def order_report(
             leaves,
             row[_QTY],
             row[_PRICE],
-            row[_X2],
+            row[_TRADE_ID],
             liquidity,
             0,
             0,
@@ -195,8 +203,8 @@ def order_report(
             0,
             0,
             0,
-            row[_X0],
-            row[_X1],
+            row[_ORDER_TYPE],
+            row[_TIF],
             False,
             0,
             0,
@@ -253,9 +261,9 @@ def order_report(
             0,
             0,
             0,
-            bool(row[_X0]),
-            row[_X1],
-            row[_X2],
+            bool(row[_PRIORITY_KEPT]),
+            row[_OLD_PRICE],
+            row[_OLD_QTY],
         )
     if kind == r.EV_REJECTED:
         return p.ExecutionReport(

@@ -165,14 +165,17 @@ class ComplianceReport(Consumer):
     def take(self, rows: np.ndarray) -> None:
         """See :meth:`Consumer.take`."""
         opened = rows[:, r.E_KIND] == r.EV_ACCOUNT_OPENED
-        entity = opened & (rows[:, r.E_X0] == s.AccountKind.COMPLIANCE)
-        mine = entity | (~opened & (rows[:, r.E_X0] == self.year))
+        entity = opened & (rows[:, r.ACCOUNT_OPENED.kind] == s.AccountKind.COMPLIANCE)
+        mine = entity | (~opened & (rows[:, _YEAR] == self.year))
         for row in rows[mine].tolist():
             kind, account = row[r.E_KIND], row[r.E_ACCOUNT]
             if kind == r.EV_ACCOUNT_OPENED:
                 if self.close is None:  # opened after the close: no position in this year
                     self.entities[account] = _Entity(
-                        account, row[r.E_X1], row[r.E_X2], len(self.offset)
+                        account,
+                        row[r.ACCOUNT_OPENED.sector],
+                        row[r.ACCOUNT_OPENED.province],
+                        len(self.offset),
                     )
             elif kind == r.EV_EMISSIONS:
                 self._entity(account).report = row
@@ -219,7 +222,11 @@ class ComplianceReport(Consumer):
         penalty = None
         if price is not None:
             recorded = self.recorded.get(e.account)
-            penalty = recorded[r.E_X4] if recorded is not None else self._penalty(shortfall, price)
+            penalty = (
+                recorded[r.COMPLIANCE_REPORTED.penalty_fen]
+                if recorded is not None
+                else self._penalty(shortfall, price)
+            )
         specs = self.market.instruments
         surrendered = [
             SurrenderedVintage(spec.symbol, spec.kind, spec.vintage, qty)
@@ -232,10 +239,10 @@ class ComplianceReport(Consumer):
             e.province,
             e.report is not None,
             None if e.report is None else report[r.E_SEQ],
-            report[r.E_X1],
-            report[r.E_X2],
-            report[r.E_X3],
-            None if e.report is None else s.GwpVersion(report[r.E_X4]),
+            report[r.EMISSIONS_REPORTED.co2_t],
+            report[r.EMISSIONS_REPORTED.cf4_kg],
+            report[r.EMISSIONS_REPORTED.c2f6_kg],
+            None if e.report is None else s.GwpVersion(report[r.EMISSIONS_REPORTED.gwp]),
             obligation,
             surrendered,
             allowances,
@@ -263,7 +270,7 @@ class ComplianceReport(Consumer):
                 p.shortfall_t,
                 self._penalty(p.shortfall_t, price),
             )
-            recorded = (row[r.E_QTY], row[r.E_X1], row[r.E_X2], row[r.E_X3], row[r.E_X4])
+            recorded = tuple(row[column] for column in _RECORDED)
             for name, mine, theirs in zip(_COMPARED, rebuilt, recorded, strict=True):
                 if mine != theirs:
                     found.append(
@@ -280,6 +287,12 @@ class ComplianceReport(Consumer):
 
 
 _COMPARED = ("obligation_t", "surrendered_t", "offsets_t", "shortfall_t", "penalty_fen")
+_RECORDED = tuple(getattr(r.COMPLIANCE_REPORTED, name) for name in _COMPARED)
+"""The columns of a ``ComplianceReported`` row holding the figures of :data:`_COMPARED`."""
+_YEAR = r.EMISSIONS_REPORTED.year
+"""The year's column, which every year-scoped registry event shares."""
+assert _YEAR == r.ALLOWANCES_SURRENDERED.year == r.COMPLIANCE_REPORTED.year
+assert _YEAR == r.COMPLIANCE_YEAR_CLOSED.year
 
 
 def _totals(positions: list[EntityPosition], close: Row | None) -> ComplianceTotals:

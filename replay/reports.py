@@ -52,7 +52,7 @@ Row = list[int]
 ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
     r.EV_ACCEPTED: ((r.E_ACCOUNT, "owner"),),
     r.EV_REJECTED: ((r.E_ACCOUNT, "owner"),),
-    r.EV_TRADE: ((r.E_ACCOUNT, "taker"), (r.E_X1, "maker")),
+    r.EV_TRADE: ((r.E_ACCOUNT, "taker"), (r.TRADE_EXECUTED.maker_account, "maker")),
     r.EV_CANCELLED: ((r.E_ACCOUNT, "owner"),),
     r.EV_MODIFIED: ((r.E_ACCOUNT, "owner"),),
     r.EV_CANCEL_REJECTED: ((r.E_ACCOUNT, "owner"),),
@@ -63,7 +63,7 @@ ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
     r.EV_CASH_WITHDRAWN: ((r.E_ACCOUNT, "owner"),),
     r.EV_ISSUED: ((r.E_ACCOUNT, "owner"),),
     r.EV_CLAWED_BACK: ((r.E_ACCOUNT, "owner"),),
-    r.EV_TRANSFERRED: ((r.E_ACCOUNT, "sender"), (r.E_X0, "receiver")),
+    r.EV_TRANSFERRED: ((r.E_ACCOUNT, "sender"), (r.ALLOWANCES_TRANSFERRED.to_account, "receiver")),
     r.EV_FROZEN: ((r.E_ACCOUNT, "owner"),),
     r.EV_UNFROZEN: ((r.E_ACCOUNT, "owner"),),
     r.EV_ACCOUNT_FROZEN: ((r.E_ACCOUNT, "owner"),),
@@ -75,13 +75,16 @@ ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
     r.EV_REGISTRY_REJECTED: ((r.E_ACCOUNT, "owner"),),
     r.EV_BLOCK_POSTED: ((r.E_ACCOUNT, "owner"),),
     r.EV_BLOCK_REJECTED: ((r.E_ACCOUNT, "owner"),),
-    r.EV_BLOCK_TRADE: ((r.E_X0, "offerer"), (r.E_ACCOUNT, "acceptor")),
+    r.EV_BLOCK_TRADE: (
+        (r.BLOCK_TRADE_EXECUTED.offer_account, "offerer"),
+        (r.E_ACCOUNT, "acceptor"),
+    ),
     r.EV_BLOCK_CANCELLED: ((r.E_ACCOUNT, "owner"),),
     r.EV_AUCTION_APPLIED: ((r.E_ACCOUNT, "seller"),),
     r.EV_AUCTION_ANNOUNCED: ((r.E_ACCOUNT, "seller"),),
     r.EV_BID_ACCEPTED: ((r.E_ACCOUNT, "bidder"),),
     r.EV_AUCTION_REJECTED: ((r.E_ACCOUNT, "owner"),),
-    r.EV_AUCTION_TRADE: ((r.E_ACCOUNT, "buyer"), (r.E_X2, "seller")),
+    r.EV_AUCTION_TRADE: ((r.E_ACCOUNT, "buyer"), (r.AUCTION_TRADE.seller_account, "seller")),
     r.EV_BID_RELEASED: ((r.E_ACCOUNT, "bidder"),),
     r.EV_AUCTION_CLEARED: ((r.E_ACCOUNT, "seller"),),
     r.EV_AUCTION_CANCELLED: ((r.E_ACCOUNT, "seller"),),
@@ -91,9 +94,12 @@ ACCOUNT_ROLES: dict[int, tuple[tuple[int, str], ...]] = {
 ACCOUNT_COMMANDS: dict[int, tuple[int, ...]] = {
     r.EV_AUCTION_REJECTED: (r.K_AUCTION_APPLY, r.K_AUCTION_BID),
 }
-"""Refusals whose account column means an account only for some commands (``E_X0``): the
-operator's auction commands (announce, clear, cancel) name no account, and their refusals
-carry 0 there."""
+"""Refusals whose account column means an account only for some commands (their ``command``
+column): the operator's auction commands (announce, clear, cancel) name no account, and their
+refusals carry 0 there."""
+_COMMAND = r.AUCTION_COMMAND_REJECTED.command
+"""The column of a refusal holding the refused command's kind (the same in every refusal)."""
+assert _COMMAND == r.BLOCK_COMMAND_REJECTED.command == r.REGISTRY_REJECTED.command
 
 TRADE_MODES: dict[int, str] = {
     r.EV_TRADE: "listing",
@@ -280,11 +286,11 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
     head = (row[r.E_SEQ], row[r.E_TS])
     if kind == r.EV_TRADE:
         side = s.Side(row[r.E_SIDE])
-        taker, maker = row[r.E_ACCOUNT], row[r.E_X1]
+        taker, maker = row[r.E_ACCOUNT], row[r.TRADE_EXECUTED.maker_account]
         buyer, seller = (taker, maker) if side == s.Side.BUY else (maker, taker)
         return TradeRow(
             *head,
-            row[r.E_X2],
+            row[r.TRADE_EXECUTED.trade_id],
             trading_date,
             symbol,
             price,
@@ -293,7 +299,7 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
             side.name,
             row[r.E_ORDER_ID],
             taker,
-            row[r.E_X0],
+            row[r.TRADE_EXECUTED.maker_order_id],
             maker,
             "listing",
             buyer,
@@ -302,11 +308,11 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
     if kind == r.EV_BLOCK_TRADE:
         offer_side = s.Side(row[r.E_SIDE])
         side = s.Side.SELL if offer_side == s.Side.BUY else s.Side.BUY
-        acceptor, offerer = row[r.E_ACCOUNT], row[r.E_X0]
+        acceptor, offerer = row[r.E_ACCOUNT], row[r.BLOCK_TRADE_EXECUTED.offer_account]
         buyer, seller = (acceptor, offerer) if side == s.Side.BUY else (offerer, acceptor)
         return TradeRow(
             *head,
-            row[r.E_X1],
+            row[r.BLOCK_TRADE_EXECUTED.trade_id],
             trading_date,
             symbol,
             price,
@@ -321,10 +327,10 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
             buyer,
             seller,
         )
-    buyer, seller = row[r.E_ACCOUNT], row[r.E_X2]
+    buyer, seller = row[r.E_ACCOUNT], row[r.AUCTION_TRADE.seller_account]
     return TradeRow(
         *head,
-        row[r.E_X1],
+        row[r.AUCTION_TRADE.trade_id],
         trading_date,
         symbol,
         price,
@@ -333,7 +339,7 @@ def trade_row(row: Row, trading_date: int, symbol: str) -> TradeRow:
         s.Side.BUY.name,
         row[r.E_ORDER_ID],
         buyer,
-        row[r.E_X0],
+        row[r.AUCTION_TRADE.auction_id],
         seller,
         "auction",
         buyer,
@@ -365,7 +371,7 @@ class TradesReport(Consumer):
         for row in rows.tolist():
             kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
             if kind == r.EV_SESSION_OPENED:
-                self._opened(index, row[r.E_X0])
+                self._opened(index, row[r.SESSION_OPENED.trading_date])
             elif kind == r.EV_SESSION_CLOSED:
                 self.open[index] = False
             elif self.open[index]:
@@ -545,7 +551,7 @@ class MarketReport(Consumer):
         kind, index = row[r.E_KIND], row[r.E_INSTRUMENT]
         if kind == r.EV_SESSION_OPENED:
             carried = self.between.pop(index, None) or _Volume()
-            self.days[index] = _Day(row[r.E_X0], row[r.E_PRICE], carried)
+            self.days[index] = _Day(row[r.SESSION_OPENED.trading_date], row[r.E_PRICE], carried)
         elif kind == r.EV_SESSION_CLOSED:
             self._closed(row)
         elif kind == r.EV_MODE_VOLUMES:
@@ -555,9 +561,9 @@ class MarketReport(Consumer):
             price = row[r.E_PRICE]
             self.composite.append(
                 CompositeDay(
-                    row[r.E_X0],
+                    row[r.COMPOSITE_PRICE.trading_date],
                     price,
-                    row[r.E_X1],
+                    row[r.COMPOSITE_PRICE.vintages],
                     None if previous is None else price - previous,
                 )
             )
@@ -574,23 +580,23 @@ class MarketReport(Consumer):
     def _closed(self, row: Row) -> None:
         index = row[r.E_INSTRUMENT]
         day = self.days.pop(index, None)
-        previous = day.reference if day is not None else row[r.E_X1]
+        previous = day.reference if day is not None else row[r.SESSION_CLOSED.open_ticks]
         modes = (day.block.figures() + day.auction.figures()) if day is not None else (0,) * 6
         close = row[r.E_PRICE]
         self.last_bar[index] = len(self.bars)
         self.bars.append(
             DayBar(
-                row[r.E_X0],
+                row[r.SESSION_CLOSED.trading_date],
                 self.codec.symbol(index),
                 previous,
-                row[r.E_X1],
-                row[r.E_X2],
-                row[r.E_X3],
+                row[r.SESSION_CLOSED.open_ticks],
+                row[r.SESSION_CLOSED.high_ticks],
+                row[r.SESSION_CLOSED.low_ticks],
                 close,
                 close - previous,
                 row[r.E_QTY],
-                row[r.E_X4],
-                row[r.E_X5],
+                row[r.SESSION_CLOSED.value_fen],
+                row[r.SESSION_CLOSED.trade_count],
                 True,
                 *modes,
             )
@@ -599,16 +605,16 @@ class MarketReport(Consumer):
     def _mode_volumes(self, row: Row) -> None:
         """The engine's block and auction figures of the day it just closed."""
         at = self.last_bar.get(row[r.E_INSTRUMENT])
-        if at is None or self.bars[at].trading_date != row[r.E_X0]:
+        if at is None or self.bars[at].trading_date != row[r.SESSION_MODE_VOLUMES.trading_date]:
             return
         self.bars[at] = msgspec.structs.replace(
             self.bars[at],
             block_volume_t=row[r.E_QTY],
-            block_value_fen=row[r.E_X1],
-            block_trades=row[r.E_X2],
-            auction_volume_t=row[r.E_X3],
-            auction_value_fen=row[r.E_X4],
-            auction_trades=row[r.E_X5],
+            block_value_fen=row[r.SESSION_MODE_VOLUMES.block_value_fen],
+            block_trades=row[r.SESSION_MODE_VOLUMES.block_trades],
+            auction_volume_t=row[r.SESSION_MODE_VOLUMES.auction_volume_t],
+            auction_value_fen=row[r.SESSION_MODE_VOLUMES.auction_value_fen],
+            auction_trades=row[r.SESSION_MODE_VOLUMES.auction_trades],
         )
 
     def result(self) -> MarketHistory:
@@ -743,7 +749,7 @@ class StatementReport(Consumer):
         for kind, roles in ACCOUNT_ROLES.items():
             of_kind = kinds == kind
             if kind in ACCOUNT_COMMANDS:
-                of_kind &= np.isin(rows[:, r.E_X0], ACCOUNT_COMMANDS[kind])
+                of_kind &= np.isin(rows[:, _COMMAND], ACCOUNT_COMMANDS[kind])
             for column, _ in roles:
                 mask |= of_kind & (rows[:, column] == self.account)
         if self.collects_fees:
@@ -757,7 +763,7 @@ class StatementReport(Consumer):
     def _roles(self, row: Row) -> list[str]:
         kind = row[r.E_KIND]
         roles = []
-        if kind not in ACCOUNT_COMMANDS or row[r.E_X0] in ACCOUNT_COMMANDS[kind]:
+        if kind not in ACCOUNT_COMMANDS or row[_COMMAND] in ACCOUNT_COMMANDS[kind]:
             roles = [role for column, role in ACCOUNT_ROLES[kind] if row[column] == self.account]
         if self.collects_fees and kind in TRADE_KINDS:
             roles.append("fee")

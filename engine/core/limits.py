@@ -71,8 +71,10 @@ COMPLIANCE_YEARS = 16
 BATCH_COMMANDS_MAX = 1 << 16
 """Commands in one engine batch (and one log record)."""
 
-EVENTS_PER_COMMAND_RESERVE = 8
-"""Fixed events a command may emit besides one per resting order it touches."""
+EVENTS_RESERVE = 16
+"""Events a command may emit beyond one per resting order, block offer and auction bid (plus
+two per instrument: a close reports SessionClosed and SessionModeVolumes); the compiled engine
+sizes its event buffer with it."""
 
 # --- gateway --------------------------------------------------------------------------------
 FRAME_BYTES_MAX = 64 * 1024

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from engine.core import limits
+from engine.core.schema import TradingMode
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
@@ -24,7 +25,7 @@ Mode = Literal["continuous", "hit_quote", "block", "auction"]
 PhaseMode = Literal["continuous", "hit_quote", "block"]
 ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
-MODE_BITS: dict[str, int] = {"continuous": 1, "hit_quote": 2, "block": 4, "auction": 8}
+MODE_BITS: dict[str, int] = {mode.name.lower(): int(mode) for mode in TradingMode}
 """``engine.core.schema.TradingMode`` bit of each mode name."""
 PHASE_MODES_ALL: tuple[PhaseMode, ...] = ("continuous", "hit_quote", "block")
 

@@ -5,8 +5,15 @@ Theory of operation
 The compiled kernel and the log never see a Python object.  A batch of commands is a numpy
 structured array of :data:`COMMAND_DTYPE` (64 bytes a command, little-endian, the log's body
 format); the kernel writes events into a preallocated array of :data:`EVENT_DTYPE` (16 int64
-columns), whose meaning per event kind is given by the ``E_*`` column constants below.  The
-``kind`` of a record equals the msgspec tag of its typed counterpart in ``engine.core.schema``.
+columns).  The ``kind`` of a record equals the msgspec tag of its typed counterpart in
+``engine.core.schema``.
+
+Where each typed field lives in its record is declared once, per kind: :data:`COMMAND_LAYOUT`
+and :data:`EVENT_LAYOUT`.  Everything else is generated from those two tables at import: the
+:class:`Codec`'s encode and decode functions for every kind, both directions (as source, so
+each is as fast as a hand-written branch), and the named column aliases of each event kind
+(``TRADE_EXECUTED.maker_order_id == 10``), which the compiled kernels, the gateway and replay
+use instead of the generic columns ``x0..x5``.
 
 Symbols become dense instrument indices (their position in the market definition) here, at
 the boundary, once; -1 means "every instrument" for session and mass-cancel commands.
@@ -14,6 +21,13 @@ the boundary, once; -1 means "every instrument" for session and mass-cancel comm
 
 from __future__ import annotations
 
+import collections
+import enum
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
 import numpy as np
 
 from engine.core import schema as s
@@ -40,45 +54,50 @@ COMMAND_DTYPE = np.dtype(
 )
 assert COMMAND_DTYPE.itemsize == 64
 
-# Command kinds (= schema tags)
-K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
-K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME, K_SET_PHASE = 10, 11, 12, 13, 14
-K_BLOCK_OFFER, K_BLOCK_ACCEPT, K_BLOCK_CANCEL = 40, 41, 42
-K_AUCTION_APPLY, K_AUCTION_ANNOUNCE, K_AUCTION_BID, K_AUCTION_CLEAR, K_AUCTION_CANCEL = (
-    43,
-    44,
-    45,
-    46,
-    47,
-)
-
-K_OPEN_ACCOUNT, K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER = 20, 21, 22, 23, 24, 25
-K_FREEZE, K_UNFREEZE, K_FREEZE_ACCOUNT, K_UNFREEZE_ACCOUNT, K_CANCEL_ALLOWANCES = 26, 27, 28, 29, 30
-K_REPORT, K_SURRENDER, K_CLOSE_YEAR = 31, 32, 33
-
-# Registry commands reuse the record's fields (exchange-core's OrderCommand does the same):
-#   order_id  the idempotency key           account   the account (the sender of a transfer)
-#   qty_t     tonnes, or fen for cash      instrument the instrument index
-#   aux       transfer: receiving account;  report: C2F6 kilograms
-#   price_ticks  open: province code;  report: CF4 kilograms;  close year: reference price
-#   side      open: account kind;  issue: true-up (0/1);  report: GWP version
-#   order_type  open: sector        year      report, surrender, close year
-#
-# Trading-mode commands (docs/TRADING_MODES.md):
-#   SubmitOrder      aux: quote_order_id (hit-quote orders)
-#   SetTradingPhase  instrument (-1: all), aux: phase
-#   block offers     order_id: offer id; submit: side, price, qty, aux counterparty (-1 open);
-#                    accept: price, qty
-#   ApplyAuction     order_id: auction id, account, instrument, qty
-#   AnnounceAuction  order_id: auction id, side: floor rule, order_type: clearing rule,
-#                    aux: window start (ns), price_ticks: window end (ns)
-#   SubmitAuctionBid order_id: bid id, aux: auction id, account, price, qty
-#   Clear/CancelAuction  order_id: auction id
-
 INSTRUMENT_ALL = -1
 INSTRUMENT_UNKNOWN = -2
 
-# Event columns: every event record is 16 int64 values.
+
+def _tag(cls: type) -> int:
+    return cls.__struct_config__.tag  # type: ignore[attr-defined]
+
+
+# Command kinds: the schema's tags, as plain ints for the kernels.
+K_SUBMIT = _tag(s.SubmitOrder)
+K_CANCEL = _tag(s.CancelOrder)
+K_MODIFY = _tag(s.ModifyOrder)
+K_MASS_CANCEL = _tag(s.MassCancel)
+K_OPEN_SESSION = _tag(s.OpenSession)
+K_CLOSE_SESSION = _tag(s.CloseSession)
+K_HALT = _tag(s.HaltInstrument)
+K_RESUME = _tag(s.ResumeInstrument)
+K_SET_PHASE = _tag(s.SetTradingPhase)
+K_OPEN_ACCOUNT = _tag(s.OpenAccount)
+K_DEPOSIT = _tag(s.DepositCash)
+K_WITHDRAW = _tag(s.WithdrawCash)
+K_ISSUE = _tag(s.IssueAllowances)
+K_CLAW_BACK = _tag(s.ClawBack)
+K_TRANSFER = _tag(s.TransferAllowances)
+K_FREEZE = _tag(s.FreezeAllowances)
+K_UNFREEZE = _tag(s.UnfreezeAllowances)
+K_FREEZE_ACCOUNT = _tag(s.FreezeAccount)
+K_UNFREEZE_ACCOUNT = _tag(s.UnfreezeAccount)
+K_CANCEL_ALLOWANCES = _tag(s.CancelAllowances)
+K_REPORT = _tag(s.ReportEmissions)
+K_SURRENDER = _tag(s.SurrenderAllowances)
+K_CLOSE_YEAR = _tag(s.CloseComplianceYear)
+K_BLOCK_OFFER = _tag(s.SubmitBlockOffer)
+K_BLOCK_ACCEPT = _tag(s.AcceptBlockOffer)
+K_BLOCK_CANCEL = _tag(s.CancelBlockOffer)
+K_AUCTION_APPLY = _tag(s.ApplyAuction)
+K_AUCTION_ANNOUNCE = _tag(s.AnnounceAuction)
+K_AUCTION_BID = _tag(s.SubmitAuctionBid)
+K_AUCTION_CLEAR = _tag(s.ClearAuction)
+K_AUCTION_CANCEL = _tag(s.CancelAuction)
+
+# Event columns: every event record is 16 int64 values.  The first ten have one meaning for
+# every kind that uses them; x0..x5 mean what EVENT_LAYOUT below says for each kind, and are
+# read and written through the per-kind aliases (TRADE_EXECUTED.maker_order_id, ...).
 EVENT_FIELDS = 16
 (
     E_KIND,
@@ -109,77 +128,187 @@ EVENT_DTYPE = np.dtype(
 )
 assert EVENT_DTYPE.itemsize == EVENT_FIELDS * 8
 
-# Event kinds (= schema tags) and the meaning of the generic columns x0..x5 per kind:
-EV_ACCEPTED = 1  # x0 order_type, x1 tif, x2 stp
-EV_REJECTED = 2  # reason
-EV_TRADE = 3  # order_id/account/side: taker; x0 maker order id, x1 maker account,
-#                x2 trade id, x3 taker leaves, x4 maker leaves
-EV_CANCELLED = 4  # qty: the open quantity cancelled; reason: CancelReason
-EV_MODIFIED = 5  # price/qty: new; x0 priority kept (0/1), x1 old price, x2 old qty
-EV_CANCEL_REJECTED = 6
-EV_MODIFY_REJECTED = 7
-EV_SESSION_OPENED = 8  # price: reference; x0 trading date, x1 lower band, x2 upper band
-EV_SESSION_CLOSED = 9  # price: close; qty: volume; x0 date, x1 open, x2 high, x3 low,
-#                        x4 value in fen, x5 trade count
-EV_HALTED = 10
-EV_RESUMED = 11
-EV_COMMAND_REJECTED = 12  # x0 the command's kind
-EV_MASS_CANCELLED = 13  # x0 number of orders cancelled
-# Registry events: order_id holds the key, account the account, qty the amount.
-EV_ACCOUNT_OPENED = 20  # x0 kind, x1 sector, x2 province
-EV_CASH_DEPOSITED, EV_CASH_WITHDRAWN = 21, 22  # qty amount (fen), x0 available after
-EV_ISSUED = 23  # x0 true-up, x1 tradable after
-EV_CLAWED_BACK = 24  # x1 tradable after
-EV_TRANSFERRED = 25  # x0 receiving account
-EV_FROZEN, EV_UNFROZEN, EV_ACCOUNT_FROZEN, EV_ACCOUNT_UNFROZEN, EV_CANCELLED_ALLOWANCES = (
-    26,
-    27,
-    28,
-    29,
-    30,
-)
-EV_EMISSIONS = 31  # qty obligation, x0 year, x1 co2 t, x2 cf4 kg, x3 c2f6 kg, x4 gwp
-EV_SURRENDERED = 32  # x0 year
-EV_COMPLIANCE = 33  # qty obligation, price reference, x0 year, x1 surrendered, x2 offsets,
-#                     x3 shortfall, x4 penalty fen
-EV_YEAR_CLOSED = 34  # price reference, x0 year, x1 entities
-EV_DUPLICATE = 35  # reason original reason, x0 original seq, x1 command kind
-EV_REGISTRY_REJECTED = 36  # x0 command kind
-# Trading-mode events (docs/TRADING_MODES.md):
-EV_PHASE_CHANGED = 14  # x0 phase, x1 modes
-EV_MODE_VOLUMES = 15  # x0 date, qty block volume, x1 block value, x2 block trades,
-#                       x3 auction volume, x4 auction value, x5 auction trades
-EV_COMPOSITE = 16  # instrument 0, price composite, x0 date, x1 vintages
-EV_BLOCK_POSTED = 40  # order_id offer, account, side, price, qty, x0 counterparty
-EV_BLOCK_REJECTED = 41  # order_id offer, account, side, price, qty, reason, x0 command kind
-EV_BLOCK_TRADE = 42  # order_id offer, account accepting, side offer side, x0 offer account,
-#                      x1 trade id
-EV_BLOCK_CANCELLED = 43  # order_id offer, account, side, price, qty, reason (CancelReason)
-EV_AUCTION_APPLIED = 44  # order_id auction, account seller, qty lot
-EV_AUCTION_ANNOUNCED = 45  # order_id auction, account seller, qty lot, price floor, x0 cap,
-#                            x1 floor rule, x2 clearing, x3 window start, x4 window end
-EV_BID_ACCEPTED = 46  # order_id bid, account, price, qty, x0 auction
-EV_AUCTION_REJECTED = 47  # order_id auction, account, price, qty, reason, x0 command kind,
-#                           x1 bid id
-EV_AUCTION_TRADE = 48  # order_id bid, account buyer, price, qty, x0 auction, x1 trade id,
-#                        x2 seller, x3 bid unfilled
-EV_BID_RELEASED = 49  # order_id bid, account, price, qty, x0 auction
-EV_AUCTION_CLEARED = 50  # order_id auction, account seller, side clearing, price, qty sold,
-#                          x0 unsold, x1 value, x2 fills, x3 bids
-EV_AUCTION_CANCELLED = 51  # order_id auction, account seller, qty lot, x0 bids
+# Event kinds: the schema's tags, as plain ints for the kernels.
+EV_ACCEPTED = _tag(s.OrderAccepted)
+EV_REJECTED = _tag(s.OrderRejected)
+EV_TRADE = _tag(s.TradeExecuted)
+EV_CANCELLED = _tag(s.OrderCancelled)
+EV_MODIFIED = _tag(s.OrderModified)
+EV_CANCEL_REJECTED = _tag(s.CancelRejected)
+EV_MODIFY_REJECTED = _tag(s.ModifyRejected)
+EV_SESSION_OPENED = _tag(s.SessionOpened)
+EV_SESSION_CLOSED = _tag(s.SessionClosed)
+EV_HALTED = _tag(s.InstrumentHalted)
+EV_RESUMED = _tag(s.InstrumentResumed)
+EV_COMMAND_REJECTED = _tag(s.CommandRejected)
+EV_MASS_CANCELLED = _tag(s.MassCancelled)
+EV_PHASE_CHANGED = _tag(s.TradingPhaseChanged)
+EV_MODE_VOLUMES = _tag(s.SessionModeVolumes)
+EV_COMPOSITE = _tag(s.CompositePrice)
+EV_ACCOUNT_OPENED = _tag(s.AccountOpened)
+EV_CASH_DEPOSITED = _tag(s.CashDeposited)
+EV_CASH_WITHDRAWN = _tag(s.CashWithdrawn)
+EV_ISSUED = _tag(s.AllowancesIssued)
+EV_CLAWED_BACK = _tag(s.AllowancesClawedBack)
+EV_TRANSFERRED = _tag(s.AllowancesTransferred)
+EV_FROZEN = _tag(s.AllowancesFrozen)
+EV_UNFROZEN = _tag(s.AllowancesUnfrozen)
+EV_ACCOUNT_FROZEN = _tag(s.AccountFrozen)
+EV_ACCOUNT_UNFROZEN = _tag(s.AccountUnfrozen)
+EV_CANCELLED_ALLOWANCES = _tag(s.AllowancesCancelled)
+EV_EMISSIONS = _tag(s.EmissionsReported)
+EV_SURRENDERED = _tag(s.AllowancesSurrendered)
+EV_COMPLIANCE = _tag(s.ComplianceReported)
+EV_YEAR_CLOSED = _tag(s.ComplianceYearClosed)
+EV_DUPLICATE = _tag(s.DuplicateCommand)
+EV_REGISTRY_REJECTED = _tag(s.RegistryRejected)
+EV_BLOCK_POSTED = _tag(s.BlockOfferPosted)
+EV_BLOCK_REJECTED = _tag(s.BlockCommandRejected)
+EV_BLOCK_TRADE = _tag(s.BlockTradeExecuted)
+EV_BLOCK_CANCELLED = _tag(s.BlockOfferCancelled)
+EV_AUCTION_APPLIED = _tag(s.AuctionApplied)
+EV_AUCTION_ANNOUNCED = _tag(s.AuctionAnnounced)
+EV_BID_ACCEPTED = _tag(s.AuctionBidAccepted)
+EV_AUCTION_REJECTED = _tag(s.AuctionCommandRejected)
+EV_AUCTION_TRADE = _tag(s.AuctionTrade)
+EV_BID_RELEASED = _tag(s.AuctionBidReleased)
+EV_AUCTION_CLEARED = _tag(s.AuctionCleared)
+EV_AUCTION_CANCELLED = _tag(s.AuctionCancelled)
 
+# --- the one declaration per mapping -------------------------------------------------------
+# Each entry lists "record_field=typed_field" (or just "name" when both are called the same;
+# "record_field=<int>" is a constant).  seq, ts_ns, kind (the tag) and the instrument (symbol
+# <-> index) are implied.  Every typed field must appear; record fields left out are 0.
+# Conversions follow from the types on either side: enums and bools to ints; into the
+# command record's narrow columns a value is clamped (int32 accounts out of range -> -1,
+# uint8 codes -> 255, uint16 years -> 0); a command whose instrument defaults to "" may name
+# every instrument (-1).  Registry commands without an instrument carry -1.
+_KEYED = "order_id=key account"
+COMMAND_LAYOUT: dict[type, str] = {
+    s.SubmitOrder: (
+        "order_id account instrument side order_type tif stp price_ticks qty_t aux=quote_order_id"
+    ),
+    s.CancelOrder: "order_id account",
+    s.ModifyOrder: "order_id account price_ticks qty_t",
+    s.MassCancel: "account instrument",
+    s.OpenSession: "instrument aux=trading_date",
+    s.CloseSession: "instrument aux=trading_date",
+    s.HaltInstrument: "instrument",
+    s.ResumeInstrument: "instrument",
+    s.SetTradingPhase: "instrument aux=phase",
+    s.OpenAccount: f"{_KEYED} instrument=-1 side=kind order_type=sector price_ticks=province",
+    s.DepositCash: f"{_KEYED} instrument=-1 qty_t=amount_fen",
+    s.WithdrawCash: f"{_KEYED} instrument=-1 qty_t=amount_fen",
+    s.IssueAllowances: f"{_KEYED} instrument qty_t side=true_up",
+    s.ClawBack: f"{_KEYED} instrument qty_t",
+    s.TransferAllowances: f"{_KEYED} instrument qty_t aux=to_account",
+    s.FreezeAllowances: f"{_KEYED} instrument qty_t",
+    s.UnfreezeAllowances: f"{_KEYED} instrument qty_t",
+    s.FreezeAccount: f"{_KEYED} instrument=-1",
+    s.UnfreezeAccount: f"{_KEYED} instrument=-1",
+    s.CancelAllowances: f"{_KEYED} instrument qty_t",
+    s.ReportEmissions: (
+        f"{_KEYED} instrument=-1 year qty_t=co2_t price_ticks=cf4_kg aux=c2f6_kg side=gwp"
+    ),
+    s.SurrenderAllowances: f"{_KEYED} instrument qty_t year",
+    s.CloseComplianceYear: "order_id=key instrument=-1 year price_ticks=reference_price_ticks",
+    s.SubmitBlockOffer: "order_id=offer_id account instrument side price_ticks qty_t aux=counterparty",
+    s.AcceptBlockOffer: "order_id=offer_id account price_ticks qty_t",
+    s.CancelBlockOffer: "order_id=offer_id account",
+    s.ApplyAuction: "order_id=auction_id account instrument qty_t",
+    s.AnnounceAuction: (
+        "order_id=auction_id side=floor_rule order_type=clearing aux=window_start_ns "
+        "price_ticks=window_end_ns"
+    ),
+    s.SubmitAuctionBid: "order_id=bid_id account price_ticks qty_t aux=auction_id",
+    s.ClearAuction: "order_id=auction_id",
+    s.CancelAuction: "order_id=auction_id",
+}
+"""Where each field of a command goes in its :data:`COMMAND_DTYPE` record."""
 
-_SIDE = {m.value: m for m in s.Side}
-_OTYPE = {m.value: m for m in s.OrderType}
-_TIF = {m.value: m for m in s.TimeInForce}
-_CANCEL = {m.value: m for m in s.CancelReason}
-_REJECT = {m.value: m for m in s.RejectReason}
-_STP = {m.value: m for m in s.StpMode}
-_KIND = {m.value: m for m in s.AccountKind}
-_SECTOR = {m.value: m for m in s.Sector}
-_GWP = {m.value: m for m in s.GwpVersion}
-_FLOOR = {m.value: m for m in s.FloorRule}
-_CLEARING = {m.value: m for m in s.ClearingRule}
+_ORDER = "order_id account side price_ticks qty_t"
+EVENT_LAYOUT: dict[type, str] = {
+    s.OrderAccepted: f"{_ORDER} x0=order_type x1=tif",
+    s.OrderRejected: f"{_ORDER} reason",
+    s.TradeExecuted: (
+        "order_id=taker_order_id account=taker_account side=aggressor_side price_ticks qty_t "
+        "x0=maker_order_id x1=maker_account x2=trade_id x3=taker_leaves_t x4=maker_leaves_t"
+    ),
+    s.OrderCancelled: f"{_ORDER} reason",
+    s.OrderModified: f"{_ORDER} x0=priority_kept x1=old_price_ticks x2=old_qty_t",
+    s.CancelRejected: "order_id account reason",
+    s.ModifyRejected: "order_id account price_ticks qty_t reason",
+    s.SessionOpened: (
+        "price_ticks=reference_price_ticks x0=trading_date x1=lower_band_ticks x2=upper_band_ticks"
+    ),
+    s.SessionClosed: (
+        "price_ticks=close_ticks qty_t=volume_t x0=trading_date x1=open_ticks x2=high_ticks "
+        "x3=low_ticks x4=value_fen x5=trade_count"
+    ),
+    s.InstrumentHalted: "",
+    s.InstrumentResumed: "",
+    s.CommandRejected: "reason x0=command",
+    s.MassCancelled: "account x0=cancelled_count",
+    s.TradingPhaseChanged: "x0=phase x1=modes",
+    s.SessionModeVolumes: (
+        "qty_t=block_volume_t x0=trading_date x1=block_value_fen x2=block_trades "
+        "x3=auction_volume_t x4=auction_value_fen x5=auction_trades"
+    ),
+    s.CompositePrice: "price_ticks x0=trading_date x1=vintages",
+    s.AccountOpened: f"{_KEYED} x0=kind x1=sector x2=province",
+    s.CashDeposited: f"{_KEYED} qty_t=amount_fen x0=available_fen",
+    s.CashWithdrawn: f"{_KEYED} qty_t=amount_fen x0=available_fen",
+    s.AllowancesIssued: f"{_KEYED} qty_t x0=true_up x1=tradable_t",
+    s.AllowancesClawedBack: f"{_KEYED} qty_t x1=tradable_t",
+    s.AllowancesTransferred: f"{_KEYED} qty_t x0=to_account",
+    s.AllowancesFrozen: f"{_KEYED} qty_t",
+    s.AllowancesUnfrozen: f"{_KEYED} qty_t",
+    s.AccountFrozen: _KEYED,
+    s.AccountUnfrozen: _KEYED,
+    s.AllowancesCancelled: f"{_KEYED} qty_t",
+    s.EmissionsReported: (
+        f"{_KEYED} qty_t=obligation_t x0=year x1=co2_t x2=cf4_kg x3=c2f6_kg x4=gwp"
+    ),
+    s.AllowancesSurrendered: f"{_KEYED} qty_t x0=year",
+    s.ComplianceReported: (
+        "account price_ticks=reference_price_ticks qty_t=obligation_t x0=year x1=surrendered_t "
+        "x2=offsets_t x3=shortfall_t x4=penalty_fen"
+    ),
+    s.ComplianceYearClosed: "order_id=key price_ticks=reference_price_ticks x0=year x1=entities",
+    s.DuplicateCommand: "order_id=key reason=original_reason x0=original_seq x1=command",
+    s.RegistryRejected: f"{_KEYED} reason x0=command",
+    s.BlockOfferPosted: f"{_ORDER.replace('order_id', 'order_id=offer_id')} x0=counterparty",
+    s.BlockCommandRejected: f"{_ORDER.replace('order_id', 'order_id=offer_id')} reason x0=command",
+    s.BlockTradeExecuted: (
+        "order_id=offer_id account=accepting_account side=offer_side price_ticks qty_t "
+        "x0=offer_account x1=trade_id"
+    ),
+    s.BlockOfferCancelled: f"{_ORDER.replace('order_id', 'order_id=offer_id')} reason",
+    s.AuctionApplied: "order_id=auction_id account qty_t",
+    s.AuctionAnnounced: (
+        "order_id=auction_id account qty_t price_ticks=floor_price_ticks x0=cap_price_ticks "
+        "x1=floor_rule x2=clearing x3=window_start_ns x4=window_end_ns"
+    ),
+    s.AuctionBidAccepted: "order_id=bid_id account price_ticks qty_t x0=auction_id",
+    s.AuctionCommandRejected: (
+        "order_id=auction_id account price_ticks qty_t reason x0=command x1=bid_id"
+    ),
+    s.AuctionTrade: (
+        "order_id=bid_id account=buyer_account price_ticks qty_t x0=auction_id x1=trade_id "
+        "x2=seller_account x3=bid_unfilled_t"
+    ),
+    s.AuctionBidReleased: "order_id=bid_id account price_ticks qty_t x0=auction_id",
+    s.AuctionCleared: (
+        "order_id=auction_id account side=clearing price_ticks qty_t=sold_t x0=unsold_t "
+        "x1=value_fen x2=fills x3=bids"
+    ),
+    s.AuctionCancelled: "order_id=auction_id account qty_t x0=bids",
+}
+"""Which of the 16 event columns each field of an event occupies."""
+
+# Codes a registry command carries into the engine as given: an event decodes an unknown one
+# to the bare int instead of failing (every other enum of an event is one the engine checked).
+_OPEN_ENUMS = (s.AccountKind, s.Sector, s.GwpVersion)
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
 
@@ -194,230 +323,326 @@ def _u8(value: int) -> int:
 
 
 def _u16(value: int) -> int:
+    """A year for a uint16 column; out of range becomes 0, which no compliance year is."""
     return value if 0 <= value <= 65_535 else 0
 
 
+_CLAMPS: dict[str, Callable[[int], int] | None] = {
+    "<i4": _i32,
+    "|u1": _u8,
+    "<u2": _u16,
+    "<i8": None,
+}
+_IMPLIED = ("seq", "ts_ns", "instrument")
+
+
+def _parse(cls: type, spec: str, columns: tuple[str, ...]) -> dict[str, str | int]:
+    """A layout entry -> {record column: typed field or constant}, checked against both."""
+    mapping: dict[str, str | int] = {}
+    for item in spec.split():
+        column, _, source = item.partition("=")
+        source = source or column
+        mapping[column] = int(source) if source.lstrip("-").isdigit() else source
+    fields = {f.name for f in msgspec.structs.fields(cls)}
+    named = [v for v in mapping.values() if isinstance(v, str)]
+    assert set(mapping) <= set(columns) and not {"kind", "seq", "ts_ns"} & set(mapping), cls
+    assert len(named) == len(set(named)), cls
+    assert set(named) | ({"seq", "ts_ns", "instrument"} & fields) == fields, (cls, fields)
+    return mapping
+
+
+def _field_types(cls: type) -> dict[str, object]:
+    return {f.name: f.type for f in msgspec.structs.fields(cls)}
+
+
+class _Lenient(dict):
+    """An enum's members by value, where a value that is no member decodes to itself."""
+
+    def __missing__(self, key: int) -> int:
+        return key
+
+
+class _Bools(dict):
+    def __missing__(self, key: int) -> bool:
+        return bool(key)
+
+
+class _Symbols(dict):
+    """A market's symbols by instrument index ("" for -1, all); any other index is "?"."""
+
+    def __missing__(self, key: int) -> str:
+        return "?"
+
+
+_BOOLS = _Bools({0: False, 1: True})
+
+
+def _table(field_type: object, strict: bool) -> dict | None:
+    """The lookup converting a record value to a typed field (None: the int is the value)."""
+    if field_type is bool:
+        return _BOOLS
+    if isinstance(field_type, type) and issubclass(field_type, enum.IntEnum):
+        members = {m.value: m for m in field_type}
+        return members if strict and field_type not in _OPEN_ENUMS else _Lenient(members)
+    return None
+
+
+def _bit(value: bool) -> int:
+    return 1 if value else 0
+
+
+def _plan(cls: type, columns: dict[str, int], strict: bool) -> tuple:
+    """How to decode ``cls``: (field names, the record column of each, (column, table)
+    conversions).  The instrument's table (None here) is the codec's symbols."""
+    fields = [f.name for f in msgspec.structs.fields(cls)]
+    types = _field_types(cls)
+    conversions = [
+        (columns[name], None if name == "instrument" else _table(types[name], strict))
+        for name in fields
+        if name == "instrument" or _table(types[name], strict) is not None
+    ]
+    assert len(fields) >= 2, "an itemgetter of one position would not return a tuple"
+    return fields, [columns[name] for name in fields], conversions
+
+
+def _decoder(make: Callable, columns: list[int], conversions: list) -> Callable:
+    """decode(record as a list it may overwrite) -> ``make(*fields)``: the columns needing it
+    are converted in place (a dict lookup each), then one C itemgetter picks every field.
+    Unrolled, not looped: this runs for every event the engine emits."""
+    get = operator.itemgetter(*columns)
+    if not conversions:
+        return lambda r: make(*get(r))
+    (c0, t0), *rest = conversions
+    if not rest:
+
+        def decode1(r: list) -> Any:
+            r[c0] = t0[r[c0]]
+            return make(*get(r))
+
+        return decode1
+    (c1, t1), *rest = rest
+    if not rest:
+
+        def decode2(r: list) -> Any:
+            r[c0], r[c1] = t0[r[c0]], t1[r[c1]]
+            return make(*get(r))
+
+        return decode2
+    (c2, t2), *rest = rest
+    if not rest:
+
+        def decode3(r: list) -> Any:
+            r[c0], r[c1], r[c2] = t0[r[c0]], t1[r[c1]], t2[r[c2]]
+            return make(*get(r))
+
+        return decode3
+    (c3, t3), *rest = rest
+    if not rest:
+
+        def decode4(r: list) -> Any:
+            r[c0], r[c1], r[c2], r[c3] = t0[r[c0]], t1[r[c1]], t2[r[c2]], t3[r[c3]]
+            return make(*get(r))
+
+        return decode4
+    (c4, t4), *rest = rest
+    assert not rest, "at most five converted fields"
+
+    def decode5(r: list) -> Any:
+        r[c0], r[c1], r[c2], r[c3] = t0[r[c0]], t1[r[c1]], t2[r[c2]], t3[r[c3]]
+        r[c4] = t4[r[c4]]
+        return make(*get(r))
+
+    return decode5
+
+
+def _with_symbols(conversions: list, symbols: dict) -> list:
+    return [(column, symbols if table is None else table) for column, table in conversions]
+
+
+def _keywords(cls: type, fields: list[str]) -> Callable:
+    """A constructor taking the fields positionally (commands are keyword-only structs)."""
+    keys = tuple(fields)
+    return lambda *values: cls(**dict(zip(keys, values, strict=True)))
+
+
+def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
+    """(encode(command, index, index_all) -> record tuple, the plan to decode one)."""
+    mapping = _parse(cls, spec, COMMAND_DTYPE.names)
+    types = _field_types(cls)
+    names = COMMAND_DTYPE.names
+    column_of = {v: names.index(k) for k, v in mapping.items() if isinstance(v, str)}
+    column_of.update(seq=names.index("seq"), ts_ns=names.index("ts_ns"))
+    template = [0] * len(names)
+    template[names.index("kind")] = _tag(cls)
+    for column, value in mapping.items():
+        if isinstance(value, int):
+            template[names.index(column)] = value
+    fields = [f for f in types if f != "instrument"]
+    positions = tuple(column_of[f] for f in fields)
+    get = operator.attrgetter(*fields)
+    clamps = tuple(
+        _bit if types[f] is bool else _CLAMPS[COMMAND_DTYPE.fields[names[column_of[f]]][0].str]
+        for f in fields
+    )
+    plan = tuple(zip(positions, clamps, strict=True))
+    instrument = names.index("instrument") if "instrument" in types else -1
+    allow_all = any(
+        f.name == "instrument" and f.default == s.ALL_INSTRUMENTS
+        for f in msgspec.structs.fields(cls)
+    )
+
+    def encode(c: Any, index: dict, index_all: dict) -> tuple:
+        out = template.copy()
+        for (position, clamp), value in zip(plan, get(c)):
+            out[position] = value if clamp is None else clamp(value)
+        if instrument >= 0:
+            symbols = index_all if allow_all else index
+            out[instrument] = symbols.get(c.instrument, INSTRUMENT_UNKNOWN)
+        return tuple(out)
+
+    return encode, _plan(cls, column_of | {"instrument": instrument}, False)
+
+
+def _event_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
+    """(encode(event, index_all) -> 16-int list, the plan to decode one)."""
+    mapping = _parse(cls, spec, EVENT_DTYPE.names)
+    types = _field_types(cls)
+    column_of = {v: EVENT_DTYPE.names.index(k) for k, v in mapping.items()}
+    column_of.update(seq=E_SEQ, ts_ns=E_TS, instrument=E_INSTRUMENT)
+    template = [0] * EVENT_FIELDS
+    template[E_KIND] = _tag(cls)
+    fields = [f for f in types if f != "instrument"]
+    positions = tuple(column_of[f] for f in fields)
+    get = operator.attrgetter(*fields)
+    has_instrument = "instrument" in types
+
+    def encode(e: Any, index_all: dict) -> list[int]:
+        out = template.copy()
+        for position, value in zip(positions, get(e)):
+            out[position] = int(value)
+        if has_instrument:
+            out[E_INSTRUMENT] = index_all.get(e.instrument, INSTRUMENT_UNKNOWN)
+        return out
+
+    return encode, _plan(cls, column_of, True)
+
+
+def _event_columns(cls: type) -> Any:
+    """The named column aliases of one event kind, from :data:`EVENT_LAYOUT`: a named tuple of
+    ints (Numba reads a global named tuple as constants, so kernels index rows with them)."""
+    mapping = _parse(cls, EVENT_LAYOUT[cls], EVENT_DTYPE.names)
+    implied = [
+        (field, column)
+        for field, column in (("seq", E_SEQ), ("ts_ns", E_TS), ("instrument", E_INSTRUMENT))
+        if field in _field_types(cls)
+    ]
+    named = implied + [(v, EVENT_DTYPE.names.index(k)) for k, v in mapping.items()]
+    columns = collections.namedtuple(f"{cls.__name__}Columns", [f for f, _ in named])  # type: ignore[misc]
+    return columns(*[c for _, c in named])
+
+
+_COMMAND_ENCODERS: dict[type, Callable] = {}
+_COMMAND_PLANS: dict[int, tuple] = {}
+for _cls, _spec in COMMAND_LAYOUT.items():
+    _COMMAND_ENCODERS[_cls], _COMMAND_PLANS[_tag(_cls)] = _command_functions(_cls, _spec)
+_COMMAND_CLASSES = {_tag(cls): cls for cls in COMMAND_LAYOUT}
+_EVENT_ENCODERS: dict[type, Callable] = {}
+_EVENT_PLANS: dict[int, tuple] = {}
+for _cls, _spec in EVENT_LAYOUT.items():
+    _EVENT_ENCODERS[_cls], _EVENT_PLANS[_tag(_cls)] = _event_functions(_cls, _spec)
+_EVENT_CLASSES = {_tag(cls): cls for cls in EVENT_LAYOUT}
+assert set(COMMAND_LAYOUT) == set(s.Command.__args__), "every command has a layout"  # type: ignore[attr-defined]
+assert set(EVENT_LAYOUT) == set(s.Event.__args__), "every event has a layout"  # type: ignore[attr-defined]
+
+# --- named column aliases, one namespace per event kind ---------------------------------------
+ORDER_ACCEPTED = _event_columns(s.OrderAccepted)
+ORDER_REJECTED = _event_columns(s.OrderRejected)
+TRADE_EXECUTED = _event_columns(s.TradeExecuted)
+ORDER_CANCELLED = _event_columns(s.OrderCancelled)
+ORDER_MODIFIED = _event_columns(s.OrderModified)
+CANCEL_REJECTED = _event_columns(s.CancelRejected)
+MODIFY_REJECTED = _event_columns(s.ModifyRejected)
+SESSION_OPENED = _event_columns(s.SessionOpened)
+SESSION_CLOSED = _event_columns(s.SessionClosed)
+INSTRUMENT_HALTED = _event_columns(s.InstrumentHalted)
+INSTRUMENT_RESUMED = _event_columns(s.InstrumentResumed)
+COMMAND_REJECTED = _event_columns(s.CommandRejected)
+MASS_CANCELLED = _event_columns(s.MassCancelled)
+TRADING_PHASE_CHANGED = _event_columns(s.TradingPhaseChanged)
+SESSION_MODE_VOLUMES = _event_columns(s.SessionModeVolumes)
+COMPOSITE_PRICE = _event_columns(s.CompositePrice)
+ACCOUNT_OPENED = _event_columns(s.AccountOpened)
+CASH_DEPOSITED = _event_columns(s.CashDeposited)
+CASH_WITHDRAWN = _event_columns(s.CashWithdrawn)
+ALLOWANCES_ISSUED = _event_columns(s.AllowancesIssued)
+ALLOWANCES_CLAWED_BACK = _event_columns(s.AllowancesClawedBack)
+ALLOWANCES_TRANSFERRED = _event_columns(s.AllowancesTransferred)
+ALLOWANCES_FROZEN = _event_columns(s.AllowancesFrozen)
+ALLOWANCES_UNFROZEN = _event_columns(s.AllowancesUnfrozen)
+ACCOUNT_FROZEN = _event_columns(s.AccountFrozen)
+ACCOUNT_UNFROZEN = _event_columns(s.AccountUnfrozen)
+ALLOWANCES_CANCELLED = _event_columns(s.AllowancesCancelled)
+EMISSIONS_REPORTED = _event_columns(s.EmissionsReported)
+ALLOWANCES_SURRENDERED = _event_columns(s.AllowancesSurrendered)
+COMPLIANCE_REPORTED = _event_columns(s.ComplianceReported)
+COMPLIANCE_YEAR_CLOSED = _event_columns(s.ComplianceYearClosed)
+DUPLICATE_COMMAND = _event_columns(s.DuplicateCommand)
+REGISTRY_REJECTED = _event_columns(s.RegistryRejected)
+BLOCK_OFFER_POSTED = _event_columns(s.BlockOfferPosted)
+BLOCK_COMMAND_REJECTED = _event_columns(s.BlockCommandRejected)
+BLOCK_TRADE_EXECUTED = _event_columns(s.BlockTradeExecuted)
+BLOCK_OFFER_CANCELLED = _event_columns(s.BlockOfferCancelled)
+AUCTION_APPLIED = _event_columns(s.AuctionApplied)
+AUCTION_ANNOUNCED = _event_columns(s.AuctionAnnounced)
+AUCTION_BID_ACCEPTED = _event_columns(s.AuctionBidAccepted)
+AUCTION_COMMAND_REJECTED = _event_columns(s.AuctionCommandRejected)
+AUCTION_TRADE = _event_columns(s.AuctionTrade)
+AUCTION_BID_RELEASED = _event_columns(s.AuctionBidReleased)
+AUCTION_CLEARED = _event_columns(s.AuctionCleared)
+AUCTION_CANCELLED = _event_columns(s.AuctionCancelled)
+
+
 class Codec:
-    """Converts between the typed view and the record view for one market definition."""
+    """Converts between the typed view and the record view for one market definition.
+
+    Every conversion is one of the functions generated from :data:`COMMAND_LAYOUT` and
+    :data:`EVENT_LAYOUT`; the codec only adds the market's symbol <-> index tables.
+    """
 
     def __init__(self, market: MarketDefinition) -> None:
         self.symbols: list[str] = market.symbols
         self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
-        # position index + 2: -2 (unknown) -> "?", -1 (all) -> ""
-        self._by_index = ["?", s.ALL_INSTRUMENTS, *self.symbols]
+        self._index_all = {**self._index, s.ALL_INSTRUMENTS: INSTRUMENT_ALL}
+        self._names = _Symbols(enumerate(self.symbols))
+        self._names[INSTRUMENT_ALL] = s.ALL_INSTRUMENTS
+        # the decoders bind this market's symbols (the instrument is one of their lookups)
+        self._command_decoders: dict[int, Callable] = {}
+        for kind, (fields, picks, conversions) in _COMMAND_PLANS.items():
+            make = _keywords(_COMMAND_CLASSES[kind], fields)
+            self._command_decoders[kind] = _decoder(
+                make, picks, _with_symbols(conversions, self._names)
+            )
+        self._event_decoders: dict[int, Callable] = {}
+        for kind, (_, picks, conversions) in _EVENT_PLANS.items():
+            self._event_decoders[kind] = _decoder(
+                _EVENT_CLASSES[kind], picks, _with_symbols(conversions, self._names)
+            )
 
-    # -- commands ----------------------------------------------------------------------------
     def instrument_index(self, symbol: str, allow_all: bool = False) -> int:
-        if allow_all and symbol == s.ALL_INSTRUMENTS:
-            return INSTRUMENT_ALL
-        return self._index.get(symbol, INSTRUMENT_UNKNOWN)
+        """A symbol's instrument index; -2 if the market does not list it (-1: "" if allowed)."""
+        return (self._index_all if allow_all else self._index).get(symbol, INSTRUMENT_UNKNOWN)
 
     def symbol(self, index: int) -> str:
-        if index == INSTRUMENT_ALL:
-            return s.ALL_INSTRUMENTS
-        if 0 <= index < len(self.symbols):
-            return self.symbols[index]
-        return "?"
+        """An instrument index's symbol ("" for -1, all instruments; "?" if unknown)."""
+        return self._names[index]
 
+    # -- commands ----------------------------------------------------------------------------
     def command_tuple(self, c: s.Command) -> tuple:
         """One command as a tuple in :data:`COMMAND_DTYPE` field order."""
-        t = type(c)
-        if t is s.SubmitOrder:
-            return (
-                c.seq,
-                c.ts_ns,
-                c.order_id,
-                c.price_ticks,
-                c.qty_t,
-                c.quote_order_id,
-                _i32(c.account),
-                self._index.get(c.instrument, INSTRUMENT_UNKNOWN),
-                1,
-                _u8(c.side),
-                _u8(c.order_type),
-                _u8(c.tif),
-                _u8(c.stp),
-                0,
-                0,
-            )
-        if t is s.CancelOrder:
-            return (c.seq, c.ts_ns, c.order_id, 0, 0, 0, _i32(c.account), 0, 2, 0, 0, 0, 0, 0, 0)
-        if t is s.ModifyOrder:
-            return (
-                c.seq,
-                c.ts_ns,
-                c.order_id,
-                c.price_ticks,
-                c.qty_t,
-                0,
-                _i32(c.account),
-                0,
-                3,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        if t is s.MassCancel:
-            index = self.instrument_index(c.instrument, allow_all=True)
-            return (c.seq, c.ts_ns, 0, 0, 0, 0, _i32(c.account), index, 4, 0, 0, 0, 0, 0, 0)
-        if t is s.OpenSession or t is s.CloseSession:
-            index = self.instrument_index(c.instrument, allow_all=True)
-            kind = K_OPEN_SESSION if t is s.OpenSession else K_CLOSE_SESSION
-            return (c.seq, c.ts_ns, 0, 0, 0, c.trading_date, 0, index, kind, 0, 0, 0, 0, 0, 0)
-        if t is s.HaltInstrument or t is s.ResumeInstrument:
-            kind = K_HALT if t is s.HaltInstrument else K_RESUME
-            index = self.instrument_index(c.instrument)
-            return (c.seq, c.ts_ns, 0, 0, 0, 0, 0, index, kind, 0, 0, 0, 0, 0, 0)
-        if t in _REGISTRY_TAGS:
-            return self._registry_tuple(c)
-        if t in _MODE_TAGS:
-            return self._mode_tuple(c)
-        raise TypeError(f"not a command: {c!r}")
-
-    def _mode_tuple(self, c) -> tuple:
-        """Fields of a trading-mode command, mapped onto the record as documented above."""
-        t = type(c)
-        kind = _MODE_TAGS[t]
-        if t is s.SetTradingPhase:
-            index = self.instrument_index(c.instrument, allow_all=True)
-            return (c.seq, c.ts_ns, 0, 0, 0, c.phase, 0, index, kind, 0, 0, 0, 0, 0, 0)
-        if t is s.SubmitBlockOffer:
-            index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            return (
-                c.seq,
-                c.ts_ns,
-                c.offer_id,
-                c.price_ticks,
-                c.qty_t,
-                c.counterparty,
-                _i32(c.account),
-                index,
-                kind,
-                _u8(c.side),
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        if t is s.AcceptBlockOffer:
-            return (
-                c.seq,
-                c.ts_ns,
-                c.offer_id,
-                c.price_ticks,
-                c.qty_t,
-                0,
-                _i32(c.account),
-                0,
-                kind,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        if t is s.CancelBlockOffer:
-            return (c.seq, c.ts_ns, c.offer_id, 0, 0, 0, _i32(c.account), 0, kind, 0, 0, 0, 0, 0, 0)
-        if t is s.ApplyAuction:
-            index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            return (
-                c.seq,
-                c.ts_ns,
-                c.auction_id,
-                0,
-                c.qty_t,
-                0,
-                _i32(c.account),
-                index,
-                kind,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        if t is s.AnnounceAuction:
-            return (
-                c.seq,
-                c.ts_ns,
-                c.auction_id,
-                c.window_end_ns,
-                0,
-                c.window_start_ns,
-                0,
-                0,
-                kind,
-                _u8(c.floor_rule),
-                _u8(c.clearing),
-                0,
-                0,
-                0,
-                0,
-            )
-        if t is s.SubmitAuctionBid:
-            return (
-                c.seq,
-                c.ts_ns,
-                c.bid_id,
-                c.price_ticks,
-                c.qty_t,
-                c.auction_id,
-                _i32(c.account),
-                0,
-                kind,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        return (c.seq, c.ts_ns, c.auction_id, 0, 0, 0, 0, 0, kind, 0, 0, 0, 0, 0, 0)
-
-    def _registry_tuple(self, c) -> tuple:
-        """Fields of a registry command, mapped onto the record as documented above."""
-        t = type(c)
-        kind = _REGISTRY_TAGS[t]
-        account = _i32(getattr(c, "account", 0))
-        symbol = getattr(c, "instrument", None)
-        index = INSTRUMENT_ALL if symbol is None else self._index.get(symbol, INSTRUMENT_UNKNOWN)
-        qty = getattr(c, "qty_t", getattr(c, "amount_fen", 0))
-        price = aux = side = otype = year = 0
-        if t is s.OpenAccount:
-            price, side, otype = c.province, _u8(c.kind), _u8(c.sector)
-        elif t is s.IssueAllowances:
-            side = 1 if c.true_up else 0
-        elif t is s.TransferAllowances:
-            aux = c.to_account
-        elif t is s.ReportEmissions:
-            qty, price, aux, side, year = c.co2_t, c.cf4_kg, c.c2f6_kg, _u8(c.gwp), _u16(c.year)
-        elif t is s.SurrenderAllowances:
-            year = _u16(c.year)
-        elif t is s.CloseComplianceYear:
-            price, year = c.reference_price_ticks, _u16(c.year)
-        return (
-            c.seq,
-            c.ts_ns,
-            c.key,
-            price,
-            qty,
-            aux,
-            account,
-            index,
-            kind,
-            side,
-            otype,
-            0,
-            0,
-            0,
-            year,
-        )
+        encode = _COMMAND_ENCODERS.get(type(c))
+        if encode is None:
+            raise TypeError(f"not a command: {c!r}")
+        return encode(c, self._index, self._index_all)
 
     def encode_commands(self, commands: list) -> np.ndarray:
         """Typed commands -> a record array of :data:`COMMAND_DTYPE`."""
@@ -425,508 +650,48 @@ class Codec:
 
     def decode_command(self, r: tuple) -> s.Command:
         """One record (as a tuple, ``array.tolist()`` element) -> its typed command."""
-        seq, ts, oid, price, qty, aux, account, index, kind, side, otype, tif, stp = r[:13]
-        if kind >= K_BLOCK_OFFER or kind == K_SET_PHASE:
-            return self._decode_mode(r)
-        if kind >= K_OPEN_ACCOUNT:
-            return self._decode_registry(r)
-        if kind == K_SUBMIT:
-            return s.SubmitOrder(
-                seq=seq,
-                ts_ns=ts,
-                order_id=oid,
-                account=account,
-                instrument=self.symbol(index),
-                side=_SIDE.get(side, side),
-                qty_t=qty,
-                price_ticks=price,
-                order_type=_OTYPE.get(otype, otype),
-                tif=_TIF.get(tif, tif),
-                stp=_STP.get(stp, stp),
-                quote_order_id=aux,
-            )
-        if kind == K_CANCEL:
-            return s.CancelOrder(seq=seq, ts_ns=ts, order_id=oid, account=account)
-        if kind == K_MODIFY:
-            return s.ModifyOrder(
-                seq=seq, ts_ns=ts, order_id=oid, account=account, price_ticks=price, qty_t=qty
-            )
-        if kind == K_MASS_CANCEL:
-            return s.MassCancel(seq=seq, ts_ns=ts, account=account, instrument=self.symbol(index))
-        if kind in (K_OPEN_SESSION, K_CLOSE_SESSION):
-            cls = s.OpenSession if kind == K_OPEN_SESSION else s.CloseSession
-            return cls(seq=seq, ts_ns=ts, trading_date=aux, instrument=self.symbol(index))
-        if kind in (K_HALT, K_RESUME):
-            cls = s.HaltInstrument if kind == K_HALT else s.ResumeInstrument
-            return cls(seq=seq, ts_ns=ts, instrument=self.symbol(index))
-        raise ValueError(f"unknown command kind {kind}")
-
-    def _decode_mode(self, r: tuple) -> s.Command:
-        seq, ts, oid, price, qty, aux, account, index, kind, side, otype = r[:11]
-        if kind == K_SET_PHASE:
-            return s.SetTradingPhase(seq=seq, ts_ns=ts, phase=aux, instrument=self.symbol(index))
-        if kind == K_BLOCK_OFFER:
-            return s.SubmitBlockOffer(
-                seq=seq,
-                ts_ns=ts,
-                offer_id=oid,
-                account=account,
-                instrument=self.symbol(index),
-                side=_SIDE.get(side, side),
-                qty_t=qty,
-                price_ticks=price,
-                counterparty=aux,
-            )
-        if kind == K_BLOCK_ACCEPT:
-            return s.AcceptBlockOffer(
-                seq=seq, ts_ns=ts, offer_id=oid, account=account, price_ticks=price, qty_t=qty
-            )
-        if kind == K_BLOCK_CANCEL:
-            return s.CancelBlockOffer(seq=seq, ts_ns=ts, offer_id=oid, account=account)
-        if kind == K_AUCTION_APPLY:
-            return s.ApplyAuction(
-                seq=seq,
-                ts_ns=ts,
-                auction_id=oid,
-                account=account,
-                instrument=self.symbol(index),
-                qty_t=qty,
-            )
-        if kind == K_AUCTION_ANNOUNCE:
-            return s.AnnounceAuction(
-                seq=seq,
-                ts_ns=ts,
-                auction_id=oid,
-                floor_rule=_FLOOR.get(side, side),
-                clearing=_CLEARING.get(otype, otype),
-                window_start_ns=aux,
-                window_end_ns=price,
-            )
-        if kind == K_AUCTION_BID:
-            return s.SubmitAuctionBid(
-                seq=seq,
-                ts_ns=ts,
-                bid_id=oid,
-                auction_id=aux,
-                account=account,
-                price_ticks=price,
-                qty_t=qty,
-            )
-        if kind == K_AUCTION_CLEAR:
-            return s.ClearAuction(seq=seq, ts_ns=ts, auction_id=oid)
-        if kind == K_AUCTION_CANCEL:
-            return s.CancelAuction(seq=seq, ts_ns=ts, auction_id=oid)
-        raise ValueError(f"unknown command kind {kind}")
-
-    def _decode_registry(self, r: tuple) -> s.Command:
-        seq, ts, key, price, qty, aux, account, index, kind, side, otype = r[:11]
-        year = r[14]
-        common = {"seq": seq, "ts_ns": ts, "key": key}
-        cls = _REGISTRY_CLASSES.get(kind)
-        if cls is None:
-            raise ValueError(f"unknown command kind {kind}")
-        if cls is s.OpenAccount:
-            return cls(
-                **common,
-                account=account,
-                kind=_KIND.get(side, side),
-                sector=_SECTOR.get(otype, otype),
-                province=price,
-            )
-        if cls in (s.DepositCash, s.WithdrawCash):
-            return cls(**common, account=account, amount_fen=qty)
-        if cls in (s.FreezeAccount, s.UnfreezeAccount):
-            return cls(**common, account=account)
-        if cls is s.ReportEmissions:
-            return cls(
-                **common,
-                account=account,
-                year=year,
-                co2_t=qty,
-                cf4_kg=price,
-                c2f6_kg=aux,
-                gwp=_GWP.get(side, side),
-            )
-        if cls is s.CloseComplianceYear:
-            return cls(**common, year=year, reference_price_ticks=price)
-        symbol = self.symbol(index)
-        if cls is s.IssueAllowances:
-            return cls(**common, account=account, instrument=symbol, qty_t=qty, true_up=bool(side))
-        if cls is s.TransferAllowances:
-            return cls(**common, account=account, to_account=aux, instrument=symbol, qty_t=qty)
-        if cls is s.SurrenderAllowances:
-            return cls(**common, account=account, instrument=symbol, year=year, qty_t=qty)
-        return cls(**common, account=account, instrument=symbol, qty_t=qty)
+        decode = self._command_decoders.get(r[8])
+        if decode is None:
+            raise ValueError(f"unknown command kind {r[8]}")
+        return decode(list(r))
 
     def decode_commands(self, records: np.ndarray) -> list:
+        """A record array of :data:`COMMAND_DTYPE` -> typed commands."""
         return [self.decode_command(r) for r in records.tolist()]
 
     # -- events ------------------------------------------------------------------------------
-    def event(self, r: list | tuple) -> s.Event:  # noqa: C901 - one branch per kind, flat
+    def event(self, r: list | tuple) -> s.Event:
         """One event record (16 ints) -> its typed event."""
-        kind, seq, ts, index, oid, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
-        sym = self._by_index[index + 2] if -2 <= index < len(self.symbols) else "?"
-        if kind == EV_TRADE:
-            return s.TradeExecuted(
-                seq, ts, x2, sym, price, qty, _SIDE[side], oid, account, x0, x1, x3, x4
-            )
-        if kind == EV_ACCEPTED:
-            return s.OrderAccepted(
-                seq,
-                ts,
-                oid,
-                account,
-                sym,
-                _SIDE[side],
-                _OTYPE[x0],
-                _TIF[x1],
-                price,
-                qty,
-            )
-        if kind == EV_CANCELLED:
-            return s.OrderCancelled(
-                seq, ts, oid, account, sym, _SIDE[side], price, qty, _CANCEL[reason]
-            )
-        if kind == EV_MODIFIED:
-            return s.OrderModified(
-                seq, ts, oid, account, sym, _SIDE[side], price, qty, bool(x0), x1, x2
-            )
-        if kind == EV_REJECTED:
-            return s.OrderRejected(seq, ts, oid, account, sym, side, price, qty, _REJECT[reason])
-        if kind == EV_CANCEL_REJECTED:
-            return s.CancelRejected(seq, ts, oid, account, _REJECT[reason])
-        if kind == EV_MODIFY_REJECTED:
-            return s.ModifyRejected(seq, ts, oid, account, price, qty, _REJECT[reason])
-        if kind == EV_SESSION_OPENED:
-            return s.SessionOpened(seq, ts, sym, x0, price, x1, x2)
-        if kind == EV_SESSION_CLOSED:
-            return s.SessionClosed(seq, ts, sym, x0, x1, x2, x3, price, qty, x4, x5)
-        if kind == EV_HALTED:
-            return s.InstrumentHalted(seq, ts, sym)
-        if kind == EV_RESUMED:
-            return s.InstrumentResumed(seq, ts, sym)
-        if kind == EV_COMMAND_REJECTED:
-            return s.CommandRejected(seq, ts, x0, sym, _REJECT[reason])
-        if kind == EV_MASS_CANCELLED:
-            return s.MassCancelled(seq, ts, account, sym, x0)
-        if kind >= EV_BLOCK_POSTED or EV_PHASE_CHANGED <= kind <= EV_COMPOSITE:
-            return self._mode_event(r, sym)
-        return self._registry_event(r, sym)
-
-    def _mode_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
-        kind, seq, ts, index, oid, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
-        if kind == EV_PHASE_CHANGED:
-            return s.TradingPhaseChanged(seq, ts, sym, x0, x1)
-        if kind == EV_MODE_VOLUMES:
-            return s.SessionModeVolumes(seq, ts, sym, x0, qty, x1, x2, x3, x4, x5)
-        if kind == EV_COMPOSITE:
-            return s.CompositePrice(seq, ts, x0, price, x1)
-        if kind == EV_BLOCK_POSTED:
-            return s.BlockOfferPosted(seq, ts, oid, account, sym, _SIDE[side], price, qty, x0)
-        if kind == EV_BLOCK_REJECTED:
-            return s.BlockCommandRejected(
-                seq, ts, x0, oid, account, sym, side, price, qty, _REJECT[reason]
-            )
-        if kind == EV_BLOCK_TRADE:
-            return s.BlockTradeExecuted(seq, ts, x1, sym, price, qty, oid, _SIDE[side], x0, account)
-        if kind == EV_BLOCK_CANCELLED:
-            return s.BlockOfferCancelled(
-                seq, ts, oid, account, sym, _SIDE[side], price, qty, _CANCEL[reason]
-            )
-        if kind == EV_AUCTION_APPLIED:
-            return s.AuctionApplied(seq, ts, oid, account, sym, qty)
-        if kind == EV_AUCTION_ANNOUNCED:
-            return s.AuctionAnnounced(
-                seq, ts, oid, account, sym, qty, price, x0, _FLOOR[x1], _CLEARING[x2], x3, x4
-            )
-        if kind == EV_BID_ACCEPTED:
-            return s.AuctionBidAccepted(seq, ts, oid, x0, account, sym, price, qty)
-        if kind == EV_AUCTION_REJECTED:
-            return s.AuctionCommandRejected(
-                seq, ts, x0, oid, x1, account, sym, price, qty, _REJECT[reason]
-            )
-        if kind == EV_AUCTION_TRADE:
-            return s.AuctionTrade(seq, ts, x1, x0, sym, price, qty, oid, account, x2, x3)
-        if kind == EV_BID_RELEASED:
-            return s.AuctionBidReleased(seq, ts, oid, x0, account, sym, price, qty)
-        if kind == EV_AUCTION_CLEARED:
-            return s.AuctionCleared(
-                seq, ts, oid, account, sym, _CLEARING[side], price, qty, x0, x1, x2, x3
-            )
-        if kind == EV_AUCTION_CANCELLED:
-            return s.AuctionCancelled(seq, ts, oid, account, sym, qty, x0)
-        raise ValueError(f"unknown event kind {kind}")
-
-    def _registry_event(self, r, sym: str) -> s.Event:  # noqa: C901 - one branch per kind
-        kind, seq, ts, index, key, account, side, price, qty, reason, x0, x1, x2, x3, x4, x5 = r
-        if kind == EV_ACCOUNT_OPENED:
-            return s.AccountOpened(
-                seq, ts, key, account, _KIND.get(x0, x0), _SECTOR.get(x1, x1), x2
-            )
-        if kind == EV_CASH_DEPOSITED:
-            return s.CashDeposited(seq, ts, key, account, qty, x0)
-        if kind == EV_CASH_WITHDRAWN:
-            return s.CashWithdrawn(seq, ts, key, account, qty, x0)
-        if kind == EV_ISSUED:
-            return s.AllowancesIssued(seq, ts, key, account, sym, qty, bool(x0), x1)
-        if kind == EV_CLAWED_BACK:
-            return s.AllowancesClawedBack(seq, ts, key, account, sym, qty, x1)
-        if kind == EV_TRANSFERRED:
-            return s.AllowancesTransferred(seq, ts, key, account, x0, sym, qty)
-        if kind in _PLAIN_REGISTRY_EVENTS:
-            return _PLAIN_REGISTRY_EVENTS[kind](seq, ts, key, account, sym, qty)
-        if kind == EV_ACCOUNT_FROZEN:
-            return s.AccountFrozen(seq, ts, key, account)
-        if kind == EV_ACCOUNT_UNFROZEN:
-            return s.AccountUnfrozen(seq, ts, key, account)
-        if kind == EV_EMISSIONS:
-            return s.EmissionsReported(seq, ts, key, account, x0, qty, x1, x2, x3, _GWP.get(x4, x4))
-        if kind == EV_SURRENDERED:
-            return s.AllowancesSurrendered(seq, ts, key, account, sym, x0, qty)
-        if kind == EV_COMPLIANCE:
-            return s.ComplianceReported(seq, ts, account, x0, qty, x1, x2, x3, x4, price)
-        if kind == EV_YEAR_CLOSED:
-            return s.ComplianceYearClosed(seq, ts, key, x0, x1, price)
-        if kind == EV_DUPLICATE:
-            return s.DuplicateCommand(seq, ts, key, x1, x0, _REJECT[reason])
-        if kind == EV_REGISTRY_REJECTED:
-            return s.RegistryRejected(seq, ts, key, x0, account, sym, _REJECT[reason])
-        raise ValueError(f"unknown event kind {kind}")
+        decode = self._event_decoders.get(r[0])
+        if decode is None:
+            raise ValueError(f"unknown event kind {r[0]}")
+        return decode(list(r))
 
     def decode_events(self, records: np.ndarray) -> list:
         """Event records (structured or (n, 16) int64) -> typed events."""
-        rows = records.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
-        return [self.event(r) for r in rows]
+        return self.events(records.view(np.int64).reshape(-1, EVENT_FIELDS).tolist())
+
+    def events(self, rows: list) -> list:
+        """Event records as lists of 16 ints (``array.tolist()``) -> typed events.
+
+        The decoders convert the lists in place: pass lists nothing else reads afterwards.
+        """
+        decoders = self._event_decoders
+        try:
+            return [decoders[r[0]](r) for r in rows]
+        except KeyError:  # an unknown kind is a ValueError, as from :meth:`event`
+            for r in rows:
+                if r[0] not in decoders:
+                    raise ValueError(f"unknown event kind {r[0]}") from None
+            raise
 
     def event_row(self, e: s.Event) -> list[int]:
         """A typed event -> its 16-int record (the inverse of :meth:`event`)."""
-        row = [0] * EVENT_FIELDS
-        row[E_KIND] = type(e).__struct_config__.tag
-        row[E_SEQ], row[E_TS] = e.seq, e.ts_ns
-        instrument = getattr(e, "instrument", None)
-        if instrument is not None:
-            row[E_INSTRUMENT] = self.instrument_index(instrument, allow_all=True)
-        for column, name in _EVENT_COLUMNS[type(e)]:
-            row[column] = int(getattr(e, name))
-        return row
+        return _EVENT_ENCODERS[type(e)](e, self._index_all)
 
     def encode_events(self, events: list) -> np.ndarray:
+        """Typed events -> a record array of :data:`EVENT_DTYPE`."""
         out = np.zeros(len(events), dtype=EVENT_DTYPE)
         if events:
             out.view(np.int64).reshape(-1, EVENT_FIELDS)[:] = [self.event_row(e) for e in events]
         return out
-
-
-_REGISTRY_TAGS: dict[type, int] = {
-    cls: cls.__struct_config__.tag for cls in s.REGISTRY_COMMAND_TYPES
-}
-_REGISTRY_CLASSES: dict[int, type] = {tag: cls for cls, tag in _REGISTRY_TAGS.items()}
-_MODE_TAGS: dict[type, int] = {
-    cls: cls.__struct_config__.tag
-    for cls in (s.SetTradingPhase, *s.BLOCK_COMMAND_TYPES, *s.AUCTION_COMMAND_TYPES)
-}
-_PLAIN_REGISTRY_EVENTS: dict[int, type] = {
-    EV_FROZEN: s.AllowancesFrozen,
-    EV_UNFROZEN: s.AllowancesUnfrozen,
-    EV_CANCELLED_ALLOWANCES: s.AllowancesCancelled,
-}
-
-_COMMON = [(E_ORDER_ID, "order_id"), (E_ACCOUNT, "account")]
-_KEYED = [(E_ORDER_ID, "key"), (E_ACCOUNT, "account")]
-_EVENT_COLUMNS: dict[type, list[tuple[int, str]]] = {
-    s.OrderAccepted: _COMMON
-    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
-    + [(E_X0, "order_type"), (E_X1, "tif")],
-    s.OrderRejected: _COMMON
-    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
-    s.TradeExecuted: [
-        (E_ORDER_ID, "taker_order_id"),
-        (E_ACCOUNT, "taker_account"),
-        (E_SIDE, "aggressor_side"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "maker_order_id"),
-        (E_X1, "maker_account"),
-        (E_X2, "trade_id"),
-        (E_X3, "taker_leaves_t"),
-        (E_X4, "maker_leaves_t"),
-    ],
-    s.OrderCancelled: _COMMON
-    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
-    s.OrderModified: _COMMON
-    + [(E_SIDE, "side"), (E_PRICE, "price_ticks"), (E_QTY, "qty_t")]
-    + [(E_X0, "priority_kept"), (E_X1, "old_price_ticks"), (E_X2, "old_qty_t")],
-    s.CancelRejected: _COMMON + [(E_REASON, "reason")],
-    s.ModifyRejected: _COMMON + [(E_PRICE, "price_ticks"), (E_QTY, "qty_t"), (E_REASON, "reason")],
-    s.SessionOpened: [
-        (E_X0, "trading_date"),
-        (E_PRICE, "reference_price_ticks"),
-        (E_X1, "lower_band_ticks"),
-        (E_X2, "upper_band_ticks"),
-    ],
-    s.SessionClosed: [
-        (E_X0, "trading_date"),
-        (E_X1, "open_ticks"),
-        (E_X2, "high_ticks"),
-        (E_X3, "low_ticks"),
-        (E_PRICE, "close_ticks"),
-        (E_QTY, "volume_t"),
-        (E_X4, "value_fen"),
-        (E_X5, "trade_count"),
-    ],
-    s.InstrumentHalted: [],
-    s.InstrumentResumed: [],
-    s.CommandRejected: [(E_X0, "command"), (E_REASON, "reason")],
-    s.MassCancelled: [(E_ACCOUNT, "account"), (E_X0, "cancelled_count")],
-    s.AccountOpened: _KEYED + [(E_X0, "kind"), (E_X1, "sector"), (E_X2, "province")],
-    s.CashDeposited: _KEYED + [(E_QTY, "amount_fen"), (E_X0, "available_fen")],
-    s.CashWithdrawn: _KEYED + [(E_QTY, "amount_fen"), (E_X0, "available_fen")],
-    s.AllowancesIssued: _KEYED + [(E_QTY, "qty_t"), (E_X0, "true_up"), (E_X1, "tradable_t")],
-    s.AllowancesClawedBack: _KEYED + [(E_QTY, "qty_t"), (E_X1, "tradable_t")],
-    s.AllowancesTransferred: _KEYED + [(E_QTY, "qty_t"), (E_X0, "to_account")],
-    s.AllowancesFrozen: _KEYED + [(E_QTY, "qty_t")],
-    s.AllowancesUnfrozen: _KEYED + [(E_QTY, "qty_t")],
-    s.AccountFrozen: _KEYED,
-    s.AccountUnfrozen: _KEYED,
-    s.AllowancesCancelled: _KEYED + [(E_QTY, "qty_t")],
-    s.EmissionsReported: _KEYED
-    + [
-        (E_QTY, "obligation_t"),
-        (E_X0, "year"),
-        (E_X1, "co2_t"),
-        (E_X2, "cf4_kg"),
-        (E_X3, "c2f6_kg"),
-        (E_X4, "gwp"),
-    ],
-    s.AllowancesSurrendered: _KEYED + [(E_QTY, "qty_t"), (E_X0, "year")],
-    s.ComplianceReported: [
-        (E_ACCOUNT, "account"),
-        (E_QTY, "obligation_t"),
-        (E_PRICE, "reference_price_ticks"),
-        (E_X0, "year"),
-        (E_X1, "surrendered_t"),
-        (E_X2, "offsets_t"),
-        (E_X3, "shortfall_t"),
-        (E_X4, "penalty_fen"),
-    ],
-    s.ComplianceYearClosed: [
-        (E_ORDER_ID, "key"),
-        (E_PRICE, "reference_price_ticks"),
-        (E_X0, "year"),
-        (E_X1, "entities"),
-    ],
-    s.DuplicateCommand: [
-        (E_ORDER_ID, "key"),
-        (E_REASON, "original_reason"),
-        (E_X0, "original_seq"),
-        (E_X1, "command"),
-    ],
-    s.RegistryRejected: _KEYED + [(E_REASON, "reason"), (E_X0, "command")],
-    s.TradingPhaseChanged: [(E_X0, "phase"), (E_X1, "modes")],
-    s.SessionModeVolumes: [
-        (E_X0, "trading_date"),
-        (E_QTY, "block_volume_t"),
-        (E_X1, "block_value_fen"),
-        (E_X2, "block_trades"),
-        (E_X3, "auction_volume_t"),
-        (E_X4, "auction_value_fen"),
-        (E_X5, "auction_trades"),
-    ],
-    s.CompositePrice: [(E_X0, "trading_date"), (E_PRICE, "price_ticks"), (E_X1, "vintages")],
-    s.BlockOfferPosted: [
-        (E_ORDER_ID, "offer_id"),
-        (E_ACCOUNT, "account"),
-        (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "counterparty"),
-    ],
-    s.BlockCommandRejected: [
-        (E_ORDER_ID, "offer_id"),
-        (E_ACCOUNT, "account"),
-        (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_REASON, "reason"),
-        (E_X0, "command"),
-    ],
-    s.BlockTradeExecuted: [
-        (E_ORDER_ID, "offer_id"),
-        (E_ACCOUNT, "accepting_account"),
-        (E_SIDE, "offer_side"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "offer_account"),
-        (E_X1, "trade_id"),
-    ],
-    s.BlockOfferCancelled: [
-        (E_ORDER_ID, "offer_id"),
-        (E_ACCOUNT, "account"),
-        (E_SIDE, "side"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_REASON, "reason"),
-    ],
-    s.AuctionApplied: [(E_ORDER_ID, "auction_id"), (E_ACCOUNT, "account"), (E_QTY, "qty_t")],
-    s.AuctionAnnounced: [
-        (E_ORDER_ID, "auction_id"),
-        (E_ACCOUNT, "account"),
-        (E_QTY, "qty_t"),
-        (E_PRICE, "floor_price_ticks"),
-        (E_X0, "cap_price_ticks"),
-        (E_X1, "floor_rule"),
-        (E_X2, "clearing"),
-        (E_X3, "window_start_ns"),
-        (E_X4, "window_end_ns"),
-    ],
-    s.AuctionBidAccepted: [
-        (E_ORDER_ID, "bid_id"),
-        (E_ACCOUNT, "account"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "auction_id"),
-    ],
-    s.AuctionCommandRejected: [
-        (E_ORDER_ID, "auction_id"),
-        (E_ACCOUNT, "account"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_REASON, "reason"),
-        (E_X0, "command"),
-        (E_X1, "bid_id"),
-    ],
-    s.AuctionTrade: [
-        (E_ORDER_ID, "bid_id"),
-        (E_ACCOUNT, "buyer_account"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "auction_id"),
-        (E_X1, "trade_id"),
-        (E_X2, "seller_account"),
-        (E_X3, "bid_unfilled_t"),
-    ],
-    s.AuctionBidReleased: [
-        (E_ORDER_ID, "bid_id"),
-        (E_ACCOUNT, "account"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "qty_t"),
-        (E_X0, "auction_id"),
-    ],
-    s.AuctionCleared: [
-        (E_ORDER_ID, "auction_id"),
-        (E_ACCOUNT, "account"),
-        (E_SIDE, "clearing"),
-        (E_PRICE, "price_ticks"),
-        (E_QTY, "sold_t"),
-        (E_X0, "unsold_t"),
-        (E_X1, "value_fen"),
-        (E_X2, "fills"),
-        (E_X3, "bids"),
-    ],
-    s.AuctionCancelled: [
-        (E_ORDER_ID, "auction_id"),
-        (E_ACCOUNT, "account"),
-        (E_QTY, "qty_t"),
-        (E_X0, "bids"),
-    ],
-}

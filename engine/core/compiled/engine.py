@@ -211,8 +211,7 @@ class CompiledEngine:
             while n < 0:
                 self._grow_out()
                 n = self._apply_one(self._st, self._out, *args)
-        event = self.codec.event
-        return [event(row) for row in self._out[:n].tolist()]
+        return self.codec.events(self._out[:n].tolist())
 
     def apply_all(self, commands) -> list[s.Event]:
         """Apply typed commands one after another; return all their events."""

@@ -186,10 +186,10 @@ def _check_auctions(engine: CompiledEngine) -> None:
         mine = engine._bids_of(a[k.AU_ID])
         assert a[k.AU_BIDS] == len(mine), f"{where}: bid count"
         seen += len(mine)
-        if a[k.AU_STATE] == k.AUCTION_APPLIED:
+        if a[k.AU_STATE] == k.AUCTION_STATE_APPLIED:
             assert not any(a[k.AU_FLOOR : k.AU_BIDS + 1]), f"{where}: terms or bids too early"
             continue
-        assert a[k.AU_STATE] == k.AUCTION_BIDDING, f"{where}: state {a[k.AU_STATE]}"
+        assert a[k.AU_STATE] == k.AUCTION_STATE_BIDDING, f"{where}: state {a[k.AU_STATE]}"
         assert a[k.AU_FLOOR_RULE] in (1, 2) and a[k.AU_CLEARING] in (1, 2), f"{where}: rules"
         assert 1 <= a[k.AU_FLOOR] <= a[k.AU_CAP] and a[k.AU_START] <= a[k.AU_END], where
         for b in mine:

@@ -1,13 +1,120 @@
 """The layout of the compiled engine's state array, and the integer codes the kernels use.
 
-One module holds the vocabulary shared by the matching kernel (``engine.core.compiled.kernel``) and the
-ledger kernel (``engine.core.compiled.ledger``): header words (``M_*``), table columns (``I_*`` instruments,
-``O_*`` orders, ``L_*`` price levels, ``A_*`` accounts, ``H_*`` holdings, ``C_*`` compliance,
-``KEY_*`` idempotency keys), and the codes of ``engine.core.schema`` as plain ints, so compiled code
-needs no Python objects.  ``tests/test_layout.py`` checks the codes against the schema.
+One module holds the vocabulary shared by the compiled kernels (``book``, ``matching``,
+``ledger``, ``modes``, ``sessions``, ``dispatch``): header words (``M_*``), table columns
+(``I_*`` instruments, ``O_*`` orders, ``L_*`` price levels, ``A_*`` accounts, ``H_*`` holdings,
+``C_*`` compliance, ``KEY_*`` idempotency keys, ``BO_*``/``AU_*``/``BID_*`` trading modes), and
+the codes of ``engine.core.schema`` as plain module-level ints, so compiled code needs no Python
+objects.  No code is written down here: each is taken from the schema's enum or tag (command and
+event kinds via ``engine.core.records``) and each limit from ``engine.core.limits``, so there is
+one definition of every value.
 """
 
 from __future__ import annotations
+
+from engine.core.limits import (  # noqa: F401 - re-exported to the kernels
+    CASH_MAX_FEN,
+    CASH_TOTAL_MAX_FEN,
+    COMPLIANCE_YEARS,
+    EVENTS_RESERVE,
+    OBLIGATION_MAX_T,
+    QTY_MAX_T,
+)
+from engine.core.records import (  # noqa: F401 - re-exported to the kernels
+    EV_ACCEPTED,
+    EV_ACCOUNT_FROZEN,
+    EV_ACCOUNT_OPENED,
+    EV_ACCOUNT_UNFROZEN,
+    EV_AUCTION_ANNOUNCED,
+    EV_AUCTION_APPLIED,
+    EV_AUCTION_CANCELLED,
+    EV_AUCTION_CLEARED,
+    EV_AUCTION_REJECTED,
+    EV_AUCTION_TRADE,
+    EV_BID_ACCEPTED,
+    EV_BID_RELEASED,
+    EV_BLOCK_CANCELLED,
+    EV_BLOCK_POSTED,
+    EV_BLOCK_REJECTED,
+    EV_BLOCK_TRADE,
+    EV_CANCEL_REJECTED,
+    EV_CANCELLED,
+    EV_CANCELLED_ALLOWANCES,
+    EV_CASH_DEPOSITED,
+    EV_CASH_WITHDRAWN,
+    EV_CLAWED_BACK,
+    EV_COMMAND_REJECTED,
+    EV_COMPLIANCE,
+    EV_COMPOSITE,
+    EV_DUPLICATE,
+    EV_EMISSIONS,
+    EV_FROZEN,
+    EV_HALTED,
+    EV_ISSUED,
+    EV_MASS_CANCELLED,
+    EV_MODE_VOLUMES,
+    EV_MODIFIED,
+    EV_MODIFY_REJECTED,
+    EV_PHASE_CHANGED,
+    EV_REGISTRY_REJECTED,
+    EV_REJECTED,
+    EV_RESUMED,
+    EV_SESSION_CLOSED,
+    EV_SESSION_OPENED,
+    EV_SURRENDERED,
+    EV_TRADE,
+    EV_TRANSFERRED,
+    EV_UNFROZEN,
+    EV_YEAR_CLOSED,
+    INSTRUMENT_ALL,
+    K_AUCTION_ANNOUNCE,
+    K_AUCTION_APPLY,
+    K_AUCTION_BID,
+    K_AUCTION_CANCEL,
+    K_AUCTION_CLEAR,
+    K_BLOCK_ACCEPT,
+    K_BLOCK_CANCEL,
+    K_BLOCK_OFFER,
+    K_CANCEL,
+    K_CANCEL_ALLOWANCES,
+    K_CLAW_BACK,
+    K_CLOSE_SESSION,
+    K_CLOSE_YEAR,
+    K_DEPOSIT,
+    K_FREEZE,
+    K_FREEZE_ACCOUNT,
+    K_HALT,
+    K_ISSUE,
+    K_MASS_CANCEL,
+    K_MODIFY,
+    K_OPEN_ACCOUNT,
+    K_OPEN_SESSION,
+    K_REPORT,
+    K_RESUME,
+    K_SET_PHASE,
+    K_SUBMIT,
+    K_SURRENDER,
+    K_TRANSFER,
+    K_UNFREEZE,
+    K_UNFREEZE_ACCOUNT,
+    K_WITHDRAW,
+)
+from engine.core.schema import (
+    GWP_TABLE,
+    AccountKind,
+    AuctionState,
+    CancelReason,
+    ClearingRule,
+    FloorRule,
+    GwpVersion,
+    OrderType,
+    RejectReason,
+    SessionState,
+    Side,
+    StpMode,
+    TimeInForce,
+    TradingMode,
+)
 
 # --- header words -------------------------------------------------------------------------
 M_N_INST, M_N_ACCOUNTS, M_CAP, M_LADDER, M_HCAP, M_LIVE, M_FREE, M_HWM, M_NEXT_TRADE = range(9)
@@ -46,7 +153,7 @@ H_TRADABLE, H_LOCKED, H_FROZEN, H_UNSETTLED = range(4)
 HF = 4
 C_OBLIGATION, C_SURRENDERED, C_OFFSETS, C_REPORTED = range(4)
 CF = 4
-YEARS = 16
+YEARS = COMPLIANCE_YEARS
 KEY_KEY, KEY_SEQ, KEY_REASON, KEY_KIND = range(4)
 KF = 4
 
@@ -63,57 +170,98 @@ BIDF = 6
 L_HEAD, L_TAIL, L_QTY, L_COUNT = range(4)
 LF = 4
 
-# --- codes (mirror engine.core.schema; plain ints so the kernel needs no Python objects) --------
-BUY, SELL = 1, 2
-LIMIT, MARKET, POST_ONLY, HIT_QUOTE = 1, 2, 3, 4
-DAY, GTC, IOC, FOK = 1, 2, 3, 4
-STP_INCOMING, STP_RESTING, STP_BOTH = 1, 2, 3
-CLOSED, OPEN, HALTED = 0, 1, 2
-(R_UNKNOWN_INSTRUMENT, R_SESSION_CLOSED, R_HALTED, R_UNKNOWN_ACCOUNT, R_ORDER_TYPE, R_TIF,
- R_QUANTITY, R_OFF_LOT, R_OFF_TICK, R_OUT_OF_BAND, R_ORDER_ID, R_DUPLICATE, R_BOOK_FULL,
- R_WOULD_TRADE, R_UNKNOWN_ORDER, R_NOT_OWNER, R_ALREADY_OPEN, R_NOT_OPEN, R_NOT_HALTED,
- R_TRADING_DATE, R_MAY_NOT_TRADE, R_ACCOUNT_FROZEN, R_NO_ALLOWANCES, R_NO_CASH, R_INVALID_KEY,
- R_REGISTRY_DISABLED, R_INVALID_AMOUNT, R_ACCOUNT_EXISTS, R_INVALID_KIND, R_NOT_FROZEN,
- R_NOT_COMPLIANCE, R_INVALID_YEAR, R_YEAR_CLOSED, R_INVALID_GWP, R_NOT_ELIGIBLE, R_OFFSET_LIMIT,
- R_REGISTRY_FULL, R_FEE_ACCOUNT, R_MODE_NOT_ALLOWED, R_MODE_NOT_IN_PHASE, R_QUOTE_NOT_FOUND,
- R_QUOTE_BEYOND_LEVELS, R_QUOTE_OWN, R_UNKNOWN_BLOCK, R_BLOCK_TERMS, R_NOT_COUNTERPARTY,
- R_INVALID_COUNTERPARTY, R_UNKNOWN_AUCTION, R_AUCTION_STATE, R_AUCTION_TERMS,
- R_SELLER_BID, R_INVALID_PHASE) = range(1, 53)  # fmt: skip
-MODE_CONTINUOUS, MODE_HIT_QUOTE, MODE_BLOCK, MODE_AUCTION = 1, 2, 4, 8
-FLOOR_CLOSE, FLOOR_MINUS_BAND = 1, 2
-CLEAR_UNIFORM, CLEAR_PAY_AS_BID = 1, 2
-AUCTION_APPLIED, AUCTION_BIDDING = 1, 2
-COMPLIANCE, INVESTOR, AUTHORITY, FEE = 1, 2, 3, 4
-GWP_CF4 = (0, 7_390, 6_630, 7_380)  # by GwpVersion code: AR4 1, AR5 2, AR6 3
-GWP_C2F6 = (0, 12_200, 11_100, 12_400)
-QTY_MAX_T = 1_000_000_000_000
-CASH_MAX_FEN = 10**16
-CASH_TOTAL_MAX_FEN = 10**18
-OBLIGATION_MAX_T = 10**10
-C_REQUESTED, C_IOC, C_FOK, C_STP, C_MASS, C_SESSION_END, C_PHASE_END = range(1, 8)
-K_SUBMIT, K_CANCEL, K_MODIFY, K_MASS_CANCEL = 1, 2, 3, 4
-K_OPEN_SESSION, K_CLOSE_SESSION, K_HALT, K_RESUME, K_SET_PHASE = 10, 11, 12, 13, 14
-(K_BLOCK_OFFER, K_BLOCK_ACCEPT, K_BLOCK_CANCEL, K_AUCTION_APPLY, K_AUCTION_ANNOUNCE,
- K_AUCTION_BID, K_AUCTION_CLEAR, K_AUCTION_CANCEL) = range(40, 48)  # fmt: skip
-EV_ACCEPTED, EV_REJECTED, EV_TRADE, EV_CANCELLED, EV_MODIFIED = 1, 2, 3, 4, 5
-EV_CANCEL_REJECTED, EV_MODIFY_REJECTED, EV_SESSION_OPENED, EV_SESSION_CLOSED = 6, 7, 8, 9
-EV_HALTED, EV_RESUMED, EV_COMMAND_REJECTED, EV_MASS_CANCELLED = 10, 11, 12, 13
-EV_PHASE_CHANGED, EV_MODE_VOLUMES, EV_COMPOSITE = 14, 15, 16
-(EV_BLOCK_POSTED, EV_BLOCK_REJECTED, EV_BLOCK_TRADE, EV_BLOCK_CANCELLED, EV_AUCTION_APPLIED,
- EV_AUCTION_ANNOUNCED, EV_BID_ACCEPTED, EV_AUCTION_REJECTED, EV_AUCTION_TRADE,
- EV_BID_RELEASED, EV_AUCTION_CLEARED, EV_AUCTION_CANCELLED) = range(40, 52)  # fmt: skip
-(K_OPEN_ACCOUNT, K_DEPOSIT, K_WITHDRAW, K_ISSUE, K_CLAW_BACK, K_TRANSFER, K_FREEZE, K_UNFREEZE,
- K_FREEZE_ACCOUNT, K_UNFREEZE_ACCOUNT, K_CANCEL_ALLOWANCES, K_REPORT, K_SURRENDER,
- K_CLOSE_YEAR) = range(20, 34)  # fmt: skip
-(EV_ACCOUNT_OPENED, EV_CASH_DEPOSITED, EV_CASH_WITHDRAWN, EV_ISSUED, EV_CLAWED_BACK,
- EV_TRANSFERRED, EV_FROZEN, EV_UNFROZEN, EV_ACCOUNT_FROZEN, EV_ACCOUNT_UNFROZEN,
- EV_CANCELLED_ALLOWANCES, EV_EMISSIONS, EV_SURRENDERED, EV_COMPLIANCE, EV_YEAR_CLOSED,
- EV_DUPLICATE, EV_REGISTRY_REJECTED) = range(20, 37)  # fmt: skip
-INSTRUMENT_ALL = -1
-
-EVENTS_RESERVE = 16
-"""Events a command may emit beyond one per resting order, block offer and auction bid (plus
-two per instrument: a close reports SessionClosed and SessionModeVolumes)."""
+# --- codes: the schema's enums and tags as plain ints (Numba freezes module-level ints) ----
+BUY = int(Side.BUY)
+SELL = int(Side.SELL)
+LIMIT = int(OrderType.LIMIT)
+MARKET = int(OrderType.MARKET)
+POST_ONLY = int(OrderType.POST_ONLY)
+HIT_QUOTE = int(OrderType.HIT_QUOTE)
+DAY = int(TimeInForce.DAY)
+GTC = int(TimeInForce.GTC)
+IOC = int(TimeInForce.IOC)
+FOK = int(TimeInForce.FOK)
+STP_INCOMING = int(StpMode.CANCEL_INCOMING)
+STP_RESTING = int(StpMode.CANCEL_RESTING)
+STP_BOTH = int(StpMode.CANCEL_BOTH)
+CLOSED = int(SessionState.CLOSED)
+OPEN = int(SessionState.OPEN)
+HALTED = int(SessionState.HALTED)
+R_UNKNOWN_INSTRUMENT = int(RejectReason.UNKNOWN_INSTRUMENT)
+R_SESSION_CLOSED = int(RejectReason.SESSION_CLOSED)
+R_HALTED = int(RejectReason.INSTRUMENT_HALTED)
+R_UNKNOWN_ACCOUNT = int(RejectReason.UNKNOWN_ACCOUNT)
+R_ORDER_TYPE = int(RejectReason.INVALID_ORDER_TYPE)
+R_TIF = int(RejectReason.INVALID_TIME_IN_FORCE)
+R_QUANTITY = int(RejectReason.INVALID_QUANTITY)
+R_OFF_LOT = int(RejectReason.QUANTITY_OFF_LOT)
+R_OFF_TICK = int(RejectReason.PRICE_OFF_TICK)
+R_OUT_OF_BAND = int(RejectReason.PRICE_OUT_OF_BAND)
+R_ORDER_ID = int(RejectReason.INVALID_ORDER_ID)
+R_DUPLICATE = int(RejectReason.DUPLICATE_ORDER_ID)
+R_BOOK_FULL = int(RejectReason.BOOK_FULL)
+R_WOULD_TRADE = int(RejectReason.WOULD_TRADE)
+R_UNKNOWN_ORDER = int(RejectReason.UNKNOWN_ORDER)
+R_NOT_OWNER = int(RejectReason.NOT_ORDER_OWNER)
+R_ALREADY_OPEN = int(RejectReason.SESSION_ALREADY_OPEN)
+R_NOT_OPEN = int(RejectReason.SESSION_NOT_OPEN)
+R_NOT_HALTED = int(RejectReason.INSTRUMENT_NOT_HALTED)
+R_TRADING_DATE = int(RejectReason.INVALID_TRADING_DATE)
+R_MAY_NOT_TRADE = int(RejectReason.ACCOUNT_MAY_NOT_TRADE)
+R_ACCOUNT_FROZEN = int(RejectReason.ACCOUNT_FROZEN)
+R_NO_ALLOWANCES = int(RejectReason.INSUFFICIENT_ALLOWANCES)
+R_NO_CASH = int(RejectReason.INSUFFICIENT_CASH)
+R_INVALID_KEY = int(RejectReason.INVALID_KEY)
+R_REGISTRY_DISABLED = int(RejectReason.REGISTRY_DISABLED)
+R_INVALID_AMOUNT = int(RejectReason.INVALID_AMOUNT)
+R_ACCOUNT_EXISTS = int(RejectReason.ACCOUNT_EXISTS)
+R_INVALID_KIND = int(RejectReason.INVALID_ACCOUNT_KIND)
+R_NOT_FROZEN = int(RejectReason.ACCOUNT_NOT_FROZEN)
+R_NOT_COMPLIANCE = int(RejectReason.NOT_A_COMPLIANCE_ACCOUNT)
+R_INVALID_YEAR = int(RejectReason.INVALID_YEAR)
+R_YEAR_CLOSED = int(RejectReason.YEAR_CLOSED)
+R_INVALID_GWP = int(RejectReason.INVALID_GWP)
+R_NOT_ELIGIBLE = int(RejectReason.VINTAGE_NOT_ELIGIBLE)
+R_OFFSET_LIMIT = int(RejectReason.OFFSET_LIMIT_EXCEEDED)
+R_REGISTRY_FULL = int(RejectReason.REGISTRY_FULL)
+R_FEE_ACCOUNT = int(RejectReason.FEE_ACCOUNT_NOT_OPEN)
+R_MODE_NOT_ALLOWED = int(RejectReason.MODE_NOT_ALLOWED)
+R_MODE_NOT_IN_PHASE = int(RejectReason.MODE_NOT_IN_PHASE)
+R_QUOTE_NOT_FOUND = int(RejectReason.QUOTE_NOT_FOUND)
+R_QUOTE_BEYOND_LEVELS = int(RejectReason.QUOTE_BEYOND_BEST_LEVELS)
+R_QUOTE_OWN = int(RejectReason.QUOTE_OWN_ORDER)
+R_UNKNOWN_BLOCK = int(RejectReason.UNKNOWN_BLOCK_OFFER)
+R_BLOCK_TERMS = int(RejectReason.BLOCK_TERMS_MISMATCH)
+R_NOT_COUNTERPARTY = int(RejectReason.NOT_COUNTERPARTY)
+R_INVALID_COUNTERPARTY = int(RejectReason.INVALID_COUNTERPARTY)
+R_UNKNOWN_AUCTION = int(RejectReason.UNKNOWN_AUCTION)
+R_AUCTION_STATE = int(RejectReason.AUCTION_STATE)
+R_AUCTION_TERMS = int(RejectReason.INVALID_AUCTION_TERMS)
+R_SELLER_BID = int(RejectReason.SELLER_MAY_NOT_BID)
+R_INVALID_PHASE = int(RejectReason.INVALID_PHASE)
+MODE_CONTINUOUS = int(TradingMode.CONTINUOUS)
+MODE_HIT_QUOTE = int(TradingMode.HIT_QUOTE)
+MODE_BLOCK = int(TradingMode.BLOCK)
+MODE_AUCTION = int(TradingMode.AUCTION)
+FLOOR_CLOSE = int(FloorRule.PREVIOUS_CLOSE)
+FLOOR_MINUS_BAND = int(FloorRule.CLOSE_MINUS_BAND)
+CLEAR_UNIFORM = int(ClearingRule.UNIFORM)
+CLEAR_PAY_AS_BID = int(ClearingRule.PAY_AS_BID)
+AUCTION_STATE_APPLIED = int(AuctionState.APPLIED)
+AUCTION_STATE_BIDDING = int(AuctionState.BIDDING)
+COMPLIANCE = int(AccountKind.COMPLIANCE)
+INVESTOR = int(AccountKind.INVESTOR)
+AUTHORITY = int(AccountKind.AUTHORITY)
+FEE = int(AccountKind.FEE)
+GWP_CF4 = (0, *(GWP_TABLE[GwpVersion(v)][0] for v in (1, 2, 3)))  # by GwpVersion code
+GWP_C2F6 = (0, *(GWP_TABLE[GwpVersion(v)][1] for v in (1, 2, 3)))
+C_REQUESTED = int(CancelReason.REQUESTED)
+C_IOC = int(CancelReason.IOC_REMAINDER)
+C_FOK = int(CancelReason.FOK_NOT_FILLABLE)
+C_STP = int(CancelReason.SELF_TRADE_PREVENTED)
+C_MASS = int(CancelReason.MASS_CANCEL)
+C_SESSION_END = int(CancelReason.SESSION_END)
+C_PHASE_END = int(CancelReason.PHASE_END)
 
 
 def _power_of_two_above(count: int) -> int:

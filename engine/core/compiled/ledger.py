@@ -24,6 +24,16 @@ from numba import njit
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
 from engine.core.records import (
+    ACCOUNT_OPENED,
+    ALLOWANCES_CLAWED_BACK,
+    ALLOWANCES_ISSUED,
+    ALLOWANCES_SURRENDERED,
+    ALLOWANCES_TRANSFERRED,
+    CASH_DEPOSITED,
+    CASH_WITHDRAWN,
+    COMPLIANCE_REPORTED,
+    COMPLIANCE_YEAR_CLOSED,
+    DUPLICATE_COMMAND,
     E_ACCOUNT,
     E_INSTRUMENT,
     E_KIND,
@@ -40,10 +50,15 @@ from engine.core.records import (
     E_X3,
     E_X4,
     E_X5,
+    EMISSIONS_REPORTED,
+    REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "84dcd6ed9f989e2e"
+DEPENDENCIES_DIGEST = "0ceca9f980436f80"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
+
+
+assert CASH_DEPOSITED.available_fen == CASH_WITHDRAWN.available_fen, "_cash writes either"
 
 
 @njit(cache=True)
@@ -291,9 +306,9 @@ def _open_account(st, out, n, seq, ts, key, acct, kind, sector, province):
     st[_acc(st, acct, A_SECTOR)] = sector
     st[_acc(st, acct, A_PROVINCE)] = province
     n = emit(out, n, EV_ACCOUNT_OPENED, seq, ts, 0, key, acct, 0, 0, 0, 0)
-    out[n - 1, E_X0] = kind
-    out[n - 1, E_X1] = sector
-    out[n - 1, E_X2] = province
+    out[n - 1, ACCOUNT_OPENED.kind] = kind
+    out[n - 1, ACCOUNT_OPENED.sector] = sector
+    out[n - 1, ACCOUNT_OPENED.province] = province
     return n, 0
 
 
@@ -315,7 +330,7 @@ def _cash(st, out, n, kind, seq, ts, key, acct, amount):
         st[M_DEPOSITED] += amount
         event = EV_CASH_DEPOSITED
     n = emit(out, n, event, seq, ts, 0, key, acct, 0, 0, amount, 0)
-    out[n - 1, E_X0] = st[cash]
+    out[n - 1, CASH_DEPOSITED.available_fen] = st[cash]
     return n, 0
 
 
@@ -334,11 +349,9 @@ def _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side):
     """Issue, claw back, transfer, freeze, unfreeze and cancel allowances."""
     tradable = _hold(st, acct, ins, H_TRADABLE)
     io = st[M_OFF_INST] + ins * IF
-    x0 = 0
     if kind == K_ISSUE:
         st[tradable] += qty
         st[io + I_ISSUED] += qty
-        x0 = side
     elif kind == K_TRANSFER:
         if not account_open(st, aux):
             return n, R_UNKNOWN_ACCOUNT
@@ -348,7 +361,6 @@ def _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side):
             return n, R_NO_ALLOWANCES
         st[tradable] -= qty
         st[_hold(st, aux, ins, H_TRADABLE)] += qty
-        x0 = aux
     elif kind == K_UNFREEZE:
         if not _move(st, acct, ins, H_FROZEN, H_TRADABLE, qty):
             return n, R_NO_ALLOWANCES
@@ -363,9 +375,13 @@ def _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side):
             st[tradable] -= qty
             st[io + (I_CLAWED if kind == K_CLAW_BACK else I_CANCELLED)] += qty
     n = emit(out, n, kind, seq, ts, ins, key, acct, 0, 0, qty, 0)
-    out[n - 1, E_X0] = x0
-    if kind == K_ISSUE or kind == K_CLAW_BACK:
-        out[n - 1, E_X1] = st[tradable]
+    if kind == K_ISSUE:
+        out[n - 1, ALLOWANCES_ISSUED.true_up] = side
+        out[n - 1, ALLOWANCES_ISSUED.tradable_t] = st[tradable]
+    elif kind == K_TRANSFER:
+        out[n - 1, ALLOWANCES_TRANSFERRED.to_account] = aux
+    elif kind == K_CLAW_BACK:
+        out[n - 1, ALLOWANCES_CLAWED_BACK.tradable_t] = st[tradable]
     return n, 0
 
 
@@ -400,11 +416,11 @@ def _report(st, out, n, seq, ts, key, acct, year, co2, cf4, c2f6, gwp):
     st[_comp(st, year, acct, C_OBLIGATION)] = obligation
     st[_comp(st, year, acct, C_REPORTED)] = 1
     n = emit(out, n, EV_EMISSIONS, seq, ts, 0, key, acct, 0, 0, obligation, 0)
-    out[n - 1, E_X0] = year
-    out[n - 1, E_X1] = co2
-    out[n - 1, E_X2] = cf4
-    out[n - 1, E_X3] = c2f6
-    out[n - 1, E_X4] = gwp
+    out[n - 1, EMISSIONS_REPORTED.year] = year
+    out[n - 1, EMISSIONS_REPORTED.co2_t] = co2
+    out[n - 1, EMISSIONS_REPORTED.cf4_kg] = cf4
+    out[n - 1, EMISSIONS_REPORTED.c2f6_kg] = c2f6
+    out[n - 1, EMISSIONS_REPORTED.gwp] = gwp
     return n, 0
 
 
@@ -432,7 +448,7 @@ def _surrender(st, out, n, seq, ts, key, acct, ins, year, qty):
     st[io + I_SURRENDERED] += qty
     st[_comp(st, year, acct, C_OFFSETS if offset else C_SURRENDERED)] += qty
     n = emit(out, n, EV_SURRENDERED, seq, ts, ins, key, acct, 0, 0, qty, 0)
-    out[n - 1, E_X0] = year
+    out[n - 1, ALLOWANCES_SURRENDERED.year] = year
     return n, 0
 
 
@@ -452,16 +468,16 @@ def _close_year(st, out, n, seq, ts, key, year, price):
         offsets = st[_comp(st, year, acct, C_OFFSETS)]
         shortfall = max(0, obligation - surrendered - offsets)
         n = emit(out, n, EV_COMPLIANCE, seq, ts, 0, 0, acct, 0, price, obligation, 0)
-        out[n - 1, E_X0] = year
-        out[n - 1, E_X1] = surrendered
-        out[n - 1, E_X2] = offsets
-        out[n - 1, E_X3] = shortfall
-        out[n - 1, E_X4] = shortfall * price * st[M_PENALTY]
+        out[n - 1, COMPLIANCE_REPORTED.year] = year
+        out[n - 1, COMPLIANCE_REPORTED.surrendered_t] = surrendered
+        out[n - 1, COMPLIANCE_REPORTED.offsets_t] = offsets
+        out[n - 1, COMPLIANCE_REPORTED.shortfall_t] = shortfall
+        out[n - 1, COMPLIANCE_REPORTED.penalty_fen] = shortfall * price * st[M_PENALTY]
         entities += 1
     st[M_CLOSED_YEARS] |= 1 << (year - st[M_FIRST_YEAR])
     n = emit(out, n, EV_YEAR_CLOSED, seq, ts, 0, key, 0, 0, price, 0, 0)
-    out[n - 1, E_X0] = year
-    out[n - 1, E_X1] = entities
+    out[n - 1, COMPLIANCE_YEAR_CLOSED.year] = year
+    out[n - 1, COMPLIANCE_YEAR_CLOSED.entities] = entities
     return n, 0
 
 
@@ -497,8 +513,8 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
         at = _key_slot(st, key)
         if st[at + KEY_KEY] == key:
             n = emit(out, n, EV_DUPLICATE, seq, ts, 0, key, 0, 0, 0, 0, st[at + KEY_REASON])
-            out[n - 1, E_X0] = st[at + KEY_SEQ]
-            out[n - 1, E_X1] = st[at + KEY_KIND]
+            out[n - 1, DUPLICATE_COMMAND.original_seq] = st[at + KEY_SEQ]
+            out[n - 1, DUPLICATE_COMMAND.command] = st[at + KEY_KIND]
             return n
         if st[M_KEYS_USED] >= st[M_KEYS_LIMIT]:
             reason = R_REGISTRY_FULL
@@ -509,7 +525,7 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
         remember(st, key, seq, reason, kind)
     if reason != 0:
         n = emit(out, n, EV_REGISTRY_REJECTED, seq, ts, ins, key, acct, 0, 0, 0, reason)
-        out[n - 1, E_X0] = kind
+        out[n - 1, REGISTRY_REJECTED.command] = kind
     return n
 
 

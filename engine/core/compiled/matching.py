@@ -22,9 +22,15 @@ from engine.core.compiled.book import (
 )
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.ledger import emit as _ev
-from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4
+from engine.core.records import (
+    COMMAND_REJECTED,
+    MASS_CANCELLED,
+    ORDER_ACCEPTED,
+    ORDER_MODIFIED,
+    TRADE_EXECUTED,
+)
 
-DEPENDENCIES_DIGEST = "abe18d4c43a702f6"
+DEPENDENCIES_DIGEST = "bec6608d20a301fb"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -111,11 +117,11 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
         qty,
         0,
     )
-    out[n - 1, E_X0] = st[oo + (maker) * OF + O_ID]
-    out[n - 1, E_X1] = st[oo + (maker) * OF + O_ACCOUNT]
-    out[n - 1, E_X2] = trade_id
-    out[n - 1, E_X3] = st[oo + (slot) * OF + O_LEAVES] - qty
-    out[n - 1, E_X4] = st[oo + (maker) * OF + O_LEAVES] - qty
+    out[n - 1, TRADE_EXECUTED.maker_order_id] = st[oo + (maker) * OF + O_ID]
+    out[n - 1, TRADE_EXECUTED.maker_account] = st[oo + (maker) * OF + O_ACCOUNT]
+    out[n - 1, TRADE_EXECUTED.trade_id] = trade_id
+    out[n - 1, TRADE_EXECUTED.taker_leaves_t] = st[oo + (slot) * OF + O_LEAVES] - qty
+    out[n - 1, TRADE_EXECUTED.maker_leaves_t] = st[oo + (maker) * OF + O_LEAVES] - qty
     if st[io + (ins) * IF + I_TRADES] == 0:
         st[io + (ins) * IF + I_OPEN] = price
         st[io + (ins) * IF + I_HIGH] = price
@@ -375,8 +381,8 @@ def submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, ti
         price = lock_price  # a hit-quote order trades at (and reports) its quote's price
         limit = price
     n = _ev(out, n, EV_ACCEPTED, seq, ts, ins, oid, acct, side, price, qty, 0)
-    out[n - 1, E_X0] = otype
-    out[n - 1, E_X1] = tif
+    out[n - 1, ORDER_ACCEPTED.order_type] = otype
+    out[n - 1, ORDER_ACCEPTED.tif] = tif
     slot = alloc_slot(st, oid)
     st[oo + (slot) * OF + O_ACCOUNT] = acct
     st[oo + (slot) * OF + O_INST] = ins
@@ -508,9 +514,9 @@ def modify(st, out, n, seq, ts, oid, price, qty, acct):
         st[oo + (slot) * OF + O_PRICE] = price
         st[oo + (slot) * OF + O_LEAVES] = qty
     n = _ev_order(st, out, n, EV_MODIFIED, seq, ts, slot, qty, 0)
-    out[n - 1, E_X0] = 1 if keep else 0
-    out[n - 1, E_X1] = old_price
-    out[n - 1, E_X2] = old_qty
+    out[n - 1, ORDER_MODIFIED.priority_kept] = 1 if keep else 0
+    out[n - 1, ORDER_MODIFIED.old_price_ticks] = old_price
+    out[n - 1, ORDER_MODIFIED.old_qty_t] = old_qty
     if keep:
         return n
     return _execute(st, out, n, seq, ts, slot, price, False)
@@ -561,10 +567,10 @@ def mass_cancel(st, out, n, seq, ts, acct, ins):
         reason = R_UNKNOWN_ACCOUNT
     if reason != 0:
         n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
-        out[n - 1, E_X0] = K_MASS_CANCEL
+        out[n - 1, COMMAND_REJECTED.command] = K_MASS_CANCEL
         return n
     ids = collect_orders(st, acct, ins, False)
     n = cancel_sorted(st, out, n, seq, ts, ids, C_MASS)
     n = _ev(out, n, EV_MASS_CANCELLED, seq, ts, ins, 0, acct, 0, 0, 0, 0)
-    out[n - 1, E_X0] = ids.shape[0]
+    out[n - 1, MASS_CANCELLED.cancelled_count] = ids.shape[0]
     return n

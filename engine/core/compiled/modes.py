@@ -29,9 +29,22 @@ from numba import njit
 from engine.core.compiled import ledger
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
 from engine.core.compiled.ledger import emit
-from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
+from engine.core.records import (
+    AUCTION_ANNOUNCED,
+    AUCTION_BID_ACCEPTED,
+    AUCTION_BID_RELEASED,
+    AUCTION_CANCELLED,
+    AUCTION_CLEARED,
+    AUCTION_COMMAND_REJECTED,
+    AUCTION_TRADE,
+    BLOCK_COMMAND_REJECTED,
+    BLOCK_OFFER_POSTED,
+    BLOCK_TRADE_EXECUTED,
+    COMPOSITE_PRICE,
+    SESSION_MODE_VOLUMES,
+)
 
-DEPENDENCIES_DIGEST = "4f65462d318abcd5"
+DEPENDENCIES_DIGEST = "51be6af8ff45cc0f"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
@@ -176,7 +189,7 @@ def live_auctions(st):
 @njit(cache=True)
 def _block_rejected(out, n, seq, ts, command, oid, acct, ins, side, price, qty, reason):
     n = emit(out, n, EV_BLOCK_REJECTED, seq, ts, ins, oid, acct, side, price, qty, reason)
-    out[n - 1, E_X0] = command
+    out[n - 1, BLOCK_COMMAND_REJECTED.command] = command
     return n
 
 
@@ -236,7 +249,7 @@ def _submit_offer(st, out, n, seq, ts, oid, price, qty, counterparty, acct, ins,
     st[M_BLOCK_LIVE] += 1
     _lock(st, acct, ins, side, qty, price)
     n = emit(out, n, EV_BLOCK_POSTED, seq, ts, ins, oid, acct, side, price, qty, 0)
-    out[n - 1, E_X0] = counterparty
+    out[n - 1, BLOCK_OFFER_POSTED.counterparty] = counterparty
     return n
 
 
@@ -280,8 +293,8 @@ def _accept_offer(st, out, n, seq, ts, oid, price, qty, acct):
     _free_row(st, M_OFF_BLOCK, BOF, row)
     st[M_BLOCK_LIVE] -= 1
     n = emit(out, n, EV_BLOCK_TRADE, seq, ts, ins, oid, acct, side, price, qty, 0)
-    out[n - 1, E_X0] = maker
-    out[n - 1, E_X1] = next_trade_id(st)
+    out[n - 1, BLOCK_TRADE_EXECUTED.offer_account] = maker
+    out[n - 1, BLOCK_TRADE_EXECUTED.trade_id] = next_trade_id(st)
     return n
 
 
@@ -332,8 +345,8 @@ def expire_offers(st, out, n, seq, ts, ins, reason):
 @njit(cache=True)
 def _auction_rejected(out, n, seq, ts, command, auction_id, bid_id, acct, ins, price, qty, reason):
     n = emit(out, n, EV_AUCTION_REJECTED, seq, ts, ins, auction_id, acct, 0, price, qty, reason)
-    out[n - 1, E_X0] = command
-    out[n - 1, E_X1] = bid_id
+    out[n - 1, AUCTION_COMMAND_REJECTED.command] = command
+    out[n - 1, AUCTION_COMMAND_REJECTED.bid_id] = bid_id
     return n
 
 
@@ -376,7 +389,7 @@ def _apply(st, out, n, seq, ts, auction_id, qty, acct, ins):
     st[a + AU_SELLER] = acct
     st[a + AU_INST] = ins
     st[a + AU_QTY] = qty
-    st[a + AU_STATE] = AUCTION_APPLIED  # the terms stay 0 until the announcement
+    st[a + AU_STATE] = AUCTION_STATE_APPLIED  # the terms stay 0 until the announcement
     _lock(st, acct, ins, SELL, qty, 0)
     return emit(out, n, EV_AUCTION_APPLIED, seq, ts, ins, auction_id, acct, 0, 0, qty, 0)
 
@@ -388,7 +401,7 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
     reason = 0
     if row < 0:
         reason = R_UNKNOWN_AUCTION
-    elif st[a + AU_STATE] != AUCTION_APPLIED:
+    elif st[a + AU_STATE] != AUCTION_STATE_APPLIED:
         reason = R_AUCTION_STATE
     elif not FLOOR_CLOSE <= floor_rule <= FLOOR_MINUS_BAND:
         reason = R_AUCTION_TERMS
@@ -404,7 +417,7 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
     reference = st[io + I_REF]
     # Not capped by the price ladder: bids never rest in it.
     lower, upper = band_edges(reference, st[io + I_AUCTION_BAND], st[io + I_TICK])
-    st[a + AU_STATE] = AUCTION_BIDDING
+    st[a + AU_STATE] = AUCTION_STATE_BIDDING
     st[a + AU_FLOOR] = reference if floor_rule == FLOOR_CLOSE else lower
     st[a + AU_CAP] = upper
     st[a + AU_CLEARING] = clearing
@@ -425,11 +438,11 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
         st[a + AU_QTY],
         0,
     )
-    out[n - 1, E_X0] = upper
-    out[n - 1, E_X1] = floor_rule
-    out[n - 1, E_X2] = clearing
-    out[n - 1, E_X3] = start_ns
-    out[n - 1, E_X4] = end_ns
+    out[n - 1, AUCTION_ANNOUNCED.cap_price_ticks] = upper
+    out[n - 1, AUCTION_ANNOUNCED.floor_rule] = floor_rule
+    out[n - 1, AUCTION_ANNOUNCED.clearing] = clearing
+    out[n - 1, AUCTION_ANNOUNCED.window_start_ns] = start_ns
+    out[n - 1, AUCTION_ANNOUNCED.window_end_ns] = end_ns
     return n
 
 
@@ -439,7 +452,7 @@ def _bid_reason(st, row, bid_id, price, qty, acct):
     if row < 0:
         return R_UNKNOWN_AUCTION
     a = _auction_at(st, row)
-    if st[a + AU_STATE] != AUCTION_BIDDING:
+    if st[a + AU_STATE] != AUCTION_STATE_BIDDING:
         return R_AUCTION_STATE
     if not account_known(st, acct):
         return R_UNKNOWN_ACCOUNT
@@ -486,7 +499,7 @@ def _bid(st, out, n, seq, ts, bid_id, auction_id, price, qty, acct):
     st[a + AU_BIDS] += 1
     _lock(st, acct, ins, BUY, qty, price)
     n = emit(out, n, EV_BID_ACCEPTED, seq, ts, ins, bid_id, acct, 0, price, qty, 0)
-    out[n - 1, E_X0] = auction_id
+    out[n - 1, AUCTION_BID_ACCEPTED.auction_id] = auction_id
     return n
 
 
@@ -517,7 +530,7 @@ def _release_bid(st, out, n, seq, ts, a, row):
     b = st[M_OFF_BIDS] + row * BIDF
     ins, acct, price, qty = st[a + AU_INST], st[b + BID_ACCOUNT], st[b + BID_PRICE], st[b + BID_QTY]
     n = emit(out, n, EV_BID_RELEASED, seq, ts, ins, st[b + BID_ID], acct, 0, price, qty, 0)
-    out[n - 1, E_X0] = st[a + AU_ID]
+    out[n - 1, AUCTION_BID_RELEASED.auction_id] = st[a + AU_ID]
     _unlock(st, acct, ins, BUY, qty, price)
     return n
 
@@ -533,10 +546,10 @@ def _fill_bid(st, out, n, seq, ts, a, row, price, fill):
         ledger.settle(st, ins, acct, qty, bid_price, seller, price, fill)
         ledger.unlock(st, acct, ins, BUY, qty - fill, bid_price)
     n = emit(out, n, EV_AUCTION_TRADE, seq, ts, ins, st[b + BID_ID], acct, 0, price, fill, 0)
-    out[n - 1, E_X0] = st[a + AU_ID]
-    out[n - 1, E_X1] = next_trade_id(st)
-    out[n - 1, E_X2] = seller
-    out[n - 1, E_X3] = qty - fill
+    out[n - 1, AUCTION_TRADE.auction_id] = st[a + AU_ID]
+    out[n - 1, AUCTION_TRADE.trade_id] = next_trade_id(st)
+    out[n - 1, AUCTION_TRADE.seller_account] = seller
+    out[n - 1, AUCTION_TRADE.bid_unfilled_t] = qty - fill
     return n
 
 
@@ -555,7 +568,9 @@ def _operator_refusal(st, out, n, seq, ts, command, auction_id, row):
     reason = 0
     if row < 0:
         reason = R_UNKNOWN_AUCTION
-    elif command == K_AUCTION_CLEAR and st[_auction_at(st, row) + AU_STATE] != AUCTION_BIDDING:
+    elif (
+        command == K_AUCTION_CLEAR and st[_auction_at(st, row) + AU_STATE] != AUCTION_STATE_BIDDING
+    ):
         reason = R_AUCTION_STATE
     if reason == 0:
         return -1
@@ -624,10 +639,10 @@ def _cleared(st, out, n, seq, ts, row, rows, price, unsold, value, fills):
         qty - unsold,
         0,
     )
-    out[n - 1, E_X0] = unsold
-    out[n - 1, E_X1] = value
-    out[n - 1, E_X2] = fills
-    out[n - 1, E_X3] = rows.shape[0]
+    out[n - 1, AUCTION_CLEARED.unsold_t] = unsold
+    out[n - 1, AUCTION_CLEARED.value_fen] = value
+    out[n - 1, AUCTION_CLEARED.fills] = fills
+    out[n - 1, AUCTION_CLEARED.bids] = rows.shape[0]
     _remove_auction(st, row, rows)
     return n
 
@@ -645,7 +660,7 @@ def _cancel_auction(st, out, n, seq, ts, auction_id):
     ins, seller, qty = st[a + AU_INST], st[a + AU_SELLER], st[a + AU_QTY]
     _unlock(st, seller, ins, SELL, qty, 0)
     n = emit(out, n, EV_AUCTION_CANCELLED, seq, ts, ins, auction_id, seller, 0, 0, qty, 0)
-    out[n - 1, E_X0] = rows.shape[0]
+    out[n - 1, AUCTION_CANCELLED.bids] = rows.shape[0]
     _remove_auction(st, row, rows)
     return n
 
@@ -680,12 +695,12 @@ def report_volumes(st, out, n, seq, ts, ins):
     """``SessionModeVolumes`` of the session just closed; its six counters restart at 0."""
     io = st[M_OFF_INST] + ins * IF
     n = emit(out, n, EV_MODE_VOLUMES, seq, ts, ins, 0, 0, 0, 0, st[io + I_BLOCK_VOL], 0)
-    out[n - 1, E_X0] = st[io + I_DATE]
-    out[n - 1, E_X1] = st[io + I_BLOCK_VAL]
-    out[n - 1, E_X2] = st[io + I_BLOCK_TRADES]
-    out[n - 1, E_X3] = st[io + I_AUCTION_VOL]
-    out[n - 1, E_X4] = st[io + I_AUCTION_VAL]
-    out[n - 1, E_X5] = st[io + I_AUCTION_TRADES]
+    out[n - 1, SESSION_MODE_VOLUMES.trading_date] = st[io + I_DATE]
+    out[n - 1, SESSION_MODE_VOLUMES.block_value_fen] = st[io + I_BLOCK_VAL]
+    out[n - 1, SESSION_MODE_VOLUMES.block_trades] = st[io + I_BLOCK_TRADES]
+    out[n - 1, SESSION_MODE_VOLUMES.auction_volume_t] = st[io + I_AUCTION_VOL]
+    out[n - 1, SESSION_MODE_VOLUMES.auction_value_fen] = st[io + I_AUCTION_VAL]
+    out[n - 1, SESSION_MODE_VOLUMES.auction_trades] = st[io + I_AUCTION_TRADES]
     for column in (
         I_BLOCK_VOL,
         I_BLOCK_VAL,
@@ -718,8 +733,8 @@ def composite_price(st, out, n, seq, ts):
         return n
     # instrument column 0: CompositePrice names no instrument (docs/TRADING_MODES.md)
     n = emit(out, n, EV_COMPOSITE, seq, ts, 0, 0, 0, 0, (total + count // 2) // count, 0, 0)
-    out[n - 1, E_X0] = date
-    out[n - 1, E_X1] = count
+    out[n - 1, COMPOSITE_PRICE.trading_date] = date
+    out[n - 1, COMPOSITE_PRICE.vintages] = count
     return n
 
 

@@ -8,9 +8,14 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.ledger import emit as _ev
 from engine.core.compiled.matching import cancel_sorted, collect_orders
-from engine.core.records import E_X0, E_X1, E_X2, E_X3, E_X4, E_X5
+from engine.core.records import (
+    COMMAND_REJECTED,
+    SESSION_CLOSED,
+    SESSION_OPENED,
+    TRADING_PHASE_CHANGED,
+)
 
-DEPENDENCIES_DIGEST = "383880718aafff10"
+DEPENDENCIES_DIGEST = "0a0edda685d2be83"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -40,7 +45,7 @@ def set_band(st, ins):
 @njit(cache=True)
 def reject_command(out, n, seq, ts, kind, ins, reason):
     n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
-    out[n - 1, E_X0] = kind
+    out[n - 1, COMMAND_REJECTED.command] = kind
     return n
 
 
@@ -76,9 +81,9 @@ def open_session(st, out, n, seq, ts, ins, date):
         if st[M_REGISTRY] != 0:
             ledger.release_unsettled(st, i)
         n = _ev(out, n, EV_SESSION_OPENED, seq, ts, i, 0, 0, 0, st[io + (i) * IF + I_REF], 0, 0)
-        out[n - 1, E_X0] = date
-        out[n - 1, E_X1] = st[io + (i) * IF + I_LO]
-        out[n - 1, E_X2] = st[io + (i) * IF + I_HI]
+        out[n - 1, SESSION_OPENED.trading_date] = date
+        out[n - 1, SESSION_OPENED.lower_band_ticks] = st[io + (i) * IF + I_LO]
+        out[n - 1, SESSION_OPENED.upper_band_ticks] = st[io + (i) * IF + I_HI]
         first_reason = -1
     if first_reason > 0:
         return reject_command(out, n, seq, ts, K_OPEN_SESSION, ins, first_reason)
@@ -104,12 +109,12 @@ def _close_one(st, out, n, seq, ts, ins):
     else:
         close = day_open = high = low = ref
     n = _ev(out, n, EV_SESSION_CLOSED, seq, ts, ins, 0, 0, 0, close, vol, 0)
-    out[n - 1, E_X0] = st[io + (ins) * IF + I_DATE]
-    out[n - 1, E_X1] = day_open
-    out[n - 1, E_X2] = high
-    out[n - 1, E_X3] = low
-    out[n - 1, E_X4] = st[io + (ins) * IF + I_VAL]
-    out[n - 1, E_X5] = st[io + (ins) * IF + I_TRADES]
+    out[n - 1, SESSION_CLOSED.trading_date] = st[io + (ins) * IF + I_DATE]
+    out[n - 1, SESSION_CLOSED.open_ticks] = day_open
+    out[n - 1, SESSION_CLOSED.high_ticks] = high
+    out[n - 1, SESSION_CLOSED.low_ticks] = low
+    out[n - 1, SESSION_CLOSED.value_fen] = st[io + (ins) * IF + I_VAL]
+    out[n - 1, SESSION_CLOSED.trade_count] = st[io + (ins) * IF + I_TRADES]
     n = modes.report_volumes(st, out, n, seq, ts, ins)
     st[io + (ins) * IF + I_STATE] = CLOSED
     st[io + (ins) * IF + I_REF] = close
@@ -152,8 +157,8 @@ def _phase_one(st, out, n, seq, ts, ins, phase):
     if had_block != 0 and now & MODE_BLOCK == 0:  # the block session is over
         n = modes.expire_offers(st, out, n, seq, ts, ins, C_PHASE_END)
     n = _ev(out, n, EV_PHASE_CHANGED, seq, ts, ins, 0, 0, 0, 0, 0, 0)
-    out[n - 1, E_X0] = phase
-    out[n - 1, E_X1] = now
+    out[n - 1, TRADING_PHASE_CHANGED.phase] = phase
+    out[n - 1, TRADING_PHASE_CHANGED.modes] = now
     return n, 0
 
 
