@@ -45,11 +45,13 @@ from engine.core.records import (
     COMMAND_DTYPE,
     E_ACCOUNT,
     E_INSTRUMENT,
-    E_X1,
+    E_KIND,
+    E_SEQ,
     EV_TRADE,
     EVENT_FIELDS,
     INSTRUMENT_UNKNOWN,
     K_SUBMIT,
+    TRADE_EXECUTED,
 )
 from engine.durable import journal as jr
 from gateway import protocol as p
@@ -67,7 +69,6 @@ from gateway.session import Session, State
 from gateway.users import User
 
 log = logging.getLogger("gateway")
-assert (E_INSTRUMENT, E_ACCOUNT, E_X1) == (3, 5, 11), "the hot path indexes event rows by number"
 
 ANNOTATION_BYTES_MAX = 4 * (limits.USER_NAME_CHARS_MAX + limits.CLIENT_ORDER_ID_CHARS_MAX) + 24
 """The largest encoded annotation (UTF-8 text: up to four bytes a character, plus framing)."""
@@ -622,24 +623,26 @@ class GatewayCore:
         drop_copies, order_kinds, report = self.drop_copies, ORDER_KINDS, order_report
         encode_into, pack_length, active, ack = _encode_into, _pack_length, State.ACTIVE, p.Ack
         position, total = 0, len(rows)
+        # columns as locals: the loop below reads them for every report
+        kind_at, seq_at, instrument_at = E_KIND, E_SEQ, E_INSTRUMENT
+        account_at, maker_account_at = E_ACCOUNT, TRADE_EXECUTED.maker_account
         for k, annotation in enumerate(annotations):
             seq, index = first_seq + k, 0
             user, request_id = annotation.user, annotation.request_id
             while position < total:
                 row = rows[position]
-                if row[1] != seq:
+                if row[seq_at] != seq:
                     break
-                if row[0] not in order_kinds:
+                if row[kind_at] not in order_kinds:
                     self._route_other_event(row, index, annotation)
                     position += 1
                     index += 1
                     continue
-                instrument = row[3]
+                instrument = row[instrument_at]
                 symbol = symbols[instrument + 2] if -2 <= instrument < symbol_end else "?"
-                # leg 0: the order's account (E_ACCOUNT, row[5]); a trade's leg 1: the
-                # resting order's account (E_X1, row[11])
-                for leg in _TRADE_LEGS if row[0] == EV_TRADE else _ORDER_LEGS:
-                    sessions = by_account.get(row[11] if leg else row[5])
+                # leg 0: the order's account; a trade's leg 1: the resting order's account
+                for leg in _TRADE_LEGS if row[kind_at] == EV_TRADE else _ORDER_LEGS:
+                    sessions = by_account.get(row[maker_account_at] if leg else row[account_at])
                     if not sessions:
                         continue
                     own = other = None

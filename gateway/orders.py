@@ -33,6 +33,7 @@ import numpy as np
 from engine.core import schema as s
 from engine.core.records import (
     E_ACCOUNT,
+    E_KIND,
     E_ORDER_ID,
     EV_CANCELLED,
     EV_REJECTED,
@@ -111,7 +112,7 @@ class OrderTracker:
         """Update the counts from a batch's event records (an order ends exactly once)."""
         ended = self._ended
         for row in rows:
-            kind = row[0]
+            kind = row[E_KIND]
             if kind == EV_TRADE:
                 if row[_TAKER_LEAVES] == 0:
                     ended(row[E_ORDER_ID], row[E_ACCOUNT])
