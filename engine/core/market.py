@@ -25,7 +25,7 @@ Mode = Literal["continuous", "hit_quote", "block", "auction"]
 PhaseMode = Literal["continuous", "hit_quote", "block"]
 ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
-MODE_BITS: dict[str, int] = {mode.name.lower(): int(mode) for mode in TradingMode}
+MODE_BITS: dict[str, int] = {str(mode.name).lower(): int(mode) for mode in TradingMode}
 """``engine.core.schema.TradingMode`` bit of each mode name."""
 PHASE_MODES_ALL: tuple[PhaseMode, ...] = ("continuous", "hit_quote", "block")
 

@@ -127,6 +127,8 @@ EVENT_DTYPE = np.dtype(
     ]
 )
 assert EVENT_DTYPE.itemsize == EVENT_FIELDS * 8
+_COMMAND_COLUMNS: tuple[str, ...] = tuple(COMMAND_DTYPE.names or ())
+_EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_DTYPE.names or ())
 
 # Event kinds: the schema's tags, as plain ints for the kernels.
 EV_ACCEPTED = _tag(s.OrderAccepted)
@@ -467,9 +469,9 @@ def _keywords(cls: type, fields: list[str]) -> Callable:
 
 def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
     """(encode(command, index, index_all) -> record tuple, the plan to decode one)."""
-    mapping = _parse(cls, spec, COMMAND_DTYPE.names)
+    mapping = _parse(cls, spec, _COMMAND_COLUMNS)
     types = _field_types(cls)
-    names = COMMAND_DTYPE.names
+    names = _COMMAND_COLUMNS
     column_of = {v: names.index(k) for k, v in mapping.items() if isinstance(v, str)}
     column_of.update(seq=names.index("seq"), ts_ns=names.index("ts_ns"))
     template = [0] * len(names)
@@ -481,7 +483,7 @@ def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
     positions = tuple(column_of[f] for f in fields)
     get = operator.attrgetter(*fields)
     clamps = tuple(
-        _bit if types[f] is bool else _CLAMPS[COMMAND_DTYPE.fields[names[column_of[f]]][0].str]
+        _bit if types[f] is bool else _CLAMPS[COMMAND_DTYPE[names[column_of[f]]].str]
         for f in fields
     )
     plan = tuple(zip(positions, clamps, strict=True))
@@ -505,9 +507,9 @@ def _command_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
 
 def _event_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
     """(encode(event, index_all) -> 16-int list, the plan to decode one)."""
-    mapping = _parse(cls, spec, EVENT_DTYPE.names)
+    mapping = _parse(cls, spec, _EVENT_COLUMNS)
     types = _field_types(cls)
-    column_of = {v: EVENT_DTYPE.names.index(k) for k, v in mapping.items()}
+    column_of = {str(v): _EVENT_COLUMNS.index(k) for k, v in mapping.items()}
     column_of.update(seq=E_SEQ, ts_ns=E_TS, instrument=E_INSTRUMENT)
     template = [0] * EVENT_FIELDS
     template[E_KIND] = _tag(cls)
@@ -530,13 +532,13 @@ def _event_functions(cls: type, spec: str) -> tuple[Callable, tuple]:
 def _event_columns(cls: type) -> Any:
     """The named column aliases of one event kind, from :data:`EVENT_LAYOUT`: a named tuple of
     ints (Numba reads a global named tuple as constants, so kernels index rows with them)."""
-    mapping = _parse(cls, EVENT_LAYOUT[cls], EVENT_DTYPE.names)
+    mapping = _parse(cls, EVENT_LAYOUT[cls], _EVENT_COLUMNS)
     implied = [
         (field, column)
         for field, column in (("seq", E_SEQ), ("ts_ns", E_TS), ("instrument", E_INSTRUMENT))
         if field in _field_types(cls)
     ]
-    named = implied + [(v, EVENT_DTYPE.names.index(k)) for k, v in mapping.items()]
+    named = implied + [(str(v), _EVENT_COLUMNS.index(k)) for k, v in mapping.items()]
     columns = collections.namedtuple(f"{cls.__name__}Columns", [f for f, _ in named])  # type: ignore[misc]
     return columns(*[c for _, c in named])
 

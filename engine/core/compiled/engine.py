@@ -141,8 +141,7 @@ class CompiledEngine:
     # -- commands ------------------------------------------------------------------------------
     def apply(self, c: s.Command) -> list[s.Event]:
         """Apply one typed command; return the events it produced, in order."""
-        t = type(c)
-        if t is s.SubmitOrder:
+        if isinstance(c, s.SubmitOrder):
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
             n = self._apply_one(
                 self._st,
@@ -164,7 +163,7 @@ class CompiledEngine:
             )
             if n == 1:
                 return [self.codec.event(self._out[0].tolist())]
-        elif t is s.ModifyOrder:
+        elif isinstance(c, s.ModifyOrder):
             n = self._apply_one(
                 self._st,
                 self._out,
@@ -183,7 +182,7 @@ class CompiledEngine:
                 0,
                 0,
             )
-        elif t is s.CancelOrder:
+        elif isinstance(c, s.CancelOrder):
             n = self._apply_one(
                 self._st,
                 self._out,
@@ -606,8 +605,8 @@ class CompiledEngine:
             for o in self._live_by_id(self._block_table())
         ]
         auctions = [
-            snap.AuctionSnapshot(
-                *a[: k.AU_BIDS],
+            snap.AuctionSnapshot(  # type: ignore[call-arg]  # the table row's leading columns
+                *a[: k.AU_BIDS],  # type: ignore[arg-type]
                 [
                     snap.BidSnapshot(b[k.BID_ID], b[k.BID_ACCOUNT], b[k.BID_PRICE], b[k.BID_QTY])
                     for b in self._bids_of(a[k.AU_ID])
@@ -673,7 +672,7 @@ class CompiledEngine:
         holdings = self._holdings()
         opened = np.flatnonzero(accounts[:, k.A_OPEN]).tolist()
         account_rows = [
-            snap.AccountSnapshot(
+            snap.AccountSnapshot(  # type: ignore[call-arg]  # kind, sector, province
                 acct,
                 *accounts[acct, [k.A_KIND, k.A_SECTOR, k.A_PROVINCE]].tolist(),
                 bool(accounts[acct, k.A_FROZEN]),
@@ -688,7 +687,7 @@ class CompiledEngine:
         comp = comp.reshape(k.YEARS, accounts.shape[0], k.CF)
         first_year = int(st[k.M_FIRST_YEAR])
         compliance = [
-            snap.ComplianceSnapshot(
+            snap.ComplianceSnapshot(  # type: ignore[call-arg]  # obligation, surrendered, offsets
                 first_year + slot,
                 acct,
                 *comp[slot, acct, :3].tolist(),

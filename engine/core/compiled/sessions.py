@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "0a0edda685d2be83"
+DEPENDENCIES_DIGEST = "cb2a1c268e5b250e"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

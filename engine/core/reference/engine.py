@@ -170,7 +170,7 @@ class ReferenceEngine:
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         out = _Out(command.seq, command.ts_ns, self._symbols)
-        handler(command, out)  # type: ignore[operator]
+        handler(command, out)
         return out.events
 
     def apply_all(self, commands: Iterable[s.Command]) -> list[s.Event]:

@@ -820,7 +820,7 @@ class TradingModes:
             )
             for _, a in sorted(self.auctions.items())
         ]
-        return snap.ModesSnapshot(instruments, offers, auctions)  # type: ignore[arg-type]
+        return snap.ModesSnapshot(instruments, offers, auctions)
 
     def restore(self, saved: snap.ModesSnapshot) -> None:
         """Load a snapshot's offers, auctions and volumes (phases are the engine's).  Raises
