@@ -26,9 +26,16 @@ Every record links to its predecessor: ``chain = blake2b-256(header || body)`` a
 header stores it, so no record can be changed, dropped or reordered without breaking the chain.
 Records start at multiples of 64 bytes; the padding must be zero.
 
+The log attests its own end: every sync first writes an *end record* (last seq, data end,
+chain value, CRC32C) into the older of two slots after the segment header, in the same
+``fdatasync`` as the data; a rollover seals the old segment with an end record naming its
+successor.  Data missing before the attested end - a segment cut on a batch boundary, zeroed
+records, a deleted last segment - is :class:`MissingDataError`, never a tail
+(``docs/LOG_FORMAT.md`` §5.1 has the decision table).
+
 Recovery (``Journal.open``) reads the whole log and checks every byte.  Damage that a crash can
 cause - a short or torn record, garbage after the last record - is tolerated only at the very
-tail of the last segment, where no record of a later batch follows it (the pages of the one
+tail of the last segment, after its attested end, where no record of a later batch follows it (the pages of the one
 unsynced batch may reach the disk in any order): it is truncated and reported, as is a
 trailing batch without its checkpoint (never acknowledged).  Anything else - a bad checksum
 before the tail, a broken chain, a sequence gap, a wrong magic, version or market digest -
@@ -960,8 +967,12 @@ class LogWalk:
         assert self._ends is not None
         attested = self._ends.confirmed.last_seq
         if damage.torn and is_last and attested >= unfinished:
+            cut = damage.what.startswith("truncated")  # the file ends inside acknowledged data
             what = f"{damage.what} (acknowledged data: the end record attests seq {attested})"
-            raise LogCorruptError(str(path), damage.offset, damage.seq, what)
+            if cut:
+                what = f"acknowledged data missing: {what}"
+            error = MissingDataError if cut else LogCorruptError
+            raise error(str(path), damage.offset, damage.seq, what)
         if damage.torn and is_last and not _later_batch_after(data, damage.offset, unfinished):
             self._segment_done(path)
             self._set_tail(Problem(str(path), damage.offset, damage.seq, damage.what, True), data)

@@ -255,7 +255,7 @@ def default_engine_class() -> EngineClass:
 def _decode_market(data: bytes) -> mk.MarketDefinition:
     try:
         return mk.validate(msgspec.json.decode(data, type=mk.MarketDefinition))
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: a JSON string not UTF-8
         raise mk.MarketDefinitionError(f"invalid stored market definition: {exc}") from None
 
 
