@@ -152,7 +152,11 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
+    try:
+        users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
+    except UserFileError as exc:
+        print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)
+        return EXIT_UNREADABLE
     market = None
     if args.market is not None:
         market = load_market(args.market)
