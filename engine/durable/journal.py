@@ -173,6 +173,15 @@ class MissingDataError(LogCorruptError):
     (a truncated or zeroed segment), or a sealed segment names a successor that is gone."""
 
 
+class LogFullError(JournalError):
+    """The file system is full (``ENOSPC``/``EDQUOT``) while writing a new batch record or a
+    new segment: the batch is refused, nothing of it counts, the journal stays usable and the
+    next batch tries again (space may have returned)."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class StorageFailedError(JournalError):
     """A write or sync of the log failed: the journal stops for good (a failed ``fdatasync``
     is never retried - the kernel may already have dropped the dirty pages it could not
@@ -1342,9 +1351,12 @@ class Journal:
         return self._chain
 
     def _guarded(self, operation: Callable, *args):
-        """Run a write operation; an ``OSError`` stops the journal for good."""
+        """Run a write operation; an ``OSError`` stops the journal for good (but a full file
+        system while creating a segment refuses only the batch: :class:`LogFullError`)."""
         try:
             return operation(*args)
+        except LogFullError:
+            raise
         except OSError as exc:
             self._failure = exc
             where = self._segment.name if self._segment is not None else str(self.log_dir)
@@ -1372,6 +1384,7 @@ class Journal:
             io.fsync_dir(self.log_dir)
         except BaseException:
             io.close(fd)
+            tmp.unlink(missing_ok=True)  # never part of the log
             raise
         return fd, final
 
@@ -1389,7 +1402,12 @@ class Journal:
         self._dirty = True  # the newest end record must attest the whole old segment
         self._sync_now()
         old_fd, old_first, old_slots = self._fd, self._segment_first, self._slots
-        self._start_segment(self._next_seq, self._chain)
+        try:
+            self._start_segment(self._next_seq, self._chain)
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            raise LogFullError(f"log storage full: {exc.strerror}; batch refused") from exc
         newest = old_slots[_newest_of(old_slots)]
         assert newest is not None
         seal = replace(newest, generation=newest.generation + 1, next_segment=self._next_seq)
@@ -1428,7 +1446,12 @@ class Journal:
             RT_BATCH, self._next_seq, count, len(annotations), ts_range, parts, self._chain
         )
         pad = bytes(_padding(body_bytes))
-        self._guarded(self._io.pwrite, self._fd, [header, *parts, pad], self._offset)
+        try:  # beyond the committed end: a partial write is an unacknowledged tail
+            self._io.pwrite(self._fd, [header, *parts, pad], self._offset)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise LogFullError(f"log storage full: {exc.strerror}; batch refused") from exc
+            self._guarded(_raise, exc)
         self._pending = _Pending(self._offset, self._next_seq, count, ts_range, chain, size)
         self._offset += size
         self._dirty = True
@@ -1539,6 +1562,10 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 SMALL_BATCH_COMMANDS = 32

@@ -601,6 +601,8 @@ class Sequencer:
                 self.journal.abort_batch()
                 raise
             self.journal.append_checkpoint(events)
+        except jr.LogFullError:  # nothing of the batch was written: refused, still usable
+            raise
         except BaseException as exc:
             self._failure = exc
             raise
