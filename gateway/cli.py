@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 
-from engine.durable.journal import Durability
+from engine.core.market import MarketDefinitionError
+from engine.durable.journal import Durability, JournalError
 from engine.durable.sequencer import MARKET_FILE
 from engine.markets import load, national_market
 from gateway.protocol import Role
@@ -151,7 +152,11 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
+    try:
+        users = UserDirectory.load(args.users or args.data_dir / DEFAULT_USERS_FILE)
+    except UserFileError as exc:
+        print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)
+        return EXIT_UNREADABLE
     market = None
     if args.market is not None:
         market = load_market(args.market)
@@ -160,6 +165,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
 
     def ready(gateway) -> None:
+        for line in recovery_lines(gateway.exchange.recovery_report):
+            print(line, flush=True)
         print(
             f"gateway listening on {config.host}:{gateway.port} "
             f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
@@ -167,18 +174,44 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    stats = serve(
-        args.data_dir,
-        users,
-        config,
-        market=market,
-        durability=args.durability,
-        sync_interval_s=args.sync_interval_ms / 1000,
-        snapshot_every_events=args.snapshot_every or None,
-        ready=ready,
-    )
+    try:
+        stats = serve(
+            args.data_dir,
+            users,
+            config,
+            market=market,
+            durability=args.durability,
+            sync_interval_s=args.sync_interval_ms / 1000,
+            snapshot_every_events=args.snapshot_every or None,
+            ready=ready,
+        )
+    except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
+        print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)
+        return EXIT_UNREADABLE
     print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
     return 0
+
+
+EXIT_UNREADABLE = 3
+"""``cets serve`` refused the data directory (a damaged log or market definition)."""
+
+
+def recovery_lines(report) -> list[str]:
+    """What recovery cut or skipped, one line each (nothing after a clean stop)."""
+    if report is None:
+        return []
+    lines, journal = [], report.journal
+    if journal.truncated_segment is not None:
+        dropped = journal.dropped_seqs
+        seqs = f"; seq {dropped[0]}..{dropped[1]} never acknowledged" if dropped else ""
+        lines.append(
+            f"recovery cut {journal.truncated_bytes} bytes of unacknowledged tail at "
+            f"{journal.truncated_segment} byte offset {journal.truncated_offset}: "
+            f"{journal.truncated_reason}{seqs}"
+        )
+    for skipped in report.snapshots_skipped:
+        lines.append(f"recovery skipped snapshot {skipped.path}: {skipped.reason}")
+    return lines
 
 
 def _read_secret(args: argparse.Namespace) -> tuple[str, bool]:

@@ -218,8 +218,10 @@ class UserDirectory:
             return cls()
         try:
             data = msgspec.json.decode(path.read_bytes(), type=UserFile)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # bad UTF-8
             raise UserFileError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise UserFileError(f"cannot read {path}: {exc.strerror}") from None
         if data.version != USER_FILE_VERSION:
             raise UserFileError(f"{path}: unsupported user file version {data.version}")
         return cls(data.users)

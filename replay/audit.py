@@ -34,6 +34,7 @@ import numpy as np
 from engine.core import schema as s
 from engine.durable import journal as jr
 from replay.datadir import DataDir, LogReader
+from replay.errors import LogDamageError
 from replay.progress import Progress
 from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches
 from replay.typed import RawCommand, decode_commands
@@ -75,6 +76,8 @@ class AuditReport(msgspec.Struct, frozen=True):
     divergence: Divergence | None = None
     tail: jr.Problem | None = None
     """An unfinished batch at the end of the log (never acknowledged; not audited)."""
+    damage: jr.Problem | None = None
+    """Acknowledged data missing from the log (a cut or deleted segment): where it is."""
 
 
 def audit(data: DataDir, engine: str = "compiled", progress: Progress | None = None) -> AuditReport:
@@ -98,16 +101,23 @@ def audit(data: DataDir, engine: str = "compiled", progress: Progress | None = N
     Raises
     ------
     DataError
-        The log cannot be read (damage before its tail, I/O errors).
+        The log cannot be read (damage before its tail, I/O errors); acknowledged data
+        missing is not an error but the report's ``damage``.
     """
     rules = engine_class(engine)(data.market)
     reader = LogReader(data, 1, progress)
     tally = _Tally()
-    for applied in replay_batches(from_genesis(reader), batch_applier(rules)):
-        digest = jr.events_digest(applied.events)
-        if not tally.add(data, applied.batch, applied.events, digest):
-            break
-    ok = tally.divergence is None
+    damage = None
+    try:
+        for applied in replay_batches(from_genesis(reader), batch_applier(rules)):
+            digest = jr.events_digest(applied.events)
+            if not tally.add(data, applied.batch, applied.events, digest):
+                break
+    except LogDamageError as exc:
+        if not exc.missing_data:
+            raise
+        damage = jr.Problem(exc.segment, exc.offset, exc.seq, exc.what, False)
+    ok = tally.divergence is None and damage is None
     return AuditReport(
         str(data.path),
         engine,
@@ -121,6 +131,7 @@ def audit(data: DataDir, engine: str = "compiled", progress: Progress | None = N
         rules.state_hash() if ok else "",
         tally.divergence,
         reader.tail,
+        damage,
     )
 
 

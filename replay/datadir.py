@@ -38,7 +38,7 @@ from engine.core import market as mk
 from engine.core.records import Codec
 from engine.durable import journal as jr
 from engine.durable import sequencer as sq
-from replay.errors import DataError, UsageError
+from replay.errors import DataError, LogDamageError, UsageError
 from replay.progress import Progress
 
 _SEGMENT_PREFIX = struct.Struct("<8sH")
@@ -105,7 +105,7 @@ def _read_market(path: Path) -> mk.MarketDefinition:
         return mk.validate(msgspec.json.decode(data, type=mk.MarketDefinition))
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    except (msgspec.DecodeError, mk.MarketDefinitionError) as exc:
+    except (msgspec.DecodeError, mk.MarketDefinitionError, ValueError) as exc:  # bad UTF-8 too
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: invalid market definition: {first_line}") from None
 
@@ -216,7 +216,11 @@ class LogReader:
         try:
             yield from self._walk
         except jr.LogCorruptError as exc:
-            raise DataError(describe_corruption(exc)) from None
+            missing = isinstance(exc, jr.MissingDataError)
+            message = describe_corruption(exc)
+            raise LogDamageError(
+                message, exc.segment, exc.offset, exc.seq, exc.what, missing
+            ) from None
         except OSError as exc:
             raise DataError(f"cannot read the log: {exc}") from None
 

@@ -52,3 +52,18 @@ class DataError(ReplayError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_UNREADABLE)
+
+
+class LogDamageError(DataError):
+    """A damaged log (see :data:`EXIT_UNREADABLE`), with where the damage is.
+
+    ``missing_data`` marks acknowledged data that is gone (a cut or deleted segment): ``audit``
+    reports that as a finding rather than refusing.
+    """
+
+    def __init__(
+        self, message: str, segment: str, offset: int, seq: int | None, what: str, missing: bool
+    ) -> None:
+        super().__init__(message)
+        self.segment, self.offset, self.seq, self.what = segment, offset, seq, what
+        self.missing_data = missing

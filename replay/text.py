@@ -226,6 +226,12 @@ def audit_text(report, show: int = 20) -> str:
         lines.append(
             f"audit OK: every batch's events match its checkpoint (engine {report.engine})"
         )
+    elif report.divergence is None:
+        d = report.damage
+        lines.append(
+            f"audit FAILED: acknowledged data missing: segment {d.segment}, byte offset "
+            f"{d.offset}, seq {d.seq}: {d.what}"
+        )
     else:
         d = report.divergence
         lines.append(
@@ -240,7 +246,7 @@ def audit_text(report, show: int = 20) -> str:
     lines.append(f"  events hash {report.events_hash}")
     if report.ok:
         lines.append(f"  state hash {report.state_hash}")
-    else:
+    elif report.divergence is not None:
         lines += _divergence_lines(report.divergence, show)
     return "\n".join(lines + _tail_note(report.tail))
 

@@ -47,14 +47,36 @@ def append(journal: jr.Journal, count: int, ts_ns: int, annotations=None, salt: 
     return commands, events
 
 
-def write_log(path: Path, sizes: list[int], segment_bytes: int = SMALL_SEGMENT) -> list:
-    """A log of batches of the given sizes; returns [(commands, events)] per batch."""
+def abandon(journal: jr.Journal) -> None:
+    """A process crash: the journal's files are left as they are (the page cache keeps what
+    was written; nothing more is synced)."""
+    os.close(journal._fd)
+    os.close(journal._lock_fd)
+    journal._fd = journal._lock_fd = -1
+
+
+def write_log(
+    path: Path, sizes: list[int], segment_bytes: int = SMALL_SEGMENT, unacknowledged: int = 0
+) -> list:
+    """A log of batches of the given sizes; returns [(commands, events)] per batch.  The last
+    ``unacknowledged`` batches are written without a sync, then the writer crashes: complete
+    on disk but never acknowledged (what a power loss may tear)."""
     written = []
+    acknowledged = len(sizes) - unacknowledged
     with jr.Journal.open(path, DIGEST, segment_bytes=segment_bytes) as journal:
-        for i, size in enumerate(sizes):
-            annotations = [b"c%d" % j if j % 2 else None for j in range(size)] if i % 2 else None
-            written.append(append(journal, size, 1_000 + 10 * i, annotations, salt=i))
+        for i, size in enumerate(sizes[:acknowledged]):
+            written.append(append_numbered(journal, i, size))
+    if unacknowledged:
+        journal = jr.Journal.open(path, DIGEST, segment_bytes=segment_bytes, durability="none")
+        for i, size in enumerate(sizes[acknowledged:], acknowledged):
+            written.append(append_numbered(journal, i, size))
+        abandon(journal)
     return written
+
+
+def append_numbered(journal: jr.Journal, i: int, size: int):
+    annotations = [b"c%d" % j if j % 2 else None for j in range(size)] if i % 2 else None
+    return append(journal, size, 1_000 + 10 * i, annotations, salt=i)
 
 
 def record_starts(log_dir: Path) -> dict[str, list[tuple[int, int]]]:
@@ -121,7 +143,7 @@ def test_mapped_segments_read_the_same(tmp_path: Path) -> None:
 
 
 def test_the_tail_is_left_in_the_walk(tmp_path: Path) -> None:
-    write_log(tmp_path, [2, 2])
+    write_log(tmp_path, [2, 2], unacknowledged=1)
     (segment,) = jr.segment_paths(tmp_path)
     end = jr.verify(tmp_path).segments[-1].data_bytes
     data = bytearray(segment.read_bytes())
@@ -221,10 +243,12 @@ def test_segments_are_written_with_zeros_not_fallocated(tmp_path: Path) -> None:
     size, so that no fdatasync of a batch also has to convert an unwritten extent.  (On a file
     system without SEEK_HOLE the whole file reads as data and the hole check is vacuous.)"""
     size = 64 * 1024
-    with jr.Journal.open(tmp_path, DIGEST, segment_bytes=size) as journal:
-        for _ in range(60):  # ~60 x 1.3 KB: rolls over into a second segment
-            append(journal, 16, 10)
-        data_end = journal._offset
+    journal = jr.Journal.open(tmp_path, DIGEST, segment_bytes=size)
+    for _ in range(60):  # ~60 x 1.3 KB: rolls over into a second segment
+        append(journal, 16, 10)
+    journal.append_batch(make_commands(journal.next_seq, 16, 10))  # then a crash
+    data_end = journal._offset
+    abandon(journal)
     segments = jr.segment_paths(tmp_path)
     assert len(segments) >= 2
     for segment in segments:
@@ -314,8 +338,8 @@ def test_durability_policies(
         now[0] = 0.5 * i  # interval: syncs at 1.0 s and 2.0 s
         append(journal, 1, i)
     assert len(syncs) == expected_syncs
-    journal.close()  # close always syncs what is left
-    assert len(syncs) == expected_syncs + (durability != "batch")
+    journal.close()  # close syncs what is left, then makes both end records attest the end
+    assert len(syncs) == expected_syncs + (durability != "batch") + 1
     assert jr.Durability(durability) is journal.durability
 
 
@@ -325,7 +349,7 @@ def test_durability_policies(
 
 
 def test_truncating_the_last_record_at_every_byte_offset(tmp_path: Path) -> None:
-    write_log(tmp_path, [2, 3, 2])
+    write_log(tmp_path, [2, 3, 2], unacknowledged=1)
     (segment,) = jr.segment_paths(tmp_path)
     original = segment.read_bytes()
     records = record_starts(tmp_path)[str(segment)]
@@ -365,6 +389,8 @@ def expected_problem(b: int, segment: str, starts: dict, data_end: dict) -> int:
     """Offset at which a flip of byte ``b`` of ``segment`` must be reported."""
     if b < jr.SEGMENT_HEADER_BYTES:
         return 0
+    if b < jr.DATA_START:  # an end-record slot
+        return b - (b - jr.SEGMENT_HEADER_BYTES) % jr.END_RECORD_BYTES
     for start, end in starts.get(segment, []):
         if start <= b < end:
             return start
@@ -375,9 +401,9 @@ def test_every_single_bit_flip_is_detected(tmp_path: Path) -> None:
     seed = random.randrange(2**32)
     print(f"seed={seed}")
     rng = random.Random(seed)
-    write_log(tmp_path, [1, 2, 1, 1], segment_bytes=jr.SEGMENT_BYTES_MIN)
+    write_log(tmp_path, [1, 1, 1], segment_bytes=jr.SEGMENT_BYTES_MIN, unacknowledged=1)
     paths = jr.segment_paths(tmp_path)
-    assert len(paths) == 2
+    assert len(paths) == 3
     clean = jr.verify(tmp_path)
     starts = record_starts(tmp_path)
     data_end = {s.path: s.data_bytes for s in clean.segments}
@@ -391,7 +417,9 @@ def test_every_single_bit_flip_is_detected(tmp_path: Path) -> None:
             assert problem is not None, (path.name, b)
             assert problem.segment == str(path), (path.name, b, problem)
             assert problem.offset == expected_problem(b, str(path), starts, data_end), (b, problem)
-            assert problem.at_tail == (path == paths[-1] and b >= starts[str(path)][-2][0])
+            in_slot = jr.SEGMENT_HEADER_BYTES <= b < jr.DATA_START  # its twin holds
+            in_tail = path == paths[-1] and b >= starts[str(path)][-2][0]
+            assert problem.at_tail == (in_slot or in_tail), (path.name, b, problem)
             check_open_reports(tmp_path, problem)  # rewrites the file; restored below
             path.write_bytes(originals[path])
 
@@ -404,8 +432,9 @@ def check_open_reports(log_dir: Path, problem: jr.Problem) -> None:
         assert str(problem.offset) in str(caught.value)
         return
     with jr.Journal.open(log_dir, DIGEST, segment_bytes=jr.SEGMENT_BYTES_MIN) as journal:
-        assert journal.recovery is not None and journal.recovery.truncated_bytes > 0
-        assert journal.recovery.truncated_segment == problem.segment
+        in_slot = problem.offset in (128, 256) and "end record" in problem.what
+        assert journal.recovery is not None and (journal.recovery.truncated_bytes > 0 or in_slot)
+        assert journal.recovery.truncated_segment == problem.segment or in_slot
 
 
 def reseal(path: Path, edit=None) -> None:
@@ -419,7 +448,8 @@ def reseal(path: Path, edit=None) -> None:
         "<I", crc32c.crc32c(bytes(head))
     )
     chain = bytes(data[56:88])  # the segment header's prev_chain
-    pos = jr.SEGMENT_HEADER_BYTES
+    last_seq = struct.unpack_from("<Q", data, 16)[0] - 1
+    pos = jr.DATA_START
     while pos < len(data) and any(data[pos : pos + 4]):
         body_bytes = struct.unpack_from("<I", data, pos + 40)[0]
         body = bytes(data[pos + 128 : pos + 128 + body_bytes])
@@ -427,8 +457,21 @@ def reseal(path: Path, edit=None) -> None:
         data[pos + 48 : pos + 80] = chain
         struct.pack_into("<I", data, pos + 124, crc32c.crc32c(bytes(data[pos : pos + 124])))
         chain = hashlib.blake2b(bytes(data[pos : pos + 128]) + body, digest_size=32).digest()
+        last_seq = sum(struct.unpack_from("<QI", data, pos + 8)) - 1
         pos += jr.record_bytes(body_bytes)
+    reattest(data, last_seq, pos, chain)
     path.write_bytes(data)
+
+
+def reattest(data: bytearray, last_seq: int, data_end: int, chain: bytes) -> None:
+    """Make both end records of a segment attest the given end (a forger's last step)."""
+    for at in (jr.SEGMENT_HEADER_BYTES, jr.SEGMENT_HEADER_BYTES + jr.END_RECORD_BYTES):
+        magic, generation, first, _, _, following = struct.unpack_from("<8sQQQQQ", data, at)
+        head = struct.pack(
+            "<8sQQQQQ32s44s", magic, generation, first, last_seq, data_end, following, chain, b""
+        )
+        data[at : at + 124] = head
+        struct.pack_into("<I", data, at + 124, crc32c.crc32c(head))
 
 
 def test_reseal_of_an_intact_log_changes_nothing(tmp_path: Path) -> None:
@@ -523,7 +566,7 @@ def test_zeroed_record_header_before_valid_records_is_corruption(tmp_path: Path)
 
 def test_unfinished_batch_whose_checkpoint_reached_disk_first_is_a_tail(tmp_path: Path) -> None:
     """Pages of one unsynced batch may reach the disk in any order (power loss)."""
-    write_log(tmp_path, [2, 2, 2])
+    write_log(tmp_path, [2, 2, 2], unacknowledged=1)
     (segment,) = jr.segment_paths(tmp_path)
     starts = record_starts(tmp_path)[str(segment)]
     data = bytearray(segment.read_bytes())
@@ -548,11 +591,15 @@ def read_as_documented(log_dir: Path) -> list[tuple[int, int, bytes, bytes, byte
     out, chain, next_seq = [], bytes(32), 1
     for path in sorted(log_dir.glob("*.seg")):
         data = path.read_bytes()
-        assert data[0:8] == b"CETSLOG\0" and struct.unpack_from("<HH", data, 8) == (1, 128)
+        assert data[0:8] == b"CETSLOG\0" and struct.unpack_from("<HH", data, 8) == (2, 384)
         assert struct.unpack_from("<I", data, 124)[0] == crc32c.crc32c(data[:124])
         assert struct.unpack_from("<Q", data, 16)[0] == int(path.stem) == next_seq
         assert data[24:56] == DIGEST and data[56:88] == chain
-        pos = 128
+        slots = [struct.unpack_from("<8sQQQQQ32s44sI", data, at) for at in (128, 256)]
+        for at, slot in zip((128, 256), slots):
+            assert slot[0] == b"CETSEND\0" and slot[2] == int(path.stem)
+            assert slot[-1] == crc32c.crc32c(data[at : at + 124])
+        pos = 384
         while pos + 128 <= len(data) and any(data[pos : pos + 128]):
             head = data[pos : pos + 128]
             assert head[:4] == b"CETR"
@@ -570,6 +617,8 @@ def read_as_documented(log_dir: Path) -> list[tuple[int, int, bytes, bytes, byte
                 assert rtype == 2 and (first, count) == batch[:2] and len(body) == 40
                 out.append((*batch, body[8:40]))
             pos += 128 + body_bytes + (-body_bytes % 64)
+        newest = max(slots, key=lambda slot: slot[1])  # the highest generation
+        assert (newest[3], newest[4], newest[6]) == (next_seq - 1, pos, chain)
     return out
 
 

@@ -108,17 +108,17 @@ def test_damage_is_a_finding_for_verify_and_an_error_for_the_rest(
     copy = copy_of(data_dir, tmp_path / "damaged")
     first = jr.segment_paths(copy / "log")[0]
     with open(first, "r+b") as handle:
-        handle.seek(jr.SEGMENT_HEADER_BYTES + jr.RECORD_HEADER_BYTES + 20)
+        handle.seek(jr.DATA_START + jr.RECORD_HEADER_BYTES + 20)
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0x40]))
     code, out, err = call(capsysbinary, "verify", str(copy))
     assert code == errors.EXIT_FINDING and err == ""
-    assert f"log DAMAGED: segment {first}, byte offset {jr.SEGMENT_HEADER_BYTES}" in out.decode()
+    assert f"log DAMAGED: segment {first}, byte offset {jr.DATA_START}" in out.decode()
     for command in ALL_COMMANDS[1:]:
         code, out, err = call(capsysbinary, command[0], str(copy), *command[1:])
         assert code == errors.EXIT_UNREADABLE and out == b"", command
-        assert_one_line_error(err, "damaged log", f"byte offset {jr.SEGMENT_HEADER_BYTES}")
+        assert_one_line_error(err, "damaged log", f"byte offset {jr.DATA_START}")
 
 
 RESULT_TYPES = {
@@ -235,9 +235,9 @@ def test_a_forged_log_fails_the_audit_with_exit_1(tmp_path: Path, capsysbinary) 
     from tests.test_replay_integrity import reseal, small_log
 
     small_log(tmp_path, 17)
-    segment = jr.segment_paths(tmp_path / "log")[-1]
+    segment = jr.segment_paths(tmp_path / "log")[-2]  # its first command is an order
     raw = bytearray(segment.read_bytes())
-    price_at = jr.SEGMENT_HEADER_BYTES + jr.RECORD_HEADER_BYTES + 24  # first command's price
+    price_at = jr.DATA_START + jr.RECORD_HEADER_BYTES + 24  # first command's price
     raw[price_at] ^= 0x01
     segment.write_bytes(raw)
     reseal(tmp_path / "log")

@@ -22,6 +22,7 @@ from replay.datadir import open_data_dir
 from replay.errors import DataError
 from replay.timeline import rebuild
 from replay.verify import verify, verify_log
+from tests.test_journal import reattest
 from tests.test_replay_support import Workload, small_market, write_log
 
 SEGMENT_OFFSET_CHAIN = struct.calcsize("<8sHHIQ32s")
@@ -74,14 +75,14 @@ def test_damage_before_the_tail_is_a_one_line_data_error_for_replay(tmp_path: Pa
     data = open_data_dir(tmp_path)
     first = jr.segment_paths(data.log_dir)[0]
     damaged = bytearray(first.read_bytes())
-    damaged[jr.SEGMENT_HEADER_BYTES + jr.RECORD_HEADER_BYTES + 3] ^= 0x10  # a command byte
+    damaged[jr.DATA_START + jr.RECORD_HEADER_BYTES + 3] ^= 0x10  # a command byte
     first.write_bytes(damaged)
     for replay in (rebuild, audit):
         with pytest.raises(DataError) as caught:
             replay(data)
         message = str(caught.value)
         assert "\n" not in message
-        assert f"segment {first}, byte offset {jr.SEGMENT_HEADER_BYTES}" in message
+        assert f"segment {first}, byte offset {jr.DATA_START}" in message
         assert "checksum" in message
 
 
@@ -93,7 +94,8 @@ def reseal(log_dir: Path) -> None:
         data[SEGMENT_OFFSET_CHAIN : SEGMENT_OFFSET_CHAIN + 32] = chain
         head_end = jr.SEGMENT_HEADER_BYTES - 4
         struct.pack_into("<I", data, head_end, crc32c.crc32c(bytes(data[:head_end])))
-        pos = jr.SEGMENT_HEADER_BYTES
+        pos = jr.DATA_START
+        last_seq = struct.unpack_from("<Q", data, 16)[0] - 1
         while pos < len(data) and any(data[pos : pos + 4]):
             body_bytes = struct.unpack_from("<I", data, pos + RECORD_OFFSET_BODY_BYTES)[0]
             body = bytes(data[pos + 128 : pos + 128 + body_bytes])
@@ -101,7 +103,9 @@ def reseal(log_dir: Path) -> None:
             data[pos + 48 : pos + 80] = chain
             struct.pack_into("<I", data, pos + 124, crc32c.crc32c(bytes(data[pos : pos + 124])))
             chain = hashlib.blake2b(bytes(data[pos : pos + 128]) + body, digest_size=32).digest()
+            last_seq = sum(struct.unpack_from("<QI", data, pos + 8)) - 1
             pos += jr.record_bytes(body_bytes)
+        reattest(data, last_seq, pos, chain)
         segment.write_bytes(data)
 
 

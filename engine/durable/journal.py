@@ -26,9 +26,16 @@ Every record links to its predecessor: ``chain = blake2b-256(header || body)`` a
 header stores it, so no record can be changed, dropped or reordered without breaking the chain.
 Records start at multiples of 64 bytes; the padding must be zero.
 
+The log attests its own end: every sync first writes an *end record* (last seq, data end,
+chain value, CRC32C) into the older of two slots after the segment header, in the same
+``fdatasync`` as the data; a rollover seals the old segment with an end record naming its
+successor.  Data missing before the attested end - a segment cut on a batch boundary, zeroed
+records, a deleted last segment - is :class:`MissingDataError`, never a tail
+(``docs/LOG_FORMAT.md`` §5.1 has the decision table).
+
 Recovery (``Journal.open``) reads the whole log and checks every byte.  Damage that a crash can
 cause - a short or torn record, garbage after the last record - is tolerated only at the very
-tail of the last segment, where no record of a later batch follows it (the pages of the one
+tail of the last segment, after its attested end, where no record of a later batch follows it (the pages of the one
 unsynced batch may reach the disk in any order): it is truncated and reported, as is a
 trailing batch without its checkpoint (never acknowledged).  Anything else - a bad checksum
 before the tail, a broken chain, a sequence gap, a wrong magic, version or market digest -
@@ -50,7 +57,7 @@ import os
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
 
@@ -60,11 +67,21 @@ import numpy as np
 
 from engine.core import limits
 from engine.core.records import COMMAND_DTYPE
+from engine.durable.storage import OS_STORAGE, Storage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version of the segment layout (the header and its end records); 1 had no end records."""
+RECORD_VERSION = 1
+"""Version of the record layout (unchanged since the first log: chain values are too)."""
 SEGMENT_MAGIC = b"CETSLOG\x00"
 RECORD_MAGIC = b"CETR"
+END_MAGIC = b"CETSEND\x00"
 SEGMENT_HEADER_BYTES = 128
+END_RECORD_BYTES = 128
+END_RECORDS = 2
+"""Two end-record slots, written alternately: while one is being written the other is durable."""
+DATA_START = SEGMENT_HEADER_BYTES + END_RECORDS * END_RECORD_BYTES
+"""Offset of a segment's first record."""
 RECORD_HEADER_BYTES = 128
 RECORD_ALIGN_BYTES = 64
 HASH_BYTES = 32
@@ -89,16 +106,19 @@ _SEGMENT_HEADER = struct.Struct("<8sHHIQ32s32s36sI")
 # magic, version, type, flags, first seq, count, annotations bytes, ts first, ts last,
 # body bytes, body crc, previous chain, reserved, header crc
 _RECORD_HEADER = struct.Struct("<4sHBBQIIqqII32s44sI")
+# magic, generation, segment first seq, last seq, data end, next segment, chain, reserved, crc
+_END_RECORD = struct.Struct("<8sQQQQQ32s44sI")
 _CHECKPOINT_BODY = struct.Struct("<Q32s")
 _CRC = struct.Struct("<I")
 
 assert _SEGMENT_HEADER.size == SEGMENT_HEADER_BYTES
 assert _RECORD_HEADER.size == RECORD_HEADER_BYTES
-assert SEGMENT_HEADER_BYTES % RECORD_ALIGN_BYTES == 0
+assert _END_RECORD.size == END_RECORD_BYTES
+assert DATA_START % RECORD_ALIGN_BYTES == 0
 assert COMMAND_DTYPE.itemsize % 8 == 0
 assert RECORD_BODY_BYTES_MAX < 2**32, "body length is a u32"
 assert limits.BATCH_COMMANDS_MAX < 2**32, "count is a u32"
-assert SEGMENT_BYTES_MIN >= SEGMENT_HEADER_BYTES + 2 * RECORD_HEADER_BYTES + 2 * 64
+assert SEGMENT_BYTES_MIN >= DATA_START + 2 * RECORD_HEADER_BYTES + 2 * 64
 
 _ZERO_HEADER = bytes(RECORD_HEADER_BYTES)
 _ANNOTATIONS = msgspec.msgpack.Decoder(list[bytes | None])
@@ -146,6 +166,26 @@ class LogCorruptError(JournalError):
 
 class MarketMismatchError(LogCorruptError):
     """The log belongs to another market definition (its digest differs)."""
+
+
+class MissingDataError(LogCorruptError):
+    """Acknowledged data is missing: a segment's end record attests more than its data holds
+    (a truncated or zeroed segment), or a sealed segment names a successor that is gone."""
+
+
+class LogFullError(JournalError):
+    """The file system is full (``ENOSPC``/``EDQUOT``) while writing a new batch record or a
+    new segment: the batch is refused, nothing of it counts, the journal stays usable and the
+    next batch tries again (space may have returned)."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFailedError(JournalError):
+    """A write or sync of the log failed: the journal stops for good (a failed ``fdatasync``
+    is never retried - the kernel may already have dropped the dirty pages it could not
+    write, so a retry that succeeds would prove nothing).  Reopen to recover."""
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -321,7 +361,7 @@ def _seal_record(
         body_bytes += memoryview(part).nbytes
     head = _RECORD_HEADER.pack(
         RECORD_MAGIC,
-        FORMAT_VERSION,
+        RECORD_VERSION,
         rtype,
         0,
         first_seq,
@@ -346,7 +386,7 @@ def _segment_header(first_seq: int, market_digest: bytes, prev_chain: bytes) -> 
     head = _SEGMENT_HEADER.pack(
         SEGMENT_MAGIC,
         FORMAT_VERSION,
-        SEGMENT_HEADER_BYTES,
+        DATA_START,
         0,
         first_seq,
         market_digest,
@@ -355,6 +395,63 @@ def _segment_header(first_seq: int, market_digest: bytes, prev_chain: bytes) -> 
         0,
     )[:-4]
     return head + _CRC.pack(crc32c.crc32c(head))
+
+
+@dataclass(frozen=True, slots=True)
+class EndRecord:
+    """One end-record slot of a segment: what the writer attested at one sync.
+
+    ``last_seq``/``data_end``/``chain`` are the log's committed end in this segment when the
+    slot was written (``first_seq - 1``, :data:`DATA_START` and the header's ``prev_chain``
+    for a segment without batches); ``next_segment`` is 0 while the segment is open and the
+    first seq of the next segment once it is sealed.
+    """
+
+    generation: int
+    last_seq: int
+    data_end: int
+    next_segment: int
+    chain: bytes
+
+    def claim(self) -> tuple[int, int, bytes]:
+        """(last seq, data end, chain): what the slot attests about the data."""
+        return self.last_seq, self.data_end, self.chain
+
+
+def _end_record(segment_first_seq: int, record: EndRecord) -> bytes:
+    head = _END_RECORD.pack(
+        END_MAGIC,
+        record.generation,
+        segment_first_seq,
+        record.last_seq,
+        record.data_end,
+        record.next_segment,
+        record.chain,
+        b"",
+        0,
+    )[:-4]
+    return head + _CRC.pack(crc32c.crc32c(head))
+
+
+def _end_slot_offset(index: int) -> int:
+    return SEGMENT_HEADER_BYTES + index * END_RECORD_BYTES
+
+
+def _parse_end_record(data: bytes, index: int, segment_first_seq: int) -> EndRecord | None:
+    """The end record in slot ``index``, or None when the slot is damaged (torn, flipped, or
+    written for another segment: the slot repeats the segment's first seq)."""
+    at = _end_slot_offset(index)
+    raw = bytes(data[at : at + END_RECORD_BYTES])
+    if len(raw) < END_RECORD_BYTES:
+        return None
+    magic, generation, first_seq, last_seq, data_end, next_segment, chain, reserved, crc = (
+        _END_RECORD.unpack(raw)
+    )
+    if magic != END_MAGIC or crc32c.crc32c(raw[:-4]) != crc or any(reserved):
+        return None
+    if first_seq != segment_first_seq or last_seq < first_seq - 1 or data_end < DATA_START:
+        return None
+    return EndRecord(generation, last_seq, data_end, next_segment, chain)
 
 
 def segment_name(first_seq: int) -> str:
@@ -407,7 +504,7 @@ class _Cursor:
     chain: bytes
     next_seq: int
     last_ts_ns: int
-    offset: int = SEGMENT_HEADER_BYTES
+    offset: int = DATA_START
 
 
 def _all_zero(data: bytes, start: int) -> bool:
@@ -479,7 +576,7 @@ def _read_record(data: bytes, pos: int, expected_seq: int) -> _Raw | None:
         raise _Damage(pos, expected_seq, f"bad record magic {magic!r}", torn=True)
     if crc32c.crc32c(head[:-4]) != header_crc:
         raise _Damage(pos, expected_seq, "record header checksum mismatch", torn=True)
-    if version != FORMAT_VERSION:
+    if version != RECORD_VERSION:
         raise _Damage(pos, first_seq, f"unsupported record version {version}", torn=False)
     if rtype not in (RT_BATCH, RT_CHECKPOINT) or flags or any(reserved):
         raise _Damage(pos, first_seq, f"unknown record type {rtype} or flags", torn=False)
@@ -560,6 +657,58 @@ def _check_checkpoint(raw: _Raw, batch: _Raw) -> tuple[int, bytes]:
     return event_count, digest
 
 
+@dataclass(slots=True)
+class _Ends:
+    """A segment's valid end records, and which of them the data reached so far."""
+
+    records: list[EndRecord]
+    """The valid slots, oldest first."""
+    confirmed: EndRecord
+    """What was certainly synced: the older slot of the last segment (while the newer one was
+    written, it was durable), the newest of an earlier segment (synced before its successor
+    was created)."""
+    damaged: Problem | None
+    matched: set[int]
+
+    @property
+    def newest(self) -> EndRecord:
+        return self.records[-1]
+
+    @property
+    def sealed(self) -> EndRecord | None:
+        return next((record for record in self.records if record.next_segment), None)
+
+    def match(self, path: Path, last_seq: int, data_end: int, chain: bytes) -> None:
+        """The data reached ``last_seq``: every end record naming it must agree."""
+        for record in self.records:
+            if record.last_seq != last_seq:
+                continue
+            if (record.data_end, record.chain) != (data_end, chain):
+                what = f"end record (generation {record.generation}) does not match the data"
+                raise LogCorruptError(str(path), data_end, last_seq, f"{what} at seq {last_seq}")
+            self.matched.add(record.generation)
+
+    def check_matched(self, path: Path, body_last: int) -> None:
+        for record in self.records:
+            if record.last_seq <= body_last and record.generation not in self.matched:
+                what = f"end record names seq {record.last_seq}, not the end of a batch"
+                raise LogCorruptError(str(path), record.data_end, record.last_seq, what)
+
+
+def _read_ends(path: Path, data: bytes, first_seq: int, is_last: bool) -> _Ends:
+    slots = [_parse_end_record(data, i, first_seq) for i in range(END_RECORDS)]
+    valid = sorted((r for r in slots if r is not None), key=lambda r: r.generation)
+    bad = [_end_slot_offset(i) for i, record in enumerate(slots) if record is None]
+    if not valid:
+        raise LogCorruptError(str(path), SEGMENT_HEADER_BYTES, first_seq, "end records damaged")
+    damaged = None
+    if bad:  # a crash may tear the slot being written; the other one was durable then
+        what = "end record damaged (torn by a crash, or decayed; the other slot holds)"
+        damaged = Problem(str(path), bad[0], first_seq, what, True)
+    confirmed = valid[0] if is_last else valid[-1]
+    return _Ends(valid, confirmed, damaged, set())
+
+
 class LogWalk:
     """Iterates the complete batches of a log, checking every byte on the way.
 
@@ -607,6 +756,9 @@ class LogWalk:
         self.first_seq = self.first_ts_ns = 0
         self._records_before = 0
         self.complete = False
+        self._ends: _Ends | None = None
+        self.repairable: Problem | None = None
+        """A damaged end-record slot whose twin holds (reported; recovery rewrites it)."""
 
     def _start_index(self, paths: list[Path]) -> int:
         start = 0
@@ -618,16 +770,18 @@ class LogWalk:
     def __iter__(self) -> Iterator[LoggedBatch]:
         paths = segment_paths(self.log_dir)
         for i in range(self._start_index(paths), len(paths)):
-            path = paths[i]
+            path, is_last = paths[i], i == len(paths) - 1
             data = self._read_segment(path)
-            self._open_segment(path, data)
+            self._open_segment(path, data, is_last)
             try:
-                yield from self._segment_batches(path, data, is_last=i == len(paths) - 1)
+                yield from self._segment_batches(path, data, is_last)
             except _Damage as damage:
-                self._damaged(path, data, damage, is_last=i == len(paths) - 1)
+                self._damaged(path, data, damage, is_last)
             if self.complete or self.tail is not None:
                 return
         self.complete = True
+        if self.tail is None and self.repairable is not None:
+            self.tail = self.repairable
 
     def _read_segment(self, path: Path) -> bytes:
         if not self.map_segments:
@@ -639,15 +793,15 @@ class LogWalk:
             mapped = mmap.mmap(handle.fileno(), size, prot=mmap.PROT_READ)
         return mapped  # type: ignore[return-value] # slices, find and buffers, like bytes
 
-    def _open_segment(self, path: Path, data: bytes) -> None:
+    def _open_segment(self, path: Path, data: bytes, is_last: bool) -> None:
         """Check a segment header and its link to the previous segment; reset the cursor."""
         name_seq = int(path.stem)
 
         def fail(what: str, cls: type[LogCorruptError] = LogCorruptError) -> LogCorruptError:
             return cls(str(path), 0, name_seq, what)
 
-        if len(data) < SEGMENT_HEADER_BYTES:
-            raise fail("segment shorter than its header")
+        if len(data) < DATA_START:
+            raise fail("segment shorter than its header and end records")
         (magic, version, header_bytes, flags, first_seq, digest, prev_chain, reserved, crc) = (
             _SEGMENT_HEADER.unpack_from(data)
         )
@@ -655,7 +809,7 @@ class LogWalk:
             raise fail(f"bad segment magic {magic!r}")
         if crc32c.crc32c(data[: SEGMENT_HEADER_BYTES - 4]) != crc:
             raise fail("segment header checksum mismatch")
-        if version != FORMAT_VERSION or header_bytes != SEGMENT_HEADER_BYTES:
+        if version != FORMAT_VERSION or header_bytes != DATA_START:
             raise fail(f"unsupported segment version {version}")
         if flags or any(reserved):
             raise fail("unknown segment flags")
@@ -674,11 +828,13 @@ class LogWalk:
         self.cursor = _Cursor(prev_chain, first_seq, last_ts)
         self.segment = path
         self._records_before = self.records
+        self._ends = _read_ends(path, data, first_seq, is_last)
+        self._ends.match(path, first_seq - 1, DATA_START, prev_chain)
 
     def _segment_batches(self, path: Path, data: bytes, is_last: bool) -> Iterator[LoggedBatch]:
         cursor = self.cursor
         assert cursor is not None
-        pos, commands = SEGMENT_HEADER_BYTES, None
+        pos, commands = DATA_START, None
         while (raw := _read_record(data, pos, cursor.next_seq)) is not None:
             if raw.rtype == RT_BATCH:
                 if self._pending is not None:
@@ -698,12 +854,66 @@ class LogWalk:
                     yield batch
             pos = raw.end
         self._segment_done(path)
+        unconfirmed = self._check_end(path, is_last)
         if self._pending is not None:
             offset, seq = self._pending.offset, self._pending.first_seq
             if not is_last:
                 raise LogCorruptError(str(path), offset, seq, "batch without checkpoint")
             what = "batch without checkpoint (never acknowledged)"
             self._set_tail(Problem(str(path), offset, seq, what, True), data)
+        elif unconfirmed is not None:
+            self._set_tail(unconfirmed, data)
+
+    def _check_end(self, path: Path, is_last: bool) -> Problem | None:
+        """Hold the segment's data against its end records (see docs/LOG_FORMAT.md §5.1).
+
+        Raises when acknowledged data is missing; returns the tail to cut quietly when only
+        the newest end record of the last segment - whose sync may not have completed - names
+        more than the data holds (or one slot of it is torn)."""
+        cursor, ends = self.cursor, self._ends
+        assert cursor is not None and ends is not None
+        body_last, where = cursor.next_seq - 1, str(path)
+        ends.check_matched(path, body_last)
+        attested = ends.confirmed
+        if attested.last_seq > body_last:
+            lost = attested.last_seq - body_last
+            raise MissingDataError(
+                where,
+                cursor.offset,
+                cursor.next_seq,
+                f"acknowledged data missing: the end record attests seq {attested.last_seq} "
+                f"ending at byte {attested.data_end}, the data ends at seq {body_last} "
+                f"(byte {cursor.offset}): {lost} acknowledged commands lost",
+            )
+        sealed = ends.sealed
+        if sealed is not None:
+            if body_last != sealed.last_seq:
+                what = f"data after the seal (sealed at seq {sealed.last_seq})"
+                raise LogCorruptError(where, sealed.data_end, sealed.last_seq + 1, what)
+            following = self.log_dir / segment_name(sealed.next_segment)
+            if is_last and not following.exists():  # (it may have just been created: done)
+                raise MissingDataError(
+                    str(following),
+                    0,
+                    sealed.next_segment,
+                    f"segment missing: {path.name} was sealed naming {following.name} as the "
+                    "next segment",
+                )
+        newest = ends.newest
+        if is_last and newest.last_seq > body_last:
+            return Problem(
+                where,
+                cursor.offset,
+                cursor.next_seq,
+                f"the newest end record names seq {newest.last_seq} (byte {newest.data_end}) "
+                f"but the data ends at seq {body_last}: its sync never completed "
+                "(never acknowledged)",
+                True,
+            )
+        if not is_last:
+            self.repairable = self.repairable or ends.damaged
+            return None
+        return ends.damaged
 
     def _set_tail(self, problem: Problem, data: bytes) -> None:
         cursor = self.cursor
@@ -727,6 +937,8 @@ class LogWalk:
         assert cursor is not None
         cursor.chain, cursor.next_seq = checkpoint.chain, batch.first_seq + batch.count
         cursor.last_ts_ns, cursor.offset = batch.ts_last_ns, checkpoint.end
+        assert self._ends is not None
+        self._ends.match(path, cursor.next_seq - 1, cursor.offset, cursor.chain)
         if self.batches == 0:
             self.first_seq, self.first_ts_ns = batch.first_seq, batch.ts_first_ns
         self.records += 2
@@ -761,6 +973,15 @@ class LogWalk:
         cursor = self.cursor
         assert cursor is not None
         unfinished = cursor.next_seq  # first seq of the batch that may be unfinished
+        assert self._ends is not None
+        attested = self._ends.confirmed.last_seq
+        if damage.torn and is_last and attested >= unfinished:
+            cut = damage.what.startswith("truncated")  # the file ends inside acknowledged data
+            what = f"{damage.what} (acknowledged data: the end record attests seq {attested})"
+            if cut:
+                what = f"acknowledged data missing: {what}"
+            error = MissingDataError if cut else LogCorruptError
+            raise error(str(path), damage.offset, damage.seq, what)
         if damage.torn and is_last and not _later_batch_after(data, damage.offset, unfinished):
             self._segment_done(path)
             self._set_tail(Problem(str(path), damage.offset, damage.seq, damage.what, True), data)
@@ -874,7 +1095,7 @@ def acquire_lock(path: str | Path, what: str) -> int:
 ZERO_FILL_CHUNK_BYTES = 1 << 20
 
 
-def _preallocate(fd: int, start: int, size: int) -> None:
+def _preallocate(io: Storage, fd: int, start: int, size: int) -> None:
     """Write zeros over ``[start, size)`` of the file, so that its blocks are allocated and
     *written* before any record lands there.
 
@@ -890,18 +1111,15 @@ def _preallocate(fd: int, start: int, size: int) -> None:
     chunk = bytes(min(ZERO_FILL_CHUNK_BYTES, max(size - start, 0)))
     offset = start
     while offset < size:
-        offset += os.pwrite(fd, memoryview(chunk)[: size - offset], offset)
+        part = memoryview(chunk)[: size - offset]
+        io.pwrite(fd, [part], offset)
+        offset += part.nbytes
 
 
-def _pwrite_all(fd: int, parts: list, offset: int) -> None:
-    total = sum(memoryview(p).nbytes for p in parts)
-    written = os.pwritev(fd, parts, offset)
-    if written != total:  # short write: finish it from one contiguous copy
-        rest = b"".join(bytes(p) for p in parts)[written:]
-        while rest:
-            n = os.pwrite(fd, rest, offset + written)
-            written += n
-            rest = rest[n:]
+def _newest_of(slots: list[EndRecord | None]) -> int:
+    """Index of the slot with the highest generation."""
+    generations = [slot.generation if slot else -1 for slot in slots]
+    return generations.index(max(generations))
 
 
 @dataclass(slots=True)
@@ -919,6 +1137,11 @@ class Journal:
 
     Use :meth:`open`; then for every batch :meth:`append_batch`, apply it to the engine,
     :meth:`append_checkpoint` with the events (this syncs per the durability policy).
+
+    Every sync first writes an *end record* (the committed end: last seq, byte offset, chain
+    value) into the older of the segment's two end-record slots, in the same ``fdatasync`` as
+    the data it covers; a failed write or sync stops the journal for good
+    (:class:`StorageFailedError`).
     """
 
     def __init__(
@@ -930,6 +1153,7 @@ class Journal:
         segment_bytes: int,
         monotonic: Callable[[], float],
         lock_fd: int,
+        storage: Storage = OS_STORAGE,
     ) -> None:
         if segment_bytes < SEGMENT_BYTES_MIN:
             raise ValueError(f"segment_bytes must be at least {SEGMENT_BYTES_MIN}")
@@ -938,14 +1162,17 @@ class Journal:
         self.log_dir, self.market_digest = log_dir, market_digest
         self.durability = Durability(durability)
         self.sync_interval_s, self.segment_bytes = sync_interval_s, segment_bytes
-        self._monotonic, self._lock_fd = monotonic, lock_fd
+        self._monotonic, self._lock_fd, self._io = monotonic, lock_fd, storage
         self._fd = -1
         self._segment: Path | None = None
-        self._offset = SEGMENT_HEADER_BYTES
+        self._segment_first = 1
+        self._offset = self._committed = DATA_START
+        self._slots: list[EndRecord | None] = [None] * END_RECORDS
         self._chain, self._next_seq, self._last_ts = GENESIS_CHAIN, 1, 0
         self._pending: _Pending | None = None
         self._last_sync = monotonic()
         self._dirty = False
+        self._failure: BaseException | None = None
         self.recovery: JournalRecovery | None = None
         self.sync_seconds: collections.deque[float] = collections.deque(maxlen=SYNC_SAMPLES)
         """How long each of the last ``SYNC_SAMPLES`` ``fdatasync`` calls took (wall clock):
@@ -961,6 +1188,7 @@ class Journal:
         sync_interval_s: float = 0.05,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         monotonic: Callable[[], float] = time.monotonic,
+        storage: Storage = OS_STORAGE,
     ) -> Journal:
         """Open (creating if empty) the log in ``log_dir`` for writing, recovering its tail.
 
@@ -978,13 +1206,18 @@ class Journal:
             Preallocated size of a segment; a batch that does not fit starts a new one.
         monotonic : callable
             Clock for the sync interval (injected for tests).
+        storage : Storage
+            The file operations of the writer (a test's faulty one, or the real one).
 
         Raises
         ------
         LogLockedError
             Another writer has the log open.
         LogCorruptError
-            Damage before the tail (see :attr:`LogCorruptError.segment` and friends).
+            Damage before the tail (see :attr:`LogCorruptError.segment` and friends);
+            :class:`MissingDataError` when acknowledged data is gone (docs/LOG_FORMAT.md §5.1).
+        StorageFailedError
+            A write or sync failed during recovery.
         """
         path = Path(log_dir)
         path.mkdir(parents=True, exist_ok=True)
@@ -998,6 +1231,7 @@ class Journal:
                 segment_bytes,
                 monotonic,
                 lock_fd,
+                storage,
             )
             journal._recover()
         except BaseException:
@@ -1014,7 +1248,7 @@ class Journal:
             tmp.unlink()  # a segment whose creation never finished: never part of the log
             removed.append(str(tmp))
         if not segment_paths(self.log_dir):
-            self._create_segment(1, GENESIS_CHAIN)
+            self._guarded(self._start_segment, 1, GENESIS_CHAIN)
             self.recovery = JournalRecovery(True, 1, 0, 0, removed_temp_files=removed)
             return
         walk = LogWalk(self.log_dir, self.market_digest, map_segments=True)
@@ -1027,12 +1261,10 @@ class Journal:
             cursor.next_seq,
             cursor.last_ts_ns,
         )
-        self._segment, self._offset = segment, cursor.offset
-        self._fd = os.open(segment, os.O_RDWR)
-        truncated = self._truncate_tail(walk) if walk.tail is not None else {}
-        if os.fstat(self._fd).st_size < self.segment_bytes:  # cut back: fill it again
-            _preallocate(self._fd, self._offset, self.segment_bytes)  # beyond the data's end
-            os.fdatasync(self._fd)
+        self._segment, self._offset, self._committed = segment, cursor.offset, cursor.offset
+        self._segment_first = int(segment.stem)
+        self._fd = self._io.open(segment, os.O_RDWR)
+        truncated = self._guarded(self._repair_tail, walk)
         self.recovery = JournalRecovery(
             False,
             len(walk.segments),
@@ -1042,12 +1274,26 @@ class Journal:
             **truncated,
         )
 
+    def _repair_tail(self, walk: LogWalk) -> dict:
+        """Cut a torn or unacknowledged tail, fill the segment again, and make both end
+        records attest the recovered end (the least trusted slot first: the other one holds
+        while it is written)."""
+        io, fd = self._io, self._fd
+        truncated = self._truncate_tail(walk) if walk.tail is not None else {}
+        if io.size(fd) < self.segment_bytes:  # cut back: fill it again
+            _preallocate(io, fd, self._offset, self.segment_bytes)  # beyond the data's end
+            io.fdatasync(fd)
+        head = os.pread(fd, DATA_START, 0)
+        self._slots = [_parse_end_record(head, i, self._segment_first) for i in range(2)]
+        self._confirm_end()
+        return truncated
+
     def _truncate_tail(self, walk: LogWalk) -> dict:
         """Cut the log back to its committed end (after the last checkpoint)."""
         tail = walk.tail
         assert tail is not None and self._segment is not None
-        os.ftruncate(self._fd, self._offset)
-        os.fsync(self._fd)
+        self._io.ftruncate(self._fd, self._offset)
+        self._io.fsync(self._fd)
         return {
             "truncated_bytes": max(walk.tail_end - self._offset, 0),
             "truncated_segment": str(self._segment),
@@ -1055,6 +1301,32 @@ class Journal:
             "truncated_reason": f"{tail.what} at byte offset {tail.offset} (seq {tail.seq})",
             "dropped_seqs": walk.dropped_seqs,
         }
+
+    # -- end records ---------------------------------------------------------------------------
+    def _end_claim(self, next_segment: int = 0) -> EndRecord:
+        generation = max((slot.generation for slot in self._slots if slot), default=0) + 1
+        return EndRecord(generation, self._next_seq - 1, self._committed, next_segment, self._chain)
+
+    def _newest_slot(self) -> int:
+        return _newest_of(self._slots)
+
+    def _put_end(self, fd: int, index: int, record: EndRecord, segment_first: int) -> None:
+        self._io.pwrite(fd, [_end_record(segment_first, record)], _end_slot_offset(index))
+
+    def _confirm_end(self) -> None:
+        """Make both slots attest the committed end, each write synced before the next (so
+        that a later cut of the last batch is found even though its sync was the last)."""
+        slots = self._slots
+        damaged = [i for i, slot in enumerate(slots) if slot is None]
+        first = damaged[0] if damaged else self._newest_slot()
+        for index in (first, 1 - first):
+            slot = slots[index]
+            if slot is not None and slot.claim() == self._end_claim().claim():
+                continue
+            record = self._end_claim()
+            self._put_end(self._fd, index, record, self._segment_first)
+            self._io.fdatasync(self._fd)
+            slots[index] = record
 
     # -- writing -------------------------------------------------------------------------------
     @property
@@ -1078,28 +1350,70 @@ class Journal:
         """Chain value after the last complete batch."""
         return self._chain
 
-    def _create_segment(self, first_seq: int, prev_chain: bytes) -> None:
-        """Make a new segment durable (temporary name, sync, rename, directory sync)."""
+    def _guarded(self, operation: Callable, *args):
+        """Run a write operation; an ``OSError`` stops the journal for good (but a full file
+        system while creating a segment refuses only the batch: :class:`LogFullError`)."""
+        try:
+            return operation(*args)
+        except LogFullError:
+            raise
+        except OSError as exc:
+            self._failure = exc
+            where = self._segment.name if self._segment is not None else str(self.log_dir)
+            raise StorageFailedError(
+                f"log storage failed ({where}): {exc.strerror or exc}; the log is stopped "
+                "(a failed write or sync is never retried), reopen it to recover"
+            ) from exc
+
+    def _create_segment(self, first_seq: int, prev_chain: bytes) -> tuple[int, Path]:
+        """Make a new segment durable (temporary name, sync, rename, directory sync): its
+        header and both end-record slots attesting an empty segment."""
+        io = self._io
         final = self.log_dir / segment_name(first_seq)
         tmp = final.with_name(final.name + ".tmp")
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = io.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _preallocate(fd, SEGMENT_HEADER_BYTES, self.segment_bytes)
-            _pwrite_all(fd, [_segment_header(first_seq, self.market_digest, prev_chain)], 0)
-            os.fsync(fd)
-            os.rename(tmp, final)
-            fsync_dir(self.log_dir)
+            _preallocate(io, fd, DATA_START, self.segment_bytes)
+            empty = [
+                _end_record(first_seq, EndRecord(g, first_seq - 1, DATA_START, 0, prev_chain))
+                for g in (1, 2)
+            ]
+            io.pwrite(fd, [_segment_header(first_seq, self.market_digest, prev_chain), *empty], 0)
+            io.fsync(fd)
+            io.rename(tmp, final)
+            io.fsync_dir(self.log_dir)
         except BaseException:
-            os.close(fd)
+            io.close(fd)
+            tmp.unlink(missing_ok=True)  # never part of the log
             raise
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._segment, self._offset = fd, final, SEGMENT_HEADER_BYTES
+        return fd, final
+
+    def _start_segment(self, first_seq: int, prev_chain: bytes) -> None:
+        fd, path = self._create_segment(first_seq, prev_chain)
+        self._fd, self._segment, self._segment_first = fd, path, first_seq
+        self._offset = self._committed = DATA_START
+        empty = EndRecord(0, first_seq - 1, DATA_START, 0, prev_chain)
+        self._slots = [replace(empty, generation=1), replace(empty, generation=2)]
 
     def _roll(self) -> None:
-        """Start a new segment; the old one is synced first so only the last can have a tail."""
-        os.fdatasync(self._fd)
-        self._create_segment(self._next_seq, self._chain)
+        """Start a new segment.  The old one is synced first (so only the last can have a
+        tail), the new one made durable, then the old one sealed with an end record naming its
+        successor (so that deleting the last segment is found)."""
+        self._dirty = True  # the newest end record must attest the whole old segment
+        self._sync_now()
+        old_fd, old_first, old_slots = self._fd, self._segment_first, self._slots
+        try:
+            self._start_segment(self._next_seq, self._chain)
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            raise LogFullError(f"log storage full: {exc.strerror}; batch refused") from exc
+        newest = old_slots[_newest_of(old_slots)]
+        assert newest is not None
+        seal = replace(newest, generation=newest.generation + 1, next_segment=self._next_seq)
+        self._put_end(old_fd, 1 - _newest_of(old_slots), seal, old_first)
+        self._io.fdatasync(old_fd)
+        self._io.close(old_fd)
 
     def append_batch(self, commands: np.ndarray, annotations: bytes = b"") -> None:
         """Write one batch record (not yet durable, not yet complete).
@@ -1123,16 +1437,21 @@ class Journal:
         size = record_bytes(body_bytes)
         if (
             self._offset + size + CHECKPOINT_RECORD_BYTES > self.segment_bytes
-            and self._offset > SEGMENT_HEADER_BYTES
+            and self._offset > DATA_START
         ):
-            self._roll()
+            self._guarded(self._roll)
         ts_range = (int(records["ts_ns"][0]), int(records["ts_ns"][-1]))
         parts = [records.view(np.uint8), annotations]
         header, chain = _seal_record(
             RT_BATCH, self._next_seq, count, len(annotations), ts_range, parts, self._chain
         )
         pad = bytes(_padding(body_bytes))
-        _pwrite_all(self._fd, [header, *parts, pad], self._offset)
+        try:  # beyond the committed end: a partial write is an unacknowledged tail
+            self._io.pwrite(self._fd, [header, *parts, pad], self._offset)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise LogFullError(f"log storage full: {exc.strerror}; batch refused") from exc
+            self._guarded(_raise, exc)
         self._pending = _Pending(self._offset, self._next_seq, count, ts_range, chain, size)
         self._offset += size
         self._dirty = True
@@ -1156,8 +1475,9 @@ class Journal:
             pending.chain,
         )
         pad = bytes(_padding(len(body)))
-        _pwrite_all(self._fd, [header, body, pad], self._offset)
+        self._guarded(self._io.pwrite, self._fd, [header, body, pad], self._offset)
         self._offset += CHECKPOINT_RECORD_BYTES
+        self._committed = self._offset
         self._pending = None
         self._chain, self._next_seq = chain, pending.first_seq + pending.count
         self._last_ts = pending.ts_range[1]
@@ -1168,9 +1488,9 @@ class Journal:
         pending = self._pending
         if pending is None:
             return
-        _pwrite_all(self._fd, [bytes(pending.size)], pending.offset)
-        self._offset = pending.offset
         self._pending = None
+        self._offset = pending.offset
+        self._guarded(self._io.pwrite, self._fd, [bytes(pending.size)], pending.offset)
 
     def _sync_per_policy(self) -> None:
         due = self._monotonic() - self._last_sync >= self.sync_interval_s
@@ -1178,11 +1498,19 @@ class Journal:
             self.sync()
 
     def sync(self) -> None:
-        """Force everything written so far to stable storage."""
+        """Force everything written so far to stable storage, with an end record attesting
+        the committed end (written into the older slot, in the same ``fdatasync``)."""
         self._check_open()
+        self._guarded(self._sync_now)
+
+    def _sync_now(self) -> None:
         if self._dirty:
             started = time.perf_counter()
-            os.fdatasync(self._fd)
+            index = 1 - self._newest_slot()
+            record = self._end_claim()
+            self._put_end(self._fd, index, record, self._segment_first)
+            self._io.fdatasync(self._fd)
+            self._slots[index] = record
             self.sync_seconds.append(time.perf_counter() - started)
             self._dirty = False
         self._last_sync = self._monotonic()
@@ -1198,6 +1526,15 @@ class Journal:
     def _check_open(self) -> None:
         if self._fd < 0:
             raise JournalError("journal is closed")
+        if self._failure is not None:
+            raise StorageFailedError(
+                f"the log stopped after a storage failure ({self._failure}); reopen to recover"
+            )
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The storage failure that stopped the journal (None while it works)."""
+        return self._failure
 
     @property
     def closed(self) -> bool:
@@ -1205,12 +1542,15 @@ class Journal:
         return self._fd < 0
 
     def close(self) -> None:
-        """Erase an unfinished batch, sync, and release the lock.  Idempotent."""
+        """Erase an unfinished batch, sync, make both end records attest the end, and release
+        the lock.  Idempotent.  After a storage failure nothing more is written."""
         if self._fd < 0:
             return
         try:
-            self.abort_batch()
-            self.sync()
+            if self._failure is None:
+                self.abort_batch()
+                self.sync()
+                self._guarded(self._confirm_end)
         finally:
             os.close(self._fd)
             self._fd = -1
@@ -1222,6 +1562,10 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 SMALL_BATCH_COMMANDS = 32

@@ -106,7 +106,7 @@ def default_engine_class() -> EngineClass:
 def _decode_market(data: bytes) -> mk.MarketDefinition:
     try:
         return mk.validate(msgspec.json.decode(data, type=mk.MarketDefinition))
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: a JSON string not UTF-8
         raise mk.MarketDefinitionError(f"invalid stored market definition: {exc}") from None
 
 
@@ -374,6 +374,8 @@ class Sequencer:
                 self.journal.abort_batch()
                 raise
             self.journal.append_checkpoint(events)
+        except jr.LogFullError:  # nothing of the batch was written: refused, still usable
+            raise
         except BaseException as exc:
             self._failure = exc
             raise

@@ -1,0 +1,72 @@
+"""The file operations the log writer performs, behind one small interface.
+
+Theory of operation
+-------------------
+:class:`engine.durable.journal.Journal` never calls ``os`` directly to write: it goes through a
+:class:`Storage`, so that a test can put a deterministic, seeded faulty one in its place
+(``tests/storage_faults.py``: torn, lost and misdirected writes, EIO and ENOSPC on write and
+on sync, a crash that drops everything written after the last successful sync).  The real one,
+:data:`OS_STORAGE`, is a thin veneer over ``os``: every method is one system call (``pwritev``
+is finished with ``pwrite`` after a short write).  Readers (the log walk, verify, replay) read
+files directly: what a fault did to the bytes is what they must find.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+
+class Storage:
+    """The real file system (every method raises ``OSError`` as ``os`` does)."""
+
+    def open(self, path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
+        """``os.open``."""
+        return os.open(path, flags, mode)
+
+    def close(self, fd: int) -> None:
+        """``os.close``."""
+        os.close(fd)
+
+    def pwrite(self, fd: int, parts: Sequence, offset: int) -> None:
+        """Write the concatenation of ``parts`` at ``offset``, all of it (or raise)."""
+        total = sum(memoryview(part).nbytes for part in parts)
+        written = os.pwritev(fd, parts, offset)
+        if written != total:  # short write: finish it from one contiguous copy
+            rest = b"".join(bytes(part) for part in parts)[written:]
+            while rest:
+                n = os.pwrite(fd, rest, offset + written)
+                written += n
+                rest = rest[n:]
+
+    def fdatasync(self, fd: int) -> None:
+        """``os.fdatasync``: the file's data (and the size) on stable storage."""
+        os.fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        """``os.fsync``."""
+        os.fsync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        """``os.ftruncate``."""
+        os.ftruncate(fd, size)
+
+    def size(self, fd: int) -> int:
+        """The file's size in bytes."""
+        return os.fstat(fd).st_size
+
+    def rename(self, source: str | os.PathLike, target: str | os.PathLike) -> None:
+        """``os.rename`` (atomic within a directory)."""
+        os.rename(source, target)
+
+    def fsync_dir(self, path: str | os.PathLike) -> None:
+        """Make a directory's entries (created, renamed files) durable."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+OS_STORAGE = Storage()
+"""The storage every journal uses unless a test gives it another."""
