@@ -18,6 +18,7 @@ from engine.core import market as mk
 from engine.core.reference.engine import ReferenceEngine
 from engine.durable import journal as jr
 from engine.durable import sequencer as sq
+from engine.durable import snapshots as snapshots
 from gateway.protocol import Role
 from gateway.users import User, UserDirectory, UserFileError
 from replay import errors
@@ -79,17 +80,17 @@ def test_every_damage_of_the_market_definition(data_dir: Path, capsysbinary) -> 
 
 
 def test_every_damage_of_a_snapshot(data_dir: Path, capsysbinary) -> None:
-    (path,) = sq.snapshot_paths(data_dir / sq.SNAPSHOT_DIR)
+    (path,) = snapshots.snapshot_paths(data_dir / sq.SNAPSHOT_DIR)
     original = path.read_bytes()
     digest = msgspec.json.decode((data_dir / sq.MARKET_FILE).read_bytes(), type=mk.MarketDefinition)
     try:
         for i, (what, damaged) in enumerate(damaged_versions(original, cut_stride=13)):
             at = int(what.split()[1]) if what.startswith("byte") else 0
-            if at >= sq.SNAPSHOT_HEADER_BYTES and at % 13:  # the state: sampled
+            if at >= snapshots.SNAPSHOT_HEADER_BYTES and at % 13:  # the state: sampled
                 continue
             path.write_bytes(damaged)
-            with pytest.raises(sq.SnapshotError):
-                sq.read_snapshot(path, digest.digest())
+            with pytest.raises(snapshots.SnapshotError):
+                snapshots.read_snapshot(path, digest.digest())
             if i % 41 == 0:
                 code = check_replay_command(capsysbinary, "verify", data_dir, what)
                 assert code == errors.EXIT_FINDING, what  # a bad snapshot is a finding
