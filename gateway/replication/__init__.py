@@ -1,0 +1,1 @@
+"""Replication of the exchange on NATS JetStream (optional extra ``replication``)."""
