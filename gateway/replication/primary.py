@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from gateway.replication.lease import Lease, LeaseLostError
 from gateway.replication.link import NatsLink
-from gateway.replication.stream import TRANSIENT, StreamNames, batch_headers, is_wrong_last_sequence
+from gateway.replication.stream import (
+    TRANSIENT,
+    StreamNames,
+    batch_headers,
+    is_in_process,
+    is_wrong_last_sequence,
+)
 
 log = logging.getLogger("gateway.replication")
 
 PUBLISH_TIMEOUT_S = 1.0
+RETRY_PAUSE_S = 0.05
 
 
 class FencedError(RuntimeError):
@@ -77,10 +85,11 @@ class StreamReplicator:
                 ack = self.link.run(self._publish(data, headers), PUBLISH_TIMEOUT_S * 2 + 1)
                 break
             except TRANSIENT as exc:
-                self.stalls += 1
-                if self.stalls == 1 or self.stalls % 10 == 0:
-                    log.warning("stream %s: no quorum yet (%r); retrying", self.names.name, exc)
+                self._stalled(exc)
             except Exception as exc:
+                if is_in_process(exc):
+                    self._stalled(exc)
+                    continue
                 if not is_wrong_last_sequence(exc):
                     raise
                 self._fence(
@@ -96,6 +105,12 @@ class StreamReplicator:
         self.duplicates += bool(ack.duplicate)
         self.published += 1
         self.stream_seq = ack.seq
+
+    def _stalled(self, exc: BaseException) -> None:
+        self.stalls += 1
+        if self.stalls == 1 or self.stalls % 10 == 0:
+            log.warning("stream %s: no quorum (%r); retrying", self.names.name, exc)
+        time.sleep(RETRY_PAUSE_S)
 
     async def _publish(self, data: bytes, headers: dict):
         return await self.link.js.publish(

@@ -27,10 +27,18 @@ EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 MSG_ID = "Nats-Msg-Id"
 WRONG_LAST_SEQUENCE = 10071
 """JetStream's error code for a publish whose expected last sequence is not the stream's."""
+DUPLICATE_IN_PROCESS = 10158
+"""JetStream's error code for a retry while the first publish of the message is in flight."""
 LEASE_KEY = "primary"
 SETUP_TIMEOUT_S = 30.0
-TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, asyncio.TimeoutError)
-"""Errors of a cluster without quorum or leader (yet): wait and retry."""
+TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    asyncio.TimeoutError,
+)
+"""Errors of a cluster without quorum or stream leader (yet): wait and retry."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,12 @@ def batch_headers(first_seq: int, last_seq: int, expected_last: int, data: bytes
     }
 
 
+def is_in_process(exc: BaseException) -> bool:
+    """Whether a retried publish found its first attempt still being replicated (no quorum
+    yet): the same message is in flight, retry later."""
+    return isinstance(exc, nats.js.errors.APIError) and exc.err_code == DUPLICATE_IN_PROCESS
+
+
 def is_wrong_last_sequence(exc: BaseException) -> bool:
     """Whether a publish failed because the stream has moved on (another writer appended)."""
     return isinstance(exc, nats.js.errors.APIError) and exc.err_code == WRONG_LAST_SEQUENCE
@@ -91,7 +105,7 @@ async def _retrying(make):
     while True:
         try:
             return await make()
-        except (*TRANSIENT, nats.js.errors.ServiceUnavailableError):
+        except TRANSIENT:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
