@@ -214,14 +214,15 @@ class Client:
             The server refused the logon.
         """
         loop = asyncio.get_running_loop()
-        for position, (host, port) in enumerate(self._rotation()):
+        rotation = self._rotation()
+        for position, (host, port) in enumerate(rotation):
             try:
                 self._transport, self._protocol = await asyncio.wait_for(
                     loop.create_connection(lambda: _Protocol(self), host, port), timeout
                 )
                 break
             except OSError:
-                if position == len(self.addresses) - 1:
+                if position == len(rotation) - 1:
                     raise
         self.host, self.port = host, port
         self._logon = loop.create_future()
@@ -259,7 +260,10 @@ class Client:
 
     def _rotation(self) -> list[tuple[str, int]]:
         """The addresses, starting with the one last connected to."""
-        at = self.addresses.index((self.host, self.port))
+        current = (self.host, self.port)
+        if current not in self.addresses:  # host and port set by hand
+            return [current, *self.addresses]
+        at = self.addresses.index(current)
         return self.addresses[at:] + self.addresses[:at]
 
     async def failover(self, timeout: float = 60.0, pause_s: float = 0.1) -> p.LogonAccepted:
@@ -280,8 +284,8 @@ class Client:
                 if loop.time() + pause_s > deadline:
                     raise
                 await asyncio.sleep(pause_s)
-                at = self.addresses.index((self.host, self.port))
-                self.host, self.port = self.addresses[(at + 1) % len(self.addresses)]
+                rotation = self._rotation()
+                self.host, self.port = rotation[1 % len(rotation)]
 
     async def logout(self, timeout: float = 5.0) -> None:
         """Say Logout, wait for the server to close."""
