@@ -94,6 +94,25 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_replication(args: argparse.Namespace) -> int:
+    from bench import machine, replication
+
+    info = machine.describe()
+    print(machine.line(info))
+    missing = replication.available()
+    if missing is not None:
+        print(f"bench replication: cannot run: {missing}")
+        return 2
+    print(
+        f"bench replication: a local 3-node NATS JetStream cluster (file storage, 3 replicas); "
+        f"{args.clients} pipelining clients; open loop at {args.rate:,} orders/s"
+    )
+    results = replication.run(args.size, args.rate, args.clients)
+    print(replication.format_report(results))
+    _write_json(args.json, {"machine": info, **results})
+    return 0
+
+
 def _bench_carbon(args: argparse.Namespace) -> int:
     from bench import carbon, machine
 
@@ -124,7 +143,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_layers(bench: argparse.ArgumentParser) -> None:
-    """The benchmark layers: ``core``, ``journal``, ``gateway``, ``carbon``, ``engine``, ``all``."""
+    """The benchmark layers: ``core``, ``journal``, ``gateway``, ``carbon``, ``engine``,
+    ``replication``, ``all``."""
     layers = bench.add_subparsers(dest="layer", required=True)
     core = layers.add_parser("core", help="compiled batch, Python API and reference book")
     core.add_argument("--size", choices=["tiny", "small", "full"], default="small")
@@ -147,6 +167,11 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
             "loopback throughput, open-loop latency and its floor, CPU per order",
         ),
         ("carbon", _bench_carbon, "a simulated year of the national market, and a 100x rush"),
+        (
+            "replication",
+            _bench_replication,
+            "quorum replication on a local NATS cluster beside single node; failover time",
+        ),
         ("engine", _bench_carbon, "the full engine with the registry (same as carbon)"),
         ("all", _bench_all, "core, journal, carbon and gateway"),
     ):

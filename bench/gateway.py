@@ -190,8 +190,14 @@ class ServerProcess:
     """
 
     def __init__(
-        self, data_dir: Path, traders: int, durability: str, extra_args: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        traders: int,
+        durability: str,
+        extra_args: tuple[str, ...] = (),
+        command: str = "serve",
     ) -> None:
+        self.command = command
         self.data_dir = Path(data_dir)
         self.durability = durability
         self.extra_args = extra_args
@@ -209,7 +215,7 @@ class ServerProcess:
             sys.executable,
             "-m",
             "gateway",
-            "serve",
+            self.command,
             "--data-dir",
             str(self.data_dir),
             "--port",
@@ -445,6 +451,7 @@ def run_throughput(
     window: int = 500,
     durability: str = "batch",
     data_dir: str | Path | None = None,
+    server_args: tuple[str, ...] = (),
 ) -> ThroughputResult:
     """Sustained acknowledged orders per second from ``clients`` pipelining connections.
 
@@ -459,11 +466,13 @@ def run_throughput(
         The server's log policy (``"batch"``: sync before every acknowledgement).
     data_dir : path, optional
         A fresh directory (default: a temporary one, removed afterwards).
+    server_args : tuple of str
+        More ``cets serve`` arguments (``bench replication``: ``--replication quorum`` …).
     """
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
         frames = [order_frames(i, orders_per_client) for i in range(clients)]
-        with ServerProcess(directory, clients, durability) as server:
+        with ServerProcess(directory, clients, durability, server_args) as server:
             _open_market(server.port)
             sessions = [RawSession(server.port, f"t{i}") for i in range(clients)]
             try:
@@ -568,6 +577,7 @@ def run_latency(
     durability: str = "batch",
     data_dir: str | Path | None = None,
     warmup: int = 2_000,
+    server_args: tuple[str, ...] = (),
 ) -> LatencyResult:
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
@@ -581,13 +591,15 @@ def run_latency(
         ``"batch"`` syncs the log before every acknowledgement.
     warmup : int
         Orders sent (closed loop) before the measured run, to warm the server's code paths.
+    server_args : tuple of str
+        More ``cets serve`` arguments.
     """
     n = int(rate * seconds)
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
         frames = order_frames(0, n, prefix="l")
         fsync_us = fsync_probe_us(directory.parent / "probe")
-        with ServerProcess(directory, 1, durability) as server:
+        with ServerProcess(directory, 1, durability, server_args) as server:
             _open_market(server.port)
             warm = RawSession(server.port, "t0")
             _pump([warm], [order_frames(0, warmup, 1)], 50)

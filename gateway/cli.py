@@ -37,13 +37,41 @@ DEFAULT_USERS_FILE = "users.json"
 
 
 def add_commands(subparsers) -> None:
-    """Add the ``serve`` and ``users`` subcommands to an argparse subparsers object."""
-    _add_serve(subparsers)
+    """Add the ``serve``, ``follow`` and ``users`` subcommands to an argparse subparsers
+    object."""
+    _add_replication(_add_serve(subparsers, "serve", "run the TCP gateway over a data directory"))
+    follow = _add_serve(
+        subparsers,
+        "follow",
+        "follow a replicated exchange's NATS stream into a data directory; serve orders "
+        "once this node holds the primary lease",
+    )
+    _add_replication(follow, follower=True)
     _add_users(subparsers)
 
 
-def _add_serve(subparsers) -> None:
-    serve = subparsers.add_parser("serve", help="run the TCP gateway over a data directory")
+def _add_replication(parser, follower: bool = False) -> None:
+    if not follower:
+        parser.add_argument(
+            "--replication",
+            choices=["none", "quorum"],
+            default="none",
+            help="quorum: acknowledge a batch only once the NATS stream's quorum has it",
+        )
+    parser.add_argument(
+        "--nats",
+        default="nats://127.0.0.1:4222",
+        help="comma-separated NATS URLs of the cluster (the replication extra)",
+    )
+    parser.add_argument("--stream", default="CETS", help="JetStream stream name")
+    parser.add_argument("--replicas", type=int, default=3, help="stream replicas")
+    parser.add_argument("--node", help="this node's name (default HOST:PID)")
+    parser.add_argument("--lease-ttl-s", type=float, default=5.0, help="primary lease TTL")
+    parser.set_defaults(follower=follower)
+
+
+def _add_serve(subparsers, name: str, help: str):
+    serve = subparsers.add_parser(name, help=help)
     serve.add_argument("--data-dir", required=True, type=Path, help="exchange data directory")
     serve.add_argument(
         "--market",
@@ -75,6 +103,7 @@ def _add_serve(subparsers) -> None:
         serve.add_argument("--" + name.replace("_", "-"), type=float)
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=_serve)
+    return serve
 
 
 def _add_users(subparsers) -> None:
@@ -174,6 +203,14 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    node = _replicated_node(args)
+    if node is not None:
+        announce = ready
+
+        def ready(gateway) -> None:
+            node.ready(gateway)
+            announce(gateway)
+
     try:
         stats = serve(
             args.data_dir,
@@ -184,11 +221,18 @@ def _serve(args: argparse.Namespace) -> int:
             sync_interval_s=args.sync_interval_ms / 1000,
             snapshot_every_events=args.snapshot_every or None,
             ready=ready,
+            prepare=None if node is None else node.prepare,
         )
     except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
         print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)
         return EXIT_UNREADABLE
+    finally:
+        if node is not None:
+            node.close()
     print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
+    if node is not None and node.fenced is not None:
+        print(f"this primary was fenced and acknowledged nothing after: {node.fenced}", flush=True)
+        return 1
     return 0
 
 
@@ -212,6 +256,17 @@ def recovery_lines(report) -> list[str]:
     for skipped in report.snapshots_skipped:
         lines.append(f"recovery skipped snapshot {skipped.path}: {skipped.reason}")
     return lines
+
+
+def _replicated_node(args: argparse.Namespace):
+    """The node of ``--replication quorum`` or ``cets follow`` (None without replication)."""
+    if not args.follower and args.replication == "none":
+        return None
+    from gateway.replication.node import ReplicatedNode
+    from gateway.replication.stream import StreamNames
+
+    names = StreamNames(args.stream, args.replicas, args.lease_ttl_s)
+    return ReplicatedNode(args.nats.split(","), names, args.node)
 
 
 def _read_secret(args: argparse.Namespace) -> tuple[str, bool]:

@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -151,6 +151,10 @@ class Client:
         Session options sent at logon.
     on_message : callable, optional
         Called with every decoded server message (after the client's own handling).
+    addresses : sequence of (host, port), optional
+        The other gateways of a replicated exchange.  :meth:`connect` tries ``(host, port)``
+        and then these, in order; :meth:`failover` keeps trying them all until one (the new
+        primary) accepts the logon, and resumes the stream from the last message received.
 
     Examples
     --------
@@ -171,8 +175,10 @@ class Client:
         cancel_on_disconnect: bool = False,
         drop_copy: bool = False,
         on_message: Callable | None = None,
+        addresses: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
+        self.addresses = [(host, port), *[(h, int(port)) for h, port in addresses]]
         self.cancel_on_disconnect, self.drop_copy = cancel_on_disconnect, drop_copy
         self.on_message = on_message
         self._request_ids = itertools.count(1)
@@ -208,9 +214,17 @@ class Client:
             The server refused the logon.
         """
         loop = asyncio.get_running_loop()
-        self._transport, self._protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self), self.host, self.port), timeout
-        )
+        rotation = self._rotation()
+        for position, (host, port) in enumerate(rotation):
+            try:
+                self._transport, self._protocol = await asyncio.wait_for(
+                    loop.create_connection(lambda: _Protocol(self), host, port), timeout
+                )
+                break
+            except OSError:
+                if position == len(rotation) - 1:
+                    raise
+        self.host, self.port = host, port
         self._logon = loop.create_future()
         self._replay_done = asyncio.Event()
         self._send(
@@ -243,6 +257,35 @@ class Client:
         """Close (if needed) and log on again, replaying everything missed."""
         await self._abort()
         return await self.connect(resume_from_seq=self.resume_seq, timeout=timeout)
+
+    def _rotation(self) -> list[tuple[str, int]]:
+        """The addresses, starting with the one last connected to."""
+        current = (self.host, self.port)
+        if current not in self.addresses:  # host and port set by hand
+            return [current, *self.addresses]
+        at = self.addresses.index(current)
+        return self.addresses[at:] + self.addresses[:at]
+
+    async def failover(self, timeout: float = 60.0, pause_s: float = 0.1) -> p.LogonAccepted:
+        """Reconnect to whichever gateway accepts the logon, trying every address until
+        ``timeout``, and resume the stream where it stopped (no gap, no duplicate).
+
+        During a failover the old primary refuses connections (or was fenced and closed
+        them) and the new one listens only once it holds the lease and has applied the
+        whole stream; requests in flight when the connection dropped failed with
+        :class:`ConnectionLost` - their outcome, if they were sequenced, is in the replay.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                return await self.reconnect(timeout=max(1.0, deadline - loop.time()))
+            except (OSError, ClientError, asyncio.TimeoutError):
+                if loop.time() + pause_s > deadline:
+                    raise
+                await asyncio.sleep(pause_s)
+                rotation = self._rotation()
+                self.host, self.port = rotation[1 % len(rotation)]
 
     async def logout(self, timeout: float = 5.0) -> None:
         """Say Logout, wait for the server to close."""
@@ -554,6 +597,7 @@ class SyncClient:
         {
             "connect",
             "reconnect",
+            "failover",
             "logout",
             "close",
             "outcome",

@@ -48,6 +48,7 @@ async def run(
     snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
     ready: Callable[[Gateway], None] | None = None,
     handle_signals: bool = True,
+    prepare: Callable[[Sequencer], None] | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -65,6 +66,10 @@ async def run(
         Called with the gateway once it listens.
     handle_signals : bool
         Install SIGTERM/SIGINT handlers that start a graceful shutdown (main thread only).
+    prepare : callable, optional
+        Called with the recovered exchange before the gateway is built; may block (a
+        replicated node follows the stream here until it is primary, then attaches its
+        replicator).
 
     Returns
     -------
@@ -80,6 +85,8 @@ async def run(
     )
     thresholds = gc.get_threshold()
     try:
+        if prepare is not None:
+            prepare(exchange)
         gateway = Gateway(exchange, users, config)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,

@@ -1394,6 +1394,7 @@ class Journal:
         self._offset = self._committed = DATA_START
         empty = EndRecord(0, first_seq - 1, DATA_START, 0, prev_chain)
         self._slots = [replace(empty, generation=1), replace(empty, generation=2)]
+        self._last_batch_at = -1
 
     def _roll(self) -> None:
         """Start a new segment.  The old one is synced first (so only the last can have a
@@ -1481,7 +1482,20 @@ class Journal:
         self._pending = None
         self._chain, self._next_seq = chain, pending.first_seq + pending.count
         self._last_ts = pending.ts_range[1]
+        self._last_batch_at = pending.offset
         self._sync_per_policy()
+
+    _last_batch_at = -1
+    """Offset of the last batch this writer completed in the current segment (-1: none)."""
+
+    def last_batch_bytes(self) -> bytes:
+        """The bytes of the last batch this writer completed, exactly as they are in the log:
+        its batch record and its checkpoint record (what a replica appends; see
+        :func:`decode_batch_bytes`)."""
+        self._check_open()
+        if self._last_batch_at < 0 or self._pending is not None:
+            raise JournalError("no batch completed since the journal was opened")
+        return os.pread(self._fd, self._offset - self._last_batch_at, self._last_batch_at)
 
     def abort_batch(self) -> None:
         """Erase the pending batch record (the engine failed to apply it; never acknowledged)."""
@@ -1594,3 +1608,52 @@ def _checked_commands(commands: np.ndarray, next_seq: int, last_ts: int) -> np.n
     if not ordered:
         raise ValueError("timestamps must never decrease")
     return records
+
+
+# ------------------------------------------------------------------------------------------
+# One batch's bytes on their own (replication)
+# ------------------------------------------------------------------------------------------
+
+
+def decode_batch_bytes(data: bytes) -> LoggedBatch:
+    """Check and decode one batch as :meth:`Journal.last_batch_bytes` returns it (a batch
+    record followed by its checkpoint record), outside any segment.
+
+    Every check of a log walk runs except the link to what precedes the batch (its
+    ``chain_before``, ``first_seq`` and timestamps are returned for the caller to compare with
+    its own log).  ``segment`` is ``"<bytes>"`` and ``offset`` 0.
+
+    Raises
+    ------
+    LogCorruptError
+        The bytes are not exactly one complete, intact batch.
+    """
+    where = "<bytes>"
+    try:
+        raw = _read_record(data, 0, 0)
+        if raw is None or raw.rtype != RT_BATCH:
+            raise _Damage(0, None, "no batch record at the start", torn=False)
+        cursor = _Cursor(raw.prev_chain, raw.first_seq, raw.ts_first_ns)
+        commands = _check_batch(raw, cursor)
+        check = _read_record(data, raw.end, raw.first_seq)
+        if check is None or check.rtype != RT_CHECKPOINT:
+            raise _Damage(raw.end, raw.first_seq, "batch without checkpoint", torn=False)
+        event_count, digest = _check_checkpoint(check, raw)
+        if check.end != len(data):
+            raise _Damage(check.end, raw.first_seq, "bytes after the checkpoint", torn=False)
+    except _Damage as damage:
+        raise LogCorruptError(where, damage.offset, damage.seq, damage.what) from None
+    return LoggedBatch(
+        raw.first_seq,
+        raw.count,
+        raw.ts_first_ns,
+        raw.ts_last_ns,
+        commands,
+        bytes(raw.body[raw.count * COMMAND_DTYPE.itemsize :]),
+        event_count,
+        digest,
+        where,
+        0,
+        raw.prev_chain,
+        check.chain,
+    )

