@@ -54,6 +54,9 @@ def _add_serve(subparsers) -> None:
     serve.add_argument("--users", type=Path, help="user file (default DATA_DIR/users.json)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=GatewayConfig().port)
+    serve.add_argument(
+        "--fix-port", type=int, metavar="P", help="also accept FIX 4.4 sessions (docs/FIX.md)"
+    )
     serve.add_argument("--durability", choices=[d.value for d in Durability], default="batch")
     serve.add_argument("--sync-interval-ms", type=float, default=50.0)
     serve.add_argument(
@@ -166,6 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"last seq {gateway.exchange.last_seq})",
             flush=True,
         )
+        if args.fix_port is not None:
+            print(f"FIX 4.4 acceptor on {config.host}:{gateway.fix_port}", flush=True)
 
     stats = serve(
         args.data_dir,
@@ -176,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
         sync_interval_s=args.sync_interval_ms / 1000,
         snapshot_every_events=args.snapshot_every or None,
         ready=ready,
+        fix_port=args.fix_port,
     )
     print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
     return 0

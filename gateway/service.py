@@ -48,6 +48,7 @@ async def run(
     snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
     ready: Callable[[Gateway], None] | None = None,
     handle_signals: bool = True,
+    fix_port: int | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -65,6 +66,8 @@ async def run(
         Called with the gateway once it listens.
     handle_signals : bool
         Install SIGTERM/SIGINT handlers that start a graceful shutdown (main thread only).
+    fix_port : int, optional
+        Also accept FIX 4.4 sessions on this port (0: a free one; ``Gateway.fix_port``).
 
     Returns
     -------
@@ -80,7 +83,12 @@ async def run(
     )
     thresholds = gc.get_threshold()
     try:
-        gateway = Gateway(exchange, users, config)
+        fix = None
+        if fix_port is not None:
+            from gateway.fix.acceptor import FixConfig
+
+            fix = FixConfig(port=fix_port)
+        gateway = Gateway(exchange, users, config, fix=fix)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).
@@ -146,6 +154,12 @@ class ServerThread:
     def port(self) -> int:
         assert self.gateway is not None
         return self.gateway.port
+
+    @property
+    def fix_port(self) -> int:
+        """The FIX port (0 unless started with ``fix_port``)."""
+        assert self.gateway is not None
+        return self.gateway.fix_port
 
     def _on_ready(self, gateway: Gateway) -> None:
         self.gateway = gateway
