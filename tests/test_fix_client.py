@@ -83,8 +83,9 @@ class FixClient:
 
     def expect(self, msg_type: str, timeout: float = TIMEOUT_S) -> simplefix.FixMessage:
         """The next message of ``msg_type``; the ones before it are kept in :attr:`inbox`."""
+        deadline = time.monotonic() + timeout
         while True:
-            message = self.receive(timeout)
+            message = self.receive(max(0.001, deadline - time.monotonic()))
             if message is None:
                 seen = [m.to_string("|") for m in self.inbox[-3:]]
                 raise ConnectionError(f"closed while waiting for {msg_type}; last: {seen}")

@@ -7,6 +7,8 @@ FIX execution report must say what the native port says about the same order.
 
 from __future__ import annotations
 
+import time
+
 from engine.core import schema as s
 from gateway import protocol as p
 from gateway.client import SyncClient
@@ -139,12 +141,18 @@ def test_fix_trades_against_a_native_client_and_agrees_with_the_native_port(tmp_
         assert [field(done, t) for t in (11, 530, 531, 533)] == ["mc", "7", "7", "2"]
 
         # the native port's reports of account 1's orders say the same
-        native_reports = [
-            (r.order_id, r.exec_type, r.leaves_qty_t, r.last_qty_t, r.last_price_ticks)
-            for r in watcher.stream
-            if type(r) is p.ExecutionReport and r.exec_type < ET.CANCEL_REJECTED
-        ]
-        assert native_reports == [as_native(r) for r in fix_reports]
+        expected = [as_native(r) for r in fix_reports]
+        deadline = time.monotonic() + 10
+        while True:
+            native_reports = [
+                (r.order_id, r.exec_type, r.leaves_qty_t, r.last_qty_t, r.last_price_ticks)
+                for r in watcher.stream
+                if type(r) is p.ExecutionReport and r.exec_type < ET.CANCEL_REJECTED
+            ]
+            if len(native_reports) >= len(expected) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert native_reports == expected
     finally:
         fix.close()
         for client in (op, bob, watcher):
@@ -167,7 +175,7 @@ def test_prices_hit_quote_post_only_and_refusals(tmp_path) -> None:
         (off_tick,) = reports(fix, 1)
         assert (field(off_tick, 150), field(off_tick, 58)) == ("8", "PRICE_OFF_TICK")
         assert field(off_tick, 20002) == str(int(s.RejectReason.PRICE_OFF_TICK))
-        order(fix, "x1", "1", 10, "60.00")
+        order(fix, "x2", "1", 100, "60.05", symbol=SYM_B)
         (duplicate,) = reports(fix, 1)
         assert field(duplicate, 150) == "8" and "DUPLICATE_CLIENT_ORDER_ID" in field(duplicate, 58)
 
@@ -203,7 +211,7 @@ def test_prices_hit_quote_post_only_and_refusals(tmp_path) -> None:
 
 def test_market_data_snapshot_and_incremental_refresh(tmp_path) -> None:
     server = start_fix_server(tmp_path / "data")
-    op, bob = native(server, "op"), native(server, "bob")
+    op, bob, dave = native(server, "op"), native(server, "bob"), native(server, "dave")
     fix = FixClient(server.fix_port, "VIEW1")
     try:
         op.engine(s.OpenSession(trading_date=DATE1))
@@ -222,7 +230,7 @@ def test_market_data_snapshot_and_incremental_refresh(tmp_path) -> None:
         assert [field(update, t) for t in (262, 279, 269, 270, 271)] == [
             "md1", "0", "0", "60.00", "5",
         ]  # fmt: skip
-        bob.new_order(SYM_A, BUY, 10, 6100)  # takes 10 of the 30 offered
+        dave.new_order(SYM_A, BUY, 10, 6100)  # takes 10 of the 30 offered
         trade = fix.expect("X")
         changed = fix.expect("X")
         assert [field(trade, t) for t in (269, 270, 271)] == ["2", "61.00", "10"]
@@ -234,4 +242,5 @@ def test_market_data_snapshot_and_incremental_refresh(tmp_path) -> None:
         fix.close()
         op.shutdown()
         bob.shutdown()
+        dave.shutdown()
         server.stop()

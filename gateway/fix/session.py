@@ -841,16 +841,19 @@ class FixSession(Session):
         feed = self.feeds.get(m.instrument)
         if feed is None:
             return
-        known = feed[1]
-        fields: list[tuple[int, object]] = [(262, feed[0]), (268, len(m.levels))]
+        known, entries = feed[1], 0
+        fields: list[tuple[int, object]] = []
         for level in m.levels:
             key = (level.side, level.price_ticks)
             if level.qty_t == 0:
+                if key not in known:
+                    continue  # a level that came and went within the batch
                 action = "2"
                 known.discard(key)
             else:
                 action = "1" if key in known else "0"
                 known.add(key)
+            entries += 1
             fields += [
                 (279, action),
                 (269, "0" if level.side == 1 else "1"),
@@ -859,7 +862,8 @@ class FixSession(Session):
                 (271, level.qty_t),
                 (346, level.orders),
             ]
-        self._send_app("X", fields)
+        if entries:
+            self._send_app("X", [(262, feed[0]), (268, entries), *fields])
 
     def _trade(self, m: p.Trade) -> None:
         feed = self.feeds.get(m.instrument)
