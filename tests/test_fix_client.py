@@ -21,8 +21,18 @@ from tests.gateway_fixtures import password, small_market, users
 TIMEOUT_S = 10.0
 
 
+@pytest.fixture(autouse=True)
+def close_fix_clients():
+    """Close every client a test opened (the tests' sockets never leak)."""
+    yield
+    while FixClient.opened:
+        FixClient.opened.pop().close()
+
+
 class FixClient:
     """A FIX initiator over a blocking socket: send by hand, receive parsed messages."""
+
+    opened: list[FixClient] = []
 
     def __init__(self, port: int, sender: str, target: str = "CETS") -> None:
         self.port, self.sender, self.target = port, sender, target
@@ -30,6 +40,7 @@ class FixClient:
         self.parser = simplefix.FixParser()
         self.seq = 1
         self.inbox: list[simplefix.FixMessage] = []
+        FixClient.opened.append(self)
 
     # -- sending -------------------------------------------------------------------------------
     def build(
@@ -74,7 +85,8 @@ class FixClient:
                 return message
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("no FIX message")
+                seen = [m.to_string("|") for m in self.inbox[-3:]]
+                raise TimeoutError(f"no FIX message; last: {seen}")
             self.sock.settimeout(remaining)
             data = self.sock.recv(65536)
             if not data:
