@@ -14,8 +14,8 @@ import pytest
 import simplefix
 
 from gateway.fix import codec as c
-from gateway.service import ServerThread
 from gateway.server import GatewayConfig
+from gateway.service import ServerThread
 from tests.gateway_fixtures import password, small_market, users
 
 TIMEOUT_S = 10.0
@@ -43,9 +43,7 @@ class FixClient:
         FixClient.opened.append(self)
 
     # -- sending -------------------------------------------------------------------------------
-    def build(
-        self, msg_type: str, fields, seq: int | None = None, poss_dup: bool = False
-    ) -> bytes:
+    def build(self, msg_type: str, fields, seq: int | None = None, poss_dup: bool = False) -> bytes:
         message = simplefix.FixMessage()
         message.append_pair(8, "FIX.4.4", header=True)
         message.append_pair(35, msg_type, header=True)

@@ -14,7 +14,6 @@ from gateway.client import SyncClient
 from tests.gateway_fixtures import DATE1, SYM_A, password
 from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
 
-
 __all__ = ["close_fix_clients"]  # the fixture, used by every test here
 
 

@@ -13,7 +13,7 @@ from engine.core import schema as s
 from gateway import protocol as p
 from gateway.client import SyncClient
 from tests.gateway_fixtures import DATE1, SYM_A, SYM_B, SYM_C, password
-from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
+from tests.test_fix_client import FixClient, close_fix_clients, field, start_fix_server
 
 BUY, SELL = s.Side.BUY, s.Side.SELL
 __all__ = ["close_fix_clients"]  # the fixture, used by every test here

@@ -68,7 +68,10 @@ class OrderLedger:
                 after[(seq, index, 0)] = (order[0], 0, 0)
             elif kind == r.EV_TRADE:
                 qty, price = row[_QTY], row[_PRICE]
-                for leg, order_id, leaves in ((0, row[_OID], row[r.E_X3]), (1, row[_X0], row[r.E_X4])):
+                for leg, order_id, leaves in (
+                    (0, row[_OID], row[r.E_X3]),
+                    (1, row[_X0], row[r.E_X4]),
+                ):
                     order = orders.get(order_id)
                     if order is None:  # pragma: no cover - every traded order was accepted
                         continue

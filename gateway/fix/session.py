@@ -642,7 +642,9 @@ class FixSession(Session):
         store = self.store
         if store is None:
             return  # not logged on: nothing application-level is said
-        raw = c.encode(msg_type, store.next_out, self.acceptor.comp_id, self.peer, self._now(), fields)
+        raw = c.encode(
+            msg_type, store.next_out, self.acceptor.comp_id, self.peer, self._now(), fields
+        )
         store.sent_app(store.next_out, raw)
         self._queue(raw)
 
@@ -708,7 +710,10 @@ class FixSession(Session):
         if price > 0:
             fields.append((44, c.format_fen(price)))
         if m.exec_type == int(_ET.ACCEPTED):
-            fields += [(40, _ORD_TYPE_CODES.get(m.order_type, "2")), (59, _TIF_CODES.get(m.tif, "0"))]
+            fields += [
+                (40, _ORD_TYPE_CODES.get(m.order_type, "2")),
+                (59, _TIF_CODES.get(m.tif, "0")),
+            ]
             if m.order_type == int(s.OrderType.POST_ONLY):
                 fields.append((18, "6"))
         if m.last_qty_t:
