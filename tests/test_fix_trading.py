@@ -245,3 +245,11 @@ def test_market_data_snapshot_and_incremental_refresh(tmp_path) -> None:
         bob.shutdown()
         dave.shutdown()
         server.stop()
+
+
+def test_the_fix_benchmark_runs_at_a_tiny_size() -> None:
+    from bench import gateway as bench
+
+    result = bench.run_fix(orders=200, window=50, durability="none")
+    assert result.orders == 200 and result.orders_per_s > 0
+    assert 0 < result.latency_us_p50 <= result.latency_us_p99

@@ -118,10 +118,13 @@ class FixConnection(Connection):
     """A FIX client's connection: the server's transport around a :class:`FixSession`."""
 
     def open_session(self, core, session_id: int, now: float) -> FixSession:
-        return self.gw.fix_acceptor.new_session(core, session_id, now)
+        acceptor = self.gw.fix_acceptor
+        assert acceptor is not None, "FIX connections exist only beside an acceptor"
+        return acceptor.new_session(core, session_id, now)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        session = self.session
+        session, acceptor = self.session, self.gw.fix_acceptor
+        assert isinstance(session, FixSession) and acceptor is not None
         super().connection_lost(exc)
         session.release()
-        self.gw.fix_acceptor.forget(session)
+        acceptor.forget(session)

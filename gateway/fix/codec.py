@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 SOH = b"\x01"
@@ -261,7 +262,7 @@ def encode(
     sender: str,
     target: str,
     sending_time: str,
-    fields: list[tuple[int, object]],
+    fields: Sequence[tuple[int, object]],
     poss_dup_of: str | None = None,
 ) -> bytes:
     """A complete message.  ``poss_dup_of``: a resend - PossDupFlag=Y, OrigSendingTime."""

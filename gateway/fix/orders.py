@@ -44,13 +44,13 @@ class OrderLedger:
         ledger = cls()
         codec = exchange.codec
         if exchange.last_seq >= 1:
-            seq, index, rows = 0, 0, []
+            seq, rows = 0, list[list[int]]()
             for event in exchange.events_since(1):
+                if len(rows) >= 4096 and event.seq != seq:  # whole commands per chunk
+                    ledger.apply(rows)
+                    rows = []
                 rows.append(codec.event_row(event))
-                if len(rows) >= 4096 and event.seq != seq:
-                    ledger.apply(rows[:-1])
-                    rows = rows[-1:]
-                seq, index = event.seq, index + 1
+                seq = event.seq
             ledger.apply(rows)
         return ledger
 
@@ -72,25 +72,25 @@ class OrderLedger:
                     (0, row[_OID], row[r.E_X3]),
                     (1, row[_X0], row[r.E_X4]),
                 ):
-                    order = orders.get(order_id)
-                    if order is None:  # pragma: no cover - every traded order was accepted
+                    traded = orders.get(order_id)
+                    if traded is None:  # pragma: no cover - every traded order was accepted
                         continue
-                    order[1] += qty
-                    order[2] += qty * price
+                    traded[1] += qty
+                    traded[2] += qty * price
                     if leaves == 0:
-                        order[5] = FILLED
-                    after[(seq, index, leg)] = (order[0], order[1], order[2])
+                        traded[5] = FILLED
+                    after[(seq, index, leg)] = (traded[0], traded[1], traded[2])
             elif kind == r.EV_REJECTED:
                 orders[row[_OID]] = [row[_QTY], 0, 0, row[_PRICE], row[_SIDE], REJECTED]
                 after[(seq, index, 0)] = (row[_QTY], 0, 0)
             elif kind in _OTHER_ORDER_KINDS:
-                order = orders.get(row[_OID])
-                if order is not None:
+                known = orders.get(row[_OID])
+                if known is not None:
                     if kind == r.EV_CANCELLED:
-                        order[5] = CANCELLED
+                        known[5] = CANCELLED
                     elif kind == r.EV_MODIFIED:
-                        order[0], order[3] = order[1] + row[_QTY], row[_PRICE]
-                    after[(seq, index, 0)] = (order[0], order[1], order[2])
+                        known[0], known[3] = known[1] + row[_QTY], row[_PRICE]
+                    after[(seq, index, 0)] = (known[0], known[1], known[2])
             index += 1
         return after
 
