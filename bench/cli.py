@@ -69,6 +69,8 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     seconds = {"tiny": 0.5, "small": 3.0, "full": 10.0}[args.size]
     throughput = gateway_bench.run_throughput(clients=args.clients, orders_per_client=orders)
     print(f"gateway throughput: {args.clients} pipelining clients, {throughput}")
+    fix = gateway_bench.run_fix(orders=orders)
+    print(f"FIX 4.4 (one pipelining session, NewOrderSingle -> ExecutionReport): {fix}")
     latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds)
     print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
     floor = gateway_bench.run_latency_floor(rate=args.rate, seconds=seconds)
@@ -84,6 +86,7 @@ def _bench_gateway(args: argparse.Namespace) -> int:
             "latency": latency,
             "floor": floor,
             "inprocess": inprocess,
+            "fix": fix,
         },
     )
     if args.plot:

@@ -203,6 +203,7 @@ class ServerProcess:
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.port = 0
+        self.fix_port = 0
         self.stats: GatewayStats | None = None
         """The server's own counters and latency, read from its last line at a clean stop."""
         if not (self.data_dir / MARKET_FILE).exists():
@@ -241,6 +242,8 @@ class ServerProcess:
                 raise RuntimeError(f"gateway exited with {self.process.wait()}")
             if line.startswith("gateway listening on"):
                 self.port = int(line.split()[3].rsplit(":", 1)[1])
+                if "--fix-port" in self.extra_args:  # the next line names the FIX port
+                    self.fix_port = int(self.process.stdout.readline().split()[-1].rsplit(":")[1])
                 return self
         raise TimeoutError("gateway did not start")
 
@@ -849,6 +852,73 @@ def run_latency_floor(
         latency_us_p999=round(_percentile(latencies, 0.999), 1),
         latency_us_max=round(latencies[-1] if latencies else 0.0, 1),
         machine=machine_line(),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# FIX 4.4
+# ------------------------------------------------------------------------------------------
+
+
+class FixResult(msgspec.Struct, frozen=True):
+    """One pipelining FIX 4.4 session: NewOrderSingle -> ExecutionReport (New)."""
+
+    orders: int
+    window: int
+    seconds: float
+    orders_per_s: float
+    latency_us_p50: float
+    latency_us_p99: float
+    durability: str
+
+
+def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") -> FixResult:
+    """FIX orders per second and order-to-ExecutionReport latency (the native workload of
+    :func:`order_frames`, as NewOrderSingle, one session keeping ``window`` in flight)."""
+    from gateway.fix import codec as fix
+
+    def message(frame: bytes, seq: int) -> bytes:
+        order = p.decode_client(frame[4:])
+        fields = [(11, order.client_order_id), (55, order.instrument), (54, order.side),
+                  (38, order.qty_t), (40, "2"), (44, fix.format_fen(order.price_ticks)),
+                  (59, "3" if order.tif == s.TimeInForce.IOC else "0")]  # fmt: skip
+        return fix.encode("D", seq, "BENCH", "CETS", "20250102-09:30:00.000", fields)
+
+    with tempfile.TemporaryDirectory(prefix="gw-fix-") as tmp:
+        with ServerProcess(Path(tmp) / "data", 1, durability, ("--fix-port", "0")) as server:
+            _open_market(server.port)
+            sock = socket.create_connection(("127.0.0.1", server.fix_port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader, sent_at, latencies = fix.FixReader(), {}, []
+            logon = [(98, 0), (108, 30), (553, "t0"), (554, PASSWORD)]
+            sock.sendall(fix.encode("A", 1, "BENCH", "CETS", "20250102-09:30:00.000", logon))
+            frames = [message(f, k + 2) for k, f in enumerate(order_frames(0, orders, prefix="f"))]
+            sent = answered = 0
+            start = time.perf_counter()
+            while answered < orders:
+                stop = min(orders, answered + window)
+                if stop > sent:
+                    now = time.perf_counter()
+                    sent_at.update((k, now) for k in range(sent, stop))
+                    _send_all(sock, b"".join(frames[sent:stop]))
+                    sent = stop
+                reader.receive_data(sock.recv(1 << 20))
+                while (report := reader.next()) is not None:
+                    if report.msg_type == "8" and report.get(150) in ("0", "8"):
+                        k = int(report.fields[11].rsplit("-", 1)[1])
+                        latencies.append(time.perf_counter() - sent_at.pop(k))
+                        answered += 1
+            seconds = time.perf_counter() - start
+            sock.close()
+    latencies.sort()
+    return FixResult(
+        orders=orders,
+        window=window,
+        seconds=round(seconds, 4),
+        orders_per_s=round(orders / seconds, 1),
+        latency_us_p50=round(_percentile(latencies, 0.5) * 1e6, 1),
+        latency_us_p99=round(_percentile(latencies, 0.99) * 1e6, 1),
+        durability=durability,
     )
 
 

@@ -83,6 +83,9 @@ def _add_serve(subparsers, name: str, help: str):
     serve.add_argument("--users", type=Path, help="user file (default DATA_DIR/users.json)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=GatewayConfig().port)
+    serve.add_argument(
+        "--fix-port", type=int, metavar="P", help="also accept FIX 4.4 sessions (docs/FIX.md)"
+    )
     serve.add_argument("--durability", choices=[d.value for d in Durability], default="batch")
     serve.add_argument("--sync-interval-ms", type=float, default=50.0)
     serve.add_argument(
@@ -202,6 +205,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"last seq {gateway.exchange.last_seq})",
             flush=True,
         )
+        if args.fix_port is not None:
+            print(f"FIX 4.4 acceptor on {config.host}:{gateway.fix_port}", flush=True)
 
     node = _replicated_node(args)
     if node is not None:
@@ -222,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
             snapshot_every_events=args.snapshot_every or None,
             ready=ready,
             prepare=None if node is None else node.prepare,
+            fix_port=args.fix_port,
         )
     except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
         print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)

@@ -39,6 +39,7 @@ import itertools
 import logging
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -48,6 +49,9 @@ from gateway.orders import NO_ANNOTATION, Annotation, OrderTracker, decode_annot
 from gateway.reports import messages_for
 from gateway.session import Session, State
 from gateway.users import User, UserDirectory
+
+if TYPE_CHECKING:
+    from gateway.fix.acceptor import FixAcceptor, FixConfig
 
 __all__ = ["BATCH_MAX", "Connection", "Gateway", "GatewayConfig", "GatewayStats", "submit_record"]
 
@@ -141,6 +145,10 @@ class Connection(asyncio.Protocol):
         if gateway._batch_started is None and gateway.core.has_batch:
             gateway._batch_started = started
         gateway._after_io(session)
+
+    def open_session(self, core: GatewayCore, session_id: int, now: float) -> Session:
+        """The session of a new connection (a FIX connection opens a FIX session)."""
+        return core.open_session(session_id, now)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -245,7 +253,13 @@ class Gateway:
     ...     await gateway.wait_stopped()     # until shutdown() or request_shutdown()
     """
 
-    def __init__(self, exchange, users: UserDirectory, config: GatewayConfig | None = None):
+    def __init__(
+        self,
+        exchange,
+        users: UserDirectory,
+        config: GatewayConfig | None = None,
+        fix: FixConfig | None = None,
+    ):
         self.exchange = exchange
         self.users = users
         self.config = (config or GatewayConfig()).check()
@@ -266,6 +280,10 @@ class Gateway:
         self._batch_started: float | None = None
         """``time.monotonic()`` when the first request of the pending batch was being read."""
         self._batch_latency_s: collections.deque = collections.deque(maxlen=1_000_000)
+        self.fix_config = fix
+        self.fix_acceptor: FixAcceptor | None = None
+        self.fix_port = 0
+        self._fix_server: asyncio.Server | None = None
 
     @property
     def failure(self) -> BaseException | None:
@@ -292,9 +310,22 @@ class Gateway:
             lambda: Connection(self), self.config.host, self.config.port, backlog=512
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.fix_config is not None:
+            await self._start_fix(self.fix_config)
         self._schedule_tick()
         log.info("gateway listening on %s:%d", self.config.host, self.port)
         return self.port
+
+    async def _start_fix(self, fix: FixConfig) -> None:
+        """Listen for FIX 4.4 connections too (``gateway.fix``), on the same host."""
+        from gateway.fix.acceptor import FixAcceptor, FixConnection
+
+        self.fix_acceptor = FixAcceptor(self.exchange, fix)
+        self._fix_server = await self.loop.create_server(
+            lambda: FixConnection(self), self.config.host, fix.port, backlog=512
+        )
+        self.fix_port = self._fix_server.sockets[0].getsockname()[1]
+        log.info("FIX 4.4 acceptor listening on %s:%d", self.config.host, self.fix_port)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -311,6 +342,8 @@ class Gateway:
             return
         self.stopping = self.core.stopping = True
         self._server.close()
+        if self._fix_server is not None:
+            self._fix_server.close()
         self._flush()
         self.core.shutdown()
         self._write_dirty()
@@ -322,6 +355,8 @@ class Gateway:
         await asyncio.sleep(0)
         self._flush()  # cancel-on-disconnect of the sessions that just ended
         await self._server.wait_closed()
+        if self._fix_server is not None:
+            await self._fix_server.wait_closed()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         for task in list(self._tasks):
@@ -338,7 +373,9 @@ class Gateway:
 
     # -- connections ---------------------------------------------------------------------------
     def _connected(self, connection: Connection) -> None:
-        connection.session = session = self.core.open_session(next(_ids), self.loop.time())
+        connection.session = session = connection.open_session(
+            self.core, next(_ids), self.loop.time()
+        )
         session.owner = connection
         self.connections.add(connection)
         self._write_dirty()
@@ -482,6 +519,8 @@ class Gateway:
             self.batches += 1
             self.commands_submitted += len(batch)
             core.batch_committed(batch, events)
+            if self.fix_acceptor is not None:
+                self.fix_acceptor.batch_committed(events)
         self._write_dirty()
         if self._batch_started is not None:
             self._batch_latency_s.append(time.monotonic() - self._batch_started)

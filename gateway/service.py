@@ -49,6 +49,7 @@ async def run(
     ready: Callable[[Gateway], None] | None = None,
     handle_signals: bool = True,
     prepare: Callable[[Sequencer], None] | None = None,
+    fix_port: int | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -70,6 +71,8 @@ async def run(
         Called with the recovered exchange before the gateway is built; may block (a
         replicated node follows the stream here until it is primary, then attaches its
         replicator).
+    fix_port : int, optional
+        Also accept FIX 4.4 sessions on this port (0: a free one; ``Gateway.fix_port``).
 
     Returns
     -------
@@ -87,7 +90,12 @@ async def run(
     try:
         if prepare is not None:
             prepare(exchange)
-        gateway = Gateway(exchange, users, config)
+        fix = None
+        if fix_port is not None:
+            from gateway.fix.acceptor import FixConfig
+
+            fix = FixConfig(port=fix_port)
+        gateway = Gateway(exchange, users, config, fix=fix)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).
@@ -153,6 +161,12 @@ class ServerThread:
     def port(self) -> int:
         assert self.gateway is not None
         return self.gateway.port
+
+    @property
+    def fix_port(self) -> int:
+        """The FIX port (0 unless started with ``fix_port``)."""
+        assert self.gateway is not None
+        return self.gateway.fix_port
 
     def _on_ready(self, gateway: Gateway) -> None:
         self.gateway = gateway

@@ -1,0 +1,130 @@
+"""The FIX acceptor: the glue between the asyncio gateway and its FIX sessions.
+
+Theory of operation
+-------------------
+:class:`FixAcceptor` is what FIX sessions share, owned by the :class:`~gateway.server.Gateway`
+when it serves a FIX port: the acceptor's CompID, the directory of session stores
+(``<data dir>/fix``), which FIX session (SenderCompID-TargetCompID) is logged on where (one
+connection each), the wall clock for SendingTime, and the :class:`~gateway.fix.orders.
+OrderLedger` with each durable batch's per-event order figures.  After every durable batch the
+server calls :meth:`FixAcceptor.batch_committed`: the ledger takes the batch's events, then
+every FIX session translates the reports the core just routed to it, while the figures of that
+batch are at hand.
+
+:class:`FixConnection` is the server's :class:`~gateway.server.Connection` with a
+:class:`~gateway.fix.session.FixSession` instead of a native session; everything else about
+the transport (backpressure, slow-consumer limit, logon threads, group commit) is shared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from engine.core.records import EVENT_FIELDS
+from engine.durable.journal import Durability
+from gateway import protocol as p
+from gateway.fix.orders import OrderLedger
+from gateway.fix.session import FixSession
+from gateway.fix.store import FixStore
+from gateway.server import Connection
+
+COMP_ID = "CETS"
+"""The acceptor's SenderCompID (the peers' TargetCompID)."""
+REQUEST_ID_BASE = 1 << 52
+"""FIX sessions' native request ids start here (apart from native clients' own counters)."""
+
+
+class FixConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The FIX port's settings (the host is the gateway's)."""
+
+    port: int = 0
+    """0 picks a free port (see ``Gateway.fix_port``)."""
+    comp_id: str = COMP_ID
+
+
+class FixAcceptor:
+    """State the FIX sessions of one gateway share (see the module docstring).
+
+    Parameters
+    ----------
+    exchange : Sequencer
+        The gateway's exchange: its data directory, durability, market and log.
+    config : FixConfig
+    """
+
+    def __init__(self, exchange, config: FixConfig) -> None:
+        self.config = config
+        self.comp_id = config.comp_id
+        self.directory = Path(exchange.data_dir) / "fix"
+        self.sync = exchange.journal.durability is Durability.BATCH
+        """Sync the session stores when the exchange syncs its log (``batch``)."""
+        self.instruments = list(exchange.market.instruments)
+        self.ledger = OrderLedger.recover(exchange)
+        self.figures: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        self.sessions: set[FixSession] = set()
+        self.active: dict[str, FixSession] = {}
+        self.clock = time.time_ns
+        """Wall clock for SendingTime (nanoseconds since the epoch)."""
+        self._request_ids = itertools.count(REQUEST_ID_BASE)
+
+    def next_request_id(self) -> int:
+        return next(self._request_ids)
+
+    def new_session(self, core, session_id: int, now: float) -> FixSession:
+        """A new FIX connection's session, counted like the core's own (``open_session``)."""
+        session = FixSession(core, session_id, now, self)
+        core.sessions.add(session)
+        self.sessions.add(session)
+        if len(core.sessions) > core.config.connections_max:
+            session.protocol_error(
+                p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
+                f"more than {core.config.connections_max} connections",
+            )
+        return session
+
+    def claim(self, key: str, session: FixSession) -> bool:
+        """Make ``session`` the connection of FIX session ``key`` (False: it has one)."""
+        if self.active.setdefault(key, session) is not session:
+            return False
+        return True
+
+    def open_store(self, key: str) -> FixStore:
+        return FixStore(self.directory / f"{key}.fixlog")
+
+    def release(self, session: FixSession) -> None:
+        if self.active.get(session.key) is session:
+            del self.active[session.key]
+
+    def forget(self, session: FixSession) -> None:
+        self.sessions.discard(session)
+        self.release(session)
+
+    def batch_committed(self, events: np.ndarray) -> None:
+        """A durable batch was routed: update the ledger, let each FIX session translate."""
+        rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
+        self.figures = self.ledger.apply(rows)
+        for session in self.sessions:
+            if session.out:
+                session.translate()
+        self.figures = {}
+
+
+class FixConnection(Connection):
+    """A FIX client's connection: the server's transport around a :class:`FixSession`."""
+
+    def open_session(self, core, session_id: int, now: float) -> FixSession:
+        acceptor = self.gw.fix_acceptor
+        assert acceptor is not None, "FIX connections exist only beside an acceptor"
+        return acceptor.new_session(core, session_id, now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        session, acceptor = self.session, self.gw.fix_acceptor
+        assert isinstance(session, FixSession) and acceptor is not None
+        super().connection_lost(exc)
+        session.release()
+        acceptor.forget(session)

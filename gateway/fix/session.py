@@ -1,0 +1,951 @@
+"""A FIX 4.4 session over the gateway's core: FIX in, native requests; native reports, FIX out.
+
+Theory of operation
+-------------------
+:class:`FixSession` *is* a gateway :class:`~gateway.session.Session` - the core routes to it,
+authorises it, throttles it and counts it exactly like a native connection - with two
+translations around the core, both without I/O (bytes and times in, bytes out):
+
+* **In**: :meth:`receive_data` splits the stream into FIX messages (``codec.FixReader``) and
+  runs the FIX session layer - Logon (A) with Username (553) / Password (554) handed to the
+  core's logon path as a native ``Logon``; MsgSeqNum checks (too low without PossDupFlag:
+  Logout; too high: ResendRequest, and the message is dropped until the gap is filled);
+  Heartbeat, TestRequest, ResendRequest, SequenceReset, Logout; Reject (3) naming the offending
+  tag; BusinessMessageReject (j) for unsupported MsgTypes.  Application messages become the
+  native requests the core already understands (``NewOrder``, ``CancelRequest``,
+  ``ModifyRequest``, ``EngineRequest(MassCancel)``, ``Subscribe``/``Unsubscribe``), each with a
+  request id that this session remembers with its FIX identifiers (:class:`Request`).
+* **Out**: whatever the core queues for the session (native frames in :attr:`out`, written by
+  the core's routing loop) is decoded and translated, in order, into FIX messages when the
+  output is taken (and right after each durable batch, so execution reports carry the order's
+  figures as of their event: ``orders.OrderLedger``).  Each outbound message takes the next
+  MsgSeqNum; application messages are kept in the session's ``store.FixStore`` for resends,
+  administrative ones are gap-filled.  The store is written (and synced when the exchange syncs)
+  before the bytes are handed to the transport.
+
+The acceptor (``gateway.fix.acceptor``) supplies the session's store, the wall clock for
+SendingTime and the per-event order figures; it is the only part that touches files or time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from engine.core import limits
+from engine.core import schema as s
+from gateway import protocol as p
+from gateway.fix import codec as c
+from gateway.fix.codec import FixFieldError, FixMessage, Garbled
+from gateway.fix.orders import CANCELLED, FILLED, LIVE
+from gateway.session import Session, State
+
+if TYPE_CHECKING:
+    from gateway.core import GatewayCore
+    from gateway.fix.acceptor import FixAcceptor
+    from gateway.fix.store import FixStore
+
+log = logging.getLogger("gateway.fix")
+
+_READING = (State.CONNECTED, State.ACTIVE)
+_COMP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_SIDES = {"1": int(s.Side.BUY), "2": int(s.Side.SELL)}
+_SIDE_CODES = {int(s.Side.BUY): "1", int(s.Side.SELL): "2"}
+_TIFS = {
+    "0": int(s.TimeInForce.DAY),
+    "1": int(s.TimeInForce.GTC),
+    "3": int(s.TimeInForce.IOC),
+    "4": int(s.TimeInForce.FOK),
+}
+_TIF_CODES = {value: key for key, value in _TIFS.items()}
+_ORD_TYPES = {"1": int(s.OrderType.MARKET), "2": int(s.OrderType.LIMIT), "D": 4}
+_ORD_TYPE_CODES = {1: "2", 2: "1", 3: "2", 4: "D"}
+QUOTE_ORDER_ID = 20001
+"""Custom tag: the OrderID (37) of the resting quote a hit-quote order (OrdType=D) takes."""
+REJECT_CODE = 20002
+"""Custom tag: the engine's ``RejectReason`` (or ``CancelReason``) code of a refusal."""
+GATEWAY_REJECT_CODE = 20003
+"""Custom tag: the gateway's ``RejectCode`` when the gateway refused before the engine."""
+VALID_MSG_TYPES = frozenset(
+    "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T U V W X Y Z a b c d e f g h i j "
+    "k l m n o p q r s t u v w x y z AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS "
+    "AT AU AV AW AX AY AZ BA BB BC BD BE BF BG BH".split()
+)
+"""MsgTypes FIX 4.4 defines (others are refused with Reject, SessionRejectReason 11)."""
+
+_ET = p.ExecType
+_EXEC = {
+    int(_ET.ACCEPTED): ("0", "0"),
+    int(_ET.REJECTED): ("8", "8"),
+    int(_ET.PARTIALLY_FILLED): ("F", "1"),
+    int(_ET.FILLED): ("F", "2"),
+    int(_ET.CANCELLED): ("4", "4"),
+    int(_ET.EXPIRED): ("C", "C"),
+    int(_ET.MODIFIED): ("5", ""),
+}
+"""Native exec type -> (ExecType 150, OrdStatus 39); "" = New or Partially filled."""
+
+
+class Request:
+    """A request this session sent to the core, remembered until it is answered."""
+
+    __slots__ = ("kind", "cl_ord_id", "orig", "symbol", "side", "qty", "detail")
+
+    def __init__(
+        self, kind: str, cl_ord_id: str, orig: str = "", symbol: str = "", side: int = 0
+    ) -> None:
+        self.kind, self.cl_ord_id, self.orig, self.symbol, self.side = (
+            kind,
+            cl_ord_id,
+            orig,
+            symbol,
+            side,
+        )
+        self.qty = 0
+        self.detail = ""
+
+
+class FixSession(Session):
+    """One FIX connection (see the module docstring).
+
+    Parameters
+    ----------
+    core : GatewayCore
+    session_id : int
+    now : float
+        The connection's time (the caller's monotonic clock).
+    acceptor : FixAcceptor
+        Stores, wall clock, order figures, CompID.
+    """
+
+    def __init__(
+        self, core: GatewayCore, session_id: int, now: float, acceptor: FixAcceptor
+    ) -> None:
+        super().__init__(core, session_id, now)
+        self.acceptor = acceptor
+        self.fix_reader = c.FixReader()
+        self.fix_out = bytearray()
+        self.fix_count = 0
+        self.store: FixStore | None = None
+        self.peer = ""
+        self.key = ""
+        self.logon_message: FixMessage | None = None
+        self.requests: dict[int, Request] = {}
+        self.feeds: dict[str, tuple[str, set[tuple[int, int]]]] = {}
+        """Subscribed symbol -> (MDReqID, the price levels the peer was told of)."""
+        self.aliases: dict[str, str] = {}
+        """ClOrdID of an accepted replace -> the order's first ClOrdID (what the core knows)."""
+        self.resend_asked_to = 0
+        self._translating = False
+        self._handlers = {
+            "0": _ignore,
+            "3": _ignore,
+            "1": self._test_request,
+            "2": self._resend_request,
+            "4": self._sequence_reset,
+            "5": self._logout,
+            "A": self._second_logon,
+            "D": self._new_order,
+            "F": self._cancel,
+            "G": self._replace,
+            "q": self._mass_cancel,
+            "V": self._market_data_request,
+            "x": self._security_list_request,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # Input
+    # ------------------------------------------------------------------------------------------
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.state >= State.CLOSING:
+            return
+        self.last_received = now
+        self.fix_reader.receive_data(data)
+        self.process()
+
+    def process(self) -> None:
+        """Handle the buffered messages; stops while logging on, once closing, and when the
+        core has sealed a full batch (the caller sequences it, then calls again)."""
+        while self.state in _READING and not self.core.sealed:
+            try:
+                message = self.fix_reader.next()
+            except Garbled as exc:
+                log.info("fix connection %d: garbled message discarded: %s", self.id, exc)
+                continue
+            if message is None:
+                return
+            self._receive(message)
+
+    def _receive(self, message: FixMessage) -> None:
+        if message.problem is not None and not message.msg_type:
+            log.info("fix connection %d: message without MsgType discarded", self.id)
+            return
+        if self.state is State.CONNECTED:
+            self._first(message)
+            return
+        if not self._in_sequence(message):
+            return
+        try:
+            if message.problem is not None:
+                raise FixFieldError(*message.problem)
+            message.require(52)
+            handler = self._handlers.get(message.msg_type)
+            if handler is not None:
+                handler(message)
+            elif message.msg_type in VALID_MSG_TYPES:
+                self._business_reject(message, 3, "unsupported MsgType")
+            else:
+                raise FixFieldError(35, c.INVALID_MSG_TYPE, f"invalid MsgType {message.msg_type!r}")
+        except FixFieldError as exc:
+            self._session_reject(message, exc.tag, exc.reason, exc.text)
+
+    def _first(self, message: FixMessage) -> None:
+        """The first message: a Logon, whose credentials go to the core's logon path."""
+        if message.msg_type != "A" or message.problem is not None:
+            self._logout_and_close("the first message must be a well-formed Logon (A)")
+            return
+        try:
+            peer, target = message.require(49), message.require(56)
+            message.integer(34, low=1)
+            message.require(52)
+            encrypt = message.integer(98)
+            message.integer(108, high=3_600)
+            user, password = message.require(553), message.require(554)
+        except FixFieldError as exc:
+            self._logout_and_close(f"Logon refused: {exc.text}")
+            return
+        if not _COMP_ID.fullmatch(peer):
+            self._logout_and_close("SenderCompID (49) must be 1-32 of A-Z a-z 0-9 _ . -")
+        elif target != self.acceptor.comp_id:
+            self._logout_and_close(f"TargetCompID (56) must be {self.acceptor.comp_id}")
+        elif encrypt != 0:
+            self._logout_and_close("EncryptMethod (98) must be 0")
+        elif not (
+            1 <= len(user) <= limits.USER_NAME_CHARS_MAX
+            and len(password) <= limits.SECRET_CHARS_MAX
+        ):
+            self._logout_and_close("Logon refused: BAD_CREDENTIALS")
+        else:
+            self.peer, self.key = peer, f"{peer}-{target}"
+            self.logon_message = message
+            self.state = State.LOGGING_ON
+            self.core.logon_requested(
+                self, p.Logon(user=user, password=password, protocol_version=p.PROTOCOL_VERSION)
+            )
+
+    def _logon_accepted(self, accepted: p.LogonAccepted) -> None:
+        """The core activated the session: bind the FIX session's store and check MsgSeqNum."""
+        message = self.logon_message
+        assert message is not None, "a LogonAccepted answers this session's Logon"
+        if not self.acceptor.claim(self.key, self):
+            self._logout_and_close(f"session {self.key} is already logged on")
+            return
+        store = self.acceptor.open_store(self.key)
+        if store.user and store.user != accepted.user:
+            store.close()
+            self.acceptor.release(self)
+            self._logout_and_close(f"SenderCompID {self.peer} belongs to another user")
+            return
+        self.store = store
+        seq = int(message.fields[34])
+        reset = message.get(141) == "Y"
+        if reset:
+            if seq != 1:
+                self._logout_and_close("ResetSeqNumFlag=Y needs MsgSeqNum 1")
+                return
+            store.reset(accepted.user)
+        store.bind(accepted.user)
+        if seq < store.next_in:
+            self._too_low(seq)
+            return
+        reply: list[tuple[int, object]] = [
+            (98, 0),
+            (108, int(self.core.config.heartbeat_interval_s)),
+        ]
+        self._send_admin("A", reply + ([(141, "Y")] if reset else []))
+        log.info("fix connection %d: %s logged on as %s", self.id, self.key, accepted.user)
+        if seq == store.next_in:
+            store.received(seq)
+        else:
+            self._ask_resend(seq)
+
+    def _in_sequence(self, message: FixMessage) -> bool:
+        """The MsgSeqNum rules; True if the message is next and is to be processed."""
+        store = self.store
+        assert store is not None, "only a logged-on session checks sequence numbers"
+        try:
+            seq = message.integer(34, low=1)
+        except FixFieldError as exc:
+            self._logout_and_close(f"MsgSeqNum (34): {exc.text}")
+            return False
+        if message.get(49) != self.peer or message.get(56) != self.acceptor.comp_id:
+            self._session_reject(message, 49, c.COMP_ID_PROBLEM, "CompID problem")
+            self._logout_and_close("SenderCompID or TargetCompID differs from the Logon's")
+            return False
+        if message.msg_type == "4" and message.get(123) != "Y":
+            self._reset_mode(message)
+            return False
+        expected = store.next_in
+        if seq == expected:
+            store.received(seq)
+            if self.resend_asked_to and store.next_in > self.resend_asked_to:
+                self.resend_asked_to = 0
+            return True
+        if seq > expected:
+            if message.msg_type in ("2", "5"):  # answered even across a gap
+                self._handlers[message.msg_type](message)
+            if not self.resend_asked_to:
+                self._ask_resend(seq)
+            return False
+        if message.get(43) == "Y":
+            return False  # a possible duplicate of what was processed: ignored
+        self._too_low(seq)
+        return False
+
+    def _too_low(self, seq: int) -> None:
+        assert self.store is not None
+        expected = self.store.next_in
+        self._logout_and_close(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+
+    def _ask_resend(self, received: int) -> None:
+        assert self.store is not None
+        self.resend_asked_to = received
+        self._send_admin("2", [(7, self.store.next_in), (16, 0)])
+
+    # ------------------------------------------------------------------------------------------
+    # Administrative messages
+    # ------------------------------------------------------------------------------------------
+    def _test_request(self, message: FixMessage) -> None:
+        self._send_admin("0", [(112, message.require(112))])
+
+    def _second_logon(self, message: FixMessage) -> None:
+        raise FixFieldError(35, c.VALUE_INCORRECT, "already logged on")
+
+    def _logout(self, message: FixMessage) -> None:
+        if self.state is State.ACTIVE:
+            self._send_admin("5", [(58, "logout acknowledged")])
+        self.close()
+
+    def _sequence_reset(self, message: FixMessage) -> None:
+        """SequenceReset-GapFill (in sequence): the next expected MsgSeqNum moves forward."""
+        assert self.store is not None
+        new = message.integer(36, low=1)
+        if new < self.store.next_in:
+            raise FixFieldError(36, c.VALUE_INCORRECT, f"NewSeqNo {new} would lower MsgSeqNum")
+        self.store.set_next_in(new)
+        if self.resend_asked_to and new > self.resend_asked_to:
+            self.resend_asked_to = 0
+
+    def _reset_mode(self, message: FixMessage) -> None:
+        """SequenceReset-Reset: MsgSeqNum is ignored; NewSeqNo may not lower the expected."""
+        assert self.store is not None
+        try:
+            new = message.integer(36, low=1)
+            if new < self.store.next_in:
+                raise FixFieldError(36, c.VALUE_INCORRECT, f"NewSeqNo {new} lowers MsgSeqNum")
+        except FixFieldError as exc:
+            self._session_reject(message, exc.tag, exc.reason, exc.text)
+            return
+        self.store.set_next_in(new)
+        self.resend_asked_to = 0
+
+    def _resend_request(self, message: FixMessage) -> None:
+        """Send again what was sent as ``BeginSeqNo .. EndSeqNo`` (0: everything): stored
+        application messages with PossDupFlag=Y, gaps of administrative ones as
+        SequenceReset-GapFill."""
+        store = self.store
+        assert store is not None
+        begin = message.integer(7, low=1)
+        end = message.integer(16, low=0)
+        if end and end < begin:
+            raise FixFieldError(16, c.VALUE_INCORRECT, "EndSeqNo before BeginSeqNo")
+        self._translate()
+        last = store.next_out - 1
+        end = last if end == 0 or end > last else end
+        now, gap = self._now(), 0
+        for seq in range(begin, end + 1):
+            raw = store.stored(seq)
+            if raw is None:
+                gap = gap or seq
+                continue
+            if gap:
+                self._queue(self._gap_fill(gap, seq, now))
+                gap = 0
+            self._queue(c.restamp(raw, now))
+        if gap:
+            self._queue(self._gap_fill(gap, end + 1, now))
+
+    def _gap_fill(self, seq: int, new: int, now: str) -> bytes:
+        fields: list[tuple[int, object]] = [(123, "Y"), (36, new)]
+        return c.encode("4", seq, self.acceptor.comp_id, self.peer, now, fields, poss_dup_of=now)
+
+    def _session_reject(self, message: FixMessage, tag: int, reason: int, text: str) -> None:
+        fields: list[tuple[int, object]] = [(45, message.get(34) or "0")]
+        if tag:
+            fields.append((371, tag))
+        if message.msg_type:
+            fields.append((372, message.msg_type))
+        fields += [(373, reason), (58, text[: limits.TEXT_CHARS_MAX])]
+        self._send_admin("3", fields)
+
+    def _business_reject(self, message: FixMessage, reason: int, text: str) -> None:
+        fields: list[tuple[int, object]] = [
+            (45, message.get(34) or "0"),
+            (372, message.msg_type),
+            (380, reason),
+            (58, text),
+        ]
+        self._send_app("j", fields)
+
+    def _logout_and_close(self, text: str) -> None:
+        log.info("fix connection %d: logout: %s", self.id, text)
+        self._send_admin("5", [(58, text[: limits.TEXT_CHARS_MAX])])
+        self.close()
+
+    # ------------------------------------------------------------------------------------------
+    # Application messages in
+    # ------------------------------------------------------------------------------------------
+    def _request(self, request: Request) -> int:
+        request_id = self.acceptor.next_request_id()
+        self.requests[request_id] = request
+        return request_id
+
+    def _new_order(self, m: FixMessage) -> None:
+        cl_ord_id = _cl_ord_id(m, 11)
+        symbol, side = _symbol(m), _side(m)
+        qty = m.integer(38, low=-(2**62))
+        ord_type = _ORD_TYPES.get(m.require(40))
+        if ord_type is None:
+            raise FixFieldError(40, c.VALUE_INCORRECT, "OrdType must be 1, 2 or D")
+        immediate = ord_type != int(s.OrderType.LIMIT)
+        tif = _TIFS.get(m.get(59) or ("3" if immediate else "0"))
+        if tif is None:
+            raise FixFieldError(59, c.VALUE_INCORRECT, "TimeInForce must be 0, 1, 3 or 4")
+        instructions = (m.get(18) or "").split()
+        if any(code != "6" for code in instructions) or (instructions and immediate):
+            raise FixFieldError(18, c.VALUE_INCORRECT, "ExecInst: only 6 on limit orders")
+        if instructions:
+            ord_type = int(s.OrderType.POST_ONLY)
+        request = Request("D", cl_ord_id, symbol=symbol, side=side)
+        request.qty = qty
+        price = 0
+        if ord_type in (int(s.OrderType.LIMIT), int(s.OrderType.POST_ONLY)):
+            try:
+                price = c.price_fen(m.require(44))
+            except ValueError as exc:
+                self._order_rejected(request, str(exc), 0)
+                return
+        quote = m.integer(QUOTE_ORDER_ID, low=1) if ord_type == 4 else 0
+        self.on_message(
+            p.NewOrder(
+                request_id=self._request(request),
+                client_order_id=cl_ord_id,
+                instrument=symbol,
+                side=side,
+                qty_t=qty,
+                price_ticks=price,
+                order_type=ord_type,
+                tif=tif,
+                account=_account(m),
+                quote_order_id=quote,
+            )
+        )
+
+    def _target(self, m: FixMessage) -> tuple[str, int]:
+        """(OrigClOrdID, OrderID) of a cancel/replace: the first if given, else the second."""
+        orig = m.get(41)
+        if orig is not None:
+            return self.aliases.get(orig, _cl_ord_id(m, 41)), 0
+        if m.get(37) is None:
+            raise FixFieldError(41, c.REQUIRED_TAG_MISSING, "OrigClOrdID (41) or OrderID (37)")
+        return "", m.integer(37, low=1)
+
+    def _cancel(self, m: FixMessage) -> None:
+        cl_ord_id = _cl_ord_id(m, 11)
+        orig, order_id = self._target(m)
+        request = Request("F", cl_ord_id, m.get(41) or "", m.get(55) or "", _side_or_0(m))
+        self.on_message(
+            p.CancelRequest(
+                request_id=self._request(request),
+                client_order_id=orig,
+                order_id=order_id,
+                account=_account(m),
+            )
+        )
+
+    def _replace(self, m: FixMessage) -> None:
+        """OrderQty (38) is the order's new total quantity: the open quantity asked of the
+        engine is OrderQty - CumQty (as the exchange knows it when the request is judged)."""
+        cl_ord_id = _cl_ord_id(m, 11)
+        orig, order_id = self._target(m)
+        qty = m.integer(38, low=-(2**62))
+        if m.get(40) not in (None, "2"):
+            raise FixFieldError(40, c.VALUE_INCORRECT, "only limit orders are replaced")
+        account = _account(m)
+        request = Request("G", cl_ord_id, m.get(41) or "", m.get(55) or "", _side_or_0(m))
+        try:
+            price = c.price_fen(m.require(44))
+        except ValueError as exc:
+            self._cancel_rejected(request, order_id, 0, str(exc), 0)
+            return
+        target = order_id
+        if orig:
+            named = account if account != -1 or len(self.accounts) != 1 else self.only_account
+            target = self.core.tracker.lookup(named, orig) or 0
+        filled = self.acceptor.ledger.status(target)[1] if target else 0
+        self.on_message(
+            p.ModifyRequest(
+                request_id=self._request(request),
+                client_order_id=orig,
+                order_id=order_id,
+                account=account,
+                price_ticks=price,
+                qty_t=qty - filled,
+            )
+        )
+
+    def _mass_cancel(self, m: FixMessage) -> None:
+        cl_ord_id = _cl_ord_id(m, 11)
+        kind = m.require(530)
+        if kind not in ("1", "7"):
+            raise FixFieldError(530, c.VALUE_INCORRECT, "MassCancelRequestType must be 1 or 7")
+        symbol = _symbol(m) if kind == "1" else s.ALL_INSTRUMENTS
+        request = Request("q", cl_ord_id, symbol=symbol)
+        request.detail = kind
+        account = _account(m)
+        if account == -1:
+            if len(self.accounts) != 1:
+                self._mass_cancel_report(request, "0", 0, "Account (1) required", "NONE")
+                return
+            account = self.only_account
+        command = s.MassCancel(account=account, instrument=symbol)
+        self.on_message(p.EngineRequest(request_id=self._request(request), command=command))
+
+    def _market_data_request(self, m: FixMessage) -> None:
+        md_req_id = m.require(262)[:64]
+        kind = m.require(263)
+        if kind not in ("0", "1", "2"):
+            raise FixFieldError(263, c.VALUE_INCORRECT, "SubscriptionRequestType must be 0-2")
+        if kind != "2":
+            m.integer(264)
+        symbols = [entry[55] for entry in m.groups(146, 55)]
+        if not symbols:
+            raise FixFieldError(146, c.REQUIRED_TAG_MISSING, "NoRelatedSym (146): no symbol")
+        for symbol in symbols:
+            request = Request("V", md_req_id, symbol=symbol)
+            if kind == "2":
+                self.feeds.pop(symbol, None)
+                self.on_message(p.Unsubscribe(request_id=self._request(request), instrument=symbol))
+            elif kind == "1":
+                self.feeds[symbol] = (md_req_id, set())
+                self.on_message(p.Subscribe(request_id=self._request(request), instrument=symbol))
+            else:
+                self._snapshot_only(request)
+
+    def _snapshot_only(self, request: Request) -> None:
+        market_data = self.core.market_data
+        if request.symbol not in market_data.subscribers:
+            self._md_reject(request, "0", f"no instrument {request.symbol!r}")
+        elif not self.take_token():
+            self._md_reject(request, "2", "throttled")
+        else:
+            snapshot = market_data.snapshot(request.symbol, 0, self.core.exchange.last_seq)
+            self._send_app("W", _snapshot_fields(request.cl_ord_id, snapshot))
+
+    def _security_list_request(self, m: FixMessage) -> None:
+        request_id = m.require(320)[:64]
+        kind = m.require(559)
+        if kind not in ("0", "4"):
+            raise FixFieldError(559, c.VALUE_INCORRECT, "SecurityListRequestType must be 0 or 4")
+        if not self.take_token():
+            self._business_reject(m, 0, "throttled")
+            return
+        wanted = _symbol(m) if kind == "0" else None
+        instruments = [i for i in self.acceptor.instruments if wanted in (None, i.symbol)]
+        fields: list[tuple[int, object]] = [
+            (320, request_id),
+            (322, f"{self.id}-{m.fields[34]}"),
+            (560, 0 if instruments else 2),
+            (146, len(instruments)),
+        ]
+        for instrument in instruments:
+            fields += [
+                (55, instrument.symbol),
+                (15, "CNY"),
+                (969, c.format_fen(instrument.tick_ticks)),
+                (561, instrument.lot_t),
+            ]
+        self._send_app("y", fields)
+
+    # ------------------------------------------------------------------------------------------
+    # Output
+    # ------------------------------------------------------------------------------------------
+    def send(self, message) -> None:
+        if type(message) is p.LogonAccepted:
+            self._logon_accepted(message)
+        else:
+            super().send(message)
+
+    def take_output(self) -> tuple[bytearray, int]:
+        """The FIX messages queued since the last call, after the store has them on disk."""
+        self._translate()
+        if self.store is not None:
+            self.store.flush(self.acceptor.sync)
+        data, count = self.fix_out, self.fix_count
+        self.fix_out, self.fix_count, self.dirty = bytearray(), 0, False
+        return data, count
+
+    def translate(self) -> None:
+        """Translate what the core queued now (called after each durable batch)."""
+        self._translate()
+
+    def _translate(self) -> None:
+        if self._translating:
+            return
+        self._translating = True
+        try:
+            while self.out:
+                data = bytes(self.out)
+                self.out, self.out_frames = bytearray(), 0
+                position = 0
+                while position < len(data):
+                    length = int.from_bytes(data[position : position + 4], "big")
+                    body = data[position + 4 : position + 4 + length]
+                    position += 4 + length
+                    self._native(p.decode_server(body))
+        finally:
+            self._translating = False
+
+    def _now(self) -> str:
+        return c.utc_timestamp(self.acceptor.clock())
+
+    def _queue(self, raw: bytes) -> None:
+        self.fix_out += raw
+        self.fix_count += 1
+        if not self.dirty:
+            self.dirty = True
+            self.core.dirty.append(self)
+
+    def _send_admin(self, msg_type: str, fields: list[tuple[int, object]]) -> None:
+        self._translate()
+        store = self.store
+        seq = store.next_out if store is not None else 1
+        comp_id, peer = self.acceptor.comp_id, self.peer or "UNKNOWN"
+        raw = c.encode(msg_type, seq, comp_id, peer, self._now(), fields)
+        if store is not None:
+            store.sent_admin(seq)
+        self._queue(raw)
+
+    def _send_app(self, msg_type: str, fields: list[tuple[int, object]]) -> None:
+        self._translate()
+        store = self.store
+        if store is None:
+            return  # not logged on: nothing application-level is said
+        raw = c.encode(
+            msg_type, store.next_out, self.acceptor.comp_id, self.peer, self._now(), fields
+        )
+        store.sent_app(store.next_out, raw)
+        self._queue(raw)
+
+    def _native(self, m: Any) -> None:
+        """One native message the core queued, as FIX (or nothing)."""
+        t = type(m)
+        if t is p.ExecutionReport:
+            self._execution_report(m)
+        elif t is p.Ack:
+            self.requests.pop(m.request_id, None)
+        elif t is p.Reject:
+            self._rejected(m)
+        elif t is p.EventReport:
+            self._event_report(m)
+        elif t is p.DepthSnapshot:
+            self._depth_snapshot(m)
+        elif t is p.DepthUpdate:
+            self._depth_update(m)
+        elif t is p.Trade:
+            self._trade(m)
+        elif t is p.Heartbeat:
+            self._send_admin("0", [])
+        elif t is p.Logout:
+            self._send_admin("5", [(58, m.reason)])
+        elif t in (p.ProtocolError, p.LogonRejected):
+            self._send_admin("5", [(58, m.text or "refused")])
+
+    # -- execution reports ---------------------------------------------------------------------
+    def _execution_report(self, m: p.ExecutionReport) -> None:
+        request = self.requests.get(m.request_id) if m.request_id else None
+        if m.exec_type in (int(_ET.CANCEL_REJECTED), int(_ET.MODIFY_REJECTED)):
+            if request is not None:  # only the requester hears of a refused cancel/replace
+                self._cancel_rejected(
+                    request, m.order_id, m.reason, s.RejectReason(m.reason).name, m.ts_ns
+                )
+            return
+        ledger = self.acceptor.ledger
+        figures = self.acceptor.figures.get((m.seq, m.index, m.leg))
+        order = ledger.orders.get(m.order_id)
+        if figures is None:  # pragma: no cover - reports are translated right after their batch
+            figures = (order[0], order[1], order[2]) if order else (m.qty_t, 0, 0)
+        qty, filled, cost = figures
+        exec_type, status = _EXEC[m.exec_type]
+        if not status:
+            status = "1" if filled else "0"
+        fields: list[tuple[int, object]] = [(37, m.order_id)]
+        if request is not None and request.kind in ("F", "G"):
+            fields += [(11, request.cl_ord_id), (41, request.orig or m.client_order_id)]
+            if m.exec_type == int(_ET.MODIFIED) and m.client_order_id:
+                self.aliases[request.cl_ord_id] = m.client_order_id
+        elif m.client_order_id:
+            fields.append((11, m.client_order_id))
+        fields += [
+            (17, f"{m.seq}-{m.index}-{m.leg}"),
+            (150, exec_type),
+            (39, status),
+            (1, m.account),
+            (55, m.instrument),
+            (54, _SIDE_CODES.get(m.side, "1")),
+            (38, qty),
+        ]
+        price = order[3] if order is not None else m.price_ticks
+        if price > 0:
+            fields.append((44, c.format_fen(price)))
+        if m.exec_type == int(_ET.ACCEPTED):
+            fields += [
+                (40, _ORD_TYPE_CODES.get(m.order_type, "2")),
+                (59, _TIF_CODES.get(m.tif, "0")),
+            ]
+            if m.order_type == int(s.OrderType.POST_ONLY):
+                fields.append((18, "6"))
+        if m.last_qty_t:
+            fields += [
+                (32, m.last_qty_t),
+                (31, c.format_fen(m.last_price_ticks)),
+                (851, 1 if m.liquidity == int(p.Liquidity.MAKER) else 2),
+                (880, m.trade_id),
+            ]
+        fields += [
+            (151, m.leaves_qty_t),
+            (14, filled),
+            (6, c.format_average(cost, filled)),
+            (60, c.utc_timestamp(m.ts_ns)),
+        ]
+        if m.exec_type == int(_ET.REJECTED):
+            fields += [(103, 99), (58, s.RejectReason(m.reason).name), (REJECT_CODE, m.reason)]
+        elif m.exec_type in (int(_ET.CANCELLED), int(_ET.EXPIRED)):
+            fields += [(58, s.CancelReason(m.reason).name), (REJECT_CODE, m.reason)]
+        self._send_app("8", fields)
+
+    def _cancel_rejected(
+        self, request: Request, order_id: int, reason: int, text: str, code: int
+    ) -> None:
+        """OrderCancelReject (9) for a refused cancel (F) or replace (G)."""
+        status, filled = self.acceptor.ledger.status(order_id) if order_id else (None, 0)
+        if status == LIVE:
+            ord_status = "1" if filled else "0"
+        else:
+            ord_status = {FILLED: "2", CANCELLED: "4"}.get(status, "8")  # type: ignore[arg-type]
+        unknown = reason == int(s.RejectReason.UNKNOWN_ORDER) or code == 5
+        fields: list[tuple[int, object]] = [
+            (37, order_id or "NONE"),
+            (11, request.cl_ord_id),
+            (41, request.orig or "NONE"),
+            (39, ord_status),
+            (434, 1 if request.kind == "F" else 2),
+            (102, 1 if unknown else 99),
+            (58, text[: limits.TEXT_CHARS_MAX]),
+        ]
+        if reason:
+            fields.append((REJECT_CODE, reason))
+        if code:
+            fields.append((GATEWAY_REJECT_CODE, code))
+        self._send_app("9", fields)
+
+    def _order_rejected(self, request: Request, text: str, code: int) -> None:
+        """An ExecutionReport (Rejected) for a NewOrderSingle refused before the engine."""
+        fields: list[tuple[int, object]] = [
+            (37, "NONE"),
+            (11, request.cl_ord_id),
+            (17, f"R{self.id}-{self.acceptor.next_request_id()}"),
+            (150, "8"),
+            (39, "8"),
+            (55, request.symbol),
+            (54, _SIDE_CODES.get(request.side, "1")),
+            (38, request.qty),
+            (151, 0),
+            (14, 0),
+            (6, "0"),
+            (103, 6 if code == int(p.RejectCode.DUPLICATE_CLIENT_ORDER_ID) else 99),
+            (58, text[: limits.TEXT_CHARS_MAX]),
+        ]
+        if code:
+            fields.append((GATEWAY_REJECT_CODE, code))
+        self._send_app("8", fields)
+
+    def _rejected(self, m: p.Reject) -> None:
+        """The gateway refused a request before the engine saw it."""
+        request = self.requests.pop(m.request_id, None)
+        if request is None:
+            return
+        text = f"{p.RejectCode(m.code).name}: {m.text}" if m.code in _REJECT_CODES else m.text
+        if request.kind == "D":
+            self._order_rejected(request, text, m.code)
+        elif request.kind in ("F", "G"):
+            order_id = 0
+            self._cancel_rejected(request, order_id, 0, text, m.code)
+        elif request.kind == "V":
+            self.feeds.pop(request.symbol, None)
+            unknown = m.code == int(p.RejectCode.UNKNOWN_INSTRUMENT)
+            self._md_reject(request, "0" if unknown else "2", text)
+        elif request.kind == "q":
+            self._mass_cancel_report(request, "0", 0, text, "NONE")
+
+    def _md_reject(self, request: Request, reason: str, text: str) -> None:
+        self._send_app("Y", [(262, request.cl_ord_id), (281, reason), (58, text)])
+
+    def _event_report(self, m: p.EventReport) -> None:
+        request = self.requests.get(m.request_id) if m.request_id else None
+        if request is None or request.kind != "q":
+            return
+        event = m.event
+        if type(event) is s.MassCancelled:
+            self._mass_cancel_report(request, request.detail, event.cancelled_count, "", m.seq)
+        else:
+            reason = getattr(event, "reason", 0)
+            text = type(event).__name__ + (f": {s.RejectReason(reason).name}" if reason else "")
+            self._mass_cancel_report(request, "0", 0, text, m.seq)
+
+    def _mass_cancel_report(
+        self, request: Request, response: str, count: int, text: str, order_id: object
+    ) -> None:
+        fields: list[tuple[int, object]] = [
+            (11, request.cl_ord_id),
+            (37, order_id),
+            (530, request.detail or "7"),
+            (531, response),
+        ]
+        if response == "0":
+            fields += [(532, 99), (58, text[: limits.TEXT_CHARS_MAX])]
+        else:
+            fields.append((533, count))
+        if request.symbol and request.symbol != s.ALL_INSTRUMENTS:
+            fields.append((55, request.symbol))
+        self._send_app("r", fields)
+
+    # -- market data ---------------------------------------------------------------------------
+    def _depth_snapshot(self, m: p.DepthSnapshot) -> None:
+        request = self.requests.pop(m.request_id, None)
+        feed = self.feeds.get(m.instrument)
+        if request is None or feed is None:
+            return
+        feed[1].clear()
+        feed[1].update((1, level.price_ticks) for level in m.bids)
+        feed[1].update((2, level.price_ticks) for level in m.asks)
+        self._send_app("W", _snapshot_fields(feed[0], m))
+
+    def _depth_update(self, m: p.DepthUpdate) -> None:
+        feed = self.feeds.get(m.instrument)
+        if feed is None:
+            return
+        known, entries = feed[1], 0
+        fields: list[tuple[int, object]] = []
+        for level in m.levels:
+            key = (level.side, level.price_ticks)
+            if level.qty_t == 0:
+                if key not in known:
+                    continue  # a level that came and went within the batch
+                action = "2"
+                known.discard(key)
+            else:
+                action = "1" if key in known else "0"
+                known.add(key)
+            entries += 1
+            fields += [
+                (279, action),
+                (269, "0" if level.side == 1 else "1"),
+                (55, m.instrument),
+                (270, c.format_fen(level.price_ticks)),
+                (271, level.qty_t),
+                (346, level.orders),
+            ]
+        if entries:
+            self._send_app("X", [(262, feed[0]), (268, entries), *fields])
+
+    def _trade(self, m: p.Trade) -> None:
+        feed = self.feeds.get(m.instrument)
+        if feed is None:
+            return
+        fields: list[tuple[int, object]] = [
+            (262, feed[0]),
+            (268, 1),
+            (279, "0"),
+            (269, "2"),
+            (55, m.instrument),
+            (278, m.trade_id),
+            (270, c.format_fen(m.price_ticks)),
+            (271, m.qty_t),
+            (273, c.utc_timestamp(m.ts_ns)[9:]),
+        ]
+        self._send_app("X", fields)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def release(self) -> None:
+        """The connection is gone: persist and close the store, free the FIX session."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.acceptor.release(self)
+
+
+_REJECT_CODES = frozenset(int(code) for code in p.RejectCode)
+
+
+def _ignore(message: FixMessage) -> None:
+    return None
+
+
+def _cl_ord_id(m: FixMessage, tag: int) -> str:
+    value = m.require(tag)
+    if len(value) > limits.CLIENT_ORDER_ID_CHARS_MAX:
+        raise FixFieldError(tag, c.VALUE_INCORRECT, f"tag {tag}: longer than 36 characters")
+    return value
+
+
+def _symbol(m: FixMessage) -> str:
+    value = m.require(55)
+    if len(value) > limits.SYMBOL_CHARS_MAX:
+        raise FixFieldError(55, c.VALUE_INCORRECT, "Symbol (55) longer than 32 characters")
+    return value
+
+
+def _side(m: FixMessage) -> int:
+    side = _SIDES.get(m.require(54))
+    if side is None:
+        raise FixFieldError(54, c.VALUE_INCORRECT, "Side (54) must be 1 (buy) or 2 (sell)")
+    return side
+
+
+def _side_or_0(m: FixMessage) -> int:
+    return _SIDES.get(m.get(54) or "", 0)
+
+
+def _account(m: FixMessage) -> int:
+    return m.integer(1, default=-1, high=p.I32_MAX)
+
+
+def _snapshot_fields(md_req_id: str, m: p.DepthSnapshot) -> list[tuple[int, object]]:
+    """MarketDataSnapshotFullRefresh (W) fields of a native depth snapshot."""
+    fields: list[tuple[int, object]] = [
+        (262, md_req_id),
+        (55, m.instrument),
+        (268, len(m.bids) + len(m.asks)),
+    ]
+    for entry_type, levels in (("0", m.bids), ("1", m.asks)):
+        for position, level in enumerate(levels, 1):
+            fields += [
+                (269, entry_type),
+                (270, c.format_fen(level.price_ticks)),
+                (271, level.qty_t),
+                (346, level.orders),
+                (290, position),
+            ]
+    return fields

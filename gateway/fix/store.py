@@ -1,0 +1,151 @@
+"""One FIX session's durable state: its sequence numbers and the messages it sent.
+
+Theory of operation
+-------------------
+A FIX session (a SenderCompID/TargetCompID pair) outlives connections and server restarts: its
+MsgSeqNums continue, and a counterparty may ask for any message it missed (ResendRequest).  Each
+session has one append-only file, ``<data dir>/fix/<SenderCompID>-<TargetCompID>.fixlog``, of
+newline-terminated records:
+
+* ``U <user>`` - the user the session belongs to (written once; another user cannot log on to
+  it, so nobody reads another firm's resends);
+* ``O <message>`` - an application message sent, verbatim (its MsgSeqNum is inside): a resend
+  sends it again with PossDupFlag=Y;
+* ``A <seq>`` - an administrative message sent as ``seq`` (resent as SequenceReset-GapFill);
+* ``I <seq>`` - every inbound message up to ``seq`` has been processed.
+
+Records are buffered while a turn of the event loop builds output and written, and fsynced
+when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
+a message the counterparty has seen is always on disk.  On opening, a torn last record is
+ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
+Messages never contain a newline (the codec replaces it), so a record is one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.durable.files import write_atomically
+
+
+class FixStore:
+    """Sequence numbers and sent messages of one FIX session (see the module docstring).
+
+    Parameters
+    ----------
+    path : Path
+        The session's file (created if missing).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.user = ""
+        self.next_in = 1
+        self.next_out = 1
+        self._offsets: dict[int, tuple[int, int]] = {}
+        self._pending = bytearray()
+        self._persisted_in = 1
+        self._fd = -1
+        self._size = 0
+        self._load()
+
+    def _load(self) -> None:
+        data = self.path.read_bytes() if self.path.exists() else b""
+        end = data.rfind(b"\n") + 1  # a torn last record is ignored (and overwritten)
+        position = 0
+        while position < end:
+            line_end = data.index(b"\n", position)
+            kind, value = data[position : position + 1], data[position + 2 : line_end]
+            if kind == b"O":
+                seq = _seq_of(value)
+                self._offsets[seq] = (position + 2, line_end - position - 2)
+                self.next_out = max(self.next_out, seq + 1)
+            elif kind == b"A":
+                self.next_out = max(self.next_out, int(value) + 1)
+            elif kind == b"I":
+                self.next_in = max(self.next_in, int(value) + 1)
+            elif kind == b"U":
+                self.user = value.decode("utf-8")
+            position = line_end + 1
+        self._persisted_in = self.next_in
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(self._fd, end)
+        self._size = end
+
+    # -- records -------------------------------------------------------------------------------
+    def bind(self, user: str) -> None:
+        """Record the session's user (once)."""
+        if not self.user:
+            self.user = user
+            self._pending += b"U " + user.encode("utf-8") + b"\n"
+
+    def sent_app(self, seq: int, raw: bytes) -> None:
+        """An application message was queued as ``seq`` (kept for resends)."""
+        assert seq == self.next_out and b"\n" not in raw, "messages are stored in order, one line"
+        offset = self._size + len(self._pending) + 2
+        self._pending += b"O " + raw + b"\n"
+        self._offsets[seq] = (offset, len(raw))
+        self.next_out = seq + 1
+
+    def sent_admin(self, seq: int) -> None:
+        """An administrative message was queued as ``seq`` (a resend gap-fills it)."""
+        assert seq == self.next_out, "sequence numbers are used in order"
+        self._pending += b"A %d\n" % seq
+        self.next_out = seq + 1
+
+    def received(self, seq: int) -> None:
+        """Inbound ``seq`` was processed: the next one expected is ``seq + 1``."""
+        self.next_in = seq + 1
+
+    def set_next_in(self, seq: int) -> None:
+        """SequenceReset: the next inbound message expected is ``seq``."""
+        self.next_in = seq
+
+    def stored(self, seq: int) -> bytes | None:
+        """The application message sent as ``seq`` (None: an administrative one, or none)."""
+        place = self._offsets.get(seq)
+        if place is None:
+            return None
+        offset, length = place
+        if offset >= self._size:  # still in the buffer
+            start = offset - self._size
+            return bytes(self._pending[start : start + length])
+        return os.pread(self._fd, length, offset)
+
+    # -- durability ----------------------------------------------------------------------------
+    def flush(self, sync: bool) -> None:
+        """Write the buffered records (and the inbound position); fsync them if ``sync``."""
+        if self.next_in != self._persisted_in:
+            self._pending += b"I %d\n" % (self.next_in - 1)
+            self._persisted_in = self.next_in
+        if not self._pending:
+            return
+        data, self._pending = bytes(self._pending), bytearray()
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self._fd, data[written:], self._size + written)
+        self._size += len(data)
+        if sync:
+            os.fdatasync(self._fd)
+
+    def reset(self, user: str) -> None:
+        """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y)."""
+        self.close()
+        write_atomically(self.path, b"U " + user.encode("utf-8") + b"\n")
+        self.user, self.next_in, self.next_out = "", 1, 1
+        self._offsets.clear()
+        self._pending.clear()
+        self._load()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush(sync=False)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _seq_of(raw: bytes) -> int:
+    start = raw.index(b"\x0134=") + 4
+    return int(raw[start : raw.index(b"\x01", start)])

@@ -1,0 +1,265 @@
+"""The FIX session layer on a real loopback port: garbled and malformed messages, sequence
+gaps both ways, resends after a disconnect and after a server restart, and a seeded fuzz.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+
+from engine.core import schema as s
+from gateway.client import SyncClient
+from tests.gateway_fixtures import DATE1, SYM_A, password
+from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
+
+__all__ = ["close_fix_clients"]  # the fixture, used by every test here
+
+
+def _open(server) -> None:
+    with SyncClient("127.0.0.1", server.port, "op", password("op")) as op:
+        op.engine(s.OpenSession(trading_date=DATE1))
+
+
+def _refused(fix: FixClient) -> list:
+    """(RefTagID, SessionRejectReason) of the next Reject (3)."""
+    reject = fix.expect("3")
+    return [field(reject, 371), field(reject, 373)]
+
+
+def _order(fix: FixClient, cl: str, qty: int = 10, price: str = "60.00", **kw) -> None:
+    fix.send("D", [(11, cl), (55, SYM_A), (54, "2"), (38, qty), (40, "2"), (44, price),
+                   (60, "20250101-09:30:00")], **kw)  # fmt: skip
+
+
+def test_logon_is_checked_against_the_users_file(tmp_path) -> None:
+    server = start_fix_server(tmp_path / "data")
+    try:
+        wrong = FixClient(server.fix_port, "ALICE")
+        wrong.send("A", [(98, 0), (108, 30), (553, "alice"), (554, "not-the-secret")])
+        (logout,) = wrong.until_closed()
+        assert kind(logout) == "5" and "BAD_CREDENTIALS" in field(logout, 58)
+        early = FixClient(server.fix_port, "ALICE")
+        _order(early, "x")
+        (logout,) = early.until_closed()
+        assert kind(logout) == "5" and "Logon" in field(logout, 58)
+        alice = FixClient(server.fix_port, "ALICE")
+        alice.logon("alice")
+        twin = FixClient(server.fix_port, "ALICE")
+        twin.send("A", [(98, 0), (108, 30), (553, "alice"), (554, password("alice"))])
+        (logout,) = twin.until_closed()
+        assert "already logged on" in field(logout, 58)
+        bob = FixClient(server.fix_port, "ALICE")  # another user cannot take alice's session
+        alice.send("5", [(58, "bye")])
+        assert [kind(m) for m in alice.until_closed()] == ["5"]
+        bob.send("A", [(98, 0), (108, 30), (553, "bob"), (554, password("bob"))])
+        (logout,) = bob.until_closed()
+        assert "belongs to another user" in field(logout, 58)
+        viewer = FixClient(server.fix_port, "VIEW")
+        viewer.logon("viewer")
+        _order(viewer, "v1")
+        refused = viewer.expect("8")
+        assert field(refused, 150) == "8" and "NOT_PERMITTED" in field(refused, 58)
+    finally:
+        server.stop()
+
+
+def test_garbled_and_malformed_messages(tmp_path) -> None:
+    server = start_fix_server(tmp_path / "data")
+    try:
+        _open(server)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        good = fix.build("1", [(112, "t1")])  # seq 2
+        garbled = good[:-4] + b"%03d\x01" % ((int(good[-4:-1]) + 1) % 256)
+        fix.send_raw(garbled)  # discarded, not counted: seq 2 is still expected
+        fix.send_raw(good)
+        assert field(fix.expect("0"), 112) == "t1"
+        body_length = fix.build("1", [(112, "t2")])  # seq 3, BodyLength three short
+        length = int(body_length.split(b"\x01")[1][2:])
+        fix.send_raw(body_length.replace(b"9=%d" % length, b"9=%d" % (length - 3), 1))
+        fix.seq -= 1
+        fix.send("1", [(112, "t3")])
+        assert field(fix.expect("0"), 112) == "t3"
+
+        fix.send("D", [(11, "m1"), (55, SYM_A), (38, 10), (40, "2"), (44, "60.00")])  # no Side
+        reject = fix.expect("3")
+        assert [field(reject, t) for t in (45, 371, 372, 373)] == ["4", "54", "D", "1"]
+        fix.send("D", [(11, "m2"), (55, SYM_A), (54, "7"), (38, 10), (40, "2"), (44, "1")])
+        reject = fix.expect("3")
+        assert [field(reject, t) for t in (371, 373)] == ["54", "5"]
+        fix.send("D", [(11, "m3"), (55, SYM_A), (54, "1"), (38, "ten"), (40, "2"), (44, "1")])
+        assert _refused(fix) == ["38", "6"]
+        fix.send("1", [])  # TestRequest without TestReqID
+        assert _refused(fix) == ["112", "1"]
+        fix.send("ZZ", [])
+        assert _refused(fix) == ["35", "11"]
+        fix.send("R", [(131, "q1")])  # QuoteRequest: FIX 4.4, not supported here
+        business = fix.expect("j")
+        assert [field(business, t) for t in (372, 380)] == ["R", "3"]
+        fix.send("1", [(112, "")])  # a tag without a value
+        assert _refused(fix) == ["112", "4"]
+        _order(fix, "ok")  # the session goes on after all of that
+        assert field(fix.expect("8"), 150) == "0"
+    finally:
+        server.stop()
+
+
+def test_sequence_gaps_both_ways(tmp_path) -> None:
+    server = start_fix_server(tmp_path / "data")
+    try:
+        _open(server)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        _order(fix, "a1")  # seq 2
+        fix.expect("8")
+        fix.seq = 5  # 3 and 4 are "lost": the acceptor asks for them, drops 5
+        _order(fix, "a5")
+        ask = fix.expect("2")
+        assert (field(ask, 7), field(ask, 16)) == ("3", "0")
+        # the initiator resends 3 (a gap fill for 3-4) and 5 with PossDupFlag
+        fix.send("4", [(123, "Y"), (36, 5)], seq=3, poss_dup=True)
+        _order(fix, "a5", seq=5, poss_dup=True)
+        fix.seq = 6
+        assert (field(fix.expect("8"), 11)) == "a5"
+        _order(fix, "a5dup", seq=4, poss_dup=True)  # too low with PossDupFlag: ignored
+        fix.send("1", [(112, "still")])
+        assert field(fix.expect("0"), 112) == "still"
+        assert not [m for m in fix.inbox if field(m, 11) == "a5dup"]
+
+        # the other way: the initiator missed the acceptor's 2..3 and asks for them
+        fix.send("2", [(7, 2), (16, 0)])
+        resent = [fix.receive() for _ in range(3)]
+        assert [(kind(m), field(m, 34), field(m, 43)) for m in resent] == [
+            ("8", "2", "Y"),
+            ("4", "3", "Y"),  # the ResendRequest the acceptor sent: gap-filled
+            ("8", "4", "Y"),
+        ]
+        assert field(resent[1], 36) == "4" and field(resent[1], 123) == "Y"
+        assert field(resent[0], 122) is not None and field(resent[0], 11) == "a1"
+        fix.send("4", [(36, 50)])  # SequenceReset-Reset: the next expected is 50
+        fix.seq = 50
+        fix.send("1", [(112, "after-reset")])
+        assert field(fix.expect("0"), 112) == "after-reset"
+
+        fix.seq = 10  # too low without PossDupFlag: Logout, and the connection closes
+        fix.send("1", [(112, "low")])
+        closing = fix.until_closed()
+        assert kind(closing[-1]) == "5" and "too low" in field(closing[-1], 58)
+    finally:
+        server.stop()
+
+
+def test_resend_after_disconnect_and_after_restart(tmp_path) -> None:
+    data = tmp_path / "data"
+    server = start_fix_server(data, durability="batch")
+    try:
+        _open(server)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        _order(fix, "r1")
+        first = fix.expect("8")
+        _order(fix, "r2", price="60.10")
+        fix.close()  # the connection drops before the initiator read r2's report
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.seq = 4
+        logon = fix.logon("alice")
+        assert field(logon, 34) == "4"  # r2's report went out as 3
+        fix.send("2", [(7, 2), (16, 0)])
+        again = [fix.receive() for _ in range(3)]
+        assert [(kind(m), field(m, 34), field(m, 11), field(m, 43)) for m in again] == [
+            ("8", "2", "r1", "Y"),
+            ("8", "3", "r2", "Y"),
+            ("4", "4", None, "Y"),  # the Logon answer: gap-filled
+        ]
+        assert field(again[0], 17) == field(first, 17)
+        assert field(again[0], 122) == field(first, 52)
+        fix.send("5", [])
+        assert [(kind(m), field(m, 34)) for m in fix.until_closed()] == [("5", "5")]
+    finally:
+        server.stop()
+    server = start_fix_server(data, durability="batch")
+    try:
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.seq = 3  # the acceptor remembers it expects 7: this is too low
+        fix.send("A", [(98, 0), (108, 30), (553, "alice"), (554, password("alice"))])
+        (logout,) = fix.until_closed()
+        assert "expecting 7 but received 3" in field(logout, 58)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.seq = 7
+        logon = fix.logon("alice")
+        assert field(logon, 34) == "7"  # 6 was the Logout above
+        fix.send("2", [(7, 1), (16, 3)])
+        again = [fix.receive() for _ in range(3)]
+        assert [(kind(m), field(m, 34)) for m in again] == [("4", "1"), ("8", "2"), ("8", "3")]
+        assert field(again[0], 36) == "2"
+        _order(fix, "r3", qty=5, price="60.20")
+        assert field(fix.expect("8"), 34) == "8"
+        reset = FixClient(server.fix_port, "ALICE2")
+        assert field(reset.logon("alice", reset=True), 141) == "Y"
+    finally:
+        server.stop()
+
+
+def test_fuzzed_sessions_never_hurt_the_server_or_other_sessions(tmp_path, caplog) -> None:
+    caplog.set_level(logging.ERROR)
+    seed = int(os.environ.get("CETS_FIX_FUZZ_SEED", "20251215"))  # a fixed budget: 40 rounds
+    print(f"fuzz seed {seed} (CETS_FIX_FUZZ_SEED to change it)")
+    rng = random.Random(seed)
+    server = start_fix_server(tmp_path / "data")
+    try:
+        _open(server)
+        steady = FixClient(server.fix_port, "STEADY")
+        steady.logon("bob")
+        templates = []
+        fuzzer = FixClient(server.fix_port, "FUZZ")
+        for msg_type, fields in (
+            ("D", [(11, "f"), (55, SYM_A), (54, "1"), (38, 10), (40, "2"), (44, "59.00")]),
+            ("F", [(11, "c"), (41, "f"), (55, SYM_A), (54, "1")]),
+            ("G", [(11, "g"), (41, "f"), (38, 5), (40, "2"), (44, "59.50")]),
+            ("V", [(262, "m"), (263, "1"), (264, 0), (146, 1), (55, SYM_A)]),
+            ("2", [(7, 1), (16, 0)]),
+            ("4", [(123, "Y"), (36, 3)]),
+            ("q", [(11, "q"), (530, "7")]),
+            ("x", [(320, "s"), (559, "4")]),
+        ):
+            templates.append(fuzzer.build(msg_type, fields))
+        fuzzer.close()
+        for round_ in range(40):
+            fuzzer = FixClient(server.fix_port, f"FUZZ{round_ % 3}")
+            if rng.random() < 0.7:
+                fuzzer.send("A", [(98, 0), (108, 30), (553, "alice"), (554, password("alice"))],
+                            seq=rng.choice([1, 1, 2, 10**6]))  # fmt: skip
+            stream = b"".join(_mutate(rng, rng.choice(templates)) for _ in range(20))
+            try:
+                fuzzer.send_raw(stream)
+                fuzzer.sock.shutdown(socket.SHUT_WR)
+                fuzzer.until_closed(timeout=10)
+            except OSError:
+                pass
+            fuzzer.close()
+            steady.send("1", [(112, f"alive-{round_}")])
+            assert field(steady.expect("0"), 112) == f"alive-{round_}", f"seed {seed}"
+        _order(steady, "after-fuzz", price="61.00")
+        assert field(steady.expect("8"), 150) == "0", f"seed {seed}"
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not errors, f"seed {seed}: the server logged {errors}"
+    finally:
+        server.stop()
+
+
+def _mutate(rng: random.Random, message: bytes) -> bytes:
+    data = bytearray(message)
+    for _ in range(rng.randrange(4)):
+        choice = rng.random()
+        position = rng.randrange(len(data))
+        if choice < 0.4:
+            data[position] = rng.randrange(256)
+        elif choice < 0.6:
+            del data[position : position + rng.randrange(1, 8)]
+        elif choice < 0.8:
+            data[position:position] = rng.choice([b"\x01", b"=", b"9=", b"10=", b"8=FIX.4.4\x01"])
+        else:
+            data = data[:position] + data[position:] * rng.randrange(1, 3)
+    return bytes(data)
