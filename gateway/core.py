@@ -163,12 +163,14 @@ class Batch:
     """Engine command records to sequence as one ``Sequencer.submit_records``, with the log
     annotation and the origin (None: the gateway's own command) of each."""
 
-    __slots__ = ("records", "annotations", "origins")
+    __slots__ = ("records", "annotations", "origins", "sessions_opened")
 
     def __init__(self) -> None:
         self.records: list[tuple] = []
         self.annotations: list[Annotation] = []
         self.origins: list[Origin | None] = []
+        self.sessions_opened: list[tuple[int, int]] = []
+        """(seq, trading date) of the ``OpenSession`` commands (they may begin a trading day)."""
 
     def __len__(self) -> int:
         return len(self.records)
@@ -422,7 +424,7 @@ class GatewayCore:
                 f"account {account} already used {client_order_id!r}",
             )
             return
-        if tracker.open_count.get(account, 0) >= self.config.open_orders_per_account:
+        if len(tracker.live.get(account, ())) >= self.config.open_orders_per_account:
             session.reject(
                 m,
                 p.RejectCode.OPEN_ORDER_LIMIT,
@@ -505,20 +507,42 @@ class GatewayCore:
         self._submit_for(session, m, command)
 
     def _submit_for(self, session: Session, m, command) -> None:
+        """Sequence ``command`` for ``session``'s request ``m``.
+
+        A command naming an order, block offer or auction that its account may not see goes
+        to the engine all the same - its answer must be that of an id that does not exist,
+        in content, shape and timing - annotated as hidden and without the target's client
+        order id (``gateway.reports`` reports the refusal as that of an unknown id)."""
+        hidden = self._hidden(command)
         id_field = ASSIGNED_ID_FIELDS.get(type(command))
         if id_field is not None:
             seq = self._claim()
             command = msgspec.structs.replace(command, **{id_field: seq})
-            annotation = Annotation(session.user_name, m.request_id, "")
+            self.tracker.created(command, seq)
+            annotation = Annotation(session.user_name, m.request_id, "", hidden)
             self._enqueue_command(command, annotation, (session, m.request_id, seq, ""), seq)
             return
         order_id = getattr(command, "order_id", 0)
-        client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
+        client_order_id = ""
+        if order_id and not hidden:
+            client_order_id = self.tracker.client_of.get(order_id, "")
         self._enqueue_command(
             command,
-            Annotation(session.user_name, m.request_id, client_order_id),
+            Annotation(session.user_name, m.request_id, client_order_id, hidden),
             (session, m.request_id, order_id, client_order_id),
         )
+
+    def _hidden(self, command) -> bool:
+        """Does ``command`` name an order, block offer or auction its account may not see?"""
+        kind, tracker = type(command), self.tracker
+        if kind is s.CancelOrder or kind is s.ModifyOrder:
+            return not tracker.owns(command.account, command.order_id)
+        if kind is s.AcceptBlockOffer or kind is s.CancelBlockOffer:
+            accepting = kind is s.AcceptBlockOffer
+            return tracker.offer_hidden(command.account, command.offer_id, accepting)
+        if kind is s.SubmitAuctionBid:
+            return tracker.auction_hidden(command.account, command.auction_id)
+        return False
 
     def _subscribe(self, session: Session, m: p.Subscribe) -> None:
         watchers = self.market_data.subscribers.get(m.instrument)
@@ -559,6 +583,8 @@ class GatewayCore:
             seq = self._claim()
         record = self.codec.command_tuple(command)
         pending = self.pending
+        if type(command) is s.OpenSession:
+            pending.sessions_opened.append((seq, command.trading_date))
         pending.records.append((seq, *record[1:]))
         pending.annotations.append(annotation)
         pending.origins.append(origin)
@@ -588,7 +614,10 @@ class GatewayCore:
     def batch_committed(self, batch: Batch, events: np.ndarray) -> None:
         """A batch is durable: update the order tracker, route its events, Acks, market data."""
         rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
-        self.tracker.apply(rows)
+        tracker = self.tracker
+        for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
+            tracker.open_session(seq, trading_date)
+        tracker.apply(rows)
         self._route(batch.first_seq, rows, batch.annotations, batch.origins)
         self.market_data.publish(rows, batch.records[-1][0], _emit)
 
@@ -649,11 +678,13 @@ class GatewayCore:
                     for session in sessions:
                         if leg == 0 and session.user_name == user:
                             if own is None:
-                                own = report(row, index, 0, client_of, request_id, symbol)
+                                own = report(
+                                    row, index, 0, client_of, request_id, symbol, annotation
+                                )
                             message = own
                         else:
                             if other is None:
-                                other = report(row, index, leg, client_of, 0, symbol)
+                                other = report(row, index, leg, client_of, 0, symbol, annotation)
                             message = other
                         out = session.out
                         start = len(out)
