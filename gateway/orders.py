@@ -42,6 +42,7 @@ them: their size costs no garbage-collection pauses.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import msgspec
@@ -156,9 +157,10 @@ class OrderTracker:
         """The latest trading date an ``OpenSession`` command named (0: none yet)."""
         self.day_start_seq = 0
         """Seq of the command that began the current trading day."""
-        self.ended_today: list[tuple[int, int]] = []
-        """(order id, account) of the orders entered this trading day that have ended: their
-        client order ids are forgotten when the next trading day begins."""
+        self.ended_today = array("q")
+        """Order id, account, order id, account … of the orders entered this trading day that
+        have ended (a flat array: 16 bytes an order): their client order ids are forgotten
+        when the next trading day begins."""
         self.offers: dict[int, tuple[int, int]] = {}
         """Live block offer id -> (account, counterparty or -1)."""
         self.auctions: dict[int, tuple[int, bool]] = {}
@@ -176,7 +178,7 @@ class OrderTracker:
             len(self.client_of)
             + sum(len(known) for known in self.by_client.values())
             + sum(len(orders) for orders in self.live.values())
-            + len(self.ended_today)
+            + len(self.ended_today) // 2
         )
 
     # -- requests ------------------------------------------------------------------------------
@@ -238,10 +240,10 @@ class OrderTracker:
         if trading_date <= self.trading_date:
             return
         self.trading_date, self.day_start_seq = trading_date, seq
-        forget = self._forget
-        for order_id, account in self.ended_today:
-            forget(order_id, account)
-        self.ended_today = []
+        forget, ended = self._forget, self.ended_today
+        for k in range(0, len(ended), 2):
+            forget(ended[k], ended[k + 1])
+        self.ended_today = array("q")
 
     def _forget(self, order_id: int, account: int) -> None:
         client_order_id = self.client_of.pop(order_id, None)
@@ -264,7 +266,7 @@ class OrderTracker:
         if order_id < self.day_start_seq:
             self._forget(order_id, account)
         else:
-            self.ended_today.append((order_id, account))
+            self.ended_today.extend((order_id, account))
 
     def apply(self, rows: list) -> None:
         """Update from a batch's event records (an order ends exactly once)."""
@@ -341,9 +343,9 @@ class OrderTracker:
                         tracker.by_client.setdefault(account, {})[client_order_id] = order_id
                         tracker.client_of[order_id] = client_order_id
                         entered_today.append((order_id, account))
-        tracker.ended_today = [
-            (order_id, account) for order_id, account in entered_today if order_id not in live_ids
-        ]
+        for order_id, account in entered_today:
+            if order_id not in live_ids:
+                tracker.ended_today.extend((order_id, account))
         tracker.offers = {
             offer.offer_id: (offer.account, offer.counterparty) for offer in engine.block_offers()
         }

@@ -292,3 +292,51 @@ def test_a_drop_copy_still_sees_the_engines_answer(tmp_path) -> None:
         )
     finally:
         world.close()
+
+
+# -- the order tracker's memory is bounded by live orders plus one trading day ---------------
+
+
+def _tracker_state(tracker) -> tuple:
+    return (
+        tracker.by_client,
+        tracker.client_of,
+        {account: orders for account, orders in tracker.live.items() if orders},
+        sorted(zip(tracker.ended_today[::2], tracker.ended_today[1::2])),
+        tracker.trading_date,
+        tracker.day_start_seq,
+    )
+
+
+def test_client_order_ids_age_out_after_their_trading_day(tmp_path) -> None:
+    from gateway.orders import OrderTracker
+
+    world = World(tmp_path / "data")
+    try:
+        core, per_day, sizes = world.core, 40, []
+        gtc = order(1, "gtc-0", tif=int(s.TimeInForce.GTC), price_ticks=6_300)
+        assert type(decoded(world.send("alice", gtc))[-1]) is p.Ack
+        for day in range(6):
+            date = DATE1 + day
+            if day:
+                world.send("op", engine(1, s.OpenSession(trading_date=date)))
+            for k in range(per_day):  # IOC orders with nothing to trade against: they end
+                answer = world.send(
+                    "alice", order(k, f"d{day}-{k}", tif=int(s.TimeInForce.IOC), side=BUY)
+                )
+                assert type(decoded(answer)[-1]) is p.Ack
+            # a duplicate of today's ended order and of the live GTC order are refused
+            for client_order_id in (f"d{day}-0", "gtc-0"):
+                [reject] = decoded(world.send("alice", order(1, client_order_id)))
+                assert reject.code == p.RejectCode.DUPLICATE_CLIENT_ORDER_ID
+            if day:  # yesterday's ended orders were forgotten when today began
+                assert core.tracker.lookup(1, f"d{day - 1}-0") is None
+            sizes.append(core.tracker.size())
+            recovered = OrderTracker.recover(world.exchange)
+            assert _tracker_state(recovered) == _tracker_state(core.tracker), day
+            world.send("op", engine(2, s.CloseSession(trading_date=date)))
+        assert max(sizes) == sizes[1] and sizes[1] <= 3 * (per_day + 1) + 2, sizes
+        reused = decoded(world.send("alice", order(5, "d0-0", side=BUY, tif=3)))
+        assert type(reused[-1]) is p.Ack, "an id of an earlier day may be used again"
+    finally:
+        world.close()
