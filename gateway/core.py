@@ -93,6 +93,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     open_orders_per_account: int = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
     outbound_queue_frames: int = limits.OUTBOUND_QUEUE_FRAMES_MAX
     connections_max: int = limits.CONNECTIONS_MAX
+    """Logged-on sessions at once (connections still logging on do not count)."""
+    pre_logon_connections_max: int = limits.PRE_LOGON_CONNECTIONS_MAX
+    """Connections not yet logged on at once."""
     logons_in_flight_max: int = limits.LOGONS_IN_FLIGHT_MAX
     subscriptions_per_session: int = limits.SUBSCRIPTIONS_PER_SESSION_MAX
     heartbeat_interval_s: float = limits.HEARTBEAT_INTERVAL_S
@@ -109,6 +112,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
             "open_orders_per_account": limits.OPEN_ORDERS_PER_ACCOUNT_MAX,
             "outbound_queue_frames": limits.OUTBOUND_QUEUE_FRAMES_MAX,
             "connections_max": limits.CONNECTIONS_MAX,
+            "pre_logon_connections_max": limits.PRE_LOGON_CONNECTIONS_MAX,
             "logons_in_flight_max": limits.LOGONS_IN_FLIGHT_MAX,
             "subscriptions_per_session": limits.SUBSCRIPTIONS_PER_SESSION_MAX,
         }
@@ -214,6 +218,8 @@ class GatewayCore:
         """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
         self.sessions: set[Session] = set()
+        self.logging_on: set[Session] = set()
+        """Sessions not yet logged on (connected, or their credentials being checked)."""
         self.by_user: dict[str, set[Session]] = {}
         self.by_account: dict[int, set[Session]] = {}
         self.drop_copies: set[Session] = set()
@@ -239,13 +245,17 @@ class GatewayCore:
 
     # -- connections ---------------------------------------------------------------------------
     def open_session(self, session_id: int, now: float) -> Session:
-        """A new connection at ``now``: its session (refused at once above the limit)."""
+        """A new connection at ``now``: its session (refused at once when too many connections
+        are waiting to log on; logged-on sessions are limited at logon, see
+        :meth:`complete_logon`)."""
         session = Session(self, session_id, now)
         self.sessions.add(session)
-        if len(self.sessions) > self.config.connections_max:
+        self.logging_on.add(session)
+        limit = self.config.pre_logon_connections_max
+        if len(self.logging_on) > limit:
             session.protocol_error(
                 p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
-                f"more than {self.config.connections_max} connections",
+                f"more than {limit} connections waiting to log on",
             )
         return session
 
@@ -253,6 +263,7 @@ class GatewayCore:
         """The transport is gone: forget the session, cancel its orders if it asked so."""
         session.state = State.CLOSED
         self.sessions.discard(session)
+        self.logging_on.discard(session)
         for symbol in session.subscriptions:
             self.market_data.subscribers[symbol].discard(session)
         if session.user is None:
@@ -313,11 +324,14 @@ class GatewayCore:
             return p.LogonRejectCode.NOT_PERMITTED
         if len(self.by_user.get(user.name, ())) >= self.config.sessions_per_user:
             return p.LogonRejectCode.SESSION_LIMIT
+        if len(self.sessions) - len(self.logging_on) >= self.config.connections_max:
+            return p.LogonRejectCode.SERVER_FULL
         return None
 
     def activate(self, session: Session, user: User, logon: p.Logon) -> None:
         """Make ``session`` active for ``user`` and queue its LogonAccepted."""
         session.state = State.ACTIVE
+        self.logging_on.discard(session)
         session.user = user
         session.accounts = frozenset(user.accounts)
         session.only_account = user.accounts[0] if len(user.accounts) == 1 else -1

@@ -140,6 +140,9 @@ class LogonRejectCode(enum.IntEnum):
     BUSY = 5
     """Too many logons are being verified at once; retry after a pause."""
     SHUTTING_DOWN = 6
+    SERVER_FULL = 7
+    """The gateway holds its maximum number of logged-on sessions (checked only after the
+    credentials, like SESSION_LIMIT)."""
 
 
 class ProtocolErrorCode(enum.IntEnum):
@@ -164,6 +167,7 @@ class ProtocolErrorCode(enum.IntEnum):
     SLOW_CONSUMER = 10
     """The connection's outbound queue exceeded its limit (usually not deliverable)."""
     TOO_MANY_CONNECTIONS = 11
+    """Too many connections are waiting to log on (sockets without a Logon yet)."""
 
 
 # ------------------------------------------------------------------------------------------
