@@ -58,8 +58,10 @@ from gateway import protocol as p
 from gateway.market_data import MarketData
 from gateway.orders import Annotation, OrderTracker, encode_annotation
 from gateway.permissions import (
+    ACCOUNT_BOUND_ROLES,
     ASSIGNED_ID_FIELDS,
     GATEWAY_ASSIGNED,
+    QUERY_ROLES,
     ROLES_BY_COMMAND,
     command_refusal,
     refusal,
@@ -241,6 +243,7 @@ class GatewayCore:
             p.Subscribe: self._subscribe,
             p.Unsubscribe: self._unsubscribe,
             p.QuotesRequest: self._quotes,
+            p.AccountQuery: self._account_query,
         }
 
     # -- connections ---------------------------------------------------------------------------
@@ -582,6 +585,65 @@ class GatewayCore:
             session.reject(m, p.RejectCode.UNKNOWN_INSTRUMENT, f"no instrument {m.instrument!r}")
             return
         session.send(self.market_data.quotes(m.instrument, m.request_id, self.exchange.last_seq))
+
+    def _account_query(self, session: Session, m: p.AccountQuery) -> None:
+        """An account's state as of the last sequenced command, or a Reject.  A trader naming
+        an account it is not bound to gets exactly the answer for an account that does not
+        exist."""
+        assert session.user is not None, "only an active session sends requests"
+        role, account = session.user.role, self._account_for(session, m.account)
+        if role not in QUERY_ROLES:
+            session.reject(m, p.RejectCode.NOT_PERMITTED, "AccountQuery: NOT_PERMITTED")
+            return
+        if role in ACCOUNT_BOUND_ROLES and account == -1:
+            session.reject(m, p.RejectCode.ACCOUNT_REQUIRED, "AccountQuery: ACCOUNT_REQUIRED")
+            return
+        engine = self.exchange.engine
+        status = engine.account(account) if account >= 0 else None
+        if self.exchange.market.registry:
+            exists = status is not None
+        else:
+            exists = 0 <= account < self.exchange.market.capacity.accounts
+        if not exists or (role in ACCOUNT_BOUND_ROLES and account not in session.accounts):
+            session.reject(m, p.RejectCode.UNKNOWN_ACCOUNT, f"no account {account}")
+            return
+        client_of, orders = self.tracker.client_of, []
+        for order_id in sorted(self.tracker.live.get(account, ())):
+            order = engine.order(order_id)  # None: still in flight
+            if order is not None:
+                orders.append(
+                    p.OpenOrder(
+                        order_id,
+                        client_of.get(order_id, ""),
+                        order.instrument,
+                        int(order.side),
+                        order.price_ticks,
+                        order.qty_t,
+                        int(order.order_type),
+                        int(order.tif),
+                    )
+                )
+        holdings = (
+            []
+            if status is None
+            else [
+                p.HoldingState(h.instrument, h.tradable_t, h.locked_t, h.frozen_t, h.unsettled_t)
+                for h in status.holdings
+            ]
+        )
+        session.send(
+            p.AccountState(
+                request_id=m.request_id,
+                account=account,
+                seq=self.exchange.last_seq,
+                registry=status is not None,
+                frozen=status is not None and status.frozen,
+                cash_available_fen=0 if status is None else status.cash_available_fen,
+                cash_locked_fen=0 if status is None else status.cash_locked_fen,
+                holdings=holdings,
+                orders=orders,
+            )
+        )
 
     def _unsubscribe(self, session: Session, m: p.Unsubscribe) -> None:
         session.subscriptions.discard(m.instrument)
