@@ -768,6 +768,8 @@ def _classify(
         return ProtocolErrorCode.MALFORMED, f"{type(inner).__name__}: {inner}"
     if not isinstance(raw, dict):
         return ProtocolErrorCode.MALFORMED, f"expected a map, got {type(raw).__name__}"
+    if any(type(key) is not str for key in raw):
+        return ProtocolErrorCode.MALFORMED, "the message's map keys must be strings"
     tag = raw.get("type")
     if type(tag) is not int or tag not in tags:
         return ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type {tag!r}"[:200]

@@ -123,3 +123,53 @@ def test_another_firms_account_is_answered_as_an_unknown_one(tmp_path) -> None:
         assert carol.code == p.RejectCode.ACCOUNT_REQUIRED
     finally:
         world.close()
+
+
+# -- the document and the server agree ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (b"\x82\xa4type\x03\x01\x02", p.ProtocolErrorCode.MALFORMED),  # a key that is an int
+        (
+            msgspec.msgpack.encode(
+                {"type": 13, "command": {"type": 10, "trading_date": 1, "x": 1}}
+            ),
+            p.ProtocolErrorCode.INVALID_FIELD,  # engine commands are strict: a protocol error
+        ),
+    ],
+)
+def test_documented_protocol_errors(body, code) -> None:
+    with pytest.raises(p.FrameError) as error:
+        p.decode_client(body)
+    assert error.value.code == code
+
+
+def test_unknown_keys_are_skipped_unread() -> None:
+    """PROTOCOL.md §1: the value of a key the server does not know is skipped without being
+    checked (invalid UTF-8 there goes unnoticed); the message's own strings are checked."""
+    assert p.decode_client(b"\x82\xa4type\x03\xa3zzz\xa2\xff\xfe") == p.Heartbeat()
+    with pytest.raises(p.FrameError) as error:
+        p.decode_client(b"\x82\xa4type\x02\xa6reason\xa2\xff\xfe")
+    assert error.value.code == p.ProtocolErrorCode.MALFORMED
+
+
+def test_the_documented_logon_frame_decodes() -> None:
+    """PROTOCOL.md §14's bytes are a valid Logon, and its password one ``cets users`` accepts
+    (at least 8 characters)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "PROTOCOL.md").read_text()
+    dump = text[text.index("## 14.") :].split("```")[1]
+    frame = bytearray()
+    for line in dump.splitlines():
+        for token in line.split():
+            if not re.fullmatch("[0-9a-f]{2}", token):
+                break
+            frame.append(int(token, 16))
+    logon = p.decode_client(bytes(frame[4:]))
+    assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+    assert (logon.user, logon.password) == ("alice", "alice-secret")
+    assert len(logon.password) >= 8
