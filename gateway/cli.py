@@ -100,6 +100,8 @@ def _add_serve(subparsers, name: str, help: str):
         "sessions_per_user",
         "open_orders_per_account",
         "outbound_queue_frames",
+        "connections_max",
+        "pre_logon_connections_max",
     ):
         serve.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("heartbeat_interval_s", "idle_timeout_s", "logon_timeout_s"):
@@ -167,6 +169,8 @@ def _config(args: argparse.Namespace) -> GatewayConfig:
             "sessions_per_user",
             "open_orders_per_account",
             "outbound_queue_frames",
+            "connections_max",
+            "pre_logon_connections_max",
             "heartbeat_interval_s",
             "idle_timeout_s",
             "logon_timeout_s",

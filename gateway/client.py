@@ -49,6 +49,14 @@ class LogonError(ClientError):
         self.code = code
 
 
+class Refused(ClientError):
+    """The gateway refused a query or subscription (``reject`` is its ``Reject``)."""
+
+    def __init__(self, text: str, reject: p.Reject) -> None:
+        super().__init__(text)
+        self.reject = reject
+
+
 class ConnectionLost(ClientError):
     """The connection ended before the answer arrived."""
 
@@ -376,7 +384,7 @@ class Client:
             self.trades.append(m)
         elif t is p.MarketStatus:
             self.statuses.append(m)
-        elif t is p.DepthSnapshot or t is p.Quotes:
+        elif t is p.DepthSnapshot or t is p.Quotes or t is p.AccountState:
             if t is p.DepthSnapshot:
                 self.books[m.instrument] = Book(m)
             future = self._snapshots.pop(m.request_id, None)
@@ -555,13 +563,35 @@ class Client:
         """
         return await self._ask(p.QuotesRequest, instrument, timeout, "quotes request")
 
+    async def account(self, account: int = -1, timeout: float = 10.0) -> p.AccountState:
+        """An account's cash, holdings and open orders (``-1``: the user's only account).
+
+        Raises
+        ------
+        Refused
+            The gateway rejected the query (``reject.code``: ``UNKNOWN_ACCOUNT`` …).
+        """
+        return await self._ask_for(
+            lambda request_id: p.AccountQuery(request_id=request_id, account=account),
+            timeout,
+            "account query",
+        )
+
     async def _ask(self, message_type: type, instrument: str, timeout: float, what: str):
+        """Send a request about an instrument answered by one message of its own."""
+        return await self._ask_for(
+            lambda request_id: message_type(request_id=request_id, instrument=instrument),
+            timeout,
+            what,
+        )
+
+    async def _ask_for(self, build: Callable[[int], object], timeout: float, what: str):
         """Send a request answered by one message of its own (or a Reject); return it."""
         request_id = next(self._request_ids)
         future = asyncio.get_running_loop().create_future()
         self._snapshots[request_id] = future
         self._pending[request_id] = _Pending(asyncio.get_running_loop().create_future())
-        self._send(message_type(request_id=request_id, instrument=instrument))
+        self._send(build(request_id))
         reject = self._pending[request_id].future
         done, _ = await asyncio.wait(
             {future, reject}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -573,7 +603,8 @@ class Client:
             return future.result()
         future.cancel()
         if reject in done and reject.result().reject is not None:
-            raise ClientError(f"{what} refused: {reject.result().reject.text}")
+            refusal = reject.result().reject
+            raise Refused(f"{what} refused: {refusal.text}", refusal)
         raise ClientError(f"no answer to the {what}")
 
     async def unsubscribe(self, instrument: str) -> None:

@@ -58,8 +58,10 @@ from gateway import protocol as p
 from gateway.market_data import MarketData
 from gateway.orders import Annotation, OrderTracker, encode_annotation
 from gateway.permissions import (
+    ACCOUNT_BOUND_ROLES,
     ASSIGNED_ID_FIELDS,
     GATEWAY_ASSIGNED,
+    QUERY_ROLES,
     ROLES_BY_COMMAND,
     command_refusal,
     refusal,
@@ -93,6 +95,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     open_orders_per_account: int = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
     outbound_queue_frames: int = limits.OUTBOUND_QUEUE_FRAMES_MAX
     connections_max: int = limits.CONNECTIONS_MAX
+    """Logged-on sessions at once (connections still logging on do not count)."""
+    pre_logon_connections_max: int = limits.PRE_LOGON_CONNECTIONS_MAX
+    """Connections not yet logged on at once."""
     logons_in_flight_max: int = limits.LOGONS_IN_FLIGHT_MAX
     subscriptions_per_session: int = limits.SUBSCRIPTIONS_PER_SESSION_MAX
     heartbeat_interval_s: float = limits.HEARTBEAT_INTERVAL_S
@@ -109,6 +114,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
             "open_orders_per_account": limits.OPEN_ORDERS_PER_ACCOUNT_MAX,
             "outbound_queue_frames": limits.OUTBOUND_QUEUE_FRAMES_MAX,
             "connections_max": limits.CONNECTIONS_MAX,
+            "pre_logon_connections_max": limits.PRE_LOGON_CONNECTIONS_MAX,
             "logons_in_flight_max": limits.LOGONS_IN_FLIGHT_MAX,
             "subscriptions_per_session": limits.SUBSCRIPTIONS_PER_SESSION_MAX,
         }
@@ -163,12 +169,14 @@ class Batch:
     """Engine command records to sequence as one ``Sequencer.submit_records``, with the log
     annotation and the origin (None: the gateway's own command) of each."""
 
-    __slots__ = ("records", "annotations", "origins")
+    __slots__ = ("records", "annotations", "origins", "sessions_opened")
 
     def __init__(self) -> None:
         self.records: list[tuple] = []
         self.annotations: list[Annotation] = []
         self.origins: list[Origin | None] = []
+        self.sessions_opened: list[tuple[int, int]] = []
+        """(seq, trading date) of the ``OpenSession`` commands (they may begin a trading day)."""
 
     def __len__(self) -> int:
         return len(self.records)
@@ -212,6 +220,8 @@ class GatewayCore:
         """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
         self.sessions: set[Session] = set()
+        self.logging_on: set[Session] = set()
+        """Sessions not yet logged on (connected, or their credentials being checked)."""
         self.by_user: dict[str, set[Session]] = {}
         self.by_account: dict[int, set[Session]] = {}
         self.drop_copies: set[Session] = set()
@@ -233,17 +243,22 @@ class GatewayCore:
             p.Subscribe: self._subscribe,
             p.Unsubscribe: self._unsubscribe,
             p.QuotesRequest: self._quotes,
+            p.AccountQuery: self._account_query,
         }
 
     # -- connections ---------------------------------------------------------------------------
     def open_session(self, session_id: int, now: float) -> Session:
-        """A new connection at ``now``: its session (refused at once above the limit)."""
+        """A new connection at ``now``: its session (refused at once when too many connections
+        are waiting to log on; logged-on sessions are limited at logon, see
+        :meth:`complete_logon`)."""
         session = Session(self, session_id, now)
         self.sessions.add(session)
-        if len(self.sessions) > self.config.connections_max:
+        self.logging_on.add(session)
+        limit = self.config.pre_logon_connections_max
+        if len(self.logging_on) > limit:
             session.protocol_error(
                 p.ProtocolErrorCode.TOO_MANY_CONNECTIONS,
-                f"more than {self.config.connections_max} connections",
+                f"more than {limit} connections waiting to log on",
             )
         return session
 
@@ -251,6 +266,7 @@ class GatewayCore:
         """The transport is gone: forget the session, cancel its orders if it asked so."""
         session.state = State.CLOSED
         self.sessions.discard(session)
+        self.logging_on.discard(session)
         for symbol in session.subscriptions:
             self.market_data.subscribers[symbol].discard(session)
         if session.user is None:
@@ -311,11 +327,14 @@ class GatewayCore:
             return p.LogonRejectCode.NOT_PERMITTED
         if len(self.by_user.get(user.name, ())) >= self.config.sessions_per_user:
             return p.LogonRejectCode.SESSION_LIMIT
+        if len(self.sessions) - len(self.logging_on) >= self.config.connections_max:
+            return p.LogonRejectCode.SERVER_FULL
         return None
 
     def activate(self, session: Session, user: User, logon: p.Logon) -> None:
         """Make ``session`` active for ``user`` and queue its LogonAccepted."""
         session.state = State.ACTIVE
+        self.logging_on.discard(session)
         session.user = user
         session.accounts = frozenset(user.accounts)
         session.only_account = user.accounts[0] if len(user.accounts) == 1 else -1
@@ -422,7 +441,7 @@ class GatewayCore:
                 f"account {account} already used {client_order_id!r}",
             )
             return
-        if tracker.open_count.get(account, 0) >= self.config.open_orders_per_account:
+        if len(tracker.live.get(account, ())) >= self.config.open_orders_per_account:
             session.reject(
                 m,
                 p.RejectCode.OPEN_ORDER_LIMIT,
@@ -505,20 +524,42 @@ class GatewayCore:
         self._submit_for(session, m, command)
 
     def _submit_for(self, session: Session, m, command) -> None:
+        """Sequence ``command`` for ``session``'s request ``m``.
+
+        A command naming an order, block offer or auction that its account may not see goes
+        to the engine all the same - its answer must be that of an id that does not exist,
+        in content, shape and timing - annotated as hidden and without the target's client
+        order id (``gateway.reports`` reports the refusal as that of an unknown id)."""
+        hidden = self._hidden(command)
         id_field = ASSIGNED_ID_FIELDS.get(type(command))
         if id_field is not None:
             seq = self._claim()
             command = msgspec.structs.replace(command, **{id_field: seq})
-            annotation = Annotation(session.user_name, m.request_id, "")
+            self.tracker.created(command, seq)
+            annotation = Annotation(session.user_name, m.request_id, "", hidden)
             self._enqueue_command(command, annotation, (session, m.request_id, seq, ""), seq)
             return
         order_id = getattr(command, "order_id", 0)
-        client_order_id = self.tracker.client_of.get(order_id, "") if order_id else ""
+        client_order_id = ""
+        if order_id and not hidden:
+            client_order_id = self.tracker.client_of.get(order_id, "")
         self._enqueue_command(
             command,
-            Annotation(session.user_name, m.request_id, client_order_id),
+            Annotation(session.user_name, m.request_id, client_order_id, hidden),
             (session, m.request_id, order_id, client_order_id),
         )
+
+    def _hidden(self, command) -> bool:
+        """Does ``command`` name an order, block offer or auction its account may not see?"""
+        kind, tracker = type(command), self.tracker
+        if kind is s.CancelOrder or kind is s.ModifyOrder:
+            return not tracker.owns(command.account, command.order_id)
+        if kind is s.AcceptBlockOffer or kind is s.CancelBlockOffer:
+            accepting = kind is s.AcceptBlockOffer
+            return tracker.offer_hidden(command.account, command.offer_id, accepting)
+        if kind is s.SubmitAuctionBid:
+            return tracker.auction_hidden(command.account, command.auction_id)
+        return False
 
     def _subscribe(self, session: Session, m: p.Subscribe) -> None:
         watchers = self.market_data.subscribers.get(m.instrument)
@@ -545,6 +586,65 @@ class GatewayCore:
             return
         session.send(self.market_data.quotes(m.instrument, m.request_id, self.exchange.last_seq))
 
+    def _account_query(self, session: Session, m: p.AccountQuery) -> None:
+        """An account's state as of the last sequenced command, or a Reject.  A trader naming
+        an account it is not bound to gets exactly the answer for an account that does not
+        exist."""
+        assert session.user is not None, "only an active session sends requests"
+        role, account = session.user.role, self._account_for(session, m.account)
+        if role not in QUERY_ROLES:
+            session.reject(m, p.RejectCode.NOT_PERMITTED, "AccountQuery: NOT_PERMITTED")
+            return
+        if role in ACCOUNT_BOUND_ROLES and account == -1:
+            session.reject(m, p.RejectCode.ACCOUNT_REQUIRED, "AccountQuery: ACCOUNT_REQUIRED")
+            return
+        engine = self.exchange.engine
+        status = engine.account(account) if account >= 0 else None
+        if self.exchange.market.registry:
+            exists = status is not None
+        else:
+            exists = 0 <= account < self.exchange.market.capacity.accounts
+        if not exists or (role in ACCOUNT_BOUND_ROLES and account not in session.accounts):
+            session.reject(m, p.RejectCode.UNKNOWN_ACCOUNT, f"no account {account}")
+            return
+        client_of, orders = self.tracker.client_of, []
+        for order_id in sorted(self.tracker.live.get(account, ())):
+            order = engine.order(order_id)  # None: still in flight
+            if order is not None:
+                orders.append(
+                    p.OpenOrder(
+                        order_id,
+                        client_of.get(order_id, ""),
+                        order.instrument,
+                        int(order.side),
+                        order.price_ticks,
+                        order.qty_t,
+                        int(order.order_type),
+                        int(order.tif),
+                    )
+                )
+        holdings = (
+            []
+            if status is None
+            else [
+                p.HoldingState(h.instrument, h.tradable_t, h.locked_t, h.frozen_t, h.unsettled_t)
+                for h in status.holdings
+            ]
+        )
+        session.send(
+            p.AccountState(
+                request_id=m.request_id,
+                account=account,
+                seq=self.exchange.last_seq,
+                registry=status is not None,
+                frozen=status is not None and status.frozen,
+                cash_available_fen=0 if status is None else status.cash_available_fen,
+                cash_locked_fen=0 if status is None else status.cash_locked_fen,
+                holdings=holdings,
+                orders=orders,
+            )
+        )
+
     def _unsubscribe(self, session: Session, m: p.Unsubscribe) -> None:
         session.subscriptions.discard(m.instrument)
         self.market_data.subscribers.get(m.instrument, set()).discard(session)
@@ -559,6 +659,8 @@ class GatewayCore:
             seq = self._claim()
         record = self.codec.command_tuple(command)
         pending = self.pending
+        if type(command) is s.OpenSession:
+            pending.sessions_opened.append((seq, command.trading_date))
         pending.records.append((seq, *record[1:]))
         pending.annotations.append(annotation)
         pending.origins.append(origin)
@@ -588,7 +690,10 @@ class GatewayCore:
     def batch_committed(self, batch: Batch, events: np.ndarray) -> None:
         """A batch is durable: update the order tracker, route its events, Acks, market data."""
         rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
-        self.tracker.apply(rows)
+        tracker = self.tracker
+        for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
+            tracker.open_session(seq, trading_date)
+        tracker.apply(rows)
         self._route(batch.first_seq, rows, batch.annotations, batch.origins)
         self.market_data.publish(rows, batch.records[-1][0], _emit)
 
@@ -649,11 +754,13 @@ class GatewayCore:
                     for session in sessions:
                         if leg == 0 and session.user_name == user:
                             if own is None:
-                                own = report(row, index, 0, client_of, request_id, symbol)
+                                own = report(
+                                    row, index, 0, client_of, request_id, symbol, annotation
+                                )
                             message = own
                         else:
                             if other is None:
-                                other = report(row, index, leg, client_of, 0, symbol)
+                                other = report(row, index, leg, client_of, 0, symbol, annotation)
                             message = other
                         out = session.out
                         start = len(out)

@@ -1,20 +1,37 @@
-"""The gateway's memory of orders: client order ids, open-order counts, session ownership.
+"""The gateway's memory of orders: client order ids, open orders, who may see what.
 
 Theory of operation
 -------------------
 The gateway assigns every new order its engine order id: the sequence number the order's
 ``SubmitOrder`` command receives, claimed from the sequencer as the command is made
-(``Sequencer.claim``; the submission checks the batch carries the claimed seqs).  Ids are therefore positive, unique for the life of the data directory, and need no
-counter of their own.
+(``Sequencer.claim``; the submission checks the batch carries the claimed seqs).  Ids are
+therefore positive, unique for the life of the data directory, and need no counter of their
+own.
 
 Each command the gateway submits carries an :class:`Annotation` in the log - who sent it, the
-request id, the client order id - so everything this module knows is a function of the log:
+request id, the client order id, and whether the command named something its account may not
+see - so everything this module knows is a function of the log:
 
-* ``by_client[account][client_order_id] -> order_id`` and ``client_of[order_id]`` cover
-  every order ever submitted (client order ids are unique per account for the life of the
-  data directory), rebuilt at start-up by reading the annotations of the whole log;
-* ``open_count[account]`` counts resting orders plus orders in flight; at start-up it is
-  taken from the recovered engine's books, then kept current from the events.
+* ``live[account]`` is the set of the account's live orders (resting, or in flight between
+  the gateway and the engine): taken from the recovered engine's books at start-up, then
+  kept current from the requests and the events.  Its size is the account's open-order count.
+* ``by_client[account][client_order_id] -> order_id`` and ``client_of[order_id]`` cover the
+  orders whose client order id is still *reserved*: every live order, and every order entered
+  during the current trading day.  The trading day begins with the first ``OpenSession``
+  command that names a later trading date than any before it; at that point the ids of the
+  orders that have ended are forgotten (an order entered on an earlier day that ends later is
+  forgotten as it ends).  So the memory held is bounded by the live orders plus one trading
+  day's orders, not by the life of the data directory.  Recovery applies the same rule while
+  it reads the log's annotations, and ends in the same state.
+* ``offers`` and ``auctions``: the live block offers (account, counterparty) and auctions
+  (seller, announced?), recorded as the gateway claims their ids and kept current from the
+  events; they tell whether an account may know that an offer or auction exists.
+
+A request that names an order, offer or auction its account may not see is still sequenced
+(so that its answer, its timing and its position in the session's stream are those of a
+request naming an id that does not exist), with ``hidden`` set in its annotation and no client
+order id; ``gateway.reports`` then reports the engine's refusal of it as the refusal of an
+unknown id.
 
 Connections (for cancel-on-disconnect) are the only thing not recovered: they do not survive
 a restart.
@@ -25,6 +42,7 @@ them: their size costs no garbage-collection pauses.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import msgspec
@@ -32,12 +50,27 @@ import numpy as np
 
 from engine.core import schema as s
 from engine.core.records import (
+    AUCTION_ANNOUNCED,
+    AUCTION_CANCELLED,
+    AUCTION_CLEARED,
+    AUCTION_COMMAND_REJECTED,
+    BLOCK_COMMAND_REJECTED,
+    BLOCK_OFFER_CANCELLED,
+    BLOCK_TRADE_EXECUTED,
     E_ACCOUNT,
     E_KIND,
     E_ORDER_ID,
+    EV_AUCTION_ANNOUNCED,
+    EV_AUCTION_CANCELLED,
+    EV_AUCTION_CLEARED,
+    EV_AUCTION_REJECTED,
+    EV_BLOCK_CANCELLED,
+    EV_BLOCK_REJECTED,
+    EV_BLOCK_TRADE,
     EV_CANCELLED,
     EV_REJECTED,
     EV_TRADE,
+    K_OPEN_SESSION,
     K_SUBMIT,
     TRADE_EXECUTED,
 )
@@ -49,7 +82,12 @@ class Annotation(msgspec.Struct, frozen=True, array_like=True):
     user: str
     request_id: int = 0
     client_order_id: str = ""
-    """The order's client id (for a cancel or modify: of the order it targets)."""
+    """The order's client id (for a cancel or modify: of the order it targets, if the
+    command's account owns it)."""
+    hidden: bool = False
+    """The command named an order, block offer or auction that its account may not see: its
+    refusal is reported to the sender as that of an unknown id.  Encoded only when true (an
+    annotation without it is the three-element array it always was)."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -57,10 +95,29 @@ _decode = msgspec.msgpack.Decoder(Annotation).decode
 NO_ANNOTATION = Annotation(user="")
 _TAKER_LEAVES, _MAKER_LEAVES = TRADE_EXECUTED.taker_leaves_t, TRADE_EXECUTED.maker_leaves_t
 _MAKER_ORDER_ID, _MAKER_ACCOUNT = TRADE_EXECUTED.maker_order_id, TRADE_EXECUTED.maker_account
+_SUBMIT_OFFER = s.SubmitBlockOffer.__struct_config__.tag
+_APPLY_AUCTION = s.ApplyAuction.__struct_config__.tag
+_MODE_KINDS = frozenset(
+    {
+        EV_BLOCK_REJECTED,
+        EV_BLOCK_TRADE,
+        EV_BLOCK_CANCELLED,
+        EV_AUCTION_REJECTED,
+        EV_AUCTION_ANNOUNCED,
+        EV_AUCTION_CLEARED,
+        EV_AUCTION_CANCELLED,
+    }
+)
+"""Events that end a block offer or an auction, or make an auction public."""
+NO_COUNTERPARTY = -1
 
 
 def encode_annotation(annotation: Annotation) -> bytes:
-    return _encode(annotation)
+    """The annotation's bytes in the log: ``[user, request_id, client_order_id]``, with a
+    fourth element ``true`` only for a hidden command."""
+    if annotation.hidden:
+        return _encode(annotation)
+    return _encode((annotation.user, annotation.request_id, annotation.client_order_id))
 
 
 def decode_annotation(data: bytes | None) -> Annotation:
@@ -73,44 +130,147 @@ def decode_annotation(data: bytes | None) -> Annotation:
         return NO_ANNOTATION
 
 
+assert (
+    BLOCK_COMMAND_REJECTED.offer_id
+    == BLOCK_TRADE_EXECUTED.offer_id
+    == BLOCK_OFFER_CANCELLED.offer_id
+    == AUCTION_COMMAND_REJECTED.auction_id
+    == AUCTION_ANNOUNCED.auction_id
+    == AUCTION_CLEARED.auction_id
+    == AUCTION_CANCELLED.auction_id
+    == E_ORDER_ID
+), "the offer or auction an event is about is in the order-id column"
+assert BLOCK_COMMAND_REJECTED.command == AUCTION_COMMAND_REJECTED.command
+
+
 class OrderTracker:
-    """Client order ids, open-order counts and cancel-on-disconnect ownership."""
+    """Client order ids, live orders, live offers and auctions, cancel-on-disconnect owners."""
 
     def __init__(self) -> None:
         self.by_client: dict[int, dict[str, int]] = {}
         self.client_of: dict[int, str] = {}
-        self.open_count: dict[int, int] = {}
+        self.live: dict[int, set[int]] = {}
+        """account -> its live order ids (resting or in flight)."""
         self.owner: dict[int, Any] = {}
         """order id -> the connection that entered it (only cancel-on-disconnect ones)."""
+        self.trading_date = 0
+        """The latest trading date an ``OpenSession`` command named (0: none yet)."""
+        self.day_start_seq = 0
+        """Seq of the command that began the current trading day."""
+        self.ended_today = array("q")
+        """Order id, account, order id, account … of the orders entered this trading day that
+        have ended (a flat array: 16 bytes an order): their client order ids are forgotten
+        when the next trading day begins."""
+        self.offers: dict[int, tuple[int, int]] = {}
+        """Live block offer id -> (account, counterparty or -1)."""
+        self.auctions: dict[int, tuple[int, bool]] = {}
+        """Live auction id -> (seller account, announced)."""
+
+    @property
+    def open_count(self) -> dict[int, int]:
+        """Account -> its number of live orders (resting plus in flight)."""
+        return {account: len(orders) for account, orders in self.live.items()}
+
+    def size(self) -> int:
+        """Entries held (client order ids, live orders, ended orders awaiting the next day):
+        what the memory bound is about."""
+        return (
+            len(self.client_of)
+            + sum(len(known) for known in self.by_client.values())
+            + sum(len(orders) for orders in self.live.values())
+            + len(self.ended_today) // 2
+        )
 
     # -- requests ------------------------------------------------------------------------------
     def lookup(self, account: int, client_order_id: str) -> int | None:
-        """The engine order id of an account's client order id (None: never used)."""
+        """The engine order id of an account's reserved client order id (None: not reserved)."""
         known = self.by_client.get(account)
         return None if known is None else known.get(client_order_id)
 
     def reserve(self, account: int, client_order_id: str, order_id: int, owner=None) -> None:
-        """Record a new order about to be submitted: its ids, one more open order, its owner."""
+        """Record a new order about to be submitted: its ids, one more live order, its owner."""
         known = self.by_client.get(account)
         if known is None:
             known = self.by_client[account] = {}
         known[client_order_id] = order_id
         self.client_of[order_id] = client_order_id
-        self.open_count[account] = self.open_count.get(account, 0) + 1
+        live = self.live.get(account)
+        if live is None:
+            live = self.live[account] = set()
+        live.add(order_id)
         if owner is not None:
             self.owner[order_id] = owner
             owner.live_orders[order_id] = account
 
+    def owns(self, account: int, order_id: int) -> bool:
+        """Is ``order_id`` an order of ``account`` (live, or ended with its id still known)?"""
+        if order_id in self.live.get(account, ()):
+            return True
+        client_order_id = self.client_of.get(order_id)
+        return client_order_id is not None and self.lookup(account, client_order_id) == order_id
+
+    def offer_hidden(self, account: int, offer_id: int, accepting: bool) -> bool:
+        """May ``account`` not know that block offer ``offer_id`` exists?  An open offer is
+        public (to accept it); a directed one is its two parties'; only the offerer may cancel."""
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            return False  # no such offer: the engine says so itself
+        offerer, counterparty = offer
+        if accepting:
+            return counterparty != NO_COUNTERPARTY and account not in (offerer, counterparty)
+        return account != offerer
+
+    def auction_hidden(self, account: int, auction_id: int) -> bool:
+        """May ``account`` not know that auction ``auction_id`` exists?  An auction is its
+        seller's until the operator announces it."""
+        auction = self.auctions.get(auction_id)
+        return auction is not None and not auction[1] and auction[0] != account
+
+    def created(self, command, seq: int) -> None:
+        """A block offer or auction application about to be submitted with id ``seq``."""
+        if type(command) is s.SubmitBlockOffer:
+            self.offers[seq] = (command.account, command.counterparty)
+        elif type(command) is s.ApplyAuction:
+            self.auctions[seq] = (command.account, False)
+
+    # -- trading days ----------------------------------------------------------------------------
+    def open_session(self, seq: int, trading_date: int) -> None:
+        """An ``OpenSession`` command for ``trading_date`` was sequenced as ``seq``: a later
+        date begins a new trading day, and the ids of the ended orders are forgotten."""
+        if trading_date <= self.trading_date:
+            return
+        self.trading_date, self.day_start_seq = trading_date, seq
+        forget, ended = self._forget, self.ended_today
+        for k in range(0, len(ended), 2):
+            forget(ended[k], ended[k + 1])
+        self.ended_today = array("q")
+
+    def _forget(self, order_id: int, account: int) -> None:
+        client_order_id = self.client_of.pop(order_id, None)
+        if client_order_id is None:
+            return
+        known = self.by_client.get(account)
+        if known is not None and known.get(client_order_id) == order_id:
+            del known[client_order_id]
+            if not known:
+                del self.by_client[account]
+
     # -- events --------------------------------------------------------------------------------
     def _ended(self, order_id: int, account: int) -> None:
-        self.open_count[account] = self.open_count.get(account, 1) - 1
+        live = self.live.get(account)
+        if live is not None:
+            live.discard(order_id)
         owner = self.owner.pop(order_id, None)
         if owner is not None:
             owner.live_orders.pop(order_id, None)
+        if order_id < self.day_start_seq:
+            self._forget(order_id, account)
+        else:
+            self.ended_today.extend((order_id, account))
 
     def apply(self, rows: list) -> None:
-        """Update the counts from a batch's event records (an order ends exactly once)."""
-        ended = self._ended
+        """Update from a batch's event records (an order ends exactly once)."""
+        ended, mode_kinds = self._ended, _MODE_KINDS
         for row in rows:
             kind = row[E_KIND]
             if kind == EV_TRADE:
@@ -120,30 +280,77 @@ class OrderTracker:
                     ended(row[_MAKER_ORDER_ID], row[_MAKER_ACCOUNT])
             elif kind == EV_CANCELLED or kind == EV_REJECTED:
                 ended(row[E_ORDER_ID], row[E_ACCOUNT])
+            elif kind in mode_kinds:
+                self._mode_event(kind, row)
+
+    def _mode_event(self, kind: int, row: list) -> None:
+        target = row[E_ORDER_ID]
+        if kind == EV_AUCTION_ANNOUNCED:
+            auction = self.auctions.get(target)
+            if auction is not None:
+                self.auctions[target] = (auction[0], True)
+        elif kind == EV_BLOCK_REJECTED:
+            if row[BLOCK_COMMAND_REJECTED.command] == _SUBMIT_OFFER:
+                self.offers.pop(target, None)
+        elif kind == EV_AUCTION_REJECTED:
+            if row[AUCTION_COMMAND_REJECTED.command] == _APPLY_AUCTION:
+                self.auctions.pop(target, None)
+        elif kind in (EV_BLOCK_TRADE, EV_BLOCK_CANCELLED):
+            self.offers.pop(target, None)
+        else:  # cleared or cancelled
+            self.auctions.pop(target, None)
 
     # -- recovery ------------------------------------------------------------------------------
     @classmethod
     def recover(cls, exchange) -> OrderTracker:
-        """Rebuild from the exchange's log (annotations) and its recovered engine (books)."""
+        """Rebuild from the exchange's log (annotations, ``OpenSession`` commands) and its
+        recovered engine (books, block offers, auctions): the state the running gateway had."""
         tracker = cls()
-        for batch in exchange.journal.read(1):
-            commands = batch.commands
-            submits = np.flatnonzero(commands["kind"] == K_SUBMIT)
-            if not len(submits):
-                continue
-            annotations = batch.annotations()
-            if annotations is None:
-                continue
-            accounts = commands["account"][submits].tolist()
-            order_ids = commands["order_id"][submits].tolist()
-            for i, account, order_id in zip(submits.tolist(), accounts, order_ids):
-                client_order_id = decode_annotation(annotations[i]).client_order_id
-                if client_order_id:
-                    tracker.by_client.setdefault(account, {})[client_order_id] = order_id
-                    tracker.client_of[order_id] = client_order_id
         engine = exchange.engine
         for symbol in exchange.market.symbols:
             for side in (s.Side.BUY, s.Side.SELL):
                 for order in engine.orders(symbol, side):
-                    tracker.open_count[order.account] = tracker.open_count.get(order.account, 0) + 1
+                    tracker.live.setdefault(order.account, set()).add(order.order_id)
+        live_ids = {order_id for orders in tracker.live.values() for order_id in orders}
+        entered_today: list[tuple[int, int]] = []
+        decode_command = exchange.codec.decode_command
+        for batch in exchange.journal.read(1):
+            commands = batch.commands
+            kinds = commands["kind"]
+            wanted = np.flatnonzero((kinds == K_SUBMIT) | (kinds == K_OPEN_SESSION))
+            if not len(wanted):
+                continue
+            annotations = batch.annotations()
+            columns = zip(
+                wanted.tolist(),
+                kinds[wanted].tolist(),
+                commands["account"][wanted].tolist(),
+                commands["order_id"][wanted].tolist(),
+            )
+            for i, kind, account, order_id in columns:
+                if kind == K_OPEN_SESSION:
+                    command = decode_command(commands[i].tolist())
+                    if command.trading_date > tracker.trading_date:
+                        tracker.trading_date = command.trading_date
+                        tracker.day_start_seq = command.seq
+                        for entered, entered_account in entered_today:
+                            if entered not in live_ids:
+                                tracker._forget(entered, entered_account)
+                        entered_today = []
+                elif annotations is not None:
+                    client_order_id = decode_annotation(annotations[i]).client_order_id
+                    if client_order_id:
+                        tracker.by_client.setdefault(account, {})[client_order_id] = order_id
+                        tracker.client_of[order_id] = client_order_id
+                        entered_today.append((order_id, account))
+        for order_id, account in entered_today:
+            if order_id not in live_ids:
+                tracker.ended_today.extend((order_id, account))
+        tracker.offers = {
+            offer.offer_id: (offer.account, offer.counterparty) for offer in engine.block_offers()
+        }
+        tracker.auctions = {
+            auction.auction_id: (auction.account, auction.state != s.AuctionState.APPLIED)
+            for auction in engine.auctions()
+        }
         return tracker

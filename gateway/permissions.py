@@ -41,6 +41,10 @@ ROLES_BY_COMMAND: dict[type, frozenset[Role]] = {
 }
 """Command type -> the roles that may send it."""
 
+QUERY_ROLES = frozenset({Role.TRADER, Role.OPERATOR, Role.REGISTRY})
+"""Roles that may ask for an account's state (``AccountQuery``): traders for their accounts,
+the others for any."""
+
 ACCOUNT_BOUND_ROLES = frozenset({Role.TRADER})
 """Roles that may act only for the accounts their user is bound to."""
 

@@ -125,6 +125,9 @@ class RejectCode(enum.IntEnum):
     EXCHANGE_UNAVAILABLE = 12
     """The exchange failed while this request was in flight: its outcome is unknown until
     the gateway restarts and a resumed session replays the log."""
+    UNKNOWN_ACCOUNT = 13
+    """A query named an account that does not exist - or, for a trader, any account it is not
+    bound to (the two answers are the same, byte for byte)."""
 
 
 class LogonRejectCode(enum.IntEnum):
@@ -140,6 +143,9 @@ class LogonRejectCode(enum.IntEnum):
     BUSY = 5
     """Too many logons are being verified at once; retry after a pause."""
     SHUTTING_DOWN = 6
+    SERVER_FULL = 7
+    """The gateway holds its maximum number of logged-on sessions (checked only after the
+    credentials, like SESSION_LIMIT)."""
 
 
 class ProtocolErrorCode(enum.IntEnum):
@@ -164,6 +170,7 @@ class ProtocolErrorCode(enum.IntEnum):
     SLOW_CONSUMER = 10
     """The connection's outbound queue exceeded its limit (usually not deliverable)."""
     TOO_MANY_CONNECTIONS = 11
+    """Too many connections are waiting to log on (sockets without a Logon yet)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -276,6 +283,15 @@ class QuotesRequest(msgspec.Struct, tag=22, frozen=True, kw_only=True, tag_field
     instrument: Symbol
 
 
+class AccountQuery(msgspec.Struct, tag=23, frozen=True, kw_only=True, tag_field="type"):
+    """An account's cash, holdings per vintage and open orders: answered by one
+    ``AccountState`` (or a ``Reject``).  Traders ask for their own accounts, operators and the
+    registry for any."""
+
+    request_id: RequestId = 0
+    account: AccountField = -1
+
+
 ClientMessage = Union[
     Logon,
     Logout,
@@ -287,6 +303,7 @@ ClientMessage = Union[
     Subscribe,
     Unsubscribe,
     QuotesRequest,
+    AccountQuery,
 ]
 CLIENT_MESSAGE_TYPES: tuple[type[msgspec.Struct], ...] = ClientMessage.__args__  # type: ignore[attr-defined]
 CLIENT_TAGS = frozenset(t.__struct_config__.tag for t in CLIENT_MESSAGE_TYPES)
@@ -517,6 +534,54 @@ class Quotes(msgspec.Struct, tag=125, frozen=True, kw_only=True, tag_field="type
     asks: list[Quote]
 
 
+class HoldingState(msgspec.Struct, frozen=True, array_like=True):
+    """One instrument's allowances of an account:
+    ``[instrument, tradable_t, locked_t, frozen_t, bought_today_t]``."""
+
+    instrument: str
+    tradable_t: int
+    """Free to sell or transfer now."""
+    locked_t: int
+    """Set aside for open sell orders, block offers and auction lots."""
+    frozen_t: int
+    """Frozen by the registry."""
+    bought_today_t: int
+    """Bought in the current session: tradable from the next one (T+1)."""
+
+
+class OpenOrder(msgspec.Struct, frozen=True, array_like=True):
+    """One resting order of an account: ``[order_id, client_order_id, instrument, side,
+    price_ticks, qty_t, order_type, tif]`` (``qty_t`` is the open quantity)."""
+
+    order_id: int
+    client_order_id: str
+    instrument: str
+    side: int
+    price_ticks: int
+    qty_t: int
+    order_type: int
+    tif: int
+
+
+class AccountState(msgspec.Struct, tag=126, frozen=True, kw_only=True, tag_field="type"):
+    """The answer to an ``AccountQuery``: the account as of ``seq`` (every command up to it
+    applied; commands still in flight are not).  Not durable; ask again for a fresh view."""
+
+    request_id: int
+    account: int
+    seq: int
+    registry: bool
+    """False: the market keeps no balances (no registry); cash and holdings are then empty."""
+    frozen: bool
+    cash_available_fen: int
+    cash_locked_fen: int
+    """Set aside for open buy orders, acceptances and auction bids."""
+    holdings: list[HoldingState]
+    """Every instrument of the market, in the market definition's order."""
+    orders: list[OpenOrder]
+    """The account's resting orders, ascending order id."""
+
+
 ServerMessage = Union[
     LogonAccepted,
     LogonRejected,
@@ -535,6 +600,7 @@ ServerMessage = Union[
     MarketStatus,
     Unsubscribed,
     Quotes,
+    AccountState,
 ]
 SERVER_MESSAGE_TYPES: tuple[type, ...] = ServerMessage.__args__  # type: ignore[attr-defined]
 
@@ -702,6 +768,8 @@ def _classify(
         return ProtocolErrorCode.MALFORMED, f"{type(inner).__name__}: {inner}"
     if not isinstance(raw, dict):
         return ProtocolErrorCode.MALFORMED, f"expected a map, got {type(raw).__name__}"
+    if any(type(key) is not str for key in raw):
+        return ProtocolErrorCode.MALFORMED, "the message's map keys must be strings"
     tag = raw.get("type")
     if type(tag) is not int or tag not in tags:
         return ProtocolErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type {tag!r}"[:200]

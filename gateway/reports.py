@@ -20,6 +20,17 @@ which is what ``EventReport`` and ``DropCopy`` carry.
 
 A trade is reported once per leg (0: the taker's order, 1: the maker's); a trader sees only
 the legs of its own accounts and never the counterparty's account or order.
+
+Confidentiality: nothing about another account's orders, directed block offers or unannounced
+auctions reaches a trader, not even that they exist.  The engine's refusal of a command that
+named one (``CancelRejected(NOT_ORDER_OWNER)``, ``ModifyRejected(SESSION_CLOSED)`` for another
+firm's order, ``BlockCommandRejected(NOT_COUNTERPARTY)`` with the offer's instrument,
+``AuctionCommandRejected(AUCTION_STATE)`` …) is reported exactly as the refusal of an id that
+does not exist: reason ``UNKNOWN_ORDER`` / ``UNKNOWN_BLOCK_OFFER`` / ``UNKNOWN_AUCTION``,
+instrument "?", no client order id.  Which commands those are, the gateway decided when it
+sequenced them and wrote in their annotation (``Annotation.hidden``), so the rule is a function
+of the log, live and in replay alike.  Drop copies (operators) see the engine's events as
+they are.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import msgspec
 from engine.core import records as r
 from engine.core import schema as s
 from gateway import protocol as p
-from gateway.orders import Annotation
+from gateway.orders import NO_ANNOTATION, Annotation
 
 _K, _SEQ, _TS, _INST, _OID, _ACC, _SIDE, _PRICE, _QTY, _REASON = range(10)
 # the columns of the kinds reported here (module-level ints: this runs for every event)
@@ -82,6 +93,10 @@ _ACCEPTED, _REJECTED, _PARTIAL, _FILLED, _CANCELLED, _EXPIRED, _MODIFIED = (
 _CANCEL_REJECTED = int(p.ExecType.CANCEL_REJECTED)
 _MODIFY_REJECTED = int(p.ExecType.MODIFY_REJECTED)
 _TAKER, _MAKER = int(p.Liquidity.TAKER), int(p.Liquidity.MAKER)
+_UNKNOWN_ORDER = int(s.RejectReason.UNKNOWN_ORDER)
+_NOT_ORDER_OWNER = int(s.RejectReason.NOT_ORDER_OWNER)
+_QUOTE_BEYOND = int(s.RejectReason.QUOTE_BEYOND_BEST_LEVELS)
+_QUOTE_NOT_FOUND = int(s.RejectReason.QUOTE_NOT_FOUND)
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -126,7 +141,13 @@ def accounts_of(event) -> tuple[int, ...]:
 
 
 def order_report(
-    row: list[int], index: int, leg: int, client_of: dict, request_id: int, symbol: str
+    row: list[int],
+    index: int,
+    leg: int,
+    client_of: dict,
+    request_id: int,
+    symbol: str,
+    annotation: Annotation = NO_ANNOTATION,
 ) -> p.ExecutionReport:
     """The ExecutionReport of one leg of an order event row.
 
@@ -134,6 +155,12 @@ def order_report(
     order_id, client_order_id, request_id, instrument, side, price_ticks, qty_t, leaves_qty_t,
     last_qty_t, last_price_ticks, trade_id, liquidity, reason, order_type, tif,
     priority_kept, old_price_ticks, old_qty_t.
+
+    A cancel or modify refusal names the target's client order id from ``annotation`` (the
+    causing command's: present only when the command's account owns the target), and its
+    reason is ``UNKNOWN_ORDER`` when the target was not the account's (module docstring).
+    A hit-quote order refused for a quote beyond the best levels is reported as
+    ``QUOTE_NOT_FOUND``: orders beyond the levels ``Quotes`` shows are not public.
     """
     kind, seq, ts = row[_K], row[_SEQ], row[_TS]
     if kind == r.EV_TRADE:
@@ -266,6 +293,9 @@ def order_report(
             row[_OLD_QTY],
         )
     if kind == r.EV_REJECTED:
+        reason = row[_REASON]
+        if reason == _QUOTE_BEYOND:
+            reason = _QUOTE_NOT_FOUND
         return p.ExecutionReport(
             seq,
             index,
@@ -285,7 +315,7 @@ def order_report(
             0,
             0,
             0,
-            row[_REASON],
+            reason,
             0,
             0,
             False,
@@ -294,6 +324,9 @@ def order_report(
         )
     if kind == r.EV_CANCEL_REJECTED or kind == r.EV_MODIFY_REJECTED:
         cancel = kind == r.EV_CANCEL_REJECTED
+        reason = row[_REASON]
+        if annotation.hidden or reason == _NOT_ORDER_OWNER:
+            reason = _UNKNOWN_ORDER
         return p.ExecutionReport(
             seq,
             index,
@@ -302,7 +335,7 @@ def order_report(
             _CANCEL_REJECTED if cancel else _MODIFY_REJECTED,
             account,
             order_id,
-            client_order_id,
+            annotation.client_order_id,
             request_id,
             "",
             0,
@@ -313,7 +346,7 @@ def order_report(
             0,
             0,
             0,
-            row[_REASON],
+            reason,
             0,
             0,
             False,
@@ -369,7 +402,13 @@ def messages_for(
         symbol = codec.symbol(row[_INST]) if row[_INST] >= -1 else "?"
         return [
             order_report(
-                row, index, leg, client_of, annotation.request_id if own and leg == 0 else 0, symbol
+                row,
+                index,
+                leg,
+                client_of,
+                annotation.request_id if own and leg == 0 else 0,
+                symbol,
+                annotation,
             )
             for leg, account in legs(row)
             if account in scope.accounts
@@ -381,7 +420,36 @@ def messages_for(
                 seq=row[_SEQ],
                 index=index,
                 request_id=annotation.request_id if own else 0,
-                event=event,
+                event=confidential(event, annotation),
             )
         ]
     return []
+
+
+_UNKNOWN_TARGET = {
+    s.BlockCommandRejected: s.RejectReason.UNKNOWN_BLOCK_OFFER,
+    s.AuctionCommandRejected: s.RejectReason.UNKNOWN_AUCTION,
+}
+
+
+def confidential(event, annotation: Annotation):
+    """``event`` as a trader may see it: the refusal of a command that named another account's
+    block offer or an auction it may not see becomes the refusal of an unknown id (reason
+    ``UNKNOWN_BLOCK_OFFER`` / ``UNKNOWN_AUCTION``, instrument "?"), exactly as the engine
+    answers an id that does not exist.
+
+    Examples
+    --------
+    >>> hidden = Annotation("mallory", 1, "", hidden=True)
+    >>> event = s.BlockCommandRejected(9, 0, 41, 5, 7, "CEA-A", 0, 6000, 10,
+    ...                                s.RejectReason.NOT_COUNTERPARTY)
+    >>> shown = confidential(event, hidden)
+    >>> (shown.instrument, shown.reason.name)
+    ('?', 'UNKNOWN_BLOCK_OFFER')
+    """
+    unknown = _UNKNOWN_TARGET.get(type(event))
+    if unknown is None:
+        return event
+    if annotation.hidden or event.reason == s.RejectReason.NOT_ORDER_OWNER:
+        return msgspec.structs.replace(event, instrument="?", reason=unknown)
+    return event

@@ -155,7 +155,12 @@ def test_block_offers_ids_routing_and_public_board(tmp_path) -> None:
                     offer_id=directed.order_id, account=5, price_ticks=6_500, qty_t=150_000
                 )
             )
-            assert wrong.reports[0].event.reason == s.RejectReason.NOT_COUNTERPARTY
+            # a directed offer is its two parties' business: to anyone else it does not exist
+            rejected = wrong.reports[0].event
+            assert (rejected.reason, rejected.instrument) == (
+                s.RejectReason.UNKNOWN_BLOCK_OFFER,
+                "?",
+            )
             other = await bob.engine(
                 s.AcceptBlockOffer(
                     offer_id=directed.order_id, account=1, price_ticks=6_500, qty_t=150_000

@@ -514,9 +514,11 @@ def test_security_refusals_have_codes_and_change_nothing(start) -> None:
                     assert (outcome.seq, outcome.reject.code) == (0, code), outcome.reject
                 assert state(server) == before, "no refusal reached the log"
                 stolen = await bob.engine(s.CancelOrder(order_id=victim.order_id, account=2))
-                assert [(r.exec_type, r.reason) for r in stolen.reports] == [
-                    (ET.CANCEL_REJECTED, s.RejectReason.NOT_ORDER_OWNER)
+                # answered as for an order that does not exist: nothing of alice's reaches bob
+                assert [(r.exec_type, r.reason, r.client_order_id) for r in stolen.reports] == [
+                    (ET.CANCEL_REJECTED, s.RejectReason.UNKNOWN_ORDER, "")
                 ]
+                assert stolen.client_order_id == ""
                 assert state(server)[1] == before[1], "the engine refused it: books unchanged"
                 assert all(r.account == 1 for r in alice.stream)
                 assert not any(

@@ -86,10 +86,16 @@ OPEN_ORDERS_PER_ACCOUNT_MAX = 10_000
 OUTBOUND_QUEUE_FRAMES_MAX = 100_000
 IDLE_TIMEOUT_S = 30.0
 HEARTBEAT_INTERVAL_S = 5.0
-LOGON_TIMEOUT_S = 5.0
-"""A connection must log on within this time of connecting."""
+LOGON_TIMEOUT_S = 2.0
+"""A connection must send its Logon within this time of connecting (a slot held by a socket
+that never authenticates is freed this soon)."""
 CONNECTIONS_MAX = 1_024
-"""Open connections (logged on or not) the gateway accepts at once; more are refused."""
+"""Logged-on sessions the gateway holds at once; a logon beyond is refused (SERVER_FULL)
+after its credentials were checked.  Connections not yet logged on do not count here."""
+PRE_LOGON_CONNECTIONS_MAX = 64
+"""Connections not yet logged on (waiting for or verifying their Logon) the gateway accepts
+at once; more are refused at once (TOO_MANY_CONNECTIONS).  With LOGON_TIMEOUT_S this bounds
+what sockets without a password can hold, apart from the logged-on sessions' slots."""
 LOGONS_IN_FLIGHT_MAX = 4
 """Secret verifications (deliberately slow hashes) running at once; more logons get BUSY."""
 SUBSCRIPTIONS_PER_SESSION_MAX = 64
@@ -121,3 +127,5 @@ assert max(DEFAULT_BLOCK_OFFERS, DEFAULT_AUCTIONS, DEFAULT_AUCTION_BIDS) <= TRAD
 assert PHASES_MAX * 4 <= 62, "phase masks are packed 4 bits each into one int64 word"
 assert HEARTBEAT_INTERVAL_S * 2 < IDLE_TIMEOUT_S, "a live peer must never look idle"
 assert FRAME_BYTES_MAX >= 4096
+assert LOGONS_IN_FLIGHT_MAX <= PRE_LOGON_CONNECTIONS_MAX, "every verified logon holds a slot"
+assert LOGON_TIMEOUT_S < HEARTBEAT_INTERVAL_S, "a socket without a logon is dropped soonest"

@@ -29,7 +29,7 @@ from numba import njit
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "217d84bdf0e2aca0"
+DEPENDENCIES_DIGEST = "2c825aa0dd0eb0d0"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

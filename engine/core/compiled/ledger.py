@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "217d84bdf0e2aca0"
+DEPENDENCIES_DIGEST = "2c825aa0dd0eb0d0"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -44,7 +44,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "75d4d91123148eed"
+DEPENDENCIES_DIGEST = "7b3db6fbc4509df3"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
