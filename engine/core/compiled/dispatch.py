@@ -15,14 +15,13 @@ functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 
-DEPENDENCIES_DIGEST = "f4c10015bfe730ea"
+DEPENDENCIES_DIGEST = "a031191acd2952b5"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -31,7 +30,7 @@ DEPENDENCIES_DIGEST = "f4c10015bfe730ea"
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def dispatch(
     st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year
 ):
@@ -62,7 +61,7 @@ def dispatch(
     raise ValueError("unknown command kind")
 
 
-@njit(cache=True)
+@kernel
 def has_room(st, out, n):
     # A close cancels every resting order and block offer and reports two events per
     # instrument (SessionClosed, SessionModeVolumes); an auction reports one event per bid.
@@ -72,7 +71,7 @@ def has_room(st, out, n):
     return out.shape[0] - n >= reserve
 
 
-@njit(cache=True)
+@kernel
 def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year):
     """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
     too small (nothing was applied)."""
@@ -83,7 +82,7 @@ def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, oty
     )
 
 
-@njit(cache=True)
+@kernel
 def process_batch(st, cmds, start, out):
     """Apply records ``cmds[start:]`` until done or ``out`` may overflow.
 

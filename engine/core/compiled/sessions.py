@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "cb2a1c268e5b250e"
+DEPENDENCIES_DIGEST = "3f4f2e1114de5f58"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -90,7 +90,7 @@ def open_session(st, out, n, seq, ts, ins, date):
     return n
 
 
-@njit(cache=True)
+@allocating
 def _close_one(st, out, n, seq, ts, ins):
     io = st[M_OFF_INST]
     n = cancel_sorted(st, out, n, seq, ts, collect_orders(st, -1, ins, True), C_SESSION_END)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "c0c3dcb0387a8a10"
+DEPENDENCIES_DIGEST = "45e662f01e6946ec"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
-@njit(cache=True)
+@allocating
 def hash_words(st):
     """The canonical state sequence of docs/MATCHING.md ("Canonical state hash"), then the
     ledger's (registry on) and the trading modes' (docs/TRADING_MODES.md)."""
