@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "3415c0db49e2f41b"
+DEPENDENCIES_DIGEST = "90e6977c6d925197"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

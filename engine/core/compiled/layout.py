@@ -12,6 +12,8 @@ one definition of every value.
 
 from __future__ import annotations
 
+from typing import Any
+
 from numba import njit
 
 from engine.core.limits import (  # noqa: F401 - re-exported to the kernels
@@ -119,7 +121,8 @@ from engine.core.schema import (
 )
 
 # --- how kernels are compiled ------------------------------------------------------------
-kernel = njit(cache=True, _nrt=False)
+_NO_REFCOUNT: dict[str, Any] = {"_nrt": False}  # Numba's own (underscored) compile option
+kernel = njit(cache=True, **_NO_REFCOUNT)
 """``@njit(cache=True)`` without Numba's reference counting, for kernels that create no array.
 
 With reference counting on, every compiled call that passes ``st`` and ``out`` increments and
@@ -129,7 +132,7 @@ of the batch loop's time.  A kernel that allocates nothing (and receives no arra
 needs no counting: its arrays are borrowed from the caller for the whole call.  Kernels that
 allocate (the ids of a mass cancel, an auction's ranking) or receive an array from a callee
 are :data:`allocating`; a ``kernel`` may call them, since they balance their own counts."""
-allocating = njit(cache=True, _nrt=True)
+allocating = njit(cache=True, **{**_NO_REFCOUNT, "_nrt": True})
 """``@njit(cache=True)`` with reference counting, said explicitly: a compiled callee that does
 not set the flag inherits its caller's, so one called from a :data:`kernel` would lose it."""
 

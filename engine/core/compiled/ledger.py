@@ -52,7 +52,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "3415c0db49e2f41b"
+DEPENDENCIES_DIGEST = "90e6977c6d925197"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "45e662f01e6946ec"
+DEPENDENCIES_DIGEST = "159e27e2de6be72c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -44,7 +44,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "c9a25c74814c27f4"
+DEPENDENCIES_DIGEST = "5fc4a30ca8712cf4"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1

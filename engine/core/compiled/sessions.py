@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "3f4f2e1114de5f58"
+DEPENDENCIES_DIGEST = "f97fce375b7dc653"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -8,7 +8,7 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "45e662f01e6946ec"
+DEPENDENCIES_DIGEST = "159e27e2de6be72c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
