@@ -12,6 +12,10 @@ import sys
 
 import msgspec
 
+WORKLOAD_NAMES = ("liquid", "deep", "volatile", "swing25", "swing40", "crash")
+"""``bench core``'s workloads (``bench.workloads.WORKLOADS``; named here so that building the
+parser compiles nothing)."""
+
 
 def _bench_core(args: argparse.Namespace) -> int:
     from bench import core, machine, workloads
@@ -156,7 +160,7 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
     core.add_argument(
         "--workload",
         action="append",
-        choices=["liquid", "deep", "volatile"],
+        choices=list(WORKLOAD_NAMES),
         help="run only this workload (repeatable)",
     )
     core.add_argument("--json", metavar="FILE", help="write results as JSON")
@@ -184,7 +188,7 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
         layer.add_argument("--seed", type=int, default=1)
         layer.add_argument("--clients", type=int, default=4)
         layer.add_argument("--rate", type=int, default=10_000, help="offered orders/s")
-        layer.add_argument("--workload", action="append", choices=["liquid", "deep", "volatile"])
+        layer.add_argument("--workload", action="append", choices=list(WORKLOAD_NAMES))
         layer.add_argument("--json", metavar="FILE", help="write results as JSON")
         layer.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
         layer.set_defaults(run=run)

@@ -1,6 +1,11 @@
 """``bench core``: the compiled batch path, the one-command Python API and the reference book,
 side by side on the same seeded workloads in one process.
 
+The paths: the compiled batch (one compiled loop over the records), the full engine (the
+same with the registry on), the typed one-command API (``CompiledEngine.apply``), the lean
+one-command API (``CompiledEngine.submit``/``cancel``/``modify``: ints in, a tuple of ints
+out, events decoded only when asked for) and the plain-Python reference.
+
 For each workload it prints messages per second of each path, the number of trades, the hash
 of the event stream (which must be equal for all paths: a fast wrong answer shows up here) and
 the speed-up over the reference.  JIT compilation is excluded: every engine is constructed
@@ -18,7 +23,7 @@ import numpy as np
 
 from bench import workloads
 from engine.core.compiled.engine import CompiledEngine
-from engine.core.records import EV_TRADE, Codec
+from engine.core.records import EV_TRADE, K_CANCEL, K_MODIFY, K_SUBMIT, Codec
 from engine.core.reference.engine import ReferenceEngine
 
 
@@ -90,6 +95,46 @@ def _run_api(engine_cls, market, commands) -> tuple[float, np.ndarray]:
     return seconds, Codec(market).encode_events(collected)
 
 
+def _lean_calls(engine: CompiledEngine, cmds: np.ndarray) -> list:
+    """Each record as the lean call an embedder would make: (bound method, its arguments)."""
+    calls: list = []
+    for r in cmds.tolist():
+        seq, ts, oid, price, qty, aux, acct, ins, kind, side, otype, tif, stp = r[:13]
+        if kind == K_SUBMIT:
+            calls.append(
+                (engine.submit, (oid, acct, ins, side, qty, price, otype, tif, stp, aux, seq, ts))
+            )
+        elif kind == K_CANCEL:
+            calls.append((engine.cancel, (oid, acct, seq, ts)))
+        elif kind == K_MODIFY:
+            calls.append((engine.modify, (oid, acct, qty, price, seq, ts)))
+        else:
+            calls.append((engine.apply, (engine.codec.decode_command(r),)))
+    return calls
+
+
+def _run_lean(market, cmds: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
+    """The lean one-command calls (``CompiledEngine.submit`` ...), timed without looking at
+    the events; an identical untimed pass collects every call's event rows for the hash."""
+    times = []
+    for _ in range(repeats):
+        engine = CompiledEngine(market)
+        calls = _lean_calls(engine, cmds)
+        start = time.perf_counter()
+        for call, args in calls:
+            call(*args)
+        times.append(time.perf_counter() - start)
+    engine = CompiledEngine(market)
+    rows = []
+    for call, args in _lean_calls(engine, cmds):
+        result = call(*args)
+        if call == engine.apply:
+            rows.append(engine.codec.encode_events(result))
+        else:
+            rows.append(engine.last_event_rows().copy())
+    return statistics.median(times), np.concatenate(rows)
+
+
 def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadResult:
     market, cmds = workloads.generate(name, size, seed)
     n = len(cmds)
@@ -97,11 +142,13 @@ def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadR
     batch_s, batch_events, resting = _run_batch(market, cmds, repeats)
     full_s, full_events = _run_full(name, cmds, repeats)
     api_s, api_events = _run_api(CompiledEngine, market, typed)
+    lean_s, lean_events = _run_lean(market, cmds, repeats)
     ref_s, ref_events = _run_api(ReferenceEngine, market, typed)
     paths = [
         PathResult("compiled batch", n, batch_s, n / batch_s, events_digest(batch_events)),
         PathResult("full engine", n, full_s, n / full_s, events_digest(full_events)),
         PathResult("compiled API", n, api_s, n / api_s, events_digest(api_events)),
+        PathResult("lean API", n, lean_s, n / lean_s, events_digest(lean_events)),
         PathResult("reference", n, ref_s, n / ref_s, events_digest(ref_events)),
     ]
     trades = int(np.count_nonzero(batch_events["kind"] == EV_TRADE))
@@ -134,6 +181,8 @@ def format_table(results: list[WorkloadResult]) -> str:
             )
     worst = min(r.paths[0].messages_per_s for r in results)
     lines.append(f"worst case, compiled batch: {worst:,.0f} msg/s")
+    lean = [p.messages_per_s for r in results for p in r.paths if p.path == "lean API"]
+    lines.append(f"worst case, lean API (one command a call): {min(lean):,.0f} msg/s")
     ratios = ", ".join(f"{r.workload} {r.full_engine_cost_ratio:.2f}x" for r in results)
     lines.append(f"full engine cost / pure matching: {ratios}")
     lines.append("event hashes equal across paths: " + str(all(r.hashes_equal for r in results)))

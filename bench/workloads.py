@@ -25,6 +25,17 @@ Workloads (``WORKLOADS``):
 ``volatile``
     a book whose mid price random-walks across tens of thousands of ticks: 40 % GTC, 25 %
     IOC, 15 % market orders, 10 % cancels, 10 % modifies; a wide (±90 %) band.
+``swing25`` and ``swing40``
+    markets that move: the mid price swings ±25 % (±40 %) around the reference price, two
+    full triangle cycles over the run, on top of a small random walk.  ~5,000 orders rest up
+    to 400 ticks behind the mid, so as the mid travels it runs into the stale side of the
+    book and sweeps it level by level: 40 % GTC, 20 % IOC, 5 % market, 15 % cancels, 20 %
+    modifies.
+``crash``
+    a flash crash: a deep, quiet book (~8,000 orders resting up to 600 ticks from the mid)
+    whose mid falls 30 % in 2 % of the run, starting a third of the way in, and recovers over
+    the next 10 %.  While it falls every aggressive order sells (sweeping many bid levels);
+    while it recovers every aggressive order buys; passive orders refill behind the mid.
 """
 
 from __future__ import annotations
@@ -60,6 +71,12 @@ class WorkloadSpec(msgspec.Struct, frozen=True):
     max_qty_t: int
     prefill: int
     """Passive orders placed before the measured flow begins (part of the workload)."""
+    swing_bps: int = 0
+    """The mid swings this far (basis points of the reference price) either side of it."""
+    swing_cycles: int = 0
+    """Full triangle cycles of the swing over the run."""
+    crash_bps: int = 0
+    """A flash crash this deep (basis points of the reference price), see ``crash``."""
 
 
 WORKLOADS: dict[str, WorkloadSpec] = {
@@ -87,6 +104,17 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         2_000,
     ),
 }
+WORKLOADS["swing25"] = WorkloadSpec(
+    "swing25", 50_000, 9_000, 100_000, 1_000, 5_000, 40, 20, 5, 15, 20, 400, 8, 3_000, 5_000,
+    swing_bps=2_500, swing_cycles=2,
+)  # fmt: skip
+WORKLOADS["swing40"] = msgspec.structs.replace(
+    WORKLOADS["swing25"], name="swing40", swing_bps=4_000
+)
+WORKLOADS["crash"] = WorkloadSpec(
+    "crash", 50_000, 9_000, 100_000, 1_000, 8_000, 45, 15, 5, 20, 15, 600, 4, 3_000, 8_000,
+    crash_bps=3_000,
+)  # fmt: skip
 SIZES = {"tiny": 2_000, "small": 200_000, "full": 1_000_000}
 
 
@@ -147,6 +175,32 @@ def _pick_live(st, pool, pool_n, r):
 
 
 @njit(cache=True)
+def _mid_offset(i, n, swing, cycles, crash):
+    """(ticks the mid is moved by at command ``i`` of ``n``, forced aggressor side or 0): a
+    triangle wave of amplitude ``swing`` and a flash crash ``crash`` ticks deep."""
+    offset = 0
+    if swing > 0 and cycles > 0:
+        quarter = max(n // (4 * cycles), 1)
+        t = i % (4 * quarter)
+        if t < quarter:
+            offset = swing * t // quarter
+        elif t < 3 * quarter:
+            offset = swing * (2 * quarter - t) // quarter
+        else:
+            offset = swing * (t - 4 * quarter) // quarter
+    forced = 0
+    if crash > 0:
+        start, fall, recover = n // 3, max(n // 50, 1), max(n // 10, 1)
+        if start <= i < start + fall:
+            offset -= crash * (i - start) // fall
+            forced = k.SELL
+        elif start + fall <= i < start + fall + recover:
+            offset -= crash * (start + fall + recover - i) // recover
+            forced = k.BUY
+    return offset, forced
+
+
+@njit(cache=True)
 def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per command kind
     (
         mid,
@@ -162,6 +216,9 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
         walk,
         max_qty,
         prefill,
+        swing,
+        cycles,
+        crash,
     ) = params
     n = cmds.shape[0]
     pool = np.zeros(n + 1, dtype=np.int64)
@@ -195,8 +252,14 @@ def _assemble(st, out, cmds, draws, params):  # noqa: C901 - one branch per comm
             acct = d[2] % accounts
             qty = 1 + d[3] % max_qty
             offset_ticks = 1 + d[4] % spread
-            passive = mid - offset_ticks if side == k.BUY else mid + offset_ticks
-            aggressive = mid + offset_ticks if side == k.BUY else mid - offset_ticks
+            here = mid
+            if swing > 0 or crash > 0:
+                moved, forced = _mid_offset(i, n, swing, cycles, crash)
+                here = min(max(mid + moved, lo + spread), hi - spread)
+                if forced != 0 and p_gtc <= roll < p_gtc + p_ioc + p_mkt:
+                    side = forced
+            passive = here - offset_ticks if side == k.BUY else here + offset_ticks
+            aggressive = here + offset_ticks if side == k.BUY else here - offset_ticks
             passive = min(max(passive, lo), hi)
             aggressive = min(max(aggressive, lo), hi)
             c.side = side
@@ -291,6 +354,9 @@ def generate(name: str, n_commands: int, seed: int) -> tuple[MarketDefinition, n
         spec.walk_ticks,
         spec.max_qty_t,
         spec.prefill,
+        spec.reference_price_ticks * spec.swing_bps // 10_000,
+        spec.swing_cycles,
+        spec.reference_price_ticks * spec.crash_bps // 10_000,
     )
     out = np.zeros((scratch._st[k.M_CAP] + 64, EVENT_FIELDS), dtype=np.int64)
     cmds = np.zeros(n_commands, dtype=COMMAND_DTYPE)

@@ -71,11 +71,13 @@ def recorded_digest(module: str) -> str | None:
 
 
 def compiled_modules() -> set[str]:
-    """Every module of ``engine/core`` that defines compiled functions."""
+    """Every module of ``engine/core`` that defines compiled functions (``@njit`` or
+    ``compiled.layout``'s ``@kernel`` and ``@allocating``)."""
+    decorated = re.compile(r"^@(njit|kernel|allocating)\b", re.MULTILINE)
     return {
         path.relative_to(CORE).as_posix()
         for path in CORE.rglob("*.py")
-        if "@njit" in path.read_text(encoding="utf-8")
+        if decorated.search(path.read_text(encoding="utf-8"))
     }
 
 

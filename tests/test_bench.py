@@ -19,11 +19,17 @@ def test_bench_core_tiny_paths_agree(tmp_path, capsys) -> None:
     out = tmp_path / "core.json"
     assert cli.main(["core", "--size", "tiny", "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
-    assert {r["workload"] for r in results} == {"liquid", "deep", "volatile"}
+    assert {r["workload"] for r in results} == set(cli.WORKLOAD_NAMES)
     for result in results:
         assert result["hashes_equal"], result
         assert len({p["events_hash"] for p in result["paths"]}) == 1
     assert "event hashes equal across paths: True" in capsys.readouterr().out
+
+
+def test_bench_core_choices_are_the_workloads() -> None:
+    from bench import workloads
+
+    assert list(cli.WORKLOAD_NAMES) == list(workloads.WORKLOADS)
 
 
 @pytest.mark.parametrize("mode", [[], ["--embedded"]], ids=["gateway", "embedded"])

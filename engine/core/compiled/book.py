@@ -25,11 +25,9 @@ messages/s on the liquid workload).
 
 from __future__ import annotations
 
-from numba import njit
-
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "2c825aa0dd0eb0d0"
+DEPENDENCIES_DIGEST = "b28ab2576f20259c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -38,12 +36,12 @@ DEPENDENCIES_DIGEST = "2c825aa0dd0eb0d0"
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _home(key, mask):
     return (key ^ (key >> 16) ^ (key >> 32)) & mask
 
 
-@njit(cache=True)
+@kernel
 def hash_find(st, key):
     """Slot of the resting order ``key``, or -1."""
     ho = st[M_OFF_HASH]
@@ -60,7 +58,7 @@ def hash_find(st, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@kernel
 def hash_put(st, key, slot):
     ho = st[M_OFF_HASH]
     mask = st[M_HCAP] - 1
@@ -71,7 +69,7 @@ def hash_put(st, key, slot):
     st[ho + 2 * i + 1] = slot
 
 
-@njit(cache=True)
+@kernel
 def hash_delete(st, key):
     ho = st[M_OFF_HASH]
     mask = st[M_HCAP] - 1
@@ -102,7 +100,7 @@ def hash_delete(st, key):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def scan_down(st, side_base, p):
     """Highest non-empty price <= p on ladder ``side_base``; 0 if none."""
     lvo = st[M_OFF_LEVELS]
@@ -125,7 +123,7 @@ def scan_down(st, side_base, p):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def scan_up(st, side_base, p):
     """Lowest non-empty price >= p on ladder ``side_base``; 0 if none."""
     lvo = st[M_OFF_LEVELS]
@@ -148,7 +146,7 @@ def scan_up(st, side_base, p):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def link_tail(st, slot):
     """Append a slot to the tail of its price level and update the best price."""
     oo = st[M_OFF_ORDERS]
@@ -181,7 +179,7 @@ def link_tail(st, slot):
         st[io + (ins) * IF + I_ASK] = price
 
 
-@njit(cache=True)
+@kernel
 def unlink(st, slot):
     """Take a resting slot out of its level (the slot stays allocated); fix the best price."""
     oo = st[M_OFF_ORDERS]
@@ -215,7 +213,7 @@ def unlink(st, slot):
             st[io + (ins) * IF + I_ASK] = scan_up(st, side_base, price + 1)
 
 
-@njit(cache=True)
+@kernel
 def alloc_slot(st, order_id):
     oo = st[M_OFF_ORDERS]
     slot = st[M_FREE]
@@ -230,7 +228,7 @@ def alloc_slot(st, order_id):
     return slot
 
 
-@njit(cache=True)
+@kernel
 def release_slot(st, slot):
     oo = st[M_OFF_ORDERS]
     hash_delete(st, st[oo + (slot) * OF + O_ID])
@@ -240,7 +238,7 @@ def release_slot(st, slot):
     st[M_LIVE] -= 1
 
 
-@njit(cache=True)
+@kernel
 def within_best_levels(st, ins, side, price, levels):
     """Whether ``price`` is among the best ``levels`` non-empty levels of one side."""
     side_base = ins * 2 + side - 1
@@ -258,7 +256,7 @@ def within_best_levels(st, ins, side, price, levels):
     return False
 
 
-@njit(cache=True)
+@kernel
 def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     """Append a resting order at the tail of its level without matching (snapshot restore)."""
     oo = st[M_OFF_ORDERS]

@@ -1,7 +1,8 @@
 """The compiled entry points: the whole exchange state in one int64 array, one compiled loop.
 
 Commands arrive either as a record batch (:func:`process_batch`, the log and replay path) or
-as scalars (:func:`apply_one`, the one-command Python API); both run :func:`_dispatch`.  Events
+as scalars (:func:`apply_one`, the one-command Python API; :func:`apply_outcome`, its lean
+variant that also sums up the outcome); all run :func:`dispatch`.  Events
 are written as 16-int64 rows (``engine.core.records`` columns) into a caller-provided array.  Before
 each command the kernel checks that the output has room for the worst case (one event per
 resting order plus a few), and otherwise returns so the caller can grow it: a command is never
@@ -15,14 +16,15 @@ functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger, modes
+from engine.core.compiled.book import hash_find
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
+from engine.core.records import E_KIND, E_QTY, E_REASON
 
-DEPENDENCIES_DIGEST = "5ddd8a1fb5ef4629"
+DEPENDENCIES_DIGEST = "633466555ab7ab4d"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -31,7 +33,7 @@ DEPENDENCIES_DIGEST = "5ddd8a1fb5ef4629"
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def dispatch(
     st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year
 ):
@@ -62,7 +64,7 @@ def dispatch(
     raise ValueError("unknown command kind")
 
 
-@njit(cache=True)
+@kernel
 def has_room(st, out, n):
     # A close cancels every resting order and block offer and reports two events per
     # instrument (SessionClosed, SessionModeVolumes); an auction reports one event per bid.
@@ -72,7 +74,7 @@ def has_room(st, out, n):
     return out.shape[0] - n >= reserve
 
 
-@njit(cache=True)
+@kernel
 def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year):
     """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
     too small (nothing was applied)."""
@@ -83,7 +85,32 @@ def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, oty
     )
 
 
-@njit(cache=True)
+@kernel
+def apply_outcome(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
+    """:func:`apply_one` for an order command (submit, cancel, modify), summarised so that a
+    caller in Python needs no event rows: ``(events, reason, filled_t, resting_t)`` - the
+    number of events written to ``out`` (-1: ``out`` too small, nothing applied), the reject
+    reason (0 if none), the quantity the order took from the book, and what of it rests now."""
+    n = -1
+    if has_room(st, out, 0):
+        n = dispatch(
+            st, out, 0, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp,
+            np.int64(0),
+        )  # fmt: skip
+    reason = 0
+    filled = 0
+    for i in range(max(n, 0)):
+        event = out[i, E_KIND]
+        if event == EV_TRADE:
+            filled += out[i, E_QTY]
+        elif event == EV_REJECTED or event == EV_CANCEL_REJECTED or event == EV_MODIFY_REJECTED:
+            reason = out[i, E_REASON]
+    slot = hash_find(st, oid)
+    resting = st[st[M_OFF_ORDERS] + slot * OF + O_LEAVES] if slot >= 0 else 0
+    return n, reason, filled, resting
+
+
+@kernel
 def process_batch(st, cmds, start, out):
     """Apply records ``cmds[start:]`` until done or ``out`` may overflow.
 

@@ -24,6 +24,7 @@ from engine.core.market import MarketDefinition
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
 
 _I64 = np.int64
+_K_SUBMIT, _K_CANCEL, _K_MODIFY = k.K_SUBMIT, k.K_CANCEL, k.K_MODIFY
 
 
 def _entry(function, *example_args):
@@ -104,6 +105,8 @@ class CompiledEngine:
         self._process_batch = _entry(
             dispatch.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
         )
+        self._apply_outcome = _entry(dispatch.apply_outcome, self._st, self._out, *warm[:-1])
+        self._last_events = 0
 
     def _init_modes(self, index: int) -> None:
         """The trading-mode columns of instrument ``index`` (docs/TRADING_MODES.md)."""
@@ -211,6 +214,94 @@ class CompiledEngine:
                 self._grow_out()
                 n = self._apply_one(self._st, self._out, *args)
         return self.codec.events(self._out[:n].tolist())
+
+    # -- lean calls: one order command, a tuple of ints back ------------------------------------
+    def instrument_index(self, symbol: str) -> int:
+        """The index the lean calls take for ``symbol`` (-2 for a symbol the market lacks)."""
+        return self._index.get(symbol, INSTRUMENT_UNKNOWN)
+
+    def _grown_outcome(self, *args: int) -> tuple[int, int, int, int]:
+        """A lean call whose events did not fit the buffer (nothing was applied): grow, redo."""
+        outcome = (-1, 0, 0, 0)
+        while outcome[0] < 0:
+            self._grow_out()
+            outcome = self._apply_outcome(self._st, self._out, *args)
+        self._last_events = outcome[0]
+        return outcome
+
+    def submit(
+        self,
+        order_id: int,
+        account: int,
+        instrument: int,
+        side: int,
+        qty_t: int,
+        price_ticks: int,
+        order_type: int = k.LIMIT,
+        tif: int = k.GTC,
+        stp: int = k.STP_INCOMING,
+        quote_order_id: int = 0,
+        seq: int = 0,
+        ts_ns: int = 0,
+    ) -> tuple[int, int, int, int]:
+        """Submit an order without building typed objects: the lean twin of
+        ``apply(SubmitOrder(...))``, with the same rules and the same events.
+
+        Parameters
+        ----------
+        instrument:
+            The instrument's index (:meth:`instrument_index`), not its symbol.
+        side, order_type, tif, stp:
+            The codes of ``Side``, ``OrderType``, ``TimeInForce``, ``StpMode`` (IntEnums pass).
+
+        Returns
+        -------
+        tuple of int
+            ``(events, reason, filled_t, resting_t)``: the number of events the command
+            produced, the ``RejectReason`` code (0: accepted), the quantity traded, and the
+            quantity left resting on the book.  The events themselves are
+            :meth:`last_events` (or :meth:`last_event_rows`) until the next call.
+        """
+        args = (_K_SUBMIT, seq, ts_ns, order_id, price_ticks, qty_t, quote_order_id, account,
+                instrument, side, order_type, tif, stp)  # fmt: skip
+        outcome = self._apply_outcome(self._st, self._out, *args)
+        if outcome[0] < 0:
+            return self._grown_outcome(*args)
+        self._last_events = outcome[0]
+        return outcome
+
+    def cancel(
+        self, order_id: int, account: int, seq: int = 0, ts_ns: int = 0
+    ) -> tuple[int, int, int, int]:
+        """Cancel a resting order (the lean ``apply(CancelOrder(...))``); returns
+        ``(events, reason, 0, 0)`` (reason 0: cancelled)."""
+        args = (_K_CANCEL, seq, ts_ns, order_id, 0, 0, 0, account, 0, 0, 0, 0, 0)
+        outcome = self._apply_outcome(self._st, self._out, *args)
+        if outcome[0] < 0:
+            return self._grown_outcome(*args)
+        self._last_events = outcome[0]
+        return outcome
+
+    def modify(
+        self, order_id: int, account: int, qty_t: int, price_ticks: int, seq: int = 0,
+        ts_ns: int = 0,
+    ) -> tuple[int, int, int, int]:  # fmt: skip
+        """Modify a resting order (the lean ``apply(ModifyOrder(...))``); returns
+        ``(events, reason, filled_t, resting_t)`` as :meth:`submit` does."""
+        args = (_K_MODIFY, seq, ts_ns, order_id, price_ticks, qty_t, 0, account, 0, 0, 0, 0, 0)
+        outcome = self._apply_outcome(self._st, self._out, *args)
+        if outcome[0] < 0:
+            return self._grown_outcome(*args)
+        self._last_events = outcome[0]
+        return outcome
+
+    def last_event_rows(self) -> np.ndarray:
+        """The event records of the last lean call (a view, valid until the next call)."""
+        return self._out[: self._last_events].view(EVENT_DTYPE).reshape(-1)
+
+    def last_events(self) -> list[s.Event]:
+        """The typed events of the last lean call, decoded when asked for."""
+        return self.codec.events(self._out[: self._last_events].tolist())
 
     def apply_all(self, commands) -> list[s.Event]:
         """Apply typed commands one after another; return all their events."""

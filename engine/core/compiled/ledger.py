@@ -20,8 +20,6 @@ needs, which is what makes every release exact.
 
 from __future__ import annotations
 
-from numba import njit
-
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
 from engine.core.records import (
     ACCOUNT_OPENED,
@@ -54,14 +52,14 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "2c825aa0dd0eb0d0"
+DEPENDENCIES_DIGEST = "b28ab2576f20259c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
 assert CASH_DEPOSITED.available_fen == CASH_WITHDRAWN.available_fen, "_cash writes either"
 
 
-@njit(cache=True)
+@kernel
 def emit(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
     """Write one event row (x0..x5 zeroed) and return the next row index."""
     out[n, E_KIND] = kind
@@ -88,7 +86,7 @@ def emit(out, n, kind, seq, ts, ins, oid, acct, side, price, qty, reason):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def fee(value, bps):
     """Fee in fen on a trade value, rounded down.
 
@@ -98,29 +96,29 @@ def fee(value, bps):
     return (value // 10_000) * bps + (value % 10_000) * bps // 10_000
 
 
-@njit(cache=True)
+@kernel
 def need(st, qty, price):
     """Cash an open buy of ``qty`` at lock price ``price`` must have locked."""
     value = qty * price
     return value + fee(value, st[M_BUY_BPS])
 
 
-@njit(cache=True)
+@kernel
 def _acc(st, acct, column):
     return st[M_OFF_ACC] + acct * AF + column
 
 
-@njit(cache=True)
+@kernel
 def _hold(st, acct, ins, column):
     return st[M_OFF_HOLD] + (acct * st[M_N_INST] + ins) * HF + column
 
 
-@njit(cache=True)
+@kernel
 def account_open(st, acct):
     return 0 <= acct < st[M_N_ACCOUNTS] and st[_acc(st, acct, A_OPEN)] == 1
 
 
-@njit(cache=True)
+@kernel
 def order_reason(st, acct, ins, side, qty, lock_price):
     """Checks 12a-12c of docs/LEDGER.md for a new order; 0 when it may be accepted."""
     kind = st[_acc(st, acct, A_KIND)]
@@ -140,7 +138,7 @@ def order_reason(st, acct, ins, side, qty, lock_price):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def lock(st, acct, ins, side, qty, lock_price):
     """Lock the need of ``qty`` (buy: cash at ``lock_price``; sell: allowances)."""
     if side == SELL:
@@ -152,7 +150,7 @@ def lock(st, acct, ins, side, qty, lock_price):
         st[_acc(st, acct, A_CASH_LOCKED)] += amount
 
 
-@njit(cache=True)
+@kernel
 def unlock(st, acct, ins, side, qty, lock_price):
     """Release the need of ``qty`` back to the account (cancel, expiry, remainder)."""
     if side == SELL:
@@ -164,7 +162,7 @@ def unlock(st, acct, ins, side, qty, lock_price):
         st[_acc(st, acct, A_CASH)] += amount
 
 
-@njit(cache=True)
+@kernel
 def settle(st, ins, buyer, buy_leaves, buy_lock_price, seller, price, qty):
     """Delivery versus payment of one fill, before either order's leaves are reduced."""
     value = price * qty
@@ -179,7 +177,7 @@ def settle(st, ins, buyer, buy_leaves, buy_lock_price, seller, price, qty):
     st[_acc(st, st[M_FEE_ACCOUNT], A_CASH)] += buy_fee + sell_fee
 
 
-@njit(cache=True)
+@kernel
 def modify_reason(st, acct, ins, side, leaves, lock_price, new_qty, new_price):
     """Whether a modify's grown need can be locked; 0 when it can."""
     if st[_acc(st, acct, A_FROZEN)] != 0:
@@ -192,7 +190,7 @@ def modify_reason(st, acct, ins, side, leaves, lock_price, new_qty, new_price):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def release_unsettled(st, ins):
     """T+1: what was bought before this session becomes tradable."""
     for acct in range(st[M_N_ACCOUNTS]):
@@ -207,7 +205,7 @@ def release_unsettled(st, ins):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _key_slot(st, key):
     """Slot of ``key`` in the key table, or of the empty slot where it would go."""
     mask = st[M_KEYS_CAP] - 1
@@ -218,7 +216,7 @@ def _key_slot(st, key):
     return base + i * KF
 
 
-@njit(cache=True)
+@kernel
 def remember(st, key, seq, reason, kind):
     at = _key_slot(st, key)
     st[at + KEY_KEY] = key
@@ -233,7 +231,7 @@ def remember(st, key, seq, reason, kind):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _needs_instrument(kind):
     return kind in (
         K_ISSUE,
@@ -246,7 +244,7 @@ def _needs_instrument(kind):
     )
 
 
-@njit(cache=True)
+@kernel
 def _has_amount(kind):
     return kind in (
         K_DEPOSIT,
@@ -261,7 +259,7 @@ def _has_amount(kind):
     )
 
 
-@njit(cache=True)
+@kernel
 def _common_reason(st, kind, acct, ins, qty):
     """REGISTRY_DISABLED → UNKNOWN_INSTRUMENT → UNKNOWN_ACCOUNT → INVALID_AMOUNT."""
     if st[M_REGISTRY] == 0:
@@ -280,7 +278,7 @@ def _common_reason(st, kind, acct, ins, qty):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _year_reason(st, year):
     slot = year - st[M_FIRST_YEAR]
     if slot < 0 or slot >= YEARS:
@@ -290,12 +288,12 @@ def _year_reason(st, year):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _comp(st, year, acct, column):
     return st[M_OFF_COMP] + ((year - st[M_FIRST_YEAR]) * st[M_N_ACCOUNTS] + acct) * CF + column
 
 
-@njit(cache=True)
+@kernel
 def _open_account(st, out, n, seq, ts, key, acct, kind, sector, province):
     if st[_acc(st, acct, A_OPEN)] != 0:
         return n, R_ACCOUNT_EXISTS
@@ -312,7 +310,7 @@ def _open_account(st, out, n, seq, ts, key, acct, kind, sector, province):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _cash(st, out, n, kind, seq, ts, key, acct, amount):
     cash = _acc(st, acct, A_CASH)
     if kind == K_WITHDRAW:
@@ -334,7 +332,7 @@ def _cash(st, out, n, kind, seq, ts, key, acct, amount):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _move(st, acct, ins, source, target, qty):
     """Move ``qty`` between two sub-balances of a holding; False if the source is short."""
     if st[_hold(st, acct, ins, source)] < qty:
@@ -344,7 +342,7 @@ def _move(st, acct, ins, source, target, qty):
     return True
 
 
-@njit(cache=True)
+@kernel
 def _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side):
     """Issue, claw back, transfer, freeze, unfreeze and cancel allowances."""
     tradable = _hold(st, acct, ins, H_TRADABLE)
@@ -385,7 +383,7 @@ def _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _freeze_account(st, out, n, kind, seq, ts, key, acct):
     frozen = _acc(st, acct, A_FROZEN)
     if kind == K_FREEZE_ACCOUNT:
@@ -399,7 +397,7 @@ def _freeze_account(st, out, n, kind, seq, ts, key, acct):
     return emit(out, n, kind, seq, ts, 0, key, acct, 0, 0, 0, 0), 0
 
 
-@njit(cache=True)
+@kernel
 def _report(st, out, n, seq, ts, key, acct, year, co2, cf4, c2f6, gwp):
     if st[_acc(st, acct, A_KIND)] != COMPLIANCE:
         return n, R_NOT_COMPLIANCE
@@ -424,7 +422,7 @@ def _report(st, out, n, seq, ts, key, acct, year, co2, cf4, c2f6, gwp):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _surrender(st, out, n, seq, ts, key, acct, ins, year, qty):
     if st[_acc(st, acct, A_KIND)] != COMPLIANCE:
         return n, R_NOT_COMPLIANCE
@@ -452,7 +450,7 @@ def _surrender(st, out, n, seq, ts, key, acct, ins, year, qty):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _close_year(st, out, n, seq, ts, key, year, price):
     reason = _year_reason(st, year)
     if reason != 0:
@@ -481,7 +479,7 @@ def _close_year(st, out, n, seq, ts, key, year, price):
     return n, 0
 
 
-@njit(cache=True)
+@kernel
 def _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype, year):
     reason = _common_reason(st, kind, acct, ins, qty)
     if reason != 0:
@@ -501,7 +499,7 @@ def _apply_registry(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, 
     return _holding_command(st, out, n, kind, seq, ts, key, acct, ins, qty, aux, side)
 
 
-@njit(cache=True)
+@kernel
 def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins, side, otype, year):
     """Apply one registry command with its idempotency rules; return the next event row."""
     reason = 0
@@ -534,14 +532,14 @@ def registry_command(st, out, n, kind, seq, ts, key, price, qty, aux, acct, ins,
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def hash_words_size(st):
     ni = st[M_N_INST]
     na = st[M_N_ACCOUNTS]
     return na * (7 + 4 * ni) + 4 * ni + YEARS * na * 6 + 2
 
 
-@njit(cache=True)
+@kernel
 def hash_words(st, words, k):
     """Append the ledger's canonical words (docs/LEDGER.md) at ``words[k:]``; return the end."""
     ni = st[M_N_INST]

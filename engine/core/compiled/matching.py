@@ -7,7 +7,6 @@ The rules are those of ``docs/MATCHING.md`` and ``docs/TRADING_MODES.md`` (hit-q
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import (
@@ -30,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "878c04a180bbd6e2"
+DEPENDENCIES_DIGEST = "a663cf56a49e0140"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -39,7 +38,7 @@ DEPENDENCIES_DIGEST = "878c04a180bbd6e2"
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _ev_order(st, out, n, kind, seq, ts, slot, qty, reason):
     """An event about the order in ``slot`` (cancelled, modified)."""
     oo = st[M_OFF_ORDERS]
@@ -64,7 +63,7 @@ def _ev_order(st, out, n, kind, seq, ts, slot, qty, reason):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _fok_fillable(st, slot, limit):
     """Whether the whole open quantity of ``slot`` can trade now (docs/MATCHING.md step 2)."""
     oo = st[M_OFF_ORDERS]
@@ -96,7 +95,7 @@ def _fok_fillable(st, slot, limit):
     return False
 
 
-@njit(cache=True)
+@kernel
 def _trade(st, out, n, seq, ts, slot, maker, qty):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -147,7 +146,7 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     return n
 
 
-@njit(cache=True)
+@kernel
 def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
     """Match the unlinked order in ``slot`` against the book, then rest or drop its remainder."""
     oo = st[M_OFF_ORDERS]
@@ -215,7 +214,7 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _check_price(st, ins, price):
     io = st[M_OFF_INST]
     if price <= 0 or price % st[io + (ins) * IF + I_TICK] != 0:
@@ -225,7 +224,7 @@ def _check_price(st, ins, price):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _check_qty(st, ins, qty):
     io = st[M_OFF_INST]
     if qty < st[io + (ins) * IF + I_MINQ] or qty > st[io + (ins) * IF + I_MAXQ]:
@@ -235,7 +234,7 @@ def _check_qty(st, ins, qty):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _crosses(st, ins, side, price):
     io = st[M_OFF_INST]
     if side == BUY:
@@ -243,12 +242,12 @@ def _crosses(st, ins, side, price):
     return st[io + (ins) * IF + I_BID] != 0 and price <= st[io + (ins) * IF + I_BID]
 
 
-@njit(cache=True)
+@kernel
 def account_known(st, acct):
     return modes.account_known(st, acct)
 
 
-@njit(cache=True)
+@kernel
 def unlock_order(st, slot):
     """Return the whole remaining need of the order in ``slot`` to its account."""
     if st[M_REGISTRY] != 0:
@@ -263,7 +262,7 @@ def unlock_order(st, slot):
         )
 
 
-@njit(cache=True)
+@kernel
 def _modes_needed(otype):
     """The modes of which an order type needs one (docs/TRADING_MODES.md)."""
     if otype == MARKET:
@@ -273,7 +272,7 @@ def _modes_needed(otype):
     return MODE_CONTINUOUS | MODE_HIT_QUOTE  # limit and post-only quotes rest
 
 
-@njit(cache=True)
+@kernel
 def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     """Checks 1-13 of docs/TRADING_MODES.md's SubmitOrder validation, in order; 0 if all
     pass (the caller runs 14-16)."""
@@ -311,7 +310,7 @@ def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _quote_reason(st, quote_id, acct, ins, side):
     """Step 14: may a hit-quote order of ``acct`` take the resting order ``quote_id``?"""
     oo = st[M_OFF_ORDERS]
@@ -326,7 +325,7 @@ def _quote_reason(st, quote_id, acct, ins, side):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _refuses_to_take(st, ins, otype):
     """Post-only orders never take; limit orders do not while continuous trading is not
     effective (then quotes rest and only hit-quote orders trade)."""
@@ -335,7 +334,7 @@ def _refuses_to_take(st, ins, otype):
     return otype == LIMIT and modes.effective_modes(st, ins) & MODE_CONTINUOUS == 0
 
 
-@njit(cache=True)
+@kernel
 def _late_reason(st, price, qty, aux, acct, ins, side, otype, lock_price):
     """Steps 14-16: the hit-quote order's quote, the ledger, ``WOULD_TRADE``."""
     if otype == HIT_QUOTE:
@@ -351,7 +350,7 @@ def _late_reason(st, price, qty, aux, acct, ins, side, otype, lock_price):
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _lock_price(st, price, aux, ins, otype):
     """A market buy locks at the upper band, a hit-quote order at its quote's price (0 when
     there is no such quote: the order is refused before the price is used)."""
@@ -363,7 +362,7 @@ def _lock_price(st, price, aux, ins, otype):
     return price
 
 
-@njit(cache=True)
+@kernel
 def submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -404,7 +403,7 @@ def submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, ti
     return _execute(st, out, n, seq, ts, slot, limit, tif >= IOC)
 
 
-@njit(cache=True)
+@kernel
 def _hit_quote(st, out, n, seq, ts, slot, quote):
     """Execute an accepted hit-quote order: one trade with ``quote`` at its price (no
     self-trade check: own quotes were refused), the remainder cancelled."""
@@ -436,7 +435,7 @@ def _hit_quote(st, out, n, seq, ts, slot, quote):
     return n
 
 
-@njit(cache=True)
+@kernel
 def cancel(st, out, n, seq, ts, oid, acct):
     oo = st[M_OFF_ORDERS]
     slot = hash_find(st, oid)
@@ -456,7 +455,7 @@ def cancel(st, out, n, seq, ts, oid, acct):
     return n
 
 
-@njit(cache=True)
+@kernel
 def _modify_reason(st, slot, acct, price, qty):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -487,7 +486,7 @@ def _modify_reason(st, slot, acct, price, qty):
     return reason
 
 
-@njit(cache=True)
+@kernel
 def modify(st, out, n, seq, ts, oid, price, qty, acct):
     oo = st[M_OFF_ORDERS]
     lvo = st[M_OFF_LEVELS]
@@ -522,7 +521,7 @@ def modify(st, out, n, seq, ts, oid, price, qty, acct):
     return _execute(st, out, n, seq, ts, slot, price, False)
 
 
-@njit(cache=True)
+@allocating
 def cancel_sorted(st, out, n, seq, ts, ids, reason):
     """Cancel the resting orders ``ids`` in ascending id order."""
     oo = st[M_OFF_ORDERS]
@@ -538,7 +537,7 @@ def cancel_sorted(st, out, n, seq, ts, ids, reason):
     return n
 
 
-@njit(cache=True)
+@allocating
 def collect_orders(st, acct, ins, day_only):
     """Ids of resting orders matching an account (-1: any) and instrument (-1: any)."""
     oo = st[M_OFF_ORDERS]
@@ -558,7 +557,7 @@ def collect_orders(st, acct, ins, day_only):
     return ids[:count].copy()
 
 
-@njit(cache=True)
+@allocating
 def mass_cancel(st, out, n, seq, ts, acct, ins):
     reason = 0
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:

@@ -44,7 +44,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "7b3db6fbc4509df3"
+DEPENDENCIES_DIGEST = "5c63881101b70795"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
@@ -56,7 +56,7 @@ UNKNOWN = -2
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def phase_modes(st, ins):
     """The instrument's modes that its current phase allows, whatever its session state."""
     io = st[M_OFF_INST] + ins * IF
@@ -64,7 +64,7 @@ def phase_modes(st, ins):
     return st[io + I_MODES] & mask
 
 
-@njit(cache=True)
+@kernel
 def effective_modes(st, ins):
     """The modes usable now: the phase's modes while the session is OPEN, else none."""
     if st[st[M_OFF_INST] + ins * IF + I_STATE] != OPEN:
@@ -72,7 +72,7 @@ def effective_modes(st, ins):
     return phase_modes(st, ins)
 
 
-@njit(cache=True)
+@kernel
 def band_edges(reference, bps, tick):
     """``engine.core.market.band_edges``: both edges inward to the tick, the lower at least one."""
     upper = reference * (10_000 + bps) // 10_000
@@ -82,7 +82,7 @@ def band_edges(reference, bps, tick):
     return max(lower, tick), upper
 
 
-@njit(cache=True)
+@kernel
 def account_known(st, acct):
     """Open (registry on) or merely in range (registry off)."""
     if st[M_REGISTRY] != 0:
@@ -90,7 +90,7 @@ def account_known(st, acct):
     return 0 <= acct < st[M_N_ACCOUNTS]
 
 
-@njit(cache=True)
+@kernel
 def _ledger_reason(st, acct, ins, side, qty, price):
     if st[M_REGISTRY] == 0:
         return 0
@@ -109,7 +109,7 @@ def _unlock(st, acct, ins, side, qty, price):
         ledger.unlock(st, acct, ins, side, qty, price)
 
 
-@njit(cache=True)
+@kernel
 def next_trade_id(st):
     """Trade ids run 1, 2, 3 ... across instruments and modes (one sequence, one place)."""
     trade_id = st[M_NEXT_TRADE]
@@ -154,7 +154,7 @@ def _free_row(st, off_key, width, row):
         st[base + column] = 0
 
 
-@njit(cache=True)
+@allocating
 def rows_by_id(st, off_key, width, hwm_key, column, value):
     """Live rows, ascending id; with ``column >= 0`` only those whose ``column`` is ``value``."""
     base = st[off_key]
@@ -328,7 +328,7 @@ def _cancel_offer(st, out, n, seq, ts, oid, acct):
     return _withdraw_offer(st, out, n, seq, ts, row, C_REQUESTED)
 
 
-@njit(cache=True)
+@allocating
 def expire_offers(st, out, n, seq, ts, ins, reason):
     """Cancel every block offer of instrument ``ins``, ascending offer id (session end, or a
     phase that ends block trading)."""
@@ -508,7 +508,7 @@ def _bid(st, out, n, seq, ts, bid_id, auction_id, price, qty, acct):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@allocating
 def bid_rows(st, auction_id):
     """Rows of the auction's bids in arrival order."""
     base = st[M_OFF_BIDS]
@@ -578,7 +578,7 @@ def _operator_refusal(st, out, n, seq, ts, command, auction_id, row):
     return _auction_rejected(out, n, seq, ts, command, auction_id, 0, 0, ins, 0, 0, reason)
 
 
-@njit(cache=True)
+@allocating
 def _clear(st, out, n, seq, ts, auction_id):
     row = find_row(st, M_OFF_AUCTIONS, AUF, M_AUCTIONS_HWM, auction_id)
     refused = _operator_refusal(st, out, n, seq, ts, K_AUCTION_CLEAR, auction_id, row)
@@ -647,7 +647,7 @@ def _cleared(st, out, n, seq, ts, row, rows, price, unsold, value, fills):
     return n
 
 
-@njit(cache=True)
+@allocating
 def _cancel_auction(st, out, n, seq, ts, auction_id):
     row = find_row(st, M_OFF_AUCTIONS, AUF, M_AUCTIONS_HWM, auction_id)
     refused = _operator_refusal(st, out, n, seq, ts, K_AUCTION_CANCEL, auction_id, row)
@@ -749,7 +749,7 @@ def hash_words_size(st):
     )
 
 
-@njit(cache=True)
+@allocating
 def hash_words(st, words, k):
     """Append the modes' canonical words (docs/TRADING_MODES.md) at ``words[k:]``; return the
     end."""

@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "22efd9a19270fd78"
+DEPENDENCIES_DIGEST = "b9314f29960b342a"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -90,7 +90,7 @@ def open_session(st, out, n, seq, ts, ins, date):
     return n
 
 
-@njit(cache=True)
+@allocating
 def _close_one(st, out, n, seq, ts, ins):
     io = st[M_OFF_INST]
     n = cancel_sorted(st, out, n, seq, ts, collect_orders(st, -1, ins, True), C_SESSION_END)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "878c04a180bbd6e2"
+DEPENDENCIES_DIGEST = "a663cf56a49e0140"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
-@njit(cache=True)
+@allocating
 def hash_words(st):
     """The canonical state sequence of docs/MATCHING.md ("Canonical state hash"), then the
     ledger's (registry on) and the trading modes' (docs/TRADING_MODES.md)."""
