@@ -22,7 +22,7 @@ from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabular
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 
-DEPENDENCIES_DIGEST = "f4c10015bfe730ea"
+DEPENDENCIES_DIGEST = "a3a070dc5bdb9280"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -30,7 +30,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "c0c3dcb0387a8a10"
+DEPENDENCIES_DIGEST = "941adfa438a9c595"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

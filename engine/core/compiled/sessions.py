@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "cb2a1c268e5b250e"
+DEPENDENCIES_DIGEST = "40c366c6296de913"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

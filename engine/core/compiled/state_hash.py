@@ -9,7 +9,7 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "c0c3dcb0387a8a10"
+DEPENDENCIES_DIGEST = "941adfa438a9c595"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
