@@ -25,9 +25,18 @@ buffer is full, frames wait in a backlog; a backlog above its frame limit discon
 reader instead of growing memory.  Logons are verified on a thread pool (slow hashes), at most
 ``logons_in_flight_max`` at a time, while the session's reading is paused.
 
+Fairness between connections: a session handles at most one turn's budget of frames per
+callback (``gateway.session.TURN_UNITS``); a session that stops with frames left is put on
+the *deferred* list and resumed by a ``call_soon`` callback, i.e. after the loop has polled the
+sockets again and every other connection had its turn.  A connection whose unprocessed input
+grows past :data:`READ_PAUSE_BYTES` stops being read until it is worked down (TCP then pushes
+back on the sender).
+
 A session's durable stream (execution reports, event reports, drop copy) is a function of the
 log, so a client that logs on with ``resume_from_seq`` gets it replayed from the log
-(``Sequencer.events_since``) before live traffic, even across gateway restarts.
+(``gateway.resend``) before live traffic, even across gateway restarts.  The replay is a
+background task: the private engine is restored on a worker thread, then the log is applied
+and turned into frames in slices of at most :data:`REPLAY_SLICE_S` of the loop's time each.
 """
 
 from __future__ import annotations
@@ -39,12 +48,16 @@ import itertools
 import logging
 import socket
 import time
+from time import perf_counter
 
 import msgspec
 
+from engine.core import limits
+from engine.core.records import E_SEQ
 from gateway import protocol as p
+from gateway import resend
 from gateway.core import BATCH_MAX, GatewayConfig, GatewayCore, submit_record
-from gateway.orders import NO_ANNOTATION, Annotation, OrderTracker, decode_annotation
+from gateway.orders import OrderTracker
 from gateway.reports import messages_for
 from gateway.session import Session, State
 from gateway.users import User, UserDirectory
@@ -53,15 +66,18 @@ __all__ = ["BATCH_MAX", "Connection", "Gateway", "GatewayConfig", "GatewayStats"
 
 log = logging.getLogger("gateway")
 
-REPLAY_CHUNK_EVENTS = 2_048
-"""Replay yields to the event loop after this many events, so live sessions keep going."""
+REPLAY_SLICE_S = 0.0005
+"""Replay yields to the event loop after this much of its time, so live sessions keep going."""
 REPLAY_CHUNK_FRAMES = 4_096
-"""… or this many frames (at most a quarter of the outbound queue limit); and it waits for
+"""… or after this many frames (at most a quarter of the outbound queue limit); and it waits for
 the socket to drain before the next chunk, so a replay never overflows a healthy reader."""
 WRITE_BUFFER_HIGH_BYTES = 256 << 10
 """Transport buffer above which asyncio pauses us and frames go to the counted backlog."""
 SOCKET_SEND_BUFFER_BYTES = 256 << 10
 """Kernel send buffer of a connection (fixed, so it cannot auto-tune to megabytes)."""
+READ_PAUSE_BYTES = 1 << 20
+"""Unprocessed input of a connection above which it is not read until worked down to half."""
+assert READ_PAUSE_BYTES >= 2 * limits.FRAME_BYTES_MAX, "a whole frame always fits"
 
 
 class GatewayStats(msgspec.Struct, frozen=True):
@@ -112,6 +128,10 @@ class Connection(asyncio.Protocol):
         self.held: list = []
         self.held_frames = 0
         self.replay_task: asyncio.Task | None = None
+        self.deferred = False
+        """On the gateway's list of sessions to resume next turn."""
+        self.read_paused = False
+        """Reading paused because too much input waits unprocessed."""
 
     @property
     def id(self) -> int:
@@ -257,6 +277,9 @@ class Gateway:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._deferred: list[Session] = []
+        """Sessions that spent their turn with frames left (see :meth:`_pace`)."""
+        self._resume_handle: asyncio.Handle | None = None
         self.stopping = False
         self.closed = False
         """Shut down: nothing more is submitted (the owner closes the exchange next)."""
@@ -352,22 +375,60 @@ class Gateway:
 
     def _after_io(self, session: Session | None) -> None:
         """End of a callback: start the logons asked for, sequence a full batch at once (then
-        let the session read on), schedule the batch, write what was queued."""
+        let the session read on), defer a session that spent its turn, schedule the batch,
+        write what was queued."""
         core = self.core
         if core.logons:
             self._start_logons()
         while core.sealed and core.failure is None and not self.closed:
             self._flush()
-            if session is not None and session.state is State.ACTIVE:
+            if session is not None and session.state is State.ACTIVE and not session.yielded:
                 session.process()
                 if core.logons:
                     self._start_logons()
+        if session is not None:
+            self._pace(session)
         if core.has_batch:
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
             if self._flush_handle is None:
                 self._flush_handle = self.loop.call_soon(self._flush)
         self._write_dirty()
+
+    def _pace(self, session: Session) -> None:
+        """Resume a session that spent its turn on a later turn; stop reading a connection
+        whose unprocessed input is too large (and read it again once worked down)."""
+        connection = session.owner
+        if session.yielded and not connection.deferred and session.state < State.CLOSING:
+            connection.deferred = True
+            self._deferred.append(session)
+            if self._resume_handle is None:
+                self._resume_handle = self.loop.call_soon(self._resume_deferred)
+        if connection.closing or session.state >= State.CLOSING:
+            return
+        buffered = session.reader.buffered
+        if not connection.read_paused and buffered > READ_PAUSE_BYTES:
+            connection.read_paused = True
+            connection.transport.pause_reading()
+        elif connection.read_paused and buffered <= READ_PAUSE_BYTES // 2:
+            connection.read_paused = False
+            if session.state is not State.LOGGING_ON:  # else the logon resumes reading
+                connection.transport.resume_reading()
+
+    def _resume_deferred(self) -> None:
+        """A new turn for the sessions that spent their last one with frames left."""
+        self._resume_handle = None
+        sessions, self._deferred = self._deferred, []
+        for session in sessions:
+            session.owner.deferred = False
+            if self.closed or session.state not in (State.CONNECTED, State.ACTIVE):
+                continue
+            if self._batch_started is None:
+                started = time.monotonic()
+            session.resume()
+            if self._batch_started is None and self.core.has_batch:
+                self._batch_started = started
+            self._after_io(session)
 
     def _write_dirty(self) -> None:
         for session in self.core.take_dirty():
@@ -389,10 +450,11 @@ class Gateway:
         connection.flush_out()  # LogonAccepted before anything a replay holds back
         if logon.resume_from_seq > 0:
             self._start_replay(connection, logon.resume_from_seq)
-        connection.transport.resume_reading()
+        if not connection.read_paused:
+            connection.transport.resume_reading()
         if self._batch_started is None:
             started = time.monotonic()
-        session.process()
+        session.resume()
         if self._batch_started is None and self.core.has_batch:
             self._batch_started = started
         self._after_io(session)
@@ -417,41 +479,46 @@ class Gateway:
         """Capture the log's end now (synchronously), so live frames after it are held."""
         connection.replaying = True
         end = self.exchange.last_seq
-        if from_seq <= end:
-            events = self.exchange.events_since(from_seq)
-            batches = self.exchange.journal.read(from_seq)
-        else:
-            events, batches = iter(()), iter(())
-        connection.replay_task = self._spawn(
-            self._replay(connection, from_seq, end, events, batches)
-        )
+        connection.replay_task = self._spawn(self._replay(connection, from_seq, end))
 
-    async def _replay(
-        self, connection: Connection, from_seq: int, end: int, events, batches
-    ) -> None:
-        annotations = _AnnotationCursor(batches)
-        chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
+    async def _replay(self, connection: Connection, from_seq: int, end: int) -> None:
+        """Resend the session's reports of seqs ``from_seq .. end``, then ReplayComplete; in
+        slices of at most :data:`REPLAY_SLICE_S` of the loop, waiting for the socket to drain
+        between them (a replay never overflows a healthy reader)."""
         out, frames, sent = bytearray(), 0, 0
-        scope, client_of = connection.session.scope, self.core.tracker.client_of
-        codec = self.core.codec
-        seq, index = 0, 0
-        for count, event in enumerate(events, 1):
-            if event.seq != seq:
-                seq, index = event.seq, 0
-            row = codec.event_row(event)
-            for message in messages_for(scope, row, index, annotations.at(seq), client_of, codec):
-                p.append_frame(out, message)
-                frames += 1
-            index += 1
-            if frames >= chunk_frames or count % REPLAY_CHUNK_EVENTS == 0:
-                sent += frames
-                connection.write(out, frames)
-                out, frames = bytearray(), 0
-                await asyncio.sleep(0)
-                while connection.paused and connection.state < State.CLOSING:
-                    await connection.drained.wait()
-                if connection.state >= State.CLOSING:
-                    return
+        if from_seq <= end:
+            start = await self.loop.run_in_executor(
+                None, resend.starting_point, self.exchange, from_seq
+            )
+            slices = resend.event_slices(start, from_seq, end)
+            chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
+            scope, client_of = connection.session.scope, self.core.tracker.client_of
+            codec = self.core.codec
+            seq, index, deadline = 0, 0, perf_counter() + REPLAY_SLICE_S
+            try:
+                for rows, first_seq, annotations in slices:
+                    for row in rows:
+                        if row[E_SEQ] != seq:
+                            seq, index = row[E_SEQ], 0
+                        annotation = annotations[seq - first_seq]
+                        for message in messages_for(
+                            scope, row, index, annotation, client_of, codec
+                        ):
+                            p.append_frame(out, message)
+                            frames += 1
+                        index += 1
+                    if frames >= chunk_frames or perf_counter() >= deadline:
+                        sent += frames
+                        connection.write(out, frames)
+                        out, frames = bytearray(), 0
+                        await asyncio.sleep(0)
+                        while connection.paused and connection.state < State.CLOSING:
+                            await connection.drained.wait()
+                        if connection.state >= State.CLOSING:
+                            return
+                        deadline = perf_counter() + REPLAY_SLICE_S
+            finally:
+                slices.close()
         sent += frames
         p.append_frame(out, p.ReplayComplete(from_seq=from_seq, last_seq=end, messages=sent))
         connection.write(out, frames + 1)
@@ -530,23 +597,3 @@ def _percentiles_us(seconds) -> tuple[float, float, float, float]:
     return tuple(
         round(values[min(last, int(q * len(values)))] * 1e6, 1) for q in (0.5, 0.99, 0.999, 1.0)
     )
-
-
-class _AnnotationCursor:
-    """Annotations of logged commands by seq, read in ascending order alongside a replay."""
-
-    def __init__(self, batches) -> None:
-        self._batches = batches
-        self._batch = None
-        self._items: list | None = None
-
-    def at(self, seq: int) -> Annotation:
-        batch = self._batch
-        while batch is None or batch.last_seq < seq:
-            batch = next(self._batches, None)
-            if batch is None:
-                return NO_ANNOTATION
-            self._batch, self._items = batch, batch.annotations()
-        if self._items is None or seq < batch.first_seq:
-            return NO_ANNOTATION
-        return decode_annotation(self._items[seq - batch.first_seq])
