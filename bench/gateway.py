@@ -220,6 +220,7 @@ class ServerProcess:
             "WARNING",
             "--snapshot-every",
             "0",
+            "--no-schedule",
             *self.extra_args,
         ]
         market_path = self.data_dir / "bench-market.json"

@@ -73,6 +73,12 @@ def _add_serve(subparsers) -> None:
         serve.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("heartbeat_interval_s", "idle_timeout_s", "logon_timeout_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float)
+    serve.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="do not open/close sessions and move phases by the market's schedule "
+        "(Asia/Shanghai local times); the operator sends those commands",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=_serve)
 
@@ -184,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
             sync_interval_s=args.sync_interval_ms / 1000,
             snapshot_every_events=args.snapshot_every or None,
             ready=ready,
+            schedule=not args.no_schedule,
         )
     except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
         print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)

@@ -44,10 +44,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import datetime
 import itertools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from time import perf_counter
 
 import msgspec
@@ -55,7 +57,7 @@ import msgspec
 from engine.core import limits
 from engine.core.records import E_SEQ
 from gateway import protocol as p
-from gateway import resend
+from gateway import resend, schedule
 from gateway.core import BATCH_MAX, GatewayConfig, GatewayCore, submit_record
 from gateway.orders import OrderTracker
 from gateway.reports import messages_for
@@ -75,6 +77,10 @@ WRITE_BUFFER_HIGH_BYTES = 256 << 10
 """Transport buffer above which asyncio pauses us and frames go to the counted backlog."""
 SOCKET_SEND_BUFFER_BYTES = 256 << 10
 """Kernel send buffer of a connection (fixed, so it cannot auto-tune to megabytes)."""
+SCHEDULE_PERIOD_S = 1.0
+"""How often the trading schedule's timer reads the clock."""
+SCHEDULE_USER = "schedule"
+"""The user the schedule's commands are annotated with in the log."""
 READ_PAUSE_BYTES = 1 << 20
 """Unprocessed input of a connection above which it is not read until worked down to half."""
 assert READ_PAUSE_BYTES >= 2 * limits.FRAME_BYTES_MAX, "a whole frame always fits"
@@ -256,6 +262,12 @@ class Gateway:
         Owned by the caller, who closes it after :meth:`wait_stopped`.
     users : UserDirectory
     config : GatewayConfig
+    scheduler : gateway.schedule.Scheduler, optional
+        Submit the trading schedule's session and phase commands as the clock crosses their
+        times (None: the operator sends them).
+    local_clock : callable, optional
+        The market's local time now (default: the wall clock in ``schedule.MARKET_TIME_ZONE``);
+        read only by the schedule's timer.
 
     Examples
     --------
@@ -265,8 +277,19 @@ class Gateway:
     ...     await gateway.wait_stopped()     # until shutdown() or request_shutdown()
     """
 
-    def __init__(self, exchange, users: UserDirectory, config: GatewayConfig | None = None):
+    def __init__(
+        self,
+        exchange,
+        users: UserDirectory,
+        config: GatewayConfig | None = None,
+        scheduler: schedule.Scheduler | None = None,
+        local_clock: Callable[[], datetime.datetime] | None = None,
+    ):
         self.exchange = exchange
+        self.scheduler = scheduler
+        """Moves the trading day by the market's schedule (None: the operator does)."""
+        self._local_clock = local_clock or _market_local_now
+        self._schedule_handle: asyncio.TimerHandle | None = None
         self.users = users
         self.config = (config or GatewayConfig()).check()
         self.core = GatewayCore(exchange, self.config, OrderTracker.recover(exchange))
@@ -316,6 +339,8 @@ class Gateway:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._schedule_tick()
+        if self.scheduler is not None and self.scheduler.has_schedule():
+            self._start_schedule()
         log.info("gateway listening on %s:%d", self.config.host, self.port)
         return self.port
 
@@ -347,6 +372,8 @@ class Gateway:
         await self._server.wait_closed()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
+        if self._schedule_handle is not None:
+            self._schedule_handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -581,11 +608,42 @@ class Gateway:
         period = min(config.heartbeat_interval_s, config.logon_timeout_s) / 4
         self._tick_handle = self.loop.call_later(period, self._tick)
 
+    def _start_schedule(self) -> None:
+        """Catch up with the schedule once (see ``schedule.catch_up``), then watch the clock."""
+        now = self._local_clock()
+        self.scheduler.due(now)  # starts the watch
+        engine = self.exchange.engine
+        statuses = [engine.status(symbol) for symbol in self.exchange.codec.symbols]
+        self._submit_scheduled(
+            schedule.catch_up(self.exchange.market, now.date(), now.time(), statuses)
+        )
+        self._schedule_handle = self.loop.call_later(SCHEDULE_PERIOD_S, self._schedule_timer)
+
+    def _schedule_timer(self) -> None:
+        self._submit_scheduled(self.scheduler.due(self._local_clock()))
+        if not self.stopping:
+            self._schedule_handle = self.loop.call_later(SCHEDULE_PERIOD_S, self._schedule_timer)
+
+    def _submit_scheduled(self, commands: list) -> None:
+        """Sequence the schedule's commands as operator commands (user ``schedule``)."""
+        core = self.core
+        if not commands or self.stopping or core.failure is not None:
+            return
+        for command in commands:
+            log.info("schedule: %r", command)
+            core.enqueue_operator_command(command, SCHEDULE_USER)
+        self._after_io(None)
+
     def _tick(self) -> None:
         self.core.tick(self.loop.time())
         self._write_dirty()
         if not self.stopping:
             self._schedule_tick()
+
+
+def _market_local_now() -> datetime.datetime:
+    """The wall clock in the market's time zone, as a naive local time."""
+    return datetime.datetime.now(schedule.MARKET_TIME_ZONE).replace(tzinfo=None)
 
 
 def _percentiles_us(seconds) -> tuple[float, float, float, float]:

@@ -5,7 +5,8 @@ Theory of operation
 :func:`run` is the whole life of a server process: recover the exchange from its data
 directory (``Sequencer.open`` replays the log), build the gateway (which rebuilds its order ids
 from the log), listen, and on SIGTERM/SIGINT stop accepting, answer what is pending, say
-Logout, drain and close the exchange (which syncs the log).  :class:`ServerThread` runs the
+Logout, drain and close the exchange (which syncs the log).  With ``schedule`` the gateway also
+runs the trading day by the market's schedule (``gateway.schedule``).  :class:`ServerThread` runs the
 same thing on a background thread, for tests and benchmarks that want a real server on a
 loopback port inside their own process.
 """
@@ -13,6 +14,7 @@ loopback port inside their own process.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gc
 import signal
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from engine.core.market import MarketDefinition
 from engine.durable.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Sequencer
+from gateway.schedule import Scheduler
 from gateway.server import Gateway, GatewayConfig, GatewayStats
 from gateway.users import UserDirectory
 
@@ -48,6 +51,8 @@ async def run(
     snapshot_every_events: int | None = DEFAULT_SNAPSHOT_EVERY_EVENTS,
     ready: Callable[[Gateway], None] | None = None,
     handle_signals: bool = True,
+    schedule: bool = False,
+    local_clock: Callable[[], datetime.datetime] | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -65,6 +70,12 @@ async def run(
         Called with the gateway once it listens.
     handle_signals : bool
         Install SIGTERM/SIGINT handlers that start a graceful shutdown (main thread only).
+    schedule : bool
+        Run the trading day by the market's schedule (``gateway.schedule``: sessions opened
+        and closed, phases moved, as the clock crosses their local times).  Off by default
+        (tests, the demo); ``cets serve`` turns it on unless ``--no-schedule``.
+    local_clock : callable, optional
+        The market's local time now, for the schedule (default: the wall clock).
 
     Returns
     -------
@@ -80,7 +91,8 @@ async def run(
     )
     thresholds = gc.get_threshold()
     try:
-        gateway = Gateway(exchange, users, config)
+        scheduler = Scheduler(exchange.market) if schedule else None
+        gateway = Gateway(exchange, users, config, scheduler, local_clock)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).
