@@ -303,8 +303,8 @@ class CompiledEngine:
         prices, so the cost is proportional to the levels returned, not to the ladder's size
         (100,001 ticks a side: a full scan cost ~70 us per call, and a client can ask for a
         snapshot or quotes tens of thousands of times a second)."""
-        if limit is None:
-            limit = int(self._st[k.M_LADDER])
+        ladder = int(self._st[k.M_LADDER])  # more levels than prices there are not
+        limit = ladder if limit is None else max(0, min(limit, ladder))
         out = self._price_buffer
         if len(out) < limit:
             out = self._price_buffer = np.empty(limit, dtype=_I64)
