@@ -536,8 +536,19 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[list[float], float]:
-    """Send frame k at start + k / rate; return latencies (us) from schedule to Ack."""
+class StalledError(TimeoutError):
+    """No answer for ``stall_s`` after the last order was sent; ``latencies`` so far."""
+
+    def __init__(self, stall_s: float, latencies: list[float]) -> None:
+        super().__init__(f"no answer from the gateway for {stall_s:g} s")
+        self.latencies = latencies
+
+
+def _open_loop(
+    session: RawSession, frames: list[bytes], rate: int, stall_s: float = 5.0
+) -> tuple[list[float], float]:
+    """Send frame k at start + k / rate; return latencies (us) from schedule to Ack.  Raises
+    :class:`StalledError` when no answer comes for ``stall_s`` after the last send."""
     _precise_timers()
     n = len(frames)
     scheduled = [0.0] * (n + 1)
@@ -555,7 +566,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
             k += 1
         if burst:
             _send_all(sock, b"".join(burst))
-        timeout = max(0.0, start + k / rate - clock()) if k < n else 5.0
+        timeout = max(0.0, start + k / rate - clock()) if k < n else stall_s
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
             arrived = clock()
@@ -563,7 +574,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
                 if frame.type == ACK or frame.type == REJECT:
                     latencies.append((arrived - scheduled[frame.request_id]) * 1e6)
         elif k >= n:
-            raise TimeoutError("no answer from the gateway for 5 s")
+            raise StalledError(stall_s, latencies)
     return latencies, clock() - start
 
 
@@ -716,6 +727,8 @@ def run_inprocess(
                         for connection, chunk in zip(sessions, chunks, strict=True):
                             session = connection.session  # its clock stands still: no refill
                             session.receive_data(chunk, session.last_received)
+                            while session.yielded:  # the later turns the server would give
+                                session.resume()
                         decoded = time.perf_counter()
                         gateway._flush()
                         done = time.perf_counter()
@@ -866,6 +879,9 @@ class AbuseResult(msgspec.Struct, frozen=True):
     latency_us_max: float
     abusive_frames_sent: int
     """Frames (or connections, for ``prelogon``; resumes, for ``resume``) the abuser got in."""
+    stalled: bool
+    """The honest client went ``stall_s`` without an answer (the run was cut: ``acks`` short,
+    the percentiles of the answers it got)."""
     book_levels: int
     log_commands: int
     durability: str
@@ -886,24 +902,37 @@ def _abusive_frames(kind: str, count: int) -> bytes:
 
 
 def _flood(port: int, kind: str, stop, sent) -> None:
-    """Pipeline requests of ``kind`` as fast as the server takes them; discard the answers."""
-    session = RawSession(port, "t2")
+    """Pipeline requests of ``kind`` as fast as the server takes them, draining the answers
+    unread; log on again when the server drops the connection (as a slow consumer)."""
     chunk = _abusive_frames(kind, 4_000)
-    view, sock = memoryview(b""), session.sock
+    while not stop.is_set():
+        session = RawSession(port, "t2")
+        try:
+            _flood_one(session.sock, chunk, stop, sent)
+        except ConnectionError:
+            continue
+        finally:
+            session.close()
+
+
+def _flood_one(sock: socket.socket, chunk: bytes, stop, sent) -> None:
+    view = memoryview(b"")
     while not stop.is_set():
         if not view:
             view = memoryview(chunk)
             sent.value += 4_000
         readable, writable, _ = select.select([sock], [sock], [], 0.1)
-        if readable:
-            if not sock.recv(1 << 20):  # answers are drained, not read
-                return
+        while readable:
+            try:
+                if not sock.recv(1 << 20):
+                    raise ConnectionResetError("closed by the server")
+            except BlockingIOError:
+                break
         if writable:
             try:
                 view = view[sock.send(view) :]
             except BlockingIOError:
                 pass
-    session.close()
 
 
 def _resume_again(port: int, stop, sent) -> None:
@@ -991,13 +1020,15 @@ def run_abuse(
     durability: str = "none",
     data_dir: str | Path | None = None,
     abuse_lead_s: float = 1.0,
+    stall_s: float = 20.0,
+    report=None,
 ) -> list[AbuseResult]:
     """Honest order-to-Ack latency (open loop, ``rate`` orders/s) with each abuse beside it.
 
     One server; first a book of ``book_levels`` levels per side (snapshots and quotes cost
     their size) and a log of ``log_commands`` more orders (what a resume from seq 1 replays);
     then, per kind, an abusive client in its own process starts, the honest client measures
-    for ``seconds``, the abuser stops.  ``durability`` "none" by default: the storage's sync
+    for ``seconds``, the abuser stops; ``report(result)`` is called after each kind.  ``durability`` "none" by default: the storage's sync
     times would otherwise dominate the difference being measured.
     """
     import multiprocessing
@@ -1025,8 +1056,11 @@ def run_abuse(
                     time.sleep(abuse_lead_s)  # the abuse is under way before the measurement
                 session = RawSession(server.port, "t0")
                 frames = order_frames(0, int(rate * seconds), prefix=f"a{round_}-")
+                stalled = False
                 try:
-                    latencies, _ = _open_loop(session, frames, rate)
+                    latencies, _ = _open_loop(session, frames, rate, stall_s)
+                except StalledError as exc:
+                    latencies, stalled = exc.latencies, True
                 finally:
                     session.close()
                     stop.set()
@@ -1034,23 +1068,25 @@ def run_abuse(
                         abuser.join(30)
                         if abuser.is_alive():
                             abuser.kill()
-                results.append(
-                    _abuse_result(
-                        kind,
-                        rate,
-                        frames,
-                        latencies,
-                        sent.value,
-                        book_levels,
-                        log_commands,
-                        durability,
-                    )
+                result = _abuse_result(
+                    kind,
+                    rate,
+                    frames,
+                    latencies,
+                    sent.value,
+                    book_levels,
+                    log_commands,
+                    durability,
+                    stalled,
                 )
+                results.append(result)
+                if report is not None:
+                    report(result)
     return results
 
 
 def _abuse_result(
-    kind, rate, frames, latencies, sent, book_levels, log_commands, durability
+    kind, rate, frames, latencies, sent, book_levels, log_commands, durability, stalled
 ) -> AbuseResult:
     latencies.sort()
     return AbuseResult(
@@ -1063,6 +1099,7 @@ def _abuse_result(
         latency_us_p999=round(_percentile(latencies, 0.999), 1),
         latency_us_max=round(latencies[-1] if latencies else 0.0, 1),
         abusive_frames_sent=sent,
+        stalled=stalled,
         book_levels=book_levels,
         log_commands=log_commands,
         durability=durability,
@@ -1107,15 +1144,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("inprocess", "both"):
         print(msgspec.json.encode(run_inprocess(args.clients)).decode(), flush=True)
     if args.which == "abuse":
-        for result in run_abuse(
+        run_abuse(
             tuple(args.abuse),
             args.rate,
             args.seconds,
             args.book_levels,
             args.log_commands,
             args.durability or "none",
-        ):
-            print(msgspec.json.encode(result).decode(), flush=True)
+            report=lambda result: print(msgspec.json.encode(result).decode(), flush=True),
+        )
     if args.which in ("floor", "both"):
         print(msgspec.json.encode(run_latency_floor(args.rate, args.seconds)).decode(), flush=True)
     return 0

@@ -49,15 +49,17 @@ log = logging.getLogger("gateway")
 _decode_client = p.client_decoder.decode
 
 
-TURN_UNITS = 256
-"""Work a session may do per turn of the loop (see the module docstring): ~1 ms at most of
-requests handled (about 256 orders, or 80 QuotesRequests, or one 800-level snapshot)."""
-TURN_COST_BYTES = 64
-"""Bytes of immediate answer that count as one more unit of a turn's work."""
-ANSWER_BYTES_PER_TOKEN = 256
+TURN_UNITS = 128
+"""Work a session may do per turn of the loop (see the module docstring): about a millisecond
+of requests handled at most (128 orders, or ~12 QuotesRequests of a five-level book, or one
+snapshot of any size; measured with ``bench gateway abuse``)."""
+TURN_COST_BYTES = 16
+"""Bytes of immediate answer that count as one more unit of a turn's work (making an answer
+costs in proportion to its items, ~8 bytes each)."""
+ANSWER_BYTES_PER_TOKEN = 128
 """Bytes of immediate answer that cost one more throttle token (small answers, such as a
-Reject, an Unsubscribed or a five-level Quotes, cost one token as before; a snapshot of a book
-of ``n`` levels costs about ``n / 12`` more)."""
+Reject or an Unsubscribed, cost one token as before; a five-level Quotes about two; a snapshot
+of a book of ``n`` levels about ``n / 8`` more)."""
 
 
 class State(enum.IntEnum):

@@ -342,13 +342,27 @@ class CompiledEngine:
         ``levels``, only those of the best ``levels`` price levels."""
         index = self._require(symbol)
         orders, level_table = self._orders(), self._levels()
-        result = []
+        slots = []
         for price in self._prices(index, side, levels):
             slot = int(level_table[self._level_row(index, side, price), k.L_HEAD])
             while slot >= 0:
-                result.append(self._resting(slot))
+                slots.append(slot)
                 slot = int(orders[slot, k.O_NEXT])
-        return result
+        symbol_of, side_of = self.codec.symbol, s.Side
+        return [  # the rows read at once: one array access, not one per order
+            s.RestingOrder(
+                order_id=row[k.O_ID],
+                account=row[k.O_ACCOUNT],
+                instrument=symbol_of(row[k.O_INST]),
+                side=side_of(row[k.O_SIDE]),
+                price_ticks=row[k.O_PRICE],
+                qty_t=row[k.O_LEAVES],
+                order_type=s.OrderType(row[k.O_TYPE]),
+                tif=s.TimeInForce(row[k.O_TIF]),
+                stp=s.StpMode(row[k.O_STP]),
+            )
+            for row in orders[slots].tolist()
+        ]
 
     def order(self, order_id: int) -> s.RestingOrder | None:
         """The resting order with this id, or None."""
