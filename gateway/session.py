@@ -23,7 +23,8 @@ than one turn's budget (measured: 8,000 Subscribes in one write used to delay ev
 session for 28 s).
 
 Per-session bookkeeping lives here too: the token bucket that throttles requests (its clock is
-the arrival time of the data being processed; a request costs one token plus one per
+the arrival time of the data being processed; a request costs one token, more for the kinds
+that are expensive to answer (:data:`REQUEST_EXTRA_TOKENS`), plus one per
 :data:`ANSWER_BYTES_PER_TOKEN` bytes of the answer it produced at once, so a full-depth
 snapshot costs its size and a session cannot spend its whole rate on the most expensive
 request there is), the times of the last frame received and sent
@@ -56,6 +57,10 @@ snapshot of any size; measured with ``bench gateway abuse``)."""
 TURN_COST_BYTES = 16
 """Bytes of immediate answer that count as one more unit of a turn's work (making an answer
 costs in proportion to its items, ~8 bytes each)."""
+REQUEST_EXTRA_TOKENS: dict[type, int] = {p.QuotesRequest: 3, p.Subscribe: 3}
+"""Tokens a request costs beyond the first, by type, before its answer's size: a QuotesRequest
+or a Subscribe costs the server about four NewOrders' time (measured in-process: ~20 us for the
+quotes of a five-level book)."""
 ANSWER_BYTES_PER_TOKEN = 128
 """Bytes of immediate answer that cost one more throttle token (small answers, such as a
 Reject or an Unsubscribed, cost one token as before; a five-level Quotes about two; a snapshot
@@ -186,7 +191,8 @@ class Session:
         elif self.take_token():
             before = len(self.out)
             self.core.handlers[t](self, message)
-            self.tokens -= (len(self.out) - before) // ANSWER_BYTES_PER_TOKEN  # may go below 0
+            answer_tokens = (len(self.out) - before) // ANSWER_BYTES_PER_TOKEN
+            self.tokens -= REQUEST_EXTRA_TOKENS.get(t, 0) + answer_tokens  # may go below 0
         else:
             limit = self.core.config.messages_per_second
             self.reject(message, p.RejectCode.THROTTLED, f"more than {limit} messages per second")

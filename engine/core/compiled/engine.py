@@ -24,6 +24,10 @@ from engine.core.market import MarketDefinition
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS, INSTRUMENT_UNKNOWN, Codec
 
 _I64 = np.int64
+_SIDES = {int(member): member for member in s.Side}
+_ORDER_TYPES = {int(member): member for member in s.OrderType}
+_TIFS = {int(member): member for member in s.TimeInForce}
+_STPS = {int(member): member for member in s.StpMode}
 
 
 def _entry(function, *example_args):
@@ -348,18 +352,19 @@ class CompiledEngine:
             while slot >= 0:
                 slots.append(slot)
                 slot = int(orders[slot, k.O_NEXT])
-        symbol_of, side_of = self.codec.symbol, s.Side
-        return [  # the rows read at once: one array access, not one per order
+        symbol = self.codec.symbol(index)
+        sides, types, tifs, stps = _SIDES, _ORDER_TYPES, _TIFS, _STPS
+        return [  # the rows read at once, the enums looked up (a call each costs ~0.3 us)
             s.RestingOrder(
-                order_id=row[k.O_ID],
-                account=row[k.O_ACCOUNT],
-                instrument=symbol_of(row[k.O_INST]),
-                side=side_of(row[k.O_SIDE]),
-                price_ticks=row[k.O_PRICE],
-                qty_t=row[k.O_LEAVES],
-                order_type=s.OrderType(row[k.O_TYPE]),
-                tif=s.TimeInForce(row[k.O_TIF]),
-                stp=s.StpMode(row[k.O_STP]),
+                row[k.O_ID],
+                row[k.O_ACCOUNT],
+                symbol,
+                sides[row[k.O_SIDE]],
+                row[k.O_PRICE],
+                row[k.O_LEAVES],
+                types[row[k.O_TYPE]],
+                tifs[row[k.O_TIF]],
+                stps[row[k.O_STP]],
             )
             for row in orders[slots].tolist()
         ]
