@@ -19,6 +19,10 @@ sockets, with every frame encoded before the clock starts and server frames only
   gateway's intake (frame split, decode, checks), the engine and log, and the routing and
   encoding of every answer, driven in one process with the throughput workload - the
   steadiest measure of the gateway's own code on a machine shared with other work.
+* :func:`run_abuse`: the open-loop latency of an honest client while another client abuses
+  the gateway within its limits (a storm of QuotesRequests, Subscribe/Unsubscribe churn, a
+  resume from seq 1 on a long log again and again, pipelined garbage requests, a flood of
+  connections that never log on), each kind against the same server, with a baseline.
 * :func:`run_latency_floor`: the same open-loop client against :func:`echo_server`, a
   do-nothing server (same framing, same decoder, same event loop) that answers each order at
   once: what the machine, the loopback and the client cost by themselves.  On a shared VM it
@@ -227,6 +231,7 @@ class ServerProcess:
             "WARNING",
             "--snapshot-every",
             "0",
+            "--no-schedule",
             *self.extra_args,
         ]
         market_path = self.data_dir / "bench-market.json"
@@ -543,8 +548,19 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[list[float], float]:
-    """Send frame k at start + k / rate; return latencies (us) from schedule to Ack."""
+class StalledError(TimeoutError):
+    """No answer for ``stall_s`` after the last order was sent; ``latencies`` so far."""
+
+    def __init__(self, stall_s: float, latencies: list[float]) -> None:
+        super().__init__(f"no answer from the gateway for {stall_s:g} s")
+        self.latencies = latencies
+
+
+def _open_loop(
+    session: RawSession, frames: list[bytes], rate: int, stall_s: float = 5.0
+) -> tuple[list[float], float]:
+    """Send frame k at start + k / rate; return latencies (us) from schedule to Ack.  Raises
+    :class:`StalledError` when no answer comes for ``stall_s`` after the last send."""
     _precise_timers()
     n = len(frames)
     scheduled = [0.0] * (n + 1)
@@ -562,7 +578,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
             k += 1
         if burst:
             _send_all(sock, b"".join(burst))
-        timeout = max(0.0, start + k / rate - clock()) if k < n else 5.0
+        timeout = max(0.0, start + k / rate - clock()) if k < n else stall_s
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
             arrived = clock()
@@ -570,7 +586,7 @@ def _open_loop(session: RawSession, frames: list[bytes], rate: int) -> tuple[lis
                 if frame.type == ACK or frame.type == REJECT:
                     latencies.append((arrived - scheduled[frame.request_id]) * 1e6)
         elif k >= n:
-            raise TimeoutError("no answer from the gateway for 5 s")
+            raise StalledError(stall_s, latencies)
     return latencies, clock() - start
 
 
@@ -726,6 +742,8 @@ def run_inprocess(
                         for connection, chunk in zip(sessions, chunks, strict=True):
                             session = connection.session  # its clock stands still: no refill
                             session.receive_data(chunk, session.last_received)
+                            while session.yielded:  # the later turns the server would give
+                                session.resume()
                         decoded = time.perf_counter()
                         gateway._flush()
                         done = time.perf_counter()
@@ -922,6 +940,255 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
     )
 
 
+# ------------------------------------------------------------------------------------------
+# Abuse: honest latency beside abusive sessions
+# ------------------------------------------------------------------------------------------
+
+ABUSE_KINDS = ("none", "quotes", "subscribe", "resume", "garbage", "prelogon")
+"""What the abusive client does (``none``: nothing, the baseline)."""
+
+
+class AbuseResult(msgspec.Struct, frozen=True):
+    """Honest order-to-Ack latency while one client abuses the gateway in one way."""
+
+    abuse: str
+    offered_per_s: int
+    orders: int
+    acks: int
+    latency_us_p50: float
+    latency_us_p99: float
+    latency_us_p999: float
+    latency_us_max: float
+    abusive_frames_sent: int
+    """Frames (or connections, for ``prelogon``; resumes, for ``resume``) the abuser got in."""
+    stalled: bool
+    """The honest client went ``stall_s`` without an answer (the run was cut: ``acks`` short,
+    the percentiles of the answers it got)."""
+    book_levels: int
+    log_commands: int
+    durability: str
+    machine: str
+
+
+def _abusive_frames(kind: str, count: int) -> bytes:
+    if kind == "quotes":
+        frames = [p.QuotesRequest(request_id=i, instrument=SYMBOL) for i in range(count)]
+    elif kind == "subscribe":
+        frames = [
+            (p.Subscribe if i % 2 == 0 else p.Unsubscribe)(request_id=i, instrument=SYMBOL)
+            for i in range(count)
+        ]
+    else:  # well-formed garbage: cancels of orders that do not exist
+        frames = [p.CancelRequest(request_id=i, client_order_id=f"x{i}") for i in range(count)]
+    return b"".join(p.encode(frame) for frame in frames)
+
+
+def _flood(port: int, kind: str, stop, sent) -> None:
+    """Pipeline requests of ``kind`` as fast as the server takes them, draining the answers
+    unread; log on again when the server drops the connection (as a slow consumer)."""
+    chunk = _abusive_frames(kind, 4_000)
+    while not stop.is_set():
+        session = RawSession(port, "t2")
+        try:
+            _flood_one(session.sock, chunk, stop, sent)
+        except ConnectionError:
+            continue
+        finally:
+            session.close()
+
+
+def _flood_one(sock: socket.socket, chunk: bytes, stop, sent) -> None:
+    view = memoryview(b"")
+    while not stop.is_set():
+        if not view:
+            view = memoryview(chunk)
+            sent.value += 4_000
+        readable, writable, _ = select.select([sock], [sock], [], 0.1)
+        while readable:
+            try:
+                if not sock.recv(1 << 20):
+                    raise ConnectionResetError("closed by the server")
+            except BlockingIOError:
+                break
+        if writable:
+            try:
+                view = view[sock.send(view) :]
+            except BlockingIOError:
+                pass
+
+
+def _resume_again(port: int, stop, sent) -> None:
+    """Log on with resume_from_seq=1, read the whole replay, log off; again and again."""
+    while not stop.is_set():
+        sock = socket.create_connection(("127.0.0.1", port))
+        logon = p.Logon(user="t2", password=PASSWORD, protocol_version=1, resume_from_seq=1)
+        sock.sendall(p.encode(logon))
+        reader, done = p.FrameReader(limits.OUTBOUND_FRAME_BYTES_MAX), False
+        sock.settimeout(1.0)
+        while not done and not stop.is_set():
+            try:
+                data = sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            done = any(_peek(body).type == 113 for body in reader.feed(data))  # ReplayComplete
+        sent.value += done
+        sock.close()
+
+
+def _prelogon_flood(port: int, stop, sent, connections: int = 400) -> None:
+    """Hold ``connections`` sockets that never log on; reopen those the server closes."""
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        while len(held) < connections and not stop.is_set():
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=1.0))
+                sent.value += 1
+            except OSError:
+                break
+        readable, _, _ = select.select(held, [], [], 0.2)
+        for sock in readable:  # closed by the server (or a ProtocolError): drop it
+            sock.close()
+            held.remove(sock)
+    for sock in held:
+        sock.close()
+
+
+def _abuser(kind: str, port: int, stop, sent, ready) -> None:
+    """The abusive client's process (its own, so its CPU is not the measuring client's)."""
+    ready.set()
+    if kind == "resume":
+        _resume_again(port, stop, sent)
+    elif kind == "prelogon":
+        _prelogon_flood(port, stop, sent)
+    else:
+        _flood(port, kind, stop, sent)
+
+
+def _build_book(port: int, levels: int) -> None:
+    """``levels`` passive levels per side, far from where the honest workload trades."""
+    if levels <= 0:
+        return
+    frames = []
+    for k in range(levels):
+        for side, price in (
+            (s.Side.BUY, REFERENCE_TICKS - 30 - k),
+            (s.Side.SELL, REFERENCE_TICKS + 30 + k),
+        ):
+            frames.append(
+                p.encode(
+                    p.NewOrder(
+                        request_id=len(frames) + 1,
+                        client_order_id=f"book{len(frames)}",
+                        instrument=SYMBOL,
+                        side=int(side),
+                        qty_t=1,
+                        price_ticks=price,
+                    )
+                )
+            )
+    session = RawSession(port, "t1")
+    _pump([session], [frames], 200)
+    session.close()
+
+
+def run_abuse(
+    kinds: tuple[str, ...] = ABUSE_KINDS,
+    rate: int = 1_000,
+    seconds: float = 3.0,
+    book_levels: int = 500,
+    log_commands: int = 20_000,
+    durability: str = "none",
+    data_dir: str | Path | None = None,
+    abuse_lead_s: float = 1.0,
+    stall_s: float = 20.0,
+    report=None,
+) -> list[AbuseResult]:
+    """Honest order-to-Ack latency (open loop, ``rate`` orders/s) with each abuse beside it.
+
+    One server; first a book of ``book_levels`` levels per side (snapshots and quotes cost
+    their size) and a log of ``log_commands`` more orders (what a resume from seq 1 replays);
+    then, per kind, an abusive client in its own process starts, the honest client measures
+    for ``seconds``, the abuser stops; ``report(result)`` is called after each kind.  ``durability`` "none" by default: the storage's sync
+    times would otherwise dominate the difference being measured.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+        directory = Path(data_dir) if data_dir is not None else Path(tmp) / "data"
+        with ServerProcess(directory, 3, durability) as server:
+            _open_market(server.port)
+            _build_book(server.port, book_levels)
+            warm = RawSession(server.port, "t0")
+            _pump([warm], [order_frames(0, log_commands, 1, prefix="w")], 200)
+            warm.close()
+            for round_, kind in enumerate(kinds):
+                stop, ready, sent = context.Event(), context.Event(), context.Value("q", 0)
+                abuser = None
+                if kind != "none":
+                    abuser = context.Process(
+                        target=_abuser, args=(kind, server.port, stop, sent, ready)
+                    )
+                    abuser.start()
+                    if not ready.wait(120):
+                        raise TimeoutError(f"the {kind} abuser did not start")
+                    time.sleep(abuse_lead_s)  # the abuse is under way before the measurement
+                session = RawSession(server.port, "t0")
+                frames = order_frames(0, int(rate * seconds), prefix=f"a{round_}-")
+                stalled = False
+                try:
+                    latencies, _ = _open_loop(session, frames, rate, stall_s)
+                except StalledError as exc:
+                    latencies, stalled = exc.latencies, True
+                finally:
+                    session.close()
+                    stop.set()
+                    if abuser is not None:
+                        abuser.join(30)
+                        if abuser.is_alive():
+                            abuser.kill()
+                result = _abuse_result(
+                    kind,
+                    rate,
+                    frames,
+                    latencies,
+                    sent.value,
+                    book_levels,
+                    log_commands,
+                    durability,
+                    stalled,
+                )
+                results.append(result)
+                if report is not None:
+                    report(result)
+    return results
+
+
+def _abuse_result(
+    kind, rate, frames, latencies, sent, book_levels, log_commands, durability, stalled
+) -> AbuseResult:
+    latencies.sort()
+    return AbuseResult(
+        abuse=kind,
+        offered_per_s=rate,
+        orders=len(frames),
+        acks=len(latencies),
+        latency_us_p50=round(_percentile(latencies, 0.50), 1),
+        latency_us_p99=round(_percentile(latencies, 0.99), 1),
+        latency_us_p999=round(_percentile(latencies, 0.999), 1),
+        latency_us_max=round(latencies[-1] if latencies else 0.0, 1),
+        abusive_frames_sent=sent,
+        stalled=stalled,
+        book_levels=book_levels,
+        log_commands=log_commands,
+        durability=durability,
+        machine=machine_line(),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.gateway [throughput|latency|both]``: run at the default sizes and
     print the results as JSON lines (the ``cets bench`` wiring lives in ``bench/``)."""
@@ -931,27 +1198,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "which",
         nargs="?",
-        choices=["throughput", "latency", "floor", "inprocess", "both", "echo-server"],
+        choices=["throughput", "latency", "floor", "inprocess", "both", "echo-server", "abuse"],
         default="both",
     )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--orders-per-client", type=int, default=25_000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--durability", default="batch")
+    parser.add_argument(
+        "--durability", help="the server's log policy (default: batch; none for abuse)"
+    )
+    parser.add_argument("--abuse", nargs="*", default=list(ABUSE_KINDS), choices=ABUSE_KINDS)
+    parser.add_argument("--book-levels", type=int, default=500)
+    parser.add_argument("--log-commands", type=int, default=20_000)
     args = parser.parse_args(argv)
     if args.which == "echo-server":
         echo_server()
         return 0
     print(machine_line(), f"load average {os.getloadavg()}", flush=True)
+    durability = args.durability or "batch"
     if args.which in ("throughput", "both"):
-        result = run_throughput(args.clients, args.orders_per_client, durability=args.durability)
+        result = run_throughput(args.clients, args.orders_per_client, durability=durability)
         print(msgspec.json.encode(result).decode(), flush=True)
     if args.which in ("latency", "both"):
-        result = run_latency(args.rate, args.seconds, durability=args.durability)
+        result = run_latency(args.rate, args.seconds, durability=durability)
         print(msgspec.json.encode(result).decode(), flush=True)
     if args.which in ("inprocess", "both"):
         print(msgspec.json.encode(run_inprocess(args.clients)).decode(), flush=True)
+    if args.which == "abuse":
+        run_abuse(
+            tuple(args.abuse),
+            args.rate,
+            args.seconds,
+            args.book_levels,
+            args.log_commands,
+            args.durability or "none",
+            report=lambda result: print(msgspec.json.encode(result).decode(), flush=True),
+        )
     if args.which in ("floor", "both"):
         print(msgspec.json.encode(run_latency_floor(args.rate, args.seconds)).decode(), flush=True)
     return 0

@@ -106,6 +106,12 @@ def _add_serve(subparsers, name: str, help: str):
         serve.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("heartbeat_interval_s", "idle_timeout_s", "logon_timeout_s"):
         serve.add_argument("--" + name.replace("_", "-"), type=float)
+    serve.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="do not open/close sessions and move phases by the market's schedule "
+        "(Asia/Shanghai local times); the operator sends those commands",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(run=_serve)
     return serve
@@ -232,6 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
             ready=ready,
             prepare=None if node is None else node.prepare,
             fix_port=args.fix_port,
+            schedule=not args.no_schedule,
         )
     except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
         print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)

@@ -651,6 +651,11 @@ class GatewayCore:
         session.send(p.Unsubscribed(request_id=m.request_id, instrument=m.instrument))
 
     # -- batches -------------------------------------------------------------------------------
+    def enqueue_operator_command(self, command, user: str) -> None:
+        """Sequence an operator command of the gateway's own (the trading schedule's) in the
+        pending batch, annotated as ``user``'s; its events go to drop copies and subscribers."""
+        self._enqueue_command(command, Annotation(user, 0, ""), None)
+
     def _enqueue_command(
         self, command, annotation: Annotation, origin: Origin | None, seq: int = 0
     ) -> None:

@@ -16,6 +16,14 @@ without accounts; bids are sealed and never published.  Open block offers are pu
 any firm can accept one: they are published anonymised (account -1), as are their cancellation
 and their trade; offers directed at one counterparty are not published.  The composite price
 goes to every subscriber.
+
+Each instrument is a *channel* whose messages (DepthUpdate, Trade, MarketStatus) carry a gapless
+``channel_seq``, counting the messages published to the instrument's subscribers; a snapshot is
+stamped with the channel sequence it is valid at.  A subscriber needs nothing else to trust
+what it holds: it applies the messages numbered above its snapshot's, and a number that is not
+the previous + 1 is a gap, after which it asks for a new snapshot (:class:`ChannelFollower` is
+that logic for clients).  The composite price is a channel of its own (``instrument`` ""), a
+whole value in every message, so a gap there costs nothing but the values missed.
 """
 
 from __future__ import annotations
@@ -83,14 +91,19 @@ class MarketData:
             ins.symbol: ins.hit_quote_levels for ins in engine.market.instruments
         }
         self.symbols = list(codec.symbols)
+        self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
         self.subscribers: dict[str, set] = {symbol: set() for symbol in self.symbols}
         self._by_index = [self.subscribers[symbol] for symbol in self.symbols]
+        self.channel_seqs = [0] * len(self.symbols)
+        """Per instrument index: the ``channel_seq`` of the last message published."""
+        self.composite_seq = 0
         self._open_offers: set[int] = {
             o.offer_id for o in engine.block_offers() if o.counterparty < 0
         }
 
     def snapshot(self, symbol: str, request_id: int, seq: int) -> p.DepthSnapshot:
-        """The whole aggregated book of ``symbol`` now (as of ``seq``)."""
+        """The whole aggregated book of ``symbol`` now (as of ``seq`` and of its channel's
+        last message)."""
         depth = self.engine.depth(symbol, levels=None)
         status = self.engine.status(symbol)
         return p.DepthSnapshot(
@@ -108,9 +121,10 @@ class MarketData:
             modes=status.modes,
             block_offers=[
                 msgspec.structs.replace(o, account=-1)
-                for o in self.engine.block_offers(symbol)
+                for o in (self.engine.block_offers(symbol) if self._open_offers else ())
                 if o.counterparty < 0
             ],
+            channel_seq=self.channel_seqs[self._index[symbol]],
         )
 
     def quotes(self, symbol: str, request_id: int, seq: int) -> p.Quotes:
@@ -165,14 +179,18 @@ class MarketData:
         )
 
     def publish(self, rows: list, last_seq: int, emit: Callable[[object, object], None]) -> None:
-        """Send one batch's market data to the subscribers: ``emit(connection, message)``."""
-        by_index, count = self._by_index, len(self._by_index)
+        """Send one batch's market data to the subscribers: ``emit(connection, message)``;
+        each message to an instrument's subscribers takes the channel's next ``channel_seq``."""
+        by_index, count, seqs = self._by_index, len(self._by_index), self.channel_seqs
         touched: dict[int, set[tuple[int, int]]] = {}
         for row in rows:
             if row[_K] in _OFFER_KINDS:  # bookkeeping even when nobody subscribes
                 offer = self._offer_message(row)
-                if offer is not None:
-                    for connection in by_index[row[_INST]]:
+                audience = by_index[row[_INST]] if offer is not None else ()
+                if audience:
+                    seqs[row[_INST]] += 1
+                    offer = _stamped(offer, seqs[row[_INST]])
+                    for connection in audience:
                         emit(connection, offer)
             elif row[_K] == r.EV_COMPOSITE:
                 self._publish_composite(row, emit)
@@ -182,6 +200,7 @@ class MarketData:
                 continue
             kind = row[_K]
             if kind == r.EV_TRADE:
+                seqs[index] += 1
                 message = p.Trade(
                     instrument=self.symbols[index],
                     seq=row[_SEQ],
@@ -190,13 +209,21 @@ class MarketData:
                     price_ticks=row[_PRICE],
                     qty_t=row[_QTY],
                     aggressor_side=row[_SIDE],
+                    channel_seq=seqs[index],
                 )
             elif kind in _STATUS_KINDS:
+                seqs[index] += 1
                 message = p.MarketStatus(
-                    instrument=self.symbols[index], seq=row[_SEQ], event=self.codec.event(row)
+                    instrument=self.symbols[index],
+                    seq=row[_SEQ],
+                    event=self.codec.event(row),
+                    channel_seq=seqs[index],
                 )
             elif kind >= r.EV_BLOCK_POSTED:
                 message = self._mode_message(row, index)
+                if message is not None:
+                    seqs[index] += 1
+                    message = _stamped(message, seqs[index])
             else:
                 message = None
             if message is not None:
@@ -207,6 +234,7 @@ class MarketData:
                 touched.setdefault(index, set()).update(levels)
         for index, levels in touched.items():
             symbol = self.symbols[index]
+            seqs[index] += 1
             update = p.DepthUpdate(
                 instrument=symbol,
                 seq=last_seq,
@@ -214,14 +242,71 @@ class MarketData:
                     p.LevelUpdate(side, price, *self.engine.depth_at(symbol, side, price))
                     for side, price in sorted(levels)
                 ],
+                channel_seq=seqs[index],
             )
             for connection in by_index[index]:
                 emit(connection, update)
 
     def _publish_composite(self, row: list, emit: Callable[[object, object], None]) -> None:
-        message = p.MarketStatus(instrument="", seq=row[_SEQ], event=self.codec.event(row))
         audience: set = set()
         for watchers in self._by_index:
             audience.update(watchers)
+        if not audience:
+            return
+        self.composite_seq += 1
+        message = p.MarketStatus(
+            instrument="",
+            seq=row[_SEQ],
+            event=self.codec.event(row),
+            channel_seq=self.composite_seq,
+        )
         for connection in audience:
             emit(connection, message)
+
+
+def _stamped(message, channel_seq: int):
+    """``message`` numbered ``channel_seq`` on its channel."""
+    return msgspec.structs.replace(message, channel_seq=channel_seq)
+
+
+class ChannelFollower:
+    """A subscriber's check of one instrument channel (client side, no I/O): feed it the
+    snapshot, then every market-data message of the instrument; it says which to apply and
+    when the subscriber missed something and must take a new snapshot.
+
+    Examples
+    --------
+    >>> follower = ChannelFollower()
+    >>> follower.snapshot(p.DepthSnapshot(request_id=1, instrument="X", seq=9, state=0,
+    ...     trading_date=0, reference_price_ticks=0, lower_band_ticks=0, upper_band_ticks=0,
+    ...     bids=[], asks=[], channel_seq=4))
+    >>> follower.accept(p.DepthUpdate(instrument="X", seq=10, levels=[], channel_seq=4))
+    False
+    >>> follower.accept(p.DepthUpdate(instrument="X", seq=11, levels=[], channel_seq=5))
+    True
+    >>> follower.accept(p.DepthUpdate(instrument="X", seq=12, levels=[], channel_seq=7))
+    False
+    >>> follower.gap
+    True
+    """
+
+    def __init__(self) -> None:
+        self.last = -1
+        """``channel_seq`` of the last message applied (-1: no snapshot yet)."""
+        self.gap = False
+        """A message was missed: discard the book and subscribe again for a snapshot."""
+
+    def snapshot(self, snapshot: p.DepthSnapshot) -> None:
+        """Start (again) from ``snapshot``."""
+        self.last, self.gap = snapshot.channel_seq, False
+
+    def accept(self, message) -> bool:
+        """Whether to apply ``message``: False for one the snapshot already includes, and for
+        every message after a gap (then :attr:`gap` is set) until the next snapshot."""
+        if self.gap or self.last < 0 or message.channel_seq <= self.last:
+            return False
+        if message.channel_seq != self.last + 1:
+            self.gap = True
+            return False
+        self.last = message.channel_seq
+        return True

@@ -464,6 +464,11 @@ class DepthSnapshot(msgspec.Struct, tag=120, frozen=True, kw_only=True, tag_fiel
     """``engine.core.schema.TradingMode`` bits allowed now."""
     block_offers: list[s.BlockOffer] = []
     """Open (undirected) block offers, ascending offer id, ``account`` hidden as -1."""
+    channel_seq: int = 0
+    """The instrument's market-data channel sequence this snapshot is valid at: the
+    ``channel_seq`` of the last DepthUpdate, Trade or MarketStatus of the instrument published
+    before it.  Apply the messages numbered above it; a number that is not the previous + 1 is
+    a gap (subscribe again for a fresh snapshot)."""
 
 
 class LevelUpdate(msgspec.Struct, frozen=True, array_like=True):
@@ -481,6 +486,8 @@ class DepthUpdate(msgspec.Struct, tag=121, frozen=True, kw_only=True, tag_field=
     instrument: str
     seq: int
     levels: list[LevelUpdate]
+    channel_seq: int = 0
+    """Gapless number of the message on the instrument's channel (see DepthSnapshot)."""
 
 
 class Trade(msgspec.Struct, tag=122, frozen=True, kw_only=True, tag_field="type"):
@@ -496,6 +503,8 @@ class Trade(msgspec.Struct, tag=122, frozen=True, kw_only=True, tag_field="type"
     """Listing trades: the taker's side; block trades: the offer's side; auctions: 1 (buy)."""
     mode: int = 0
     """0 listing (continuous or hit-quote), 1 block, 2 auction."""
+    channel_seq: int = 0
+    """Gapless number of the message on the instrument's channel (see DepthSnapshot)."""
 
 
 class MarketStatus(msgspec.Struct, tag=123, frozen=True, kw_only=True, tag_field="type"):
@@ -507,6 +516,9 @@ class MarketStatus(msgspec.Struct, tag=123, frozen=True, kw_only=True, tag_field
     instrument: str
     seq: int
     event: s.Event
+    channel_seq: int = 0
+    """Gapless number of the message on the instrument's channel (see DepthSnapshot); the
+    composite price's channel (``instrument`` "") has its own numbering."""
 
 
 class Unsubscribed(msgspec.Struct, tag=124, frozen=True, kw_only=True, tag_field="type"):

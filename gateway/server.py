@@ -25,9 +25,18 @@ buffer is full, frames wait in a backlog; a backlog above its frame limit discon
 reader instead of growing memory.  Logons are verified on a thread pool (slow hashes), at most
 ``logons_in_flight_max`` at a time, while the session's reading is paused.
 
+Fairness between connections: a session handles at most one turn's budget of frames per
+callback (``gateway.session.TURN_UNITS``); a session that stops with frames left is put on
+the *deferred* list and resumed by a ``call_soon`` callback, i.e. after the loop has polled the
+sockets again and every other connection had its turn.  A connection whose unprocessed input
+grows past :data:`READ_PAUSE_BYTES` stops being read until it is worked down (TCP then pushes
+back on the sender).
+
 A session's durable stream (execution reports, event reports, drop copy) is a function of the
 log, so a client that logs on with ``resume_from_seq`` gets it replayed from the log
-(``Sequencer.events_since``) before live traffic, even across gateway restarts.
+(``gateway.resend``) before live traffic, even across gateway restarts.  The replay is a
+background task: the private engine is restored on a worker thread, then the log is applied
+and turned into frames in slices of at most :data:`REPLAY_SLICE_S` of the loop's time each.
 """
 
 from __future__ import annotations
@@ -35,17 +44,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import datetime
 import itertools
 import logging
 import socket
 import time
+from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from engine.core import limits
+from engine.core.records import E_SEQ
 from gateway import protocol as p
+from gateway import resend, schedule
 from gateway.core import BATCH_MAX, GatewayConfig, GatewayCore, submit_record
-from gateway.orders import NO_ANNOTATION, Annotation, OrderTracker, decode_annotation
+from gateway.orders import OrderTracker
 from gateway.reports import messages_for
 from gateway.session import Session, State
 from gateway.users import User, UserDirectory
@@ -57,15 +72,22 @@ __all__ = ["BATCH_MAX", "Connection", "Gateway", "GatewayConfig", "GatewayStats"
 
 log = logging.getLogger("gateway")
 
-REPLAY_CHUNK_EVENTS = 2_048
-"""Replay yields to the event loop after this many events, so live sessions keep going."""
+REPLAY_SLICE_S = 0.0005
+"""Replay yields to the event loop after this much of its time, so live sessions keep going."""
 REPLAY_CHUNK_FRAMES = 4_096
-"""… or this many frames (at most a quarter of the outbound queue limit); and it waits for
+"""… or after this many frames (at most a quarter of the outbound queue limit); and it waits for
 the socket to drain before the next chunk, so a replay never overflows a healthy reader."""
 WRITE_BUFFER_HIGH_BYTES = 256 << 10
 """Transport buffer above which asyncio pauses us and frames go to the counted backlog."""
 SOCKET_SEND_BUFFER_BYTES = 256 << 10
 """Kernel send buffer of a connection (fixed, so it cannot auto-tune to megabytes)."""
+SCHEDULE_PERIOD_S = 1.0
+"""How often the trading schedule's timer reads the clock."""
+SCHEDULE_USER = "schedule"
+"""The user the schedule's commands are annotated with in the log."""
+READ_PAUSE_BYTES = 1 << 20
+"""Unprocessed input of a connection above which it is not read until worked down to half."""
+assert READ_PAUSE_BYTES >= 2 * limits.FRAME_BYTES_MAX, "a whole frame always fits"
 
 
 class GatewayStats(msgspec.Struct, frozen=True):
@@ -116,6 +138,10 @@ class Connection(asyncio.Protocol):
         self.held: list = []
         self.held_frames = 0
         self.replay_task: asyncio.Task | None = None
+        self.deferred = False
+        """On the gateway's list of sessions to resume next turn."""
+        self.read_paused = False
+        """Reading paused because too much input waits unprocessed."""
 
     @property
     def id(self) -> int:
@@ -244,6 +270,12 @@ class Gateway:
         Owned by the caller, who closes it after :meth:`wait_stopped`.
     users : UserDirectory
     config : GatewayConfig
+    scheduler : gateway.schedule.Scheduler, optional
+        Submit the trading schedule's session and phase commands as the clock crosses their
+        times (None: the operator sends them).
+    local_clock : callable, optional
+        The market's local time now (default: the wall clock in ``schedule.MARKET_TIME_ZONE``);
+        read only by the schedule's timer.
 
     Examples
     --------
@@ -258,9 +290,15 @@ class Gateway:
         exchange,
         users: UserDirectory,
         config: GatewayConfig | None = None,
+        scheduler: schedule.Scheduler | None = None,
+        local_clock: Callable[[], datetime.datetime] | None = None,
         fix: FixConfig | None = None,
     ):
         self.exchange = exchange
+        self.scheduler = scheduler
+        """Moves the trading day by the market's schedule (None: the operator does)."""
+        self._local_clock = local_clock or _market_local_now
+        self._schedule_handle: asyncio.TimerHandle | None = None
         self.users = users
         self.config = (config or GatewayConfig()).check()
         self.core = GatewayCore(exchange, self.config, OrderTracker.recover(exchange))
@@ -271,6 +309,9 @@ class Gateway:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._deferred: list[Session] = []
+        """Sessions that spent their turn with frames left (see :meth:`_pace`)."""
+        self._resume_handle: asyncio.Handle | None = None
         self.stopping = False
         self.closed = False
         """Shut down: nothing more is submitted (the owner closes the exchange next)."""
@@ -313,6 +354,8 @@ class Gateway:
         if self.fix_config is not None:
             await self._start_fix(self.fix_config)
         self._schedule_tick()
+        if self.scheduler is not None and self.scheduler.has_schedule():
+            self._start_schedule()
         log.info("gateway listening on %s:%d", self.config.host, self.port)
         return self.port
 
@@ -359,6 +402,8 @@ class Gateway:
             await self._fix_server.wait_closed()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
+        if self._schedule_handle is not None:
+            self._schedule_handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -389,22 +434,60 @@ class Gateway:
 
     def _after_io(self, session: Session | None) -> None:
         """End of a callback: start the logons asked for, sequence a full batch at once (then
-        let the session read on), schedule the batch, write what was queued."""
+        let the session read on), defer a session that spent its turn, schedule the batch,
+        write what was queued."""
         core = self.core
         if core.logons:
             self._start_logons()
         while core.sealed and core.failure is None and not self.closed:
             self._flush()
-            if session is not None and session.state is State.ACTIVE:
+            if session is not None and session.state is State.ACTIVE and not session.yielded:
                 session.process()
                 if core.logons:
                     self._start_logons()
+        if session is not None:
+            self._pace(session)
         if core.has_batch:
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
             if self._flush_handle is None:
                 self._flush_handle = self.loop.call_soon(self._flush)
         self._write_dirty()
+
+    def _pace(self, session: Session) -> None:
+        """Resume a session that spent its turn on a later turn; stop reading a connection
+        whose unprocessed input is too large (and read it again once worked down)."""
+        connection = session.owner
+        if session.yielded and not connection.deferred and session.state < State.CLOSING:
+            connection.deferred = True
+            self._deferred.append(session)
+            if self._resume_handle is None:
+                self._resume_handle = self.loop.call_soon(self._resume_deferred)
+        if connection.closing or session.state >= State.CLOSING:
+            return
+        buffered = session.reader.buffered
+        if not connection.read_paused and buffered > READ_PAUSE_BYTES:
+            connection.read_paused = True
+            connection.transport.pause_reading()
+        elif connection.read_paused and buffered <= READ_PAUSE_BYTES // 2:
+            connection.read_paused = False
+            if session.state is not State.LOGGING_ON:  # else the logon resumes reading
+                connection.transport.resume_reading()
+
+    def _resume_deferred(self) -> None:
+        """A new turn for the sessions that spent their last one with frames left."""
+        self._resume_handle = None
+        sessions, self._deferred = self._deferred, []
+        for session in sessions:
+            session.owner.deferred = False
+            if self.closed or session.state not in (State.CONNECTED, State.ACTIVE):
+                continue
+            if self._batch_started is None:
+                started = time.monotonic()
+            session.resume()
+            if self._batch_started is None and self.core.has_batch:
+                self._batch_started = started
+            self._after_io(session)
 
     def _write_dirty(self) -> None:
         for session in self.core.take_dirty():
@@ -426,10 +509,11 @@ class Gateway:
         connection.flush_out()  # LogonAccepted before anything a replay holds back
         if logon.resume_from_seq > 0:
             self._start_replay(connection, logon.resume_from_seq)
-        connection.transport.resume_reading()
+        if not connection.read_paused:
+            connection.transport.resume_reading()
         if self._batch_started is None:
             started = time.monotonic()
-        session.process()
+        session.resume()
         if self._batch_started is None and self.core.has_batch:
             self._batch_started = started
         self._after_io(session)
@@ -454,41 +538,46 @@ class Gateway:
         """Capture the log's end now (synchronously), so live frames after it are held."""
         connection.replaying = True
         end = self.exchange.last_seq
-        if from_seq <= end:
-            events = self.exchange.events_since(from_seq)
-            batches = self.exchange.journal.read(from_seq)
-        else:
-            events, batches = iter(()), iter(())
-        connection.replay_task = self._spawn(
-            self._replay(connection, from_seq, end, events, batches)
-        )
+        connection.replay_task = self._spawn(self._replay(connection, from_seq, end))
 
-    async def _replay(
-        self, connection: Connection, from_seq: int, end: int, events, batches
-    ) -> None:
-        annotations = _AnnotationCursor(batches)
-        chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
+    async def _replay(self, connection: Connection, from_seq: int, end: int) -> None:
+        """Resend the session's reports of seqs ``from_seq .. end``, then ReplayComplete; in
+        slices of at most :data:`REPLAY_SLICE_S` of the loop, waiting for the socket to drain
+        between them (a replay never overflows a healthy reader)."""
         out, frames, sent = bytearray(), 0, 0
-        scope, client_of = connection.session.scope, self.core.tracker.client_of
-        codec = self.core.codec
-        seq, index = 0, 0
-        for count, event in enumerate(events, 1):
-            if event.seq != seq:
-                seq, index = event.seq, 0
-            row = codec.event_row(event)
-            for message in messages_for(scope, row, index, annotations.at(seq), client_of, codec):
-                p.append_frame(out, message)
-                frames += 1
-            index += 1
-            if frames >= chunk_frames or count % REPLAY_CHUNK_EVENTS == 0:
-                sent += frames
-                connection.write(out, frames)
-                out, frames = bytearray(), 0
-                await asyncio.sleep(0)
-                while connection.paused and connection.state < State.CLOSING:
-                    await connection.drained.wait()
-                if connection.state >= State.CLOSING:
-                    return
+        if from_seq <= end:
+            start = await self.loop.run_in_executor(
+                None, resend.starting_point, self.exchange, from_seq
+            )
+            slices = resend.event_slices(start, from_seq, end)
+            chunk_frames = max(1, min(REPLAY_CHUNK_FRAMES, self.config.outbound_queue_frames // 4))
+            scope, client_of = connection.session.scope, self.core.tracker.client_of
+            codec = self.core.codec
+            seq, index, deadline = 0, 0, perf_counter() + REPLAY_SLICE_S
+            try:
+                for rows, first_seq, annotations in slices:
+                    for row in rows:
+                        if row[E_SEQ] != seq:
+                            seq, index = row[E_SEQ], 0
+                        annotation = annotations[seq - first_seq]
+                        for message in messages_for(
+                            scope, row, index, annotation, client_of, codec
+                        ):
+                            p.append_frame(out, message)
+                            frames += 1
+                        index += 1
+                    if frames >= chunk_frames or perf_counter() >= deadline:
+                        sent += frames
+                        connection.write(out, frames)
+                        out, frames = bytearray(), 0
+                        await asyncio.sleep(0)
+                        while connection.paused and connection.state < State.CLOSING:
+                            await connection.drained.wait()
+                        if connection.state >= State.CLOSING:
+                            return
+                        deadline = perf_counter() + REPLAY_SLICE_S
+            finally:
+                slices.close()
         sent += frames
         p.append_frame(out, p.ReplayComplete(from_seq=from_seq, last_seq=end, messages=sent))
         connection.write(out, frames + 1)
@@ -553,11 +642,42 @@ class Gateway:
         period = min(config.heartbeat_interval_s, config.logon_timeout_s) / 4
         self._tick_handle = self.loop.call_later(period, self._tick)
 
+    def _start_schedule(self) -> None:
+        """Catch up with the schedule once (see ``schedule.catch_up``), then watch the clock."""
+        now = self._local_clock()
+        self.scheduler.due(now)  # starts the watch
+        engine = self.exchange.engine
+        statuses = [engine.status(symbol) for symbol in self.exchange.codec.symbols]
+        self._submit_scheduled(
+            schedule.catch_up(self.exchange.market, now.date(), now.time(), statuses)
+        )
+        self._schedule_handle = self.loop.call_later(SCHEDULE_PERIOD_S, self._schedule_timer)
+
+    def _schedule_timer(self) -> None:
+        self._submit_scheduled(self.scheduler.due(self._local_clock()))
+        if not self.stopping:
+            self._schedule_handle = self.loop.call_later(SCHEDULE_PERIOD_S, self._schedule_timer)
+
+    def _submit_scheduled(self, commands: list) -> None:
+        """Sequence the schedule's commands as operator commands (user ``schedule``)."""
+        core = self.core
+        if not commands or self.stopping or core.failure is not None:
+            return
+        for command in commands:
+            log.info("schedule: %r", command)
+            core.enqueue_operator_command(command, SCHEDULE_USER)
+        self._after_io(None)
+
     def _tick(self) -> None:
         self.core.tick(self.loop.time())
         self._write_dirty()
         if not self.stopping:
             self._schedule_tick()
+
+
+def _market_local_now() -> datetime.datetime:
+    """The wall clock in the market's time zone, as a naive local time."""
+    return datetime.datetime.now(schedule.MARKET_TIME_ZONE).replace(tzinfo=None)
 
 
 def _percentiles_us(seconds) -> tuple[float, float, float, float]:
@@ -569,23 +689,3 @@ def _percentiles_us(seconds) -> tuple[float, float, float, float]:
     return tuple(
         round(values[min(last, int(q * len(values)))] * 1e6, 1) for q in (0.5, 0.99, 0.999, 1.0)
     )
-
-
-class _AnnotationCursor:
-    """Annotations of logged commands by seq, read in ascending order alongside a replay."""
-
-    def __init__(self, batches) -> None:
-        self._batches = batches
-        self._batch = None
-        self._items: list | None = None
-
-    def at(self, seq: int) -> Annotation:
-        batch = self._batch
-        while batch is None or batch.last_seq < seq:
-            batch = next(self._batches, None)
-            if batch is None:
-                return NO_ANNOTATION
-            self._batch, self._items = batch, batch.annotations()
-        if self._items is None or seq < batch.first_seq:
-            return NO_ANNOTATION
-        return decode_annotation(self._items[seq - batch.first_seq])

@@ -5,7 +5,8 @@ Theory of operation
 :func:`run` is the whole life of a server process: recover the exchange from its data
 directory (``Sequencer.open`` replays the log), build the gateway (which rebuilds its order ids
 from the log), listen, and on SIGTERM/SIGINT stop accepting, answer what is pending, say
-Logout, drain and close the exchange (which syncs the log).  :class:`ServerThread` runs the
+Logout, drain and close the exchange (which syncs the log).  With ``schedule`` the gateway also
+runs the trading day by the market's schedule (``gateway.schedule``).  :class:`ServerThread` runs the
 same thing on a background thread, for tests and benchmarks that want a real server on a
 loopback port inside their own process.
 """
@@ -13,6 +14,7 @@ loopback port inside their own process.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gc
 import signal
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from engine.core.market import MarketDefinition
 from engine.durable.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Sequencer
+from gateway.schedule import Scheduler
 from gateway.server import Gateway, GatewayConfig, GatewayStats
 from gateway.users import UserDirectory
 
@@ -50,6 +53,8 @@ async def run(
     handle_signals: bool = True,
     prepare: Callable[[Sequencer], None] | None = None,
     fix_port: int | None = None,
+    schedule: bool = False,
+    local_clock: Callable[[], datetime.datetime] | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -73,6 +78,12 @@ async def run(
         replicator).
     fix_port : int, optional
         Also accept FIX 4.4 sessions on this port (0: a free one; ``Gateway.fix_port``).
+    schedule : bool
+        Run the trading day by the market's schedule (``gateway.schedule``: sessions opened
+        and closed, phases moved, as the clock crosses their local times).  Off by default
+        (tests, the demo); ``cets serve`` turns it on unless ``--no-schedule``.
+    local_clock : callable, optional
+        The market's local time now, for the schedule (default: the wall clock).
 
     Returns
     -------
@@ -95,7 +106,8 @@ async def run(
             from gateway.fix.acceptor import FixConfig
 
             fix = FixConfig(port=fix_port)
-        gateway = Gateway(exchange, users, config, fix=fix)
+        scheduler = Scheduler(exchange.market) if schedule else None
+        gateway = Gateway(exchange, users, config, scheduler, local_clock, fix=fix)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).

@@ -39,3 +39,19 @@ def test_latency_floor_answers_every_order_without_an_exchange() -> None:
     assert (result.orders, result.acks) == (500, 500)
     assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_p999
     assert result.latency_us_p999 <= result.latency_us_max
+
+
+def test_abuse_benchmark_measures_the_honest_client_beside_every_abuse(tmp_path) -> None:
+    results = bench.run_abuse(
+        rate=500,
+        seconds=0.2,
+        book_levels=20,
+        log_commands=200,
+        data_dir=tmp_path / "a",
+        abuse_lead_s=0.3,
+    )
+    assert [r.abuse for r in results] == list(bench.ABUSE_KINDS)
+    for result in results:
+        assert (result.orders, result.acks) == (100, 100), result
+        assert 0 < result.latency_us_p50 <= result.latency_us_p99 <= result.latency_us_max
+    assert all(r.abusive_frames_sent > 0 for r in results[1:] if r.abuse != "resume")

@@ -272,3 +272,22 @@ def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     st[oo + slot * OF + O_LOCK_PRICE] = price  # a resting order's need is at its own price
     link_tail(st, slot)
     return slot
+
+
+@njit(cache=True)
+def best_prices(st, ins, side, limit, out):
+    """Write the best ``limit`` non-empty prices of one side into ``out``, best first; returns
+    how many.  Walks from the best price with the 64/4,096-price block counts, so the cost is
+    proportional to the levels returned (plus the empty blocks skipped), not to the ladder."""
+    side_base = ins * 2 + side - 1
+    io = st[M_OFF_INST] + ins * IF
+    level = st[io + I_BID] if side == BUY else st[io + I_ASK]
+    n = 0
+    while n < limit and level != 0:
+        out[n] = level
+        n += 1
+        if side == BUY:
+            level = scan_down(st, side_base, level - 1)
+        else:
+            level = scan_up(st, side_base, level + 1)
+    return n

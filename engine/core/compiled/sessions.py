@@ -15,7 +15,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "b9314f29960b342a"
+DEPENDENCIES_DIGEST = "a2c51418ad457c48"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

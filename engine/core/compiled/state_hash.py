@@ -8,7 +8,7 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "a663cf56a49e0140"
+DEPENDENCIES_DIGEST = "54216d059589e427"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
