@@ -24,7 +24,7 @@ from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 from engine.core.records import E_KIND, E_QTY, E_REASON
 
-DEPENDENCIES_DIGEST = "633466555ab7ab4d"
+DEPENDENCIES_DIGEST = "43b471944afbd684"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -74,7 +74,7 @@ def has_room(st, out, n):
     return out.shape[0] - n >= reserve
 
 
-@kernel
+@entry_kernel
 def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year):
     """Apply one command given as scalars; returns the number of events, or -1 if ``out`` is
     too small (nothing was applied)."""
@@ -85,7 +85,7 @@ def apply_one(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, oty
     )
 
 
-@kernel
+@entry_kernel
 def apply_outcome(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
     """:func:`apply_one` for an order command (submit, cancel, modify), summarised so that a
     caller in Python needs no event rows: ``(events, reason, filled_t, resting_t)`` - the
@@ -110,7 +110,7 @@ def apply_outcome(st, out, kind, seq, ts, oid, price, qty, aux, acct, ins, side,
     return n, reason, filled, resting
 
 
-@kernel
+@entry_kernel
 def process_batch(st, cmds, start, out):
     """Apply records ``cmds[start:]`` until done or ``out`` may overflow.
 

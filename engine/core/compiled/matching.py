@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "a663cf56a49e0140"
+DEPENDENCIES_DIGEST = "80061de7d6a0741d"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
