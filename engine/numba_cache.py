@@ -72,8 +72,10 @@ def recorded_digest(module: str) -> str | None:
 
 def compiled_modules() -> set[str]:
     """Every module of ``engine/core`` that defines compiled functions (``@njit`` or
-    ``compiled.layout``'s ``@kernel`` and ``@allocating``)."""
-    decorated = re.compile(r"^@(njit|kernel|allocating)\b", re.MULTILINE)
+    ``compiled.layout``'s decorators)."""
+    decorated = re.compile(
+        r"^@(njit|kernel|allocating|inheriting|entry_kernel|entry_allocating)\b", re.MULTILINE
+    )
     return {
         path.relative_to(CORE).as_posix()
         for path in CORE.rglob("*.py")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "b28ab2576f20259c"
+DEPENDENCIES_DIGEST = "1eceb5f06924e0f9"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -41,7 +41,7 @@ def _home(key, mask):
     return (key ^ (key >> 16) ^ (key >> 32)) & mask
 
 
-@kernel
+@entry_kernel
 def hash_find(st, key):
     """Slot of the resting order ``key``, or -1."""
     ho = st[M_OFF_HASH]
@@ -256,7 +256,7 @@ def within_best_levels(st, ins, side, price, levels):
     return False
 
 
-@kernel
+@entry_kernel
 def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     """Append a resting order at the tail of its level without matching (snapshot restore)."""
     oo = st[M_OFF_ORDERS]
@@ -274,7 +274,7 @@ def restore_order(st, oid, acct, ins, side, price, leaves, otype, tif, stp):
     return slot
 
 
-@njit(cache=True)
+@entry_kernel
 def best_prices(st, ins, side, limit, out):
     """Write the best ``limit`` non-empty prices of one side into ``out``, best first; returns
     how many.  Walks from the best price with the 64/4,096-price block counts, so the cost is

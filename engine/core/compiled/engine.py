@@ -105,11 +105,10 @@ class CompiledEngine:
         self._out = np.zeros((1024, EVENT_FIELDS), dtype=_I64)
         # Warm-up: a halt of an unknown instrument is refused and changes nothing.
         warm = (k.K_HALT, 0, 0, 0, 0, 0, 0, 0, INSTRUMENT_UNKNOWN, 0, 0, 0, 0, 0)
-        self._apply_one = _entry(dispatch.apply_one, self._st, self._out, *warm)
         self._process_batch = _entry(
             dispatch.process_batch, self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out
         )
-        self._apply_outcome = _entry(dispatch.apply_outcome, self._st, self._out, *warm[:-1])
+        self._apply_outcome = _entry(dispatch.apply_outcome, self._st, self._out, *warm)
         self._last_events = 0
         self._price_buffer = np.zeros(64, dtype=_I64)
         self._best_prices = _entry(book.best_prices, self._st, 0, 1, 0, self._price_buffer)
@@ -148,6 +147,10 @@ class CompiledEngine:
         self._out = np.zeros((size, EVENT_FIELDS), dtype=_I64)
 
     # -- commands ------------------------------------------------------------------------------
+    def _apply_one(self, st: np.ndarray, out: np.ndarray, *args: int) -> int:
+        """One command as scalars: the number of events in ``out`` (-1: ``out`` too small)."""
+        return int(self._apply_outcome(st, out, *args)[0])
+
     def apply(self, c: s.Command) -> list[s.Event]:
         """Apply one typed command; return the events it produced, in order."""
         if isinstance(c, s.SubmitOrder):
@@ -269,7 +272,7 @@ class CompiledEngine:
             :meth:`last_events` (or :meth:`last_event_rows`) until the next call.
         """
         args = (_K_SUBMIT, seq, ts_ns, order_id, price_ticks, qty_t, quote_order_id, account,
-                instrument, side, order_type, tif, stp)  # fmt: skip
+                instrument, side, order_type, tif, stp, 0)  # fmt: skip
         outcome = self._apply_outcome(self._st, self._out, *args)
         if outcome[0] < 0:
             return self._grown_outcome(*args)
@@ -281,7 +284,7 @@ class CompiledEngine:
     ) -> tuple[int, int, int, int]:
         """Cancel a resting order (the lean ``apply(CancelOrder(...))``); returns
         ``(events, reason, 0, 0)`` (reason 0: cancelled)."""
-        args = (_K_CANCEL, seq, ts_ns, order_id, 0, 0, 0, account, 0, 0, 0, 0, 0)
+        args = (_K_CANCEL, seq, ts_ns, order_id, 0, 0, 0, account, 0, 0, 0, 0, 0, 0)
         outcome = self._apply_outcome(self._st, self._out, *args)
         if outcome[0] < 0:
             return self._grown_outcome(*args)
@@ -294,7 +297,7 @@ class CompiledEngine:
     ) -> tuple[int, int, int, int]:  # fmt: skip
         """Modify a resting order (the lean ``apply(ModifyOrder(...))``); returns
         ``(events, reason, filled_t, resting_t)`` as :meth:`submit` does."""
-        args = (_K_MODIFY, seq, ts_ns, order_id, price_ticks, qty_t, 0, account, 0, 0, 0, 0, 0)
+        args = (_K_MODIFY, seq, ts_ns, order_id, price_ticks, qty_t, 0, account, 0, 0, 0, 0, 0, 0)
         outcome = self._apply_outcome(self._st, self._out, *args)
         if outcome[0] < 0:
             return self._grown_outcome(*args)

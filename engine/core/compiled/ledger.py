@@ -52,7 +52,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "b28ab2576f20259c"
+DEPENDENCIES_DIGEST = "1eceb5f06924e0f9"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -216,7 +216,7 @@ def _key_slot(st, key):
     return base + i * KF
 
 
-@kernel
+@entry_kernel
 def remember(st, key, seq, reason, kind):
     at = _key_slot(st, key)
     st[at + KEY_KEY] = key

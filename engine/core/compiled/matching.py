@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "54216d059589e427"
+DEPENDENCIES_DIGEST = "9cea89a478f091ce"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -24,7 +24,6 @@ is their plain-Python statement.  All functions run unchanged under ``NUMBA_DISA
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine.core.compiled import ledger
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' shared vocabulary
@@ -44,7 +43,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "5c63881101b70795"
+DEPENDENCIES_DIGEST = "23a39428bf25365b"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
@@ -97,13 +96,13 @@ def _ledger_reason(st, acct, ins, side, qty, price):
     return ledger.order_reason(st, acct, ins, side, qty, price)
 
 
-@njit(cache=True)
+@inheriting
 def _lock(st, acct, ins, side, qty, price):
     if st[M_REGISTRY] != 0:
         ledger.lock(st, acct, ins, side, qty, price)
 
 
-@njit(cache=True)
+@inheriting
 def _unlock(st, acct, ins, side, qty, price):
     if st[M_REGISTRY] != 0:
         ledger.unlock(st, acct, ins, side, qty, price)
@@ -122,7 +121,7 @@ def next_trade_id(st):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@inheriting
 def find_row(st, off_key, width, hwm_key, ident):
     """Row of the live entry ``ident`` of a table, or -1 (ids are positive)."""
     if ident <= 0:
@@ -134,7 +133,7 @@ def find_row(st, off_key, width, hwm_key, ident):
     return -1
 
 
-@njit(cache=True)
+@inheriting
 def _take_row(st, off_key, width, hwm_key):
     """A free row: the first below the high-water mark, else a new one (capacity is checked
     by the caller)."""
@@ -147,7 +146,7 @@ def _take_row(st, off_key, width, hwm_key):
     return row
 
 
-@njit(cache=True)
+@inheriting
 def _free_row(st, off_key, width, row):
     base = st[off_key] + row * width
     for column in range(width):
@@ -171,7 +170,7 @@ def rows_by_id(st, off_key, width, hwm_key, column, value):
     return rows[:count][np.argsort(ids[:count])]
 
 
-@njit(cache=True)
+@inheriting
 def live_auctions(st):
     count = 0
     base = st[M_OFF_AUCTIONS]
@@ -186,14 +185,14 @@ def live_auctions(st):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@inheriting
 def _block_rejected(out, n, seq, ts, command, oid, acct, ins, side, price, qty, reason):
     n = emit(out, n, EV_BLOCK_REJECTED, seq, ts, ins, oid, acct, side, price, qty, reason)
     out[n - 1, BLOCK_COMMAND_REJECTED.command] = command
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _offer_reason(st, oid, price, qty, counterparty, acct, ins, side):
     """The first failing check of SubmitBlockOffer, in the documented order; 0 if none."""
     if ins < 0 or ins >= st[M_N_INST]:
@@ -230,7 +229,7 @@ def _offer_reason(st, oid, price, qty, counterparty, acct, ins, side):
     return _ledger_reason(st, acct, ins, side, qty, price)
 
 
-@njit(cache=True)
+@inheriting
 def _submit_offer(st, out, n, seq, ts, oid, price, qty, counterparty, acct, ins, side):
     reason = _offer_reason(st, oid, price, qty, counterparty, acct, ins, side)
     if reason != 0:
@@ -253,7 +252,7 @@ def _submit_offer(st, out, n, seq, ts, oid, price, qty, counterparty, acct, ins,
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _accept_reason(st, row, acct, price, qty):
     if row < 0:
         return R_UNKNOWN_BLOCK
@@ -271,7 +270,7 @@ def _accept_reason(st, row, acct, price, qty):
     return _ledger_reason(st, acct, ins, 3 - st[o + BO_SIDE], qty, price)
 
 
-@njit(cache=True)
+@inheriting
 def _accept_offer(st, out, n, seq, ts, oid, price, qty, acct):
     row = find_row(st, M_OFF_BLOCK, BOF, M_BLOCK_HWM, oid)
     reason = _accept_reason(st, row, acct, price, qty)
@@ -298,7 +297,7 @@ def _accept_offer(st, out, n, seq, ts, oid, price, qty, acct):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _withdraw_offer(st, out, n, seq, ts, row, reason):
     """Remove a live offer, release its lock and report ``BlockOfferCancelled(reason)``."""
     o = st[M_OFF_BLOCK] + row * BOF
@@ -313,7 +312,7 @@ def _withdraw_offer(st, out, n, seq, ts, row, reason):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _cancel_offer(st, out, n, seq, ts, oid, acct):
     row = find_row(st, M_OFF_BLOCK, BOF, M_BLOCK_HWM, oid)
     if row < 0:
@@ -342,7 +341,7 @@ def expire_offers(st, out, n, seq, ts, ins, reason):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@inheriting
 def _auction_rejected(out, n, seq, ts, command, auction_id, bid_id, acct, ins, price, qty, reason):
     n = emit(out, n, EV_AUCTION_REJECTED, seq, ts, ins, auction_id, acct, 0, price, qty, reason)
     out[n - 1, AUCTION_COMMAND_REJECTED.command] = command
@@ -350,12 +349,12 @@ def _auction_rejected(out, n, seq, ts, command, auction_id, bid_id, acct, ins, p
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _auction_at(st, row):
     return st[M_OFF_AUCTIONS] + row * AUF
 
 
-@njit(cache=True)
+@inheriting
 def _apply_reason(st, auction_id, qty, acct, ins):
     if ins < 0 or ins >= st[M_N_INST]:
         return R_UNKNOWN_INSTRUMENT
@@ -377,7 +376,7 @@ def _apply_reason(st, auction_id, qty, acct, ins):
     return _ledger_reason(st, acct, ins, SELL, qty, 0)
 
 
-@njit(cache=True)
+@inheriting
 def _apply(st, out, n, seq, ts, auction_id, qty, acct, ins):
     reason = _apply_reason(st, auction_id, qty, acct, ins)
     if reason != 0:
@@ -394,7 +393,7 @@ def _apply(st, out, n, seq, ts, auction_id, qty, acct, ins):
     return emit(out, n, EV_AUCTION_APPLIED, seq, ts, ins, auction_id, acct, 0, 0, qty, 0)
 
 
-@njit(cache=True)
+@inheriting
 def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, end_ns):
     row = find_row(st, M_OFF_AUCTIONS, AUF, M_AUCTIONS_HWM, auction_id)
     a = _auction_at(st, row)
@@ -446,7 +445,7 @@ def _announce(st, out, n, seq, ts, auction_id, floor_rule, clearing, start_ns, e
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _bid_reason(st, row, bid_id, price, qty, acct):
     """The first failing check of SubmitAuctionBid, in the documented order; 0 if none."""
     if row < 0:
@@ -476,7 +475,7 @@ def _bid_reason(st, row, bid_id, price, qty, acct):
     return _ledger_reason(st, acct, st[a + AU_INST], BUY, qty, price)
 
 
-@njit(cache=True)
+@inheriting
 def _bid(st, out, n, seq, ts, bid_id, auction_id, price, qty, acct):
     row = find_row(st, M_OFF_AUCTIONS, AUF, M_AUCTIONS_HWM, auction_id)
     a = _auction_at(st, row)
@@ -524,7 +523,7 @@ def bid_rows(st, auction_id):
     return rows[:count][np.argsort(arrivals[:count], kind="mergesort")]
 
 
-@njit(cache=True)
+@inheriting
 def _release_bid(st, out, n, seq, ts, a, row):
     """``AuctionBidReleased``: the bid received nothing; its whole need returns."""
     b = st[M_OFF_BIDS] + row * BIDF
@@ -535,7 +534,7 @@ def _release_bid(st, out, n, seq, ts, a, row):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _fill_bid(st, out, n, seq, ts, a, row, price, fill):
     """``AuctionTrade``: settle ``fill`` at ``price`` against the bid's lock at its own price,
     then release the unfilled part."""
@@ -553,7 +552,7 @@ def _fill_bid(st, out, n, seq, ts, a, row, price, fill):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _remove_auction(st, row, rows):
     """Free an auction's row and its bids' rows."""
     for bid_row in rows:
@@ -562,7 +561,7 @@ def _remove_auction(st, row, rows):
     _free_row(st, M_OFF_AUCTIONS, AUF, row)
 
 
-@njit(cache=True)
+@inheriting
 def _operator_refusal(st, out, n, seq, ts, command, auction_id, row):
     """Clear and cancel: ``UNKNOWN_AUCTION``; clear also needs ``BIDDING``.  -1: no refusal."""
     reason = 0
@@ -614,7 +613,7 @@ def _clear(st, out, n, seq, ts, auction_id):
     return _cleared(st, out, n, seq, ts, row, arrival, clearing_price, remaining, value, accepted)
 
 
-@njit(cache=True)
+@inheriting
 def _cleared(st, out, n, seq, ts, row, rows, price, unsold, value, fills):
     """The unsold lot returns to the seller; the session's auction figures grow; the auction
     is gone; ``AuctionCleared``."""
@@ -670,7 +669,7 @@ def _cancel_auction(st, out, n, seq, ts, auction_id):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@inheriting
 def mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype):
     """Apply one block or auction command (fields as mapped in ``engine.core.records``)."""
     if kind == K_BLOCK_OFFER:
@@ -690,7 +689,7 @@ def mode_command(st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, sid
     return _cancel_auction(st, out, n, seq, ts, oid)
 
 
-@njit(cache=True)
+@inheriting
 def report_volumes(st, out, n, seq, ts, ins):
     """``SessionModeVolumes`` of the session just closed; its six counters restart at 0."""
     io = st[M_OFF_INST] + ins * IF
@@ -713,7 +712,7 @@ def report_volumes(st, out, n, seq, ts, ins):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def composite_price(st, out, n, seq, ts):
     """``CompositePrice`` when every allowance instrument is closed (the caller checks that
     this command closed one): their mean reference, rounded half up to the fen."""
@@ -738,7 +737,7 @@ def composite_price(st, out, n, seq, ts):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def hash_words_size(st):
     return (
         st[M_N_INST] * 7

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from engine.core.compiled import ledger, modes
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.ledger import emit as _ev
@@ -15,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "a2c51418ad457c48"
+DEPENDENCIES_DIGEST = "88d4b7f5c3c1a6c4"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -24,7 +22,7 @@ DEPENDENCIES_DIGEST = "a2c51418ad457c48"
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@entry_allocating
 def capped_band(st, ins, bps):
     """``band_edges`` around the reference, the upper edge capped where the ladder ends."""
     io = st[M_OFF_INST] + ins * IF
@@ -34,7 +32,7 @@ def capped_band(st, ins, bps):
     return lower, min(upper, ceiling - ceiling % tick)
 
 
-@njit(cache=True)
+@entry_allocating
 def set_band(st, ins):
     """The listing band and the block band around the reference price (market.band_edges)."""
     io = st[M_OFF_INST] + ins * IF
@@ -42,14 +40,14 @@ def set_band(st, ins):
     st[io + I_BLOCK_LO], st[io + I_BLOCK_HI] = capped_band(st, ins, st[io + I_BLOCK_BAND])
 
 
-@njit(cache=True)
+@inheriting
 def reject_command(out, n, seq, ts, kind, ins, reason):
     n = _ev(out, n, EV_COMMAND_REJECTED, seq, ts, ins, 0, 0, 0, 0, 0, reason)
     out[n - 1, COMMAND_REJECTED.command] = kind
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _open_one(st, ins, date):
     io = st[M_OFF_INST]
     if st[io + (ins) * IF + I_STATE] != CLOSED:
@@ -64,7 +62,7 @@ def _open_one(st, ins, date):
     return 0
 
 
-@njit(cache=True)
+@inheriting
 def open_session(st, out, n, seq, ts, ins, date):
     io = st[M_OFF_INST]
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
@@ -122,7 +120,7 @@ def _close_one(st, out, n, seq, ts, ins):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def close_session(st, out, n, seq, ts, ins):
     io = st[M_OFF_INST]
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
@@ -143,7 +141,7 @@ def close_session(st, out, n, seq, ts, ins):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def _phase_one(st, out, n, seq, ts, ins, phase):
     """Move one instrument to ``phase``; returns (next row, refusal reason or 0)."""
     io = st[M_OFF_INST] + ins * IF
@@ -162,7 +160,7 @@ def _phase_one(st, out, n, seq, ts, ins, phase):
     return n, 0
 
 
-@njit(cache=True)
+@inheriting
 def set_phase(st, out, n, seq, ts, ins, phase):
     if ins < INSTRUMENT_ALL or ins >= st[M_N_INST]:
         return reject_command(out, n, seq, ts, K_SET_PHASE, ins, R_UNKNOWN_INSTRUMENT)
@@ -180,7 +178,7 @@ def set_phase(st, out, n, seq, ts, ins, phase):
     return n
 
 
-@njit(cache=True)
+@inheriting
 def halt_resume(st, out, n, seq, ts, kind, ins):
     io = st[M_OFF_INST]
     if ins < 0 or ins >= st[M_N_INST]:

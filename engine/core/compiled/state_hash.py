@@ -8,11 +8,11 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "54216d059589e427"
+DEPENDENCIES_DIGEST = "9cea89a478f091ce"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
-@allocating
+@entry_allocating
 def hash_words(st):
     """The canonical state sequence of docs/MATCHING.md ("Canonical state hash"), then the
     ledger's (registry on) and the trading modes' (docs/TRADING_MODES.md)."""
