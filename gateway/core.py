@@ -71,6 +71,9 @@ from gateway.session import Session, State
 from gateway.users import User
 
 log = logging.getLogger("gateway")
+_COMMAND_COLUMNS = tuple(COMMAND_DTYPE.names or ())
+_ACCOUNT_AT, _KIND_AT = _COMMAND_COLUMNS.index("account"), _COMMAND_COLUMNS.index("kind")
+"""Positions in a command record tuple (``COMMAND_DTYPE`` field order)."""
 
 ANNOTATION_BYTES_MAX = 4 * (limits.USER_NAME_CHARS_MAX + limits.CLIENT_ORDER_ID_CHARS_MAX) + 24
 """The largest encoded annotation (UTF-8 text: up to four bytes a character, plus framing)."""
@@ -715,6 +718,29 @@ class GatewayCore:
                             code=int(p.RejectCode.EXCHANGE_UNAVAILABLE),
                             text="the exchange failed; outcome unknown until a resumed session "
                             "replays",
+                            client_order_id=origin[3],
+                        )
+                    )
+
+    def batches_refused(self, batches: list[Batch], reason: str) -> None:
+        """The log refused these batches (its file system is full) and nothing of them was
+        recorded: undo what the gateway reserved for their commands (client order ids, live
+        orders, offer and auction ids) and tell every requester to send again.  The gateway
+        goes on: the next batch is tried afresh (``Sequencer.release_claims`` first)."""
+        tracker = self.tracker
+        for batch in batches:
+            for record, origin in zip(batch.records, batch.origins):
+                seq, account, kind = record[0], record[_ACCOUNT_AT], record[_KIND_AT]
+                if kind == K_SUBMIT:
+                    tracker.withdraw(seq, account)
+                tracker.offers.pop(seq, None)
+                tracker.auctions.pop(seq, None)
+                if origin is not None and origin[0].state is State.ACTIVE:
+                    origin[0].send(
+                        p.Reject(
+                            request_id=origin[1],
+                            code=int(p.RejectCode.STORAGE_FULL),
+                            text=f"not recorded, send again: {reason}",
                             client_order_id=origin[3],
                         )
                     )

@@ -202,6 +202,17 @@ class OrderTracker:
             self.owner[order_id] = owner
             owner.live_orders[order_id] = account
 
+    def withdraw(self, order_id: int, account: int) -> None:
+        """Undo :meth:`reserve`: the order was never sequenced (its batch was refused), so
+        its client order id is free again at once."""
+        live = self.live.get(account)
+        if live is not None:
+            live.discard(order_id)
+        owner = self.owner.pop(order_id, None)
+        if owner is not None:
+            owner.live_orders.pop(order_id, None)
+        self._forget(order_id, account)
+
     def owns(self, account: int, order_id: int) -> bool:
         """Is ``order_id`` an order of ``account`` (live, or ended with its id still known)?"""
         if order_id in self.live.get(account, ()):

@@ -128,6 +128,9 @@ class RejectCode(enum.IntEnum):
     UNKNOWN_ACCOUNT = 13
     """A query named an account that does not exist - or, for a trader, any account it is not
     bound to (the two answers are the same, byte for byte)."""
+    STORAGE_FULL = 14
+    """The exchange's log could not take the batch (its file system is full): nothing of the
+    request was recorded - send it again (the same client order id is free again)."""
 
 
 class LogonRejectCode(enum.IntEnum):

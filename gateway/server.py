@@ -57,6 +57,7 @@ import msgspec
 
 from engine.core import limits
 from engine.core.records import E_SEQ
+from engine.durable import journal as jr
 from gateway import protocol as p
 from gateway import resend, schedule
 from gateway.core import BATCH_MAX, GatewayConfig, GatewayCore, submit_record
@@ -599,6 +600,12 @@ class Gateway:
                 events = self.exchange.submit_records(
                     batch.command_records(), batch.annotation_blob()
                 )
+            except jr.LogFullError as exc:  # nothing of it recorded: refuse, go on
+                log.error("log full, %d batches refused: %s", len(batches) - position, exc)
+                self.exchange.release_claims()  # the later batches' claims go with them
+                core.batches_refused(batches[position:], str(exc))
+                self._write_dirty()
+                return
             except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
                 log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
                 core.batch_failed(batches[position:], exc)

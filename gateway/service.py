@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine.core.market import MarketDefinition
 from engine.durable.sequencer import DEFAULT_SNAPSHOT_EVERY_EVENTS, Sequencer
+from engine.durable.storage import OS_STORAGE, Storage
 from gateway.schedule import Scheduler
 from gateway.server import Gateway, GatewayConfig, GatewayStats
 from gateway.users import UserDirectory
@@ -55,6 +56,7 @@ async def run(
     fix_port: int | None = None,
     schedule: bool = False,
     local_clock: Callable[[], datetime.datetime] | None = None,
+    storage: Storage = OS_STORAGE,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -84,6 +86,8 @@ async def run(
         (tests, the demo); ``cets serve`` turns it on unless ``--no-schedule``.
     local_clock : callable, optional
         The market's local time now, for the schedule (default: the wall clock).
+    storage : Storage
+        The log writer's file operations (``engine.durable.storage``).
 
     Returns
     -------
@@ -96,6 +100,7 @@ async def run(
         durability=durability,
         sync_interval_s=sync_interval_s,
         snapshot_every_events=snapshot_every_events,
+        storage=storage,
     )
     thresholds = gc.get_threshold()
     try:

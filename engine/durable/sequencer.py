@@ -58,6 +58,7 @@ from engine.durable import recovery as rc
 from engine.durable import snapshots as sn
 from engine.durable.files import write_atomically
 from engine.durable.recovery import EngineClass, SkippedSnapshot
+from engine.durable.storage import OS_STORAGE, Storage
 
 _log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class Sequencer:
         snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT,
         engine_factory: EngineClass | None = None,
         audit_replay: bool = True,
+        storage: Storage = OS_STORAGE,
     ) -> Sequencer:
         """Create a new exchange in ``data_dir`` or recover the one there.
 
@@ -227,6 +229,9 @@ class Sequencer:
             bytes)``; default ``engine.core.compiled.engine.CompiledEngine``.
         audit_replay : bool
             Compare the events of every replayed batch with its checkpoint.
+        storage : Storage
+            The file operations the log's writer uses (``engine.durable.storage``; tests put
+            a faulty one here).
 
         Raises
         ------
@@ -249,6 +254,7 @@ class Sequencer:
                 durability=durability,
                 sync_interval_s=sync_interval_s,
                 segment_bytes=segment_bytes,
+                storage=storage,
             )
             (path / SNAPSHOT_DIR).mkdir(exist_ok=True)
             removed = sn.remove_temporary_files(path / SNAPSHOT_DIR)
@@ -368,6 +374,11 @@ class Sequencer:
         claims = self._claims
         self._claims = claims + 1
         return self.journal.next_seq + claims
+
+    def release_claims(self) -> None:
+        """Forget every outstanding claim: the claimed commands will not be submitted (their
+        batch was refused, e.g. by a full log).  The next claim is the next seq again."""
+        self._claims = 0
 
     def _consume_claims(self, records: np.ndarray) -> None:
         count, first = len(records), self.journal.next_seq
