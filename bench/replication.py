@@ -51,7 +51,7 @@ def run_failover(urls: list[str], directory: Path, orders: int = 200) -> Failove
     gw._open_market(primary.port)
     follow_args = replication_args(urls, stream, "b")[2:]  # cets follow: no --replication
     follower = gw.ServerProcess(directory / "b", 2, "batch", follow_args, command="follow")
-    listening: list[float] = []
+    listening: list[float | BaseException] = []
     # The follower prints its listening line only when it becomes primary: start() waits
     # for it, on a thread, while the primary is loaded and killed.
     waiter = threading.Thread(target=lambda: listening.append(_started(follower)), daemon=True)
@@ -59,20 +59,30 @@ def run_failover(urls: list[str], directory: Path, orders: int = 200) -> Failove
     session = gw.RawSession(primary.port, "t0")
     gw._pump([session], [gw.order_frames(0, orders, 1)], 50)
     session.close()
-    time.sleep(1.0)  # the follower has started and applied the stream
+    time.sleep(1.0)  # the follower applies the stream (a cold one may still be compiling)
     killed = time.monotonic()
     primary.kill()
     waiter.join(120)
+    started = listening[0] if listening else None
+    if not isinstance(started, float):
+        if follower.process is not None and follower.process.poll() is None:
+            follower.kill()
+        why = "no listening line within 120 s" if started is None else repr(started)
+        raise RuntimeError(f"the follower did not take over after the primary's SIGKILL: {why}")
     session = gw.RawSession(follower.port, "t0")
     gw._pump([session], [gw.order_frames(0, 1, 1, prefix="f")], 1)
     first_ack = time.monotonic() - killed
     session.close()
     follower.stop()
-    return FailoverResult(LEASE_TTL_S, round(listening[0] - killed, 3), round(first_ack, 3), orders)
+    return FailoverResult(LEASE_TTL_S, round(started - killed, 3), round(first_ack, 3), orders)
 
 
-def _started(server: gw.ServerProcess) -> float:
-    server.start()
+def _started(server: gw.ServerProcess) -> float | BaseException:
+    """When ``server`` listens, or why it never did (its stderr says more)."""
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - reported by run_failover
+        return exc
     return time.monotonic()
 
 

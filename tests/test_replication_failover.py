@@ -222,6 +222,8 @@ def test_a_primary_paused_past_its_lease_is_fenced(nodes) -> None:
             outcome = await alice.outcome(request_id, timeout=30)
         except ConnectionLost:
             return
+        finally:  # closed on this loop (else its transport is collected in a later test)
+            await alice.close()
         assert not outcome.ok, "a fenced primary acknowledged an order"
 
     asyncio.run(scenario())

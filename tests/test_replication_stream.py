@@ -23,6 +23,7 @@ from engine.durable import sequencer as sq  # noqa: E402
 from gateway.replication import stream as st  # noqa: E402
 from gateway.replication.cluster import LocalCluster, find_server  # noqa: E402
 from gateway.replication.follower import Follower  # noqa: E402
+from gateway.replication.lease import Lease, LeaseLostError  # noqa: E402
 from gateway.replication.link import NatsLink  # noqa: E402
 from gateway.replication.node import ReplicatedNode  # noqa: E402
 from gateway.replication.primary import FencedError  # noqa: E402
@@ -142,8 +143,6 @@ def test_a_lost_lease_fences_an_idle_primary(cluster, names, tmp_path: Path) -> 
     node.replicator.on_fenced = fenced.append
     node.link.run(node.follower.lease.release())  # gone: another node takes it
     taker = NatsLink(cluster.urls).start()
-    from gateway.replication.lease import Lease
-
     assert taker.run(Lease(taker.js, names, "b").acquire())
     deadline = asyncio.new_event_loop()
     try:
@@ -154,6 +153,35 @@ def test_a_lost_lease_fences_an_idle_primary(cluster, names, tmp_path: Path) -> 
     with pytest.raises(FencedError, match="held by b"):
         exchange.submit([s.OpenSession(trading_date=20250103)])
     exchange.close(), node.close(), taker.close()
+
+
+def test_a_lease_that_expires_while_a_candidate_looks_is_taken(cluster, names) -> None:
+    """The holder's entry expires between ``kv.create``'s failed write and its read (here: the
+    entry is purged just before the read, as the bucket's TTL does): the candidate takes the
+    free lease instead of failing with ``KeyNotFoundError`` (a follower exited with it)."""
+    link = NatsLink(cluster.urls).start()
+    link.run(st.ensure(link.js, names))
+    holder, candidate = Lease(link.js, names, "a"), Lease(link.js, names, "b")
+    assert link.run(holder.acquire())
+    kv = link.run(candidate._bucket())
+    read, expired = kv._get, []
+
+    async def expire_then_read(key, revision=None):
+        if not expired:
+            subject = f"$KV.{names.bucket}.{st.LEASE_KEY}"
+            await link.js.purge_stream(f"KV_{names.bucket}", subject=subject)
+            expired.append(subject)
+        return await read(key, revision)
+
+    kv._get = expire_then_read
+    try:
+        assert link.run(candidate.acquire())
+        assert expired
+        assert link.run(candidate.current()) == ("b", candidate.revision)
+        with pytest.raises(LeaseLostError, match="held by b"):
+            link.run(holder.renew())
+    finally:
+        link.close()
 
 
 async def _wait_for(condition, timeout_s: float) -> None:

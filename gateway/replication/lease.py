@@ -13,6 +13,9 @@ import nats.js.errors
 
 from gateway.replication.stream import LEASE_KEY, TRANSIENT, StreamNames
 
+CREATE_ATTEMPTS = 3
+"""Writes of one :meth:`Lease.acquire` when the holder's entry keeps expiring mid-create."""
+
 
 class LeaseLostError(RuntimeError):
     """Another node holds the lease this node held."""
@@ -40,13 +43,24 @@ class Lease:
         return self._kv
 
     async def acquire(self) -> bool:
-        """Take the lease if nobody holds it; whether this node now holds it."""
+        """Take the lease if nobody holds it; whether this node now holds it.
+
+        ``kv.create`` is two requests: a write that fails while the key exists, then a read
+        that tells a deleted key (write again) from a held one.  When the holder's entry
+        expires between the two, the read finds no key at all (``KeyNotFoundError``): the
+        lease is free now, so the write is tried again (a few times, then False: a later
+        look tries again).
+        """
         kv = await self._bucket()
-        try:
-            self.revision = await kv.create(LEASE_KEY, self.holder.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        return True
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                self.revision = await kv.create(LEASE_KEY, self.holder.encode())
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return False
+            except nats.js.errors.KeyNotFoundError:
+                continue  # the entry expired between create's write and its read
+            return True
+        return False
 
     async def current(self) -> tuple[str, int] | None:
         """(holder, revision) of the lease, or None when nobody holds it."""
