@@ -920,7 +920,12 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
                     sent_at.update((k, now) for k in range(sent, stop))
                     _send_all(sock, b"".join(frames[sent:stop]))
                     sent = stop
-                reader.receive_data(sock.recv(1 << 20))
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError(
+                        f"the FIX session was closed after {answered} of {orders} orders"
+                    )
+                reader.receive_data(data)
                 while (report := reader.next()) is not None:
                     if report.msg_type == "8" and report.get(150) in ("0", "8"):
                         k = int(report.fields[11].rsplit("-", 1)[1])
