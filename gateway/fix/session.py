@@ -13,7 +13,8 @@ translations around the core, both without I/O (bytes and times in, bytes out):
   Heartbeat, TestRequest, ResendRequest, SequenceReset, Logout; Reject (3) naming the offending
   tag; BusinessMessageReject (j) for unsupported MsgTypes.  Application messages become the
   native requests the core already understands (``NewOrder``, ``CancelRequest``,
-  ``ModifyRequest``, ``EngineRequest(MassCancel)``, ``Subscribe``/``Unsubscribe``), each with a
+  ``ModifyRequest``, ``EngineRequest(MassCancel)``, ``Subscribe``/``Unsubscribe``; the block
+  offer messages U1-U3 of ``gateway.fix.blocks`` become ``EngineRequest`` too), each with a
   request id that this session remembers with its FIX identifiers (:class:`Request`).
 * **Out**: whatever the core queues for the session (native frames in :attr:`out`, written by
   the core's routing loop) is decoded and translated, in order, into FIX messages when the
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core import limits
 from engine.core import schema as s
 from gateway import protocol as p
+from gateway.fix import blocks
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
@@ -152,6 +154,9 @@ class FixSession(Session):
             "q": self._mass_cancel,
             "V": self._market_data_request,
             "x": self._security_list_request,
+            "U1": lambda m: blocks.new_offer(self, m),
+            "U2": lambda m: blocks.accept_offer(self, m),
+            "U3": lambda m: blocks.cancel_offer(self, m),
         }
 
     # ------------------------------------------------------------------------------------------
@@ -798,15 +803,20 @@ class FixSession(Session):
             self._md_reject(request, "0" if unknown else "2", text)
         elif request.kind == "q":
             self._mass_cancel_report(request, "0", 0, text, "NONE")
+        elif request.kind in blocks.KINDS:
+            blocks.rejected(self, request, text, m.code)
 
     def _md_reject(self, request: Request, reason: str, text: str) -> None:
         self._send_app("Y", [(262, request.cl_ord_id), (281, reason), (58, text)])
 
     def _event_report(self, m: p.EventReport) -> None:
         request = self.requests.get(m.request_id) if m.request_id else None
+        event = m.event
+        if type(event) in blocks.EVENT_TYPES:
+            blocks.report(self, m, request)
+            return
         if request is None or request.kind != "q":
             return
-        event = m.event
         if type(event) is s.MassCancelled:
             self._mass_cancel_report(request, request.detail, event.cancelled_count, "", m.seq)
         else:
