@@ -8,7 +8,7 @@ each command the kernel checks that the output has room for the worst case (one 
 resting order plus a few), and otherwise returns so the caller can grow it: a command is never
 half applied.
 
-The rules are those of ``docs/MATCHING.md``; ``engine/reference.py`` is their plain-Python
+The rules are those of ``docs/MATCHING.md``; ``engine/core/reference/engine.py`` is their plain-Python
 statement and the differential tests hold the two to identical events and state hashes.  All
 functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
 """
@@ -24,7 +24,7 @@ from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 from engine.core.records import E_KIND, E_QTY, E_REASON
 
-DEPENDENCIES_DIGEST = "5af62d4b963c4a62"
+DEPENDENCIES_DIGEST = "d9089289197ef375"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

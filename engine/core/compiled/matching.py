@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "9cea89a478f091ce"
+DEPENDENCIES_DIGEST = "f5300b0b44d23ec0"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -17,7 +17,7 @@ fills.  With the registry off (``st[M_REGISTRY] == 0``) every ledger step is ski
 
 Bids rank by price, highest first, then by arrival: each bid gets the next number of the
 engine's arrival counter (``M_NEXT_ARRIVAL``) and clearing sorts stably, first by arrival and
-then by price.  The rules are those of ``docs/TRADING_MODES.md``; ``engine/reference_modes.py``
+then by price.  The rules are those of ``docs/TRADING_MODES.md``; ``engine/core/reference/modes.py``
 is their plain-Python statement.  All functions run unchanged under ``NUMBA_DISABLE_JIT=1``.
 """
 

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "88d4b7f5c3c1a6c4"
+DEPENDENCIES_DIGEST = "f6b69b23afff03d0"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
