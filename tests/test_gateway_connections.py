@@ -75,7 +75,14 @@ def test_sockets_without_logon_cannot_take_logged_on_slots(server) -> None:
         # ... and logged-on sessions do not count against the pre-logon allowance
         async with logged_on(server.port, "alice"), logged_on(server.port, "bob"):
             flood = [await _silent_socket(server.port) for _ in range(3)]
-            assert server.call(lambda: len(server.gateway.core.logging_on)) == 3
+            # a connect returns before the server's accept callback has run: wait for it
+            counted = 0
+            for _ in range(200):
+                counted = server.call(lambda: len(server.gateway.core.logging_on))
+                if counted == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert counted == 3
             for _reader, writer in flood:
                 writer.close()
             # the logged-on limit (2) is reached: a third user is refused after its logon

@@ -90,14 +90,12 @@ class FullDisk(Storage):
         super().pwrite(fd, parts, offset)
 
 
-def test_a_full_disk_refuses_commands_and_resumes(tmp_path: Path, monkeypatch) -> None:
+def test_a_full_disk_refuses_commands_and_resumes(tmp_path: Path) -> None:
     """The sequencer refuses a batch it could not write (nothing of it counts) and takes the
     next one once space returned."""
     storage = FullDisk()
-    real_open = jr.Journal.open
-    monkeypatch.setattr(jr.Journal, "open", lambda *a, **k: real_open(*a, **k, storage=storage))
     market = small_market()
-    with sq.Sequencer.open(tmp_path, market) as exchange:
+    with sq.Sequencer.open(tmp_path, market, storage=storage) as exchange:
         exchange.submit([open_session(20250102)])
         storage.full = True
         with pytest.raises(jr.LogFullError, match="full"):
