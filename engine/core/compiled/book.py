@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "1eceb5f06924e0f9"
+DEPENDENCIES_DIGEST = "0d6506928643369b"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -147,15 +147,13 @@ class CompiledEngine:
         self._out = np.zeros((size, EVENT_FIELDS), dtype=_I64)
 
     # -- commands ------------------------------------------------------------------------------
-    def _apply_one(self, st: np.ndarray, out: np.ndarray, *args: int) -> int:
-        """One command as scalars: the number of events in ``out`` (-1: ``out`` too small)."""
-        return int(self._apply_outcome(st, out, *args)[0])
-
     def apply(self, c: s.Command) -> list[s.Event]:
         """Apply one typed command; return the events it produced, in order."""
+        # the compiled entry point is called directly (no Python helper in between): this
+        # path is the typed API's whole cost besides decoding the events
         if isinstance(c, s.SubmitOrder):
             index = self._index.get(c.instrument, INSTRUMENT_UNKNOWN)
-            n = self._apply_one(
+            n = self._apply_outcome(
                 self._st,
                 self._out,
                 1,
@@ -172,11 +170,11 @@ class CompiledEngine:
                 c.tif,
                 c.stp,
                 0,
-            )
+            )[0]
             if n == 1:
                 return [self.codec.event(self._out[0].tolist())]
         elif isinstance(c, s.ModifyOrder):
-            n = self._apply_one(
+            n = self._apply_outcome(
                 self._st,
                 self._out,
                 3,
@@ -193,9 +191,9 @@ class CompiledEngine:
                 0,
                 0,
                 0,
-            )
+            )[0]
         elif isinstance(c, s.CancelOrder):
-            n = self._apply_one(
+            n = self._apply_outcome(
                 self._st,
                 self._out,
                 2,
@@ -212,16 +210,16 @@ class CompiledEngine:
                 0,
                 0,
                 0,
-            )
+            )[0]
         else:
             n = -1
         if n < 0:
             args = self.codec.command_tuple(c)
             args = (args[8], *args[0:8], *args[9:13], args[14])
-            n = self._apply_one(self._st, self._out, *args)
+            n = self._apply_outcome(self._st, self._out, *args)[0]
             while n < 0:
                 self._grow_out()
-                n = self._apply_one(self._st, self._out, *args)
+                n = self._apply_outcome(self._st, self._out, *args)[0]
         return self.codec.events(self._out[:n].tolist())
 
     # -- lean calls: one order command, a tuple of ints back ------------------------------------

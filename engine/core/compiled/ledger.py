@@ -52,7 +52,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "1eceb5f06924e0f9"
+DEPENDENCIES_DIGEST = "0d6506928643369b"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

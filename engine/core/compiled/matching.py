@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "f5300b0b44d23ec0"
+DEPENDENCIES_DIGEST = "e90d07e6086e4827"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

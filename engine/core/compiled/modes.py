@@ -43,7 +43,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "23a39428bf25365b"
+DEPENDENCIES_DIGEST = "2ed355fc60228c81"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "f6b69b23afff03d0"
+DEPENDENCIES_DIGEST = "29bdc4e0eae2ad70"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
