@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -457,3 +458,18 @@ def test_replay_in_fresh_processes_is_identical(tmp_path: Path, engine_class: st
         )
         outputs.append(out.stdout.split())
     assert outputs[0] == outputs[1] == [live, recorded.hexdigest(), str(len(batches))]
+
+
+def test_a_removed_log_is_missing_data_not_a_new_log(tmp_path: Path) -> None:
+    """market.json is written after the first segment: a stored market without a log means
+    the log was removed, and opening says so instead of starting a new, empty exchange."""
+    with open_exchange(tmp_path, small_market()) as exchange:
+        exchange.submit([open_session(20250102)])
+    for segment in jr.segment_paths(tmp_path / sq.LOG_DIR):
+        segment.unlink()
+    with pytest.raises(jr.MissingDataError, match="the log was removed"):
+        sq.Sequencer.open(tmp_path)
+    shutil.rmtree(tmp_path / sq.LOG_DIR)
+    with pytest.raises(jr.MissingDataError, match="no segment"):
+        sq.Sequencer.open(tmp_path)
+    assert not (tmp_path / sq.LOG_DIR).exists()  # refused before creating anything

@@ -135,10 +135,15 @@ def _decode_market(data: bytes) -> mk.MarketDefinition:
         raise mk.MarketDefinitionError(f"invalid stored market definition: {exc}") from None
 
 
-def _load_or_store_market(
+def _load_market(
     data_dir: Path, market: mk.MarketDefinition | None
 ) -> tuple[mk.MarketDefinition, bool]:
-    """The stored market definition, or ``market`` stored; (definition, created)."""
+    """The stored market definition, or ``market`` checked for storing; (definition, stored).
+
+    A new data directory's ``market.json`` is written only after its log's first segment
+    exists (:func:`_store_market`), so a stored market with no segment means the log was
+    removed: :class:`~engine.durable.journal.MissingDataError`, never a silent new log.
+    """
     path = data_dir / MARKET_FILE
     if path.exists():
         stored = _decode_market(path.read_bytes())
@@ -146,15 +151,28 @@ def _load_or_store_market(
             raise jr.MarketMismatchError(
                 str(path), 0, None, "the market definition given differs from the stored one"
             )
-        return stored, False
+        log_dir = data_dir / LOG_DIR
+        if not log_dir.is_dir() or not jr.segment_paths(log_dir):
+            raise jr.MissingDataError(
+                str(log_dir),
+                0,
+                1,
+                f"{MARKET_FILE} exists but the log has no segment: the log was removed "
+                f"(a directory that never held data: remove {MARKET_FILE} to start afresh)",
+            )
+        return stored, True
     if market is None:
         raise FileNotFoundError(f"{path} does not exist: a new exchange needs a market")
     mk.validate(market)
+    return market, False
+
+
+def _store_market(data_dir: Path, market: mk.MarketDefinition) -> None:
+    """Write ``market.json`` of a new data directory (after its log's first segment)."""
     data = msgspec.json.format(msgspec.json.encode(market), indent=2) + b"\n"
     if _decode_market(data).digest() != market.digest():  # the round trip must be exact
         raise mk.MarketDefinitionError("market definition does not survive its JSON encoding")
-    write_atomically(path, data)
-    return market, True
+    write_atomically(data_dir / MARKET_FILE, data)
 
 
 # ------------------------------------------------------------------------------------------
@@ -247,7 +265,7 @@ class Sequencer:
         lock_fd = jr.acquire_lock(path / jr.LOCK_FILE, f"data directory {path}")
         journal = None
         try:
-            market, created = _load_or_store_market(path, market)
+            market, stored = _load_market(path, market)
             journal = jr.Journal.open(
                 path / LOG_DIR,
                 market.digest(),
@@ -256,6 +274,9 @@ class Sequencer:
                 segment_bytes=segment_bytes,
                 storage=storage,
             )
+            created = not stored
+            if created:
+                _store_market(path, market)
             (path / SNAPSHOT_DIR).mkdir(exist_ok=True)
             removed = sn.remove_temporary_files(path / SNAPSHOT_DIR)
             engine_class = engine_factory or default_engine_class()
