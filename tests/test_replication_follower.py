@@ -239,3 +239,24 @@ def test_a_follower_serves_reads_refuses_orders_and_trades_after_failover(member
             await session.close()
 
     asyncio.run(scenario())
+
+
+def test_a_serving_follower_whose_log_diverges_stops_and_closes_its_sessions(members) -> None:
+    a = members("a")
+    a.wait(lambda: a.node.is_primary, "never became primary")
+    b = members("b")
+
+    async def scenario() -> None:
+        viewer = client(b, "viewer", drop_copy=True)
+        await viewer.connect()
+        exchange = b.server.gateway.exchange
+        b.server.call(lambda: exchange.submit([s.OpenSession(trading_date=DATE1 + 1)]))
+        async with client(a, "op") as op:  # the primary's seq 1 is another command
+            assert (await op.engine(s.OpenSession(trading_date=DATE1))).ok
+        await viewer.wait_closed(30)
+        assert viewer.logouts and viewer.logouts[-1].reason == "server shutting down"
+
+    asyncio.run(scenario())
+    b.server.stop()
+    assert "does not continue this log" in str(b.node.failure)
+    assert not b.node.is_primary
