@@ -69,21 +69,31 @@ class Node:
         except OSError:
             return False
 
-    def primary(self) -> bool:
-        """The node said it takes orders (a follower says ``follower (read-only) gateway
-        listening on`` first)."""
+    def said(self, start: str) -> bool:
+        """A line of the node's output starts with ``start``."""
         if not self.out.exists():
             return False
-        return any(line.startswith("gateway listening on") for line in self.output().splitlines())
+        return any(line.startswith(start) for line in self.output().splitlines())
 
-    def wait_primary(self, timeout: float = START_TIMEOUT_S) -> float:
+    def primary(self) -> bool:
+        """The node said it takes orders."""
+        return self.said("gateway listening on")
+
+    def wait_said(self, start: str, timeout: float = START_TIMEOUT_S) -> float:
         started = time.monotonic()
-        while not self.primary():
+        while not self.said(start):
             assert self.process.poll() is None, self.output()
             if time.monotonic() - started > timeout:
-                raise TimeoutError(f"{self.name} never became primary:\n{self.output()}")
+                raise TimeoutError(f"{self.name} never said {start!r}:\n{self.output()}")
             time.sleep(0.05)
         return time.monotonic() - started
+
+    def wait_primary(self) -> float:
+        return self.wait_said("gateway listening on")
+
+    def wait_follower(self) -> float:
+        """Until the node listens read-only (every node does as it starts)."""
+        return self.wait_said("follower (read-only) gateway listening on")
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
@@ -194,7 +204,8 @@ def test_kill_9_primary_under_load_loses_no_acknowledged_batch(nodes, tmp_path) 
     a.wait()
     primary = b if b.primary() else c
     follower = c if primary is b else b
-    assert follower.listening() and not follower.primary()  # read-only, serving
+    follower.wait_follower()
+    assert follower.listening() and not follower.primary(), follower.output()  # read-only
     primary.signal(signal.SIGTERM)  # graceful: releases the lease, the follower takes over
     assert primary.wait() == 0, primary.output()
     follower.wait_primary()
