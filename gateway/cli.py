@@ -51,13 +51,14 @@ def add_commands(subparsers) -> None:
 
 
 def _add_replication(parser, follower: bool = False) -> None:
-    if not follower:
-        parser.add_argument(
-            "--replication",
-            choices=["none", "quorum"],
-            default="none",
-            help="quorum: acknowledge a batch only once the NATS stream's quorum has it",
-        )
+    parser.add_argument(
+        "--replication",
+        choices=["quorum", "async"] if follower else ["none", "quorum", "async"],
+        default="quorum" if follower else "none",
+        help="how the primary acknowledges - quorum: once the NATS stream's quorum has the "
+        "batch; async: once the local log has it (published in the background: batches "
+        "acknowledged but not yet in the stream are lost if the primary is; README)",
+    )
     parser.add_argument(
         "--nats",
         default="nats://127.0.0.1:4222",
@@ -305,7 +306,9 @@ def _replicated_node(args: argparse.Namespace, on_primary=None):
     from gateway.replication.stream import StreamNames
 
     names = StreamNames(args.stream, args.replicas, args.lease_ttl_s)
-    return ReplicatedNode(args.nats.split(","), names, args.node, on_primary=on_primary)
+    return ReplicatedNode(
+        args.nats.split(","), names, args.node, on_primary=on_primary, replication=args.replication
+    )
 
 
 def _read_secret(args: argparse.Namespace) -> tuple[str, bool]:

@@ -40,12 +40,14 @@ from engine.durable.sequencer import Sequencer
 from gateway.replication import stream as st
 from gateway.replication.follower import Follower
 from gateway.replication.link import NatsLink
-from gateway.replication.primary import StreamReplicator
+from gateway.replication.primary import AsyncStreamReplicator, StreamReplicator
 from gateway.replication.serving import ReplicaFeed
 
 log = logging.getLogger("gateway.replication")
 
 STOP_TIMEOUT_S = 10.0
+REPLICATORS = {"quorum": StreamReplicator, "async": AsyncStreamReplicator}
+"""The primary's replicator of each ``--replication`` mode."""
 
 
 class GatewayStoppedError(RuntimeError):
@@ -67,6 +69,10 @@ class ReplicatedNode:
         Become primary when the lease is free (False: follow only, never serve orders).
     on_primary : callable, optional
         Called with the gateway, on its loop, once it takes orders as the primary.
+    replication : str
+        How the primary acknowledges: ``"quorum"`` (after the stream's quorum has the batch)
+        or ``"async"`` (after the local log; published in the background - see
+        :class:`~gateway.replication.primary.AsyncStreamReplicator` for what that can lose).
     """
 
     def __init__(
@@ -76,8 +82,12 @@ class ReplicatedNode:
         node: str | None = None,
         takeover: bool = True,
         on_primary: Callable[[object], None] | None = None,
+        replication: str = "quorum",
     ) -> None:
+        if replication not in REPLICATORS:
+            raise ValueError(f"replication must be one of {sorted(REPLICATORS)}")
         self.names, self.takeover, self.on_primary = names, takeover, on_primary
+        self.replication = replication
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self.link = NatsLink(servers, name=f"cets {self.node}")
         self.follower: Follower | None = None
@@ -199,7 +209,7 @@ class ReplicatedNode:
     # -- primary -------------------------------------------------------------------------------
     def _replicator(self) -> StreamReplicator:
         follower = self.follower
-        self.replicator = StreamReplicator(
+        self.replicator = REPLICATORS[self.replication](
             self.link, self.names, follower.lease, follower.position - 1, self._fenced
         )
         return self.replicator
@@ -209,8 +219,9 @@ class ReplicatedNode:
         exchange.replicator = replicator
         self.became_primary_at = time.monotonic()
         log.warning(
-            "%s is primary at stream seq %d, log seq %d (%d batches applied while following)",
+            "%s is primary (%s) at stream seq %d, log seq %d (%d batches applied while following)",
             self.node,
+            self.replication,
             follower.position - 1,
             exchange.last_seq,
             follower.batches_applied,
