@@ -249,6 +249,8 @@ class ReplicatedNode:
             stop = self._stop
             if stop is not None:
                 self.link.loop.call_soon_threadsafe(stop.set)
+            if self.gateway.loop.is_closed():  # a run handed to it may never be applied
+                following.cancel()
             try:
                 following.result(STOP_TIMEOUT_S)
             except concurrent.futures.TimeoutError:
