@@ -125,7 +125,7 @@ def format_report(results: dict) -> str:
         )
     f = results["failover"]
     lines.append(
-        f"failover (lease TTL {f.lease_ttl_s} s): SIGKILL -> follower listening "
+        f"failover (lease TTL {f.lease_ttl_s} s): SIGKILL -> follower takes orders "
         f"{f.listening_s} s, -> first order acknowledged {f.first_ack_s} s"
     )
     return "\n".join(lines)
