@@ -4,8 +4,9 @@ Beside the single-node gateway, on the same machine and in the same run: sustain
 from pipelining clients, open-loop order-to-Ack latency (p50/p99/p99.9) at a fixed offered rate
 - with ``--replication quorum`` an Ack waits for the log's fsync *and* the stream's quorum -
 and the failover time: a primary and a follower (``cets follow``) run, the primary is killed
-with SIGKILL, and the time until the follower listens as the new primary (lease TTL, takeover
-check every quarter TTL, term message) and then until a first order is acknowledged there.
+with SIGKILL, and the time until the follower takes orders as the new primary (lease TTL,
+takeover check every quarter TTL, term message; it listened read-only all along) and then until
+a first order is acknowledged there.
 The NATS nodes share the machine's cores with the gateway and the load generator.
 """
 
@@ -29,7 +30,8 @@ _streams = itertools.count(1)
 class FailoverResult(msgspec.Struct, frozen=True):
     lease_ttl_s: float
     listening_s: float
-    """SIGKILL of the primary -> the follower listens as primary."""
+    """SIGKILL of the primary -> the follower takes orders as primary (its ``gateway listening
+    on`` line; it listened read-only before)."""
     first_ack_s: float
     """SIGKILL of the primary -> the first order acknowledged by the new primary."""
     orders_before: int
@@ -52,8 +54,9 @@ def run_failover(urls: list[str], directory: Path, orders: int = 200) -> Failove
     follow_args = replication_args(urls, stream, "b")[2:]  # cets follow: no --replication
     follower = gw.ServerProcess(directory / "b", 2, "batch", follow_args, command="follow")
     listening: list[float | BaseException] = []
-    # The follower prints its listening line only when it becomes primary: start() waits
-    # for it, on a thread, while the primary is loaded and killed.
+    # The follower prints "gateway listening on" only when it takes orders (its read-only
+    # line before says "follower (read-only) gateway listening on"): start() waits for it,
+    # on a thread, while the primary is loaded and killed.
     waiter = threading.Thread(target=lambda: listening.append(_started(follower)), daemon=True)
     waiter.start()
     session = gw.RawSession(primary.port, "t0")
@@ -122,7 +125,7 @@ def format_report(results: dict) -> str:
         )
     f = results["failover"]
     lines.append(
-        f"failover (lease TTL {f.lease_ttl_s} s): SIGKILL -> follower listening "
+        f"failover (lease TTL {f.lease_ttl_s} s): SIGKILL -> follower takes orders "
         f"{f.listening_s} s, -> first order acknowledged {f.first_ack_s} s"
     )
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import msgspec
 
 from engine.core.market import MarketDefinitionError
 from engine.durable.journal import Durability, JournalError
-from engine.durable.sequencer import MARKET_FILE
+from engine.durable.sequencer import MARKET_FILE, ReplicaDivergenceError
 from engine.markets import load, national_market
 from gateway.protocol import Role
 from gateway.server import GatewayConfig
@@ -43,21 +43,22 @@ def add_commands(subparsers) -> None:
     follow = _add_serve(
         subparsers,
         "follow",
-        "follow a replicated exchange's NATS stream into a data directory; serve orders "
-        "once this node holds the primary lease",
+        "follow a replicated exchange's NATS stream into a data directory, serving read-only "
+        "sessions at once and orders once this node holds the primary lease",
     )
     _add_replication(follow, follower=True)
     _add_users(subparsers)
 
 
 def _add_replication(parser, follower: bool = False) -> None:
-    if not follower:
-        parser.add_argument(
-            "--replication",
-            choices=["none", "quorum"],
-            default="none",
-            help="quorum: acknowledge a batch only once the NATS stream's quorum has it",
-        )
+    parser.add_argument(
+        "--replication",
+        choices=["quorum", "async"] if follower else ["none", "quorum", "async"],
+        default="quorum" if follower else "none",
+        help="how the primary acknowledges - quorum: once the NATS stream's quorum has the "
+        "batch; async: once the local log has it (published in the background: batches "
+        "acknowledged but not yet in the stream are lost if the primary is; README)",
+    )
     parser.add_argument(
         "--nats",
         default="nats://127.0.0.1:4222",
@@ -206,11 +207,9 @@ def _serve(args: argparse.Namespace) -> int:
         market = national_market()
     config = _config(args)
 
-    def ready(gateway) -> None:
-        for line in recovery_lines(gateway.exchange.recovery_report):
-            print(line, flush=True)
+    def listening(gateway, role: str = "") -> None:
         print(
-            f"gateway listening on {config.host}:{gateway.port} "
+            f"{role}gateway listening on {config.host}:{gateway.port} "
             f"(data {args.data_dir}, {len(users)} users, durability {args.durability}, "
             f"last seq {gateway.exchange.last_seq})",
             flush=True,
@@ -218,14 +217,19 @@ def _serve(args: argparse.Namespace) -> int:
         if args.fix_port is not None:
             print(f"FIX 4.4 acceptor on {config.host}:{gateway.fix_port}", flush=True)
 
-    node = _replicated_node(args)
+    def ready(gateway) -> None:
+        for line in recovery_lines(gateway.exchange.recovery_report):
+            print(line, flush=True)
+        if node is None:
+            listening(gateway)
+            return
+        listening(gateway, "follower (read-only) ")  # orders once it holds the lease
+        node.ready(gateway)
+
+    node = _replicated_node(args, on_primary=listening)
+    options = {"ready": ready}
     if node is not None:
-        announce = ready
-
-        def ready(gateway) -> None:
-            node.ready(gateway)
-            announce(gateway)
-
+        options.update(node.service_options(), ready=ready)
     try:
         stats = serve(
             args.data_dir,
@@ -235,26 +239,45 @@ def _serve(args: argparse.Namespace) -> int:
             durability=args.durability,
             sync_interval_s=args.sync_interval_ms / 1000,
             snapshot_every_events=args.snapshot_every or None,
-            ready=ready,
-            prepare=None if node is None else node.prepare,
             fix_port=args.fix_port,
             schedule=not args.no_schedule,
+            **options,
         )
     except (JournalError, MarketDefinitionError) as exc:  # damage: an operator decides
         print(f"cets serve: error: {exc}; not started", file=sys.stderr, flush=True)
         return EXIT_UNREADABLE
+    except ReplicaDivergenceError as exc:
+        print(f"cets {args.command}: error: {exc}; not started", file=sys.stderr, flush=True)
+        return EXIT_REPLICATION
     finally:
         if node is not None:
             node.close()
     print(f"gateway stopped; stats {msgspec.json.encode(stats).decode()}", flush=True)
-    if node is not None and node.fenced is not None:
+    return _replication_outcome(args, node)
+
+
+def _replication_outcome(args: argparse.Namespace, node) -> int:
+    """The exit status after a clean stop: EXIT_REPLICATION (saying why) if the node was
+    fenced or stopped following, else 0."""
+    if node is None:
+        return 0
+    if node.fenced is not None:
         print(f"this primary was fenced and acknowledged nothing after: {node.fenced}", flush=True)
-        return 1
+        return EXIT_REPLICATION
+    if node.failure is not None:
+        print(
+            f"cets {args.command}: error: stopped following the stream: {node.failure}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_REPLICATION
     return 0
 
 
 EXIT_UNREADABLE = 3
 """``cets serve`` refused the data directory (a damaged log or market definition)."""
+EXIT_REPLICATION = 1
+"""A replicated node stopped: fenced as primary, or its log diverged from the stream."""
 
 
 def recovery_lines(report) -> list[str]:
@@ -275,7 +298,7 @@ def recovery_lines(report) -> list[str]:
     return lines
 
 
-def _replicated_node(args: argparse.Namespace):
+def _replicated_node(args: argparse.Namespace, on_primary=None):
     """The node of ``--replication quorum`` or ``cets follow`` (None without replication)."""
     if not args.follower and args.replication == "none":
         return None
@@ -283,7 +306,9 @@ def _replicated_node(args: argparse.Namespace):
     from gateway.replication.stream import StreamNames
 
     names = StreamNames(args.stream, args.replicas, args.lease_ttl_s)
-    return ReplicatedNode(args.nats.split(","), names, args.node)
+    return ReplicatedNode(
+        args.nats.split(","), names, args.node, on_primary=on_primary, replication=args.replication
+    )
 
 
 def _read_secret(args: argparse.Namespace) -> tuple[str, bool]:

@@ -18,6 +18,16 @@ and gateway restarts.  Requests in flight when a connection drops fail with
 
 Market data: :meth:`Client.subscribe` returns the depth snapshot and keeps a :class:`Book`
 per instrument current from the updates; trades and status messages are kept in lists.
+
+A replicated exchange has one primary and followers that serve everything but order entry
+(``docs/PROTOCOL.md`` §15): give the client every gateway's address.  An order-entry call
+awaited with :meth:`Client.new_order`, :meth:`~Client.cancel`, :meth:`~Client.modify`,
+:meth:`~Client.engine` or :meth:`~Client.mass_cancel` that a follower refuses with
+``Reject(NOT_PRIMARY)`` (nothing happened) moves to the next address
+(:meth:`Client.next_address`, the stream resumed there) and sends the request again, until a
+gateway takes it or ``primary_wait_s`` has passed.  Pipelining callers (``send_*`` then
+:meth:`Client.outcome`) see the ``NOT_PRIMARY`` outcome and call :meth:`Client.next_address`
+themselves.
 """
 
 from __future__ import annotations
@@ -35,6 +45,10 @@ from engine.core import schema as s
 from gateway import protocol as p
 
 Key = tuple[int, int, int]
+NOT_PRIMARY = int(p.RejectCode.NOT_PRIMARY)
+PRIMARY_RETRY_PAUSE_S = 0.2
+"""Pause after every address in the list has answered ``NOT_PRIMARY`` (a failover is under way:
+the new primary takes orders about a lease TTL after the old one stopped)."""
 
 
 class ClientError(Exception):
@@ -77,6 +91,11 @@ class Outcome(msgspec.Struct):
     def ok(self) -> bool:
         """Sequenced (the engine may still have rejected it: see ``reports``)."""
         return self.reject is None
+
+    @property
+    def not_primary(self) -> bool:
+        """Refused by a follower of a replicated exchange: send it to the primary."""
+        return self.reject is not None and self.reject.code == NOT_PRIMARY
 
     def exec_types(self) -> list[int]:
         return [r.exec_type for r in self.reports if type(r) is p.ExecutionReport]
@@ -161,8 +180,13 @@ class Client:
         Called with every decoded server message (after the client's own handling).
     addresses : sequence of (host, port), optional
         The other gateways of a replicated exchange.  :meth:`connect` tries ``(host, port)``
-        and then these, in order; :meth:`failover` keeps trying them all until one (the new
-        primary) accepts the logon, and resumes the stream from the last message received.
+        and then these, in order; :meth:`failover` keeps trying them all until one accepts
+        the logon, and resumes the stream from the last message received.  Awaited
+        order-entry calls refused ``NOT_PRIMARY`` move on to the next address (see the module
+        docstring).
+    primary_wait_s : float
+        How long an awaited order-entry call keeps moving along the addresses while each one
+        it reaches is a follower.
 
     Examples
     --------
@@ -184,8 +208,10 @@ class Client:
         drop_copy: bool = False,
         on_message: Callable | None = None,
         addresses: Sequence[tuple[str, int]] = (),
+        primary_wait_s: float = 60.0,
     ) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
+        self.primary_wait_s = primary_wait_s
         self.addresses = [(host, port), *[(h, int(port)) for h, port in addresses]]
         self.cancel_on_disconnect, self.drop_copy = cancel_on_disconnect, drop_copy
         self.on_message = on_message
@@ -278,9 +304,12 @@ class Client:
         """Reconnect to whichever gateway accepts the logon, trying every address until
         ``timeout``, and resume the stream where it stopped (no gap, no duplicate).
 
-        During a failover the old primary refuses connections (or was fenced and closed
-        them) and the new one listens only once it holds the lease and has applied the
-        whole stream; requests in flight when the connection dropped failed with
+        Followers of a replicated exchange accept logons too (read-only: they resend the
+        stream from their own log, serve market data and queries), so the gateway reached may
+        be a follower; the awaited order-entry calls move on from it when it answers
+        ``NOT_PRIMARY``.  During a failover the old primary refuses connections (or was
+        fenced and closed them) and a follower takes orders once it holds the lease and has
+        applied the whole stream; requests in flight when the connection dropped failed with
         :class:`ConnectionLost` - their outcome, if they were sequenced, is in the replay.
         """
         loop = asyncio.get_running_loop()
@@ -294,6 +323,31 @@ class Client:
                 await asyncio.sleep(pause_s)
                 rotation = self._rotation()
                 self.host, self.port = rotation[1 % len(rotation)]
+
+    async def next_address(self, timeout: float = 60.0) -> p.LogonAccepted:
+        """Log on at the next address of the list (or the one after, until one accepts),
+        resuming the durable stream where it stopped: what to do when this gateway answered
+        ``NOT_PRIMARY``.  Requests still in flight on this connection fail with
+        :class:`ConnectionLost`."""
+        rotation = self._rotation()
+        self.host, self.port = rotation[1 % len(rotation)]
+        return await self.failover(timeout)
+
+    async def _entered(self, send: Callable[[], int]) -> Outcome:
+        """Send an order-entry request and wait for its outcome; while a follower refuses it
+        ``NOT_PRIMARY`` (nothing was sequenced), move to the next address and send it again."""
+        outcome = await self.outcome(send())
+        if not outcome.not_primary or len(self.addresses) < 2:
+            return outcome
+        loop = asyncio.get_running_loop()
+        deadline, moves = loop.time() + self.primary_wait_s, 0
+        while outcome.not_primary and loop.time() < deadline:
+            moves += 1
+            if moves % len(self.addresses) == 0:  # each one is a follower: a failover is on
+                await asyncio.sleep(PRIMARY_RETRY_PAUSE_S)
+            await self.next_address(timeout=max(1.0, deadline - loop.time()))
+            outcome = await self.outcome(send())
+        return outcome
 
     async def logout(self, timeout: float = 5.0) -> None:
         """Say Logout, wait for the server to close."""
@@ -489,8 +543,13 @@ class Client:
     async def new_order(
         self, instrument: str, side: int, qty_t: int, price_ticks: int = 0, **kw
     ) -> Outcome:
-        """Enter an order and wait for its outcome (reports, then the durable Ack)."""
-        return await self.outcome(self.send_new_order(instrument, side, qty_t, price_ticks, **kw))
+        """Enter an order and wait for its outcome (reports, then the durable Ack); on a
+        follower's ``NOT_PRIMARY``, again at the next address (same client order id)."""
+        if not kw.get("client_order_id"):
+            kw["client_order_id"] = self.next_client_order_id()
+        return await self._entered(
+            lambda: self.send_new_order(instrument, side, qty_t, price_ticks, **kw)
+        )
 
     def send_cancel(
         self, *, client_order_id: str = "", order_id: int = 0, account: int = -1
@@ -506,7 +565,7 @@ class Client:
 
     async def cancel(self, **kw) -> Outcome:
         """Cancel by ``client_order_id=`` or ``order_id=`` (and ``account=`` if several)."""
-        return await self.outcome(self.send_cancel(**kw))
+        return await self._entered(lambda: self.send_cancel(**kw))
 
     def send_modify(
         self,
@@ -529,7 +588,7 @@ class Client:
         )
 
     async def modify(self, price_ticks: int, qty_t: int, **kw) -> Outcome:
-        return await self.outcome(self.send_modify(price_ticks, qty_t, **kw))
+        return await self._entered(lambda: self.send_modify(price_ticks, qty_t, **kw))
 
     def send_engine(self, command) -> int:
         return self._request(
@@ -538,7 +597,7 @@ class Client:
 
     async def engine(self, command) -> Outcome:
         """Send any engine command (operator, registry, or a trader's mass cancel)."""
-        return await self.outcome(self.send_engine(command))
+        return await self._entered(lambda: self.send_engine(command))
 
     async def mass_cancel(self, account: int, instrument: str = s.ALL_INSTRUMENTS) -> Outcome:
         return await self.engine(s.MassCancel(account=account, instrument=instrument))
@@ -629,6 +688,7 @@ class SyncClient:
             "connect",
             "reconnect",
             "failover",
+            "next_address",
             "logout",
             "close",
             "outcome",

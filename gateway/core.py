@@ -238,6 +238,10 @@ class GatewayCore:
         self.stopping = False
         self.failure: BaseException | None = None
         self.closed = False
+        self.read_only: str | None = None
+        """Set while this gateway is a follower of a replicated exchange (``gateway.
+        replication``): every request that would be sequenced is refused ``NOT_PRIMARY`` with
+        this text; queries, subscriptions, drop copy and resend are served as usual."""
         self.handlers: dict[type, Callable[[Session, Any], None]] = {
             p.NewOrder: self.new_order,
             p.CancelRequest: self._cancel,
@@ -414,6 +418,9 @@ class GatewayCore:
             code = closed or p.RejectCode.EXCHANGE_UNAVAILABLE
             session.reject(request, code, code.name)
             return True
+        if self.read_only is not None:
+            session.reject(request, p.RejectCode.NOT_PRIMARY, self.read_only)
+            return True
         if code is p.RejectCode.ACCOUNT_NOT_PERMITTED and named == -1:
             code = p.RejectCode.ACCOUNT_REQUIRED
         if code is not None:
@@ -433,7 +440,7 @@ class GatewayCore:
         if not (session.may_submit and account in session.accounts):
             self._refused(session, m, self._refusal(session, s.SubmitOrder, account), m.account)
             return
-        if self.stopping or self.failure is not None:
+        if self.stopping or self.failure is not None or self.read_only is not None:
             self._refused(session, m, None, m.account)
             return
         tracker, client_order_id = self.tracker, m.client_order_id

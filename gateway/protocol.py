@@ -131,6 +131,11 @@ class RejectCode(enum.IntEnum):
     STORAGE_FULL = 14
     """The exchange's log could not take the batch (its file system is full): nothing of the
     request was recorded - send it again (the same client order id is free again)."""
+    NOT_PRIMARY = 15
+    """This gateway is a follower of a replicated exchange (``cets follow``): it serves market
+    data, drop copy, queries and resend, but takes no order and no other command until it
+    becomes the primary - send it to the primary (the client library moves on to its next
+    address)."""
 
 
 class LogonRejectCode(enum.IntEnum):

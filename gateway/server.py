@@ -355,10 +355,33 @@ class Gateway:
         if self.fix_config is not None:
             await self._start_fix(self.fix_config)
         self._schedule_tick()
-        if self.scheduler is not None and self.scheduler.has_schedule():
-            self._start_schedule()
+        if self.core.read_only is None:
+            self._start_schedule_if_any()
         log.info("gateway listening on %s:%d", self.config.host, self.port)
         return self.port
+
+    def _start_schedule_if_any(self) -> None:
+        if self.scheduler is not None and self.scheduler.has_schedule():
+            self._start_schedule()
+
+    # -- replication (gateway.replication: a follower's gateway) ------------------------------
+    def set_read_only(self, reason: str | None) -> None:
+        """Refuse every request that would be sequenced with ``Reject(NOT_PRIMARY, reason)``
+        (a follower), or take them again (``None``: this node became the primary; the trading
+        schedule, if any, starts now).  Sessions stay connected either way."""
+        was_read_only = self.core.read_only is not None
+        self.core.read_only = reason
+        if was_read_only and reason is None and self._server is not None:
+            self._start_schedule_if_any()
+
+    def publish_applied(self, batch, events) -> None:
+        """Route a batch that was applied outside this gateway - a follower's replicated batch
+        (``Sequencer.apply_replicated``) - through the same fan-out as the gateway's own
+        batches: reports to the accounts' sessions, drop copy, market data, FIX."""
+        self.core.batch_committed(batch, events)
+        if self.fix_acceptor is not None:
+            self.fix_acceptor.batch_committed(events)
+        self._write_dirty()
 
     async def _start_fix(self, fix: FixConfig) -> None:
         """Listen for FIX 4.4 connections too (``gateway.fix``), on the same host."""

@@ -57,6 +57,7 @@ async def run(
     schedule: bool = False,
     local_clock: Callable[[], datetime.datetime] | None = None,
     storage: Storage = OS_STORAGE,
+    read_only: str | None = None,
 ) -> GatewayStats:
     """Serve until shut down.
 
@@ -75,9 +76,8 @@ async def run(
     handle_signals : bool
         Install SIGTERM/SIGINT handlers that start a graceful shutdown (main thread only).
     prepare : callable, optional
-        Called with the recovered exchange before the gateway is built; may block (a
-        replicated node follows the stream here until it is primary, then attaches its
-        replicator).
+        Called with the recovered exchange before the gateway is built (a replicated node
+        connects to its stream here: ``ReplicatedNode.service_options``).
     fix_port : int, optional
         Also accept FIX 4.4 sessions on this port (0: a free one; ``Gateway.fix_port``).
     schedule : bool
@@ -88,6 +88,10 @@ async def run(
         The market's local time now, for the schedule (default: the wall clock).
     storage : Storage
         The log writer's file operations (``engine.durable.storage``).
+    read_only : str, optional
+        Listen as a follower of a replicated exchange: every request that would be sequenced
+        is refused ``NOT_PRIMARY`` with this text until ``Gateway.set_read_only(None)`` (the
+        node became the primary; the schedule starts then).
 
     Returns
     -------
@@ -113,6 +117,7 @@ async def run(
             fix = FixConfig(port=fix_port)
         scheduler = Scheduler(exchange.market) if schedule else None
         gateway = Gateway(exchange, users, config, scheduler, local_clock, fix=fix)
+        gateway.set_read_only(read_only)
         await gateway.start()
         # Imports and recovery made ~10^5 long-lived objects; out of the collector's sight,
         # a full collection later walks only what the gateway allocates (milliseconds, not tens).
@@ -154,7 +159,8 @@ def serve(data_dir: str | Path, users: UserDirectory, config: GatewayConfig, **k
 class ServerThread:
     """A real gateway on a loopback port, served from a background thread.
 
-    Parameters are those of :func:`run` (signals are never handled on a thread).
+    Parameters are those of :func:`run` (signals are never handled on a thread; ``ready`` is
+    called on the server's loop before :meth:`start` returns).
 
     Examples
     --------
@@ -167,6 +173,7 @@ class ServerThread:
         self, data_dir: str | Path, users: UserDirectory, config: GatewayConfig, **kw
     ) -> None:
         self._args = (data_dir, users, config)
+        self._then_ready: Callable[[Gateway], None] | None = kw.pop("ready", None)
         self._kw = kw
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -187,7 +194,11 @@ class ServerThread:
 
     def _on_ready(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self._ready.set()
+        try:
+            if self._then_ready is not None:
+                self._then_ready(gateway)
+        finally:
+            self._ready.set()
 
     def _main(self) -> None:
         self.loop = new_event_loop()

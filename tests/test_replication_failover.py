@@ -62,20 +62,38 @@ class Node:
         return self
 
     def listening(self) -> bool:
+        """The gateway accepts connections (a follower's, read-only, too)."""
         try:
             socket.create_connection(("127.0.0.1", self.port), 0.2).close()
             return True
         except OSError:
             return False
 
-    def wait_listening(self, timeout: float = START_TIMEOUT_S) -> float:
+    def said(self, start: str) -> bool:
+        """A line of the node's output starts with ``start``."""
+        if not self.out.exists():
+            return False
+        return any(line.startswith(start) for line in self.output().splitlines())
+
+    def primary(self) -> bool:
+        """The node said it takes orders."""
+        return self.said("gateway listening on")
+
+    def wait_said(self, start: str, timeout: float = START_TIMEOUT_S) -> float:
         started = time.monotonic()
-        while not self.listening():
+        while not self.said(start):
             assert self.process.poll() is None, self.output()
             if time.monotonic() - started > timeout:
-                raise TimeoutError(f"{self.name} never listened:\n{self.output()}")
+                raise TimeoutError(f"{self.name} never said {start!r}:\n{self.output()}")
             time.sleep(0.05)
         return time.monotonic() - started
+
+    def wait_primary(self) -> float:
+        return self.wait_said("gateway listening on")
+
+    def wait_follower(self) -> float:
+        """Until the node listens read-only (every node does as it starts)."""
+        return self.wait_said("follower (read-only) gateway listening on")
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
@@ -148,7 +166,7 @@ def recovered(data_dir: Path) -> tuple[int, str, bytes]:
 
 def test_kill_9_primary_under_load_loses_no_acknowledged_batch(nodes, tmp_path) -> None:
     a = nodes("a")
-    a.wait_listening()
+    a.wait_primary()
     b, c = nodes("b"), nodes("c")
     acked: dict[int, str] = {}
 
@@ -170,8 +188,11 @@ def test_kill_9_primary_under_load_loses_no_acknowledged_batch(nodes, tmp_path) 
                 acked[outcome.seq] = outcome.client_order_id
             except ConnectionLost:
                 pass
-        await alice.failover(timeout=60)
-        failover_s = time.monotonic() - killed
+        await alice.failover(timeout=60)  # b or c: a follower still, or the new primary
+        first = await alice.new_order(SYM_A, s.Side.SELL, 1, 7_000, client_order_id="first")
+        failover_s = time.monotonic() - killed  # moved on from followers (NOT_PRIMARY) if need be
+        assert first.ok and first.seq > 0
+        acked[first.seq] = "first"
         await send_orders(alice, 1_000, 100, acked)
         reported = {m.seq for m in alice.stream if getattr(m, "client_order_id", "")}
         assert set(acked) <= reported  # the resumed stream holds every acknowledged order
@@ -181,11 +202,13 @@ def test_kill_9_primary_under_load_loses_no_acknowledged_batch(nodes, tmp_path) 
     failover_s = asyncio.run(scenario())
     print(f"failover after SIGKILL of the primary: {failover_s:.2f} s (lease TTL {LEASE_TTL_S})")
     a.wait()
-    primary = b if b.listening() else c
+    primary = b if b.primary() else c
     follower = c if primary is b else b
+    follower.wait_follower()
+    assert follower.listening() and not follower.primary(), follower.output()  # read-only
     primary.signal(signal.SIGTERM)  # graceful: releases the lease, the follower takes over
     assert primary.wait() == 0, primary.output()
-    follower.wait_listening()
+    follower.wait_primary()
     follower.signal(signal.SIGTERM)
     assert follower.wait() == 0, follower.output()
 
@@ -205,7 +228,7 @@ def test_kill_9_primary_under_load_loses_no_acknowledged_batch(nodes, tmp_path) 
 
 def test_a_primary_paused_past_its_lease_is_fenced(nodes) -> None:
     a = nodes("a")
-    a.wait_listening()
+    a.wait_primary()
     b = nodes("b")
 
     async def scenario() -> None:
@@ -215,7 +238,7 @@ def test_a_primary_paused_past_its_lease_is_fenced(nodes) -> None:
         await alice.connect()
         await send_orders(alice, 0, 20, {})
         a.signal(signal.SIGSTOP)
-        await asyncio.get_running_loop().run_in_executor(None, b.wait_listening)
+        await asyncio.get_running_loop().run_in_executor(None, b.wait_primary)
         a.signal(signal.SIGCONT)
         request_id = alice.send_new_order(SYM_A, s.Side.SELL, 1, 7_000, client_order_id="late")
         try:
@@ -236,7 +259,7 @@ def test_a_primary_paused_past_its_lease_is_fenced(nodes) -> None:
 
 def test_nats_node_loss(nodes, cluster) -> None:
     a = nodes("a", ttl=30.0)  # a primary alone: no failover in this test
-    a.wait_listening()
+    a.wait_primary()
 
     async def scenario() -> None:
         async with client(a, [], "op") as op:

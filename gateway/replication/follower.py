@@ -2,7 +2,10 @@
 
 :class:`Follower` consumes the stream in order (a JetStream ordered consumer, starting after
 the batch its log ends with) and hands every batch message to ``Sequencer.apply_replicated``
-(engine applied, checkpoint digest checked, log bytes identical to the primary's).  Term
+(engine applied, checkpoint digest checked, log bytes identical to the primary's) - here, on
+the NATS thread, or through a ``deliver`` coroutine that applies them where the sequencer
+lives (a serving follower's gateway loop, ``gateway.replication.node``), a run of consecutive
+batches at a time.  A run's position in the stream advances only once it is applied.  Term
 messages only name the primary of each term.  With ``takeover``, every quarter lease TTL it
 looks at the lease: when nobody holds it, it takes it, waits until it has applied the whole
 stream, and appends its own term message with the stream's expected last sequence - which
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -34,6 +38,10 @@ from gateway.replication.stream import (
 log = logging.getLogger("gateway.replication")
 
 POLL_S = 0.05
+RUN_MAX = 64
+"""Batch messages handed to ``deliver`` at most at once (those already received)."""
+Deliver = Callable[[list[bytes]], Awaitable[None]]
+"""Applies a run of consecutive batch messages' bytes, in order (see :meth:`Follower.follow`)."""
 
 
 class Follower:
@@ -63,15 +71,21 @@ class Follower:
         self.position = await find_position(self.link.js, self.names, self.exchange.journal)
         return self.position
 
-    async def follow(self, takeover: bool, stop: asyncio.Event | None = None) -> bool:
+    async def follow(
+        self, takeover: bool, stop: asyncio.Event | None = None, deliver: Deliver | None = None
+    ) -> bool:
         """Apply the stream until ``stop`` is set (False) or, with ``takeover``, until this
         node is primary (True: its term message is the stream's last).
+
+        ``deliver`` applies each run of batches (default: ``apply_replicated`` right here, on
+        the link's thread - only while nothing else uses the sequencer).
 
         Raises
         ------
         ReplicaDivergenceError
             A batch does not continue the local log, or applying it gave other results.
         """
+        deliver = deliver or self._apply_here
         if self.position == 0:
             await self.locate()
         subscription = await self.link.js.subscribe(
@@ -86,12 +100,9 @@ class Follower:
         next_look = loop.time()
         try:
             while stop is None or not stop.is_set():
-                try:
-                    message = await subscription.next_msg(timeout=POLL_S)
-                except nats.errors.TimeoutError:
-                    message = None
-                if message is not None:
-                    self._apply(message)
+                messages = await _received(subscription)
+                if messages:
+                    await self._apply(messages, deliver)
                 if takeover and loop.time() >= next_look:
                     next_look = loop.time() + self.names.lease_ttl_s / 4
                     if await self._try_to_lead():
@@ -100,16 +111,33 @@ class Follower:
         finally:
             await subscription.unsubscribe()
 
-    def _apply(self, message) -> None:
-        seq = message.metadata.sequence.stream
-        if seq != self.position:
-            raise RuntimeError(f"stream delivered message {seq}, expected {self.position}")
-        if message.subject == self.names.batch_subject:
-            self.exchange.apply_replicated(message.data)
-            self.batches_applied += 1
-        else:
+    async def _apply(self, messages: list, deliver: Deliver) -> None:
+        """Apply messages in stream order: runs of batches through ``deliver``, terms here."""
+        run: list[bytes] = []
+        for message in messages:
+            seq = message.metadata.sequence.stream
+            if seq != self.position + len(run):
+                raise RuntimeError(
+                    f"stream delivered message {seq}, expected {self.position + len(run)}"
+                )
+            if message.subject == self.names.batch_subject:
+                run.append(message.data)
+                continue
+            await self._deliver(run, deliver)
+            run = []
             self.primary = message.data.decode(errors="replace")
-        self.position = seq + 1
+            self.position = seq + 1
+        await self._deliver(run, deliver)
+
+    async def _deliver(self, run: list[bytes], deliver: Deliver) -> None:
+        if run:
+            await deliver(run)
+            self.batches_applied += len(run)
+            self.position += len(run)
+
+    async def _apply_here(self, run: list[bytes]) -> None:
+        for data in run:
+            self.exchange.apply_replicated(data)
 
     async def _try_to_lead(self) -> bool:
         """Take the lease if free; once held and the stream fully applied, append the term
@@ -142,3 +170,15 @@ class Follower:
             raise
         self.position, self.primary = ack.seq + 1, self.node
         return True
+
+
+async def _received(subscription) -> list:
+    """The next message (waiting up to ``POLL_S``) and those already received after it (up to
+    ``RUN_MAX`` in all); empty when none came."""
+    try:
+        messages = [await subscription.next_msg(timeout=POLL_S)]
+    except nats.errors.TimeoutError:
+        return []
+    while subscription.pending_msgs and len(messages) < RUN_MAX:
+        messages.append(await subscription.next_msg(timeout=POLL_S))
+    return messages
