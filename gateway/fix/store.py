@@ -18,15 +18,20 @@ Records are buffered while a turn of the event loop builds output and written, a
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
 a message the counterparty has seen is always on disk.  On opening, a torn last record is
 ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
-Messages never contain a newline (the codec replaces it), so a record is one line.
+Messages never contain a newline (the codec replaces it), so a record is one line.  A write
+that fails (a full disk) is logged and its records stay buffered for the next flush: the
+session goes on, and resends are served from the buffer meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from engine.durable.files import write_atomically
+
+log = logging.getLogger("gateway.fix")
 
 
 class FixStore:
@@ -122,13 +127,20 @@ class FixStore:
             self._persisted_in = self.next_in
         if not self._pending:
             return
-        data, self._pending = bytes(self._pending), bytearray()
-        written = 0
-        while written < len(data):
-            written += os.pwrite(self._fd, data[written:], self._size + written)
+        data = bytes(self._pending)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.pwrite(self._fd, data[written:], self._size + written)
+            if sync:
+                os.fdatasync(self._fd)
+        except OSError as exc:  # a full disk: keep the records, write them at the next flush
+            log.error(
+                "FIX session store %s not written (kept for the next try): %s", self.path, exc
+            )
+            return
+        del self._pending[: len(data)]
         self._size += len(data)
-        if sync:
-            os.fdatasync(self._fd)
 
     def reset(self, user: str) -> None:
         """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y)."""
