@@ -25,12 +25,14 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from engine.core.records import EVENT_FIELDS
+from engine.core.records import E_SEQ, EVENT_FIELDS
 from engine.durable.journal import Durability
 from gateway import protocol as p
+from gateway import resend
 from gateway.fix.orders import OrderLedger
 from gateway.fix.session import FixSession
 from gateway.fix.store import FixStore
+from gateway.orders import Annotation
 from gateway.server import Connection
 
 COMP_ID = "CETS"
@@ -59,6 +61,7 @@ class FixAcceptor:
 
     def __init__(self, exchange, config: FixConfig) -> None:
         self.config = config
+        self.exchange = exchange
         self.comp_id = config.comp_id
         self.directory = Path(exchange.data_dir) / "fix"
         self.sync = exchange.journal.durability is Durability.BATCH
@@ -108,9 +111,39 @@ class FixAcceptor:
         """A durable batch was routed: update the ledger, let each FIX session translate."""
         rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
         self.figures = self.ledger.apply(rows)
+        last_seq = self.exchange.last_seq
         for session in self.sessions:
             if session.out:
                 session.translate()
+            if session.store is not None:
+                session.store.generated = last_seq
+        self.figures = {}
+
+    def missed_events(self, from_seq: int, end: int) -> list[tuple[list[int], int, Annotation]]:
+        """The events of the commands ``from_seq .. end`` (``end``: the log's end now), each
+        as (row, index within its command, the command's annotation), regenerated from the
+        log (``gateway.resend``: the nearest snapshot and the log after it); and from here
+        until :meth:`end_missed`, :attr:`figures` are the order figures as of each of them
+        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits."""
+        assert end == self.exchange.last_seq, "the ledger is as of the log's end"
+        start = resend.starting_point(self.exchange, from_seq)
+        events: list[tuple[list[int], int, Annotation]] = []
+        seq, index = 0, 0
+        slices = resend.event_slices(start, from_seq, end)
+        try:
+            for rows, first_seq, annotations in slices:
+                for row in rows:
+                    if row[E_SEQ] != seq:
+                        seq, index = row[E_SEQ], 0
+                    events.append((row, index, annotations[seq - first_seq]))
+                    index += 1
+        finally:
+            slices.close()
+        rows = [row for row, _, _ in events]
+        self.figures = self.ledger.before(rows).apply(rows)
+        return events
+
+    def end_missed(self) -> None:
         self.figures = {}
 
 

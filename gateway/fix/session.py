@@ -41,6 +41,7 @@ from gateway.fix import blocks
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
+from gateway.reports import messages_for
 from gateway.session import Session, State
 
 if TYPE_CHECKING:
@@ -274,6 +275,37 @@ class FixSession(Session):
             store.received(seq)
         else:
             self._ask_resend(seq)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """After the Logon answer: the reports of the events since this session's reports
+        were last generated (while none of its connections was logged on), regenerated from
+        the exchange's log, in event order, each with a new MsgSeqNum (and stored for
+        resends).  A new session starts at the log's end."""
+        store = self.store
+        assert store is not None, "a logged-on session has its store"
+        end = self.core.exchange.last_seq
+        if store.generated == 0 or store.generated >= end:
+            store.generated = end
+            return
+        try:
+            events = self.acceptor.missed_events(store.generated + 1, end)
+        except Exception:  # noqa: BLE001 - a broken log or snapshot: say so, keep the server
+            log.exception("fix connection %d: missed reports not regenerated", self.id)
+            self.acceptor.end_missed()
+            self._logout_and_close("missed reports could not be regenerated; try again later")
+            return
+        scope, client_of, codec = self.scope, self.core.tracker.client_of, self.core.codec
+        already = store.last_report  # recorded, but the E record after them was lost
+        try:
+            for row, index, annotation in events:
+                for message in messages_for(scope, row, index, annotation, client_of, codec):
+                    if (message.seq, message.index, getattr(message, "leg", 0)) > already:
+                        self._native(message)
+        finally:
+            self.acceptor.end_missed()
+        store.generated = end
+        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
 
     def _in_sequence(self, message: FixMessage) -> bool:
         """The MsgSeqNum rules; True if the message is next and is to be processed."""
