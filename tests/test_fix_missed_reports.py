@@ -60,7 +60,7 @@ def test_reports_missed_while_logged_out_arrive_at_the_next_logon(tmp_path) -> N
         bob.new_order(SYM_A, BUY, 60, 6000, client_order_id="b1")  # while connected: live
         fill = fix.expect("8")
         assert _report(fill) == ("s1", "F", "1", "60", "60", "40", "60", "100")
-        _log_out(fix)  # MsgSeqNums 1..5 used: Logon, 2 news, the fill, the Logout
+        _log_out(fix)  # MsgSeqNums 1..8: Logon, 3 statuses, 2 news, the fill, the Logout
 
         with _native(server, "alice") as alice:  # her native session: s2 now 70 t
             assert alice.modify(6010, 70, client_order_id="s2").ok
@@ -69,7 +69,7 @@ def test_reports_missed_while_logged_out_arrive_at_the_next_logon(tmp_path) -> N
 
         fix = FixClient(server.fix_port, "ALICE")
         fix.seq = 5
-        assert field(fix.logon("alice"), 34) == "6"
+        assert field(fix.logon("alice"), 34) == "9"  # 10..12: the market status
         missed = _after_logon(fix)
         assert [_report(m) for m in missed] == [
             ("s2", "5", "0", None, "0", "70", "0", "70"),
@@ -77,12 +77,12 @@ def test_reports_missed_while_logged_out_arrive_at_the_next_logon(tmp_path) -> N
             ("s1", "F", "2", "10", "100", "0", "60", "100"),
             ("s2", "F", "1", "10", "10", "60", "60.1", "70"),
         ]
-        assert [field(m, 34) for m in missed] == ["7", "8", "9", "10"]
+        assert [field(m, 34) for m in missed] == ["13", "14", "15", "16"]
         exec_ids = [field(m, 17) for m in missed]
         assert len(set(exec_ids)) == 4 and field(fill, 17) not in exec_ids
 
         # a resend covers them like any report, marked as possible duplicates
-        fix.send("2", [(7, 7), (16, 10)])
+        fix.send("2", [(7, 13), (16, 16)])
         again = [fix.receive() for _ in range(4)]
         assert [(field(m, 34), field(m, 43), field(m, 17)) for m in again] == [
             (field(m, 34), "Y", field(m, 17)) for m in missed
@@ -111,7 +111,7 @@ def test_missed_reports_survive_a_restart_and_are_never_sent_twice(tmp_path) -> 
         _sell(fix, "s1", 100, "60.00")
         _sell(fix, "s2", 50, "60.10")
         assert [field(fix.expect("8"), 150) for _ in range(2)] == ["0", "0"]
-        _log_out(fix)  # 1..4
+        _log_out(fix)  # 1..7
         with _native(server, "bob") as bob:
             bob.new_order(SYM_A, BUY, 40, 6000, client_order_id="b1")
         with _native(server, "op") as op:
@@ -123,14 +123,14 @@ def test_missed_reports_survive_a_restart_and_are_never_sent_twice(tmp_path) -> 
     try:
         fix = FixClient(server.fix_port, "ALICE")
         fix.seq = 5
-        assert field(fix.logon("alice"), 34) == "5"
+        assert field(fix.logon("alice"), 34) == "8"
         missed = _after_logon(fix)
         assert [_report(m) for m in missed] == [
             ("s1", "F", "1", "40", "40", "60", "60", "100"),
             ("s1", "C", "C", None, "40", "0", "60", "100"),
             ("s2", "C", "C", None, "0", "0", "0", "50"),
         ]
-        assert [field(m, 34) for m in missed] == ["6", "7", "8"]
+        assert [field(m, 34) for m in missed] == ["12", "13", "14"]
         fix.close()  # no Logout: the connection just drops
     finally:
         server.stop()
@@ -149,8 +149,12 @@ def test_missed_reports_survive_a_restart_and_are_never_sent_twice(tmp_path) -> 
         fix.seq = 7
         fix.logon("alice")
         assert _after_logon(fix) == []
-        fix.send("2", [(7, 6), (16, 8)])
+        fix.send("2", [(7, 12), (16, 14)])
         again = [fix.receive() for _ in range(3)]
-        assert [(field(m, 34), field(m, 43)) for m in again] == [("6", "Y"), ("7", "Y"), ("8", "Y")]
+        assert [(field(m, 34), field(m, 43)) for m in again] == [
+            ("12", "Y"),
+            ("13", "Y"),
+            ("14", "Y"),
+        ]
     finally:
         server.stop()

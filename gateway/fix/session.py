@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core import limits
 from engine.core import schema as s
 from gateway import protocol as p
-from gateway.fix import blocks
+from gateway.fix import blocks, status
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
@@ -140,6 +140,8 @@ class FixSession(Session):
         self.aliases: dict[str, str] = {}
         """ClOrdID of an accepted replace -> the order's first ClOrdID (what the core knows)."""
         self.resend_asked_to = 0
+        self.status_updates = True
+        """Send TradingSessionStatus on every change (a request with 263=2 stops them)."""
         self._translating = False
         self._handlers = {
             "0": _ignore,
@@ -155,6 +157,7 @@ class FixSession(Session):
             "q": self._mass_cancel,
             "V": self._market_data_request,
             "x": self._security_list_request,
+            "g": self._trading_session_status_request,
             "U1": lambda m: blocks.new_offer(self, m),
             "U2": lambda m: blocks.accept_offer(self, m),
             "U3": lambda m: blocks.cancel_offer(self, m),
@@ -275,6 +278,9 @@ class FixSession(Session):
             store.received(seq)
         else:
             self._ask_resend(seq)
+        board = self.acceptor.board
+        for state in board.states.values():  # the market as it is, then what was missed
+            self._send_app("h", board.fields(state, unsolicited=True))
         self._catch_up()
 
     def _catch_up(self) -> None:
@@ -614,6 +620,50 @@ class FixSession(Session):
                 (561, instrument.lot_t),
             ]
         self._send_app("y", fields)
+
+    def _trading_session_status_request(self, m: FixMessage) -> None:
+        """TradingSessionStatusRequest (g): the current status of every instrument (or of
+        Symbol 55), as TradingSessionStatus (h) with 325=N; 263=2 stops the unsolicited ones,
+        263=1 starts them again."""
+        request_id = m.require(335)[:64]
+        kind = m.require(263)
+        if kind not in ("0", "1", "2"):
+            raise FixFieldError(263, c.VALUE_INCORRECT, "SubscriptionRequestType must be 0-2")
+        if kind != "0":
+            self.status_updates = kind == "1"
+        board, wanted, session_id = self.acceptor.board, m.get(55), m.get(336)
+        states = [
+            state
+            for state in board.states.values()
+            if wanted in (None, state.symbol) and session_id in (None, str(state.trading_date))
+        ]
+        if not self.take_token():
+            self._status_rejected(request_id, session_id, 99, "throttled")
+        elif not states:
+            unknown = (
+                f"Symbol {wanted!r}" if wanted is not None else f"TradingSessionID {session_id!r}"
+            )
+            self._status_rejected(request_id, session_id, 99 if wanted else 1, f"no {unknown}")
+        elif kind != "2":
+            for state in states:
+                self._send_app("h", board.fields(state, unsolicited=False, request_id=request_id))
+
+    def _status_rejected(self, request_id: str, session_id: str | None, reason: int, text: str):
+        fields: list[tuple[int, object]] = [
+            (335, request_id),
+            (336, session_id or "0"),
+            (340, status.REQUEST_REJECTED),
+            (567, reason),
+            (58, text[: limits.TEXT_CHARS_MAX]),
+        ]
+        self._send_app("h", fields)
+
+    def market_status(self, changes: list) -> None:
+        """A durable batch changed the market status of instruments (``status.StatusBoard``)."""
+        if self.state is State.ACTIVE and self.status_updates:
+            board = self.acceptor.board
+            for state in changes:
+                self._send_app("h", board.fields(state, unsolicited=True))
 
     # ------------------------------------------------------------------------------------------
     # Output
