@@ -70,11 +70,17 @@ class FixClient:
         self.sock.sendall(data)
 
     def logon(
-        self, user: str, secret: str | None = None, reset: bool = False, instruments: int = 3, **kw
+        self,
+        user: str,
+        secret: str | None = None,
+        reset: bool = False,
+        instruments: int = 3,
+        extra=(),
+        **kw,
     ):
-        """Log on; the answer.  The TradingSessionStatus (h) of each of the market's
-        ``instruments`` that follows it is kept in :attr:`statuses`."""
-        fields = [(98, 0), (108, 30), (553, user), (554, secret or password(user))]
+        """Log on (with the ``extra`` fields); the answer.  The TradingSessionStatus (h) of
+        each of the market's ``instruments`` that follows it is kept in :attr:`statuses`."""
+        fields = [(98, 0), (108, 30), (553, user), (554, secret or password(user)), *extra]
         if reset:
             fields.append((141, "Y"))
         self.send("A", fields, **kw)

@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core import limits
 from engine.core import schema as s
+from engine.core.records import E_KIND
 from gateway import protocol as p
 from gateway.fix import blocks, status
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
-from gateway.reports import messages_for
+from gateway.reports import ORDER_KINDS, legs, messages_for, order_report
 from gateway.session import Session, State
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ REJECT_CODE = 20002
 """Custom tag: the engine's ``RejectReason`` (or ``CancelReason``) code of a refusal."""
 GATEWAY_REJECT_CODE = 20003
 """Custom tag: the gateway's ``RejectCode`` when the gateway refused before the engine."""
+DROP_COPY = 20030
+"""Custom Logon tag: ``Y`` makes the session a drop copy (operator and read-only users): the
+ExecutionReports of every account's orders, and no order entry."""
 VALID_MSG_TYPES = frozenset(
     "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T U V W X Y Z a b c d e f g h i j "
     "k l m n o p q r s t u v w x y z AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS "
@@ -239,9 +243,13 @@ class FixSession(Session):
             self.peer, self.key = peer, f"{peer}-{target}"
             self.logon_message = message
             self.state = State.LOGGING_ON
-            self.core.logon_requested(
-                self, p.Logon(user=user, password=password, protocol_version=p.PROTOCOL_VERSION)
+            logon = p.Logon(
+                user=user,
+                password=password,
+                protocol_version=p.PROTOCOL_VERSION,
+                drop_copy=message.get(DROP_COPY) == "Y",
             )
+            self.core.logon_requested(self, logon)
 
     def _logon_accepted(self, accepted: p.LogonAccepted) -> None:
         """The core activated the session: bind the FIX session's store and check MsgSeqNum."""
@@ -750,6 +758,8 @@ class FixSession(Session):
             self._depth_snapshot(m)
         elif t is p.DepthUpdate:
             self._depth_update(m)
+        elif t is p.DropCopy:
+            self._drop_copy(m)
         elif t is p.Trade:
             self._trade(m)
         elif t is p.Heartbeat:
@@ -821,6 +831,16 @@ class FixSession(Session):
         elif m.exec_type in (int(_ET.CANCELLED), int(_ET.EXPIRED)):
             fields += [(58, s.CancelReason(m.reason).name), (REJECT_CODE, m.reason)]
         self._send_app("8", fields)
+
+    def _drop_copy(self, m: p.DropCopy) -> None:
+        """A drop copy session's copy of an event: the ExecutionReport of each leg of an order
+        event, whichever account it is (other events have no FIX drop copy)."""
+        row = self.core.codec.event_row(m.event)
+        if row[E_KIND] not in ORDER_KINDS:
+            return
+        client_of, symbol = self.core.tracker.client_of, m.event.instrument
+        for leg, _ in legs(row):
+            self._execution_report(order_report(row, m.index, leg, client_of, 0, symbol))
 
     def _cancel_rejected(
         self, request: Request, order_id: int, reason: int, text: str, code: int
