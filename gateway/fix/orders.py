@@ -125,6 +125,8 @@ class OrderLedger:
                         traded[1] -= row[_QTY]
                         traded[2] -= row[_QTY] * row[_PRICE]
                         traded[5] = LIVE
+            elif kind == r.EV_CANCEL_REJECTED or kind == r.EV_MODIFY_REJECTED:
+                touched(row[_OID])  # unchanged, but reported with its figures
             elif kind == r.EV_CANCELLED or kind == r.EV_MODIFIED:
                 known = touched(row[_OID])
                 if known is not None:

@@ -299,7 +299,7 @@ class FixSession(Session):
         store = self.store
         assert store is not None, "a logged-on session has its store"
         end = self.core.exchange.last_seq
-        if store.generated == 0 or store.generated >= end:
+        if store.generated < 0 or store.generated >= end:
             store.generated = end
             return
         try:

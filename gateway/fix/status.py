@@ -84,11 +84,8 @@ class StatusBoard:
     def apply(self, rows: list) -> list[InstrumentState]:
         """A batch's event rows: the status after each change among them, in order (copies:
         a later change of the same batch does not alter an earlier one's report)."""
-        changes = []
-        for row in rows:
-            if row[r.E_KIND] in STATUS_KINDS:
-                changes.append(self._change(self.codec.event(row)))
-        return changes
+        kind_at, kinds, event = r.E_KIND, STATUS_KINDS, self.codec.event
+        return [self._change(event(row)) for row in rows if row[kind_at] in kinds]
 
     def _change(self, event) -> InstrumentState:
         state = self.states[event.instrument]

@@ -57,10 +57,10 @@ class FixStore:
         self._offsets: dict[int, tuple[int, int]] = {}
         self._pending = bytearray()
         self._persisted_in = 1
-        self.generated = 0
-        """Log seq up to which this session's reports were generated (0: none yet, a new
+        self.generated = -1
+        """Log seq up to which this session's reports were generated (-1: not yet, a new
         session: it starts at the log's end)."""
-        self._persisted_generated = 0
+        self._persisted_generated = -1
         self.last_report = (0, 0, 0)
         """The greatest ``(seq, index, leg)`` ExecID recorded after the last ``E`` record."""
         self._fd = -1
@@ -166,7 +166,7 @@ class FixStore:
         """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y); how far its
         reports were generated is kept (a reset renumbers messages, it forgets no report)."""
         self.close()
-        generated = b"E %d\n" % self.generated if self.generated else b""
+        generated = b"E %d\n" % self.generated if self.generated >= 0 else b""
         write_atomically(self.path, b"U " + user.encode("utf-8") + b"\n" + generated)
         self.user, self.next_in, self.next_out = "", 1, 1
         self._offsets.clear()
