@@ -40,6 +40,9 @@ class FixClient:
         self.parser = simplefix.FixParser()
         self.seq = 1
         self.inbox: list[simplefix.FixMessage] = []
+        self.backlog: list[simplefix.FixMessage] = []
+        """Received, not yet returned by :meth:`receive`."""
+        self.statuses: list[simplefix.FixMessage] = []
         FixClient.opened.append(self)
 
     # -- sending -------------------------------------------------------------------------------
@@ -66,16 +69,36 @@ class FixClient:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def logon(self, user: str, secret: str | None = None, reset: bool = False, **kw):
-        fields = [(98, 0), (108, 30), (553, user), (554, secret or password(user))]
+    def logon(
+        self,
+        user: str,
+        secret: str | None = None,
+        reset: bool = False,
+        instruments: int = 3,
+        extra=(),
+        **kw,
+    ):
+        """Log on (with the ``extra`` fields); the answer.  The TradingSessionStatus (h) of
+        each of the market's ``instruments`` that follows it is kept in :attr:`statuses`."""
+        fields = [(98, 0), (108, 30), (553, user), (554, secret or password(user)), *extra]
         if reset:
             fields.append((141, "Y"))
         self.send("A", fields, **kw)
-        return self.expect("A")
+        answer = self.expect("A")
+        others = []
+        self.statuses = []
+        while len(self.statuses) < instruments:
+            message = self.receive()
+            assert message is not None, "closed while waiting for the market status"
+            (self.statuses if kind(message) == "h" else others).append(message)
+        self.backlog = others + self.backlog
+        return answer
 
     # -- receiving -----------------------------------------------------------------------------
     def receive(self, timeout: float = TIMEOUT_S) -> simplefix.FixMessage | None:
         """The next message (None: the connection closed)."""
+        if self.backlog:
+            return self.backlog.pop(0)
         deadline = time.monotonic() + timeout
         while True:
             message = self.parser.get_message()

@@ -128,15 +128,16 @@ def test_sequence_gaps_both_ways(tmp_path) -> None:
         assert field(fix.expect("0"), 112) == "still"
         assert not [m for m in fix.inbox if field(m, 11) == "a5dup"]
 
-        # the other way: the initiator missed the acceptor's 2..3 and asks for them
-        fix.send("2", [(7, 2), (16, 0)])
+        # the other way: the initiator missed the acceptor's 5..6 (after the Logon answer, 1,
+        # and the market status, 2..4) and asks for them
+        fix.send("2", [(7, 5), (16, 0)])
         resent = [fix.receive() for _ in range(3)]
         assert [(kind(m), field(m, 34), field(m, 43)) for m in resent] == [
-            ("8", "2", "Y"),
-            ("4", "3", "Y"),  # the ResendRequest the acceptor sent: gap-filled
-            ("8", "4", "Y"),
+            ("8", "5", "Y"),
+            ("4", "6", "Y"),  # the ResendRequest the acceptor sent: gap-filled
+            ("8", "7", "Y"),
         ]
-        assert field(resent[1], 36) == "4" and field(resent[1], 123) == "Y"
+        assert field(resent[1], 36) == "7" and field(resent[1], 123) == "Y"
         assert field(resent[0], 122) is not None and field(resent[0], 11) == "a1"
         fix.send("4", [(36, 50)])  # SequenceReset-Reset: the next expected is 50
         fix.seq = 50
@@ -165,18 +166,18 @@ def test_resend_after_disconnect_and_after_restart(tmp_path) -> None:
         fix = FixClient(server.fix_port, "ALICE")
         fix.seq = 4
         logon = fix.logon("alice")
-        assert field(logon, 34) == "4"  # r2's report went out as 3
-        fix.send("2", [(7, 2), (16, 0)])
+        assert field(logon, 34) == "7"  # r2's report went out as 6 (2..4: market status)
+        fix.send("2", [(7, 5), (16, 7)])
         again = [fix.receive() for _ in range(3)]
         assert [(kind(m), field(m, 34), field(m, 11), field(m, 43)) for m in again] == [
-            ("8", "2", "r1", "Y"),
-            ("8", "3", "r2", "Y"),
-            ("4", "4", None, "Y"),  # the Logon answer: gap-filled
+            ("8", "5", "r1", "Y"),
+            ("8", "6", "r2", "Y"),
+            ("4", "7", None, "Y"),  # the Logon answer: gap-filled
         ]
         assert field(again[0], 17) == field(first, 17)
         assert field(again[0], 122) == field(first, 52)
         fix.send("5", [])
-        assert [(kind(m), field(m, 34)) for m in fix.until_closed()] == [("5", "5")]
+        assert [(kind(m), field(m, 34)) for m in fix.until_closed()] == [("5", "11")]
     finally:
         server.stop()
     server = start_fix_server(data, durability="batch")
@@ -189,13 +190,20 @@ def test_resend_after_disconnect_and_after_restart(tmp_path) -> None:
         fix = FixClient(server.fix_port, "ALICE")
         fix.seq = 7
         logon = fix.logon("alice")
-        assert field(logon, 34) == "7"  # 6 was the Logout above
-        fix.send("2", [(7, 1), (16, 3)])
-        again = [fix.receive() for _ in range(3)]
-        assert [(kind(m), field(m, 34)) for m in again] == [("4", "1"), ("8", "2"), ("8", "3")]
+        assert field(logon, 34) == "13"  # 12 was the Logout above
+        fix.send("2", [(7, 1), (16, 6)])
+        again = [fix.receive() for _ in range(6)]
+        assert [(kind(m), field(m, 34)) for m in again] == [
+            ("4", "1"),
+            ("h", "2"),
+            ("h", "3"),
+            ("h", "4"),
+            ("8", "5"),
+            ("8", "6"),
+        ]
         assert field(again[0], 36) == "2"
         _order(fix, "r3", qty=5, price="60.20")
-        assert field(fix.expect("8"), 34) == "8"
+        assert field(fix.expect("8"), 34) == "17"
         reset = FixClient(server.fix_port, "ALICE2")
         assert field(reset.logon("alice", reset=True), 141) == "Y"
     finally:

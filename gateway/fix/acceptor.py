@@ -6,10 +6,13 @@ Theory of operation
 when it serves a FIX port: the acceptor's CompID, the directory of session stores
 (``<data dir>/fix``), which FIX session (SenderCompID-TargetCompID) is logged on where (one
 connection each), the wall clock for SendingTime, and the :class:`~gateway.fix.orders.
-OrderLedger` with each durable batch's per-event order figures.  After every durable batch the
-server calls :meth:`FixAcceptor.batch_committed`: the ledger takes the batch's events, then
+OrderLedger` with each durable batch's per-event order figures, and every instrument's market
+status (``status.StatusBoard``).  After every durable batch the server calls
+:meth:`FixAcceptor.batch_committed`: the ledger and the board take the batch's events, then
 every FIX session translates the reports the core just routed to it, while the figures of that
-batch are at hand.
+batch are at hand, notes that its reports are generated up to the batch's last seq (the
+session store's mark for reports missed while logged out) and reports the market status
+changes.
 
 :class:`FixConnection` is the server's :class:`~gateway.server.Connection` with a
 :class:`~gateway.fix.session.FixSession` instead of a native session; everything else about
@@ -25,12 +28,15 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from engine.core.records import EVENT_FIELDS
+from engine.core.records import E_SEQ, EVENT_FIELDS
 from engine.durable.journal import Durability
 from gateway import protocol as p
+from gateway import resend
 from gateway.fix.orders import OrderLedger
 from gateway.fix.session import FixSession
+from gateway.fix.status import StatusBoard
 from gateway.fix.store import FixStore
+from gateway.orders import Annotation
 from gateway.server import Connection
 
 COMP_ID = "CETS"
@@ -59,12 +65,14 @@ class FixAcceptor:
 
     def __init__(self, exchange, config: FixConfig) -> None:
         self.config = config
+        self.exchange = exchange
         self.comp_id = config.comp_id
         self.directory = Path(exchange.data_dir) / "fix"
         self.sync = exchange.journal.durability is Durability.BATCH
         """Sync the session stores when the exchange syncs its log (``batch``)."""
         self.instruments = list(exchange.market.instruments)
         self.ledger = OrderLedger.recover(exchange)
+        self.board = StatusBoard(exchange)
         self.figures: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.sessions: set[FixSession] = set()
         self.active: dict[str, FixSession] = {}
@@ -108,9 +116,42 @@ class FixAcceptor:
         """A durable batch was routed: update the ledger, let each FIX session translate."""
         rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
         self.figures = self.ledger.apply(rows)
+        changes = self.board.apply(rows)
+        last_seq = self.exchange.last_seq
         for session in self.sessions:
             if session.out:
                 session.translate()
+            if session.store is not None:
+                session.store.generated = last_seq
+                if changes:
+                    session.market_status(changes)
+        self.figures = {}
+
+    def missed_events(self, from_seq: int, end: int) -> list[tuple[list[int], int, Annotation]]:
+        """The events of the commands ``from_seq .. end`` (``end``: the log's end now), each
+        as (row, index within its command, the command's annotation), regenerated from the
+        log (``gateway.resend``: the nearest snapshot and the log after it); and from here
+        until :meth:`end_missed`, :attr:`figures` are the order figures as of each of them
+        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits."""
+        assert end == self.exchange.last_seq, "the ledger is as of the log's end"
+        start = resend.starting_point(self.exchange, from_seq)
+        events: list[tuple[list[int], int, Annotation]] = []
+        seq, index = 0, 0
+        slices = resend.event_slices(start, from_seq, end)
+        try:
+            for rows, first_seq, annotations in slices:
+                for row in rows:
+                    if row[E_SEQ] != seq:
+                        seq, index = row[E_SEQ], 0
+                    events.append((row, index, annotations[seq - first_seq]))
+                    index += 1
+        finally:
+            slices.close()
+        rows = [row for row, _, _ in events]
+        self.figures = self.ledger.before(rows).apply(rows)
+        return events
+
+    def end_missed(self) -> None:
         self.figures = {}
 
 

@@ -151,10 +151,11 @@ class FixReader:
         return len(self._buffer)
 
     def receive_data(self, data: bytes) -> None:
+        """Buffer bytes that arrived.  Nothing is dropped here, however much arrives at once
+        (a burst of well-framed messages is not garbage): :meth:`next` consumes the buffer
+        message by message and discards what is garbled, so the buffer holds what arrived
+        since the caller last drained it, plus at most one message's bytes."""
         self._buffer += data
-        if len(self._buffer) > 4 * self.message_bytes_max:  # garbage without a start: drop it
-            start = self._buffer.rfind(_START)
-            del self._buffer[: start if start >= 0 else len(self._buffer)]
 
     def clear(self) -> None:
         self._buffer.clear()

@@ -12,6 +12,10 @@ For each order event of a batch :meth:`OrderLedger.apply` also returns the order
 that batch carry (a batch's later fills do not leak into its earlier reports).
 
 A modify sets the open quantity: the order's quantity becomes filled + open.
+
+:meth:`OrderLedger.before` undoes the last events applied, for the orders they touch: a FIX
+session that missed reports while logged out gets them regenerated from the log with the
+figures each had when it happened.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ _K, _SEQ, _OID, _SIDE, _PRICE, _QTY = (
     r.E_QTY,
 )
 _X0, _X1 = r.E_X0, r.E_X1
+_OLD_QTY, _OLD_PRICE = r.ORDER_MODIFIED.old_qty_t, r.ORDER_MODIFIED.old_price_ticks
 
 LIVE, FILLED, CANCELLED, REJECTED = 0, 1, 2, 3
 """An order's status in the ledger (FIX OrdStatus is derived from it and its fills)."""
@@ -93,6 +98,45 @@ class OrderLedger:
                     after[(seq, index, 0)] = (known[0], known[1], known[2])
             index += 1
         return after
+
+    def before(self, rows: list) -> OrderLedger:
+        """The orders ``rows`` touch, as they were before them: ``rows`` must be the last event
+        rows this ledger applied, in order.  They are undone from the end (a trade's quantity
+        and cost taken back, a modify's old quantity and price restored, an order accepted or
+        rejected among them absent), so ``before(rows).apply(rows)`` gives each event's
+        figures as the live ledger gave them (a reconnecting FIX session's missed reports).
+        """
+        state: dict[int, list[int] | None] = {}
+
+        def touched(order_id: int) -> list[int] | None:
+            if order_id not in state:
+                known = self.orders.get(order_id)
+                state[order_id] = None if known is None else list(known)
+            return state[order_id]
+
+        for row in reversed(rows):
+            kind = row[_K]
+            if kind == r.EV_ACCEPTED or kind == r.EV_REJECTED:
+                state[row[_OID]] = None
+            elif kind == r.EV_TRADE:
+                for order_id in (row[_OID], row[_X0]):
+                    traded = touched(order_id)
+                    if traded is not None:
+                        traded[1] -= row[_QTY]
+                        traded[2] -= row[_QTY] * row[_PRICE]
+                        traded[5] = LIVE
+            elif kind == r.EV_CANCEL_REJECTED or kind == r.EV_MODIFY_REJECTED:
+                touched(row[_OID])  # unchanged, but reported with its figures
+            elif kind == r.EV_CANCELLED or kind == r.EV_MODIFIED:
+                known = touched(row[_OID])
+                if known is not None:
+                    known[5] = LIVE
+                    if kind == r.EV_MODIFIED:
+                        known[0] = known[1] + row[_OLD_QTY]
+                        known[3] = row[_OLD_PRICE]
+        earlier = OrderLedger()
+        earlier.orders = {order_id: order for order_id, order in state.items() if order}
+        return earlier
 
     def status(self, order_id: int) -> tuple[int, int]:
         """(status, filled_t) of an order now ((REJECTED, 0) if unknown)."""

@@ -36,11 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core import limits
 from engine.core import schema as s
+from engine.core.records import E_KIND
 from gateway import protocol as p
-from gateway.fix import blocks
+from gateway.fix import blocks, status
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
+from gateway.reports import ORDER_KINDS, legs, messages_for, order_report
 from gateway.session import Session, State
 
 if TYPE_CHECKING:
@@ -69,6 +71,9 @@ REJECT_CODE = 20002
 """Custom tag: the engine's ``RejectReason`` (or ``CancelReason``) code of a refusal."""
 GATEWAY_REJECT_CODE = 20003
 """Custom tag: the gateway's ``RejectCode`` when the gateway refused before the engine."""
+DROP_COPY = 20030
+"""Custom Logon tag: ``Y`` makes the session a drop copy (operator and read-only users): the
+ExecutionReports of every account's orders, and no order entry."""
 VALID_MSG_TYPES = frozenset(
     "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T U V W X Y Z a b c d e f g h i j "
     "k l m n o p q r s t u v w x y z AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS "
@@ -139,6 +144,8 @@ class FixSession(Session):
         self.aliases: dict[str, str] = {}
         """ClOrdID of an accepted replace -> the order's first ClOrdID (what the core knows)."""
         self.resend_asked_to = 0
+        self.status_updates = True
+        """Send TradingSessionStatus on every change (a request with 263=2 stops them)."""
         self._translating = False
         self._handlers = {
             "0": _ignore,
@@ -154,6 +161,7 @@ class FixSession(Session):
             "q": self._mass_cancel,
             "V": self._market_data_request,
             "x": self._security_list_request,
+            "g": self._trading_session_status_request,
             "U1": lambda m: blocks.new_offer(self, m),
             "U2": lambda m: blocks.accept_offer(self, m),
             "U3": lambda m: blocks.cancel_offer(self, m),
@@ -235,9 +243,13 @@ class FixSession(Session):
             self.peer, self.key = peer, f"{peer}-{target}"
             self.logon_message = message
             self.state = State.LOGGING_ON
-            self.core.logon_requested(
-                self, p.Logon(user=user, password=password, protocol_version=p.PROTOCOL_VERSION)
+            logon = p.Logon(
+                user=user,
+                password=password,
+                protocol_version=p.PROTOCOL_VERSION,
+                drop_copy=message.get(DROP_COPY) == "Y",
             )
+            self.core.logon_requested(self, logon)
 
     def _logon_accepted(self, accepted: p.LogonAccepted) -> None:
         """The core activated the session: bind the FIX session's store and check MsgSeqNum."""
@@ -274,6 +286,40 @@ class FixSession(Session):
             store.received(seq)
         else:
             self._ask_resend(seq)
+        board = self.acceptor.board
+        for state in board.states.values():  # the market as it is, then what was missed
+            self._send_app("h", board.fields(state, unsolicited=True))
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """After the Logon answer: the reports of the events since this session's reports
+        were last generated (while none of its connections was logged on), regenerated from
+        the exchange's log, in event order, each with a new MsgSeqNum (and stored for
+        resends).  A new session starts at the log's end."""
+        store = self.store
+        assert store is not None, "a logged-on session has its store"
+        end = self.core.exchange.last_seq
+        if store.generated < 0 or store.generated >= end:
+            store.generated = end
+            return
+        try:
+            events = self.acceptor.missed_events(store.generated + 1, end)
+        except Exception:  # noqa: BLE001 - a broken log or snapshot: say so, keep the server
+            log.exception("fix connection %d: missed reports not regenerated", self.id)
+            self.acceptor.end_missed()
+            self._logout_and_close("missed reports could not be regenerated; try again later")
+            return
+        scope, client_of, codec = self.scope, self.core.tracker.client_of, self.core.codec
+        already = store.last_report  # recorded, but the E record after them was lost
+        try:
+            for row, index, annotation in events:
+                for message in messages_for(scope, row, index, annotation, client_of, codec):
+                    if (message.seq, message.index, getattr(message, "leg", 0)) > already:
+                        self._native(message)
+        finally:
+            self.acceptor.end_missed()
+        store.generated = end
+        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
 
     def _in_sequence(self, message: FixMessage) -> bool:
         """The MsgSeqNum rules; True if the message is next and is to be processed."""
@@ -583,6 +629,50 @@ class FixSession(Session):
             ]
         self._send_app("y", fields)
 
+    def _trading_session_status_request(self, m: FixMessage) -> None:
+        """TradingSessionStatusRequest (g): the current status of every instrument (or of
+        Symbol 55), as TradingSessionStatus (h) with 325=N; 263=2 stops the unsolicited ones,
+        263=1 starts them again."""
+        request_id = m.require(335)[:64]
+        kind = m.require(263)
+        if kind not in ("0", "1", "2"):
+            raise FixFieldError(263, c.VALUE_INCORRECT, "SubscriptionRequestType must be 0-2")
+        if kind != "0":
+            self.status_updates = kind == "1"
+        board, wanted, session_id = self.acceptor.board, m.get(55), m.get(336)
+        states = [
+            state
+            for state in board.states.values()
+            if wanted in (None, state.symbol) and session_id in (None, str(state.trading_date))
+        ]
+        if not self.take_token():
+            self._status_rejected(request_id, session_id, 99, "throttled")
+        elif not states:
+            unknown = (
+                f"Symbol {wanted!r}" if wanted is not None else f"TradingSessionID {session_id!r}"
+            )
+            self._status_rejected(request_id, session_id, 99 if wanted else 1, f"no {unknown}")
+        elif kind != "2":
+            for state in states:
+                self._send_app("h", board.fields(state, unsolicited=False, request_id=request_id))
+
+    def _status_rejected(self, request_id: str, session_id: str | None, reason: int, text: str):
+        fields: list[tuple[int, object]] = [
+            (335, request_id),
+            (336, session_id or "0"),
+            (340, status.REQUEST_REJECTED),
+            (567, reason),
+            (58, text[: limits.TEXT_CHARS_MAX]),
+        ]
+        self._send_app("h", fields)
+
+    def market_status(self, changes: list) -> None:
+        """A durable batch changed the market status of instruments (``status.StatusBoard``)."""
+        if self.state is State.ACTIVE and self.status_updates:
+            board = self.acceptor.board
+            for state in changes:
+                self._send_app("h", board.fields(state, unsolicited=True))
+
     # ------------------------------------------------------------------------------------------
     # Output
     # ------------------------------------------------------------------------------------------
@@ -668,6 +758,8 @@ class FixSession(Session):
             self._depth_snapshot(m)
         elif t is p.DepthUpdate:
             self._depth_update(m)
+        elif t is p.DropCopy:
+            self._drop_copy(m)
         elif t is p.Trade:
             self._trade(m)
         elif t is p.Heartbeat:
@@ -739,6 +831,16 @@ class FixSession(Session):
         elif m.exec_type in (int(_ET.CANCELLED), int(_ET.EXPIRED)):
             fields += [(58, s.CancelReason(m.reason).name), (REJECT_CODE, m.reason)]
         self._send_app("8", fields)
+
+    def _drop_copy(self, m: p.DropCopy) -> None:
+        """A drop copy session's copy of an event: the ExecutionReport of each leg of an order
+        event, whichever account it is (other events have no FIX drop copy)."""
+        row = self.core.codec.event_row(m.event)
+        if row[E_KIND] not in ORDER_KINDS:
+            return
+        client_of, symbol = self.core.tracker.client_of, m.event.instrument
+        for leg, _ in legs(row):
+            self._execution_report(order_report(row, m.index, leg, client_of, 0, symbol))
 
     def _cancel_rejected(
         self, request: Request, order_id: int, reason: int, text: str, code: int

@@ -12,21 +12,32 @@ newline-terminated records:
 * ``O <message>`` - an application message sent, verbatim (its MsgSeqNum is inside): a resend
   sends it again with PossDupFlag=Y;
 * ``A <seq>`` - an administrative message sent as ``seq`` (resent as SequenceReset-GapFill);
-* ``I <seq>`` - every inbound message up to ``seq`` has been processed.
+* ``I <seq>`` - every inbound message up to ``seq`` has been processed;
+* ``E <seq>`` - the session's reports of every exchange event up to log seq ``seq`` have been
+  generated (the ``O`` records before it): a Logon regenerates those of the events after it
+  from the exchange's log (:attr:`FixStore.generated`).  The ``E`` record is written with the
+  next records that are written anyway, and when the store is closed; if a crash loses it,
+  the reports recorded after the last ``E`` say how far generation had got
+  (:attr:`FixStore.last_report`), so no report is generated twice.
 
 Records are buffered while a turn of the event loop builds output and written, and fsynced
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
 a message the counterparty has seen is always on disk.  On opening, a torn last record is
 ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
-Messages never contain a newline (the codec replaces it), so a record is one line.
+Messages never contain a newline (the codec replaces it), so a record is one line.  A write
+that fails (a full disk) is logged and its records stay buffered for the next flush: the
+session goes on, and resends are served from the buffer meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from engine.durable.files import write_atomically
+
+log = logging.getLogger("gateway.fix")
 
 
 class FixStore:
@@ -46,6 +57,12 @@ class FixStore:
         self._offsets: dict[int, tuple[int, int]] = {}
         self._pending = bytearray()
         self._persisted_in = 1
+        self.generated = -1
+        """Log seq up to which this session's reports were generated (-1: not yet, a new
+        session: it starts at the log's end)."""
+        self._persisted_generated = -1
+        self.last_report = (0, 0, 0)
+        """The greatest ``(seq, index, leg)`` ExecID recorded after the last ``E`` record."""
         self._fd = -1
         self._size = 0
         self._load()
@@ -53,7 +70,7 @@ class FixStore:
     def _load(self) -> None:
         data = self.path.read_bytes() if self.path.exists() else b""
         end = data.rfind(b"\n") + 1  # a torn last record is ignored (and overwritten)
-        position = 0
+        position, tail = 0, []
         while position < end:
             line_end = data.index(b"\n", position)
             kind, value = data[position : position + 1], data[position + 2 : line_end]
@@ -61,6 +78,9 @@ class FixStore:
                 seq = _seq_of(value)
                 self._offsets[seq] = (position + 2, line_end - position - 2)
                 self.next_out = max(self.next_out, seq + 1)
+                tail.append(value)
+            elif kind == b"E":
+                self.generated, tail = int(value), []
             elif kind == b"A":
                 self.next_out = max(self.next_out, int(value) + 1)
             elif kind == b"I":
@@ -69,6 +89,8 @@ class FixStore:
                 self.user = value.decode("utf-8")
             position = line_end + 1
         self._persisted_in = self.next_in
+        self._persisted_generated = self.generated
+        self.last_report = max((_exec_id_of(raw) for raw in tail), default=(0, 0, 0))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(self._fd, end)
@@ -122,18 +144,30 @@ class FixStore:
             self._persisted_in = self.next_in
         if not self._pending:
             return
-        data, self._pending = bytes(self._pending), bytearray()
-        written = 0
-        while written < len(data):
-            written += os.pwrite(self._fd, data[written:], self._size + written)
+        if self.generated != self._persisted_generated:
+            self._pending += b"E %d\n" % self.generated
+            self._persisted_generated = self.generated
+        data = bytes(self._pending)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.pwrite(self._fd, data[written:], self._size + written)
+            if sync:
+                os.fdatasync(self._fd)
+        except OSError as exc:  # a full disk: keep the records, write them at the next flush
+            log.error(
+                "FIX session store %s not written (kept for the next try): %s", self.path, exc
+            )
+            return
+        del self._pending[: len(data)]
         self._size += len(data)
-        if sync:
-            os.fdatasync(self._fd)
 
     def reset(self, user: str) -> None:
-        """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y)."""
+        """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y); how far its
+        reports were generated is kept (a reset renumbers messages, it forgets no report)."""
         self.close()
-        write_atomically(self.path, b"U " + user.encode("utf-8") + b"\n")
+        generated = b"E %d\n" % self.generated if self.generated >= 0 else b""
+        write_atomically(self.path, b"U " + user.encode("utf-8") + b"\n" + generated)
         self.user, self.next_in, self.next_out = "", 1, 1
         self._offsets.clear()
         self._pending.clear()
@@ -141,9 +175,25 @@ class FixStore:
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self.generated != self._persisted_generated:
+                self._pending += b"E %d\n" % self.generated
+                self._persisted_generated = self.generated
             self.flush(sync=False)
             os.close(self._fd)
             self._fd = -1
+
+
+def _exec_id_of(raw: bytes) -> tuple[int, int, int]:
+    """The ``(seq, index, leg)`` of an event's report (ExecID 17 = ``seq-index-leg``, or
+    ``seq-index`` for a block offer's report); (0, 0, 0) for any other message."""
+    start = raw.find(b"\x0117=")
+    if start < 0:
+        return (0, 0, 0)
+    value = raw[start + 4 : raw.index(b"\x01", start + 4)].split(b"-")
+    if not all(part.isdigit() for part in value) or len(value) not in (2, 3):
+        return (0, 0, 0)
+    seq, index, leg = (int(part) for part in (*value, b"0")[:3])
+    return (seq, index, leg)
 
 
 def _seq_of(raw: bytes) -> int:
