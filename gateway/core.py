@@ -55,6 +55,7 @@ from engine.core.records import (
 )
 from engine.durable import journal as jr
 from gateway import protocol as p
+from gateway.fastpath import ReportRouter
 from gateway.market_data import MarketData
 from gateway.orders import Annotation, OrderTracker, encode_annotation
 from gateway.permissions import (
@@ -222,6 +223,8 @@ class GatewayCore:
         self._symbols = ["?", s.ALL_INSTRUMENTS, *exchange.codec.symbols]
         """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
+        self.router = ReportRouter(self._symbols)
+        """The compiled fan-out of order-event batches (``gateway.fastpath``)."""
         self.sessions: set[Session] = set()
         self.logging_on: set[Session] = set()
         """Sessions not yet logged on (connected, or their credentials being checked)."""
@@ -268,6 +271,7 @@ class GatewayCore:
     def session_closed(self, session: Session) -> None:
         """The transport is gone: forget the session, cancel its orders if it asked so."""
         session.state = State.CLOSED
+        self.router.stale = True
         self.sessions.discard(session)
         self.logging_on.discard(session)
         for symbol in session.subscriptions:
@@ -337,6 +341,7 @@ class GatewayCore:
     def activate(self, session: Session, user: User, logon: p.Logon) -> None:
         """Make ``session`` active for ``user`` and queue its LogonAccepted."""
         session.state = State.ACTIVE
+        self.router.stale = True
         self.logging_on.discard(session)
         session.user = user
         session.accounts = frozenset(user.accounts)
@@ -697,12 +702,22 @@ class GatewayCore:
 
     def batch_committed(self, batch: Batch, events: np.ndarray) -> None:
         """A batch is durable: update the order tracker, route its events, Acks, market data."""
-        rows = events.view(np.int64).reshape(-1, EVENT_FIELDS).tolist()
+        table = events.view(np.int64).reshape(-1, EVENT_FIELDS)
+        rows = table.tolist()
         tracker = self.tracker
         for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
             tracker.open_session(seq, trading_date)
         tracker.apply(rows)
-        self._route(batch.first_seq, rows, batch.annotations, batch.origins)
+        if self.drop_copies or not self.router.route(
+            batch.first_seq,
+            table,
+            batch.annotations,
+            batch.origins,
+            tracker.client_of,
+            self.by_account,
+            self.dirty,
+        ):
+            self._route(batch.first_seq, rows, batch.annotations, batch.origins)
         self.market_data.publish(rows, batch.records[-1][0], _emit)
 
     def batch_failed(self, batches: list[Batch], exc: BaseException) -> None:
