@@ -442,7 +442,8 @@ class GatewayCore:
             self._refused(session, m, None, m.account)
             return
         tracker, client_order_id = self.tracker, m.client_order_id
-        if tracker.lookup(account, client_order_id) is not None:
+        known = tracker.by_client.get(account)  # tracker.lookup, inlined
+        if known is not None and client_order_id in known:
             session.reject(
                 m,
                 p.RejectCode.DUPLICATE_CLIENT_ORDER_ID,
@@ -707,7 +708,7 @@ class GatewayCore:
         tracker = self.tracker
         for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
             tracker.open_session(seq, trading_date)
-        tracker.apply(rows)
+        tracker.apply_table(table)
         if self.drop_copies or not self.router.route(
             batch.first_seq,
             table,

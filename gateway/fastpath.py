@@ -27,6 +27,9 @@ alone, so a constant taken from another module would go stale with it.
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter, itemgetter
+
 import numpy as np
 from numba import njit, uint64
 
@@ -558,6 +561,9 @@ a larger account number routes the general way."""
 _ORDER_ID, _KIND = r.E_ORDER_ID, r.E_KIND
 _MAKER_ORDER_ID, _EV_TRADE = r.TRADE_EXECUTED.maker_order_id, r.EV_TRADE
 _ACTIVE = 2  # session.State.ACTIVE (an IntEnum): compared by value, no import cycle
+_user, _request_id = attrgetter("user"), attrgetter("request_id")
+_hidden, _client_order_id = attrgetter("hidden"), attrgetter("client_order_id")
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 class ReportRouter:
@@ -633,33 +639,22 @@ class ReportRouter:
             self.rebuild(by_account)
         if not self.dense:
             return False
-        slots, slot_get, user_get = self.slots, self.slot_of.get, self.user_of.get
+        n, m, get = len(rows), len(annotations), client_of.get
         strings = list(self.fixed)
-        base, n, m = len(strings), len(rows), len(annotations)
-        get = client_of.get
-        strings += [get(o, "") for o in rows[:, _ORDER_ID].tolist()]
+        base = len(strings)
+        strings += map(get, rows[:, _ORDER_ID].tolist(), repeat(""))
         makers = np.where(rows[:, _KIND] == _EV_TRADE, rows[:, _MAKER_ORDER_ID], 0)
-        strings += [get(o, "") for o in makers.tolist()]
+        strings += map(get, makers.tolist(), repeat(""))  # order ids are positive: 0 is ""
         row_coids = np.arange(base, base + 2 * n, dtype=np.int64).reshape(2, n).T.copy()
-        strings += [a.client_order_id for a in annotations]
         commands = np.empty((m, 4), dtype=np.int64)
-        commands[:, 0] = [user_get(a.user, -1) for a in annotations]
-        commands[:, 1] = [a.request_id for a in annotations]
-        commands[:, 2] = [a.hidden for a in annotations]
+        commands[:, 0] = np.fromiter(
+            map(self.user_of.get, map(_user, annotations), repeat(-1)), np.int64, m
+        )
+        commands[:, 1] = np.fromiter(map(_request_id, annotations), np.int64, m)
+        commands[:, 2] = np.fromiter(map(_hidden, annotations), np.int64, m)
         commands[:, 3] = np.arange(base + 2 * n, base + 2 * n + m)
-        extra: list = []
-        acks = np.empty((m, 4), dtype=np.int64)
-        acks[:, 0] = [-1 if o is None else slot_get(o[0], -2) for o in origins]
-        if (acks[:, 0] == -2).any():  # a requester with no account-routed session
-            for k in np.flatnonzero(acks[:, 0] == -2).tolist():
-                session = origins[k][0]
-                if session not in extra:
-                    extra.append(session)
-                acks[k, 0] = len(slots) + extra.index(session)
-            slots = slots + extra
-        acks[:, 1] = [0 if o is None else o[1] for o in origins]
-        acks[:, 2] = [0 if o is None else o[2] for o in origins]
-        acks[:, 3] = np.arange(base + 2 * n + m, base + 2 * n + 2 * m)
+        strings += map(_client_order_id, annotations)
+        acks, slots = self._acks(origins, base + 2 * n + m)
         strings += ["" if o is None else o[3] for o in origins]
         joined = "".join(strings)
         if joined.isascii():
@@ -687,6 +682,32 @@ class ReportRouter:
             self._frame_start = np.empty(2 * len(self._frame_start), dtype=np.int64)
         self._deliver(slots, frames, dirty)
         return True
+
+    def _acks(self, origins: list, first_text: int) -> tuple[np.ndarray, list]:
+        """Per command: the requester's slot (-1: none), request id, order id, the string id
+        of its client order id (``first_text`` + k); and the slots, with any requester that
+        no account routes to appended."""
+        m, slots, slot_get = len(origins), self.slots, self.slot_of.get
+        acks = np.empty((m, 4), dtype=np.int64)
+        acks[:, 3] = np.arange(first_text, first_text + m)
+        if None in origins:  # the gateway's own commands: no Ack
+            origins = [(None, 0, 0, "") if o is None else o for o in origins]
+        acks[:, 0] = np.fromiter(map(slot_get, map(_first, origins), repeat(-2)), np.int64, m)
+        acks[:, 1] = np.fromiter(map(_second, origins), np.int64, m)
+        acks[:, 2] = np.fromiter(map(_third, origins), np.int64, m)
+        unrouted = np.flatnonzero(acks[:, 0] == -2).tolist()
+        if unrouted:
+            extra: list = []
+            for k in unrouted:
+                session = origins[k][0]
+                if session is None:
+                    acks[k, 0] = -1
+                    continue
+                if session not in extra:
+                    extra.append(session)
+                acks[k, 0] = len(slots) + extra.index(session)
+            slots = slots + extra
+        return acks, slots
 
     def _deliver(self, slots: list, frames: int, dirty: list) -> None:
         """Append each slot's frames to its session's buffer (sessions in the order of their

@@ -70,6 +70,7 @@ from engine.core.records import (
     EV_CANCELLED,
     EV_REJECTED,
     EV_TRADE,
+    EVENT_FIELDS,
     K_OPEN_SESSION,
     K_SUBMIT,
     TRADE_EXECUTED,
@@ -109,6 +110,7 @@ _MODE_KINDS = frozenset(
     }
 )
 """Events that end a block offer or an auction, or make an auction public."""
+_MODE_KIND_ARRAY = np.array(sorted(_MODE_KINDS), dtype=np.int64)
 NO_COUNTERPARTY = -1
 
 
@@ -267,32 +269,45 @@ class OrderTracker:
                 del self.by_client[account]
 
     # -- events --------------------------------------------------------------------------------
-    def _ended(self, order_id: int, account: int) -> None:
-        live = self.live.get(account)
-        if live is not None:
-            live.discard(order_id)
-        owner = self.owner.pop(order_id, None)
-        if owner is not None:
-            owner.live_orders.pop(order_id, None)
-        if order_id < self.day_start_seq:
-            self._forget(order_id, account)
-        else:
-            self.ended_today.extend((order_id, account))
-
     def apply(self, rows: list) -> None:
-        """Update from a batch's event records (an order ends exactly once)."""
-        ended, mode_kinds = self._ended, _MODE_KINDS
-        for row in rows:
-            kind = row[E_KIND]
-            if kind == EV_TRADE:
-                if row[_TAKER_LEAVES] == 0:
-                    ended(row[E_ORDER_ID], row[E_ACCOUNT])
-                if row[_MAKER_LEAVES] == 0:
-                    ended(row[_MAKER_ORDER_ID], row[_MAKER_ACCOUNT])
-            elif kind == EV_CANCELLED or kind == EV_REJECTED:
-                ended(row[E_ORDER_ID], row[E_ACCOUNT])
-            elif kind in mode_kinds:
-                self._mode_event(kind, row)
+        """Update from a batch's event records (rows of ``EVENT_FIELDS`` ints)."""
+        self.apply_table(np.array(rows, dtype=np.int64).reshape(-1, EVENT_FIELDS))
+
+    def apply_table(self, table: np.ndarray) -> None:
+        """Update from a batch's events (``EVENT_FIELDS`` int64 columns; an order ends
+        exactly once).  The orders that end are picked out with array operations, in event
+        order (a trade's taker, then its maker); only they, and the rare block-offer and
+        auction events, cost a step of Python."""
+        kinds = table[:, E_KIND]
+        trade = kinds == EV_TRADE
+        legs = np.empty((len(table), 2), dtype=bool)
+        legs[:, 0] = (trade & (table[:, _TAKER_LEAVES] == 0)) | (kinds == EV_CANCELLED)
+        legs[:, 0] |= kinds == EV_REJECTED
+        legs[:, 1] = trade & (table[:, _MAKER_LEAVES] == 0)
+        ids = np.stack((table[:, E_ORDER_ID], table[:, _MAKER_ORDER_ID]), axis=1)[legs]
+        accounts = np.stack((table[:, E_ACCOUNT], table[:, _MAKER_ACCOUNT]), axis=1)[legs]
+        if len(ids):
+            self._end_all(ids.tolist(), accounts.tolist())
+        modes = np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY))
+        for i in modes.tolist():
+            self._mode_event(int(kinds[i]), table[i].tolist())
+
+    def _end_all(self, order_ids: list[int], accounts: list[int]) -> None:
+        """:meth:`_ended` for each (order id, account), inlined: this runs for every order."""
+        live_get, owner_pop, forget = self.live.get, self.owner.pop, self._forget
+        day_start, ended_today = self.day_start_seq, self.ended_today
+        for order_id, account in zip(order_ids, accounts):
+            live = live_get(account)
+            if live is not None:
+                live.discard(order_id)
+            owner = owner_pop(order_id, None)
+            if owner is not None:
+                owner.live_orders.pop(order_id, None)
+            if order_id < day_start:
+                forget(order_id, account)
+            else:
+                ended_today.append(order_id)
+                ended_today.append(account)
 
     def _mode_event(self, kind: int, row: list) -> None:
         target = row[E_ORDER_ID]
