@@ -288,9 +288,9 @@ class OrderTracker:
         accounts = np.stack((table[:, E_ACCOUNT], table[:, _MAKER_ACCOUNT]), axis=1)[legs]
         if len(ids):
             self._end_all(ids.tolist(), accounts.tolist())
-        modes = np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY))
-        for i in modes.tolist():
-            self._mode_event(int(kinds[i]), table[i].tolist())
+        if len(kinds) and kinds.max() >= _MODE_KIND_ARRAY[0]:  # else no block/auction event
+            for i in np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY)).tolist():
+                self._mode_event(int(kinds[i]), table[i].tolist())
 
     def _end_all(self, order_ids: list[int], accounts: list[int]) -> None:
         """:meth:`_ended` for each (order id, account), inlined: this runs for every order."""
