@@ -189,6 +189,7 @@ REPORT_BYTES_MAX = 4 + 3 + len(b"".join(_REPORT_KEYS)) + 9 * REPORT_KEY_COUNT
 FIELDS = np.array([*REPORT_STRINGS, REPORT_BOOL], dtype=np.int64)
 """The report fields that are not integers: client order id, instrument (strings), the bool."""
 ACK_BYTES_MAX = 4 + 1 + len(b"".join(_ACK_KEYS)) + 9 * len(_ACK_KEYS)
+assert ACK_BYTES_MAX <= REPORT_BYTES_MAX, "one bound (plus two strings) covers every frame"
 
 
 # -- the kernels ------------------------------------------------------------------------------
