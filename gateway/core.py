@@ -26,10 +26,11 @@ any later request is judged (as if it had been submitted on the spot).
 
 When a batch is durable the caller hands its events back: each event goes to the sessions it
 concerns, then each request's Ack to the session that sent it, then market data to the
-subscribers.  A batch of order events only (the whole of a day's order flow), with no drop copy
-logged on, is fanned out by the compiled router of ``gateway.fastpath``, which writes the
-frames straight from the event rows; any other batch by the inlined routing loop below
-(``_route``), which the tests hold byte for byte equal to the compiled one.
+subscribers.  A batch of order events only (the whole of a day's order flow) of at least
+``fastpath.ROUTE_COMMANDS_MIN`` commands, with no drop copy logged on, is fanned out by the
+compiled router of ``gateway.fastpath``, which writes the frames straight from the event rows;
+any other batch by the inlined routing loop below (``_route``), which the tests hold byte for
+byte equal to the compiled one.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from engine.core.records import (
 )
 from engine.durable import journal as jr
 from gateway import protocol as p
-from gateway.fastpath import ReportRouter
+from gateway.fastpath import ROUTE_COMMANDS_MIN, ReportRouter
 from gateway.market_data import MarketData
 from gateway.orders import Annotation, OrderTracker, encode_annotation
 from gateway.permissions import (
@@ -732,15 +733,22 @@ class GatewayCore:
         tracker = self.tracker
         for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
             tracker.open_session(seq, trading_date)
-        tracker.apply_table(table)
-        if self.drop_copies or not self.router.route(
-            batch.first_seq,
-            table,
-            batch.annotations,
-            batch.origins,
-            tracker.client_of,
-            self.by_account,
-            self.dirty,
+        if len(rows) < ROUTE_COMMANDS_MIN:
+            tracker.apply(rows)
+        else:
+            tracker.apply_table(table)
+        if (
+            self.drop_copies
+            or len(batch.records) < ROUTE_COMMANDS_MIN
+            or not self.router.route(
+                batch.first_seq,
+                table,
+                batch.annotations,
+                batch.origins,
+                tracker.client_of,
+                self.by_account,
+                self.dirty,
+            )
         ):
             self._route(batch.first_seq, rows, batch.annotations, batch.origins)
         self.market_data.publish(rows, batch.records[-1][0], _emit)

@@ -20,9 +20,10 @@ import pytest
 
 from engine.core import records as r
 from gateway import fastpath
+from gateway import orders as orders_module
 from gateway import protocol as p
 from gateway.core import GatewayCore
-from gateway.orders import Annotation
+from gateway.orders import Annotation, OrderTracker
 from gateway.session import State
 
 SYMBOLS = ["?", "", "CEA-A", "CEA-B", "深圳-碳"]
@@ -200,3 +201,41 @@ def test_keys_are_msgspecs() -> None:
     )
     encoded = msgspec.msgpack.encode(report)
     assert encoded.startswith(b"\xde\x00\x19" + bytes(fastpath.KEYS[: fastpath.KEY_ENDS[0]]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
+    """``OrderTracker.apply_table`` (large batches) leaves the state ``apply`` (a few rows)
+    does: live orders, owners, forgotten and remembered client order ids, ended orders in
+    order, offers and auctions."""
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    kinds = [*KINDS, *sorted(orders_module._MODE_KINDS), r.EV_SESSION_OPENED]
+    rows = []
+    for _ in range(rng.randrange(0, 80)):
+        row = [rng.randrange(0, 5) for _ in range(r.EVENT_FIELDS)]
+        row[r.E_KIND] = rng.choice(kinds)
+        row[r.E_ORDER_ID] = rng.randrange(1, 40)
+        row[r.TRADE_EXECUTED.maker_order_id] = rng.randrange(1, 40)
+        row[r.E_ACCOUNT] = row[r.E_ORDER_ID] % 3
+        row[r.TRADE_EXECUTED.maker_account] = row[r.TRADE_EXECUTED.maker_order_id] % 3
+        rows.append(row)
+    trackers = []
+    for form in ("rows", "table"):
+        tracker = OrderTracker()
+        owner = SimpleNamespace(live_orders={})
+        for order_id in range(1, 40):
+            tracker.reserve(order_id % 3, f"c{order_id}", order_id, owner if order_id % 2 else None)
+        tracker.day_start_seq = 20
+        tracker.offers = {k: (k % 3, -1) for k in range(1, 40, 3)}
+        tracker.auctions = {k: (k % 3, False) for k in range(2, 40, 3)}
+        if form == "rows":
+            tracker.apply(rows)
+        else:
+            tracker.apply_table(np.array(rows, dtype=np.int64).reshape(-1, r.EVENT_FIELDS))
+        trackers.append((tracker, owner))
+    (one, one_owner), (other, other_owner) = trackers
+    for name in ("by_client", "client_of", "live", "offers", "auctions"):
+        assert getattr(one, name) == getattr(other, name), name
+    assert list(one.ended_today) == list(other.ended_today)
+    assert set(one.owner) == set(other.owner) and one_owner.live_orders == other_owner.live_orders
