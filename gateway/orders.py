@@ -109,6 +109,7 @@ _MODE_KINDS = frozenset(
     }
 )
 """Events that end a block offer or an auction, or make an auction public."""
+_MODE_KIND_ARRAY = np.array(sorted(_MODE_KINDS), dtype=np.int64)
 NO_COUNTERPARTY = -1
 
 
@@ -280,7 +281,8 @@ class OrderTracker:
             self.ended_today.extend((order_id, account))
 
     def apply(self, rows: list) -> None:
-        """Update from a batch's event records (an order ends exactly once)."""
+        """Update from a batch's event records (an order ends exactly once).  The form for a
+        few rows; :meth:`apply_table` is the same for a large batch."""
         ended, mode_kinds = self._ended, _MODE_KINDS
         for row in rows:
             kind = row[E_KIND]
@@ -293,6 +295,43 @@ class OrderTracker:
                 ended(row[E_ORDER_ID], row[E_ACCOUNT])
             elif kind in mode_kinds:
                 self._mode_event(kind, row)
+
+    def apply_table(self, table: np.ndarray) -> None:
+        """:meth:`apply` for a batch's events as a table (``EVENT_FIELDS`` int64 columns).
+        The orders that end are picked out with array operations, in event order (a trade's
+        taker, then its maker); only they, and the rare block-offer and auction events, cost
+        a step of Python (the array operations cost ~15 us a batch: for a few rows,
+        :meth:`apply` is cheaper)."""
+        kinds = table[:, E_KIND]
+        trade = kinds == EV_TRADE
+        legs = np.empty((len(table), 2), dtype=bool)
+        legs[:, 0] = (trade & (table[:, _TAKER_LEAVES] == 0)) | (kinds == EV_CANCELLED)
+        legs[:, 0] |= kinds == EV_REJECTED
+        legs[:, 1] = trade & (table[:, _MAKER_LEAVES] == 0)
+        ids = np.stack((table[:, E_ORDER_ID], table[:, _MAKER_ORDER_ID]), axis=1)[legs]
+        accounts = np.stack((table[:, E_ACCOUNT], table[:, _MAKER_ACCOUNT]), axis=1)[legs]
+        if len(ids):
+            self._end_all(ids.tolist(), accounts.tolist())
+        if len(kinds) and kinds.max() >= _MODE_KIND_ARRAY[0]:  # else no block/auction event
+            for i in np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY)).tolist():
+                self._mode_event(int(kinds[i]), table[i].tolist())
+
+    def _end_all(self, order_ids: list[int], accounts: list[int]) -> None:
+        """:meth:`_ended` for each (order id, account), inlined: this runs for every order."""
+        live_get, owner_pop, forget = self.live.get, self.owner.pop, self._forget
+        day_start, ended_today = self.day_start_seq, self.ended_today
+        for order_id, account in zip(order_ids, accounts):
+            live = live_get(account)
+            if live is not None:
+                live.discard(order_id)
+            owner = owner_pop(order_id, None)
+            if owner is not None:
+                owner.live_orders.pop(order_id, None)
+            if order_id < day_start:
+                forget(order_id, account)
+            else:
+                ended_today.append(order_id)
+                ended_today.append(account)
 
     def _mode_event(self, kind: int, row: list) -> None:
         target = row[E_ORDER_ID]

@@ -9,8 +9,8 @@ execution reports from the point of view of the session's own accounts, event re
 user's own non-order commands and for events naming its accounts, or every event raw for a
 drop copy.  The replay of a resumed session calls it for every logged event, so the replayed
 stream is by construction the stream that was (or would have been) sent live; the server's
-live fan-out (``Gateway._route``) is an optimised form of the same rule, and a test holds the
-two equal.
+live fan-out (``GatewayCore._route``, and for order-event batches its compiled form in
+``gateway.fastpath``) is an optimised form of the same rule, and tests hold them equal.
 
 Events arrive here in the engine's record view - a row of 16 integers
 (``engine.core.records.EVENT_DTYPE``) - because the gateway is the boundary where records become
