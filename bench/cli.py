@@ -23,16 +23,18 @@ def _repeat(args: argparse.Namespace, once, header: dict) -> tuple[int, list[dic
 
     Each run prints its own report; with more than one run a table of every figure's best and
     median follows (``bench.repeats``).  The JSON carries ``header``, the first run's payload
-    at the top level (the shape a single run always had), ``repeat``, every run's payload in
-    ``runs``, and each figure's best, median and values in ``figures``."""
-    from bench import repeats
+    at the top level (the shape a single run always had), ``repeat``, every run's payload (with
+    the load average at its start, ``load``) in ``runs``, and each figure's best, median and
+    values in ``figures``."""
+    from bench import machine, repeats
 
     payloads, codes = [], []
     for run in range(args.repeat):
+        load = machine.load()
         if args.repeat > 1:
-            print(f"run {run + 1} of {args.repeat}")
+            print(f"run {run + 1} of {args.repeat}; load {' '.join(map(str, load))}")
         payload, code = once(args)
-        payloads.append(payload)
+        payloads.append({**payload, "load": load})
         codes.append(code)
     table = repeats.figures(payloads)
     if args.repeat > 1:

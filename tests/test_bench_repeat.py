@@ -84,6 +84,8 @@ def test_bench_core_repeat_keeps_every_run_with_best_and_median(tmp_path, capsys
     data = json.loads(out.read_text())
     assert data["repeat"] == 3 and len(data["runs"]) == 3
     assert data["results"] == data["runs"][0]["results"]  # a single run's shape, kept
+    assert all(len(run["load"]) == 3 for run in data["runs"])
+    assert len(data["machine"]["load"]) == 3
     rates = [
         next(p for p in run["results"][0]["paths"] if p["path"] == "lean API")["messages_per_s"]
         for run in data["runs"]
@@ -105,7 +107,9 @@ def test_bench_journal_repeat_once_by_default(tmp_path, capsys) -> None:
     out = tmp_path / "journal.json"
     assert cli.main(["journal", "--messages", "300", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["repeat"] == 1 and data["runs"] == [{"results": data["results"]}]
+    assert data["repeat"] == 1 and data["runs"] == [
+        {"results": data["results"], "load": data["load"]}
+    ]
     figure = data["figures"]["results/append/batch 100/commands_per_s"]
     assert figure["best"] == figure["median"] == figure["runs"][0] > 0
     assert "results/audit_events_per_s" in data["figures"]
@@ -117,3 +121,13 @@ def test_repeat_must_be_positive(capsys) -> None:
         cli.main(["core", "--size", "tiny", "--repeat", "0"])
     assert exit_info.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_the_machine_line_carries_the_load() -> None:
+    from bench import machine
+
+    described = machine.describe()
+    assert len(described.load) == 3 and all(value >= 0 for value in described.load)
+    quiet = msgspec.structs.replace(described, load=(0.5, 1.25, 2.0))
+    assert machine.line(quiet).endswith("; load 0.50 1.25 2.00 (1/5/15 min)")
+    assert "load" not in machine.line(msgspec.structs.replace(described, load=()))
