@@ -207,7 +207,7 @@ def peer_note() -> str:
         return f"peer comparison skipped: {missing}"
     return (
         f"peer comparison, one command a call: liquibook {peers.version()} (C++ order book, "
-        "SWIG wrapper) beside our lean and typed API; M commands/s, medians"
+        "SWIG wrapper) beside our lean and typed API, in M commands/s"
     )
 
 
