@@ -17,6 +17,35 @@ WORKLOAD_NAMES = ("liquid", "deep", "volatile", "swing25", "swing40", "crash")
 parser compiles nothing)."""
 
 
+def _repeat(args: argparse.Namespace, once, header: dict) -> tuple[int, list[dict]]:
+    """Run a layer's measurement ``once(args) -> (payload, exit code)`` ``--repeat`` times;
+    return the worst exit code and every run's payload.
+
+    Each run prints its own report; with more than one run a table of every figure's best and
+    median follows (``bench.repeats``).  The JSON carries ``header``, the first run's payload
+    at the top level (the shape a single run always had), ``repeat``, every run's payload (with
+    the load average at its start, ``load``) in ``runs``, and each figure's best, median and
+    values in ``figures``."""
+    from bench import machine, repeats
+
+    payloads, codes = [], []
+    for run in range(args.repeat):
+        load = machine.load()
+        if args.repeat > 1:
+            print(f"run {run + 1} of {args.repeat}; load {' '.join(map(str, load))}")
+        payload, code = once(args)
+        payloads.append({**payload, "load": load})
+        codes.append(code)
+    table = repeats.figures(payloads)
+    if args.repeat > 1:
+        print(repeats.format_figures(table, args.repeat))
+    _write_json(
+        args.json,
+        {**header, **payloads[0], "repeat": args.repeat, "runs": payloads, "figures": table},
+    )
+    return max(codes), payloads
+
+
 def _bench_core(args: argparse.Namespace) -> int:
     from bench import core, machine, workloads
 
@@ -25,14 +54,19 @@ def _bench_core(args: argparse.Namespace) -> int:
     info = machine.describe()
     print(f"bench core: workloads {', '.join(names)}; {size:,} messages each; seed {args.seed}")
     print(machine.line(info))
-    results = core.run(size, args.seed, names)
-    print(core.format_table(results))
-    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
-    if args.plot:
+
+    def once(args: argparse.Namespace) -> tuple[dict, int]:
+        results = core.run(size, args.seed, names)
+        print(core.format_table(results))
+        return {"results": results}, 0 if all(r.hashes_equal for r in results) else 1
+
+    code, runs = _repeat(args, once, {"machine": info, "seed": args.seed})
+    if args.plot:  # the first run's, as the JSON's top level
         from bench import plots
 
-        print(f"chart: {plots.core_throughput(results, _plot_dir(args.plot), machine.line(info))}")
-    return 0 if all(r.hashes_equal for r in results) else 1
+        chart = plots.core_throughput(runs[0]["results"], _plot_dir(args.plot), machine.line(info))
+        print(f"chart: {chart}")
+    return code
 
 
 def _plot_dir(path: str):
@@ -57,18 +91,35 @@ def _bench_journal(args: argparse.Namespace) -> int:
     info = machine.describe()
     print(f"bench journal: liquid workload, {size:,} commands; seed {args.seed}")
     print(machine.line(info))
-    results = journal.run(size, args.seed)
-    print(journal.format_table(results))
-    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
-    return 0
+
+    def once(args: argparse.Namespace) -> tuple[dict, int]:
+        results = journal.run(size, args.seed)
+        print(journal.format_table(results))
+        return {"results": results}, 0
+
+    return _repeat(args, once, {"machine": info, "seed": args.seed})[0]
 
 
 def _bench_gateway(args: argparse.Namespace) -> int:
-    from bench import gateway as gateway_bench
     from bench import machine
 
     info = machine.describe()
     print(machine.line(info))
+    code, runs = _repeat(args, _gateway_once, {"machine": info})
+    if args.plot:  # the first run's, as the JSON's top level
+        from bench import plots
+
+        first = runs[0]
+        chart = plots.gateway_latency(
+            first["latency"], _plot_dir(args.plot), machine.line(info), first["floor"]
+        )
+        print(f"chart: {chart}")
+    return code
+
+
+def _gateway_once(args: argparse.Namespace) -> tuple[dict, int]:
+    from bench import gateway as gateway_bench
+
     orders = {"tiny": 500, "small": 10_000, "full": 50_000}[args.size]
     seconds = {"tiny": 0.5, "small": 3.0, "full": 10.0}[args.size]
     throughput = gateway_bench.run_throughput(clients=args.clients, orders_per_client=orders)
@@ -82,23 +133,14 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     batches = {"tiny": 5, "small": 40, "full": 100}[args.size]
     inprocess = gateway_bench.run_inprocess(clients=args.clients, batches=batches)
     print(f"server CPU per order in-process (no sockets, best of {inprocess.runs}): {inprocess}")
-    _write_json(
-        args.json,
-        {
-            "machine": info,
-            "throughput": throughput,
-            "latency": latency,
-            "floor": floor,
-            "inprocess": inprocess,
-            "fix": fix,
-        },
-    )
-    if args.plot:
-        from bench import plots
-
-        chart = plots.gateway_latency(latency, _plot_dir(args.plot), machine.line(info), floor)
-        print(f"chart: {chart}")
-    return 0
+    payload = {
+        "throughput": throughput,
+        "latency": latency,
+        "floor": floor,
+        "inprocess": inprocess,
+        "fix": fix,
+    }
+    return payload, 0
 
 
 def _bench_replication(args: argparse.Namespace) -> int:
@@ -114,10 +156,13 @@ def _bench_replication(args: argparse.Namespace) -> int:
         f"bench replication: a local 3-node NATS JetStream cluster (file storage, 3 replicas); "
         f"{args.clients} pipelining clients; open loop at {args.rate:,} orders/s"
     )
-    results = replication.run(args.size, args.rate, args.clients)
-    print(replication.format_report(results))
-    _write_json(args.json, {"machine": info, **results})
-    return 0
+
+    def once(args: argparse.Namespace) -> tuple[dict, int]:
+        results = replication.run(args.size, args.rate, args.clients)
+        print(replication.format_report(results))
+        return results, 0
+
+    return _repeat(args, once, {"machine": info})[0]
 
 
 def _bench_carbon(args: argparse.Namespace) -> int:
@@ -132,10 +177,13 @@ def _bench_carbon(args: argparse.Namespace) -> int:
         f"seed {args.seed}"
     )
     print(machine.line(info))
-    results = [carbon.run_workload(w, base, args.seed, rush_days) for w in ("year", "rush")]
-    print(carbon.format_table(results))
-    _write_json(args.json, {"machine": info, "seed": args.seed, "results": results})
-    return 0 if all(r.hashes_equal is not False for r in results) else 1
+
+    def once(args: argparse.Namespace) -> tuple[dict, int]:
+        results = [carbon.run_workload(w, base, args.seed, rush_days) for w in ("year", "rush")]
+        print(carbon.format_table(results))
+        return {"results": results}, 0 if all(r.hashes_equal is not False for r in results) else 1
+
+    return _repeat(args, once, {"machine": info, "seed": args.seed})[0]
 
 
 def _bench_all(args: argparse.Namespace) -> int:
@@ -164,6 +212,7 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
         help="run only this workload (repeatable)",
     )
     core.add_argument("--json", metavar="FILE", help="write results as JSON")
+    _add_repeat(core)
     core.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
     core.set_defaults(run=_bench_core)
     for name, run, text in (
@@ -190,8 +239,26 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
         layer.add_argument("--rate", type=int, default=10_000, help="offered orders/s")
         layer.add_argument("--workload", action="append", choices=list(WORKLOAD_NAMES))
         layer.add_argument("--json", metavar="FILE", help="write results as JSON")
+        _add_repeat(layer)
         layer.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
         layer.set_defaults(run=run)
+
+
+def _add_repeat(layer: argparse.ArgumentParser) -> None:
+    layer.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run N times; print and store (--json) each run, and every figure's best and median",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ side by side on the same seeded workloads in one process.
 The paths: the compiled batch (one compiled loop over the records), the full engine (the
 same with the registry on), the typed one-command API (``CompiledEngine.apply``), the lean
 one-command API (``CompiledEngine.submit``/``cancel``/``modify``: ints in, a tuple of ints
-out, events decoded only when asked for) and the plain-Python reference.
+out, events decoded only when asked for) and the plain-Python reference; and, when the
+``peers`` extra is installed, the peer comparison (``bench.peers``): the same commands, one a
+call, through liquibook, a C++ order book wrapped for Python, beside our lean and typed API.
 
 For each workload it prints messages per second of each path, the number of trades, the hash
 of the event stream (which must be equal for all paths: a fast wrong answer shows up here) and
@@ -21,7 +23,7 @@ import time
 import msgspec
 import numpy as np
 
-from bench import workloads
+from bench import peers, workloads
 from engine.core.compiled.engine import CompiledEngine
 from engine.core.records import EV_TRADE, K_CANCEL, K_MODIFY, K_SUBMIT, Codec
 from engine.core.reference.engine import ReferenceEngine
@@ -46,6 +48,8 @@ class WorkloadResult(msgspec.Struct):
     speedup_api_vs_reference: float
     full_engine_cost_ratio: float
     """Time of the full engine (matching + locks + settlement) over pure matching."""
+    peer: peers.PeerResult | None = None
+    """liquibook on the same commands (None: not installed, see :func:`peer_note`)."""
 
 
 def events_digest(events: np.ndarray) -> str:
@@ -152,6 +156,11 @@ def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadR
         PathResult("reference", n, ref_s, n / ref_s, events_digest(ref_events)),
     ]
     trades = int(np.count_nonzero(batch_events["kind"] == EV_TRADE))
+    peer = None
+    if peers.available() is None:
+        peer = peers.run(market, cmds, repeats)
+        peer.lean_vs_peer = (n / lean_s) / peer.commands_per_s
+        peer.typed_vs_peer = (n / api_s) / peer.commands_per_s
     return WorkloadResult(
         workload=name,
         messages=n,
@@ -162,6 +171,7 @@ def run_workload(name: str, size: int, seed: int, repeats: int = 3) -> WorkloadR
         speedup_batch_vs_reference=ref_s / batch_s,
         speedup_api_vs_reference=ref_s / api_s,
         full_engine_cost_ratio=full_s / batch_s,
+        peer=peer,
     )
 
 
@@ -186,6 +196,48 @@ def format_table(results: list[WorkloadResult]) -> str:
     ratios = ", ".join(f"{r.workload} {r.full_engine_cost_ratio:.2f}x" for r in results)
     lines.append(f"full engine cost / pure matching: {ratios}")
     lines.append("event hashes equal across paths: " + str(all(r.hashes_equal for r in results)))
+    lines.append(format_peers(results))
+    return "\n".join(lines)
+
+
+def peer_note() -> str:
+    """What the peer comparison compares, or why it was skipped."""
+    missing = peers.available()
+    if missing is not None:
+        return f"peer comparison skipped: {missing}"
+    return (
+        f"peer comparison, one command a call: liquibook {peers.version()} (C++ order book, "
+        "SWIG wrapper) beside our lean and typed API, in M commands/s"
+    )
+
+
+def format_peers(results: list[WorkloadResult]) -> str:
+    """The peer table (our one-command paths, liquibook, the ratios, the traded quantities and
+    the agreement where comparable) and what liquibook cannot do."""
+    lines = [peer_note()]
+    if any(r.peer is None for r in results):
+        return lines[0]
+    header = (
+        f"{'workload':<10} {'lean API':>9} {'typed API':>10} {'liquibook':>10} {'lean/lb':>8} "
+        f"{'typed/lb':>9}  {'traded t: ours / liquibook':<30} comparable stream"
+    )
+    lines += [header, "-" * len(header)]
+    for r in results:
+        p = r.peer
+        rates = {path.path: path.messages_per_s for path in r.paths}
+        traded = f"{p.ours_traded_t:,} / {p.traded_t:,}"
+        lines.append(
+            f"{r.workload:<10} {rates['lean API'] / 1e6:>9.3f} {rates['compiled API'] / 1e6:>10.3f} "
+            f"{p.commands_per_s / 1e6:>10.3f} {p.lean_vs_peer:>7.2f}x {p.typed_vs_peer:>8.2f}x  "
+            f"{traded:<30} trades equal: {p.comparable_trades_equal} "
+            f"({p.comparable_trades:,} trades)"
+        )
+    lines.append(
+        "comparable stream: the workload without modifies, buys of one account, sells of "
+        "another (every trade, price and quantity, compared in order)"
+    )
+    lines.append("liquibook cannot (how it is mapped):")
+    lines += [f"  - {limitation}" for limitation in peers.LIMITATIONS]
     return "\n".join(lines)
 
 
