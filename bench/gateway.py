@@ -57,6 +57,7 @@ from engine.core.market import Capacity, Instrument, MarketDefinition, validate
 from engine.durable import journal as jr
 from engine.durable.sequencer import MARKET_FILE
 from gateway import protocol as p
+from gateway.fastpath import compile_kernels
 from gateway.protocol import Role
 from gateway.server import GatewayStats
 from gateway.users import User, UserDirectory, hash_secret
@@ -723,6 +724,7 @@ def run_inprocess(
                 exchange.submit([s.OpenSession(trading_date=20250102)])
                 gateway = Gateway(exchange, users, GatewayConfig(port=0))
                 gateway.loop = loop
+                compile_kernels(gateway.core._symbols, wait=True)  # measure the compiled router
                 sessions = []
                 for i in range(clients):
                     connection = Connection(gateway)

@@ -248,8 +248,9 @@ class GatewayCore:
         self._symbols = ["?", s.ALL_INSTRUMENTS, *exchange.codec.symbols]
         """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
-        self.router = ReportRouter(self._symbols)
-        """The compiled fan-out of order-event batches (``gateway.fastpath``)."""
+        self.router = ReportRouter(self._symbols, background=True)
+        """The compiled fan-out of order-event batches (``gateway.fastpath``; on a first run
+        its kernels compile on a thread while the typed fan-out serves)."""
         self.sessions: set[Session] = set()
         self.logging_on: set[Session] = set()
         """Sessions not yet logged on (connected, or their credentials being checked)."""

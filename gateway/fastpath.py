@@ -27,6 +27,8 @@ alone, so a constant taken from another module would go stale with it.
 
 from __future__ import annotations
 
+import logging
+import threading
 from itertools import repeat
 from operator import attrgetter, itemgetter
 
@@ -571,6 +573,50 @@ _hidden, _client_order_id = attrgetter("hidden"), attrgetter("client_order_id")
 _first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
+log = logging.getLogger("gateway.fastpath")
+
+_COMPILED = threading.Event()
+"""Set once the kernels are compiled (or loaded from Numba's cache) in this process."""
+_compiling_lock = threading.Lock()
+_compiler: threading.Thread | None = None
+
+
+def compile_kernels(symbols: list[str], *, wait: bool = True) -> bool:
+    """Compile the router's kernels (or load them from Numba's cache) once per process.
+
+    A program's first gateway calls this with ``wait=False``: on a first run, with an empty
+    Numba cache, compiling takes several seconds, and the gateway serves meanwhile - every
+    batch goes the typed way (``GatewayCore._route``, the same bytes) until the kernels are
+    ready, then the compiled router takes over.  With a warm cache they load in about 0.3 s.
+
+    Returns
+    -------
+    bool
+        Whether the kernels are ready now.
+    """
+    global _compiler
+    with _compiling_lock:
+        if _compiler is None and not _COMPILED.is_set():
+            _compiler = threading.Thread(
+                target=_compile, args=(list(symbols),), name="cets-router-compile", daemon=False
+            )  # not a daemon: the interpreter waits for it at exit, never stops it mid-compile
+            _compiler.start()
+        thread = _compiler
+    if wait and thread is not None:
+        thread.join()
+    return _COMPILED.is_set()
+
+
+def _compile(symbols: list[str]) -> None:
+    try:
+        router = ReportRouter(symbols, background=True)
+        router._route_ready(1, np.zeros((0, r.EVENT_FIELDS), dtype=np.int64), [], [], {}, {}, [])
+    except Exception:  # the typed fan-out stays in use; the gateway is unaffected
+        log.exception("the compiled report router could not be compiled; using the typed one")
+        return
+    _COMPILED.set()
+
+
 class ReportRouter:
     """The compiled fan-out's state: the routing table (account -> session slots, slot ->
     user), rebuilt when :attr:`stale` (a session logged on or went away), and the buffers.
@@ -579,9 +625,12 @@ class ReportRouter:
     ----------
     symbols : list of str
         Symbol by instrument index + 2 (``GatewayCore._symbols``: "?", all, the market's).
+    background : bool
+        Compile the kernels on a thread and route nothing until they are ready
+        (:func:`compile_kernels`); False (default): compile them now.
     """
 
-    def __init__(self, symbols: list[str]) -> None:
+    def __init__(self, symbols: list[str], *, background: bool = False) -> None:
         self.fixed = ["", *symbols]
         """String ids 0 ("") and 1 … (symbols): the first entries of every batch's table."""
         self.symbol_count = len(symbols) - 2
@@ -597,8 +646,10 @@ class ReportRouter:
         self._grouped = np.empty(1 << 16, dtype=np.uint8)
         self._frame_slot = np.empty(1 << 10, dtype=np.int64)
         self._frame_start = np.empty(1 << 10, dtype=np.int64)
-        self.route(1, np.zeros((0, r.EVENT_FIELDS), dtype=np.int64), [], [], {}, {}, [])
-        self.stale = True  # compiled (or loaded from Numba's cache) now, not on a first order
+        if not background:
+            compile_kernels(symbols, wait=True)  # now, not on a first order
+        elif not _COMPILED.is_set():
+            compile_kernels(symbols, wait=False)
 
     def rebuild(self, by_account: dict) -> None:
         """The routing table of ``by_account`` (account -> its sessions)."""
@@ -639,7 +690,24 @@ class ReportRouter:
     ) -> bool:
         """Append the frames of a batch's order events and Acks to their sessions (as
         ``GatewayCore._route``); False, with nothing sent, if the batch has another kind of
-        event or the accounts are too sparse (the caller routes it the general way)."""
+        event, the accounts are too sparse or the kernels are still compiling (the caller routes
+        it the general way)."""
+        if not _COMPILED.is_set():
+            return False
+        return self._route_ready(
+            first_seq, rows, annotations, origins, client_of, by_account, dirty
+        )
+
+    def _route_ready(
+        self,
+        first_seq: int,
+        rows: np.ndarray,
+        annotations: list,
+        origins: list,
+        client_of: dict,
+        by_account: dict,
+        dirty: list,
+    ) -> bool:
         if self.stale:
             self.rebuild(by_account)
         if not self.dense:
