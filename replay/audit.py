@@ -17,14 +17,16 @@ audit can name the batch, not the command inside it that diverged.
 ``events_hash`` is the blake2b-256 of the sequence of per-batch event digests: one value that
 two processes (or two machines) replaying the same log must agree on.
 
-Speed: three threads share the work, each handed it in chunks of batches (a hand-over costs
-a thread wake-up: per batch, on this two-core machine, wake-ups cost more than the work).
-The reader (:mod:`replay.datadir`) reads the log and checks its checksums and chain; this
-thread applies each batch with the compiled engine, the GIL released, appending its events
-to a chunk buffer; a digest thread hashes the chunk's batches (blake2b releases the GIL for
-buffers over 2 KiB) while the engine runs the next chunk.  The results are taken in log
-order, so the report does not depend on the threads' timing.  The reference engine runs
-batch by batch on this thread (hashing is not its bottleneck).
+Speed: the work is shared by threads that hand it to each other in chunks of batches (a
+hand-over wakes a thread: tens of microseconds, far more on a busy machine, so once per chunk
+rather than once per batch).  The reader (:mod:`replay.datadir`) reads the log and checks its checksums
+and chain; this thread applies each batch with the compiled engine, the GIL released,
+appending its events to a chunk buffer; two digest threads hash the chunk's batches (blake2b
+releases the GIL for buffers over 2 KiB) while the engine runs the next chunks - hashing is the
+longest stage, about twice the engine's time.  Every thread's heavy work runs without the GIL,
+so the two cores are busy until the end.  The results are taken in log order, so the report
+does not depend on the threads' timing.  The reference engine applies and hashes batch by
+batch on this thread (hashing is not its bottleneck).
 """
 
 from __future__ import annotations
@@ -155,11 +157,11 @@ def _audit_in_turn(data: DataDir, rules, batches: Iterator[jr.LoggedBatch], tall
 def _audit_pipelined(
     data: DataDir, rules, batches: Iterator[jr.LoggedBatch], tally: _Tally
 ) -> None:
-    """Apply every batch on this thread while a worker hashes the chunks applied before.
+    """Apply every batch on this thread while workers hash the chunks applied before.
 
     A failure to read the log (damage) comes after the batches before it: those are
     compared first, and a divergence among them is the finding (as when applied in turn)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="replay-audit-digests") as pool:
+    with ThreadPoolExecutor(DIGEST_THREADS, thread_name_prefix="replay-audit-digests") as pool:
         chunks = _Chunks(data, rules, tally, pool)
         try:
             for batch in batches:
@@ -176,8 +178,12 @@ CHUNK_EVENT_ROWS = 1 << 15
 """A chunk of applied batches goes to the digest thread once it holds this many events (4 MiB)
 or :data:`CHUNK_BATCHES` batches."""
 CHUNK_BATCHES = 64
-CHUNKS_IN_FLIGHT = 2
+CHUNKS_IN_FLIGHT = 3
 """Chunks applied ahead of the comparison with their checkpoints (their buffers are kept)."""
+DIGEST_THREADS = 2
+"""Threads hashing each chunk's batches, a part each: hashing is the longest of the three
+stages (about twice the engine's time), and when the engine and the reader wait, both cores
+hash."""
 
 _ROW_BYTES = EVENT_DTYPE.itemsize
 
@@ -198,7 +204,7 @@ class _Chunks:
 
     def __init__(self, data: DataDir, rules, tally: _Tally, pool: ThreadPoolExecutor) -> None:
         self.data, self.rules, self.tally, self.pool = data, rules, tally, pool
-        self.pending: deque[tuple[Future, list[jr.LoggedBatch], list, np.ndarray]] = deque()
+        self.pending: deque[tuple[list[Future], list[jr.LoggedBatch], list, np.ndarray]] = deque()
         self.spare: list[np.ndarray] = []
         self._start_chunk()
 
@@ -225,14 +231,17 @@ class _Chunks:
         return True
 
     def _hand_over(self) -> None:
-        future = self.pool.submit(_digests, self.buffer, self.bounds)
-        self.pending.append((future, self.batches, self.bounds, self.buffer))
+        bounds = self.bounds
+        step = -(-len(bounds) // DIGEST_THREADS)
+        parts = [bounds[first : first + step] for first in range(0, len(bounds), step)]
+        futures = [self.pool.submit(_digests, self.buffer, part) for part in parts]
+        self.pending.append((futures, self.batches, bounds, self.buffer))
         self._start_chunk()
 
     def _settle(self) -> bool:
         """Compare the oldest chunk's batches with their checkpoints, in log order."""
-        future, batches, bounds, buffer = self.pending.popleft()
-        digests = future.result()
+        futures, batches, bounds, buffer = self.pending.popleft()
+        digests = [digest for future in futures for digest in future.result()]
         for batch, (first, end), digest in zip(batches, bounds, digests):
             events = buffer[first:end].view(EVENT_DTYPE).reshape(-1)
             if not self.tally.add(self.data, batch, events, digest):

@@ -12,8 +12,12 @@ way.  Every failure to read becomes a one-line :class:`~replay.errors.DataError`
 segments (no copy of the log).  Damage before the tail of the log stops it with an error; an
 unfinished batch at the very end (a crash, or a live writer mid-batch) ends the iteration and
 is left in :attr:`LogReader.tail` so commands can mention it.  By default the walk runs on a
-background thread a few batches ahead of the consumer: its checks (CRC32C, the blake2b chain)
-run in C with the GIL released, so reading the log overlaps with the engine's work.
+background thread a few chunks of batches ahead of the consumer: its checks (CRC32C, the
+blake2b chain) run in C with the GIL released, so reading the log overlaps with the engine's
+work.  Batches are handed over in chunks (about 1 MiB of commands): a hand-over wakes a
+thread (tens of microseconds, far more on a busy machine), once per chunk instead of per
+batch.  A failure to read comes after every batch before it, so the consumer sees exactly what
+a walk on its own thread would show.
 
 Progress is measured in bytes of log data.  Segments are preallocated and zero-filled, so the
 end of the data in the last segment is estimated by a binary search for the first all-zero
@@ -231,8 +235,7 @@ CHUNK_COMMAND_BYTES = 1 << 20
 """A chunk is handed over once its batches hold this many bytes of commands (16 batches of
 1,000 commands) ..."""
 CHUNK_BATCHES = 64
-"""... or this many batches: one hand-over between threads costs a wake-up of tens of
-microseconds (far more on a loaded machine), so batches travel in chunks, not one by one."""
+"""... or this many batches (the module docstring says why batches travel in chunks)."""
 _END = object()
 
 
