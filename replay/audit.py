@@ -43,7 +43,7 @@ from engine.core import schema as s
 from engine.core.records import EVENT_DTYPE, EVENT_FIELDS
 from engine.durable import journal as jr
 from replay.datadir import DataDir, LogReader
-from replay.errors import DataError, LogDamageError
+from replay.errors import LogDamageError
 from replay.progress import Progress
 from replay.timeline import batch_applier, engine_class, from_genesis, replay_batches
 from replay.typed import RawCommand, decode_commands
@@ -159,18 +159,19 @@ def _audit_pipelined(
 ) -> None:
     """Apply every batch on this thread while workers hash the chunks applied before.
 
-    A failure to read the log (damage) comes after the batches before it: those are
-    compared first, and a divergence among them is the finding (as when applied in turn)."""
+    A failure (damage to the log, or the engine refusing a record) comes after the batches
+    before it: those are compared first, and a divergence among them is the finding, as when
+    every batch is applied and compared in turn."""
     with ThreadPoolExecutor(DIGEST_THREADS, thread_name_prefix="replay-audit-digests") as pool:
         chunks = _Chunks(data, rules, tally, pool)
         try:
             for batch in batches:
                 if not chunks.add(batch):
                     return
-        except DataError:
+        except Exception:
             if chunks.settle_all():
                 raise
-            return  # a batch before the damage diverged
+            return  # a batch before the failure diverged
         chunks.settle_all()
 
 

@@ -42,19 +42,28 @@ def in_turn(data, engine: str = "compiled") -> audit_module.AuditReport:
         audit_module._audit_pipelined = saved
 
 
-def forge_one_batch(data, rng: random.Random) -> int:
-    """Change the price of an order in one batch and reseal the log; returns its first seq."""
+def forge_one_batch(
+    data, rng: random.Random, kind: int | None = None, seqs: tuple[int, int] = (2, 1 << 62)
+) -> int:
+    """Double the quantity of an order in one batch starting within ``seqs`` (its kind instead
+    when ``kind`` is given) and reseal the log; returns the batch's first seq."""
     batches = []
     try:
         for batch in datadir.LogReader(data, prefetch=False):
             batches.append(batch)
     except datadir.LogDamageError:
         pass  # the batches before the damage
-    candidates = [b for b in batches[1:] if (b.commands["kind"] == 1).any()]
+    low, high = seqs
+    candidates = [
+        b for b in batches if (b.commands["kind"] == 1).any() and low <= b.first_seq <= high
+    ]
     target = rng.choice(candidates)
     row = int(np.flatnonzero(target.commands["kind"] == 1)[0])
     forged = target.commands.copy()
-    forged["price_ticks"][row] += 1
+    if kind is None:
+        forged["qty_t"][row] *= 2
+    else:
+        forged["kind"][row] = kind
     path = Path(target.segment)
     raw = bytearray(path.read_bytes())
     start = target.offset + jr.RECORD_HEADER_BYTES
@@ -109,6 +118,23 @@ def test_damage_after_the_batches_is_the_same_finding_pipelined_or_in_turn(
     forge_one_batch(data, random.Random(41))
     pipelined = audit(data)
     assert pipelined.divergence is not None and pipelined.damage is None
+    assert pipelined == in_turn(data)
+
+
+def test_a_record_the_engine_refuses_after_a_forged_batch_is_the_same_finding(
+    tmp_path: Path, small_chunks: None
+) -> None:
+    random_log(tmp_path, 23, days=2, per_day=120)
+    data = open_data_dir(tmp_path)
+    rng = random.Random(23)
+    refused = forge_one_batch(data, rng, kind=99, seqs=(150, 1 << 62))  # an unknown kind
+    with pytest.raises(ValueError, match="unknown command kind"):
+        audit(data)
+    # and a forged batch shortly before it: the engine reaches the refused record before the
+    # forged batch's digest is compared
+    first_seq = forge_one_batch(data, rng, seqs=(refused - 40, refused - 1))
+    pipelined = audit(data)
+    assert pipelined.divergence is not None and pipelined.divergence.first_seq == first_seq
     assert pipelined == in_turn(data)
 
 
