@@ -12,8 +12,12 @@ way.  Every failure to read becomes a one-line :class:`~replay.errors.DataError`
 segments (no copy of the log).  Damage before the tail of the log stops it with an error; an
 unfinished batch at the very end (a crash, or a live writer mid-batch) ends the iteration and
 is left in :attr:`LogReader.tail` so commands can mention it.  By default the walk runs on a
-background thread a few batches ahead of the consumer: its checks (CRC32C, the blake2b chain)
-run in C with the GIL released, so reading the log overlaps with the engine's work.
+background thread a few chunks of batches ahead of the consumer: its checks (CRC32C, the
+blake2b chain) run in C with the GIL released, so reading the log overlaps with the engine's
+work.  Batches are handed over in chunks (about 1 MiB of commands): a hand-over wakes a
+thread (tens of microseconds, far more on a busy machine), once per chunk instead of per
+batch.  A failure to read comes after every batch before it, so the consumer sees exactly what
+a walk on its own thread would show.
 
 Progress is measured in bytes of log data.  Segments are preallocated and zero-filled, so the
 end of the data in the last segment is estimated by a binary search for the first all-zero
@@ -157,9 +161,9 @@ class LogReader:
     progress : Progress, optional
         Updated with the bytes read so far.
     prefetch : bool
-        Read and check the log on a background thread, :data:`PREFETCH_BATCHES` batches
-        ahead of the consumer (the checks hash in C with the GIL released, so they overlap
-        with the engine's work).
+        Read and check the log on a background thread, up to :data:`PREFETCH_CHUNKS` chunks
+        of batches ahead of the consumer (the checks hash in C with the GIL released, so they
+        overlap with the engine's work).
 
     Raises
     ------
@@ -225,7 +229,13 @@ class LogReader:
             raise DataError(f"cannot read the log: {exc}") from None
 
 
-PREFETCH_BATCHES = 4
+PREFETCH_CHUNKS = 3
+"""Chunks of batches the reader thread may hold ready for the consumer."""
+CHUNK_COMMAND_BYTES = 1 << 20
+"""A chunk is handed over once its batches hold this many bytes of commands (16 batches of
+1,000 commands) ..."""
+CHUNK_BATCHES = 64
+"""... or this many batches (the module docstring says why batches travel in chunks)."""
 _END = object()
 
 
@@ -234,9 +244,33 @@ class _Failure:
         self.error = error
 
 
+def _chunks(source: Iterator[jr.LoggedBatch]) -> Iterator[list[jr.LoggedBatch] | _Failure]:
+    """The batches of ``source`` in chunks; a failure comes after the batches before it."""
+    chunk: list[jr.LoggedBatch] = []
+    size = 0
+    while True:
+        try:
+            batch = next(source)
+        except StopIteration:
+            break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            if chunk:
+                yield chunk
+            yield _Failure(exc)
+            return
+        chunk.append(batch)
+        size += batch.commands.nbytes
+        if size >= CHUNK_COMMAND_BYTES or len(chunk) >= CHUNK_BATCHES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
 def _prefetched(source: Iterator[jr.LoggedBatch]) -> Iterator[jr.LoggedBatch]:
-    """Items of ``source``, produced on a daemon thread up to PREFETCH_BATCHES ahead."""
-    items: queue.Queue = queue.Queue(PREFETCH_BATCHES)
+    """Items of ``source``, produced on a daemon thread and handed over in chunks (up to
+    PREFETCH_CHUNKS ahead)."""
+    items: queue.Queue = queue.Queue(PREFETCH_CHUNKS)
     stop = threading.Event()
 
     def put(item: object) -> bool:
@@ -249,13 +283,10 @@ def _prefetched(source: Iterator[jr.LoggedBatch]) -> Iterator[jr.LoggedBatch]:
         return False
 
     def produce() -> None:
-        try:
-            for batch in source:
-                if not put(batch):
-                    return
-            put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put(_Failure(exc))
+        for chunk in _chunks(source):
+            if not put(chunk):
+                return
+        put(_END)
 
     worker = threading.Thread(target=produce, name="replay-log-reader", daemon=True)
     worker.start()
@@ -263,7 +294,7 @@ def _prefetched(source: Iterator[jr.LoggedBatch]) -> Iterator[jr.LoggedBatch]:
         while (item := items.get()) is not _END:
             if isinstance(item, _Failure):
                 raise item.error
-            yield item
+            yield from item
     finally:
         stop.set()
         worker.join()

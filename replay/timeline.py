@@ -56,7 +56,10 @@ def engine_class(name: str) -> type:
 
 
 def batch_applier(engine: Engine) -> Callable[[np.ndarray], np.ndarray]:
-    """``engine.apply_records`` without a copy of the events (they are consumed at once)."""
+    """``engine.apply_records`` without a copy of the events (they are consumed at once); the
+    compiled engine's with the GIL released, so that the log reader's thread runs meanwhile."""
+    if hasattr(engine, "append_records"):  # the compiled engine
+        return functools.partial(engine.apply_records, copy=False, release_gil=True)
     return functools.partial(engine.apply_records, copy=False)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.compiled import ledger, modes
+from engine.core.compiled import layout, ledger, modes
 from engine.core.compiled.book import hash_find
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
@@ -138,3 +138,15 @@ def process_batch(st, cmds, start, out):
         )
         i += 1
     return i, n
+
+
+@layout._compiled(True, _nrt=False, nogil=True)  # an entry kernel that releases the GIL
+def process_batch_released(st, cmds, start, out):
+    """:func:`process_batch` with the GIL released while it runs, for a caller whose other
+    threads have work meanwhile (``replay audit`` reads and hashes the log beside it).
+
+    A separate entry point, compiled (or loaded from the cache) on first use: the one-command
+    paths and the sequencer keep a call that holds the GIL, so no other thread can take it in
+    the middle of a client's command.  Call it with the argument types of ``process_batch``'s
+    single signature, which it then shares."""
+    return process_batch(st, cmds, start, out)

@@ -13,6 +13,7 @@ of the cost of a call from Python.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,13 @@ def _entry(function, *example_args):
     if len(overloads) != 1:  # pragma: no cover - a second signature would be a bug
         raise RuntimeError(f"{function.__name__} compiled for {len(overloads)} signatures")
     return next(iter(overloads.values())).entry_point
+
+
+def _grown(out: np.ndarray, rows_used: int, rows: int) -> np.ndarray:
+    """A larger event buffer holding the first ``rows_used`` rows of ``out``."""
+    grown = np.empty((rows, EVENT_FIELDS), dtype=_I64)
+    grown[:rows_used] = out[:rows_used]
+    return grown
 
 
 class CompiledEngine:
@@ -323,37 +331,78 @@ class CompiledEngine:
             self._out = np.zeros((rows, EVENT_FIELDS), dtype=_I64)
         self._out[:rows].fill(0)
 
-    def apply_records(self, records: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    def apply_records(
+        self, records: np.ndarray, *, copy: bool = True, release_gil: bool = False
+    ) -> np.ndarray:
         """Apply a batch of :data:`COMMAND_DTYPE` records in one compiled loop.
 
         Returns the events as an array of :data:`EVENT_DTYPE`.  With ``copy=False`` the
         result is a view of the engine's reusable event buffer, valid until the next call.
+        With ``release_gil=True`` the compiled loop runs with the GIL released (other Python
+        threads run meanwhile; see :meth:`append_records`).
         """
+        entry = self._released_entry() if release_gil else self._process_batch
+        self._out, written = self._run_batch(entry, records, self._out, 0)
+        events = self._out[:written]
+        if copy:
+            events = events.copy()
+        return events.view(EVENT_DTYPE).reshape(-1)
+
+    def append_records(
+        self, records: np.ndarray, events: np.ndarray, at: int
+    ) -> tuple[np.ndarray, int]:
+        """Apply a batch like :meth:`apply_records`, with the GIL released, writing its events
+        into the caller's buffer from row ``at`` on.
+
+        Parameters
+        ----------
+        records : np.ndarray
+            :data:`COMMAND_DTYPE` records.
+        events : np.ndarray
+            C-contiguous int64 rows of :data:`EVENT_FIELDS` columns; rows before ``at`` are
+            kept.
+        at : int
+            First row to write.
+
+        Returns
+        -------
+        tuple of (np.ndarray, int)
+            The buffer holding the events (``events``, or a larger copy of it when it had no
+            room) and the row after the batch's last event.
+        """
+        return self._run_batch(self._released_entry(), records, events, at)
+
+    def _released_entry(self):
+        """``dispatch.process_batch_released``, compiled (or loaded from the cache) on first
+        use with the argument types of ``process_batch``."""
+        entry = self._process_batch_released
+        if entry is None:
+            example = (self._st, np.zeros(0, COMMAND_DTYPE), 0, self._out)
+            entry = _entry(dispatch.process_batch_released, *example)
+            CompiledEngine._process_batch_released = entry  # one per process, like the cache
+        return entry
+
+    _process_batch_released: Any = None
+
+    def _run_batch(self, entry, records: np.ndarray, out: np.ndarray, written: int):
+        """Run ``entry`` (a ``process_batch``) over all of ``records``, its events written to
+        ``out`` from row ``written``; ``out`` is replaced by a larger copy whenever the kernel
+        asks for room.  Returns ``(out, end row)``."""
         if records.dtype != COMMAND_DTYPE:
             raise TypeError(f"records must have COMMAND_DTYPE, not {records.dtype}")
         records = np.ascontiguousarray(records)
         total = records.shape[0]
         start = 0
-        written = 0
         while start < total:
             need = written + 2 * (total - start) + self._reserve_rows()
-            if self._out.shape[0] < need:
-                grown = np.empty((max(need, 2 * self._out.shape[0]), EVENT_FIELDS), dtype=_I64)
-                grown[:written] = self._out[:written]
-                self._out = grown
+            if out.shape[0] < need:
+                out = _grown(out, written, max(need, 2 * out.shape[0]))
             before = start
-            start, n = self._process_batch(self._st, records, start, self._out[written:])
+            start, n = entry(self._st, records, start, out[written:])
             written += n
             if start == before:  # defensive: never spin if the kernel asks for more room
-                grown = np.empty(
-                    (2 * self._out.shape[0] + self._reserve_rows(), EVENT_FIELDS), dtype=_I64
-                )
-                grown[:written] = self._out[:written]
-                self._out = grown
-        events = self._out[:written]
-        if copy:
-            events = events.copy()
-        return events.view(EVENT_DTYPE).reshape(-1)
+                out = _grown(out, written, 2 * out.shape[0] + self._reserve_rows())
+        return out, written
 
     def _reserve_rows(self) -> int:
         """Free event rows the kernel insists on before a command (see ``dispatch.has_room``)."""
