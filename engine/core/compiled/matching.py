@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "bf8afac235e6d5e4"
+DEPENDENCIES_DIGEST = "353d4748b55028bd"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

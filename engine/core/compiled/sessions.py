@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "799f6242f4f2bc1a"
+DEPENDENCIES_DIGEST = "b6a5eac8c1d8346a"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
