@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "353d4748b55028bd"
+DEPENDENCIES_DIGEST = "a95a214ed2975bad"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
