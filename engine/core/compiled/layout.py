@@ -203,10 +203,10 @@ def _prefetch_intrinsic() -> Any:
     plain function does nothing."""
     if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
         return lambda array, index, write: None
-    from llvmlite import ir
+    from llvmlite import ir  # type: ignore[import-untyped]
     from numba.extending import intrinsic
 
-    @intrinsic  # type: ignore[misc]
+    @intrinsic
     def prefetch(typingctx: Any, array: Any, index: Any, write: Any) -> Any:
         if not isinstance(write, types.IntegerLiteral):
             return None

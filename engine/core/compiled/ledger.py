@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "bab44217008ca90e"
+DEPENDENCIES_DIGEST = "a7100bb933a36a9c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

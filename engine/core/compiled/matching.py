@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "a95a214ed2975bad"
+DEPENDENCIES_DIGEST = "402d6b67ba582baa"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
