@@ -74,7 +74,8 @@ def compiled_modules() -> set[str]:
     """Every module of ``engine/core`` that defines compiled functions (``@njit`` or
     ``compiled.layout``'s decorators)."""
     decorated = re.compile(
-        r"^@(njit|kernel|allocating|inheriting|entry_kernel|entry_allocating)\b", re.MULTILINE
+        r"^@(njit|kernel|inlined|allocating|inheriting|entry_kernel|entry_allocating)\b",
+        re.MULTILINE,
     )
     return {
         path.relative_to(CORE).as_posix()

@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.compiled import layout, ledger, modes
-from engine.core.compiled.book import hash_find
+from engine.core.compiled.book import hash_find, prefetch_ahead
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 from engine.core.records import E_KIND, E_QTY, E_REASON
 
-DEPENDENCIES_DIGEST = "3d76fda0bba8fb6f"
+DEPENDENCIES_DIGEST = "2b3e9fb378c22a1c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -33,7 +33,7 @@ DEPENDENCIES_DIGEST = "3d76fda0bba8fb6f"
 # ------------------------------------------------------------------------------------------
 
 
-@kernel
+@inlined
 def dispatch(
     st, out, n, kind, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp, year
 ):
@@ -116,6 +116,7 @@ def process_batch(st, cmds, start, out):
     while i < cmds.shape[0]:
         if not has_room(st, out, n):
             break
+        prefetch_ahead(st, cmds, out, i, n)
         c = cmds[i]  # fields by name: a numpy record (NUMBA_DISABLE_JIT=1) has no attributes
         n = dispatch(
             st,

@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "e90d07e6086e4827"
+DEPENDENCIES_DIGEST = "402d6b67ba582baa"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
@@ -95,7 +95,7 @@ def _fok_fillable(st, slot, limit):
     return False
 
 
-@kernel
+@inlined
 def _trade(st, out, n, seq, ts, slot, maker, qty):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -146,7 +146,7 @@ def _trade(st, out, n, seq, ts, slot, maker, qty):
     return n
 
 
-@kernel
+@inlined
 def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
     """Match the unlinked order in ``slot`` against the book, then rest or drop its remainder."""
     oo = st[M_OFF_ORDERS]
@@ -214,7 +214,7 @@ def _execute(st, out, n, seq, ts, slot, limit, cancel_remainder):
 # ------------------------------------------------------------------------------------------
 
 
-@kernel
+@inlined
 def _check_price(st, ins, price):
     io = st[M_OFF_INST]
     if price <= 0 or price % st[io + (ins) * IF + I_TICK] != 0:
@@ -224,7 +224,7 @@ def _check_price(st, ins, price):
     return 0
 
 
-@kernel
+@inlined
 def _check_qty(st, ins, qty):
     io = st[M_OFF_INST]
     if qty < st[io + (ins) * IF + I_MINQ] or qty > st[io + (ins) * IF + I_MAXQ]:
@@ -247,7 +247,7 @@ def account_known(st, acct):
     return modes.account_known(st, acct)
 
 
-@kernel
+@inlined
 def unlock_order(st, slot):
     """Return the whole remaining need of the order in ``slot`` to its account."""
     if st[M_REGISTRY] != 0:
@@ -272,7 +272,7 @@ def _modes_needed(otype):
     return MODE_CONTINUOUS | MODE_HIT_QUOTE  # limit and post-only quotes rest
 
 
-@kernel
+@inlined
 def _submit_reason(st, oid, price, qty, acct, ins, side, otype, tif, stp):
     """Checks 1-13 of docs/TRADING_MODES.md's SubmitOrder validation, in order; 0 if all
     pass (the caller runs 14-16)."""
@@ -325,7 +325,7 @@ def _quote_reason(st, quote_id, acct, ins, side):
     return 0
 
 
-@kernel
+@inlined
 def _refuses_to_take(st, ins, otype):
     """Post-only orders never take; limit orders do not while continuous trading is not
     effective (then quotes rest and only hit-quote orders trade)."""
@@ -334,7 +334,7 @@ def _refuses_to_take(st, ins, otype):
     return otype == LIMIT and modes.effective_modes(st, ins) & MODE_CONTINUOUS == 0
 
 
-@kernel
+@inlined
 def _late_reason(st, price, qty, aux, acct, ins, side, otype, lock_price):
     """Steps 14-16: the hit-quote order's quote, the ledger, ``WOULD_TRADE``."""
     if otype == HIT_QUOTE:
@@ -362,7 +362,7 @@ def _lock_price(st, price, aux, ins, otype):
     return price
 
 
-@kernel
+@inlined
 def submit(st, out, n, seq, ts, oid, price, qty, aux, acct, ins, side, otype, tif, stp):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -435,7 +435,7 @@ def _hit_quote(st, out, n, seq, ts, slot, quote):
     return n
 
 
-@kernel
+@inlined
 def cancel(st, out, n, seq, ts, oid, acct):
     oo = st[M_OFF_ORDERS]
     slot = hash_find(st, oid)
@@ -455,7 +455,7 @@ def cancel(st, out, n, seq, ts, oid, acct):
     return n
 
 
-@kernel
+@inlined
 def _modify_reason(st, slot, acct, price, qty):
     oo = st[M_OFF_ORDERS]
     io = st[M_OFF_INST]
@@ -486,7 +486,7 @@ def _modify_reason(st, slot, acct, price, qty):
     return reason
 
 
-@kernel
+@inlined
 def modify(st, out, n, seq, ts, oid, price, qty, acct):
     oo = st[M_OFF_ORDERS]
     lvo = st[M_OFF_LEVELS]
@@ -525,8 +525,7 @@ def modify(st, out, n, seq, ts, oid, price, qty, acct):
 def cancel_sorted(st, out, n, seq, ts, ids, reason):
     """Cancel the resting orders ``ids`` in ascending id order."""
     oo = st[M_OFF_ORDERS]
-    ids.sort()
-    for oid in ids:
+    for oid in ledger.in_key_order(ids, ids):
         slot = hash_find(st, oid)
         n = _ev_order(
             st, out, n, EV_CANCELLED, seq, ts, slot, st[oo + (slot) * OF + O_LEAVES], reason

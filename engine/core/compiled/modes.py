@@ -43,7 +43,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "2ed355fc60228c81"
+DEPENDENCIES_DIGEST = "8acc962734a26ab5"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
@@ -167,7 +167,7 @@ def rows_by_id(st, off_key, width, hwm_key, column, value):
         rows[count] = row
         ids[count] = st[at]
         count += 1
-    return rows[:count][np.argsort(ids[:count])]
+    return ledger.in_key_order(rows[:count], ids[:count])
 
 
 @inheriting
@@ -520,7 +520,7 @@ def bid_rows(st, auction_id):
             rows[count] = row
             arrivals[count] = st[b + BID_ARRIVAL]
             count += 1
-    return rows[:count][np.argsort(arrivals[:count], kind="mergesort")]
+    return ledger.in_key_order(rows[:count], arrivals[:count])
 
 
 @inheriting
@@ -589,7 +589,7 @@ def _clear(st, out, n, seq, ts, auction_id):
     prices = np.empty(arrival.shape[0], dtype=np.int64)
     for i in range(arrival.shape[0]):
         prices[i] = -st[bo + arrival[i] * BIDF + BID_PRICE]
-    ranking = arrival[np.argsort(prices, kind="mergesort")]  # stable: time priority in a price
+    ranking = ledger.in_key_order(arrival, prices)  # stable: time priority in a price
     fills = np.zeros(ranking.shape[0], dtype=np.int64)
     remaining = st[a + AU_QTY]
     clearing_price = 0

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "29bdc4e0eae2ad70"
+DEPENDENCIES_DIGEST = "3122ee06b8f96764"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
