@@ -735,15 +735,19 @@ class GatewayCore:
         return batches
 
     def batch_committed(self, batch: Batch, events: np.ndarray) -> None:
-        """A batch is durable: update the order tracker, route its events, Acks, market data."""
+        """A batch is durable: update the order tracker, route its events, Acks, market data.
+
+        A batch the compiled router took (order events only) skips market data while no
+        session subscribes to any instrument: ``MarketData.publish`` would send nothing."""
         table = events.view(np.int64).reshape(-1, EVENT_FIELDS)
-        rows = table.tolist()
         tracker = self.tracker
         for seq, trading_date in batch.sessions_opened:  # before the events: as recovery does
             tracker.open_session(seq, trading_date)
-        if len(rows) < ROUTE_COMMANDS_MIN:
+        if len(table) < ROUTE_COMMANDS_MIN:
+            rows = table.tolist()
             tracker.apply(rows)
         else:
+            rows = None
             tracker.apply_table(table)
         if (
             self.drop_copies
@@ -758,7 +762,11 @@ class GatewayCore:
                 self.dirty,
             )
         ):
+            rows = table.tolist() if rows is None else rows
             self._route(batch.first_seq, rows, batch.annotations, batch.origins)
+        elif not any(self.market_data.subscribers.values()):
+            return  # order events only, nobody watching: publish would send nothing
+        rows = table.tolist() if rows is None else rows
         self.market_data.publish(rows, batch.records[-1][0], _emit)
 
     def batch_failed(self, batches: list[Batch], exc: BaseException) -> None:

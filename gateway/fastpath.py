@@ -570,7 +570,7 @@ _MAKER_ORDER_ID, _EV_TRADE = r.TRADE_EXECUTED.maker_order_id, r.EV_TRADE
 _ACTIVE = 2  # session.State.ACTIVE (an IntEnum): compared by value, no import cycle
 _user, _request_id = attrgetter("user"), attrgetter("request_id")
 _hidden, _client_order_id = attrgetter("hidden"), attrgetter("client_order_id")
-_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
+_first, _second, _third, _fourth = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 log = logging.getLogger("gateway.fastpath")
@@ -716,25 +716,29 @@ class ReportRouter:
         strings = list(self.fixed)
         base = len(strings)
         strings += map(get, rows[:, _ORDER_ID].tolist(), repeat(""))
-        makers = np.where(rows[:, _KIND] == _EV_TRADE, rows[:, _MAKER_ORDER_ID], 0)
-        strings += map(get, makers.tolist(), repeat(""))  # order ids are positive: 0 is ""
-        row_coids = np.arange(base, base + 2 * n, dtype=np.int64).reshape(2, n).T.copy()
+        trades = np.flatnonzero(rows[:, _KIND] == _EV_TRADE)  # only they name a maker order
+        strings += map(get, rows[trades, _MAKER_ORDER_ID].tolist(), repeat(""))
+        row_coids = np.zeros((n, 2), dtype=np.int64)  # string id 0: ""
+        row_coids[:, 0] = np.arange(base, base + n)
+        row_coids[trades, 1] = np.arange(base + n, base + n + len(trades))
+        first_text = base + n + len(trades)
         commands = np.empty((m, 4), dtype=np.int64)
         commands[:, 0] = np.fromiter(
             map(self.user_of.get, map(_user, annotations), repeat(-1)), np.int64, m
         )
         commands[:, 1] = np.fromiter(map(_request_id, annotations), np.int64, m)
         commands[:, 2] = np.fromiter(map(_hidden, annotations), np.int64, m)
-        commands[:, 3] = np.arange(base + 2 * n, base + 2 * n + m)
-        strings += map(_client_order_id, annotations)
-        acks, slots = self._acks(origins, base + 2 * n + m)
-        strings += ["" if o is None else o[3] for o in origins]
+        commands[:, 3] = np.arange(first_text, first_text + m)
+        coids = list(map(_client_order_id, annotations))
+        strings += coids
+        acks, slots = self._acks(origins, commands[:, 3], coids, strings)
         joined = "".join(strings)
+        count = len(strings)
         if joined.isascii():
-            arena, lengths = joined.encode("ascii"), np.fromiter(map(len, strings), np.int64)
+            arena, lengths = joined.encode("ascii"), np.fromiter(map(len, strings), np.int64, count)
         else:
             encoded = [text.encode() for text in strings]
-            arena, lengths = b"".join(encoded), np.fromiter(map(len, encoded), np.int64)
+            arena, lengths = b"".join(encoded), np.fromiter(map(len, encoded), np.int64, count)
         text_end = np.cumsum(lengths)
         text_start = text_end - lengths
         slot_active = np.array([x.state == _ACTIVE for x in slots], dtype=np.int64)
@@ -756,15 +760,24 @@ class ReportRouter:
         self._deliver(slots, frames, dirty)
         return True
 
-    def _acks(self, origins: list, first_text: int) -> tuple[np.ndarray, list]:
+    def _acks(
+        self, origins: list, coid_ids: np.ndarray, coids: list, strings: list
+    ) -> tuple[np.ndarray, list]:
         """Per command: the requester's slot (-1: none), request id, order id, the string id
-        of its client order id (``first_text`` + k); and the slots, with any requester that
-        no account routes to appended."""
+        of its client order id; and the slots, with any requester that no account routes to
+        appended.  The client order ids are the annotations' (``coids``, string ids
+        ``coid_ids``) when the origins name the same ones (as every request's do), else they
+        are appended to ``strings``."""
         m, slots, slot_get = len(origins), self.slots, self.slot_of.get
         acks = np.empty((m, 4), dtype=np.int64)
-        acks[:, 3] = np.arange(first_text, first_text + m)
         if None in origins:  # the gateway's own commands: no Ack
             origins = [(None, 0, 0, "") if o is None else o for o in origins]
+        own = list(map(_fourth, origins))
+        if own == coids:
+            acks[:, 3] = coid_ids
+        else:
+            acks[:, 3] = np.arange(len(strings), len(strings) + m)
+            strings += own
         acks[:, 0] = np.fromiter(map(slot_get, map(_first, origins), repeat(-2)), np.int64, m)
         acks[:, 1] = np.fromiter(map(_second, origins), np.int64, m)
         acks[:, 2] = np.fromiter(map(_third, origins), np.int64, m)
