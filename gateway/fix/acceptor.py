@@ -16,7 +16,10 @@ changes.
 
 :class:`FixConnection` is the server's :class:`~gateway.server.Connection` with a
 :class:`~gateway.fix.session.FixSession` instead of a native session; everything else about
-the transport (backpressure, slow-consumer limit, logon threads, group commit) is shared.
+the transport (backpressure, slow-consumer limit, logon threads, group commit, the per-turn
+budget and the read pause of ``gateway.server``) is shared.  It also tells its session when
+the socket's buffer fills and drains: a ResendRequest is answered a turn's budget at a time,
+and waits while the socket is full (as a native replay waits for the socket to drain).
 """
 
 from __future__ import annotations
@@ -162,6 +165,18 @@ class FixConnection(Connection):
         acceptor = self.gw.fix_acceptor
         assert acceptor is not None, "FIX connections exist only beside an acceptor"
         return acceptor.new_session(core, session_id, now)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.session.output_paused = True  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        """The socket drained: a resend that waited for it goes on next turn."""
+        super().resume_writing()
+        session = self.session
+        assert isinstance(session, FixSession)
+        if session.output_drained() and not self.closing:
+            self.gw._after_io(session)  # defers it: resumed after the others had their turn
 
     def connection_lost(self, exc: Exception | None) -> None:
         session, acceptor = self.session, self.gw.fix_acceptor

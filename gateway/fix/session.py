@@ -43,7 +43,7 @@ from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
 from gateway.reports import ORDER_KINDS, legs, messages_for, order_report
-from gateway.session import Session, State
+from gateway.session import TURN_UNITS, Session, State
 
 if TYPE_CHECKING:
     from gateway.core import GatewayCore
@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.fix")
 
 _READING = (State.CONNECTED, State.ACTIVE)
+FIX_TURN_COST_BYTES = 64
+"""Bytes of immediate FIX answer that count as one more unit of a turn's work (the native
+``TURN_COST_BYTES`` for FIX's longer text: a tag=value field is ~4x its binary encoding)."""
+RESEND_MESSAGE_UNITS = 4
+"""Turn units one resent message costs (read from the store, re-parsed and re-encoded with
+PossDupFlag: ~4 NewOrderSingles' time), so a turn resends at most ``TURN_UNITS / 4`` of them."""
 _COMP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 _SIDES = {"1": int(s.Side.BUY), "2": int(s.Side.SELL)}
 _SIDE_CODES = {int(s.Side.BUY): "1", int(s.Side.SELL): "2"}
@@ -71,6 +77,9 @@ REJECT_CODE = 20002
 """Custom tag: the engine's ``RejectReason`` (or ``CancelReason``) code of a refusal."""
 GATEWAY_REJECT_CODE = 20003
 """Custom tag: the gateway's ``RejectCode`` when the gateway refused before the engine."""
+STP_MODE = 20004
+"""Custom tag: NewOrderSingle's self-trade prevention (``StpMode``: 1 cancel incoming, the
+default; 2 cancel resting; 3 cancel both), the native NewOrder's ``stp``."""
 DROP_COPY = 20030
 """Custom Logon tag: ``Y`` makes the session a drop copy (operator and read-only users): the
 ExecutionReports of every account's orders, and no order entry."""
@@ -147,6 +156,12 @@ class FixSession(Session):
         self.status_updates = True
         """Send TradingSessionStatus on every change (a request with 263=2 stops them)."""
         self._translating = False
+        self.reader = self.fix_reader  # type: ignore[assignment]  # the transport's pacing
+        self.resending: list | None = None
+        """A ResendRequest being answered a turn's budget at a time: [next seq, EndSeqNo,
+        first seq of the pending gap (0: none)]; input waits until it is done."""
+        self.output_paused = False
+        """The transport's buffer is full (``FixConnection``): a resend waits for it to drain."""
         self._handlers = {
             "0": _ignore,
             "3": _ignore,
@@ -171,24 +186,52 @@ class FixSession(Session):
     # Input
     # ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes arrived at ``now``: buffer them and handle complete messages, a turn's worth
+        (as the native session: if :attr:`yielded` is then set, :meth:`resume` on a later
+        turn)."""
         if self.state >= State.CLOSING:
             return
         self.last_received = now
         self.fix_reader.receive_data(data)
-        self.process()
+        if not self.yielded:  # else a resume is due: keep the order of arrival
+            self.turn_units = TURN_UNITS
+            self.process()
 
     def process(self) -> None:
-        """Handle the buffered messages; stops while logging on, once closing, and when the
-        core has sealed a full batch (the caller sequences it, then calls again)."""
+        """Handle the buffered messages; stops while logging on, once closing, when the core
+        has sealed a full batch (the caller sequences it, then calls again), when the turn's
+        budget is spent (:attr:`yielded`: a message costs one unit plus one per
+        :data:`FIX_TURN_COST_BYTES` of answer it produced at once) and while a resend waits
+        for the transport to drain (:meth:`output_drained`)."""
         while self.state in _READING and not self.core.sealed:
+            if self.turn_units <= 0:
+                self.yielded = True
+                return
+            if self.resending is not None:
+                self._go_on_resending()
+                if self.resending is not None and self.output_paused:
+                    return  # output_drained() resumes
+                continue
             try:
                 message = self.fix_reader.next()
             except Garbled as exc:
                 log.info("fix connection %d: garbled message discarded: %s", self.id, exc)
+                self.turn_units -= 1
                 continue
             if message is None:
                 return
+            before = len(self.fix_out)
             self._receive(message)
+            self.turn_units -= 1 + max(0, len(self.fix_out) - before) // FIX_TURN_COST_BYTES
+
+    def output_drained(self) -> bool:
+        """The transport's buffer drained: True if a resend was waiting for it (the caller
+        then resumes this session on a later turn)."""
+        self.output_paused = False
+        if self.resending is None or self.state not in _READING:
+            return False
+        self.yielded = True
+        return True
 
     def _receive(self, message: FixMessage) -> None:
         if message.problem is not None and not message.msg_type:
@@ -414,18 +457,34 @@ class FixSession(Session):
         self._translate()
         last = store.next_out - 1
         end = last if end == 0 or end > last else end
-        now, gap = self._now(), 0
-        for seq in range(begin, end + 1):
+        self.resending = [begin, end, 0]
+        self._go_on_resending()
+
+    def _go_on_resending(self) -> None:
+        """Resend the next messages of the ResendRequest being answered, within the turn's
+        budget (:data:`RESEND_MESSAGE_UNITS` each, one per administrative seq gap-filled) and
+        while the transport takes them."""
+        store, resending = self.store, self.resending
+        assert store is not None and resending is not None, "a resend is being answered"
+        seq, end, gap, now = resending[0], resending[1], resending[2], self._now()
+        while seq <= end and self.turn_units > 0 and not self.output_paused:
             raw = store.stored(seq)
             if raw is None:
                 gap = gap or seq
-                continue
-            if gap:
-                self._queue(self._gap_fill(gap, seq, now))
-                gap = 0
-            self._queue(c.restamp(raw, now))
+                self.turn_units -= 1
+            else:
+                if gap:
+                    self._queue(self._gap_fill(gap, seq, now))
+                    gap = 0
+                self._queue(c.restamp(raw, now))
+                self.turn_units -= RESEND_MESSAGE_UNITS
+            seq += 1
+        if seq <= end:
+            resending[0], resending[2] = seq, gap
+            return
         if gap:
             self._queue(self._gap_fill(gap, end + 1, now))
+        self.resending = None
 
     def _gap_fill(self, seq: int, new: int, now: str) -> bytes:
         fields: list[tuple[int, object]] = [(123, "Y"), (36, new)]
@@ -488,6 +547,7 @@ class FixSession(Session):
                 self._order_rejected(request, str(exc), 0)
                 return
         quote = m.integer(QUOTE_ORDER_ID, low=1) if ord_type == 4 else 0
+        stp = m.integer(STP_MODE, default=int(s.StpMode.CANCEL_INCOMING), low=1, high=3)
         self.on_message(
             p.NewOrder(
                 request_id=self._request(request),
@@ -500,6 +560,7 @@ class FixSession(Session):
                 tif=tif,
                 account=_account(m),
                 quote_order_id=quote,
+                stp=stp,
             )
         )
 
