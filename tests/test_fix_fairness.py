@@ -226,3 +226,53 @@ def test_a_huge_resend_request_is_answered_in_slices_and_input_pauses(server) ->
     ], "every stored report resent, in order"
     sender.join(10)
     check_flood_answers(read_reports(flooder, 2 * more), "m", more)
+
+
+def test_missed_reports_are_caught_up_in_slices_and_live_ones_wait_their_turn(server) -> None:
+    fix = FixClient(server.fix_port, "ALICE1")
+    fix.logon("alice")
+    fix.send("5", [])
+    assert [kind(m) for m in fix.until_closed()] == ["5"]
+    alice = SyncClient("127.0.0.1", server.port, "alice", password("alice"))
+    try:
+        missed = 4_000  # 8,000 reports (~1.8 MB) missed while logged out
+        ids = [
+            alice.send_new_order(SYM_A, s.Side.BUY, 1, 6_000, tif=s.TimeInForce.IOC)
+            for _ in range(missed)
+        ]
+        for request_id in ids:
+            alice.outcome(request_id)
+        fix = FixClient(server.fix_port, "ALICE1")
+        fix.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # fills quickly
+        fix.seq = 3
+        fix.logon("alice")
+
+        def catch_up_state() -> tuple[bool, bool]:
+            (connection,) = [c for c in server.gateway.connections if fix_key("ALICE1-CETS")(c)]
+            return connection.session.catching_up is not None, connection.paused
+
+        catching_up, paused = server.call(catch_up_state)
+        for _ in range(1_000):  # until the socket is full (bounded: not a timer)
+            if paused or not catching_up:
+                break
+            threading.Event().wait(0.01)
+            catching_up, paused = server.call(catch_up_state)
+        assert catching_up and paused, "the catch-up waits for the reader"
+        bob = FixClient(server.fix_port, "BOB1")
+        bob.logon("bob")
+        bob.send("D", [(11, "honest"), (55, SYM_A), (54, "2"), (38, 1), (40, "2"), (44, "65.00")])
+        assert field(bob.expect("8"), 11) == "honest", "answered during the catch-up"
+        live = alice.send_new_order(SYM_A, s.Side.BUY, 1, 6_000, client_order_id="live1",
+                                    tif=s.TimeInForce.IOC)  # fmt: skip
+        assert alice.outcome(live).ok
+        assert server.call(catch_up_state)[0], "the live report is held behind the catch-up"
+
+        fix.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        reports = read_reports(fix, 2 * missed + 2)
+        seqs = [int(field(r, 17).split("-")[0]) for r in reports]
+        assert seqs == sorted(seqs), "in event order"
+        assert len(set(seqs)) == missed + 1, "every order reported, the live one too"
+        assert [field(r, 11) for r in reports[-2:]] == ["live1", "live1"], "the live one last"
+        assert [field(r, 150) for r in reports] == ["0", "4"] * (missed + 1)
+    finally:
+        alice.shutdown()

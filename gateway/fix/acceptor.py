@@ -125,7 +125,10 @@ class FixAcceptor:
             if session.out:
                 session.translate()
             if session.store is not None:
-                session.store.generated = last_seq
+                if session.catching_up is not None:  # its reports are held: see _catch_up
+                    session.catching_up.live_seq = last_seq
+                else:
+                    session.store.generated = last_seq
                 if changes:
                     session.market_status(changes)
         self.figures = {}
@@ -135,7 +138,8 @@ class FixAcceptor:
         as (row, index within its command, the command's annotation), regenerated from the
         log (``gateway.resend``: the nearest snapshot and the log after it); and from here
         until :meth:`end_missed`, :attr:`figures` are the order figures as of each of them
-        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits."""
+        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits
+        while the log is read (the session then makes the reports in slices)."""
         assert end == self.exchange.last_seq, "the ledger is as of the log's end"
         start = resend.starting_point(self.exchange, from_seq)
         events: list[tuple[list[int], int, Annotation]] = []

@@ -24,6 +24,14 @@ translations around the core, both without I/O (bytes and times in, bytes out):
   administrative ones are gap-filled.  The store is written (and synced when the exchange syncs)
   before the bytes are handed to the transport.
 
+Fairness, as the native :class:`~gateway.session.Session` (the server's pacing is shared):
+:meth:`process` works at most ``TURN_UNITS`` of messages per turn and then sets
+:attr:`yielded`; the server resumes it on a later turn and pauses reading while its
+:attr:`reader` holds too much.  A ResendRequest (:attr:`resending`) and a Logon's catch-up of
+missed reports (:attr:`catching_up`) are continued a turn's budget at a time, before any
+further input, and wait while the transport's buffer is full (:attr:`output_paused`); live
+output that comes during a catch-up is held and released after it, in order.
+
 The acceptor (``gateway.fix.acceptor``) supplies the session's store, the wall clock for
 SendingTime and the per-event order figures; it is the only part that touches files or time.
 """
@@ -36,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core import limits
 from engine.core import schema as s
-from engine.core.records import E_KIND
+from engine.core.records import E_KIND, E_SEQ
 from gateway import protocol as p
 from gateway.fix import blocks, status
 from gateway.fix import codec as c
@@ -57,6 +65,8 @@ FIX_TURN_COST_BYTES = 64
 """Bytes of immediate FIX answer that count as one more unit of a turn's work (the native
 ``TURN_COST_BYTES`` for FIX's longer text: a tag=value field is ~4x its binary encoding)."""
 RESEND_MESSAGE_UNITS = 4
+CATCH_UP_EVENT_UNITS = 4
+"""Turn units a missed event's reports cost at Logon (regenerated, translated, encoded)."""
 """Turn units one resent message costs (read from the store, re-parsed and re-encoded with
 PossDupFlag: ~4 NewOrderSingles' time), so a turn resends at most ``TURN_UNITS / 4`` of them."""
 _COMP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
@@ -122,6 +132,20 @@ class Request:
         self.detail = ""
 
 
+class CatchUp:
+    """A Logon's catch-up of missed reports, made a turn's budget at a time."""
+
+    __slots__ = ("events", "figures", "already", "end", "position", "held", "live_seq")
+
+    def __init__(self, events: list, figures: dict, already: tuple, end: int) -> None:
+        self.events, self.figures, self.already, self.end = events, figures, already, end
+        self.position = 0
+        self.held: list[Any] = []
+        """Live output that came meanwhile, to release in order after the last report."""
+        self.live_seq = 0
+        """The last durable batch's seq whose reports are held."""
+
+
 class FixSession(Session):
     """One FIX connection (see the module docstring).
 
@@ -160,6 +184,8 @@ class FixSession(Session):
         self.resending: list | None = None
         """A ResendRequest being answered a turn's budget at a time: [next seq, EndSeqNo,
         first seq of the pending gap (0: none)]; input waits until it is done."""
+        self.catching_up: CatchUp | None = None
+        """A Logon's catch-up of missed reports under way (input waits until it is done)."""
         self.output_paused = False
         """The transport's buffer is full (``FixConnection``): a resend waits for it to drain."""
         self._handlers = {
@@ -201,12 +227,18 @@ class FixSession(Session):
         """Handle the buffered messages; stops while logging on, once closing, when the core
         has sealed a full batch (the caller sequences it, then calls again), when the turn's
         budget is spent (:attr:`yielded`: a message costs one unit plus one per
-        :data:`FIX_TURN_COST_BYTES` of answer it produced at once) and while a resend waits
-        for the transport to drain (:meth:`output_drained`)."""
+        :data:`FIX_TURN_COST_BYTES` of answer it produced at once) and while a catch-up of
+        missed reports or a resend waits for the transport to drain
+        (:meth:`output_drained`); input waits until they are done."""
         while self.state in _READING and not self.core.sealed:
             if self.turn_units <= 0:
                 self.yielded = True
                 return
+            if self.catching_up is not None:
+                self._go_on_catching_up()
+                if self.catching_up is not None and self.output_paused:
+                    return  # output_drained() resumes
+                continue
             if self.resending is not None:
                 self._go_on_resending()
                 if self.resending is not None and self.output_paused:
@@ -228,7 +260,7 @@ class FixSession(Session):
         """The transport's buffer drained: True if a resend was waiting for it (the caller
         then resumes this session on a later turn)."""
         self.output_paused = False
-        if self.resending is None or self.state not in _READING:
+        if (self.resending is None and self.catching_up is None) or self.state not in _READING:
             return False
         self.yielded = True
         return True
@@ -338,7 +370,10 @@ class FixSession(Session):
         """After the Logon answer: the reports of the events since this session's reports
         were last generated (while none of its connections was logged on), regenerated from
         the exchange's log, in event order, each with a new MsgSeqNum (and stored for
-        resends).  A new session starts at the log's end."""
+        resends).  A new session starts at the log's end.  The events and their order figures
+        are read now; their reports are made a turn's budget at a time
+        (:meth:`_go_on_catching_up`), and until the last is made, input waits and live output
+        is held back (:attr:`catching_up`)."""
         store = self.store
         assert store is not None, "a logged-on session has its store"
         end = self.core.exchange.last_seq
@@ -347,22 +382,43 @@ class FixSession(Session):
             return
         try:
             events = self.acceptor.missed_events(store.generated + 1, end)
+            figures = self.acceptor.figures
         except Exception:  # noqa: BLE001 - a broken log or snapshot: say so, keep the server
             log.exception("fix connection %d: missed reports not regenerated", self.id)
-            self.acceptor.end_missed()
             self._logout_and_close("missed reports could not be regenerated; try again later")
             return
+        finally:
+            self.acceptor.end_missed()
+        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
+        self.catching_up = CatchUp(events, figures, store.last_report, end)
+
+    def _go_on_catching_up(self) -> None:
+        """Make the next missed reports, within the turn's budget (:data:`CATCH_UP_EVENT_UNITS`
+        an event) and while the transport takes them; after the last, release the live output
+        held back meanwhile, in order."""
+        catch_up, store = self.catching_up, self.store
+        assert catch_up is not None and store is not None, "a catch-up is under way"
         scope, client_of, codec = self.scope, self.core.tracker.client_of, self.core.codec
-        already = store.last_report  # recorded, but the E record after them was lost
+        events, position, already = catch_up.events, catch_up.position, catch_up.already
+        self.acceptor.figures = catch_up.figures
         try:
-            for row, index, annotation in events:
+            while position < len(events) and self.turn_units > 0 and not self.output_paused:
+                row, index, annotation = events[position]
                 for message in messages_for(scope, row, index, annotation, client_of, codec):
                     if (message.seq, message.index, getattr(message, "leg", 0)) > already:
                         self._native(message)
+                position += 1
+                self.turn_units -= CATCH_UP_EVENT_UNITS
         finally:
-            self.acceptor.end_missed()
-        store.generated = end
-        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
+            self.acceptor.figures = {}
+        catch_up.position = position
+        if position < len(events):  # reports are made up to here: a reconnect goes on here
+            store.generated = max(store.generated, events[position][0][E_SEQ] - 1)
+            return
+        self.catching_up = None
+        store.generated = max(catch_up.end, catch_up.live_seq)
+        for release in catch_up.held:
+            release()
 
     def _in_sequence(self, message: FixMessage) -> bool:
         """The MsgSeqNum rules; True if the message is next and is to be processed."""
@@ -729,7 +785,9 @@ class FixSession(Session):
 
     def market_status(self, changes: list) -> None:
         """A durable batch changed the market status of instruments (``status.StatusBoard``)."""
-        if self.state is State.ACTIVE and self.status_updates:
+        if self.catching_up is not None:
+            self.catching_up.held.append(lambda: self.market_status(changes))
+        elif self.state is State.ACTIVE and self.status_updates:
             board = self.acceptor.board
             for state in changes:
                 self._send_app("h", board.fields(state, unsolicited=True))
@@ -759,19 +817,39 @@ class FixSession(Session):
     def _translate(self) -> None:
         if self._translating:
             return
+        catch_up = self.catching_up
+        if catch_up is not None:  # live output waits until the missed reports are made
+            if self.out:
+                data, figures = bytes(self.out), self.acceptor.figures
+                self.out, self.out_frames = bytearray(), 0
+                catch_up.held.append(lambda: self._translate_held(data, figures))
+            return
         self._translating = True
         try:
             while self.out:
                 data = bytes(self.out)
                 self.out, self.out_frames = bytearray(), 0
-                position = 0
-                while position < len(data):
-                    length = int.from_bytes(data[position : position + 4], "big")
-                    body = data[position + 4 : position + 4 + length]
-                    position += 4 + length
-                    self._native(p.decode_server(body))
+                self._translate_frames(data)
         finally:
             self._translating = False
+
+    def _translate_frames(self, data: bytes) -> None:
+        position = 0
+        while position < len(data):
+            length = int.from_bytes(data[position : position + 4], "big")
+            body = data[position + 4 : position + 4 + length]
+            position += 4 + length
+            self._native(p.decode_server(body))
+
+    def _translate_held(self, data: bytes, figures: dict) -> None:
+        """Live frames held back during a catch-up, with the order figures of their batch."""
+        self.acceptor.figures = figures
+        self._translating = True
+        try:
+            self._translate_frames(data)
+        finally:
+            self._translating = False
+            self.acceptor.figures = {}
 
     def _now(self) -> str:
         return c.utc_timestamp(self.acceptor.clock())
