@@ -172,7 +172,9 @@ class FixConnection(Connection):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self.session.output_paused = True  # type: ignore[attr-defined]
+        session = self.session
+        assert isinstance(session, FixSession)
+        session.output_paused = True
 
     def resume_writing(self) -> None:
         """The socket drained: a resend that waited for it goes on next turn."""
