@@ -923,7 +923,7 @@ def run_latency_floor(
 
 
 class FixResult(msgspec.Struct, frozen=True):
-    """One pipelining FIX 4.4 session: NewOrderSingle -> ExecutionReport (New)."""
+    """One pipelining FIX 4.4 session: NewOrderSingle -> ExecutionReport (New or Rejected)."""
 
     orders: int
     window: int
@@ -932,18 +932,33 @@ class FixResult(msgspec.Struct, frozen=True):
     latency_us_p50: float
     latency_us_p99: float
     durability: str
+    accepted: int = 0
+    """Orders answered New (ExecType 0)."""
+    rejected: int = 0
+    """Orders answered Rejected (ExecType 8): by the engine or by the gateway."""
+    reject_share: float = 0.0
+    """``rejected / orders``: near 0 when the workload is the native one (its orders carry
+    their self-trade prevention mode in custom tag 20004, so the book stays bounded)."""
+    fills: int = 0
+    """Trade ExecutionReports (ExecType F) received while the orders were being answered (0:
+    one session trades for one account, whose crossing orders meet its own self-trade
+    prevention, not a counterparty)."""
 
 
 def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") -> FixResult:
     """FIX orders per second and order-to-ExecutionReport latency (the native workload of
-    :func:`order_frames`, as NewOrderSingle, one session keeping ``window`` in flight)."""
+    :func:`order_frames`, as NewOrderSingle with its self-trade prevention mode in custom tag
+    SelfTradePrevention (20004), one session keeping ``window`` in flight); the share of
+    rejected orders is reported beside the speed."""
     from gateway.fix import codec as fix
+    from gateway.fix.session import STP_MODE
 
     def message(frame: bytes, seq: int) -> bytes:
         order = p.decode_client(frame[4:])
         fields = [(11, order.client_order_id), (55, order.instrument), (54, order.side),
                   (38, order.qty_t), (40, "2"), (44, fix.format_fen(order.price_ticks)),
-                  (59, "3" if order.tif == s.TimeInForce.IOC else "0")]  # fmt: skip
+                  (59, "3" if order.tif == s.TimeInForce.IOC else "0"),
+                  (STP_MODE, order.stp)]  # fmt: skip
         return fix.encode("D", seq, "BENCH", "CETS", "20250102-09:30:00.000", fields)
 
     with tempfile.TemporaryDirectory(prefix="gw-fix-") as tmp:
@@ -952,6 +967,7 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
             sock = socket.create_connection(("127.0.0.1", server.fix_port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader, sent_at, latencies = fix.FixReader(), {}, []
+            counts = {"0": 0, "8": 0, "F": 0}
             logon = [(98, 0), (108, 30), (553, "t0"), (554, PASSWORD)]
             sock.sendall(fix.encode("A", 1, "BENCH", "CETS", "20250102-09:30:00.000", logon))
             frames = [message(f, k + 2) for k, f in enumerate(order_frames(0, orders, prefix="f"))]
@@ -971,7 +987,10 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
                     )
                 reader.receive_data(data)
                 while (report := reader.next()) is not None:
-                    if report.msg_type == "8" and report.get(150) in ("0", "8"):
+                    exec_type = report.get(150) if report.msg_type == "8" else None
+                    if exec_type in counts:
+                        counts[exec_type] += 1
+                    if exec_type in ("0", "8"):
                         k = int(report.fields[11].rsplit("-", 1)[1])
                         latencies.append(time.perf_counter() - sent_at.pop(k))
                         answered += 1
@@ -986,6 +1005,10 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
         latency_us_p50=round(_percentile(latencies, 0.5) * 1e6, 1),
         latency_us_p99=round(_percentile(latencies, 0.99) * 1e6, 1),
         durability=durability,
+        accepted=counts["0"],
+        rejected=counts["8"],
+        reject_share=round(counts["8"] / orders, 4),
+        fills=counts["F"],
     )
 
 

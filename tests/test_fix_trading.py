@@ -253,3 +253,34 @@ def test_the_fix_benchmark_runs_at_a_tiny_size() -> None:
     result = bench.run_fix(orders=200, window=50, durability="none")
     assert result.orders == 200 and result.orders_per_s > 0
     assert 0 < result.latency_us_p50 <= result.latency_us_p99
+    assert result.accepted + result.rejected == result.orders
+    assert result.reject_share == 0.0  # the native workload, its STP modes in tag 20004
+
+
+def test_self_trade_prevention_is_custom_tag_20004(tmp_path) -> None:
+    """SelfTradePrevention (20004) is the native NewOrder's ``stp``: 2 cancels the resting
+    order of the same account; the default (1) cancels the incoming one; 4 is refused."""
+    server = start_fix_server(tmp_path / "data")
+    op = native(server, "op")
+    fix = FixClient(server.fix_port, "ALICE1")
+    try:
+        op.engine(s.OpenSession(trading_date=DATE1))
+        fix.logon("alice")
+        order(fix, "r1", "2", 10, "60.00")
+        resting = field(reports(fix, 1)[0], 37)
+        order(fix, "i1", "1", 10, "60.00")  # default: the incoming order is cancelled
+        incoming = reports(fix, 2)
+        assert [field(r, 150) for r in incoming] == ["0", "4"]
+        assert field(incoming[1], 37) != resting
+        assert field(incoming[1], 58) == s.CancelReason.SELF_TRADE_PREVENTED.name
+        order(fix, "i2", "1", 10, "60.00", **{"20004": 2})  # the resting order is cancelled
+        both = reports(fix, 2)  # ... and the incoming one rests in its place
+        assert sorted((field(r, 11), field(r, 150)) for r in both) == [("i2", "0"), ("r1", "4")]
+        assert field(next(r for r in both if field(r, 11) == "r1"), 37) == resting
+        order(fix, "i3", "1", 10, "60.00", **{"20004": 4})
+        refused = fix.expect("3")
+        assert (field(refused, 371), field(refused, 373)) == ("20004", "5")
+    finally:
+        fix.close()
+        op.shutdown()
+        server.stop()

@@ -16,7 +16,10 @@ changes.
 
 :class:`FixConnection` is the server's :class:`~gateway.server.Connection` with a
 :class:`~gateway.fix.session.FixSession` instead of a native session; everything else about
-the transport (backpressure, slow-consumer limit, logon threads, group commit) is shared.
+the transport (backpressure, slow-consumer limit, logon threads, group commit, the per-turn
+budget and the read pause of ``gateway.server``) is shared.  It also tells its session when
+the socket's buffer fills and drains: a ResendRequest is answered a turn's budget at a time,
+and waits while the socket is full (as a native replay waits for the socket to drain).
 """
 
 from __future__ import annotations
@@ -122,7 +125,10 @@ class FixAcceptor:
             if session.out:
                 session.translate()
             if session.store is not None:
-                session.store.generated = last_seq
+                if session.catching_up is not None:  # its reports are held: see _catch_up
+                    session.catching_up.live_seq = last_seq
+                else:
+                    session.store.generated = last_seq
                 if changes:
                     session.market_status(changes)
         self.figures = {}
@@ -132,7 +138,8 @@ class FixAcceptor:
         as (row, index within its command, the command's annotation), regenerated from the
         log (``gateway.resend``: the nearest snapshot and the log after it); and from here
         until :meth:`end_missed`, :attr:`figures` are the order figures as of each of them
-        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits."""
+        (``OrderLedger.before``: the live ledger is at ``end``).  Synchronous: the loop waits
+        while the log is read (the session then makes the reports in slices)."""
         assert end == self.exchange.last_seq, "the ledger is as of the log's end"
         start = resend.starting_point(self.exchange, from_seq)
         events: list[tuple[list[int], int, Annotation]] = []
@@ -162,6 +169,20 @@ class FixConnection(Connection):
         acceptor = self.gw.fix_acceptor
         assert acceptor is not None, "FIX connections exist only beside an acceptor"
         return acceptor.new_session(core, session_id, now)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        session = self.session
+        assert isinstance(session, FixSession)
+        session.output_paused = True
+
+    def resume_writing(self) -> None:
+        """The socket drained: a resend that waited for it goes on next turn."""
+        super().resume_writing()
+        session = self.session
+        assert isinstance(session, FixSession)
+        if session.output_drained() and not self.closing:
+            self.gw._after_io(session)  # defers it: resumed after the others had their turn
 
     def connection_lost(self, exc: Exception | None) -> None:
         session, acceptor = self.session, self.gw.fix_acceptor

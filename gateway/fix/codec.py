@@ -145,10 +145,14 @@ class FixReader:
     def __init__(self, message_bytes_max: int = MESSAGE_BYTES_MAX) -> None:
         self.message_bytes_max = message_bytes_max
         self._buffer = bytearray()
+        self._start = 0
+        """Where the unconsumed bytes begin: consumed messages are cut off the front only now
+        and then (:data:`_COMPACT_BYTES`), not one by one - a megabyte of pipelined messages
+        would otherwise be moved once per message."""
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) - self._start
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes that arrived.  Nothing is dropped here, however much arrives at once
@@ -159,6 +163,7 @@ class FixReader:
 
     def clear(self) -> None:
         self._buffer.clear()
+        self._start = 0
 
     def next(self) -> FixMessage | None:
         """The next complete message (None: more bytes needed).
@@ -169,28 +174,29 @@ class FixReader:
             The bytes at the start of the buffer are not a well-framed message; they were
             dropped up to the next ``8=FIX`` (call again to go on).
         """
-        buffer = self._buffer
-        start = buffer.find(_START)
+        buffer, at = self._buffer, self._start
+        start = buffer.find(_START, at)
         if start < 0:
             keep = len(_START) - 1  # a start split across reads
-            if len(buffer) > keep:
-                del buffer[: len(buffer) - keep]
+            if len(buffer) - at > keep:
+                self._consume(len(buffer) - keep)
             return None
-        if start:
-            del buffer[:start]
-            raise Garbled(f"{start} bytes before BeginString")
-        if len(buffer) < len(_BEGIN):
+        if start > at:
+            self._consume(start)
+            raise Garbled(f"{start - at} bytes before BeginString")
+        if len(buffer) - at < len(_BEGIN):
             return None
-        if not buffer.startswith(_BEGIN):
+        if not buffer.startswith(_BEGIN, at):
             self._skip()
             raise Garbled("BeginString is not FIX.4.4 or BodyLength (9) is not second")
-        digits_end = buffer.find(SOH, len(_BEGIN), len(_BEGIN) + _BODY_LENGTH_DIGITS_MAX + 1)
+        digits_at = at + len(_BEGIN)
+        digits_end = buffer.find(SOH, digits_at, digits_at + _BODY_LENGTH_DIGITS_MAX + 1)
         if digits_end < 0:
-            if len(buffer) > len(_BEGIN) + _BODY_LENGTH_DIGITS_MAX:
+            if len(buffer) > digits_at + _BODY_LENGTH_DIGITS_MAX:
                 self._skip()
                 raise Garbled("BodyLength (9) is not a number of at most 5 digits")
             return None
-        digits = bytes(buffer[len(_BEGIN) : digits_end])
+        digits = bytes(buffer[digits_at:digits_end])
         if not digits.isdigit() or int(digits) > self.message_bytes_max:
             self._skip()
             raise Garbled(f"BodyLength (9) {digits!r} invalid or above {self.message_bytes_max}")
@@ -202,19 +208,36 @@ class FixReader:
         if not (trailer.startswith(b"10=") and trailer[3:6].isdigit() and trailer[6:] == SOH):
             self._skip()
             raise Garbled("CheckSum (10) not where BodyLength (9) says the body ends")
-        checksum = sum(buffer[:body_end]) % 256
+        raw = bytes(buffer[at : body_end + _TRAILER_BYTES])
+        checksum = sum(raw[: body_end - at]) % 256
         if checksum != int(trailer[3:6]):
             self._skip()
             raise Garbled(f"CheckSum (10) {trailer[3:6].decode()} but the bytes sum to {checksum}")
-        raw = bytes(buffer[: body_end + _TRAILER_BYTES])
-        body = bytes(buffer[body_start:body_end])
-        del buffer[: body_end + _TRAILER_BYTES]
+        body = raw[body_start - at : body_end - at]
+        self._consume(body_end + _TRAILER_BYTES)
         return parse_body(body, raw)
+
+    def _consume(self, position: int) -> None:
+        """The bytes before ``position`` are done with."""
+        buffer = self._buffer
+        if position >= len(buffer):
+            buffer.clear()
+            self._start = 0
+        elif position >= _COMPACT_BYTES and 2 * position >= len(buffer):
+            del buffer[:position]
+            self._start = 0
+        else:
+            self._start = position
 
     def _skip(self) -> None:
         """Drop the garbled message's bytes: up to the next start of a message."""
-        following = self._buffer.find(_START, 1)
-        del self._buffer[: following if following > 0 else len(self._buffer)]
+        following = self._buffer.find(_START, self._start + 1)
+        self._consume(following if following > 0 else len(self._buffer))
+
+
+_COMPACT_BYTES = 64 << 10
+"""Consumed bytes at the front of a reader's buffer that are cut off once they are at least
+half of it (amortised: each byte is moved a bounded number of times)."""
 
 
 def parse_body(body: bytes, raw: bytes = b"") -> FixMessage:

@@ -24,6 +24,14 @@ translations around the core, both without I/O (bytes and times in, bytes out):
   administrative ones are gap-filled.  The store is written (and synced when the exchange syncs)
   before the bytes are handed to the transport.
 
+Fairness, as the native :class:`~gateway.session.Session` (the server's pacing is shared):
+:meth:`process` works at most ``TURN_UNITS`` of messages per turn and then sets
+:attr:`yielded`; the server resumes it on a later turn and pauses reading while its
+:attr:`reader` holds too much.  A ResendRequest (:attr:`resending`) and a Logon's catch-up of
+missed reports (:attr:`catching_up`) are continued a turn's budget at a time, before any
+further input, and wait while the transport's buffer is full (:attr:`output_paused`); live
+output that comes during a catch-up is held and released after it, in order.
+
 The acceptor (``gateway.fix.acceptor``) supplies the session's store, the wall clock for
 SendingTime and the per-event order figures; it is the only part that touches files or time.
 """
@@ -36,14 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core import limits
 from engine.core import schema as s
-from engine.core.records import E_KIND
+from engine.core.records import E_KIND, E_SEQ
 from gateway import protocol as p
 from gateway.fix import blocks, status
 from gateway.fix import codec as c
 from gateway.fix.codec import FixFieldError, FixMessage, Garbled
 from gateway.fix.orders import CANCELLED, FILLED, LIVE
 from gateway.reports import ORDER_KINDS, legs, messages_for, order_report
-from gateway.session import Session, State
+from gateway.session import TURN_UNITS, Session, State
 
 if TYPE_CHECKING:
     from gateway.core import GatewayCore
@@ -53,6 +61,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.fix")
 
 _READING = (State.CONNECTED, State.ACTIVE)
+FIX_TURN_COST_BYTES = 64
+"""Bytes of immediate FIX answer that count as one more unit of a turn's work (the native
+``TURN_COST_BYTES`` for FIX's longer text: a tag=value field is ~4x its binary encoding)."""
+RESEND_MESSAGE_UNITS = 4
+"""Turn units one resent message costs (read from the store, re-parsed and re-encoded with
+PossDupFlag; measured on the loaded test machine: ~55 us for a 200-byte ExecutionReport,
+against ~23 us to read and parse a NewOrderSingle before the core's own work), so a turn
+resends at most ``TURN_UNITS / 4`` = 32 of them (~1-2 ms)."""
+CATCH_UP_EVENT_UNITS = 4
+"""Turn units a missed event's reports cost at Logon (made from the event row, encoded -
+~20 us for an ExecutionReport - and stored): 32 events a turn."""
 _COMP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 _SIDES = {"1": int(s.Side.BUY), "2": int(s.Side.SELL)}
 _SIDE_CODES = {int(s.Side.BUY): "1", int(s.Side.SELL): "2"}
@@ -71,6 +90,9 @@ REJECT_CODE = 20002
 """Custom tag: the engine's ``RejectReason`` (or ``CancelReason``) code of a refusal."""
 GATEWAY_REJECT_CODE = 20003
 """Custom tag: the gateway's ``RejectCode`` when the gateway refused before the engine."""
+STP_MODE = 20004
+"""Custom tag: NewOrderSingle's self-trade prevention (``StpMode``: 1 cancel incoming, the
+default; 2 cancel resting; 3 cancel both), the native NewOrder's ``stp``."""
 DROP_COPY = 20030
 """Custom Logon tag: ``Y`` makes the session a drop copy (operator and read-only users): the
 ExecutionReports of every account's orders, and no order entry."""
@@ -113,6 +135,20 @@ class Request:
         self.detail = ""
 
 
+class CatchUp:
+    """A Logon's catch-up of missed reports, made a turn's budget at a time."""
+
+    __slots__ = ("events", "figures", "already", "end", "position", "held", "live_seq")
+
+    def __init__(self, events: list, figures: dict, already: tuple, end: int) -> None:
+        self.events, self.figures, self.already, self.end = events, figures, already, end
+        self.position = 0
+        self.held: list[Any] = []
+        """Live output that came meanwhile, to release in order after the last report."""
+        self.live_seq = 0
+        """The last durable batch's seq whose reports are held."""
+
+
 class FixSession(Session):
     """One FIX connection (see the module docstring).
 
@@ -147,6 +183,15 @@ class FixSession(Session):
         self.status_updates = True
         """Send TradingSessionStatus on every change (a request with 263=2 stops them)."""
         self._translating = False
+        self.reader = self.fix_reader  # type: ignore[assignment]  # the transport's pacing
+        self.resending: list | None = None
+        """A ResendRequest being answered a turn's budget at a time: [next seq, EndSeqNo,
+        first seq of the pending gap (0: none)]; input waits until it is done."""
+        self.catching_up: CatchUp | None = None
+        """A Logon's catch-up of missed reports under way (input waits until it is done)."""
+        self.output_paused = False
+        """The transport's buffer is full (``FixConnection``): a resend or a catch-up waits for
+        it to drain."""
         self._handlers = {
             "0": _ignore,
             "3": _ignore,
@@ -171,24 +216,58 @@ class FixSession(Session):
     # Input
     # ------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes arrived at ``now``: buffer them and handle complete messages, a turn's worth
+        (as the native session: if :attr:`yielded` is then set, :meth:`resume` on a later
+        turn)."""
         if self.state >= State.CLOSING:
             return
         self.last_received = now
         self.fix_reader.receive_data(data)
-        self.process()
+        if not self.yielded:  # else a resume is due: keep the order of arrival
+            self.turn_units = TURN_UNITS
+            self.process()
 
     def process(self) -> None:
-        """Handle the buffered messages; stops while logging on, once closing, and when the
-        core has sealed a full batch (the caller sequences it, then calls again)."""
+        """Handle the buffered messages; stops while logging on, once closing, when the core
+        has sealed a full batch (the caller sequences it, then calls again), when the turn's
+        budget is spent (:attr:`yielded`: a message costs one unit plus one per
+        :data:`FIX_TURN_COST_BYTES` of answer it produced at once) and while a catch-up of
+        missed reports or a resend waits for the transport to drain
+        (:meth:`output_drained`); input waits until they are done."""
         while self.state in _READING and not self.core.sealed:
+            if self.turn_units <= 0:
+                self.yielded = True
+                return
+            if self.catching_up is not None:
+                self._go_on_catching_up()
+                if self.catching_up is not None and self.output_paused:
+                    return  # output_drained() resumes
+                continue
+            if self.resending is not None:
+                self._go_on_resending()
+                if self.resending is not None and self.output_paused:
+                    return  # output_drained() resumes
+                continue
             try:
                 message = self.fix_reader.next()
             except Garbled as exc:
                 log.info("fix connection %d: garbled message discarded: %s", self.id, exc)
+                self.turn_units -= 1
                 continue
             if message is None:
                 return
+            before = len(self.fix_out)
             self._receive(message)
+            self.turn_units -= 1 + max(0, len(self.fix_out) - before) // FIX_TURN_COST_BYTES
+
+    def output_drained(self) -> bool:
+        """The transport's buffer drained: True if a resend or a catch-up was waiting for it
+        (the caller then resumes this session on a later turn)."""
+        self.output_paused = False
+        if (self.resending is None and self.catching_up is None) or self.state not in _READING:
+            return False
+        self.yielded = True
+        return True
 
     def _receive(self, message: FixMessage) -> None:
         if message.problem is not None and not message.msg_type:
@@ -295,7 +374,10 @@ class FixSession(Session):
         """After the Logon answer: the reports of the events since this session's reports
         were last generated (while none of its connections was logged on), regenerated from
         the exchange's log, in event order, each with a new MsgSeqNum (and stored for
-        resends).  A new session starts at the log's end."""
+        resends).  A new session starts at the log's end.  The events and their order figures
+        are read now; their reports are made a turn's budget at a time
+        (:meth:`_go_on_catching_up`), and until the last is made, input waits and live output
+        is held back (:attr:`catching_up`)."""
         store = self.store
         assert store is not None, "a logged-on session has its store"
         end = self.core.exchange.last_seq
@@ -304,22 +386,43 @@ class FixSession(Session):
             return
         try:
             events = self.acceptor.missed_events(store.generated + 1, end)
+            figures = self.acceptor.figures
         except Exception:  # noqa: BLE001 - a broken log or snapshot: say so, keep the server
             log.exception("fix connection %d: missed reports not regenerated", self.id)
-            self.acceptor.end_missed()
             self._logout_and_close("missed reports could not be regenerated; try again later")
             return
+        finally:
+            self.acceptor.end_missed()
+        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
+        self.catching_up = CatchUp(events, figures, store.last_report, end)
+
+    def _go_on_catching_up(self) -> None:
+        """Make the next missed reports, within the turn's budget (:data:`CATCH_UP_EVENT_UNITS`
+        an event) and while the transport takes them; after the last, release the live output
+        held back meanwhile, in order."""
+        catch_up, store = self.catching_up, self.store
+        assert catch_up is not None and store is not None, "a catch-up is under way"
         scope, client_of, codec = self.scope, self.core.tracker.client_of, self.core.codec
-        already = store.last_report  # recorded, but the E record after them was lost
+        events, position, already = catch_up.events, catch_up.position, catch_up.already
+        self.acceptor.figures = catch_up.figures
         try:
-            for row, index, annotation in events:
+            while position < len(events) and self.turn_units > 0 and not self.output_paused:
+                row, index, annotation = events[position]
                 for message in messages_for(scope, row, index, annotation, client_of, codec):
                     if (message.seq, message.index, getattr(message, "leg", 0)) > already:
                         self._native(message)
+                position += 1
+                self.turn_units -= CATCH_UP_EVENT_UNITS
         finally:
-            self.acceptor.end_missed()
-        store.generated = end
-        log.info("fix connection %d: %d events since the last logon", self.id, len(events))
+            self.acceptor.figures = {}
+        catch_up.position = position
+        if position < len(events):  # reports are made up to here: a reconnect goes on here
+            store.generated = max(store.generated, events[position][0][E_SEQ] - 1)
+            return
+        self.catching_up = None
+        store.generated = max(catch_up.end, catch_up.live_seq)
+        for release in catch_up.held:
+            release()
 
     def _in_sequence(self, message: FixMessage) -> bool:
         """The MsgSeqNum rules; True if the message is next and is to be processed."""
@@ -414,18 +517,34 @@ class FixSession(Session):
         self._translate()
         last = store.next_out - 1
         end = last if end == 0 or end > last else end
-        now, gap = self._now(), 0
-        for seq in range(begin, end + 1):
+        self.resending = [begin, end, 0]
+        self._go_on_resending()
+
+    def _go_on_resending(self) -> None:
+        """Resend the next messages of the ResendRequest being answered, within the turn's
+        budget (:data:`RESEND_MESSAGE_UNITS` each, one per administrative seq gap-filled) and
+        while the transport takes them."""
+        store, resending = self.store, self.resending
+        assert store is not None and resending is not None, "a resend is being answered"
+        seq, end, gap, now = resending[0], resending[1], resending[2], self._now()
+        while seq <= end and self.turn_units > 0 and not self.output_paused:
             raw = store.stored(seq)
             if raw is None:
                 gap = gap or seq
-                continue
-            if gap:
-                self._queue(self._gap_fill(gap, seq, now))
-                gap = 0
-            self._queue(c.restamp(raw, now))
+                self.turn_units -= 1
+            else:
+                if gap:
+                    self._queue(self._gap_fill(gap, seq, now))
+                    gap = 0
+                self._queue(c.restamp(raw, now))
+                self.turn_units -= RESEND_MESSAGE_UNITS
+            seq += 1
+        if seq <= end:
+            resending[0], resending[2] = seq, gap
+            return
         if gap:
             self._queue(self._gap_fill(gap, end + 1, now))
+        self.resending = None
 
     def _gap_fill(self, seq: int, new: int, now: str) -> bytes:
         fields: list[tuple[int, object]] = [(123, "Y"), (36, new)]
@@ -488,6 +607,7 @@ class FixSession(Session):
                 self._order_rejected(request, str(exc), 0)
                 return
         quote = m.integer(QUOTE_ORDER_ID, low=1) if ord_type == 4 else 0
+        stp = m.integer(STP_MODE, default=int(s.StpMode.CANCEL_INCOMING), low=1, high=3)
         self.on_message(
             p.NewOrder(
                 request_id=self._request(request),
@@ -500,6 +620,7 @@ class FixSession(Session):
                 tif=tif,
                 account=_account(m),
                 quote_order_id=quote,
+                stp=stp,
             )
         )
 
@@ -668,7 +789,9 @@ class FixSession(Session):
 
     def market_status(self, changes: list) -> None:
         """A durable batch changed the market status of instruments (``status.StatusBoard``)."""
-        if self.state is State.ACTIVE and self.status_updates:
+        if self.catching_up is not None:
+            self.catching_up.held.append(lambda: self.market_status(changes))
+        elif self.state is State.ACTIVE and self.status_updates:
             board = self.acceptor.board
             for state in changes:
                 self._send_app("h", board.fields(state, unsolicited=True))
@@ -698,19 +821,39 @@ class FixSession(Session):
     def _translate(self) -> None:
         if self._translating:
             return
+        catch_up = self.catching_up
+        if catch_up is not None:  # live output waits until the missed reports are made
+            if self.out:
+                data, figures = bytes(self.out), self.acceptor.figures
+                self.out, self.out_frames = bytearray(), 0
+                catch_up.held.append(lambda: self._translate_held(data, figures))
+            return
         self._translating = True
         try:
             while self.out:
                 data = bytes(self.out)
                 self.out, self.out_frames = bytearray(), 0
-                position = 0
-                while position < len(data):
-                    length = int.from_bytes(data[position : position + 4], "big")
-                    body = data[position + 4 : position + 4 + length]
-                    position += 4 + length
-                    self._native(p.decode_server(body))
+                self._translate_frames(data)
         finally:
             self._translating = False
+
+    def _translate_frames(self, data: bytes) -> None:
+        position = 0
+        while position < len(data):
+            length = int.from_bytes(data[position : position + 4], "big")
+            body = data[position + 4 : position + 4 + length]
+            position += 4 + length
+            self._native(p.decode_server(body))
+
+    def _translate_held(self, data: bytes, figures: dict) -> None:
+        """Live frames held back during a catch-up, with the order figures of their batch."""
+        self.acceptor.figures = figures
+        self._translating = True
+        try:
+            self._translate_frames(data)
+        finally:
+            self._translating = False
+            self.acceptor.figures = {}
 
     def _now(self) -> str:
         return c.utc_timestamp(self.acceptor.clock())
