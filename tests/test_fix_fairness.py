@@ -14,6 +14,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
 
 import pytest
 import simplefix
@@ -201,9 +202,11 @@ def test_a_huge_resend_request_is_answered_in_slices_and_input_pauses(server) ->
     sender = send_in_background(flooder.sock, ioc_buys(flooder, more, "m", "x" * 900))
     resending, paused, buffered = server.call(resend_state)
     for _ in range(1_000):  # until the server has read what it takes (bounded: not a timer)
-        if paused or not sender.is_alive():
+        if paused:
             break
         sender.join(0.01)
+        if not sender.is_alive():  # all sent into the kernel's buffers: the server still reads
+            time.sleep(0.01)
         resending, paused, buffered = server.call(resend_state)
     assert resending and paused, "reading paused while the resend waits"
     assert READ_PAUSE_BYTES < buffered <= READ_PAUSE_BYTES + (256 << 10)
