@@ -11,11 +11,7 @@ read its own input with the same reader, so a client's burst of orders was lost 
 
 from __future__ import annotations
 
-import errno
-import os
-
 from engine.core import schema as s
-from engine.durable.storage import Storage
 from gateway import protocol as p
 from gateway.fix import codec as c
 from gateway.server import GatewayConfig
@@ -23,6 +19,7 @@ from gateway.service import ServerThread
 from tests.gateway_fixtures import SYM_A, password, small_market, users
 from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
 from tests.test_fix_session import _open
+from tests.test_gateway_full_disk import SwitchableFullDisk
 
 __all__ = ["close_fix_clients"]  # the fixture, used by every test here
 
@@ -122,20 +119,8 @@ def test_gateway_and_engine_refusals_are_reports_not_disconnects(tmp_path) -> No
         server.stop()
 
 
-class _SwitchableFullDisk(Storage):
-    """The OS's file operations, except that the log's writes fail with ENOSPC while ``full``."""
-
-    def __init__(self) -> None:
-        self.full = False
-
-    def pwrite(self, fd: int, parts, offset: int) -> None:
-        if self.full:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        super().pwrite(fd, parts, offset)
-
-
 def test_a_full_log_is_a_storage_full_reject_and_the_order_goes_in_later(tmp_path) -> None:
-    disk = _SwitchableFullDisk()
+    disk = SwitchableFullDisk()
     server = ServerThread(
         tmp_path / "data",
         users(),
