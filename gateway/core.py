@@ -61,6 +61,7 @@ from engine.core.records import (
 from engine.durable import journal as jr
 from gateway import protocol as p
 from gateway.fastpath import ROUTE_COMMANDS_MIN, ReportRouter
+from gateway.intake import R_FRAME_END, OrderScanner, compile_scanner
 from gateway.market_data import MarketData
 from gateway.orders import Annotation, OrderTracker, encode_annotation
 from gateway.permissions import (
@@ -248,6 +249,12 @@ class GatewayCore:
         self._symbols = ["?", s.ALL_INSTRUMENTS, *exchange.codec.symbols]
         """Symbol by instrument index + 2 (the codec's convention: -2 unknown, -1 all)."""
         self.market_data = MarketData(exchange.engine, exchange.codec)
+        self.scanner: OrderScanner | None = OrderScanner(
+            list(exchange.codec.symbols), config.frame_bytes_max
+        )
+        """The compiled intake of NewOrder frames (``gateway.intake``; None: every frame is
+        decoded the typed way); on a first run it compiles on a thread meanwhile."""
+        compile_scanner(wait=False)
         self.router = ReportRouter(self._symbols, background=True)
         """The compiled fan-out of order-event batches (``gateway.fastpath``; on a first run
         its kernels compile on a thread while the typed fan-out serves)."""
@@ -503,6 +510,97 @@ class GatewayCore:
         pending.annotations.append(Annotation(session.user_name, m.request_id, client_order_id))
         pending.origins.append((session, m.request_id, order_id, client_order_id))
         if len(pending.records) >= BATCH_MAX:
+            self._seal()
+
+    def take_orders(self, session: Session) -> None:
+        """:meth:`new_order` for the run of plain NewOrder frames at the head of an active
+        session's input, parsed by the compiled intake (``gateway.intake``) and taken from the
+        input as they are accepted.
+
+        The run stops before the first order that this path would not accept at once - one
+        past the session's tokens or turn, one that a check refuses (account, duplicate
+        client order id, open-order limit), one that would overfill the batch - and the
+        session handles that frame the typed way, which decides it exactly as before
+        (``Session._process_orders_first``)."""
+        scanner = self.scanner
+        if scanner is None or self.stopping or self.failure is not None:
+            return
+        if self.read_only is not None or not session.may_submit:
+            return
+        now, tokens = session.last_received, session.tokens
+        if now != session.token_time:  # take_token's refill, kept only if an order is taken
+            rate = self.config.messages_per_second
+            tokens = min(float(rate), tokens + (now - session.token_time) * rate)
+        pending = self.pending
+        limit = min(int(tokens), session.turn_units, BATCH_MAX - len(pending.records))
+        if limit <= 0:
+            return
+        buffer = session.reader.buffer
+        rows = scanner.scan(buffer, limit)
+        if not len(rows):
+            return
+        tracker, accounts = self.tracker, session.accounts
+        only = session.only_account if len(accounts) == 1 else -1
+        by_client, live, client_of = tracker.by_client, tracker.live, tracker.client_of
+        open_max, claim, user = self.config.open_orders_per_account, self._claim, session.user_name
+        owner = session if session.cancel_on_disconnect else None
+        records, annotations, origins = pending.records, pending.annotations, pending.origins
+        text = buffer[: int(rows[-1, R_FRAME_END])].decode("latin-1")  # coids are ASCII
+        taken = consumed = 0
+        last = known = live_orders = None
+        for (
+            request_id,
+            account,
+            ins,
+            side,
+            qty,
+            price,
+            otype,
+            tif,
+            stp,
+            quote,
+            cs,
+            ce,
+            end,
+        ) in rows.tolist():
+            if account == -1:
+                account = only
+            if account != last:
+                if account not in accounts:
+                    break
+                known, live_orders, last = by_client.get(account), live.get(account), account
+            client_order_id = text[cs:ce]
+            if known is not None and client_order_id in known:
+                break
+            if live_orders is not None and len(live_orders) >= open_max:
+                break
+            order_id = claim()
+            if known is None or live_orders is None:
+                tracker.reserve(account, client_order_id, order_id, owner)
+                known, live_orders = by_client[account], live[account]
+            else:  # tracker.reserve, inlined
+                known[client_order_id] = order_id
+                client_of[order_id] = client_order_id
+                live_orders.add(order_id)
+                if owner is not None:
+                    tracker.owner[order_id] = owner
+                    owner.live_orders[order_id] = account
+            records.append(
+                (order_id, 0, order_id, price, qty, quote, account, ins, K_SUBMIT, side, otype)
+                + (tif, stp, 0, 0)
+            )
+            annotations.append(Annotation(user, request_id, client_order_id))
+            origins.append((session, request_id, order_id, client_order_id))
+            taken += 1
+            consumed = end
+        if not taken:
+            return
+        session.reader.consume(consumed)
+        for _ in range(taken):  # as take_token takes them, one at a time
+            tokens -= 1.0
+        session.tokens, session.token_time = tokens, now
+        session.turn_units -= taken
+        if len(records) >= BATCH_MAX:
             self._seal()
 
     def _target(self, session: Session, m, account: int) -> int | None:

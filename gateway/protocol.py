@@ -689,6 +689,16 @@ class FrameReader:
         """Drop everything buffered (after a protocol error nothing more is read)."""
         self._buffer.clear()
 
+    @property
+    def buffer(self) -> bytearray:
+        """The bytes buffered, for a caller that splits frames itself (``gateway.intake``)
+        and then :meth:`consume` s them; not to be modified otherwise."""
+        return self._buffer
+
+    def consume(self, count: int) -> None:
+        """Drop the first ``count`` buffered bytes: whole frames a caller has handled."""
+        del self._buffer[:count]
+
     def drain(self, handle: Callable[[memoryview], object]) -> None:
         """Call ``handle(body)`` for each complete buffered frame, in order, until it returns
         a false value; the frames handed out are dropped, the rest stay buffered.

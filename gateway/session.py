@@ -39,6 +39,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from engine.core import limits
+from gateway import intake
 from gateway import protocol as p
 from gateway.reports import Scope
 
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 _decode_client = p.client_decoder.decode
+_NEW_ORDER_TAG = p.NewOrder.__struct_config__.tag
+_KEY_AT, _FIXSTR4, _TAG_AT = p.FRAME_HEADER_BYTES + 1, 0xA4, p.FRAME_HEADER_BYTES + 6
+"""Where a frame starting ``{"type": <tag>`` (a fixmap, the fixstr "type", a fixint) holds
+the fixstr marker of its first key and the tag: the peek before a compiled intake run."""
 
 
 TURN_UNITS = 128
@@ -121,6 +126,7 @@ class Session:
         """In the core's list of sessions with output (or a close) to hand to the transport."""
         self.owner: Any = None
         """The transport adapter's object for this session (opaque here)."""
+        self._more = False
 
     # -- input ---------------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
@@ -147,9 +153,38 @@ class Session:
         if self.state not in _READING:
             return
         try:
-            self.reader.drain(self._frame)
+            if self.state is _ACTIVE and self.core.scanner is not None and intake.ready():
+                self._process_orders_first()
+            else:
+                self.reader.drain(self._frame)
         except p.FrameError as exc:
             self.protocol_error(exc.code, exc.text)
+
+    def _process_orders_first(self) -> None:
+        """:meth:`process` for an active session: each run of plain NewOrder frames at the head
+        of the input is taken by the core in one call (``GatewayCore.take_orders``, the
+        compiled intake); any other frame - or an order the run stopped at - is handled the
+        typed way (:meth:`_frame`), one at a time, before the next run.  The outcome is the
+        typed path's, frame by frame."""
+        core, reader, tag = self.core, self.reader, _NEW_ORDER_TAG
+        while True:
+            buffer = reader.buffer
+            if len(buffer) > _TAG_AT and buffer[_TAG_AT] == tag and buffer[_KEY_AT] == _FIXSTR4:
+                core.take_orders(self)  # peeked: the next frame may be a NewOrder
+                if self.turn_units <= 0:
+                    self.yielded = self.state in _READING
+                    return
+                if self.state is not _ACTIVE or core.sealed:
+                    return
+            self._more = False
+            reader.drain(self._one_frame)
+            if not self._more:
+                return
+
+    def _one_frame(self, body: memoryview) -> bool:
+        """:meth:`_frame` for one frame only (remembering whether to go on in :attr:`_more`)."""
+        self._more = self._frame(body)
+        return False
 
     def _frame(self, body: memoryview) -> bool:
         """One frame's body.  A NewOrder of an active session within its rate goes straight
