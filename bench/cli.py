@@ -39,10 +39,12 @@ def _repeat(args: argparse.Namespace, once, header: dict) -> tuple[int, list[dic
     table = repeats.figures(payloads)
     if args.repeat > 1:
         print(repeats.format_figures(table, args.repeat))
-    _write_json(
-        args.json,
-        {**header, **payloads[0], "repeat": args.repeat, "runs": payloads, "figures": table},
-    )
+    payload = {**header, **payloads[0], "repeat": args.repeat, "runs": payloads, "figures": table}
+    layers = getattr(args, "layers_json", None)
+    if layers is not None:  # ``bench all``: one file for every layer, written at the end
+        layers[args.layer_now] = payload
+    else:
+        _write_json(args.json, payload)
     return max(codes), payloads
 
 
@@ -187,7 +189,19 @@ def _bench_carbon(args: argparse.Namespace) -> int:
 
 
 def _bench_all(args: argparse.Namespace) -> int:
-    codes = [_bench_core(args), _bench_journal(args), _bench_carbon(args), _bench_gateway(args)]
+    """Every layer in turn; ``--json`` gets one object with each layer's payload under its
+    name (``{"core": …, "journal": …, "carbon": …, "gateway": …}``)."""
+    args.layers_json = {}
+    codes = []
+    for name, run in (
+        ("core", _bench_core),
+        ("journal", _bench_journal),
+        ("carbon", _bench_carbon),
+        ("gateway", _bench_gateway),
+    ):
+        args.layer_now = name
+        codes.append(run(args))
+    _write_json(args.json, args.layers_json)
     return max(codes)
 
 

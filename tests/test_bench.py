@@ -115,6 +115,16 @@ def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsy
     assert "do-nothing echo server" in capsys.readouterr().out
 
 
+def test_bench_all_writes_every_layer_to_its_json(tmp_path) -> None:
+    out = tmp_path / "all.json"
+    assert cli.main(["all", "--size", "tiny", "--json", str(out)]) == 0
+    layers = json.loads(out.read_text())
+    assert list(layers) == ["core", "journal", "carbon", "gateway"]
+    assert all(r["hashes_equal"] for r in layers["core"]["results"])
+    assert layers["journal"]["results"] and layers["carbon"]["results"]
+    assert layers["gateway"]["throughput"]["acks"] == layers["gateway"]["throughput"]["orders"]
+
+
 def test_cets_finds_every_subcommand(capsys) -> None:
     """``cets`` hosts the gateway's and replay's commands and finds ``bench`` by entry point."""
     with pytest.raises(SystemExit):
