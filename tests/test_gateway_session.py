@@ -295,3 +295,35 @@ def test_a_full_batch_is_sealed_and_reading_waits(exchange, directory, monkeypat
     sequence(core, exchange)
     acks = [m for m in output(alice) if type(m) is p.Ack]
     assert [a.request_id for a in acks] == [1, 2, 3]
+
+
+def test_command_records_are_numpys_own_conversion_of_the_tuples() -> None:
+    """``Batch.command_records`` packs the tuples with ``struct``: the array is numpy's own
+    conversion of them, and a value that does not fit its column is numpy's OverflowError."""
+    import random
+
+    from engine.core.records import COMMAND_DTYPE
+    from gateway.core import Batch
+
+    seed = random.randrange(2**32)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    bounds = [
+        (-(2**63), 2**63 - 1) if COMMAND_DTYPE[name] == np.dtype(np.int64)
+        else (int(np.iinfo(COMMAND_DTYPE[name]).min), int(np.iinfo(COMMAND_DTYPE[name]).max))
+        for name in COMMAND_DTYPE.names
+    ]  # fmt: skip
+    batch = Batch()
+    batch.records = [
+        tuple(rng.choice([low, high, rng.randint(low, high)]) for low, high in bounds)
+        for _ in range(300)
+    ]
+    assert batch.command_records().tobytes() == np.array(batch.records, COMMAND_DTYPE).tobytes()
+    assert batch.command_records().flags.writeable
+    for column, (low, high) in enumerate(bounds):
+        for value in (low - 1, high + 1):
+            record = list(batch.records[0])
+            record[column] = value
+            batch.records = [tuple(record)]
+            with pytest.raises(OverflowError):
+                batch.command_records()
