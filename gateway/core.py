@@ -417,6 +417,7 @@ class GatewayCore:
                 resume_from_seq=logon.resume_from_seq,
                 cancel_on_disconnect=logon.cancel_on_disconnect,
                 drop_copy=logon.drop_copy,
+                read_only=self.read_only or "",
             )
         )
         log.info("connection %d: %s logged on as %s", session.id, user.name, user.role.value)

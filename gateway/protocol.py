@@ -337,6 +337,9 @@ class LogonAccepted(msgspec.Struct, tag=101, frozen=True, kw_only=True, tag_fiel
     resume_from_seq: int
     cancel_on_disconnect: bool
     drop_copy: bool
+    read_only: str = ""
+    """Empty when this gateway takes orders; else it is a follower of a replicated exchange
+    and this says so and names the primary (the text of its ``NOT_PRIMARY`` rejects)."""
 
 
 class LogonRejected(msgspec.Struct, tag=102, frozen=True, kw_only=True, tag_field="type"):

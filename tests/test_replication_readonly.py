@@ -50,7 +50,8 @@ def test_a_read_only_gateway_serves_reads_refuses_writes_then_takes_orders(
         viewer = Client("127.0.0.1", server.port, "viewer", password("viewer"), drop_copy=True)
         op = Client("127.0.0.1", server.port, "op", password("op"))
         for session in (alice, viewer, op):
-            await session.connect()
+            accepted = await session.connect()
+            assert accepted.read_only == READ_ONLY, "a follower says so at logon"
         snapshot = await viewer.subscribe(SYM_A)
         assert snapshot.seq == 0 and (await alice.account()).seq == 0
         refused = [
@@ -75,6 +76,9 @@ def test_a_read_only_gateway_serves_reads_refuses_writes_then_takes_orders(
         traded = await alice.new_order(SYM_A, s.Side.BUY, 5, 6_000)
         assert traded.ok and traded.seq == caught_up + 1
         assert traded.exec_types() == [p.ExecType.ACCEPTED]
+        late = Client("127.0.0.1", server.port, "bob", password("bob"))
+        assert (await late.connect()).read_only == "", "the primary takes orders"
+        await late.close()
         await asyncio.sleep(0.1)
         assert viewer.stream[-1].seq == traded.seq, "the same drop-copy session goes on"
         for session in (alice, viewer, op):
