@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "a7100bb933a36a9c"
+DEPENDENCIES_DIGEST = "00ba776646d6b4fa"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
