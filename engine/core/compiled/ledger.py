@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "00ba776646d6b4fa"
+DEPENDENCIES_DIGEST = "ccbedb18e5544bc5"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "64037d3285cecb22"
+DEPENDENCIES_DIGEST = "39c364ad6c916c9a"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
