@@ -434,7 +434,7 @@ def run_through_gateway(
     sessions = Sessions(sim)
     config = GatewayConfig(host=HOST, port=0)
     print(
-        "starting the exchange (the first run compiles the engine: about 20 s, then cached)",
+        "starting the exchange (the first run compiles the engine: about 11 s, then cached)",
         flush=True,
     )
     with ServerThread(
