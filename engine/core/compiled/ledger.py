@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "ccbedb18e5544bc5"
+DEPENDENCIES_DIGEST = "f6e890ecd40b9ce2"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "1a2b0bc3da601bcb"
+DEPENDENCIES_DIGEST = "345d225fa07a7aec"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
