@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "f6e890ecd40b9ce2"
+DEPENDENCIES_DIGEST = "393e8fcb7707006c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -245,7 +245,7 @@ class _Flags(compiler.Flags):
     looks its implementation up in a cache keyed by the compile's flags, and every lookup
     compares two flags objects by gathering all ~40 options of each through properties: on an
     empty cache, ~110,000 such lookups took ~1 s of the first ``CompiledEngine``'s ~11.
-    Setting or deleting an option forgets the gathered values."""
+    Setting, deleting or discarding an option forgets the gathered values."""
 
     def values(self) -> dict[str, Any]:
         gathered = self.__dict__.get("_gathered")
@@ -261,6 +261,10 @@ class _Flags(compiler.Flags):
     def __delattr__(self, name: str) -> None:
         self.__dict__.pop("_gathered", None)
         super().__delattr__(name)
+
+    def discard(self, name: str) -> None:
+        self.__dict__.pop("_gathered", None)
+        super().discard(name)
 
 
 def _pipeline(entry: bool) -> type[compiler.Compiler]:

@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "f6e890ecd40b9ce2"
+DEPENDENCIES_DIGEST = "393e8fcb7707006c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -43,7 +43,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "7c522d00be9045d7"
+DEPENDENCIES_DIGEST = "198df066489c01be"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1
