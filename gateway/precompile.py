@@ -49,7 +49,7 @@ class Precompiler:
 
     def __init__(self, symbols: list[str]) -> None:
         self._process: subprocess.Popen[bytes] | None = None
-        if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+        if numba.config.DISABLE_JIT or not sys.executable:  # type: ignore[attr-defined]
             return
         with contextlib.suppress(OSError):
             self._process = subprocess.Popen(
