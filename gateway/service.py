@@ -215,7 +215,7 @@ class ServerThread:
 
     def start(self, timeout: float = 600.0) -> ServerThread:
         """Start the server thread and wait until it listens.  The timeout is generous: the
-        first start on a machine compiles the engine's kernels (about 20 s, longer on a
+        first start on a machine compiles the engine's kernels (about 11 s, longer on a
         busy machine); later starts load them from Numba's cache in about a second."""
         self._thread.start()
         if not self._ready.wait(timeout):

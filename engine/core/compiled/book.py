@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "a7100bb933a36a9c"
+DEPENDENCIES_DIGEST = "393e8fcb7707006c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

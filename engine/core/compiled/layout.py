@@ -16,7 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
-from numba.core import types
+from llvmlite import binding as llvm_binding  # type: ignore[import-untyped]
+from llvmlite import ir as llvm_ir
+from numba.core import cgutils, compiler, types
+from numba.core.codegen import JITCodeLibrary
+from numba.core.compiler_lock import require_global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
 from engine.core.limits import (  # noqa: F401 - re-exported to the kernels
@@ -141,15 +145,158 @@ class _OncePerType(CPUDispatcher):
         return super().get_call_template(plain, {k: types.unliteral(v) for k, v in kws.items()})
 
 
+class _LinkOnceLibrary(JITCodeLibrary):
+    """Numba's JIT code library, except that a function that is not an entry point is optimised
+    and turned into machine code only inside the entry points that call it.
+
+    Numba finalises every compiled function's library on its own: it links in the final
+    modules of its callees (each already holding its own callees), optimises the whole and
+    emits machine code for it.  A kernel ``d`` levels below an entry point is thus optimised
+    and turned into machine code ``d + 1`` times, ``d`` of them for code that only the entry
+    point's copy ever runs: on an empty cache that was ~5 s of the first ``CompiledEngine``'s
+    ~18 (13 s with this library).
+
+    A ``deferred`` library (every non-entry kernel) is finalised without any of it: its module
+    keeps Numba's per-function optimisation only, and only its environment pointer (which
+    Numba fills in as it compiles a function) is added to the JIT.  An entry point's library
+    links in each deferred module under it once (the transitive closure, since a deferred
+    module holds no callee), then optimises and emits the whole once, as before; its machine
+    code, and so its on-disk cache, holds everything it calls.  Code of Numba's own libraries
+    (finalised the usual way) is linked in whole, as before.  Only the dispatchers of this
+    module create these libraries: other ``@njit`` code in the process compiles as usual."""
+
+    def __init__(self, codegen: Any, name: str, deferred: bool) -> None:
+        super().__init__(codegen, name)
+        self._deferred = deferred
+        self._closure_module: Any = None
+
+    def finalize(self) -> None:
+        if self._deferred:
+            self._finalize_deferred()
+            return
+        require_global_compiler_lock()
+        self._codegen._check_llvm_bugs()
+        self._raise_if_finalized()
+        for library in _link_closure(self._linking_libraries):
+            self._reload_init.update(library._reload_init)
+            self._final_module.link_in(_own_module(library), preserve=True)
+        self._optimize_final_module()
+        self._final_module.verify()
+        self._finalize_final_module()
+
+    def _finalize_deferred(self) -> None:
+        """Finalise without linking, optimising or emitting; give the JIT the environment
+        pointers that Numba fills in once the function is compiled."""
+        require_global_compiler_lock()
+        self._raise_if_finalized()
+        self._finalize_dynamic_globals()
+        environments = self._codegen._create_empty_module(self.name)
+        for variable in self._final_module.global_variables:
+            if variable.name.startswith("_ZN08NumbaEnv") and not variable.is_declaration:
+                pointer = llvm_ir.GlobalVariable(environments, cgutils.voidptr_t, variable.name)
+                pointer.linkage = "common"
+                pointer.initializer = cgutils.get_null_value(cgutils.voidptr_t)
+        self._codegen._add_module(llvm_binding.parse_assembly(str(environments)))
+        self._finalized = True
+
+    def _get_module_for_linking(self) -> Any:
+        """The module that Numba's own libraries link in (an ``@njit`` function of an
+        embedder calling a kernel): for a deferred library, its own module and every deferred
+        module under it, so that the caller's code is whole."""
+        if not self._deferred:
+            return super()._get_module_for_linking()
+        if self._closure_module is None:
+            module = _own_module(self).clone()
+            for library in _link_closure(self._linking_libraries):
+                module.link_in(_own_module(library), preserve=True)
+            self._closure_module = module
+        return self._closure_module
+
+
+def _own_module(library: Any) -> Any:
+    """What an entry point links in of ``library``: a deferred library's own module alone
+    (the entry point links the ones under it too), any other library's whole module."""
+    if isinstance(library, _LinkOnceLibrary) and library._deferred:
+        return JITCodeLibrary._get_module_for_linking(library)
+    return library._get_module_for_linking()
+
+
+def _link_closure(libraries: list[Any]) -> list[Any]:
+    """``libraries`` and, under each deferred :class:`_LinkOnceLibrary`, the libraries it
+    links, transitively: each once, in first-seen order."""
+    seen: set[int] = set()
+    closure = []
+    pending = list(reversed(libraries))
+    while pending:
+        library = pending.pop()
+        if id(library) in seen:
+            continue
+        seen.add(id(library))
+        closure.append(library)
+        if isinstance(library, _LinkOnceLibrary) and library._deferred:
+            pending.extend(reversed(library._linking_libraries))
+    return closure
+
+
+class _Flags(compiler.Flags):
+    """Numba's compile flags, whose option values are gathered once until an option is set.
+
+    Typing a call of an ``@overload``ed function (``max``, ``np.empty``, a method of an array)
+    looks its implementation up in a cache keyed by the compile's flags, and every lookup
+    compares two flags objects by gathering all ~40 options of each through properties: on an
+    empty cache, ~110,000 such lookups took ~1 s of the first ``CompiledEngine``'s ~11.
+    Setting, deleting or discarding an option forgets the gathered values."""
+
+    def values(self) -> dict[str, Any]:
+        gathered = self.__dict__.get("_gathered")
+        if gathered is None:
+            gathered = super().values()
+            object.__setattr__(self, "_gathered", gathered)
+        return dict(gathered)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.pop("_gathered", None)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__.pop("_gathered", None)
+        super().__delattr__(name)
+
+    def discard(self, name: str) -> None:
+        self.__dict__.pop("_gathered", None)
+        super().discard(name)
+
+
+def _pipeline(entry: bool) -> type[compiler.Compiler]:
+    """Numba's compiler pipeline, lowering into a :class:`_LinkOnceLibrary` (``deferred``
+    unless ``entry``), with :class:`_Flags`."""
+
+    class Pipeline(compiler.Compiler):
+        def __init__(self, *args: Any) -> None:
+            typingctx, targetctx, library, types_, return_type, flags, locals_ = args
+            flags = _Flags(flags)
+            super().__init__(typingctx, targetctx, library, types_, return_type, flags, locals_)
+
+        def compile_extra(self, func: Any) -> Any:
+            if self.state.library is None:
+                codegen = self.state.targetctx.codegen()
+                library = _LinkOnceLibrary(codegen, func.__qualname__, deferred=not entry)
+                library.enable_object_caching()
+                self.state.library = library
+            return super().compile_extra(func)
+
+    return Pipeline
+
+
 def _compiled(entry: bool, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     """A decorator compiling with :class:`_OncePerType` and ``options`` (the steps of
     ``numba.njit``'s own decorator); the plain function under ``NUMBA_DISABLE_JIT=1``.
 
-    Only an ``entry`` point (called from Python) gets Numba's Python and C wrappers and its own
-    on-disk cache.  Compiled code links in its callees' code and optimises it anew, so the
-    cached machine code of an entry point holds all of it: a cache, and wrappers, for each of
-    the ~130 functions under the entry points only cost time on an empty cache (about 5 s of
-    the 26 s left after :class:`_OncePerType`) and were never read on a warm one."""
+    Only an ``entry`` point (called from Python) gets Numba's Python and C wrappers, its own
+    on-disk cache and machine code (:class:`_LinkOnceLibrary`).  The cached machine code of an
+    entry point holds the code of all it calls: a cache, and wrappers, for each of the ~130
+    functions under the entry points only cost time on an empty cache (about 5 s of the 26 s
+    left after :class:`_OncePerType`) and were never read on a warm one."""
 
     def decorate(function: Callable[..., Any]) -> Any:
         if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
@@ -157,7 +304,12 @@ def _compiled(entry: bool, **options: Any) -> Callable[[Callable[..., Any]], Any
         targetoptions = {"nopython": True, "boundscheck": None, **options}
         if not entry:
             targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
-        dispatcher = _OncePerType(py_func=function, locals={}, targetoptions=targetoptions)
+        dispatcher = _OncePerType(
+            py_func=function,
+            locals={},
+            targetoptions=targetoptions,
+            pipeline_class=_pipeline(entry),
+        )
         if entry:
             dispatcher.enable_caching()
         return dispatcher
@@ -203,7 +355,6 @@ def _prefetch_intrinsic() -> Any:
     plain function does nothing."""
     if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
         return lambda array, index, write: None
-    from llvmlite import ir  # type: ignore[import-untyped]
     from numba.extending import intrinsic
 
     @intrinsic
@@ -214,9 +365,11 @@ def _prefetch_intrinsic() -> Any:
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
-            int32 = ir.IntType(32)
-            function_type = ir.FunctionType(ir.VoidType(), [address.type, int32, int32, int32])
+            address = builder.bitcast(builder.gep(data, [args[1]]), llvm_ir.IntType(8).as_pointer())
+            int32 = llvm_ir.IntType(32)
+            function_type = llvm_ir.FunctionType(
+                llvm_ir.VoidType(), [address.type, int32, int32, int32]
+            )
             function = builder.module.declare_intrinsic(
                 "llvm.prefetch", (address.type,), function_type
             )

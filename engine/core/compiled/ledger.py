@@ -54,7 +54,7 @@ from engine.core.records import (
     REGISTRY_REJECTED,
 )
 
-DEPENDENCIES_DIGEST = "a7100bb933a36a9c"
+DEPENDENCIES_DIGEST = "393e8fcb7707006c"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

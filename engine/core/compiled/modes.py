@@ -43,7 +43,7 @@ from engine.core.records import (
     SESSION_MODE_VOLUMES,
 )
 
-DEPENDENCIES_DIGEST = "8acc962734a26ab5"
+DEPENDENCIES_DIGEST = "198df066489c01be"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 NO_COUNTERPARTY = -1

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "3122ee06b8f96764"
+DEPENDENCIES_DIGEST = "32fa3ce301f2abef"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
