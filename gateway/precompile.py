@@ -4,16 +4,16 @@ Theory of operation
 -------------------
 On an empty Numba cache, a program's first run compiles every kernel it calls, one after the
 other, on one core: the engine's batch loop when the engine is built, then the gateway's
-compiled report router (on a thread, while the gateway already serves), the engine's
-GIL-releasing batch loop when the audit runs.  :class:`Precompiler` starts a second Python
+compiled report router and intake (on threads, while the gateway already serves), the
+engine's GIL-releasing batch loop when the audit runs.  :class:`Precompiler` starts a second Python
 process that compiles the later ones meanwhile, on the machine's other core, into the same
 cache (it inherits the environment, so ``NUMBA_CACHE_DIR`` or Numba's default locations are
 the same); when the program reaches them, Numba loads them from the cache instead of compiling.
 
 The helper compiles without running anything, and in an order the program can wait for: the
-router's kernels and the state hash first, then, once told that the engine's batch loop is in
-the cache (:meth:`Precompiler.engine_ready`: the GIL-releasing loop calls it, and would
-otherwise compile it again), the GIL-releasing loop.  It is only ever an optimisation: the
+router's and the intake's kernels and the state hash first, then, once told that the engine's
+batch loop is in the cache (:meth:`Precompiler.engine_ready`: the GIL-releasing loop calls it,
+and would otherwise compile it again), the GIL-releasing loop.  It is only ever an optimisation: the
 program compiles whatever is not in the cache yet, as it would without it, and a helper that
 fails, or is still at work when the program ends, changes nothing.  On a warm cache it only
 loads what is already there.
@@ -92,12 +92,13 @@ def _helper() -> None:
     from engine.core import schema as s
     from engine.core.compiled import book, dispatch, state_hash
     from engine.core.records import COMMAND_DTYPE, EVENT_FIELDS
-    from gateway import fastpath
+    from gateway import fastpath, intake
 
     with contextlib.suppress(AttributeError, OSError):
         os.nice(5)  # the parent's own compiling comes first
     symbols = json.loads(sys.argv[1])
     fastpath.compile_kernels(["?", s.ALL_INSTRUMENTS, *symbols], wait=True)  # as GatewayCore
+    intake.compile_scanner(wait=True)
     st = numba.typeof(np.zeros(1, dtype=np.int64))
     out = numba.typeof(np.zeros((1, EVENT_FIELDS), dtype=np.int64))
     cmds = numba.typeof(np.zeros(0, dtype=COMMAND_DTYPE))
