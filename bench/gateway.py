@@ -81,6 +81,24 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_s(pid: int) -> float:
+    """Seconds the threads of a process have spent ready to run but waiting for a CPU
+    (Linux ``/proc/<pid>/task/*/schedstat``; 0 where the kernel does not keep it).  On a
+    machine whose cores are shared with other work, every such wait of the server or the
+    client while an order is in flight is part of that order's latency."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread gone meanwhile, or no schedstat
+            pass
+    return total / 1e9
+
+
 class ThroughputResult(msgspec.Struct, frozen=True):
     clients: int
     window: int
@@ -133,6 +151,18 @@ class LatencyResult(msgspec.Struct, frozen=True):
     durability: str
     log_digest: str
     machine: str
+    send_lag_us_p99: float = 0.0
+    """How late the client sent its orders (actual send - scheduled send), p99 and max:
+    part of the latency above, the client's own (it shares the machine's cores)."""
+    send_lag_us_max: float = 0.0
+    server_cpu_s: float = 0.0
+    """CPU the server process used during the measured run (user + system)."""
+    client_cpu_s: float = 0.0
+    """CPU this (client) process used during the measured run."""
+    server_run_queue_ms: float = 0.0
+    """Time the server's threads were ready to run but waited for a CPU during the run
+    (:func:`run_queue_s`): when it is large, the tail is the machine's, not the gateway's."""
+    client_run_queue_ms: float = 0.0
 
 
 class InProcessResult(msgspec.Struct, frozen=True):
@@ -570,10 +600,15 @@ class StalledError(TimeoutError):
 
 
 def _open_loop(
-    session: RawSession, frames: list[bytes], rate: int, stall_s: float = 5.0
+    session: RawSession,
+    frames: list[bytes],
+    rate: int,
+    stall_s: float = 5.0,
+    send_lags: list[float] | None = None,
 ) -> tuple[list[float], float]:
     """Send frame k at start + k / rate; return latencies (us) from schedule to Ack.  Raises
-    :class:`StalledError` when no answer comes for ``stall_s`` after the last send."""
+    :class:`StalledError` when no answer comes for ``stall_s`` after the last send.  With
+    ``send_lags``, the lateness of each burst's first order (us) is appended to it."""
     _precise_timers()
     n = len(frames)
     scheduled = [0.0] * (n + 1)
@@ -591,6 +626,8 @@ def _open_loop(
             k += 1
         if burst:
             _send_all(sock, b"".join(burst))
+            if send_lags is not None:
+                send_lags.append((clock() - scheduled[k + 1 - len(burst)]) * 1e6)
         timeout = max(0.0, start + k / rate - clock()) if k < n else stall_s
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
@@ -637,13 +674,17 @@ def run_latency(
             _pump([warm], [order_frames(0, warmup, 1)], 50)
             warm.close()
             session = RawSession(server.port, "t0")
+            pid, lags = server.process.pid, []
+            before = _usage(pid)
             try:
-                latencies, elapsed = _open_loop(session, frames, rate)
+                latencies, elapsed = _open_loop(session, frames, rate, send_lags=lags)
+                usage = [now - then for now, then in zip(_usage(pid), before)]
             finally:
                 session.close()
         server.stop()
         batches, _, digest = log_summary(directory)
     latencies.sort()
+    lags.sort()
     stats = server.stats
     return LatencyResult(
         offered_per_s=rate,
@@ -668,6 +709,22 @@ def run_latency(
         durability=durability,
         log_digest=digest,
         machine=machine_line(),
+        send_lag_us_p99=round(_percentile(lags, 0.99), 1),
+        send_lag_us_max=round(lags[-1] if lags else 0.0, 1),
+        server_cpu_s=round(usage[0], 3),
+        client_cpu_s=round(usage[1], 3),
+        server_run_queue_ms=round(usage[2] * 1e3, 1),
+        client_run_queue_ms=round(usage[3] * 1e3, 1),
+    )
+
+
+def _usage(server_pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds of the server and of this process, and their run-queue waits (seconds)."""
+    return (
+        process_cpu_s(server_pid),
+        time.process_time(),
+        run_queue_s(server_pid),
+        run_queue_s(os.getpid()),
     )
 
 
@@ -802,11 +859,11 @@ def _time_parts(exchange, core) -> dict[str, float]:
     submit_records, batch_committed = exchange.submit_records, core.batch_committed
 
     def timed_submit(*args, **kwargs):
-        started = cpu_clock()
+        started, reported = cpu_clock(), parts["report"]
         try:
             return submit_records(*args, **kwargs)
-        finally:
-            parts["sequence"] += cpu_clock() - started
+        finally:  # the routing runs inside (the gateway's ``prepare``): counted as the report's
+            parts["sequence"] += cpu_clock() - started - (parts["report"] - reported)
 
     def timed_committed(*args):
         started = cpu_clock()
