@@ -13,7 +13,10 @@ sockets, with every frame encoded before the clock starts and server frames only
   schedule (open loop: a late answer never delays the next send), and the latency of each
   order is measured from the time it was *scheduled* to be sent to the arrival of its Ack,
   so a stall of the server shows in the percentiles instead of hiding as coordinated
-  omission.
+  omission.  The client and the server share the machine's cores, so the result also says
+  how late the client sent (``send_lag_us_*``), how much CPU each used and how long each
+  waited for a CPU while ready to run (``*_run_queue_ms``, from the kernel's schedstat): a
+  tail that comes with seconds of run-queue waiting is the machine's, not the gateway's.
 
 * :func:`run_inprocess`: the server's CPU per order with no sockets and no client - the
   gateway's intake (frame split, decode, checks), the engine and log, and the routing and
@@ -67,6 +70,11 @@ REFERENCE_TICKS = 6_000
 PASSWORD = "bench-password"
 BENCH_HASH_LOG2_N = 4
 """Cheap hashes: logons are not what is measured."""
+RECV_BYTES = 1 << 16
+"""Most a client's ``recv`` asks for at once.  Not more: CPython allocates the whole size
+for every call (measured: ``recv(1 << 20)`` costs ~9 us more than ``recv(1 << 16)``, a
+1 MiB allocation each time), and the load generator shares the machine's cores with the
+server it measures.  Larger answers arrive over several calls; the frame reader joins them."""
 
 
 def cpu_clock() -> float:
@@ -382,7 +390,7 @@ class RawSession:
         self.sock.setblocking(False)
 
     def receive(self) -> list[_Peek]:
-        data = self.sock.recv(1 << 20)
+        data = self.sock.recv(RECV_BYTES)
         if not data:
             raise ConnectionError("server closed the connection")
         self.reader.receive_data(data)
@@ -605,10 +613,14 @@ def _open_loop(
     rate: int,
     stall_s: float = 5.0,
     send_lags: list[float] | None = None,
+    quantum_s: float = 0.0,
 ) -> tuple[list[float], float]:
     """Send frame k at start + k / rate; return latencies (us) from schedule to Ack.  Raises
     :class:`StalledError` when no answer comes for ``stall_s`` after the last send.  With
-    ``send_lags``, the lateness of each burst's first order (us) is appended to it."""
+    ``send_lags``, the lateness of each burst's first order (us) is appended to it.  The
+    client never sleeps less than ``quantum_s`` waiting for its next send (answers still wake
+    it at once): the orders due meanwhile go out together, up to ``quantum_s`` late - and
+    that lateness is in their latency, which counts from the schedule."""
     _precise_timers()
     n = len(frames)
     scheduled = [0.0] * (n + 1)
@@ -628,7 +640,7 @@ def _open_loop(
             _send_all(sock, b"".join(burst))
             if send_lags is not None:
                 send_lags.append((clock() - scheduled[k + 1 - len(burst)]) * 1e6)
-        timeout = max(0.0, start + k / rate - clock()) if k < n else stall_s
+        timeout = max(quantum_s, start + k / rate - clock()) if k < n else stall_s
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
             arrived = clock()
@@ -647,6 +659,7 @@ def run_latency(
     data_dir: str | Path | None = None,
     warmup: int = 2_000,
     server_args: tuple[str, ...] = (),
+    send_quantum_us: float = 0.0,
 ) -> LatencyResult:
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
@@ -677,7 +690,9 @@ def run_latency(
             pid, lags = server.process.pid, []
             before = _usage(pid)
             try:
-                latencies, elapsed = _open_loop(session, frames, rate, send_lags=lags)
+                latencies, elapsed = _open_loop(
+                    session, frames, rate, send_lags=lags, quantum_s=send_quantum_us / 1e6
+                )
                 usage = [now - then for now, then in zip(_usage(pid), before)]
             finally:
                 session.close()
@@ -1037,7 +1052,7 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
                     sent_at.update((k, now) for k in range(sent, stop))
                     _send_all(sock, b"".join(frames[sent:stop]))
                     sent = stop
-                data = sock.recv(1 << 20)
+                data = sock.recv(RECV_BYTES)
                 if not data:
                     raise ConnectionError(
                         f"the FIX session was closed after {answered} of {orders} orders"
@@ -1135,7 +1150,7 @@ def _flood_one(sock: socket.socket, chunk: bytes, stop, sent) -> None:
         readable, writable, _ = select.select([sock], [sock], [], 0.1)
         while readable:
             try:
-                if not sock.recv(1 << 20):
+                if not sock.recv(RECV_BYTES):
                     raise ConnectionResetError("closed by the server")
             except BlockingIOError:
                 break
@@ -1156,7 +1171,7 @@ def _resume_again(port: int, stop, sent) -> None:
         sock.settimeout(1.0)
         while not done and not stop.is_set():
             try:
-                data = sock.recv(1 << 20)
+                data = sock.recv(RECV_BYTES)
             except TimeoutError:
                 continue
             if not data:
