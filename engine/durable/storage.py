@@ -8,13 +8,14 @@ Theory of operation
 on sync, a crash that drops everything written after the last successful sync).  The real one,
 :data:`OS_STORAGE`, is a thin veneer over ``os``: every method is one system call (``pwritev``
 is finished with ``pwrite`` after a short write; :meth:`Storage.start_writeback` is Linux's
-``sync_file_range``, a hint where it is missing).  Readers (the log walk, verify, replay) read
+``sync_file_range``, nothing where it is missing or refused).  Readers (the log walk, verify, replay) read
 files directly: what a fault did to the bytes is what they must find.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ def _sync_file_range():
 
 
 _SYNC_FILE_RANGE = _sync_file_range()
+_UNSUPPORTED = frozenset({errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP})
 SYNC_FILE_RANGE_WRITE = 2
 """Start writeback of the range's dirty pages; do not wait (``<linux/fs.h>``)."""
 
@@ -70,9 +72,13 @@ class Storage:
         not exist).  It makes nothing durable - :meth:`fdatasync` still does - but the data's
         transfer then overlaps whatever the caller does before that ``fdatasync``, which
         afterwards only waits for the rest (and the device's cache flush)."""
+        global _SYNC_FILE_RANGE
         if _SYNC_FILE_RANGE is not None and _SYNC_FILE_RANGE(fd, 0, 0, SYNC_FILE_RANGE_WRITE):
             error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
+            if error in _UNSUPPORTED:  # a sandbox's or file's refusal of the hint: no more hints
+                _SYNC_FILE_RANGE = None
+                return
+            raise OSError(error, os.strerror(error))  # a write error: the journal stops
 
     def fsync(self, fd: int) -> None:
         """``os.fsync``."""
