@@ -13,7 +13,10 @@ sockets, with every frame encoded before the clock starts and server frames only
   schedule (open loop: a late answer never delays the next send), and the latency of each
   order is measured from the time it was *scheduled* to be sent to the arrival of its Ack,
   so a stall of the server shows in the percentiles instead of hiding as coordinated
-  omission.
+  omission.  The client and the server share the machine's cores, so the result also says
+  how late the client sent (``send_lag_us_*``), how much CPU each used and how long each
+  waited for a CPU while ready to run (``*_run_queue_ms``, from the kernel's schedstat): a
+  tail that comes with seconds of run-queue waiting is the machine's, not the gateway's.
 
 * :func:`run_inprocess`: the server's CPU per order with no sockets and no client - the
   gateway's intake (frame split, decode, checks), the engine and log, and the routing and
@@ -38,6 +41,8 @@ caller see that a fast run did the same work as a slow one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import os
 import select
@@ -67,6 +72,11 @@ REFERENCE_TICKS = 6_000
 PASSWORD = "bench-password"
 BENCH_HASH_LOG2_N = 4
 """Cheap hashes: logons are not what is measured."""
+RECV_BYTES = 1 << 16
+"""Most a client's ``recv`` asks for at once.  Not more: CPython allocates the whole size
+for every call (measured: ``recv(1 << 20)`` costs ~9 us more than ``recv(1 << 16)``, a
+1 MiB allocation each time), and the load generator shares the machine's cores with the
+server it measures.  Larger answers arrive over several calls; the frame reader joins them."""
 
 
 def cpu_clock() -> float:
@@ -79,6 +89,24 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue_s(pid: int) -> float:
+    """Seconds the threads of a process have spent ready to run but waiting for a CPU
+    (Linux ``/proc/<pid>/task/*/schedstat``; 0 where the kernel does not keep it).  On a
+    machine whose cores are shared with other work, every such wait of the server or the
+    client while an order is in flight is part of that order's latency."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread gone meanwhile, or no schedstat
+            pass
+    return total / 1e9
 
 
 class ThroughputResult(msgspec.Struct, frozen=True):
@@ -133,6 +161,18 @@ class LatencyResult(msgspec.Struct, frozen=True):
     durability: str
     log_digest: str
     machine: str
+    send_lag_us_p99: float = 0.0
+    """How late the client sent its orders (actual send - scheduled send), p99 and max:
+    part of the latency above, the client's own (it shares the machine's cores)."""
+    send_lag_us_max: float = 0.0
+    server_cpu_s: float = 0.0
+    """CPU the server process used during the measured run (user + system)."""
+    client_cpu_s: float = 0.0
+    """CPU this (client) process used during the measured run."""
+    server_run_queue_ms: float = 0.0
+    """Time the server's threads were ready to run but waited for a CPU during the run
+    (:func:`run_queue_s`): when it is large, the tail is the machine's, not the gateway's."""
+    client_run_queue_ms: float = 0.0
 
 
 class InProcessResult(msgspec.Struct, frozen=True):
@@ -352,7 +392,7 @@ class RawSession:
         self.sock.setblocking(False)
 
     def receive(self) -> list[_Peek]:
-        data = self.sock.recv(1 << 20)
+        data = self.sock.recv(RECV_BYTES)
         if not data:
             raise ConnectionError("server closed the connection")
         self.reader.receive_data(data)
@@ -570,11 +610,48 @@ class StalledError(TimeoutError):
 
 
 def _open_loop(
-    session: RawSession, frames: list[bytes], rate: int, stall_s: float = 5.0
+    session: RawSession,
+    frames: list[bytes],
+    rate: int,
+    stall_s: float = 5.0,
+    send_lags: list[float] | None = None,
+    quantum_s: float = 0.0,
 ) -> tuple[list[float], float]:
     """Send frame k at start + k / rate; return latencies (us) from schedule to Ack.  Raises
-    :class:`StalledError` when no answer comes for ``stall_s`` after the last send."""
+    :class:`StalledError` when no answer comes for ``stall_s`` after the last send.  With
+    ``send_lags``, the lateness of each burst's first order (us) is appended to it.  The
+    client never sleeps less than ``quantum_s`` waiting for its next send (answers still wake
+    it at once): the orders due meanwhile go out together, up to ``quantum_s`` late - and
+    that lateness is in their latency, which counts from the schedule."""
     _precise_timers()
+    with _no_collections():
+        return _open_loop_run(session, frames, rate, stall_s, send_lags, quantum_s)
+
+
+@contextlib.contextmanager
+def _no_collections():
+    """No cyclic garbage collection in the load generator while it measures: it allocates a
+    few objects per answer, all freed by reference counting, and a process that imported the
+    engine holds enough objects that a full collection stops it for ~25-30 ms (measured: its
+    sends then ran 30 ms late, the whole of the run's p99).  Collected once before instead."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _open_loop_run(
+    session: RawSession,
+    frames: list[bytes],
+    rate: int,
+    stall_s: float,
+    send_lags: list[float] | None,
+    quantum_s: float,
+) -> tuple[list[float], float]:
     n = len(frames)
     scheduled = [0.0] * (n + 1)
     latencies: list[float] = []
@@ -591,7 +668,9 @@ def _open_loop(
             k += 1
         if burst:
             _send_all(sock, b"".join(burst))
-        timeout = max(0.0, start + k / rate - clock()) if k < n else stall_s
+            if send_lags is not None:
+                send_lags.append((clock() - scheduled[k + 1 - len(burst)]) * 1e6)
+        timeout = max(quantum_s, start + k / rate - clock()) if k < n else stall_s
         readable, _, _ = select.select([sock], [], [], timeout)
         if readable:
             arrived = clock()
@@ -610,6 +689,7 @@ def run_latency(
     data_dir: str | Path | None = None,
     warmup: int = 2_000,
     server_args: tuple[str, ...] = (),
+    send_quantum_us: float = 0.0,
 ) -> LatencyResult:
     """Order-to-Ack latency percentiles at a fixed offered rate (open loop).
 
@@ -637,13 +717,19 @@ def run_latency(
             _pump([warm], [order_frames(0, warmup, 1)], 50)
             warm.close()
             session = RawSession(server.port, "t0")
+            pid, lags = server.process.pid, []
+            before = _usage(pid)
             try:
-                latencies, elapsed = _open_loop(session, frames, rate)
+                latencies, elapsed = _open_loop(
+                    session, frames, rate, send_lags=lags, quantum_s=send_quantum_us / 1e6
+                )
+                usage = [now - then for now, then in zip(_usage(pid), before)]
             finally:
                 session.close()
         server.stop()
         batches, _, digest = log_summary(directory)
     latencies.sort()
+    lags.sort()
     stats = server.stats
     return LatencyResult(
         offered_per_s=rate,
@@ -668,6 +754,22 @@ def run_latency(
         durability=durability,
         log_digest=digest,
         machine=machine_line(),
+        send_lag_us_p99=round(_percentile(lags, 0.99), 1),
+        send_lag_us_max=round(lags[-1] if lags else 0.0, 1),
+        server_cpu_s=round(usage[0], 3),
+        client_cpu_s=round(usage[1], 3),
+        server_run_queue_ms=round(usage[2] * 1e3, 1),
+        client_run_queue_ms=round(usage[3] * 1e3, 1),
+    )
+
+
+def _usage(server_pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds of the server and of this process, and their run-queue waits (seconds)."""
+    return (
+        process_cpu_s(server_pid),
+        time.process_time(),
+        run_queue_s(server_pid),
+        run_queue_s(os.getpid()),
     )
 
 
@@ -701,7 +803,6 @@ def run_inprocess(
     fifth of each run warms up; the result is the best run (least disturbed by the machine).
     Times are the thread's CPU time (:func:`cpu_clock`; one thread does all the work).
     """
-    import gc
 
     from engine.durable.sequencer import Sequencer
     from gateway.server import Connection, Gateway, GatewayConfig
@@ -802,11 +903,11 @@ def _time_parts(exchange, core) -> dict[str, float]:
     submit_records, batch_committed = exchange.submit_records, core.batch_committed
 
     def timed_submit(*args, **kwargs):
-        started = cpu_clock()
+        started, reported = cpu_clock(), parts["report"]
         try:
             return submit_records(*args, **kwargs)
-        finally:
-            parts["sequence"] += cpu_clock() - started
+        finally:  # the routing runs inside (the gateway's ``prepare``): counted as the report's
+            parts["sequence"] += cpu_clock() - started - (parts["report"] - reported)
 
     def timed_committed(*args):
         started = cpu_clock()
@@ -980,7 +1081,7 @@ def run_fix(orders: int = 10_000, window: int = 200, durability: str = "batch") 
                     sent_at.update((k, now) for k in range(sent, stop))
                     _send_all(sock, b"".join(frames[sent:stop]))
                     sent = stop
-                data = sock.recv(1 << 20)
+                data = sock.recv(RECV_BYTES)
                 if not data:
                     raise ConnectionError(
                         f"the FIX session was closed after {answered} of {orders} orders"
@@ -1078,7 +1179,7 @@ def _flood_one(sock: socket.socket, chunk: bytes, stop, sent) -> None:
         readable, writable, _ = select.select([sock], [sock], [], 0.1)
         while readable:
             try:
-                if not sock.recv(1 << 20):
+                if not sock.recv(RECV_BYTES):
                     raise ConnectionResetError("closed by the server")
             except BlockingIOError:
                 break
@@ -1099,7 +1200,7 @@ def _resume_again(port: int, stop, sent) -> None:
         sock.settimeout(1.0)
         while not done and not stop.is_set():
             try:
-                data = sock.recv(1 << 20)
+                data = sock.recv(RECV_BYTES)
             except TimeoutError:
                 continue
             if not data:

@@ -15,9 +15,14 @@ connections become one ``Sequencer.submit_records`` (one log record, one sync). 
 is being made durable the loop is blocked, and whatever arrives meanwhile forms the next batch:
 the batch size adapts to the load by itself (smart batching).
 
-Only after ``submit_records`` returns (durable under the exchange's policy) does the core route
-the events, the Acks and market data into the sessions' outbound buffers; the adapter then
-writes each connection's frames with one ``transport.write``.
+The core routes a batch's events, the Acks and market data into the sessions' outbound
+buffers *while the log's sync is under way* (``submit_records``' ``prepare``, called once the
+device was told to start writing the batch: the routing's CPU overlaps the transfer, and the
+``fdatasync`` afterwards waits only for the rest).  Nothing of it is written before
+``submit_records`` returns (durable under the exchange's policy); the adapter then writes each
+connection's frames with one ``transport.write``, batch by batch, in log order.  If the sync
+fails instead, the routed frames are dropped and every requester of the batch is told the
+outcome is unknown.
 
 Limits (``engine.core.limits``, overridable downwards in :class:`GatewayConfig`) are enforced by
 the core, except the outbound queue per connection, which is the transport's: when the socket's
@@ -610,20 +615,25 @@ class Gateway:
     # -- group commit --------------------------------------------------------------------------
     def _flush(self) -> None:
         """Sequence the waiting batches (one ``submit_records`` each, normally one per turn of
-        the loop); the core routes their events, Acks and market data; write the frames."""
+        the loop).  The core routes a batch's events, Acks and market data into the sessions'
+        buffers while the log's sync is under way (``submit_records``' ``prepare``); they are
+        written once it returned - the batch is durable - batch by batch, in log order, and
+        dropped if it raised instead."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         core = self.core
         if not core.has_batch or core.failure is not None or self.closed:
             return
+        self._write_dirty()  # so that the buffers hold nothing but the batch's own answers
         batches = core.take_batches()
         for position, batch in enumerate(batches):
+            routing = _Routing(core, batch)
             try:
                 events = self.exchange.submit_records(
-                    batch.command_records(), batch.annotation_blob()
+                    batch.command_records(), batch.annotation_blob(), routing
                 )
-            except jr.LogFullError as exc:  # nothing of it recorded: refuse, go on
+            except jr.LogFullError as exc:  # nothing of it recorded (nor routed): refuse, go on
                 log.error("log full, %d batches refused: %s", len(batches) - position, exc)
                 self.exchange.release_claims()  # the later batches' claims go with them
                 core.batches_refused(batches[position:], str(exc))
@@ -631,19 +641,28 @@ class Gateway:
                 return
             except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
                 log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
+                if routing.ran:
+                    self._discard_unsent()  # never durable: none of its answers goes out
                 core.batch_failed(batches[position:], exc)
                 self._write_dirty()
                 self.request_shutdown()
                 return
             self.batches += 1
             self.commands_submitted += len(batch)
-            core.batch_committed(batch, events)
+            if routing.error is not None:
+                raise routing.error
             if self.fix_acceptor is not None:
                 self.fix_acceptor.batch_committed(events)
-        self._write_dirty()
+            self._write_dirty()
         if self._batch_started is not None:
             self._batch_latency_s.append(time.monotonic() - self._batch_started)
             self._batch_started = None
+
+    def _discard_unsent(self) -> None:
+        """Drop the frames that a batch's routing queued (its sync failed: nothing of it is
+        acknowledged).  The buffers held nothing else: :meth:`_flush` wrote them first."""
+        for session in self.core.take_dirty():
+            session.out, session.out_frames, session.dirty = bytearray(), 0, False
 
     def stats(self) -> GatewayStats:
         """Counters, and the gateway's own latency: from the first request of a batch being
@@ -703,6 +722,26 @@ class Gateway:
         self._write_dirty()
         if not self.stopping:
             self._schedule_tick()
+
+
+class _Routing:
+    """``Sequencer.submit_records``' ``prepare`` for one batch: the core routes the batch's
+    events into the sessions' buffers while the log's sync is under way.  An exception is
+    kept for the caller (the exchange is not at fault)."""
+
+    __slots__ = ("core", "batch", "ran", "error")
+
+    def __init__(self, core: GatewayCore, batch) -> None:
+        self.core, self.batch = core, batch
+        self.ran = False
+        self.error: Exception | None = None
+
+    def __call__(self, events) -> None:
+        self.ran = True
+        try:
+            self.core.batch_committed(self.batch, events)
+        except Exception as exc:  # noqa: BLE001 - raised again by Gateway._flush
+            self.error = exc
 
 
 def _market_local_now() -> datetime.datetime:

@@ -16,9 +16,12 @@ For every batch it assigns consecutive sequence numbers and one timestamp (from 
 clock, clamped so it never decreases), encodes the commands to records once, appends the batch
 record to the log, applies the records to the engine, appends the checkpoint (digest of the
 events) and syncs per the durability policy - and only then returns the events.  Nothing is
-acknowledged before it is durable under the chosen policy.  If anything fails half-way (the
-engine raises, the disk is full) the exchange refuses further work: its engine may be ahead of
-its log, and only a reopen (recovery) restores the rule "state = replay of the log".
+acknowledged before it is durable under the chosen policy.  (A caller may *make* its
+acknowledgements while the sync is under way - ``submit_records``' ``prepare``, called after
+the device was told to start writing and before the ``fdatasync`` - but releases them only
+after ``submit_records`` returns.)  If anything fails half-way (the engine raises, the disk is
+full) the exchange refuses further work: its engine may be ahead of its log, and only a reopen
+(recovery) restores the rule "state = replay of the log".
 
 Recovery on open: the journal checks every byte of the log and truncates a torn or
 unacknowledged tail; unfinished snapshot files are removed; then ``engine.durable.recovery``
@@ -43,6 +46,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, Self, cast
 
@@ -361,9 +365,23 @@ class Sequencer:
         events = self._process(records, blob)
         return SubmitResult(first, first + count - 1, self.codec.decode_events(events))
 
-    def submit_records(self, records: np.ndarray, annotations: bytes = b"") -> np.ndarray:
+    def submit_records(
+        self,
+        records: np.ndarray,
+        annotations: bytes = b"",
+        prepare: Callable[[np.ndarray], None] | None = None,
+    ) -> np.ndarray:
         """The hot path: like :meth:`submit` for a :data:`COMMAND_DTYPE` array, whose ``seq``
-        and ``ts_ns`` are filled in place; returns the event records."""
+        and ``ts_ns`` are filled in place; returns the event records.
+
+        ``prepare``, when given, is called with the event records once the batch and its
+        checkpoint are in the log and the storage has started writing them, *before* the
+        sync that makes them durable returns (``Journal.append_checkpoint``'s ``during``): a
+        caller makes its acknowledgements there, in memory, while the device works, instead
+        of after the sync.  Nothing it makes may leave the process before this method
+        returns (the batch is not durable until then), and if this method raises instead,
+        the batch is not acknowledged and what ``prepare`` made must be discarded.  It must
+        not raise: an exception from it fails the exchange like any half-way failure."""
         self._check_usable()
         if not isinstance(records, np.ndarray) or records.dtype != COMMAND_DTYPE:
             raise TypeError("records must be a COMMAND_DTYPE array")
@@ -373,7 +391,7 @@ class Sequencer:
             return np.zeros(0, EVENT_DTYPE)
         if self._claims:
             self._consume_claims(records)
-        return self._process(records, annotations)
+        return self._process(records, annotations, prepare)
 
     # -- claimed seqs ------------------------------------------------------------------------------
     _claims = 0
@@ -415,7 +433,12 @@ class Sequencer:
             raise TypeError(f"the clock must return integer nanoseconds, not {type(ts).__name__}")
         return max(int(ts), self.journal.last_ts_ns)
 
-    def _process(self, records: np.ndarray, annotations: bytes) -> np.ndarray:
+    def _process(
+        self,
+        records: np.ndarray,
+        annotations: bytes,
+        prepare: Callable[[np.ndarray], None] | None = None,
+    ) -> np.ndarray:
         count = len(records)
         if count > limits.BATCH_COMMANDS_MAX:
             raise ValueError(f"at most {limits.BATCH_COMMANDS_MAX} commands in one batch")
@@ -429,7 +452,8 @@ class Sequencer:
             except BaseException:
                 self.journal.abort_batch()
                 raise
-            self.journal.append_checkpoint(events)
+            during = None if prepare is None else partial(prepare, events)
+            self.journal.append_checkpoint(events, during)
             if self.replicator is not None:
                 self.replicator.replicate(first, first + count - 1, self.journal.last_batch_bytes())
         except jr.LogFullError:  # nothing of the batch was written: refused, still usable
