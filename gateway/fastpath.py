@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import threading
 from itertools import repeat
-from operator import attrgetter, itemgetter
 
 import numpy as np
 from numba import njit, uint64
@@ -43,6 +42,7 @@ from numba import njit, uint64
 from engine.core import records as r
 from engine.core import schema as s
 from gateway import protocol as p
+from gateway.batch import Batch
 
 # -- the layout array: what the kernels read instead of globals ------------------------------
 (
@@ -573,9 +573,6 @@ a larger account number routes the general way."""
 _ORDER_ID, _KIND = r.E_ORDER_ID, r.E_KIND
 _MAKER_ORDER_ID, _EV_TRADE = r.TRADE_EXECUTED.maker_order_id, r.EV_TRADE
 _ACTIVE = 2  # session.State.ACTIVE (an IntEnum): compared by value, no import cycle
-_user, _request_id = attrgetter("user"), attrgetter("request_id")
-_hidden, _client_order_id = attrgetter("hidden"), attrgetter("client_order_id")
-_first, _second, _third, _fourth = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 log = logging.getLogger("gateway.fastpath")
@@ -615,7 +612,7 @@ def compile_kernels(symbols: list[str], *, wait: bool = True) -> bool:
 def _compile(symbols: list[str]) -> None:
     try:
         router = ReportRouter(symbols, background=True)
-        router._route_ready(1, np.zeros((0, r.EVENT_FIELDS), dtype=np.int64), [], [], {}, {}, [])
+        router._route_ready(np.zeros((0, r.EVENT_FIELDS), dtype=np.int64), Batch(), {}, {}, [])
     except Exception:  # the typed fan-out stays in use; the gateway is unaffected
         log.exception("the compiled report router could not be compiled; using the typed one")
         return
@@ -684,40 +681,28 @@ class ReportRouter:
         self.slot_user = np.array([user_of[x.user_name] for x in slots], dtype=np.int64)
 
     def route(
-        self,
-        first_seq: int,
-        rows: np.ndarray,
-        annotations: list,
-        origins: list,
-        client_of: dict,
-        by_account: dict,
-        dirty: list,
+        self, rows: np.ndarray, batch: Batch, client_of: dict, by_account: dict, dirty: list
     ) -> bool:
         """Append the frames of a batch's order events and Acks to their sessions (as
         ``GatewayCore._route``); False, with nothing sent, if the batch has another kind of
         event, the accounts are too sparse or the kernels are still compiling (the caller routes
-        it the general way)."""
+        it the general way).
+
+        ``rows`` are the batch's event records as an int64 table; ``batch`` is the
+        ``gateway.core.Batch`` they answer (its annotations and requesters, by column)."""
         if not _COMPILED.is_set():
             return False
-        return self._route_ready(
-            first_seq, rows, annotations, origins, client_of, by_account, dirty
-        )
+        return self._route_ready(rows, batch, client_of, by_account, dirty)
 
     def _route_ready(
-        self,
-        first_seq: int,
-        rows: np.ndarray,
-        annotations: list,
-        origins: list,
-        client_of: dict,
-        by_account: dict,
-        dirty: list,
+        self, rows: np.ndarray, batch: Batch, client_of: dict, by_account: dict, dirty: list
     ) -> bool:
         if self.stale:
             self.rebuild(by_account)
         if not self.dense:
             return False
-        n, m, get = len(rows), len(annotations), client_of.get
+        first_seq = batch.first_seq
+        n, m, get = len(rows), batch.count, client_of.get
         strings = list(self.fixed)
         base = len(strings)
         strings += map(get, rows[:, _ORDER_ID].tolist(), repeat(""))
@@ -728,15 +713,13 @@ class ReportRouter:
         row_coids[trades, 1] = np.arange(base + n, base + n + len(trades))
         first_text = base + n + len(trades)
         commands = np.empty((m, 4), dtype=np.int64)
-        commands[:, 0] = np.fromiter(
-            map(self.user_of.get, map(_user, annotations), repeat(-1)), np.int64, m
-        )
-        commands[:, 1] = np.fromiter(map(_request_id, annotations), np.int64, m)
-        commands[:, 2] = np.fromiter(map(_hidden, annotations), np.int64, m)
+        commands[:, 0] = np.fromiter(map(self.user_of.get, batch.users, repeat(-1)), np.int64, m)
+        commands[:, 1] = batch.request_ids
+        commands[:, 2] = 0
+        commands[batch.hidden, 2] = 1
         commands[:, 3] = np.arange(first_text, first_text + m)
-        coids = list(map(_client_order_id, annotations))
-        strings += coids
-        acks, slots = self._acks(origins, commands[:, 3], coids, strings)
+        strings += batch.client_order_ids
+        acks, slots = self._acks(batch, commands)
         joined = "".join(strings)
         count = len(strings)
         if joined.isascii():
@@ -765,32 +748,22 @@ class ReportRouter:
         self._deliver(slots, frames, dirty)
         return True
 
-    def _acks(
-        self, origins: list, coid_ids: np.ndarray, coids: list, strings: list
-    ) -> tuple[np.ndarray, list]:
+    def _acks(self, batch: Batch, commands: np.ndarray) -> tuple[np.ndarray, list]:
         """Per command: the requester's slot (-1: none), request id, order id, the string id
-        of its client order id; and the slots, with any requester that no account routes to
-        appended.  The client order ids are the annotations' (``coids``, string ids
-        ``coid_ids``) when the origins name the same ones (as every request's do), else they
-        are appended to ``strings``."""
-        m, slots, slot_get = len(origins), self.slots, self.slot_of.get
+        of its client order id (the annotation's, as ``commands`` has them); and the slots,
+        with any requester that no account routes to appended."""
+        m, slots, slot_get = batch.count, self.slots, self.slot_of.get
+        requesters = batch.requesters
         acks = np.empty((m, 4), dtype=np.int64)
-        if None in origins:  # the gateway's own commands: no Ack
-            origins = [(None, 0, 0, "") if o is None else o for o in origins]
-        own = list(map(_fourth, origins))
-        if own == coids:
-            acks[:, 3] = coid_ids
-        else:
-            acks[:, 3] = np.arange(len(strings), len(strings) + m)
-            strings += own
-        acks[:, 0] = np.fromiter(map(slot_get, map(_first, origins), repeat(-2)), np.int64, m)
-        acks[:, 1] = np.fromiter(map(_second, origins), np.int64, m)
-        acks[:, 2] = np.fromiter(map(_third, origins), np.int64, m)
+        acks[:, 0] = np.fromiter(map(slot_get, requesters, repeat(-2)), np.int64, m)
+        acks[:, 1] = commands[:, 1]
+        acks[:, 2] = batch.ack_order_ids
+        acks[:, 3] = commands[:, 3]
         unrouted = np.flatnonzero(acks[:, 0] == -2).tolist()
         if unrouted:
             extra: list = []
             for k in unrouted:
-                session = origins[k][0]
+                session = requesters[k]
                 if session is None:
                     acks[k, 0] = -1
                     continue

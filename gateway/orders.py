@@ -121,6 +121,13 @@ def encode_annotation(annotation: Annotation) -> bytes:
     return _encode((annotation.user, annotation.request_id, annotation.client_order_id))
 
 
+def encode_plain_annotations(
+    users: list[str], request_ids: list[int], client_order_ids: list[str]
+) -> list[bytes]:
+    """:func:`encode_annotation` of annotations that are not hidden, given by column."""
+    return list(map(_encode, zip(users, request_ids, client_order_ids)))
+
+
 def decode_annotation(data: bytes | None) -> Annotation:
     """The annotation of a logged command (NO_ANNOTATION when absent or unreadable)."""
     if not data:
@@ -311,27 +318,45 @@ class OrderTracker:
         ids = np.stack((table[:, E_ORDER_ID], table[:, _MAKER_ORDER_ID]), axis=1)[legs]
         accounts = np.stack((table[:, E_ACCOUNT], table[:, _MAKER_ACCOUNT]), axis=1)[legs]
         if len(ids):
-            self._end_all(ids.tolist(), accounts.tolist())
+            self._end_all(ids, accounts)
         if len(kinds) and kinds.max() >= _MODE_KIND_ARRAY[0]:  # else no block/auction event
             for i in np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY)).tolist():
                 self._mode_event(int(kinds[i]), table[i].tolist())
 
-    def _end_all(self, order_ids: list[int], accounts: list[int]) -> None:
-        """:meth:`_ended` for each (order id, account), inlined: this runs for every order."""
-        live_get, owner_pop, forget = self.live.get, self.owner.pop, self._forget
-        day_start, ended_today = self.day_start_seq, self.ended_today
-        for order_id, account in zip(order_ids, accounts):
-            live = live_get(account)
+    def _end_all(self, order_ids: np.ndarray, accounts: np.ndarray) -> None:
+        """:meth:`_ended` for each (order id, account), in order, a set operation per account
+        and an array extension for the lot (this runs for every order that ends)."""
+        live_get = self.live.get
+        low, high = int(accounts.min()), int(accounts.max())
+        if low == high:
+            live = live_get(low)
             if live is not None:
-                live.discard(order_id)
-            owner = owner_pop(order_id, None)
-            if owner is not None:
-                owner.live_orders.pop(order_id, None)
-            if order_id < day_start:
-                forget(order_id, account)
-            else:
-                ended_today.append(order_id)
-                ended_today.append(account)
+                live.difference_update(order_ids.tolist())
+        else:
+            by_account = np.argsort(accounts, kind="stable")
+            ordered = accounts[by_account]
+            cuts = (np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist()
+            for start, end in zip([0, *cuts], [*cuts, len(ordered)]):
+                live = live_get(int(ordered[start]))
+                if live is not None:
+                    live.difference_update(order_ids[by_account[start:end]].tolist())
+        if self.owner:
+            owner_pop = self.owner.pop
+            for order_id in order_ids.tolist():
+                owner = owner_pop(order_id, None)
+                if owner is not None:
+                    owner.live_orders.pop(order_id, None)
+        earlier = order_ids < self.day_start_seq  # entered on an earlier trading day
+        if earlier.any():
+            for order_id, account in zip(
+                order_ids[earlier].tolist(), accounts[earlier].tolist(), strict=True
+            ):
+                self._forget(order_id, account)
+            today = ~earlier
+            order_ids, accounts = order_ids[today], accounts[today]
+        pairs = np.empty((len(order_ids), 2), dtype=np.int64)
+        pairs[:, 0], pairs[:, 1] = order_ids, accounts
+        self.ended_today.frombytes(pairs.tobytes())
 
     def _mode_event(self, kind: int, row: list) -> None:
         target = row[E_ORDER_ID]

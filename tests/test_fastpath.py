@@ -22,6 +22,7 @@ from engine.core import records as r
 from gateway import fastpath
 from gateway import orders as orders_module
 from gateway import protocol as p
+from gateway.batch import Batch
 from gateway.core import GatewayCore
 from gateway.orders import Annotation, OrderTracker
 from gateway.session import State
@@ -115,15 +116,22 @@ def _batch(rng: random.Random, first_seq: int, commands: int, accounts: int):
     return rows, annotations
 
 
-def _fan_out(rows, annotations, origins, sessions, by_account, client_of, fast: bool):
+def _as_batch(first_seq: int, annotations: list, requesters: list) -> Batch:
+    """A batch of the commands with these annotations and (session or None, Ack's order id)."""
+    batch = Batch()
+    for k, (annotation, (session, order_id)) in enumerate(zip(annotations, requesters)):
+        batch.add((first_seq + k,), annotation, session, order_id)
+    return batch
+
+
+def _fan_out(rows, batch: Batch, sessions, by_account, client_of, fast: bool):
     for session in sessions:
         session.out, session.out_frames, session.dirty = bytearray(), 0, False
     dirty: list = []
-    first_seq = rows[0][r.E_SEQ] if rows else 1
     if fast:
         router = fastpath.ReportRouter(SYMBOLS)
         table = np.array(rows, dtype=np.int64).reshape(-1, r.EVENT_FIELDS)
-        routed = router.route(first_seq, table, annotations, origins, client_of, by_account, dirty)
+        routed = router.route(table, batch, client_of, by_account, dirty)
         assert routed
     else:
         core = SimpleNamespace(
@@ -133,7 +141,7 @@ def _fan_out(rows, annotations, origins, sessions, by_account, client_of, fast: 
             _symbols=SYMBOLS,
             drop_copies=set(),
         )
-        GatewayCore._route(core, first_seq, rows, annotations, origins)
+        GatewayCore._route(core, batch.first_seq, rows, batch.annotations, batch.origins)
     return [(bytes(s.out), s.out_frames) for s in sessions], dirty
 
 
@@ -150,17 +158,14 @@ def test_compiled_fan_out_sends_the_typed_bytes(seed: int) -> None:
     first_seq = rng.randrange(1, 10**6)
     rows, annotations = _batch(rng, first_seq, rng.randrange(1, 60), accounts)
     loner = FakeSession("erin")  # a requester routed by no account
-    origins = [
-        rng.choice(
-            [None, (rng.choice([*sessions, loner]), a.request_id, _value(rng) & 0xFFFF, _text(rng))]
-        )
-        for a in annotations
+    requesters = [
+        rng.choice([(None, 0), (rng.choice([*sessions, loner]), _value(rng) & 0xFFFF)])
+        for _ in annotations
     ]
+    batch = _as_batch(first_seq, annotations, requesters)
     everyone = [*sessions, loner]
-    typed, typed_dirty = _fan_out(
-        rows, annotations, origins, everyone, by_account, client_of, False
-    )
-    fast, fast_dirty = _fan_out(rows, annotations, origins, everyone, by_account, client_of, True)
+    typed, typed_dirty = _fan_out(rows, batch, everyone, by_account, client_of, False)
+    fast, fast_dirty = _fan_out(rows, batch, everyone, by_account, client_of, True)
     assert fast == typed
     assert fast_dirty == typed_dirty
     assert any(out for out, _ in typed) or not rows
@@ -173,7 +178,8 @@ def test_frames_decode_as_the_typed_messages() -> None:
     row[r.E_KIND], row[r.E_SEQ], row[r.E_INSTRUMENT] = r.EV_ACCEPTED, 7, 0
     row[r.E_ORDER_ID], row[r.E_ACCOUNT], row[r.E_QTY], row[r.E_PRICE] = 7, 1, 300, 6000
     annotation = Annotation("alice", 42, "c-1")
-    _fan_out([row], [annotation], [(alice, 42, 7, "c-1")], [alice], {1: {alice}}, {7: "c-1"}, True)
+    batch = _as_batch(7, [annotation], [(alice, 7)])
+    _fan_out([row], batch, [alice], {1: {alice}}, {7: "c-1"}, True)
     frames = p.FrameReader(1 << 20).feed(bytes(alice.out))
     report, ack = (p.decode_server(frame) for frame in frames)
     assert report.exec_type == p.ExecType.ACCEPTED and report.client_order_id == "c-1"
@@ -188,9 +194,9 @@ def test_a_batch_with_another_event_is_left_to_the_general_fan_out() -> None:
     assert r.EV_SESSION_OPENED not in fastpath_kinds
     router = fastpath.ReportRouter(SYMBOLS)
     table = np.array([row], dtype=np.int64)
-    origins = [(alice, 1, 0, "")]
+    batch = _as_batch(3, [Annotation("alice", 1)], [(alice, 0)])
     dirty: list = []
-    assert not router.route(3, table, [Annotation("alice", 1)], origins, {}, {1: {alice}}, dirty)
+    assert not router.route(table, batch, {}, {1: {alice}}, dirty)
     assert not alice.out and not dirty
 
 
@@ -212,20 +218,22 @@ def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
     rng = random.Random(seed)
     kinds = [*KINDS, *sorted(orders_module._MODE_KINDS), r.EV_SESSION_OPENED]
     rows = []
+    accounts = 1 + seed % 3  # one account (the tracker's shortcut), or several
     for _ in range(rng.randrange(0, 80)):
         row = [rng.randrange(0, 5) for _ in range(r.EVENT_FIELDS)]
         row[r.E_KIND] = rng.choice(kinds)
         row[r.E_ORDER_ID] = rng.randrange(1, 40)
         row[r.TRADE_EXECUTED.maker_order_id] = rng.randrange(1, 40)
-        row[r.E_ACCOUNT] = row[r.E_ORDER_ID] % 3
-        row[r.TRADE_EXECUTED.maker_account] = row[r.TRADE_EXECUTED.maker_order_id] % 3
+        row[r.E_ACCOUNT] = row[r.E_ORDER_ID] % accounts
+        row[r.TRADE_EXECUTED.maker_account] = row[r.TRADE_EXECUTED.maker_order_id] % accounts
         rows.append(row)
     trackers = []
     for form in ("rows", "table"):
         tracker = OrderTracker()
         owner = SimpleNamespace(live_orders={})
         for order_id in range(1, 40):
-            tracker.reserve(order_id % 3, f"c{order_id}", order_id, owner if order_id % 2 else None)
+            owned = owner if order_id % 2 else None
+            tracker.reserve(order_id % accounts, f"c{order_id}", order_id, owned)
         tracker.day_start_seq = 20
         tracker.offers = {k: (k % 3, -1) for k in range(1, 40, 3)}
         tracker.auctions = {k: (k % 3, False) for k in range(2, 40, 3)}

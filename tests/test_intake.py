@@ -16,6 +16,7 @@ import pytest
 from engine.core import limits
 from engine.core import schema as s
 from engine.durable.sequencer import Sequencer
+from gateway import core as gateway_core
 from gateway import intake
 from gateway import protocol as p
 from gateway.core import GatewayConfig, GatewayCore
@@ -239,14 +240,21 @@ def _logon(core: GatewayCore, directory, name: str, **kw):
     return session
 
 
-def _stream(rng: random.Random, count: int) -> bytes:
+def _stream(rng: random.Random, count: int, runs: bool = False) -> bytes:
     """Orders, mostly plain, with duplicates, foreign and missing accounts, unknown symbols,
-    other requests and the odd re-encoded one, for carol (accounts 3 and 4)."""
+    other requests and the odd re-encoded one, for carol (accounts 3 and 4); with ``runs``,
+    in runs of up to 80 orders for one account, and fewer other frames."""
     parts = []
+    account = 3
     for k in range(1, count + 1):
         roll = rng.random()
+        if runs:
+            roll = 0.12 + 0.88 * roll if rng.random() < 0.95 else roll
         coid = f"o{rng.randrange(count // 2)}"
-        account = rng.choice([3, 3, 4, 4, -1, 5])
+        if not runs:
+            account = rng.choice([3, 3, 4, 4, -1, 5])
+        elif rng.random() < 1 / 40:
+            account = rng.choice([3, 3, 4, 4, -1, 5])
         instrument = rng.choice([SYM_A, SYM_A, SYM_B, "NOPE"] if roll < 0.1 else [SYM_A, SYM_B])
         m = p.NewOrder(
             request_id=k, client_order_id=coid, instrument=instrument, side=rng.choice([1, 2]),
@@ -268,20 +276,24 @@ def _stream(rng: random.Random, count: int) -> bytes:
     return b"".join(parts)
 
 
+@pytest.mark.parametrize("runs", [False, True])
 @pytest.mark.parametrize("cancel_on_disconnect", [False, True])
 def test_sessions_end_the_same_with_the_compiled_intake_or_without(
-    tmp_path, cancel_on_disconnect
+    tmp_path, monkeypatch, cancel_on_disconnect, runs
 ) -> None:
+    """The typed path, the compiled intake order by order, and the compiled intake a group
+    at a time (``GatewayCore._take_in_bulk``, forced for every run here) end alike."""
     seed = random.randrange(2**32)
     print(f"seed {seed}")
     rng = random.Random(seed)
     directory = users()
-    data = _stream(rng, 1500)
+    data = _stream(rng, 1500, runs)
     cuts = sorted(rng.sample(range(1, len(data)), 60))
     times = sorted(rng.uniform(0.0, 3.0) for _ in cuts)
     outcomes = []
-    for scanner in (False, True):
-        exchange, core = _core(tmp_path, f"d{int(scanner)}", scanner)
+    for mode, (scanner, bulk_min) in enumerate([(False, 1), (True, 10**9), (True, 1)]):
+        monkeypatch.setattr(gateway_core, "BULK_ORDERS_MIN", bulk_min)
+        exchange, core = _core(tmp_path, f"d{mode}", scanner)
         try:
             carol = _logon(core, directory, "carol", cancel_on_disconnect=cancel_on_disconnect)
             carol.take_output()
@@ -310,11 +322,12 @@ def test_sessions_end_the_same_with_the_compiled_intake_or_without(
             )  # fmt: skip
         finally:
             exchange.close()
-    typed_path, compiled_path = outcomes
+    typed_path = outcomes[0]
     assert len(typed_path[1]) > 5, "the stream must make batches"
-    assert _messages(typed_path[0]) == _messages(compiled_path[0]), seed
-    for position, (a, b) in enumerate(zip(typed_path[1:], compiled_path[1:], strict=True)):
-        assert a == b, (seed, position)
+    for compiled_path in outcomes[1:]:
+        assert _messages(typed_path[0]) == _messages(compiled_path[0]), seed
+        for position, (a, b) in enumerate(zip(typed_path[1:], compiled_path[1:], strict=True)):
+            assert a == b, (seed, position)
 
 
 def _messages(data: bytes) -> list:

@@ -51,14 +51,15 @@ def routed_batch(logged: jr.LoggedBatch, tracker: OrderTracker, codec) -> Batch:
     gateway reserved as it made the batch's commands."""
     batch = Batch()
     commands = logged.commands
-    batch.records = records = commands.tolist()
+    records = commands.tolist()
     items = logged.annotations()
-    batch.annotations = annotations = (
+    annotations = (
         [NO_ANNOTATION] * logged.count
         if items is None
         else [decode_annotation(item) for item in items]
     )
-    batch.origins = [None] * logged.count
+    for record, annotation in zip(records, annotations, strict=True):
+        batch.add(tuple(record), annotation, None, 0)
     kinds = commands["kind"]
     for i in np.flatnonzero(kinds == K_SUBMIT).tolist():
         record, client_order_id = records[i], annotations[i].client_order_id
