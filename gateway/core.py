@@ -646,7 +646,7 @@ class GatewayCore:
                 if live_orders is None:
                     live_orders = live[account] = set()
                 known.update(zip(coids, order_ids))
-                tracker.client_of.update(zip(order_ids, coids))
+                tracker.client_of.add_run(first, coids)
                 live_orders.update(order_ids)
                 if owner is not None:
                     tracker.owner.update(dict.fromkeys(order_ids, owner))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from itertools import repeat
 
 import numpy as np
@@ -43,6 +44,7 @@ from engine.core import records as r
 from engine.core import schema as s
 from gateway import protocol as p
 from gateway.batch import Batch
+from gateway.orders import OrderIdPages
 
 # -- the layout array: what the kernels read instead of globals ------------------------------
 (
@@ -681,7 +683,12 @@ class ReportRouter:
         self.slot_user = np.array([user_of[x.user_name] for x in slots], dtype=np.int64)
 
     def route(
-        self, rows: np.ndarray, batch: Batch, client_of: dict, by_account: dict, dirty: list
+        self,
+        rows: np.ndarray,
+        batch: Batch,
+        client_of: Mapping[int, str],
+        by_account: dict,
+        dirty: list,
     ) -> bool:
         """Append the frames of a batch's order events and Acks to their sessions (as
         ``GatewayCore._route``); False, with nothing sent, if the batch has another kind of
@@ -695,19 +702,29 @@ class ReportRouter:
         return self._route_ready(rows, batch, client_of, by_account, dirty)
 
     def _route_ready(
-        self, rows: np.ndarray, batch: Batch, client_of: dict, by_account: dict, dirty: list
+        self,
+        rows: np.ndarray,
+        batch: Batch,
+        client_of: Mapping[int, str],
+        by_account: dict,
+        dirty: list,
     ) -> bool:
         if self.stale:
             self.rebuild(by_account)
         if not self.dense:
             return False
         first_seq = batch.first_seq
-        n, m, get = len(rows), batch.count, client_of.get
+        n, m = len(rows), batch.count
         strings = list(self.fixed)
         base = len(strings)
-        strings += map(get, rows[:, _ORDER_ID].tolist(), repeat(""))
         trades = np.flatnonzero(rows[:, _KIND] == _EV_TRADE)  # only they name a maker order
-        strings += map(get, rows[trades, _MAKER_ORDER_ID].tolist(), repeat(""))
+        if isinstance(client_of, OrderIdPages):
+            strings += client_of.get_many(rows[:, _ORDER_ID])
+            strings += client_of.get_many(rows[trades, _MAKER_ORDER_ID])
+        else:
+            get = client_of.get
+            strings += map(get, rows[:, _ORDER_ID].tolist(), repeat(""))
+            strings += map(get, rows[trades, _MAKER_ORDER_ID].tolist(), repeat(""))
         row_coids = np.zeros((n, 2), dtype=np.int64)  # string id 0: ""
         row_coids[:, 0] = np.arange(base, base + n)
         row_coids[trades, 1] = np.arange(base + n, base + n + len(trades))

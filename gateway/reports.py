@@ -35,7 +35,7 @@ they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -144,7 +144,7 @@ def order_report(
     row: list[int],
     index: int,
     leg: int,
-    client_of: dict,
+    client_of: Mapping[int, str],
     request_id: int,
     symbol: str,
     annotation: Annotation = NO_ANNOTATION,
@@ -366,7 +366,7 @@ def messages_for(
     row: list[int],
     index: int,
     annotation: Annotation,
-    client_of: dict,
+    client_of: Mapping[int, str],
     codec: r.Codec,
 ) -> list:
     """The durable messages one session receives for one event.
@@ -381,7 +381,7 @@ def messages_for(
         The event's position among its command's events.
     annotation : Annotation
         The annotation of the command that caused the event (``NO_ANNOTATION`` if none).
-    client_of : dict
+    client_of : Mapping[int, str]
         Engine order id -> client order id.
     codec : engine.core.records.Codec
         The exchange's codec (instrument names, typed events).
