@@ -532,6 +532,7 @@ class GatewayCore:
         by_client, live, client_of = tracker.by_client, tracker.live, tracker.client_of
         open_max, claim = self.config.open_orders_per_account, self._claim
         owner = session if session.cancel_on_disconnect else None
+        split = tracker.shard_split
         records: list[tuple] = []
         request_ids: list[int] = []
         client_order_ids: list[str] = []
@@ -569,6 +570,8 @@ class GatewayCore:
                 known, live_orders = by_client[account], live[account]
             else:  # tracker.reserve, inlined
                 known[client_order_id] = order_id
+                if type(known) is dict and len(known) >= split:
+                    known = tracker.grown(account)
                 client_of[order_id] = client_order_id
                 live_orders.add(order_id)
                 if owner is not None:
@@ -646,6 +649,8 @@ class GatewayCore:
                 if live_orders is None:
                     live_orders = live[account] = set()
                 known.update(zip(coids, order_ids))
+                if type(known) is dict and len(known) >= tracker.shard_split:
+                    known = tracker.grown(account)
                 tracker.client_of.add_run(first, coids)
                 live_orders.update(order_ids)
                 if owner is not None:

@@ -43,7 +43,7 @@ them: their size costs no garbage-collection pauses.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from itertools import repeat
 from typing import Any
 
@@ -157,6 +157,12 @@ assert BLOCK_COMMAND_REJECTED.command == AUCTION_COMMAND_REJECTED.command
 PAGE_BITS = 13
 """``OrderIdPages`` holds the client order ids of 2**13 consecutive order ids in one dict."""
 _NO_PAGE: dict[int, str] = {}
+SHARD_SPLIT = 32_768
+"""An account's reserved client order ids are one dict up to this many, then
+:class:`ShardedIds` (the dict's last rehash, at 21,845 ids, takes ~1 ms; the next would take
+~2.5 ms at 43,690, ~5 at 87,381, ~11 at 174,762 ...)."""
+SHARDS = 64
+_ABSENT: Any = object()
 
 
 class OrderIdPages(MutableMapping[int, str]):
@@ -237,11 +243,103 @@ class OrderIdPages(MutableMapping[int, str]):
         return found.tolist()
 
 
+class ShardedIds(MutableMapping[str, int]):
+    """A very active account's reserved client order id -> order id (a value of the
+    tracker's ``by_client``): the plain dict it was, kept as it is (``first``), and the ids
+    reserved since in :data:`SHARDS` dicts by the id's hash.
+
+    An account's ids are one plain dict until it holds :data:`SHARD_SPLIT` of them
+    (``OrderTracker.grown`` then makes this of it): a dict that grows to a very active
+    account's day stops the process at each doubling to rehash every entry (see
+    :class:`OrderIdPages`); here the first dict never grows again (deleting never rehashes),
+    and each shard holds 1/64th of the rest and rehashes at its own moment.  Nothing is
+    copied at the change.  It offers what the gateway uses of the plain dict - ``in``,
+    ``get``, item assignment and deletion, ``len``, ``keys().isdisjoint`` and ``update`` - so
+    either may be an account's; an id lives in exactly one of its dicts.  Measured: checking
+    and reserving an id costs ~0.2-0.3 us more than in one dict."""
+
+    __slots__ = ("first", "shards")
+
+    def __init__(self, first: dict[str, int]) -> None:
+        self.first = first
+        self.shards: list[dict[str, int]] = [{} for _ in range(SHARDS)]
+
+    def _shard(self, client_order_id: str) -> dict[str, int]:
+        return self.shards[hash(client_order_id) & (SHARDS - 1)]
+
+    def get(self, client_order_id, default=None):  # type: ignore[override]
+        found = self._shard(client_order_id).get(client_order_id, _ABSENT)
+        return self.first.get(client_order_id, default) if found is _ABSENT else found
+
+    def __contains__(self, client_order_id: object) -> bool:
+        if client_order_id in self.first:
+            return True
+        return client_order_id in self._shard(client_order_id)  # type: ignore[arg-type]
+
+    def __getitem__(self, client_order_id: str) -> int:
+        found = self.get(client_order_id, _ABSENT)
+        if found is _ABSENT:
+            raise KeyError(client_order_id)
+        return found
+
+    def __setitem__(self, client_order_id: str, order_id: int) -> None:
+        if client_order_id in self.first:
+            self.first[client_order_id] = order_id  # already there: no growth
+        else:
+            self._shard(client_order_id)[client_order_id] = order_id
+
+    def __delitem__(self, client_order_id: str) -> None:
+        shard = self._shard(client_order_id)
+        if client_order_id in shard:
+            del shard[client_order_id]
+        else:
+            del self.first[client_order_id]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.first
+        for shard in self.shards:
+            yield from shard
+
+    def __len__(self) -> int:
+        return len(self.first) + sum(map(len, self.shards))
+
+    def __bool__(self) -> bool:
+        return bool(self.first) or any(self.shards)
+
+    def keys(self) -> ShardedIds:  # type: ignore[override]
+        """Itself: what ``keys()`` is used for here is :meth:`isdisjoint`."""
+        return self
+
+    def isdisjoint(self, client_order_ids: list[str]) -> bool:
+        """Is none of ``client_order_ids`` reserved?"""
+        if not self.first.keys().isdisjoint(client_order_ids):
+            return False
+        shards = self.shards
+        return not any(
+            c in shards[h & (SHARDS - 1)]
+            for c, h in zip(client_order_ids, map(hash, client_order_ids))
+        )
+
+    def update(self, pairs: Iterable[tuple[str, int]]) -> None:  # type: ignore[override]
+        """Reserve each (client order id, order id) of ``pairs``."""
+        first, shards = self.first, self.shards
+        for client_order_id, order_id in pairs:
+            if client_order_id in first:
+                first[client_order_id] = order_id
+            else:
+                shards[hash(client_order_id) & (SHARDS - 1)][client_order_id] = order_id
+
+
 class OrderTracker:
     """Client order ids, live orders, live offers and auctions, cancel-on-disconnect owners."""
 
+    shard_split = SHARD_SPLIT
+    """Reserved ids of one account from which they are a :class:`ShardedIds`."""
+
     def __init__(self) -> None:
-        self.by_client: dict[int, dict[str, int]] = {}
+        self.by_client: dict[int, MutableMapping[str, int]] = {}
+        """account -> its reserved client order ids -> their order ids (a dict, or for a very
+        active account a :class:`ShardedIds`)."""
         self.client_of = OrderIdPages()
         self.live: dict[int, set[int]] = {}
         """account -> its live order ids (resting or in flight)."""
@@ -287,6 +385,8 @@ class OrderTracker:
         if known is None:
             known = self.by_client[account] = {}
         known[client_order_id] = order_id
+        if type(known) is dict and len(known) >= self.shard_split:
+            self.grown(account)
         self.client_of[order_id] = client_order_id
         live = self.live.get(account)
         if live is None:
@@ -295,6 +395,14 @@ class OrderTracker:
         if owner is not None:
             self.owner[order_id] = owner
             owner.live_orders[order_id] = account
+
+    def grown(self, account: int) -> MutableMapping[str, int]:
+        """The account's reserved ids, made a :class:`ShardedIds` if they have reached
+        :attr:`shard_split` (call after adding some)."""
+        known = self.by_client[account]
+        if type(known) is dict and len(known) >= self.shard_split:
+            known = self.by_client[account] = ShardedIds(known)
+        return known
 
     def withdraw(self, order_id: int, account: int) -> None:
         """Undo :meth:`reserve`: the order was never sequenced (its batch was refused), so
@@ -505,6 +613,8 @@ class OrderTracker:
                         if known is None:
                             known = tracker.by_client[account] = {}
                         known[client_order_id] = order_id
+                        if type(known) is dict and len(known) >= tracker.shard_split:
+                            tracker.grown(account)
                         tracker.client_of[order_id] = client_order_id
                         entered_today.append((order_id, account))
         for order_id, account in entered_today:

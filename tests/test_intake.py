@@ -20,6 +20,7 @@ from gateway import core as gateway_core
 from gateway import intake
 from gateway import protocol as p
 from gateway.core import GatewayConfig, GatewayCore
+from gateway.orders import OrderTracker
 from tests.gateway_fixtures import DATE1, SYM_A, SYM_B, password, small_market, users
 
 SYMBOLS = [SYM_A, SYM_B, "CEA-2026"]
@@ -276,13 +277,15 @@ def _stream(rng: random.Random, count: int, runs: bool = False) -> bytes:
     return b"".join(parts)
 
 
+@pytest.mark.parametrize("sharded", [False, True])
 @pytest.mark.parametrize("runs", [False, True])
 @pytest.mark.parametrize("cancel_on_disconnect", [False, True])
 def test_sessions_end_the_same_with_the_compiled_intake_or_without(
-    tmp_path, monkeypatch, cancel_on_disconnect, runs
+    tmp_path, monkeypatch, cancel_on_disconnect, runs, sharded
 ) -> None:
     """The typed path, the compiled intake order by order, and the compiled intake a group
-    at a time (``GatewayCore._take_in_bulk``, forced for every run here) end alike."""
+    at a time (``GatewayCore._take_in_bulk``, forced for every run here) end alike; with
+    ``sharded``, the accounts' reserved ids become ``ShardedIds`` early in the stream."""
     seed = random.randrange(2**32)
     print(f"seed {seed}")
     rng = random.Random(seed)
@@ -291,9 +294,14 @@ def test_sessions_end_the_same_with_the_compiled_intake_or_without(
     cuts = sorted(rng.sample(range(1, len(data)), 60))
     times = sorted(rng.uniform(0.0, 3.0) for _ in cuts)
     outcomes = []
-    for mode, (scanner, bulk_min) in enumerate([(False, 1), (True, 10**9), (True, 1)]):
+    split = 8 if sharded else OrderTracker.shard_split
+    modes = [(False, 1, OrderTracker.shard_split), (True, 10**9, split), (True, 1, split)]
+    if sharded:
+        modes.append((False, 1, split))
+    for mode, (scanner, bulk_min, shard_split) in enumerate(modes):
         monkeypatch.setattr(gateway_core, "BULK_ORDERS_MIN", bulk_min)
         exchange, core = _core(tmp_path, f"d{mode}", scanner)
+        core.tracker.shard_split = shard_split
         try:
             carol = _logon(core, directory, "carol", cancel_on_disconnect=cancel_on_disconnect)
             carol.take_output()
@@ -317,6 +325,7 @@ def test_sessions_end_the_same_with_the_compiled_intake_or_without(
                 (
                     bytes(out), batches, carol.tokens, carol.reader.buffered,
                     dict(core.tracker.client_of), {a: set(v) for a, v in core.tracker.live.items()},
+                    {a: dict(v) for a, v in core.tracker.by_client.items()},
                     dict(carol.live_orders),
                 )
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The order tracker's paged map behaves as the dict it replaces."""
+"""The order tracker's paged and sharded maps behave as the dicts they replace."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gateway import orders
-from gateway.orders import OrderIdPages
+from gateway.orders import OrderIdPages, OrderTracker, ShardedIds
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -42,3 +42,48 @@ def test_order_id_pages_are_a_dict(seed: int) -> None:
     assert dict(pages) == model and len(pages) == len(model)
     assert all(pages.pages.values()), "an emptied page is dropped"
     assert max(map(len, pages.pages.values()), default=0) <= 1 << orders.PAGE_BITS
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sharded_ids_are_a_dict(seed: int) -> None:
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    model = {f"c{k}": k for k in range(rng.randrange(0, 100))}
+    ids = ShardedIds(dict(model))
+    next_id = 1000
+    for _ in range(2_000):
+        roll = rng.random()
+        coid = f"c{rng.randrange(400)}"
+        if roll < 0.3:
+            ids[coid] = model[coid] = next_id
+            next_id += 1
+        elif roll < 0.4:
+            run = list(dict.fromkeys(f"c{rng.randrange(400)}" for _ in range(rng.randrange(0, 30))))
+            run = [c for c in run if c not in model]
+            ids.update(zip(run, range(next_id, next_id + len(run))))
+            model.update(zip(run, range(next_id, next_id + len(run))))
+            next_id += len(run)
+        elif roll < 0.6 and coid in model:
+            del ids[coid]
+            del model[coid]
+        else:
+            probe = [f"c{rng.randrange(400)}" for _ in range(rng.randrange(0, 5))]
+            assert ids.keys().isdisjoint(probe) == model.keys().isdisjoint(probe)
+        assert (coid in ids) == (coid in model) and ids.get(coid) == model.get(coid)
+        assert bool(ids) == bool(model)
+    assert dict(ids) == model and len(ids) == len(model)
+
+
+def test_an_account_s_ids_are_sharded_once_many() -> None:
+    tracker = OrderTracker()
+    tracker.shard_split = 5
+    for k in range(1, 5):
+        tracker.reserve(7, f"c{k}", k)
+    assert type(tracker.by_client[7]) is dict
+    tracker.reserve(7, "c5", 5)
+    assert type(tracker.by_client[7]) is ShardedIds
+    assert tracker.lookup(7, "c3") == 3 and tracker.owns(7, 5)
+    tracker.withdraw(5, 7)
+    assert tracker.lookup(7, "c5") is None and dict(tracker.by_client[7]) == {
+        f"c{k}": k for k in range(1, 5)
+    }
