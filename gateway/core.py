@@ -532,7 +532,7 @@ class GatewayCore:
         by_client, live, client_of = tracker.by_client, tracker.live, tracker.client_of
         open_max, claim = self.config.open_orders_per_account, self._claim
         owner = session if session.cancel_on_disconnect else None
-        split = tracker.shard_split
+        split = tracker.part_ids
         records: list[tuple] = []
         request_ids: list[int] = []
         client_order_ids: list[str] = []
@@ -649,7 +649,7 @@ class GatewayCore:
                 if live_orders is None:
                     live_orders = live[account] = set()
                 known.update(zip(coids, order_ids))
-                if type(known) is dict and len(known) >= tracker.shard_split:
+                if type(known) is dict and len(known) >= tracker.part_ids:
                     known = tracker.grown(account)
                 tracker.client_of.add_run(first, coids)
                 live_orders.update(order_ids)

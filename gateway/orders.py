@@ -157,12 +157,10 @@ assert BLOCK_COMMAND_REJECTED.command == AUCTION_COMMAND_REJECTED.command
 PAGE_BITS = 13
 """``OrderIdPages`` holds the client order ids of 2**13 consecutive order ids in one dict."""
 _NO_PAGE: dict[int, str] = {}
-SHARD_SPLIT = 32_768
-"""An account's reserved client order ids are one dict up to this many, then
-:class:`ShardedIds` (the dict's last rehash, at 21,845 ids, takes ~1 ms; the next would take
-~2.5 ms at 43,690, ~5 at 87,381, ~11 at 174,762 ...)."""
-SHARDS = 64
-_ABSENT: Any = object()
+PART_IDS = 32_768
+"""Client order ids in one dict of an account's: then :class:`PartitionedIds` (a dict's last
+rehash below this, at 21,845 ids, takes ~1 ms; the next would take ~2.5 ms at 43,690, ~5 at
+87,381, ~11 at 174,762 ...)."""
 
 
 class OrderIdPages(MutableMapping[int, str]):
@@ -243,103 +241,106 @@ class OrderIdPages(MutableMapping[int, str]):
         return found.tolist()
 
 
-class ShardedIds(MutableMapping[str, int]):
+class PartitionedIds(MutableMapping[str, int]):
     """A very active account's reserved client order id -> order id (a value of the
-    tracker's ``by_client``): the plain dict it was, kept as it is (``first``), and the ids
-    reserved since in :data:`SHARDS` dicts by the id's hash.
+    tracker's ``by_client``): dicts of at most :data:`PART_IDS` ids each, filled in turn.
 
-    An account's ids are one plain dict until it holds :data:`SHARD_SPLIT` of them
-    (``OrderTracker.grown`` then makes this of it): a dict that grows to a very active
-    account's day stops the process at each doubling to rehash every entry (see
-    :class:`OrderIdPages`); here the first dict never grows again (deleting never rehashes),
-    and each shard holds 1/64th of the rest and rehashes at its own moment.  Nothing is
-    copied at the change.  It offers what the gateway uses of the plain dict - ``in``,
-    ``get``, item assignment and deletion, ``len``, ``keys().isdisjoint`` and ``update`` - so
-    either may be an account's; an id lives in exactly one of its dicts.  Measured: checking
-    and reserving an id costs ~0.2-0.3 us more than in one dict."""
+    An account's ids are one plain dict until it holds :data:`PART_IDS` of them
+    (``OrderTracker.grown`` then makes it the first part of one of these, copying nothing): a
+    dict that grows to a very active account's day stops the process at each doubling, to
+    rehash every entry (see :class:`OrderIdPages`), whereas a part never grows past
+    :data:`PART_IDS` (its last rehash, at 21,845 ids, takes ~1 ms).  New ids go to the last
+    part (a run of them with one C-level ``update``); a lookup asks each part, newest first -
+    ``keys().isdisjoint``, the intake's duplicate check, one C-level call a part.  It offers
+    what the gateway uses of the plain dict, so either may be an account's; an id lives in
+    exactly one part."""
 
-    __slots__ = ("first", "shards")
+    __slots__ = ("parts", "capacity")
 
-    def __init__(self, first: dict[str, int]) -> None:
-        self.first = first
-        self.shards: list[dict[str, int]] = [{} for _ in range(SHARDS)]
+    def __init__(self, first: dict[str, int], capacity: int = PART_IDS) -> None:
+        self.parts: list[dict[str, int]] = [first]
+        self.capacity = capacity
+        """Ids a part takes (the first may hold more)."""
 
-    def _shard(self, client_order_id: str) -> dict[str, int]:
-        return self.shards[hash(client_order_id) & (SHARDS - 1)]
+    def _part_of(self, client_order_id: object) -> dict[str, int] | None:
+        for part in reversed(self.parts):
+            if client_order_id in part:
+                return part
+        return None
 
     def get(self, client_order_id, default=None):  # type: ignore[override]
-        found = self._shard(client_order_id).get(client_order_id, _ABSENT)
-        return self.first.get(client_order_id, default) if found is _ABSENT else found
+        part = self._part_of(client_order_id)
+        return default if part is None else part[client_order_id]
 
     def __contains__(self, client_order_id: object) -> bool:
-        if client_order_id in self.first:
-            return True
-        return client_order_id in self._shard(client_order_id)  # type: ignore[arg-type]
+        return self._part_of(client_order_id) is not None
 
     def __getitem__(self, client_order_id: str) -> int:
-        found = self.get(client_order_id, _ABSENT)
-        if found is _ABSENT:
+        part = self._part_of(client_order_id)
+        if part is None:
             raise KeyError(client_order_id)
-        return found
+        return part[client_order_id]
 
     def __setitem__(self, client_order_id: str, order_id: int) -> None:
-        if client_order_id in self.first:
-            self.first[client_order_id] = order_id  # already there: no growth
-        else:
-            self._shard(client_order_id)[client_order_id] = order_id
+        part = self._part_of(client_order_id)
+        if part is None:
+            part = self.parts[-1]
+            if len(part) >= self.capacity:
+                part = {}
+                self.parts.append(part)
+        part[client_order_id] = order_id
 
     def __delitem__(self, client_order_id: str) -> None:
-        shard = self._shard(client_order_id)
-        if client_order_id in shard:
-            del shard[client_order_id]
-        else:
-            del self.first[client_order_id]
+        part = self._part_of(client_order_id)
+        if part is None:
+            raise KeyError(client_order_id)
+        del part[client_order_id]
+        if not part and len(self.parts) > 1:
+            self.parts.remove(part)
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.first
-        for shard in self.shards:
-            yield from shard
+        for part in self.parts:
+            yield from part
 
     def __len__(self) -> int:
-        return len(self.first) + sum(map(len, self.shards))
+        return sum(map(len, self.parts))
 
     def __bool__(self) -> bool:
-        return bool(self.first) or any(self.shards)
+        return any(self.parts)
 
-    def keys(self) -> ShardedIds:  # type: ignore[override]
+    def keys(self) -> PartitionedIds:  # type: ignore[override]
         """Itself: what ``keys()`` is used for here is :meth:`isdisjoint`."""
         return self
 
     def isdisjoint(self, client_order_ids: list[str]) -> bool:
         """Is none of ``client_order_ids`` reserved?"""
-        if not self.first.keys().isdisjoint(client_order_ids):
-            return False
-        shards = self.shards
-        return not any(
-            c in shards[h & (SHARDS - 1)]
-            for c, h in zip(client_order_ids, map(hash, client_order_ids))
-        )
+        return all(part.keys().isdisjoint(client_order_ids) for part in self.parts)
 
     def update(self, pairs: Iterable[tuple[str, int]]) -> None:  # type: ignore[override]
-        """Reserve each (client order id, order id) of ``pairs``."""
-        first, shards = self.first, self.shards
-        for client_order_id, order_id in pairs:
-            if client_order_id in first:
-                first[client_order_id] = order_id
-            else:
-                shards[hash(client_order_id) & (SHARDS - 1)][client_order_id] = order_id
+        """Reserve each (client order id, order id) of ``pairs``, none of them reserved yet
+        (the intake's run, checked by :meth:`isdisjoint`)."""
+        items = list(pairs)
+        while items:
+            part = self.parts[-1]
+            room = self.capacity - len(part)
+            if room <= 0:
+                part = {}
+                self.parts.append(part)
+                room = self.capacity
+            part.update(items[:room])
+            items = items[room:]
 
 
 class OrderTracker:
     """Client order ids, live orders, live offers and auctions, cancel-on-disconnect owners."""
 
-    shard_split = SHARD_SPLIT
-    """Reserved ids of one account from which they are a :class:`ShardedIds`."""
+    part_ids = PART_IDS
+    """Reserved ids of one account from which they are a :class:`PartitionedIds`."""
 
     def __init__(self) -> None:
         self.by_client: dict[int, MutableMapping[str, int]] = {}
         """account -> its reserved client order ids -> their order ids (a dict, or for a very
-        active account a :class:`ShardedIds`)."""
+        active account a :class:`PartitionedIds`)."""
         self.client_of = OrderIdPages()
         self.live: dict[int, set[int]] = {}
         """account -> its live order ids (resting or in flight)."""
@@ -385,7 +386,7 @@ class OrderTracker:
         if known is None:
             known = self.by_client[account] = {}
         known[client_order_id] = order_id
-        if type(known) is dict and len(known) >= self.shard_split:
+        if type(known) is dict and len(known) >= self.part_ids:
             self.grown(account)
         self.client_of[order_id] = client_order_id
         live = self.live.get(account)
@@ -397,11 +398,11 @@ class OrderTracker:
             owner.live_orders[order_id] = account
 
     def grown(self, account: int) -> MutableMapping[str, int]:
-        """The account's reserved ids, made a :class:`ShardedIds` if they have reached
-        :attr:`shard_split` (call after adding some)."""
+        """The account's reserved ids, made a :class:`PartitionedIds` if they have reached
+        :attr:`part_ids` (call after adding some)."""
         known = self.by_client[account]
-        if type(known) is dict and len(known) >= self.shard_split:
-            known = self.by_client[account] = ShardedIds(known)
+        if type(known) is dict and len(known) >= self.part_ids:
+            known = self.by_client[account] = PartitionedIds(known, self.part_ids)
         return known
 
     def withdraw(self, order_id: int, account: int) -> None:
@@ -613,7 +614,7 @@ class OrderTracker:
                         if known is None:
                             known = tracker.by_client[account] = {}
                         known[client_order_id] = order_id
-                        if type(known) is dict and len(known) >= tracker.shard_split:
+                        if type(known) is dict and len(known) >= tracker.part_ids:
                             tracker.grown(account)
                         tracker.client_of[order_id] = client_order_id
                         entered_today.append((order_id, account))

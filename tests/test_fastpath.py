@@ -231,7 +231,7 @@ def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
     for form in ("rows", "table"):
         tracker = OrderTracker()
         if seed % 2:
-            tracker.shard_split = 4  # the accounts' ids in shards
+            tracker.part_ids = 4  # the accounts' ids in parts
         owner = SimpleNamespace(live_orders={})
         for order_id in range(1, 40):
             owned = owner if order_id % 2 else None

@@ -277,15 +277,15 @@ def _stream(rng: random.Random, count: int, runs: bool = False) -> bytes:
     return b"".join(parts)
 
 
-@pytest.mark.parametrize("sharded", [False, True])
+@pytest.mark.parametrize("partitioned", [False, True])
 @pytest.mark.parametrize("runs", [False, True])
 @pytest.mark.parametrize("cancel_on_disconnect", [False, True])
 def test_sessions_end_the_same_with_the_compiled_intake_or_without(
-    tmp_path, monkeypatch, cancel_on_disconnect, runs, sharded
+    tmp_path, monkeypatch, cancel_on_disconnect, runs, partitioned
 ) -> None:
     """The typed path, the compiled intake order by order, and the compiled intake a group
     at a time (``GatewayCore._take_in_bulk``, forced for every run here) end alike; with
-    ``sharded``, the accounts' reserved ids become ``ShardedIds`` early in the stream."""
+    ``partitioned``, the accounts' reserved ids become ``PartitionedIds`` early in the stream."""
     seed = random.randrange(2**32)
     print(f"seed {seed}")
     rng = random.Random(seed)
@@ -294,14 +294,14 @@ def test_sessions_end_the_same_with_the_compiled_intake_or_without(
     cuts = sorted(rng.sample(range(1, len(data)), 60))
     times = sorted(rng.uniform(0.0, 3.0) for _ in cuts)
     outcomes = []
-    split = 8 if sharded else OrderTracker.shard_split
-    modes = [(False, 1, OrderTracker.shard_split), (True, 10**9, split), (True, 1, split)]
-    if sharded:
+    split = 8 if partitioned else OrderTracker.part_ids
+    modes = [(False, 1, OrderTracker.part_ids), (True, 10**9, split), (True, 1, split)]
+    if partitioned:
         modes.append((False, 1, split))
-    for mode, (scanner, bulk_min, shard_split) in enumerate(modes):
+    for mode, (scanner, bulk_min, part_ids) in enumerate(modes):
         monkeypatch.setattr(gateway_core, "BULK_ORDERS_MIN", bulk_min)
         exchange, core = _core(tmp_path, f"d{mode}", scanner)
-        core.tracker.shard_split = shard_split
+        core.tracker.part_ids = part_ids
         try:
             carol = _logon(core, directory, "carol", cancel_on_disconnect=cancel_on_disconnect)
             carol.take_output()

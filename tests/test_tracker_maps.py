@@ -1,4 +1,4 @@
-"""The order tracker's paged and sharded maps behave as the dicts they replace."""
+"""The order tracker's paged and partitioned maps behave as the dicts they replace."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gateway import orders
-from gateway.orders import OrderIdPages, OrderTracker, ShardedIds
+from gateway.orders import OrderIdPages, OrderTracker, PartitionedIds
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -45,11 +45,11 @@ def test_order_id_pages_are_a_dict(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_sharded_ids_are_a_dict(seed: int) -> None:
+def test_partitioned_ids_are_a_dict(seed: int) -> None:
     print(f"seed {seed}")
     rng = random.Random(seed)
     model = {f"c{k}": k for k in range(rng.randrange(0, 100))}
-    ids = ShardedIds(dict(model))
+    ids = PartitionedIds(dict(model), capacity=rng.choice([1, 7, 50]))
     next_id = 1000
     for _ in range(2_000):
         roll = rng.random()
@@ -72,16 +72,17 @@ def test_sharded_ids_are_a_dict(seed: int) -> None:
         assert (coid in ids) == (coid in model) and ids.get(coid) == model.get(coid)
         assert bool(ids) == bool(model)
     assert dict(ids) == model and len(ids) == len(model)
+    assert all(len(part) <= ids.capacity for part in ids.parts[1:])
 
 
-def test_an_account_s_ids_are_sharded_once_many() -> None:
+def test_an_account_s_ids_are_partitioned_once_many() -> None:
     tracker = OrderTracker()
-    tracker.shard_split = 5
+    tracker.part_ids = 5
     for k in range(1, 5):
         tracker.reserve(7, f"c{k}", k)
     assert type(tracker.by_client[7]) is dict
     tracker.reserve(7, "c5", 5)
-    assert type(tracker.by_client[7]) is ShardedIds
+    assert type(tracker.by_client[7]) is PartitionedIds
     assert tracker.lookup(7, "c3") == 3 and tracker.owns(7, 5)
     tracker.withdraw(5, 7)
     assert tracker.lookup(7, "c5") is None and dict(tracker.by_client[7]) == {
