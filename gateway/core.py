@@ -923,6 +923,12 @@ class GatewayCore:
         if len(table) < ROUTE_COMMANDS_MIN:
             rows = table.tolist()
             tracker.apply(rows)
+        elif self.router.ready:  # the orders that end picked out by a compiled pass
+            rows = None
+            ended, other = self.router.ended(table)
+            tracker.end_orders(ended[:, 0], ended[:, 1])
+            if other:
+                tracker.apply_mode_events(table)
         else:
             rows = None
             tracker.apply_table(table)

@@ -585,6 +585,43 @@ _compiling_lock = threading.Lock()
 _compiler: threading.Thread | None = None
 
 
+@njit(cache=True, _nrt=False)
+def ended_orders(rows, layout, ended):  # pragma: no cover - compiled
+    """The orders a batch's events end, in event order (a trade's taker, then its maker):
+    ``ended[k] = (order id, account)``; returns their count, negated minus one if an event
+    other than an order event is among the rows (block offers, auctions, sessions...: the
+    caller looks at those itself).  ``ended`` has room for two per row."""
+    count, other = 0, False
+    kind_at, trade, cancelled, rejected = (
+        layout[L_KIND],
+        layout[L_EV_TRADE],
+        layout[L_EV_CANCELLED],
+        layout[L_EV_REJECTED],
+    )
+    oid_at, acc_at = layout[L_OID], layout[L_ACC]
+    for i in range(rows.shape[0]):
+        kind = rows[i, kind_at]
+        if kind == trade:
+            if rows[i, layout[L_TAKER_LEAVES]] == 0:
+                ended[count, 0], ended[count, 1] = rows[i, oid_at], rows[i, acc_at]
+                count += 1
+            if rows[i, layout[L_MAKER_LEAVES]] == 0:
+                ended[count, 0] = rows[i, layout[L_MAKER_OID]]
+                ended[count, 1] = rows[i, layout[L_MAKER_ACC]]
+                count += 1
+        elif kind == cancelled or kind == rejected:
+            ended[count, 0], ended[count, 1] = rows[i, oid_at], rows[i, acc_at]
+            count += 1
+        elif not (
+            kind == layout[L_EV_ACCEPTED]
+            or kind == layout[L_EV_MODIFIED]
+            or kind == layout[L_EV_CANCEL_REJECTED]
+            or kind == layout[L_EV_MODIFY_REJECTED]
+        ):
+            other = True
+    return -count - 1 if other else count
+
+
 def compile_kernels(symbols: list[str], *, wait: bool = True) -> bool:
     """Compile the router's kernels (or load them from Numba's cache) once per process.
 
@@ -615,6 +652,7 @@ def _compile(symbols: list[str]) -> None:
     try:
         router = ReportRouter(symbols, background=True)
         router._route_ready(np.zeros((0, r.EVENT_FIELDS), dtype=np.int64), Batch(), {}, {}, [])
+        router.ended(np.zeros((1, r.EVENT_FIELDS), dtype=np.int64))
     except Exception:  # the typed fan-out stays in use; the gateway is unaffected
         log.exception("the compiled report router could not be compiled; using the typed one")
         return
@@ -650,10 +688,25 @@ class ReportRouter:
         self._grouped = np.empty(1 << 16, dtype=np.uint8)
         self._frame_slot = np.empty(1 << 10, dtype=np.int64)
         self._frame_start = np.empty(1 << 10, dtype=np.int64)
+        self._ended = np.empty((1 << 11, 2), dtype=np.int64)
         if not background:
             compile_kernels(symbols, wait=True)  # now, not on a first order
         elif not _COMPILED.is_set():
             compile_kernels(symbols, wait=False)
+
+    @property
+    def ready(self) -> bool:
+        """The kernels are compiled (else :meth:`route` declines every batch)."""
+        return _COMPILED.is_set()
+
+    def ended(self, rows: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(order id, account) of each order the event ``rows`` end, in event order (see
+        :func:`ended_orders`), and whether other events than order events are among them."""
+        if len(self._ended) < 2 * len(rows):
+            self._ended = np.empty((2 * len(rows), 2), dtype=np.int64)
+        count = ended_orders(rows, LAYOUT, self._ended)
+        other = count < 0
+        return self._ended[: -count - 1 if other else count], other
 
     def rebuild(self, by_account: dict) -> None:
         """The routing table of ``by_account`` (account -> its sessions)."""

@@ -512,15 +512,23 @@ class OrderTracker:
         legs[:, 1] = trade & (table[:, _MAKER_LEAVES] == 0)
         ids = np.stack((table[:, E_ORDER_ID], table[:, _MAKER_ORDER_ID]), axis=1)[legs]
         accounts = np.stack((table[:, E_ACCOUNT], table[:, _MAKER_ACCOUNT]), axis=1)[legs]
-        if len(ids):
-            self._end_all(ids, accounts)
+        self.end_orders(ids, accounts)
         if len(kinds) and kinds.max() >= _MODE_KIND_ARRAY[0]:  # else no block/auction event
-            for i in np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY)).tolist():
-                self._mode_event(int(kinds[i]), table[i].tolist())
+            self.apply_mode_events(table)
 
-    def _end_all(self, order_ids: np.ndarray, accounts: np.ndarray) -> None:
+    def apply_mode_events(self, table: np.ndarray) -> None:
+        """:meth:`apply_table` for the block-offer and auction events of ``table`` only."""
+        kinds = table[:, E_KIND]
+        for i in np.flatnonzero(np.isin(kinds, _MODE_KIND_ARRAY)).tolist():
+            self._mode_event(int(kinds[i]), table[i].tolist())
+
+    def end_orders(self, order_ids: np.ndarray, accounts: np.ndarray) -> None:
         """:meth:`_ended` for each (order id, account), in order, a set operation per account
-        and an array extension for the lot (this runs for every order that ends)."""
+        and an array extension for the lot (this runs for every order that ends); the part
+        of :meth:`apply_table` about orders, for ids picked out by the caller (the compiled
+        ``gateway.fastpath.ended_orders``)."""
+        if not len(order_ids):
+            return
         live_get = self.live.get
         low, high = int(accounts.min()), int(accounts.max())
         if low == high:

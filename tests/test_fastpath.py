@@ -211,9 +211,10 @@ def test_keys_are_msgspecs() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
-    """``OrderTracker.apply_table`` (large batches) leaves the state ``apply`` (a few rows)
-    does: live orders, owners, forgotten and remembered client order ids, ended orders in
-    order, offers and auctions."""
+    """``OrderTracker.apply_table`` (large batches), and the compiled pass that picks out
+    the orders that end (``fastpath.ended_orders``, once compiled), leave the state ``apply``
+    (a few rows) does: live orders, owners, forgotten and remembered client order ids, ended
+    orders in order, offers and auctions."""
     print(f"seed {seed}")
     rng = random.Random(seed)
     kinds = [*KINDS, *sorted(orders_module._MODE_KINDS), r.EV_SESSION_OPENED]
@@ -228,7 +229,8 @@ def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
         row[r.TRADE_EXECUTED.maker_account] = row[r.TRADE_EXECUTED.maker_order_id] % accounts
         rows.append(row)
     trackers = []
-    for form in ("rows", "table"):
+    router = fastpath.ReportRouter(SYMBOLS)
+    for form in ("rows", "table", "compiled"):
         tracker = OrderTracker()
         if seed % 2:
             tracker.part_ids = 4  # the accounts' ids in parts
@@ -239,13 +241,21 @@ def test_tracker_table_form_equals_the_row_form(seed: int) -> None:
         tracker.day_start_seq = 20
         tracker.offers = {k: (k % 3, -1) for k in range(1, 40, 3)}
         tracker.auctions = {k: (k % 3, False) for k in range(2, 40, 3)}
+        table = np.array(rows, dtype=np.int64).reshape(-1, r.EVENT_FIELDS)
         if form == "rows":
             tracker.apply(rows)
-        else:
-            tracker.apply_table(np.array(rows, dtype=np.int64).reshape(-1, r.EVENT_FIELDS))
+        elif form == "table":
+            tracker.apply_table(table)
+        else:  # as GatewayCore.batch_committed does with the compiled pass
+            ended, others = router.ended(table)
+            tracker.end_orders(ended[:, 0], ended[:, 1])
+            if others:
+                tracker.apply_mode_events(table)
         trackers.append((tracker, owner))
-    (one, one_owner), (other, other_owner) = trackers
-    for name in ("by_client", "client_of", "live", "offers", "auctions"):
-        assert getattr(one, name) == getattr(other, name), name
-    assert list(one.ended_today) == list(other.ended_today)
-    assert set(one.owner) == set(other.owner) and one_owner.live_orders == other_owner.live_orders
+    (one, one_owner), *rest = trackers
+    for other, other_owner in rest:
+        for name in ("by_client", "client_of", "live", "offers", "auctions"):
+            assert getattr(one, name) == getattr(other, name), name
+        assert list(one.ended_today) == list(other.ended_today)
+        assert set(one.owner) == set(other.owner)
+        assert one_owner.live_orders == other_owner.live_orders
