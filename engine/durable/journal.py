@@ -11,29 +11,28 @@ zero-filled remainder is free space, so the end of the data is the first all-zer
 header.  A new segment is written under a temporary name, synced, renamed and made durable
 together with its directory entry, so a segment either exists whole or not at all.
 
-*Spare segments.*  Zero-filling and syncing a new segment takes tens of milliseconds (64 MiB);
-done when the current segment is full, it would stall the batch that needs the new one by as
-much.  So the writer prepares the next segment's file ahead of time: when a segment starts and
-when the log is opened for writing, a thread of its own creates ``spare-segment.tmp`` in the
-log directory, writes zeros over its whole ``segment_bytes`` a chunk at a time - starting each
-chunk's writeback and waiting for the previous one's, at no more than
-:data:`SPARE_FILL_BYTES_PER_S`, so that the device keeps serving the batches' ``fdatasync``
-beside it - and fsyncs it.  A roll then only writes the header and both end records into the
-spare, syncs them, renames it to the segment's name and syncs the directory: the bytes and the
-order of a segment created on the spot, without the zero-filling.  The thread never touches the
-journal's state: it leaves an open file or an exception, which the writer reads after joining
-it.  A spare not yet ready at the roll is waited for (unpaced from then on: never slower than
-creating the segment there); one whose preparation failed (ENOSPC, EIO) is deleted and the
-segment created on the spot, so that the failure surfaces as it always did (a full disk refuses
-the batch with :class:`LogFullError`, anything else stops the journal).  While a spare is
-ready a full disk does not refuse the batch that rolls (its blocks were allocated when it was
-prepared); the next spare's preparation then fails, and so the roll after it refuses.  A spare
-is never part of the log: its name ends in ``.tmp``, which no reader takes for a segment and
-recovery deletes, so a crash at any moment leaves a log that recovers exactly as without one.
-:meth:`Journal.close` stops a preparation under way and deletes the spare.  Readers open
-nothing for writing and prepare nothing.  A test's simulated storage that must see every
-operation in one reproducible order has the spare prepared on the writer's thread instead
-(:class:`SpareSegments`).
+*Spare segments.*  Zero-filling and syncing a new segment takes tens of milliseconds (64 MiB); done
+when the current segment is full, it would stall the batch that needs the new one by as much.  So
+the writer prepares the next segment's file ahead of time: when a segment starts and when the log
+is opened for writing, its own thread (one per journal, from open to close) creates
+``spare-segment.tmp`` in the log directory, writes zeros over its whole ``segment_bytes`` a chunk
+at a time - starting each chunk's writeback and waiting for the previous one's, at no more than
+:data:`SPARE_FILL_BYTES_PER_S`, so that the device keeps serving the batches' ``fdatasync`` beside
+it - and fsyncs it.  A roll then only writes the header and both end records into the spare, syncs
+them, renames it to the segment's name and syncs the directory: the bytes and the order of a
+segment created on the spot, without the zero-filling.  The thread never touches the journal's
+state: it leaves an open file or an exception, which the writer reads once the preparation
+signalled its end.  A spare not yet ready at the roll is waited for (unpaced from then on: never
+slower than creating the segment there); one whose preparation failed (ENOSPC, EIO) is deleted and
+the segment created on the spot, so that the failure surfaces as it always did (a full disk refuses
+the batch with :class:`LogFullError`, anything else stops the journal).  While a spare is ready a
+full disk does not refuse the batch that rolls (its blocks were allocated when it was prepared);
+the next spare's preparation then fails, and so the roll after it refuses.  A spare is never part
+of the log: its name ends in ``.tmp``, which no reader takes for a segment and recovery deletes, so
+a crash at any moment leaves a log that recovers exactly as without one.  :meth:`Journal.close`
+stops a preparation under way, deletes the spare and ends the thread.  Readers open nothing for
+writing and prepare nothing.  A test's simulated storage that must see every operation in one
+reproducible order has the spare prepared on the writer's thread instead (:class:`SpareSegments`).
 
 One *batch record* holds one batch of commands (the unit of group commit): a 128-byte header
 (magic, version, type, first seq, count, timestamp range, body length, CRC32C of the body, the
