@@ -23,6 +23,12 @@ chain value at the last acknowledged seq is the one acknowledged), unless a *cor
 fault (lost or misdirected write) happened - then the damage must be detected (the open
 refuses with segment, offset and seq), never accepted; nothing is acknowledged after a
 failed sync; a full disk refuses the batch and the writer resumes when space returns.
+
+A :class:`FaultyStorage` serves one thread: its faults come from one seeded generator, in the
+order of the calls, so a second thread's calls would make a campaign unrepeatable (it refuses
+them).  The journal's spare segments (``engine.durable.journal``) are therefore prepared on
+the writer's thread (``spare_segments="inline"``) in half of the campaign's logs, and not at
+all in the other half, so that both ways of making a segment meet every fault.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,8 +83,10 @@ class FaultyStorage(Storage):
         self.full = False
         """While set, every ``pwrite`` that needs new blocks (beyond the file's end) fails with
         ENOSPC: the disk is full (writes into preallocated blocks still succeed)."""
+        self.thread = threading.get_ident()
 
     def _roll(self, kind: str) -> bool:
+        assert threading.get_ident() == self.thread, "a FaultyStorage serves one thread"
         if self.rng.random() < self.rates.get(kind, 0.0):
             self.faults[kind] += 1
             return True
@@ -257,13 +266,20 @@ class _Trial:
         self.confirmed = (0, jr.GENESIS_CHAIN)
         """The acknowledged end before the last sync: what the older end record attests."""
         self.ts = 1
+        self.spare = storage.rng.choice((jr.SpareSegments.OFF, jr.SpareSegments.INLINE))
+        """Segments made at the roll, or in a spare prepared when the segment before starts
+        (on the writer's thread: this storage must see its operations in one order)."""
 
     def open(self) -> jr.Journal | None:
         """Recover (retrying through crashes); None when the log was refused as damaged."""
         for _ in range(50):
             try:
                 journal = jr.Journal.open(
-                    self.path, DIGEST, segment_bytes=2048, storage=self.storage
+                    self.path,
+                    DIGEST,
+                    segment_bytes=2048,
+                    storage=self.storage,
+                    spare_segments=self.spare,
                 )
             except jr.StorageFailedError:
                 self.storage.crash()
@@ -383,7 +399,9 @@ def _run_trial(trial: _Trial, rng: random.Random) -> None:
 
 
 def _abandon(journal: jr.Journal) -> None:
-    """The process is gone: its descriptors close, nothing more is written."""
+    """The process is gone: its descriptors close, nothing more is written (a spare segment
+    stays where it is)."""
+    journal._stop_spares(delete=False)
     if journal._fd >= 0:
         os.close(journal._fd)
     if journal._lock_fd >= 0:

@@ -87,6 +87,16 @@ def test_bench_journal_tiny(tmp_path, capsys) -> None:
     assert "recovery with full audit" in capsys.readouterr().out
 
 
+def test_segment_roll_script_tiny(tmp_path, capsys) -> None:
+    """``python -m bench.segment_roll`` (a measurement script beside ``cets bench``)."""
+    from bench import segment_roll
+
+    segment_roll.main(["--dir", str(tmp_path), "--segment-mib", "0.0625", "--rolls", "1"])
+    out = capsys.readouterr().out
+    assert "1 rolls" in out and "roll batches: " in out and "journal fdatasync" in out
+    assert list(tmp_path.iterdir()) == []  # its scratch directory removed
+
+
 def test_bench_carbon_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "carbon.json"
     assert cli.main(["carbon", "--size", "tiny", "--json", str(out)]) == 0

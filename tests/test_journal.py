@@ -49,7 +49,8 @@ def append(journal: jr.Journal, count: int, ts_ns: int, annotations=None, salt: 
 
 def abandon(journal: jr.Journal) -> None:
     """A process crash: the journal's files are left as they are (the page cache keeps what
-    was written; nothing more is synced)."""
+    was written; nothing more is synced; a spare segment stays as it is)."""
+    journal._stop_spares(delete=False)
     os.close(journal._fd)
     os.close(journal._lock_fd)
     journal._fd = journal._lock_fd = -1

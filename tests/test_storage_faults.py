@@ -108,8 +108,11 @@ def test_a_full_disk_refuses_commands_and_resumes(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_at_rollover_refuses_and_resumes(tmp_path: Path) -> None:
+    """Without a spare segment the roll allocates the new segment's blocks."""
     storage = FaultyStorage(random.Random(0), rates={})
-    with jr.Journal.open(tmp_path, b"d" * 32, segment_bytes=1024, storage=storage) as journal:
+    with jr.Journal.open(
+        tmp_path, b"d" * 32, segment_bytes=1024, storage=storage, spare_segments="off"
+    ) as journal:
         journal.append_batch(commands(1, 4))
         journal.append_checkpoint(np.zeros(1, EVENT_DTYPE))
         storage.full = True

@@ -225,6 +225,7 @@ class Sequencer:
         engine_factory: EngineClass | None = None,
         audit_replay: bool = True,
         storage: Storage = OS_STORAGE,
+        spare_segments: jr.SpareSegments | str = jr.SpareSegments.BACKGROUND,
     ) -> Sequencer:
         """Create a new exchange in ``data_dir`` or recover the one there.
 
@@ -254,6 +255,10 @@ class Sequencer:
         storage : Storage
             The file operations the log's writer uses (``engine.durable.storage``; tests put
             a faulty one here).
+        spare_segments : SpareSegments or str
+            How the log prepares its next segment's file ahead of the roll
+            (``engine.durable.journal.SpareSegments``): ``"background"`` (default),
+            ``"inline"`` (a storage that must not be used from two threads) or ``"off"``.
 
         Raises
         ------
@@ -277,6 +282,7 @@ class Sequencer:
                 sync_interval_s=sync_interval_s,
                 segment_bytes=segment_bytes,
                 storage=storage,
+                spare_segments=spare_segments,
             )
             created = not stored
             if created:

@@ -7,9 +7,16 @@ Theory of operation
 (``tests/storage_faults.py``: torn, lost and misdirected writes, EIO and ENOSPC on write and
 on sync, a crash that drops everything written after the last successful sync).  The real one,
 :data:`OS_STORAGE`, is a thin veneer over ``os``: every method is one system call (``pwritev``
-is finished with ``pwrite`` after a short write; :meth:`Storage.start_writeback` is Linux's
-``sync_file_range``, nothing where it is missing or refused).  Readers (the log walk, verify, replay) read
-files directly: what a fault did to the bytes is what they must find.
+is finished with ``pwrite`` after a short write; :meth:`Storage.start_writeback` and
+:meth:`Storage.write_back` are Linux's ``sync_file_range``, nothing where it is missing or
+refused).  Readers (the log walk, verify, replay) read files directly: what a fault did to the
+bytes is what they must find.
+
+The journal calls its storage from a second thread too: the one that prepares its spare
+segment (``engine.durable.journal``, "Spare segments").  The real one is safe to share (it
+keeps no state but the switch that turns refused hints off); a test's storage that is not -
+the seeded faulty one, whose faults must come in one reproducible order - has the journal
+prepare its spares on the writer's thread (``SpareSegments.INLINE``) or not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ _SYNC_FILE_RANGE = _sync_file_range()
 _UNSUPPORTED = frozenset({errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP})
 SYNC_FILE_RANGE_WRITE = 2
 """Start writeback of the range's dirty pages; do not wait (``<linux/fs.h>``)."""
+_WAIT_BEFORE = 1
+"""Wait for the writeback of the range's pages already under way before starting."""
+_WAIT_AFTER = 4
+"""Wait until the range's pages were written."""
 
 
 class Storage:
@@ -79,6 +90,22 @@ class Storage:
                 _SYNC_FILE_RANGE = None
                 return
             raise OSError(error, os.strerror(error))  # a write error: the journal stops
+
+    def write_back(self, fd: int, offset: int, nbytes: int, wait: bool = False) -> None:
+        """Write ``[offset, offset + nbytes)`` of the file's dirty pages to the device: start
+        it and return at once, or with ``wait`` start it and wait until every page of the
+        range was written (Linux ``sync_file_range``; nothing where it does not exist).  Like
+        :meth:`start_writeback` it makes nothing durable (no metadata, no cache flush); a
+        writer that streams a large file uses it to keep only a bounded amount of it dirty
+        (the journal's spare segments: ``engine.durable.journal``)."""
+        global _SYNC_FILE_RANGE
+        flags = SYNC_FILE_RANGE_WRITE | (_WAIT_BEFORE | _WAIT_AFTER if wait else 0)
+        if _SYNC_FILE_RANGE is not None and _SYNC_FILE_RANGE(fd, offset, nbytes, flags):
+            error = ctypes.get_errno()
+            if error in _UNSUPPORTED:
+                _SYNC_FILE_RANGE = None
+                return
+            raise OSError(error, os.strerror(error))
 
     def fsync(self, fd: int) -> None:
         """``os.fsync``."""
