@@ -24,6 +24,14 @@ PREPARING = [jr.SpareSegments.BACKGROUND.value, jr.SpareSegments.INLINE.value]
 SEGMENT = 2048
 
 
+@pytest.fixture(autouse=True)
+def spares_from_the_start(request, monkeypatch) -> None:
+    """The background prepares a spare as soon as a segment starts (it waits until the segment
+    is a quarter full otherwise: ``test_the_background_waits_for_a_quarter_segment``)."""
+    if "quarter" not in request.node.name:
+        monkeypatch.setattr(jr, "SPARE_START_FRACTION", 0.0)
+
+
 def wait_for_spare(journal: jr.Journal) -> jr._SpareSegment:
     """The journal's spare once its preparation ended."""
     spare = journal._spare
@@ -291,3 +299,23 @@ def test_the_sequencer_passes_its_choice_to_the_log(tmp_path: Path) -> None:
             assert (exchange.journal._spare is None) == (mode == "off")
             exchange.submit([open_session(20250102), buy(1, 1, 5, 6000)])
         assert not (tmp_path / mode / sq.LOG_DIR / jr.SPARE_FILE).exists()
+
+
+def test_the_background_waits_for_a_quarter_segment(tmp_path: Path) -> None:
+    """A spare is prepared once per segment, from the batch that fills a quarter of it."""
+    size = 64 << 10
+    due = int(size * jr.SPARE_START_FRACTION)
+    assert jr.DATA_START < due
+    with jr.Journal.open(tmp_path, DIGEST, segment_bytes=size) as journal:
+        assert journal._spare is None and not (tmp_path / jr.SPARE_FILE).exists()
+        while journal._offset < due:
+            assert journal._spare is None
+            append(journal, 5, 10)
+        assert wait_for_spare(journal).fd >= 0
+        while journal._segment_first == 1:
+            append(journal, 5, 10)
+        assert journal._spare is None, "a new segment: not before its quarter"
+        while journal._offset < due:
+            append(journal, 5, 10)
+        assert wait_for_spare(journal).fd >= 0
+    assert jr.verify(tmp_path).ok
