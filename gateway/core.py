@@ -79,10 +79,7 @@ from gateway.intake import (
     compile_scanner,
 )
 from gateway.market_data import MarketData
-from gateway.orders import (
-    Annotation,
-    OrderTracker,
-)
+from gateway.orders import Annotation, OrderTracker, PartitionedIds
 from gateway.permissions import (
     ACCOUNT_BOUND_ROLES,
     ASSIGNED_ID_FIELDS,
@@ -569,9 +566,12 @@ class GatewayCore:
                 tracker.reserve(account, client_order_id, order_id, owner)
                 known, live_orders = by_client[account], live[account]
             else:  # tracker.reserve, inlined
-                known[client_order_id] = order_id
-                if type(known) is dict and len(known) >= split:
-                    known = tracker.grown(account)
+                if isinstance(known, PartitionedIds):  # the id was found new just above
+                    known.add_new(client_order_id, order_id)
+                else:
+                    known[client_order_id] = order_id
+                    if len(known) >= split:
+                        known = tracker.grown(account)
                 client_of[order_id] = client_order_id
                 live_orders.add(order_id)
                 if owner is not None:

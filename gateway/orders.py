@@ -45,6 +45,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
 from itertools import repeat
+from operator import contains as _contains
 from typing import Any
 
 import msgspec
@@ -273,7 +274,15 @@ class PartitionedIds(MutableMapping[str, int]):
         return default if part is None else part[client_order_id]
 
     def __contains__(self, client_order_id: object) -> bool:
-        return self._part_of(client_order_id) is not None
+        return any(map(_contains, self.parts, repeat(client_order_id)))  # C-level, part by part
+
+    def add_new(self, client_order_id: str, order_id: int) -> None:
+        """Reserve an id known not to be reserved (``in`` said so): into the last part."""
+        part = self.parts[-1]
+        if len(part) >= self.capacity:
+            part = {}
+            self.parts.append(part)
+        part[client_order_id] = order_id
 
     def __getitem__(self, client_order_id: str) -> int:
         part = self._part_of(client_order_id)
@@ -338,7 +347,7 @@ class OrderTracker:
     """Reserved ids of one account from which they are a :class:`PartitionedIds`."""
 
     def __init__(self) -> None:
-        self.by_client: dict[int, MutableMapping[str, int]] = {}
+        self.by_client: dict[int, dict[str, int] | PartitionedIds] = {}
         """account -> its reserved client order ids -> their order ids (a dict, or for a very
         active account a :class:`PartitionedIds`)."""
         self.client_of = OrderIdPages()
@@ -397,7 +406,7 @@ class OrderTracker:
             self.owner[order_id] = owner
             owner.live_orders[order_id] = account
 
-    def grown(self, account: int) -> MutableMapping[str, int]:
+    def grown(self, account: int) -> dict[str, int] | PartitionedIds:
         """The account's reserved ids, made a :class:`PartitionedIds` if they have reached
         :attr:`part_ids` (call after adding some)."""
         known = self.by_client[account]

@@ -54,8 +54,12 @@ def test_partitioned_ids_are_a_dict(seed: int) -> None:
     for _ in range(2_000):
         roll = rng.random()
         coid = f"c{rng.randrange(400)}"
-        if roll < 0.3:
+        if roll < 0.2:
             ids[coid] = model[coid] = next_id
+            next_id += 1
+        elif roll < 0.3 and coid not in model:
+            ids.add_new(coid, next_id)
+            model[coid] = next_id
             next_id += 1
         elif roll < 0.4:
             run = list(dict.fromkeys(f"c{rng.randrange(400)}" for _ in range(rng.randrange(0, 30))))
