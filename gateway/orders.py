@@ -284,25 +284,24 @@ class PartitionedIds(MutableMapping[str, int]):
             self.parts.append(part)
         part[client_order_id] = order_id
 
-    def __getitem__(self, client_order_id: str) -> int:
+    def _part_with(self, client_order_id: str) -> dict[str, int]:
         part = self._part_of(client_order_id)
         if part is None:
             raise KeyError(client_order_id)
-        return part[client_order_id]
+        return part
+
+    def __getitem__(self, client_order_id: str) -> int:
+        return self._part_with(client_order_id)[client_order_id]
 
     def __setitem__(self, client_order_id: str, order_id: int) -> None:
         part = self._part_of(client_order_id)
         if part is None:
-            part = self.parts[-1]
-            if len(part) >= self.capacity:
-                part = {}
-                self.parts.append(part)
-        part[client_order_id] = order_id
+            self.add_new(client_order_id, order_id)
+        else:
+            part[client_order_id] = order_id
 
     def __delitem__(self, client_order_id: str) -> None:
-        part = self._part_of(client_order_id)
-        if part is None:
-            raise KeyError(client_order_id)
+        part = self._part_with(client_order_id)
         del part[client_order_id]
         if not part and len(self.parts) > 1:
             self.parts.remove(part)
@@ -391,13 +390,7 @@ class OrderTracker:
 
     def reserve(self, account: int, client_order_id: str, order_id: int, owner=None) -> None:
         """Record a new order about to be submitted: its ids, one more live order, its owner."""
-        known = self.by_client.get(account)
-        if known is None:
-            known = self.by_client[account] = {}
-        known[client_order_id] = order_id
-        if type(known) is dict and len(known) >= self.part_ids:
-            self.grown(account)
-        self.client_of[order_id] = client_order_id
+        self._remember(account, client_order_id, order_id)
         live = self.live.get(account)
         if live is None:
             live = self.live[account] = set()
@@ -405,6 +398,16 @@ class OrderTracker:
         if owner is not None:
             self.owner[order_id] = owner
             owner.live_orders[order_id] = account
+
+    def _remember(self, account: int, client_order_id: str, order_id: int) -> None:
+        """An order's client order id, both ways."""
+        known = self.by_client.get(account)
+        if known is None:
+            known = self.by_client[account] = {}
+        known[client_order_id] = order_id
+        if type(known) is dict and len(known) >= self.part_ids:
+            self.grown(account)
+        self.client_of[order_id] = client_order_id
 
     def grown(self, account: int) -> dict[str, int] | PartitionedIds:
         """The account's reserved ids, made a :class:`PartitionedIds` if they have reached
@@ -627,13 +630,7 @@ class OrderTracker:
                 elif annotations is not None:
                     client_order_id = decode_annotation(annotations[i]).client_order_id
                     if client_order_id:
-                        known = tracker.by_client.get(account)
-                        if known is None:
-                            known = tracker.by_client[account] = {}
-                        known[client_order_id] = order_id
-                        if type(known) is dict and len(known) >= tracker.part_ids:
-                            tracker.grown(account)
-                        tracker.client_of[order_id] = client_order_id
+                        tracker._remember(account, client_order_id, order_id)
                         entered_today.append((order_id, account))
         for order_id, account in entered_today:
             if order_id not in live_ids:
