@@ -188,6 +188,25 @@ def submit_record(order_id: int, account: int, instrument_index: int, m: p.NewOr
     )
 
 
+def _submit_records(rows: np.ndarray, first: int, account: int) -> np.ndarray:
+    """The ``SubmitOrder`` records of intake ``rows`` (``gateway.intake``) of one account,
+    with seqs (their order ids) from ``first`` on, as a ``COMMAND_DTYPE`` array, column by
+    column: the kernel has range-checked every value as the protocol does."""
+    records = np.zeros(len(rows), dtype=COMMAND_DTYPE)
+    records["seq"] = records["order_id"] = np.arange(first, first + len(rows))
+    records["price_ticks"] = rows[:, R_PRICE]
+    records["qty_t"] = rows[:, R_QTY]
+    records["aux"] = rows[:, R_QUOTE_ORDER_ID]
+    records["account"] = account
+    records["instrument"] = rows[:, R_INSTRUMENT]
+    records["kind"] = K_SUBMIT
+    records["side"] = rows[:, R_SIDE]
+    records["order_type"] = rows[:, R_ORDER_TYPE]
+    records["tif"] = rows[:, R_TIF]
+    records["stp"] = rows[:, R_STP]
+    return records
+
+
 class GatewayCore:
     """The gateway's state machine around one open :class:`~engine.durable.sequencer.Sequencer`.
 
@@ -604,8 +623,7 @@ class GatewayCore:
 
         A group is cut before its first order whose client order id repeats one reserved
         (or earlier in the group), and to the account's room under the open-order limit;
-        the group's records are one ``COMMAND_DTYPE`` array, written column by column from
-        the intake's rows (whose values the kernel has range-checked as the protocol does)."""
+        the group's records are one array (:func:`_submit_records`)."""
         tracker, accounts = self.tracker, session.accounts
         by_client, live = tracker.by_client, tracker.live
         open_max = self.config.open_orders_per_account
@@ -656,21 +674,12 @@ class GatewayCore:
                 if owner is not None:
                     tracker.owner.update(dict.fromkeys(order_ids, owner))
                     owner.live_orders.update(dict.fromkeys(order_ids, account))
-                part = rows[start : start + group]
-                block = np.zeros(group, dtype=COMMAND_DTYPE)
-                block["seq"] = block["order_id"] = np.arange(first, first + group)
-                block["price_ticks"] = part[:, R_PRICE]
-                block["qty_t"] = part[:, R_QTY]
-                block["aux"] = part[:, R_QUOTE_ORDER_ID]
-                block["account"] = account
-                block["instrument"] = part[:, R_INSTRUMENT]
-                block["kind"] = K_SUBMIT
-                block["side"] = part[:, R_SIDE]
-                block["order_type"] = part[:, R_ORDER_TYPE]
-                block["tif"] = part[:, R_TIF]
-                block["stp"] = part[:, R_STP]
                 pending.add_orders(
-                    block, user, all_request_ids[start : start + group], coids, session
+                    _submit_records(rows[start : start + group], first, account),
+                    user,
+                    all_request_ids[start : start + group],
+                    coids,
+                    session,
                 )
                 taken += group
             if stop:
