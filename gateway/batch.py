@@ -52,7 +52,7 @@ class Batch:
 
     Held by column, so that a run of orders taken by the compiled intake is added with a few
     list extensions and one record block, not an object per order (measured in-process, with
-    the tracker's bulk reservation: 1.3 -> ~0.6 us of intake per order):
+    the tracker's reservation a group at a time: 1.31 -> 0.86-0.93 us of intake per order):
 
     * ``records``: one entry per command added alone - its record tuple, ``COMMAND_DTYPE``
       field order - or one ``COMMAND_DTYPE`` array per run of orders (:meth:`add_orders`);

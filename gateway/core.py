@@ -16,8 +16,10 @@ with something queued are listed in :attr:`dirty`), logons to verify (:attr:`log
 *batches* of engine command records to sequence (:meth:`take_batches`).
 
 Each request is authorised (``gateway.permissions``, by command type and account), checked
-against the gateway's limits and turned into one record tuple (``COMMAND_DTYPE`` order) with
-its log annotation and its origin (who gets the Ack).  The seq of every record is *claimed*
+against the gateway's limits and turned into one engine command record (``COMMAND_DTYPE``) with
+its log annotation and its requester (who gets the Ack), held by column in a
+:class:`~gateway.batch.Batch`; a run of NewOrders parsed by the compiled intake
+(``gateway.intake``) is checked and added a group at a time (:meth:`GatewayCore.take_orders`).  The seq of every record is *claimed*
 from the sequencer as the record is made (``Sequencer.claim``): an order's id is its seq, so
 ids are assigned by the sequencer, explicitly, and the sequencer checks that the batch
 submitted carries exactly the claimed seqs.  A batch that reaches :data:`BATCH_MAX` records is
@@ -96,8 +98,9 @@ from gateway.users import User
 log = logging.getLogger("gateway")
 BULK_ORDERS_MIN = 16
 """Orders in a run of the compiled intake from which ``GatewayCore.take_orders`` checks and
-reserves them a group at a time rather than one by one (the group's fixed cost, ~20 us of
-array and set operations, is then below what the per-order form would spend)."""
+reserves them a group at a time rather than one by one.  A group costs a dozen array
+operations whatever its size, so a few orders are cheaper one by one; the threshold is a
+judgement, not a measured crossover."""
 ANNOTATION_BYTES_MAX = 4 * (limits.USER_NAME_CHARS_MAX + limits.CLIENT_ORDER_ID_CHARS_MAX) + 24
 """The largest encoded annotation (UTF-8 text: up to four bytes a character, plus framing)."""
 BATCH_MAX = min(limits.BATCH_COMMANDS_MAX, jr.ANNOTATIONS_BYTES_MAX // ANNOTATION_BYTES_MAX - 1)
