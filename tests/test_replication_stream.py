@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("nats", reason="nats-py is not installed (pip install '.[replication]')")
 
+import nats.js.errors  # noqa: E402
+
 from engine.core import schema as s  # noqa: E402
 from engine.durable import journal as jr  # noqa: E402
 from engine.durable import sequencer as sq  # noqa: E402
@@ -226,3 +228,32 @@ def test_a_follower_whose_log_disagrees_stops_with_a_divergence_report(
     with pytest.raises(sq.ReplicaDivergenceError, match="never replicated"):
         link.run(Follower(link, names, ahead, "c").locate(), 30)
     exchange.close(), stray.close(), ahead.close(), node.close(), link.close()
+
+
+def test_set_up_retries_a_placement_that_waits_for_an_offline_peer() -> None:
+    """Set-up retries "no suitable peers for placement, peer offline" (a cluster still forming
+    or a node restarting: a gateway in CI exited with it at start) as it retries timeouts,
+    and raises any other JetStream error at once, with the server's description."""
+    offline = {"code": 400, "err_code": st.NO_SUITABLE_PEERS,
+               "description": "no suitable peers for placement, peer offline"}  # fmt: skip
+    attempts: list[int] = []
+
+    async def placed_on_third_try() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise nats.js.errors.APIError.from_error(dict(offline))
+        return "placed"
+
+    assert asyncio.run(st._retrying(placed_on_third_try)) == "placed"
+    assert len(attempts) == 3
+
+    async def refused() -> None:
+        attempts.append(1)
+        raise nats.js.errors.APIError.from_error(
+            {"code": 400, "err_code": 10058, "description": "stream name already in use"}
+        )
+
+    attempts.clear()
+    with pytest.raises(nats.js.errors.BadRequestError, match="already in use"):
+        asyncio.run(st._retrying(refused))
+    assert len(attempts) == 1

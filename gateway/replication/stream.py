@@ -29,6 +29,9 @@ WRONG_LAST_SEQUENCE = 10071
 """JetStream's error code for a publish whose expected last sequence is not the stream's."""
 DUPLICATE_IN_PROCESS = 10158
 """JetStream's error code for a retry while the first publish of the message is in flight."""
+NO_SUITABLE_PEERS = 10005
+"""JetStream's error code for a stream or bucket that cannot be placed yet: fewer peers than
+replicas are known to the meta leader (a cluster still forming, or a node restarting)."""
 LEASE_KEY = "primary"
 SETUP_TIMEOUT_S = 30.0
 TRANSIENT = (
@@ -100,13 +103,23 @@ async def ensure(js, names: StreamNames) -> None:
     await _retrying(lambda: js.create_key_value(bucket))
 
 
+def is_placement_pending(exc: BaseException) -> bool:
+    """Whether creating a replicated stream or bucket failed only because the cluster does
+    not yet know enough peers to place it (transient while set-up waits)."""
+    return isinstance(exc, nats.js.errors.APIError) and exc.err_code == NO_SUITABLE_PEERS
+
+
 async def _retrying(make):
+    """``await make()`` until it succeeds, retrying the errors of a cluster still forming
+    (:data:`TRANSIENT`, and "no suitable peers" while a peer is offline) until
+    ``SETUP_TIMEOUT_S`` has passed; any other error, or the last one, is raised."""
     deadline = asyncio.get_running_loop().time() + SETUP_TIMEOUT_S
     while True:
         try:
             return await make()
-        except TRANSIENT:
-            if asyncio.get_running_loop().time() > deadline:
+        except (*TRANSIENT, nats.js.errors.APIError) as exc:
+            transient = isinstance(exc, TRANSIENT) or is_placement_pending(exc)
+            if not transient or asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
 
