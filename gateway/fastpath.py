@@ -36,9 +36,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from itertools import repeat
+from typing import Any
 
+import numba
 import numpy as np
-from numba import njit, uint64
+from llvmlite import ir as llvm_ir
+from numba import njit, types, uint64
 
 from engine.core import records as r
 from engine.core import schema as s
@@ -187,12 +190,20 @@ _REPORT_KEYS, _ACK_KEYS = _keys(p.ExecutionReport), _keys(p.Ack)
 assert p.Ack.__struct_fields__ == ("request_id", "seq", "order_id", "client_order_id")
 REPORT_STRINGS = (REPORT_FIELDS.index("client_order_id"), REPORT_FIELDS.index("instrument"))
 REPORT_BOOL = REPORT_FIELDS.index("priority_kept")
-KEYS = np.frombuffer(b"".join(_REPORT_KEYS + _ACK_KEYS), dtype=np.uint8).copy()
+SHORT_COPY = 32
+"""Bytes a key, or a string of up to this many bytes, is copied as: one fixed-width copy that
+LLVM turns into two vector moves, however long the key or string (a byte loop of unknown
+length, a few bytes long, costs a branch per byte).  The copy's tail past the key or string
+is garbage the next field overwrites, so every source array holds ``SHORT_COPY`` bytes of
+padding at its end and every frame bound ``SHORT_COPY`` bytes of slack."""
+assert max(len(k) for k in _REPORT_KEYS + _ACK_KEYS) <= SHORT_COPY
+KEYS = np.frombuffer(b"".join(_REPORT_KEYS + _ACK_KEYS) + bytes(SHORT_COPY), np.uint8).copy()
 KEY_ENDS = np.cumsum([len(k) for k in _REPORT_KEYS + _ACK_KEYS]).astype(np.int64)
 REPORT_KEY_COUNT = len(_REPORT_KEYS)
 assert 16 <= REPORT_KEY_COUNT < 65536 and len(_ACK_KEYS) < 16, "map16 reports, fixmap Acks"
-REPORT_BYTES_MAX = 4 + 3 + len(b"".join(_REPORT_KEYS)) + 9 * REPORT_KEY_COUNT
-"""A report frame's size bound, strings aside (each string adds its UTF-8 bytes)."""
+REPORT_BYTES_MAX = 4 + 3 + len(b"".join(_REPORT_KEYS)) + 9 * REPORT_KEY_COUNT + SHORT_COPY
+"""A report frame's size bound, strings aside (each string adds its UTF-8 bytes), with the
+slack of :data:`SHORT_COPY`."""
 
 
 FIELDS = np.array([*REPORT_STRINGS, REPORT_BOOL], dtype=np.int64)
@@ -202,6 +213,51 @@ assert ACK_BYTES_MAX <= REPORT_BYTES_MAX, "one bound (plus two strings) covers e
 
 
 # -- the kernels ------------------------------------------------------------------------------
+def _copy_fixed_intrinsic() -> Any:
+    """``copy_fixed(out, at, source, start, width)``: ``out[at:at + width] =
+    source[start:start + width]`` for uint8 arrays and a literal ``width``, as LLVM's
+    ``llvm.memcpy`` of a constant size (a few unaligned vector moves, no loop).  Nothing checks
+    the bounds: the caller keeps ``width`` bytes of room in both arrays; the arrays must not
+    overlap.  The plain function is the slice assignment."""
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+
+        def copy_fixed(out: Any, at: int, source: Any, start: int, width: int) -> None:
+            out[at : at + width] = source[start : start + width]
+
+        return copy_fixed
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def copy_fixed_bytes(
+        typingctx: Any, out: Any, at: Any, source: Any, start: Any, width: Any
+    ) -> Any:
+        if not isinstance(width, types.IntegerLiteral):
+            return None
+        if out.dtype != types.uint8 or source.dtype != types.uint8:
+            return None
+        size = width.literal_value
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            byte_pointer = llvm_ir.IntType(8).as_pointer()
+            to = context.make_array(signature.args[0])(context, builder, args[0]).data
+            source_data = context.make_array(signature.args[2])(context, builder, args[2]).data
+            to = builder.bitcast(builder.gep(to, [args[1]]), byte_pointer)
+            source_at = builder.bitcast(builder.gep(source_data, [args[3]]), byte_pointer)
+            int64 = llvm_ir.IntType(64)
+            function = builder.module.declare_intrinsic(
+                "llvm.memcpy", [byte_pointer, byte_pointer, int64]
+            )
+            builder.call(function, [to, source_at, int64(size), llvm_ir.IntType(1)(0)])
+            return context.get_dummy_value()
+
+        return types.void(out, at, source, start, width), codegen
+
+    return copy_fixed_bytes
+
+
+copy_fixed = _copy_fixed_intrinsic()
+
+
 @njit(cache=True, _nrt=False, forceinline=True)
 def _copy(out, at, source, start, n):
     """``out[at:at + n] = source[start:start + n]``.  Unsigned indices: Numba then drops the
@@ -210,6 +266,16 @@ def _copy(out, at, source, start, n):
     to, start_at = uint64(at), uint64(start)
     for k in range(uint64(n)):
         out[to + k] = source[start_at + k]
+
+
+@njit(cache=True, _nrt=False, forceinline=True)
+def _copy_short(out, at, source, start, n):
+    """``out[at:at + n] = source[start:start + n]``, as :data:`SHORT_COPY` bytes when ``n`` is
+    at most that (``source`` is padded, ``out`` has the slack)."""
+    if n > SHORT_COPY:
+        _copy(out, at, source, start, n)
+    else:
+        copy_fixed(out, at, source, start, SHORT_COPY)
 
 
 @njit(cache=True, _nrt=False, forceinline=True)
@@ -275,16 +341,15 @@ def _put_str(out, pos, arena, start, end):
         for k in range(4):
             out[pos + 4 - k] = (n >> (8 * k)) & 0xFF
         pos += 5
-    _copy(out, pos, arena, start, n)
+    _copy_short(out, pos, arena, start, n)
     return pos + n
 
 
 @njit(cache=True, _nrt=False, forceinline=True)
 def _put_key(out, pos, keys, key_ends, i):
     start = key_ends[i - 1] if i > 0 else 0
-    n = key_ends[i] - start
-    _copy(out, pos, keys, start, n)
-    return pos + n
+    copy_fixed(out, pos, keys, start, SHORT_COPY)  # _copy_short: keys are never longer
+    return pos + key_ends[i] - start
 
 
 @njit(cache=True, _nrt=False, forceinline=True)
@@ -797,6 +862,7 @@ class ReportRouter:
         else:
             encoded = [text.encode() for text in strings]
             arena, lengths = b"".join(encoded), np.fromiter(map(len, encoded), np.int64, count)
+        arena += bytes(SHORT_COPY)  # _copy_short's padding
         text_end = np.cumsum(lengths)
         text_start = text_end - lengths
         slot_active = np.array([x.state == _ACTIVE for x in slots], dtype=np.int64)
