@@ -49,7 +49,8 @@ def test_partitioned_ids_are_a_dict(seed: int) -> None:
     print(f"seed {seed}")
     rng = random.Random(seed)
     model = {f"c{k}": k for k in range(rng.randrange(0, 100))}
-    ids = PartitionedIds(dict(model), capacity=rng.choice([1, 7, 50]))
+    ids = PartitionedIds(dict(model), fanout=rng.choice([1, 4, 64]))
+    initial = set(model)
     next_id = 1000
     for _ in range(2_000):
         roll = rng.random()
@@ -76,7 +77,11 @@ def test_partitioned_ids_are_a_dict(seed: int) -> None:
         assert (coid in ids) == (coid in model) and ids.get(coid) == model.get(coid)
         assert bool(ids) == bool(model)
     assert dict(ids) == model and len(ids) == len(model)
-    assert all(len(part) <= ids.capacity for part in ids.parts[1:])
+    assert len(ids.parts) == ids.mask + 1
+    for part in ids.parts:  # every id is where its hash leads, and only there
+        assert all(ids.parts[hash(coid) & ids.mask] is part for coid in part)
+    assert ids.first.keys() <= initial, "the first dict only shrinks"
+    assert sum(map(len, ids.parts)) + len(ids.first) == len(model)
 
 
 def test_an_account_s_ids_are_partitioned_once_many() -> None:
