@@ -104,5 +104,6 @@ def _helper() -> None:
     cmds = numba.typeof(np.zeros(0, dtype=COMMAND_DTYPE))
     state_hash.hash_words.compile((st,))
     book.best_prices.compile((st, numba.int64, numba.int64, numba.int64, st))
+    book.side_slots.compile((st, numba.int64, numba.int64, numba.int64, st))  # snapshots
     if sys.stdin.readline() == "ready\n":
         dispatch.process_batch_released.compile((st, cmds, numba.int64, out))

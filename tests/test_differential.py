@@ -147,7 +147,19 @@ def test_random_commands_agree_event_by_event(seed: int) -> None:
             assert compiled.state_hash() == reference.state_hash(), f"seed {seed}, seq {seq}"
             compiled.check_invariants()
             reference.check_invariants()
+            _assert_same_books(compiled, reference, f"seed {seed}, seq {seq}")
     assert compiled.state_hash() == reference.state_hash()
+    assert compiled.export_state() == reference.export_state()
+
+
+def _assert_same_books(compiled: CompiledEngine, reference: ReferenceEngine, where: str) -> None:
+    """Each side's resting orders in priority order, whole and cut to a few levels."""
+    for symbol in ("CEA-2024", "CEA-2025"):
+        for side in (s.Side.BUY, s.Side.SELL):
+            for levels in (None, 0, 1, 3):
+                assert compiled.orders(symbol, side, levels) == reference.orders(
+                    symbol, side, levels
+                ), f"{where}: {symbol} side {side} levels {levels}"
 
 
 @pytest.mark.parametrize("seed", range(2))

@@ -367,3 +367,32 @@ def best_prices(st, ins, side, limit, out):
         else:
             level = scan_up(st, side_base, level + 1)
     return n
+
+
+@entry_kernel
+def side_slots(st, ins, side, levels, out):
+    """Write the slots of one side's resting orders into ``out`` in priority order (best
+    price first, then time), from at most ``levels`` price levels; returns how many, or -1
+    if ``out`` is too short.  The walk of :func:`best_prices`, down each level's list."""
+    side_base = ins * 2 + side - 1
+    io = st[M_OFF_INST] + ins * IF
+    oo = st[M_OFF_ORDERS]
+    lvo = st[M_OFF_LEVELS]
+    ladder = st[M_LADDER]
+    level = st[io + I_BID] if side == BUY else st[io + I_ASK]
+    n = 0
+    walked = 0
+    while walked < levels and level != 0:
+        slot = st[lvo + (side_base * ladder + level) * LF + L_HEAD]
+        while slot >= 0:
+            if n >= len(out):
+                return -1
+            out[n] = slot
+            n += 1
+            slot = st[oo + slot * OF + O_NEXT]
+        walked += 1
+        if side == BUY:
+            level = scan_down(st, side_base, level - 1)
+        else:
+            level = scan_up(st, side_base, level + 1)
+    return n

@@ -13,6 +13,7 @@ of the cost of a call from Python.
 from __future__ import annotations
 
 import hashlib
+from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ _SIDES = {int(member): member for member in s.Side}
 _ORDER_TYPES = {int(member): member for member in s.OrderType}
 _TIFS = {int(member): member for member in s.TimeInForce}
 _STPS = {int(member): member for member in s.StpMode}
+_SNAPSHOT_COLUMNS = [k.O_ID, k.O_ACCOUNT, k.O_PRICE, k.O_LEAVES, k.O_TYPE, k.O_TIF, k.O_STP]
 
 
 def _entry(function, *example_args):
@@ -515,13 +517,6 @@ class CompiledEngine:
         """Every resting order of one side, in priority order (best price, then oldest); with
         ``levels``, only those of the best ``levels`` price levels."""
         index = self._require(symbol)
-        orders, level_table = self._orders(), self._levels()
-        slots = []
-        for price in self._prices(index, side, levels):
-            slot = int(level_table[self._level_row(index, side, price), k.L_HEAD])
-            while slot >= 0:
-                slots.append(slot)
-                slot = int(orders[slot, k.O_NEXT])
         symbol = self.codec.symbol(index)
         sides, types, tifs, stps = _SIDES, _ORDER_TYPES, _TIFS, _STPS
         return [  # the rows read at once, the enums looked up (a call each costs ~0.3 us)
@@ -536,8 +531,18 @@ class CompiledEngine:
                 tifs[row[k.O_TIF]],
                 stps[row[k.O_STP]],
             )
-            for row in orders[slots].tolist()
+            for row in self._orders()[self._side_slots(index, side, levels)].tolist()
         ]
+
+    def _side_slots(self, index: int, side: int, levels: int | None = None) -> np.ndarray:
+        """The slots of one side's resting orders in priority order (``book.side_slots``: one
+        compiled walk; a walk in Python cost ~3 us an order, 0.6 s for a snapshot of 200 k)."""
+        limit = int(self._st[k.M_LADDER]) if levels is None else max(0, levels)
+        out = np.empty(int(self._st[k.M_LIVE]), dtype=_I64)
+        count = book.side_slots(self._st, index, int(side), limit, out)  # one signature
+        if count < 0:  # pragma: no cover - the side holds more orders than are live
+            raise RuntimeError("the book's lists hold more orders than the live count")
+        return out[:count]
 
     def order(self, order_id: int) -> s.RestingOrder | None:
         """The resting order with this id, or None."""
@@ -660,17 +665,13 @@ class CompiledEngine:
     def export_state(self) -> bytes:
         """A logical snapshot (``engine.core.snapshot``), restorable by either engine."""
         inst = self._inst().tolist()
+        orders = self._orders()
         instruments = []
         for index, symbol in enumerate(self.codec.symbols):
             row = inst[index]
-            sides = [
-                [
-                    snap.OrderSnapshot(
-                        o.order_id, o.account, o.price_ticks, o.qty_t, o.order_type, o.tif, o.stp
-                    )
-                    for o in self.orders(symbol, side)
-                ]
-                for side in (s.Side.BUY, s.Side.SELL)
+            sides = [  # the rows of the side's orders in priority order, as OrderSnapshot's fields
+                list(starmap(snap.OrderSnapshot, orders[slots][:, _SNAPSHOT_COLUMNS].tolist()))
+                for slots in (self._side_slots(index, side) for side in (s.Side.BUY, s.Side.SELL))
             ]
             instruments.append(
                 snap.InstrumentSnapshot(

@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "4130addba1627951"
+DEPENDENCIES_DIGEST = "8a28cf6caebe294b"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "32fa3ce301f2abef"
+DEPENDENCIES_DIGEST = "bc6c7a254e7c0772"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
