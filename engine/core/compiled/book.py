@@ -350,6 +350,14 @@ def prefetch_ahead(st, cmds, out, i, n):
             _prefetch_neighbours(st, c["order_id"])
 
 
+@inlined
+def next_price(st, side_base, side, level):
+    """The next non-empty price after ``level`` in the side's priority order (0: none)."""
+    if side == BUY:
+        return scan_down(st, side_base, level - 1)
+    return scan_up(st, side_base, level + 1)
+
+
 @entry_kernel
 def best_prices(st, ins, side, limit, out):
     """Write the best ``limit`` non-empty prices of one side into ``out``, best first; returns
@@ -362,10 +370,7 @@ def best_prices(st, ins, side, limit, out):
     while n < limit and level != 0:
         out[n] = level
         n += 1
-        if side == BUY:
-            level = scan_down(st, side_base, level - 1)
-        else:
-            level = scan_up(st, side_base, level + 1)
+        level = next_price(st, side_base, side, level)
     return n
 
 
@@ -391,8 +396,5 @@ def side_slots(st, ins, side, levels, out):
             n += 1
             slot = st[oo + slot * OF + O_NEXT]
         walked += 1
-        if side == BUY:
-            level = scan_down(st, side_base, level - 1)
-        else:
-            level = scan_up(st, side_base, level + 1)
+        level = next_price(st, side_base, side, level)
     return n

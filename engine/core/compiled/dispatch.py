@@ -24,7 +24,7 @@ from engine.core.compiled.matching import cancel, mass_cancel, modify, submit
 from engine.core.compiled.sessions import close_session, halt_resume, open_session, set_phase
 from engine.core.records import E_KIND, E_QTY, E_REASON
 
-DEPENDENCIES_DIGEST = "2843dbcb74ff1d1f"
+DEPENDENCIES_DIGEST = "493abb6cc61e1493"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -29,7 +29,7 @@ from engine.core.records import (
     TRADE_EXECUTED,
 )
 
-DEPENDENCIES_DIGEST = "8a28cf6caebe294b"
+DEPENDENCIES_DIGEST = "76b7fd760e715678"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -13,7 +13,7 @@ from engine.core.records import (
     TRADING_PHASE_CHANGED,
 )
 
-DEPENDENCIES_DIGEST = "bc6c7a254e7c0772"
+DEPENDENCIES_DIGEST = "4bec2827175689b8"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 

@@ -8,7 +8,7 @@ from engine.core.compiled import ledger, modes
 from engine.core.compiled.book import scan_down, scan_up
 from engine.core.compiled.layout import *  # noqa: F403 - the kernels' vocabulary
 
-DEPENDENCIES_DIGEST = "8a28cf6caebe294b"
+DEPENDENCIES_DIGEST = "76b7fd760e715678"
 """See ``engine.numba_cache``: the digest of the files this module compiles in."""
 
 
