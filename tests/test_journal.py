@@ -274,6 +274,15 @@ def test_annotations_are_validated() -> None:
         jr.encode_annotations([b"x"], 2)
     with pytest.raises(TypeError):
         jr.encode_annotations(["text", None], 2)  # type: ignore[list-item]
+    with pytest.raises(TypeError):  # None by identity, not by equality
+        jr.encode_annotations([_EqualsEverything(), None], 2)  # type: ignore[list-item]
+
+
+class _EqualsEverything:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
 
 
 def test_abort_erases_the_pending_batch(tmp_path: Path) -> None:

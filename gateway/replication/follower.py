@@ -89,14 +89,7 @@ class Follower:
         deliver = deliver or self._apply_here
         if self.position == 0:
             await self.locate()
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.position
-        )
-        subscription = await retrying(  # a busy or forming cluster may time out the first ask
-            lambda: self.link.js.subscribe(
-                f"{self.names.name}.*", stream=self.names.name, ordered_consumer=True, config=config
-            )
-        )
+        subscription = await retrying(self._subscribe)  # a busy cluster may time out an ask
         loop = asyncio.get_running_loop()
         next_look = loop.time()
         try:
@@ -111,6 +104,17 @@ class Follower:
             return False
         finally:
             await subscription.unsubscribe()
+
+    async def _subscribe(self):
+        """An ordered consumer of the stream from :attr:`position`, with a config of its own
+        at each attempt (nats-py fills a config's inbox in: a retry after a timed-out attempt
+        must not reuse the abandoned consumer's)."""
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.position
+        )
+        return await self.link.js.subscribe(
+            f"{self.names.name}.*", stream=self.names.name, ordered_consumer=True, config=config
+        )
 
     async def _apply(self, messages: list, deliver: Deliver) -> None:
         """Apply messages in stream order: runs of batches through ``deliver``, terms here."""

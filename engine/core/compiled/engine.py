@@ -129,6 +129,7 @@ class CompiledEngine:
         self._apply_outcome: Any = CompiledEngine._one_command or self._first_apply_outcome
         self._last_events = 0
         self._price_buffer = np.zeros(64, dtype=_I64)
+        self._slot_buffer = np.zeros(64, dtype=_I64)
         self._best_prices = _entry(book.best_prices, self._st, 0, 1, 0, self._price_buffer)
 
     def compile_one_command(self) -> None:
@@ -538,7 +539,9 @@ class CompiledEngine:
         """The slots of one side's resting orders in priority order (``book.side_slots``: one
         compiled walk; a walk in Python cost ~3 us an order, 0.6 s for a snapshot of 200 k)."""
         limit = int(self._st[k.M_LADDER]) if levels is None else max(0, levels)
-        out = np.empty(int(self._st[k.M_LIVE]), dtype=_I64)
+        out = self._slot_buffer  # reused: the caller's fancy index copies the rows out
+        if len(out) < int(self._st[k.M_LIVE]):
+            out = self._slot_buffer = np.empty(2 * int(self._st[k.M_LIVE]), dtype=_I64)
         count = book.side_slots(self._st, index, int(side), limit, out)  # one signature
         if count < 0:  # pragma: no cover - the side holds more orders than are live
             raise RuntimeError("the book's lists hold more orders than the live count")
