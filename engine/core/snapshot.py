@@ -47,6 +47,7 @@ a change that old readers cannot ignore bumps :data:`FORMAT_VERSION`.
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 
 FORMAT_VERSION = 1
 
@@ -195,6 +196,49 @@ class EngineSnapshot(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(EngineSnapshot)
+_UINT_WIDTHS = ((128, 1, -1), (256, 2, 0xCC), (65_536, 3, 0xCD), (1 << 32, 5, 0xCE))
+"""MessagePack's unsigned forms below a bound, as msgspec picks them: (bound, bytes with the
+marker, marker); -1: a positive fixint, the value its own byte.  Larger ones: 0xCF, 9 bytes."""
+
+
+def encode_orders(rows: np.ndarray) -> msgspec.Raw:
+    """``list[OrderSnapshot]`` of ``rows`` (int64, one row of :class:`OrderSnapshot`'s fields
+    an order) encoded as msgspec encodes the structs, byte for byte, without making them: the
+    array of a book of 200 k orders in a few numpy passes instead of ~0.2 s of objects
+    (``export_state``'s ``bids``/``asks`` - the snapshot stops a gateway).  Any negative field
+    (none in a valid book) takes the structs' way."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    count = len(rows)
+    if count and (rows.shape[1] != len(OrderSnapshot.__struct_fields__) or rows.min() < 0):
+        return msgspec.Raw(_encoder.encode([OrderSnapshot(*row) for row in rows.tolist()]))
+    if count == 0:
+        return msgspec.Raw(b"\x90")
+    if count < 16:
+        header = bytes([0x90 | count])
+    elif count < 65_536:
+        header = b"\xdc" + count.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + count.to_bytes(4, "big")
+    values = rows.astype(np.uint64).ravel()
+    widths = np.full(len(values), 9, dtype=np.int64)
+    for bound, width, _ in reversed(_UINT_WIDTHS):
+        widths[values < bound] = width
+    row_bytes = 1 + widths.reshape(count, -1).sum(axis=1)  # 0x97: a fixarray of 7
+    row_start = len(header) + np.cumsum(row_bytes) - row_bytes
+    out = np.empty(len(header) + int(row_bytes.sum()), dtype=np.uint8)
+    out[: len(header)] = np.frombuffer(header, dtype=np.uint8)
+    out[row_start] = 0x90 | rows.shape[1]
+    field_end = np.cumsum(widths.reshape(count, -1), axis=1) + (row_start + 1)[:, None]
+    starts = field_end.ravel() - widths
+    fixint = widths == 1
+    out[starts[fixint]] = values[fixint]
+    for _, width, marker in (*_UINT_WIDTHS[1:], (0, 9, 0xCF)):
+        chosen = widths == width
+        at, wide = starts[chosen], values[chosen]
+        out[at] = marker
+        for byte in range(1, width):  # big-endian
+            out[at + byte] = (wide >> np.uint64(8 * (width - 1 - byte))) & np.uint64(0xFF)
+    return msgspec.Raw(out.tobytes())
 
 
 def encode(snapshot: EngineSnapshot) -> bytes:

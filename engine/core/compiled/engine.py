@@ -13,7 +13,6 @@ of the cost of a call from Python.
 from __future__ import annotations
 
 import hashlib
-from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -672,8 +671,9 @@ class CompiledEngine:
         instruments = []
         for index, symbol in enumerate(self.codec.symbols):
             row = inst[index]
-            sides = [  # the rows of the side's orders in priority order, as OrderSnapshot's fields
-                list(starmap(snap.OrderSnapshot, orders[slots][:, _SNAPSHOT_COLUMNS].tolist()))
+            sides: list[Any] = [  # the side's orders in priority order, encoded (msgspec.Raw:
+                # the encoder writes it as it is, the bytes of list[OrderSnapshot])
+                snap.encode_orders(orders[slots][:, _SNAPSHOT_COLUMNS])
                 for slots in (self._side_slots(index, side) for side in (s.Side.BUY, s.Side.SELL))
             ]
             instruments.append(
