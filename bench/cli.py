@@ -16,6 +16,10 @@ WORKLOAD_NAMES = ("liquid", "deep", "volatile", "swing25", "swing40", "crash")
 """``bench core``'s workloads (``bench.workloads.WORKLOADS``; named here so that building the
 parser compiles nothing)."""
 
+DURABILITY_POLICIES = ("batch", "interval", "none")
+"""The log policies ``bench gateway --durability`` offers (``engine.durable.journal.Durability``'s
+values, spelled out so that building the parser imports no engine module)."""
+
 
 def _repeat(args: argparse.Namespace, once, header: dict) -> tuple[int, list[dict]]:
     """Run a layer's measurement ``once(args) -> (payload, exit code)`` ``--repeat`` times;
@@ -124,11 +128,14 @@ def _gateway_once(args: argparse.Namespace) -> tuple[dict, int]:
 
     orders = {"tiny": 500, "small": 10_000, "full": 50_000}[args.size]
     seconds = {"tiny": 0.5, "small": 3.0, "full": 10.0}[args.size]
-    throughput = gateway_bench.run_throughput(clients=args.clients, orders_per_client=orders)
+    durability = getattr(args, "durability", "batch")  # `bench all` has no --durability
+    throughput = gateway_bench.run_throughput(
+        clients=args.clients, orders_per_client=orders, durability=durability
+    )
     print(f"gateway throughput: {args.clients} pipelining clients, {throughput}")
-    fix = gateway_bench.run_fix(orders=min(orders, 10_000))  # one session: see run_fix
+    fix = gateway_bench.run_fix(orders=min(orders, 10_000), durability=durability)  # see run_fix
     print(f"FIX 4.4 (one pipelining session, NewOrderSingle -> ExecutionReport): {fix}")
-    latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds)
+    latency = gateway_bench.run_latency(rate=args.rate, seconds=seconds, durability=durability)
     print(f"gateway latency at {args.rate:,} orders/s offered (open loop): {latency}")
     floor = gateway_bench.run_latency_floor(rate=args.rate, seconds=seconds)
     print(f"the floor - same client, a do-nothing echo server: {floor}")
@@ -255,6 +262,14 @@ def add_layers(bench: argparse.ArgumentParser) -> None:
         layer.add_argument("--json", metavar="FILE", help="write results as JSON")
         _add_repeat(layer)
         layer.add_argument("--plot", metavar="DIR", help="draw PNG charts (needs matplotlib)")
+        if name == "gateway":
+            layer.add_argument(
+                "--durability",
+                choices=DURABILITY_POLICIES,
+                default="batch",
+                help="the server's log policy (default: batch, an fdatasync before every "
+                "acknowledgement; none shows what the storage's sync costs)",
+            )
         layer.set_defaults(run=run)
 
 

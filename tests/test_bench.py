@@ -12,6 +12,7 @@ import re
 import pytest
 
 from bench import cli
+from engine.durable.journal import Durability
 from gateway import cli as cets
 
 
@@ -123,6 +124,18 @@ def test_bench_gateway_tiny_reports_throughput_latency_and_floor(tmp_path, capsy
     )
     assert inprocess["out_bytes_per_order"] > 0
     assert "do-nothing echo server" in capsys.readouterr().out
+
+
+def test_bench_gateway_runs_the_server_under_the_durability_asked_for(tmp_path) -> None:
+    """``--durability none``: the same runs with no log sync (what the storage's sync costs)."""
+    out = tmp_path / "gateway.json"
+    assert cli.main(["gateway", "--size", "tiny", "--durability", "none", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    for part in ("throughput", "latency", "fix"):
+        assert results[part]["durability"] == "none", part
+    assert results["throughput"]["acks"] == results["throughput"]["orders"] > 0
+    assert results["latency"]["sync_us_p50"] == 0  # no fdatasync was timed
+    assert cli.DURABILITY_POLICIES == tuple(policy.value for policy in Durability)
 
 
 def test_bench_all_writes_every_layer_to_its_json(tmp_path) -> None:
