@@ -7,8 +7,10 @@ the format, not against itself.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
+from decimal import Decimal
 
 import pytest
 import simplefix
@@ -180,6 +182,25 @@ def test_prices_convert_exactly_and_refuse_fractions_of_a_fen() -> None:
     assert c.format_average(6200 * 3 + 6201, 4) == "62.0025"
     assert c.format_average(1, 3) == "0.003333"
     assert c.format_average(0, 0) == "0"
+
+
+def test_fen_and_timestamps_are_formatted_as_their_plain_definitions_give() -> None:
+    """The integer ``format_fen`` against Decimal's text, and the per-second cache of
+    ``utc_timestamp`` against ``strftime`` for every stamp, over random values (seed printed)."""
+    seed = random.randrange(1 << 32)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    fens = [0, 1, -1, 5, -5, 99, 100, -100, 10**15, -(10**15), 2**62]
+    fens += [rng.randrange(-(10**12), 10**12) for _ in range(2_000)]
+    for fen in fens:
+        assert c.format_fen(fen) == str(Decimal(fen).scaleb(-2)), fen
+    stamps = [0, 999_999_999, 1_000_000_000, 1_767_225_599_999_000_000]
+    base = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+    stamps += [base + rng.randrange(-3 * 10**9, 3 * 10**9) for _ in range(2_000)]  # back and forth
+    for ts in stamps:
+        seconds, rest = divmod(ts, 1_000_000_000)
+        expected = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds))
+        assert c.utc_timestamp(ts) == f"{expected}.{rest // 1_000_000:03d}", ts
 
 
 def test_the_codec_and_simplefix_agree_on_framing_both_ways() -> None:

@@ -273,6 +273,13 @@ def _clean(value: object) -> bytes:
     return text.replace("\x01", " ").replace("\n", " ").encode("utf-8")
 
 
+def _field(tag: int, value: object) -> bytes:
+    """``tag=value``: an int as its digits (nothing to clean), anything else via :func:`_clean`."""
+    if type(value) is int:
+        return b"%d=%d" % (tag, value)
+    return b"%d=%s" % (tag, _clean(value))
+
+
 def frame(body: bytes) -> bytes:
     """BeginString, BodyLength, ``body`` and its CheckSum: a complete message."""
     head = b"8=FIX.4.4\x019=%d\x01" % len(body)
@@ -295,7 +302,7 @@ def encode(
     if poss_dup_of is not None:
         parts += [b"43=Y", b"122=" + _clean(poss_dup_of)]
     parts.append(b"52=" + _clean(sending_time))
-    parts += [b"%d=%s" % (tag, _clean(value)) for tag, value in fields]
+    parts += [_field(tag, value) for tag, value in fields]
     return frame(SOH.join(parts) + SOH)
 
 
@@ -321,9 +328,20 @@ _HEADER_TAGS = frozenset({35, 49, 56, 34, 43, 122, 52})
 
 
 def utc_timestamp(ts_ns: int) -> str:
-    """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    """UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``.
+
+    The ``YYYYMMDD-HH:MM:SS`` of the last second formatted is kept: a session stamps two
+    fields of every report (SendingTime, TransactTime) within the same second, and ``strftime``
+    cost more than the rest of the call."""
+    global _last_second
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}"
+    last = _last_second  # one tuple, replaced whole: never a second with another's text
+    if last[0] != seconds:
+        last = _last_second = (seconds, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds)))
+    return f"{last[1]}.{rest // 1_000_000:03d}"
+
+
+_last_second = (0, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(0)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -363,8 +381,10 @@ def price_fen(text: str) -> int:
 
 
 def format_fen(fen: int) -> str:
-    """Integer fen as decimal CNY with two decimals (``6250`` -> ``"62.50"``)."""
-    return str(Decimal(fen).scaleb(-2))
+    """Integer fen as decimal CNY with two decimals (``6250`` -> ``"62.50"``, ``-5`` ->
+    ``"-0.05"``): the text ``str(Decimal(fen).scaleb(-2))`` gives, in integer arithmetic."""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
 
 
 _AVERAGE_QUANTUM = Decimal("0.000001")
