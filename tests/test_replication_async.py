@@ -9,6 +9,7 @@ with a divergence report).  Skipped only when no ``nats-server`` is found."""
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,12 @@ def test_batches_acknowledged_but_not_in_the_stream_are_lost_and_the_old_log_div
 
     result = exchange.submit([s.OpenSession(trading_date=20250103)])  # acknowledged: a's log
     assert result.last_seq == taken_over_at + 1
-    assert node.replicator.drain(30) is False and fenced, "its background publish is refused"
+    assert node.replicator.drain(30) is False, "its background publish is refused"
+    # drain sees the fence as it is set; on_fenced is told just after, on the NATS thread
+    told_by = time.monotonic() + 10
+    while not fenced and time.monotonic() < told_by:
+        time.sleep(0.01)
+    assert fenced, "the fenced primary's owner was never told"
     assert "another primary has appended" in fenced[0]
     assert "1 acknowledged batches are not in the stream" in fenced[0]
     with pytest.raises(FencedError):  # logged here, never acknowledged (as with quorum)
