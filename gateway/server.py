@@ -315,6 +315,8 @@ class Gateway:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._sync_handle: asyncio.TimerHandle | None = None
+        """Under ``interval`` durability: the timer that syncs the log's last batches."""
         self._deferred: list[Session] = []
         """Sessions that spent their turn with frames left (see :meth:`_pace`)."""
         self._resume_handle: asyncio.Handle | None = None
@@ -387,6 +389,8 @@ class Gateway:
         if self.fix_acceptor is not None:
             self.fix_acceptor.batch_committed(events)
         self._write_dirty()
+        if self._sync_handle is None:
+            self._arm_sync()
 
     async def _start_fix(self, fix: FixConfig) -> None:
         """Listen for FIX 4.4 connections too (``gateway.fix``), on the same host."""
@@ -433,6 +437,8 @@ class Gateway:
             self._tick_handle.cancel()
         if self._schedule_handle is not None:
             self._schedule_handle.cancel()
+        if self._sync_handle is not None:
+            self._sync_handle.cancel()  # the exchange's close syncs what is left
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -657,6 +663,8 @@ class Gateway:
         if self._batch_started is not None:
             self._batch_latency_s.append(time.monotonic() - self._batch_started)
             self._batch_started = None
+        if self._sync_handle is None:
+            self._arm_sync()
 
     def _discard_unsent(self) -> None:
         """Drop the frames that a batch's routing queued (its sync failed: nothing of it is
@@ -716,6 +724,28 @@ class Gateway:
             log.info("schedule: %r", command)
             core.enqueue_operator_command(command, SCHEDULE_USER)
         self._after_io(None)
+
+    def _arm_sync(self) -> None:
+        """Under ``interval`` durability, time the sync of the batches written since the last
+        one (``Sequencer.sync_due_in``): a batch syncs the log only once the interval has
+        passed, so without this timer a quiet exchange's last batches would wait for the next
+        batch to reach the device, acknowledged for longer than the policy says."""
+        due_in = self.exchange.sync_due_in()
+        if due_in is not None and not self.closed:
+            self._sync_handle = self.loop.call_later(max(due_in, 0.0), self._sync_timer)
+
+    def _sync_timer(self) -> None:
+        self._sync_handle = None
+        if self.closed or self.core.failure is not None:
+            return
+        try:
+            self.exchange.sync_if_due()
+        except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, as a batch's sync does
+            log.critical("log sync failed, shutting down: %r", exc, exc_info=exc)
+            self.core.failure = exc  # nothing more is taken
+            self.request_shutdown()
+            return
+        self._arm_sync()  # a batch synced meanwhile, or more came: time the next one
 
     def _tick(self) -> None:
         self.core.tick(self.loop.time())

@@ -105,6 +105,43 @@ def test_stats_count_batches_and_time_every_log_sync(start, tmp_path) -> None:
             assert (stats.syncs, stats.sync_us_max) == (0, 0.0)
 
 
+def test_interval_durability_syncs_a_quiet_exchange_once_the_interval_has_passed(tmp_path):
+    """Under ``interval`` a batch syncs the log only once the interval has passed since the
+    last sync; the gateway's timer syncs the last batches of a quiet exchange too."""
+    interval = 1.0
+    server = ServerThread(
+        tmp_path / "data",
+        users(),
+        GatewayConfig(port=0),
+        market=small_market(),
+        durability="interval",
+        sync_interval_s=interval,
+    ).start()
+    try:
+        exchange = server.call(lambda: server.gateway.exchange)
+
+        async def scenario(server: ServerThread) -> float:
+            async with session(server, "op") as op, session(server, "alice") as alice:
+                await open_market(op)
+                for k in range(5):  # until a batch is left for the timer (not synced itself)
+                    await alice.new_order(SYM_A, SELL, 10, 6000 + k, client_order_id=f"q{k}")
+                    waiting = server.call(exchange.sync_due_in)
+                    if waiting is not None:
+                        return waiting
+            raise AssertionError("every batch synced the log itself")
+
+        assert 0 < run(scenario(server)) <= interval  # acknowledged, not yet synced
+        syncs = server.call(lambda: len(exchange.journal.sync_seconds))
+        deadline = time.monotonic() + interval + 10.0
+        while server.call(exchange.sync_due_in) is not None:  # no traffic from here on
+            assert time.monotonic() < deadline, "the quiet exchange's last batch never synced"
+            time.sleep(0.05)
+        assert server.call(lambda: len(exchange.journal.sync_seconds)) == syncs + 1
+        assert server.call(exchange.sync_if_due) is False  # nothing left to sync
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------------------------------------------
 # Order entry and reports
 # ------------------------------------------------------------------------------------------

@@ -353,6 +353,33 @@ def test_durability_policies(
     assert jr.Durability(durability) is journal.durability
 
 
+def test_interval_tells_when_a_quiet_log_is_due_and_syncs_it_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    syncs: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: syncs.append(fd))
+    journal = jr.Journal.open(
+        tmp_path, DIGEST, durability="interval", sync_interval_s=1.0, monotonic=lambda: now[0]
+    )
+    opened = len(syncs)
+    assert journal.sync_due_in() is None  # nothing written since the last sync
+    now[0] = 0.25
+    append(journal, 1, 0)  # within the interval: written, not synced
+    assert (journal.sync_due_in(), journal.sync_if_due(), len(syncs)) == (0.75, False, opened)
+    now[0] = 1.0
+    assert journal.sync_due_in() == 0.0
+    assert journal.sync_if_due() is True and len(syncs) == opened + 1
+    assert (journal.sync_due_in(), journal.sync_if_due()) == (None, False)
+    journal.close()
+    assert journal.sync_due_in() is None
+    for policy in ("batch", "none"):
+        other = jr.Journal.open(tmp_path / policy, DIGEST, durability=policy)
+        append(other, 1, 0)
+        assert (other.sync_due_in(), other.sync_if_due()) == (None, False)
+        other.close()
+
+
 # ------------------------------------------------------------------------------------------
 # Damage: the tail is truncated, anything else is refused with segment, offset and seq
 # ------------------------------------------------------------------------------------------

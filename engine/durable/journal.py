@@ -158,7 +158,11 @@ class Durability(enum.StrEnum):
     """After every batch, before it is acknowledged (the default)."""
     INTERVAL = "interval"
     """After a batch when ``sync_interval_s`` has passed since the last sync (group commit by
-    time); a power loss may lose the batches of the last interval, a process crash loses none."""
+    time), and whenever :meth:`Journal.sync_if_due` finds it due - the writer's owner calls it
+    from a timer (the gateway does, :meth:`Journal.sync_due_in` telling when), so that a quiet
+    log is synced too; a power loss may then lose the batches of the last interval, a process
+    crash loses none.  Without such a timer, batches written after the last sync wait for the
+    next batch or :meth:`Journal.close`."""
     NONE = "none"
     """Never (the operating system writes back when it likes): for benchmarks and tests."""
 
@@ -1807,6 +1811,26 @@ class Journal:
         the committed end (written into the older slot, in the same ``fdatasync``)."""
         self._check_open()
         self._guarded(self._sync_now)
+
+    def sync_due_in(self) -> float | None:
+        """Under ``interval``: seconds until what is written but not yet synced is due for its
+        sync (0 or less: due now); None when nothing waits for one (or another policy)."""
+        if (
+            self.durability is not Durability.INTERVAL
+            or not self._dirty
+            or self._failure is not None
+            or self.closed
+        ):
+            return None
+        return self._last_sync + self.sync_interval_s - self._monotonic()
+
+    def sync_if_due(self) -> bool:
+        """:meth:`sync` if :meth:`sync_due_in` says it is due; whether it synced."""
+        due_in = self.sync_due_in()
+        if due_in is None or due_in > 0:
+            return False
+        self.sync()
+        return True
 
     def _sync_now(self, during: Callable[[], None] | None = None) -> None:
         """The end record, then ``fdatasync``; ``during`` (see :meth:`append_checkpoint`) runs

@@ -240,7 +240,8 @@ class Sequencer:
         durability : Durability or str
             ``"batch"`` (sync every batch, default), ``"interval"`` or ``"none"``.
         sync_interval_s : float
-            Longest time between syncs under ``"interval"``.
+            Under ``"interval"``: a batch syncs the log once this long has passed since the
+            last sync, and :meth:`sync_if_due` (call it from a timer) syncs a quiet log then.
         segment_bytes : int
             Preallocated size of a log segment.
         snapshot_every_events : int or None
@@ -486,6 +487,22 @@ class Sequencer:
     # -- replication -----------------------------------------------------------------------------
     replicator: Replicator | None = None
     """Called with every batch after the local log has it, before it is acknowledged."""
+
+    # -- syncs by time (durability "interval") ----------------------------------------------------
+    def sync_due_in(self) -> float | None:
+        """Under ``"interval"``: seconds until the batches not yet synced are due for their
+        sync (0 or less: due now); None when none waits (``Journal.sync_due_in``)."""
+        return None if self._failure is not None else self.journal.sync_due_in()
+
+    def sync_if_due(self) -> bool:
+        """Sync the log if :meth:`sync_due_in` says it is due; whether it synced.  A failed sync
+        fails the sequencer, as it does within a batch (``StorageFailedError``)."""
+        self._check_usable()
+        try:
+            return self.journal.sync_if_due()
+        except BaseException as exc:
+            self._failure = exc
+            raise
 
     def apply_replicated(self, data: bytes) -> np.ndarray:
         """Append and apply one batch a primary logged (a replica's write path).
