@@ -39,7 +39,8 @@ def core_throughput(results, directory: Path, machine_line: str) -> Path:
     ax.set_xticklabels([r.workload for r in results])
     ax.set_ylabel("messages per second (log scale)")
     ax.set_title(f"bench core: {results[0].messages:,} messages per workload", fontsize=10)
-    ax.legend(fontsize=8)
+    # below the bars, in one row: inside the axes it hid the tallest group's labels
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(paths))
     fig.text(0.01, 0.01, machine_line, fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     target = directory / "core_throughput.png"
