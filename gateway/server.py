@@ -739,7 +739,8 @@ class Gateway:
         if self.closed or self.core.failure is not None:
             return
         try:
-            self.exchange.sync_if_due()
+            if self.exchange.sync_if_due() and self.fix_acceptor is not None:
+                self.fix_acceptor.sync_stores()  # after the log: as a batch's flush orders them
         except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, as a batch's sync does
             log.critical("log sync failed, shutting down: %r", exc, exc_info=exc)
             self.core.failure = exc  # nothing more is taken

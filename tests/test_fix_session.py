@@ -8,10 +8,15 @@ import logging
 import os
 import random
 import socket
+import time
 
 from engine.core import schema as s
 from gateway.client import SyncClient
-from tests.gateway_fixtures import DATE1, SYM_A, password
+from gateway.fix import codec as c
+from gateway.fix.store import FixStore
+from gateway.server import GatewayConfig
+from gateway.service import ServerThread
+from tests.gateway_fixtures import DATE1, SYM_A, password, small_market, users
 from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
 
 __all__ = ["close_fix_clients"]  # the fixture, used by every test here
@@ -271,3 +276,73 @@ def _mutate(rng: random.Random, message: bytes) -> bytes:
         else:
             data = data[:position] + data[position:] * rng.randrange(1, 3)
     return bytes(data)
+
+
+# ------------------------------------------------------------------------------------------
+# The session stores under the interval policy
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_store_written_without_syncs_is_synced_when_asked_and_at_close(
+    tmp_path, monkeypatch
+) -> None:
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: syncs.append(fd) or real(fd))
+    path = tmp_path / "fix" / "CETS-ALICE.fixlog"
+    store = FixStore(path)
+    store.bind("alice")
+
+    def send(cl: str) -> None:
+        raw = c.encode("8", store.next_out, "CETS", "ALICE", "20250101-09:30:00.000", [(11, cl)])
+        store.sent_app(store.next_out, raw)
+        store.flush(sync=False)  # the interval policy's write: no sync
+
+    send("a")
+    assert syncs == [] and store.unsynced > 0
+    store.sync()
+    assert len(syncs) == 1 and store.unsynced == 0
+    store.sync()  # nothing new: no sync
+    assert len(syncs) == 1
+    send("b")
+    store.close()  # syncs what is left
+    assert len(syncs) == 2
+    reopened = FixStore(path)
+    assert (reopened.user, reopened.next_out, reopened.unsynced) == ("alice", 3, 0)
+    assert c.parse_body(reopened.stored(2)[reopened.stored(2).index(b"35=") : -7]).pairs
+    reopened.close()
+
+
+def test_interval_durability_syncs_the_session_stores_once_the_log_is_synced(tmp_path) -> None:
+    """The gateway's interval timer syncs the log, then the FIX session stores it wrote."""
+    server = ServerThread(
+        tmp_path / "data",
+        users(),
+        GatewayConfig(port=0),
+        market=small_market(),
+        durability="interval",
+        sync_interval_s=0.3,
+        fix_port=0,
+    ).start()
+    try:
+        _open(server)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        gateway = server.call(lambda: server.gateway)
+        for k in range(5):  # until a batch leaves the log unsynced (it did not sync it itself)
+            _order(fix, f"i{k}")
+            assert field(fix.expect("8"), 11) == f"i{k}"
+            if server.call(gateway.exchange.sync_due_in) is not None:
+                break
+        else:
+            raise AssertionError("every batch synced the log itself")
+        store = server.call(lambda: next(iter(gateway.fix_acceptor.active.values())).store)
+        assert server.call(lambda: store.unsynced) > 0  # written, not synced: the log is not
+        # well before the session's first heartbeat (whose output would sync the store too)
+        deadline = time.monotonic() + 0.3 + 2.0
+        while server.call(lambda: store.unsynced) > 0:  # no more traffic from here on
+            assert time.monotonic() < deadline, "the session store was never synced"
+            time.sleep(0.05)
+        assert server.call(gateway.exchange.sync_due_in) is None  # the log first
+    finally:
+        server.stop()

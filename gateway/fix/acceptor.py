@@ -71,8 +71,7 @@ class FixAcceptor:
         self.exchange = exchange
         self.comp_id = config.comp_id
         self.directory = Path(exchange.data_dir) / "fix"
-        self.sync = exchange.journal.durability is Durability.BATCH
-        """Sync the session stores when the exchange syncs its log (``batch``)."""
+        self.durability = exchange.journal.durability
         self.instruments = list(exchange.market.instruments)
         self.ledger = OrderLedger.recover(exchange)
         self.board = StatusBoard(exchange)
@@ -82,6 +81,21 @@ class FixAcceptor:
         self.clock = time.time_ns
         """Wall clock for SendingTime (nanoseconds since the epoch)."""
         self._request_ids = itertools.count(REQUEST_ID_BASE)
+
+    def store_sync_due(self) -> bool:
+        """Whether a session's store should be synced as its output goes out: always under
+        ``batch`` (the log was synced for the batch), under ``interval`` when the log has
+        nothing unsynced (a batch just synced it), never under ``none``."""
+        if self.durability is Durability.BATCH:
+            return True
+        return self.durability is Durability.INTERVAL and self.exchange.sync_due_in() is None
+
+    def sync_stores(self) -> None:
+        """Sync what the connected sessions' stores wrote unsynced (``interval``: called once
+        the exchange's timer synced its log)."""
+        for session in self.active.values():
+            if session.store is not None:
+                session.store.sync()
 
     def next_request_id(self) -> int:
         return next(self._request_ids)

@@ -809,7 +809,7 @@ class FixSession(Session):
         """The FIX messages queued since the last call, after the store has them on disk."""
         self._translate()
         if self.store is not None:
-            self.store.flush(self.acceptor.sync)
+            self.store.flush(self.acceptor.store_sync_due())
         data, count = self.fix_out, self.fix_count
         self.fix_out, self.fix_count, self.dirty = bytearray(), 0, False
         return data, count

@@ -22,7 +22,10 @@ newline-terminated records:
 
 Records are buffered while a turn of the event loop builds output and written, and fsynced
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
-a message the counterparty has seen is always on disk.  On opening, a torn last record is
+a message the counterparty has seen is always on disk.  Under the exchange's ``interval``
+policy the records are written as they go and synced after the log is: with the output of a
+batch that synced the log, when the log's timer syncs it (:meth:`sync`), and at :meth:`close` -
+never a message about a batch the log could still lose before it.  On opening, a torn last record is
 ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
 Messages never contain a newline (the codec replaces it), so a record is one line.  A write
 that fails (a full disk) is logged and its records stay buffered for the next flush: the
@@ -65,6 +68,8 @@ class FixStore:
         """The greatest ``(seq, index, leg)`` ExecID recorded after the last ``E`` record."""
         self._fd = -1
         self._size = 0
+        self._synced = 0
+        """Bytes of the file known to be on stable storage."""
         self._load()
 
     def _load(self) -> None:
@@ -94,7 +99,7 @@ class FixStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(self._fd, end)
-        self._size = end
+        self._size = self._synced = end
 
     # -- records -------------------------------------------------------------------------------
     def bind(self, user: str) -> None:
@@ -154,6 +159,7 @@ class FixStore:
                 written += os.pwrite(self._fd, data[written:], self._size + written)
             if sync:
                 os.fdatasync(self._fd)
+                self._synced = self._size + len(data)
         except OSError as exc:  # a full disk: keep the records, write them at the next flush
             log.error(
                 "FIX session store %s not written (kept for the next try): %s", self.path, exc
@@ -161,6 +167,24 @@ class FixStore:
             return
         del self._pending[: len(data)]
         self._size += len(data)
+
+    @property
+    def unsynced(self) -> int:
+        """Bytes written to the file and not yet known to be on stable storage."""
+        return self._size - self._synced
+
+    def sync(self) -> None:
+        """``fdatasync`` what :meth:`flush` wrote without a sync (the ``interval`` policy); a
+        failure is logged and tried again at the next call."""
+        if self._fd < 0 or self._synced >= self._size:
+            return
+        size = self._size
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            log.error("FIX session store %s not synced (tried again later): %s", self.path, exc)
+            return
+        self._synced = size
 
     def reset(self, user: str) -> None:
         """Start the session again at MsgSeqNum 1 both ways (ResetSeqNumFlag=Y); how far its
@@ -179,6 +203,7 @@ class FixStore:
                 self._pending += b"E %d\n" % self.generated
                 self._persisted_generated = self.generated
             self.flush(sync=False)
+            self.sync()
             os.close(self._fd)
             self._fd = -1
 
