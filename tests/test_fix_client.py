@@ -150,13 +150,16 @@ def field(message: simplefix.FixMessage, tag: int, nth: int = 1) -> str | None:
     return None if value is None else value.decode()
 
 
-def start_fix_server(data_dir, durability: str = "none", **config) -> ServerThread:
+def start_fix_server(
+    data_dir, durability: str = "none", sync_interval_s: float = 0.05, **config
+) -> ServerThread:
     return ServerThread(
         data_dir,
         users(),
         GatewayConfig(port=0, **config),
         market=small_market(),
         durability=durability,
+        sync_interval_s=sync_interval_s,
         fix_port=0,
     ).start()
 

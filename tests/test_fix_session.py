@@ -14,9 +14,7 @@ from engine.core import schema as s
 from gateway.client import SyncClient
 from gateway.fix import codec as c
 from gateway.fix.store import FixStore
-from gateway.server import GatewayConfig
-from gateway.service import ServerThread
-from tests.gateway_fixtures import DATE1, SYM_A, password, small_market, users
+from tests.gateway_fixtures import DATE1, SYM_A, password
 from tests.test_fix_client import FixClient, close_fix_clients, field, kind, start_fix_server
 
 __all__ = ["close_fix_clients"]  # the fixture, used by every test here
@@ -315,15 +313,7 @@ def test_a_store_written_without_syncs_is_synced_when_asked_and_at_close(
 
 def test_interval_durability_syncs_the_session_stores_once_the_log_is_synced(tmp_path) -> None:
     """The gateway's interval timer syncs the log, then the FIX session stores it wrote."""
-    server = ServerThread(
-        tmp_path / "data",
-        users(),
-        GatewayConfig(port=0),
-        market=small_market(),
-        durability="interval",
-        sync_interval_s=0.3,
-        fix_port=0,
-    ).start()
+    server = start_fix_server(tmp_path / "data", durability="interval", sync_interval_s=0.3)
     try:
         _open(server)
         fix = FixClient(server.fix_port, "ALICE")
