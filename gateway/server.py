@@ -736,8 +736,8 @@ class Gateway:
 
     def _sync_timer(self) -> None:
         self._sync_handle = None
-        if self.closed or self.core.failure is not None:
-            return
+        if self.closed or self.core.failure is not None or self.exchange.sync_due_in() is None:
+            return  # stopped or failed (a fenced primary too), or a batch synced it meanwhile
         try:
             if self.exchange.sync_if_due() and self.fix_acceptor is not None:
                 self.fix_acceptor.sync_stores()  # after the log: as a batch's flush orders them

@@ -24,9 +24,9 @@ Records are buffered while a turn of the event loop builds output and written, a
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
 a message the counterparty has seen is always on disk.  Under the exchange's ``interval``
 policy the records are written as they go and synced after the log is: with the output of a
-batch that synced the log, when the log's timer syncs it (:meth:`sync`), and at :meth:`close` -
-never a message about a batch the log could still lose before it.  On opening, a torn last record is
-ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
+batch that synced the log, when the log's timer syncs it (:meth:`sync`), and at
+:meth:`close` - never a message about a batch the log could still lose before it.  On
+opening, a torn last record is ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
 Messages never contain a newline (the codec replaces it), so a record is one line.  A write
 that fails (a full disk) is logged and its records stay buffered for the next flush: the
 session goes on, and resends are served from the buffer meanwhile.
