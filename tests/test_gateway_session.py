@@ -263,10 +263,11 @@ def test_cancel_on_disconnect_queues_the_cancels(exchange, directory) -> None:
     assert exchange.engine.order(order_id) is None
 
 
-def test_the_sequencer_checks_claimed_seqs(exchange, directory) -> None:
+@pytest.mark.parametrize("orders", [2, 40], ids=["small", "numpy-checked"])
+def test_the_sequencer_checks_claimed_seqs(exchange, directory, orders) -> None:
     core = make_core(exchange)
     alice = logon(core, directory, "alice")
-    alice.receive_data(order(1, "a") + order(2, "b"), 0.0)
+    alice.receive_data(b"".join(order(k + 1, f"c{k}") for k in range(orders)), 0.0)
     [batch] = core.take_batches()
     records = batch.command_records()
     last_seq = exchange.last_seq
@@ -276,9 +277,10 @@ def test_the_sequencer_checks_claimed_seqs(exchange, directory) -> None:
         exchange.submit_records(records[1:].copy(), b"")
     assert exchange.last_seq == last_seq, "nothing was logged"
     events = exchange.submit_records(records, batch.annotation_blob())
-    assert np.unique(events["seq"]).tolist() == [last_seq + 1, last_seq + 2]
+    seqs = list(range(last_seq + 1, last_seq + orders + 1))
+    assert np.unique(events["seq"]).tolist() == seqs
     core.batch_committed(batch, events)
-    assert [m.order_id for m in output(alice) if type(m) is p.Ack] == [last_seq + 1, last_seq + 2]
+    assert [m.order_id for m in output(alice) if type(m) is p.Ack] == seqs
 
 
 def test_a_full_batch_is_sealed_and_reading_waits(exchange, directory, monkeypatch) -> None:
