@@ -67,8 +67,10 @@ def test_an_async_primary_publishes_every_acknowledged_batch_in_order(cluster, t
 def test_batches_acknowledged_but_not_in_the_stream_are_lost_and_the_old_log_diverges(
     cluster, tmp_path
 ) -> None:
-    # a long TTL: only the release below ends a's lease, and its renewal stays out of the way
-    names = st.StreamNames(f"A{next(_names)}", replicas=3, lease_ttl_s=30.0)
+    # a TTL far beyond the test's length: only the release below ends a's lease, and a's
+    # renewal (every quarter TTL) never runs between b's takeover and a's submit - with 30 s
+    # it did once on a loaded CI machine (a renewed after 7.5 s, saw b and fenced itself)
+    names = st.StreamNames(f"A{next(_names)}", replicas=3, lease_ttl_s=600.0)
     exchange, node = async_primary(cluster, names, tmp_path / "a")
     submit_random(exchange, 12, 100)
     assert node.replicator.drain(30)
