@@ -391,6 +391,8 @@ class Gateway:
         self._write_dirty()
         if self._sync_handle is None:
             self._arm_sync()
+        if self.fix_acceptor is not None:
+            self.fix_acceptor.sync_stores()
 
     async def _start_fix(self, fix: FixConfig) -> None:
         """Listen for FIX 4.4 connections too (``gateway.fix``), on the same host."""
@@ -644,6 +646,8 @@ class Gateway:
                 self.exchange.release_claims()  # the later batches' claims go with them
                 core.batches_refused(batches[position:], str(exc))
                 self._write_dirty()
+                if self._sync_handle is None:
+                    self._arm_sync()  # the batches logged before it still need their sync
                 return
             except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
                 log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
@@ -665,6 +669,8 @@ class Gateway:
             self._batch_started = None
         if self._sync_handle is None:
             self._arm_sync()
+        if self.fix_acceptor is not None:
+            self.fix_acceptor.sync_stores()  # interval: once the log is durable to its end
 
     def _discard_unsent(self) -> None:
         """Drop the frames that a batch's routing queued (its sync failed: nothing of it is
@@ -736,17 +742,20 @@ class Gateway:
 
     def _sync_timer(self) -> None:
         self._sync_handle = None
-        if self.closed or self.core.failure is not None or self.exchange.sync_due_in() is None:
-            return  # stopped or failed (a fenced primary too), or a batch synced it meanwhile
-        try:
-            if self.exchange.sync_if_due() and self.fix_acceptor is not None:
-                self.fix_acceptor.sync_stores()  # after the log: as a batch's flush orders them
-        except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, as a batch's sync does
-            log.critical("log sync failed, shutting down: %r", exc, exc_info=exc)
-            self.core.failure = exc  # nothing more is taken
-            self.request_shutdown()
+        if self.closed or self.core.failure is not None:
             return
-        self._arm_sync()  # a batch synced meanwhile, or more came: time the next one
+        if self.exchange.sync_due_in() is not None:  # else synced meanwhile, or failed (fenced)
+            try:
+                self.exchange.sync_if_due()
+            except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, as _flush does
+                log.critical("log sync failed, shutting down: %r", exc, exc_info=exc)
+                self.core.batch_failed(self.core.take_batches(), exc)  # their outcome: unknown
+                self._write_dirty()
+                self.request_shutdown()
+                return
+        if self.fix_acceptor is not None:
+            self.fix_acceptor.sync_stores()  # after the log, which is durable to its end now
+        self._arm_sync()  # more came meanwhile: time its sync
 
     def _tick(self) -> None:
         self.core.tick(self.loop.time())

@@ -10,6 +10,8 @@ import random
 import socket
 import time
 
+import pytest
+
 from engine.core import schema as s
 from gateway.client import SyncClient
 from gateway.fix import codec as c
@@ -281,9 +283,7 @@ def _mutate(rng: random.Random, message: bytes) -> bytes:
 # ------------------------------------------------------------------------------------------
 
 
-def test_a_store_written_without_syncs_is_synced_when_asked_and_at_close(
-    tmp_path, monkeypatch
-) -> None:
+def test_a_store_written_without_syncs_is_synced_when_asked(tmp_path, monkeypatch) -> None:
     syncs: list[int] = []
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: syncs.append(fd) or real(fd))
@@ -303,36 +303,56 @@ def test_a_store_written_without_syncs_is_synced_when_asked_and_at_close(
     store.sync()  # nothing new: no sync
     assert len(syncs) == 1
     send("b")
-    store.close()  # syncs what is left
-    assert len(syncs) == 2
+    store.close()  # written, not synced: the caller did not say the log is durable
+    assert len(syncs) == 1
     reopened = FixStore(path)
     assert (reopened.user, reopened.next_out, reopened.unsynced) == ("alice", 3, 0)
     assert c.parse_body(reopened.stored(2)[reopened.stored(2).index(b"35=") : -7]).pairs
-    reopened.close()
+    send_again = c.encode("8", 3, "CETS", "ALICE", "20250101-09:30:01.000", [(11, "c")])
+    reopened.sent_app(3, send_again)
+    reopened.close(sync=True)  # the caller knows the log is durable: synced before closing
+    assert len(syncs) == 2
 
 
-def test_interval_durability_syncs_the_session_stores_once_the_log_is_synced(tmp_path) -> None:
-    """The gateway's interval timer syncs the log, then the FIX session stores it wrote."""
-    server = start_fix_server(tmp_path / "data", durability="interval", sync_interval_s=0.3)
+@pytest.mark.parametrize(
+    ("interval", "by"), [(0.0, "the batch that synced the log"), (0.3, "the interval timer")]
+)
+def test_interval_durability_syncs_the_session_stores_once_the_log_is_synced(
+    tmp_path, interval, by
+) -> None:
+    """Under ``interval`` a FIX session's store is written as its output goes out and synced
+    once the log is durable to its end: at the end of a batch that synced the log (an
+    interval of 0: every batch does), or when the gateway's timer synced it."""
+    server = start_fix_server(tmp_path / "data", durability="interval", sync_interval_s=interval)
     try:
         _open(server)
         fix = FixClient(server.fix_port, "ALICE")
         fix.logon("alice")
         gateway = server.call(lambda: server.gateway)
-        for k in range(5):  # until a batch leaves the log unsynced (it did not sync it itself)
-            _order(fix, f"i{k}")
-            assert field(fix.expect("8"), 11) == f"i{k}"
-            if server.call(gateway.exchange.sync_due_in) is not None:
-                break
+        exchange, acceptor = gateway.exchange, gateway.fix_acceptor
+        if interval:  # first a batch that leaves the log unsynced, its report in the store
+            for k in range(40):  # ~2 s: the timer syncs meanwhile, and the next batch does not
+                _order(fix, f"i{k}")
+                assert field(fix.expect("8"), 11) == f"i{k}"
+                waiting, unsynced = server.call(
+                    lambda: (
+                        exchange.sync_due_in(),
+                        next(iter(acceptor.active.values())).store.unsynced,
+                    )
+                )
+                if waiting is not None and waiting > interval / 2:
+                    assert unsynced > 0, "the store was synced ahead of the log"
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("no batch left the log unsynced long enough to look")
         else:
-            raise AssertionError("every batch synced the log itself")
-        store = server.call(lambda: next(iter(gateway.fix_acceptor.active.values())).store)
-        assert server.call(lambda: store.unsynced) > 0  # written, not synced: the log is not
-        # well before the session's first heartbeat (whose output would sync the store too)
-        deadline = time.monotonic() + 0.3 + 2.0
-        while server.call(lambda: store.unsynced) > 0:  # no more traffic from here on
-            assert time.monotonic() < deadline, "the session store was never synced"
-            time.sleep(0.05)
-        assert server.call(gateway.exchange.sync_due_in) is None  # the log first
+            _order(fix, "i0")
+            assert field(fix.expect("8"), 11) == "i0"
+        deadline = time.monotonic() + interval + 2.0  # no more traffic from here on
+        while server.call(lambda: next(iter(acceptor.active.values())).store.unsynced) > 0:
+            assert time.monotonic() < deadline, f"the store was not synced after {by}"
+            time.sleep(0.02)
+        assert server.call(lambda: exchange.log_durable_to_end)  # the log first
     finally:
         server.stop()

@@ -120,18 +120,22 @@ def test_interval_durability_syncs_a_quiet_exchange_once_the_interval_has_passed
     try:
         exchange = server.call(lambda: server.gateway.exchange)
 
-        async def scenario(server: ServerThread) -> float:
+        def look() -> tuple[float | None, int]:  # on the server's loop, in one go
+            return exchange.sync_due_in(), len(exchange.journal.sync_seconds)
+
+        async def scenario(server: ServerThread) -> tuple[float | None, int]:
             async with session(server, "op") as op, session(server, "alice") as alice:
                 await open_market(op)
-                for k in range(5):  # until a batch is left for the timer (not synced itself)
+                for k in range(40):  # ~2 s: until a batch is left for the timer, with margin
                     await alice.new_order(SYM_A, SELL, 10, 6000 + k, client_order_id=f"q{k}")
-                    waiting = server.call(exchange.sync_due_in)
-                    if waiting is not None:
-                        return waiting
-            raise AssertionError("every batch synced the log itself")
+                    waiting, syncs = server.call(look)
+                    if waiting is not None and waiting > interval / 2:
+                        return waiting, syncs
+                    await asyncio.sleep(0.05)
+            raise AssertionError("no batch left the log unsynced long enough to look")
 
-        assert 0 < run(scenario(server)) <= interval  # acknowledged, not yet synced
-        syncs = server.call(lambda: len(exchange.journal.sync_seconds))
+        waiting, syncs = run(scenario(server))
+        assert interval / 2 < waiting <= interval  # acknowledged, not yet synced
         deadline = time.monotonic() + interval + 10.0
         while server.call(exchange.sync_due_in) is not None:  # no traffic from here on
             assert time.monotonic() < deadline, "the quiet exchange's last batch never synced"

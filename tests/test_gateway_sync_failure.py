@@ -74,3 +74,36 @@ def test_a_failed_sync_acknowledges_nothing_of_its_batch(tmp_path) -> None:
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_a_failed_interval_sync_stops_the_gateway(tmp_path) -> None:
+    """Under ``interval`` the gateway's timer syncs a quiet log; when that ``fdatasync`` fails,
+    the gateway stops as it does for a batch's failed sync: nothing more is taken."""
+    disk = SwitchableFailingSync()
+    server = ServerThread(
+        tmp_path / "data",
+        users(),
+        GatewayConfig(port=0),
+        market=small_market(),
+        durability="interval",
+        sync_interval_s=1.0,  # the order below comes well within it: its batch does not sync
+        storage=disk,
+    ).start()
+
+    async def scenario() -> None:
+        op = Client("127.0.0.1", server.port, "op", password("op"))
+        alice = Client("127.0.0.1", server.port, "alice", password("alice"))
+        for client in (op, alice):
+            await client.connect()
+        assert (await op.engine(s.OpenSession(trading_date=DATE1))).ok
+        disk.failing = True  # from here on the log's syncs fail: the timer's first
+        rested = await alice.new_order(SYM_A, s.Side.SELL, 10, 6000, client_order_id="s1")
+        assert rested.ok  # acknowledged under interval: written, its sync still to come
+        await asyncio.wait_for(alice.wait_closed(), 10)  # the timer's sync failed: stopped
+        await asyncio.wait_for(op.wait_closed(), 10)
+
+    try:
+        asyncio.run(scenario())
+        assert server.call(lambda: server.gateway.core.failure) is not None
+    finally:
+        server.stop()

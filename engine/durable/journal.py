@@ -1812,9 +1812,17 @@ class Journal:
         self._check_open()
         self._guarded(self._sync_now)
 
+    @property
+    def durable_to_end(self) -> bool:
+        """Everything written is on stable storage: the journal is open, has not failed, and
+        nothing was written since the last sync (under ``none``: only before the first
+        batch)."""
+        return not self._dirty and self._failure is None and not self.closed
+
     def sync_due_in(self) -> float | None:
         """Under ``interval``: seconds until what is written but not yet synced is due for its
-        sync (0 or less: due now); None when nothing waits for one (or another policy)."""
+        sync (0 or less: due now); None when nothing waits for one - or another policy, or a
+        failed or closed journal (:attr:`durable_to_end` tells those apart)."""
         if (
             self.durability is not Durability.INTERVAL
             or not self._dirty

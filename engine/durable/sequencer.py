@@ -495,12 +495,20 @@ class Sequencer:
     # -- syncs by time (durability "interval") ----------------------------------------------------
     def sync_due_in(self) -> float | None:
         """Under ``"interval"``: seconds until the batches not yet synced are due for their
-        sync (0 or less: due now); None when none waits (``Journal.sync_due_in``)."""
+        sync (0 or less: due now); None when none waits, and once the exchange failed
+        (``Journal.sync_due_in``)."""
         return None if self._failure is not None else self.journal.sync_due_in()
+
+    @property
+    def log_durable_to_end(self) -> bool:
+        """Every batch logged so far is on stable storage, and the exchange has not failed
+        (``Journal.durable_to_end``): what the gateway's own files may follow."""
+        return self._failure is None and self.journal.durable_to_end
 
     def sync_if_due(self) -> bool:
         """Sync the log if :meth:`sync_due_in` says it is due; whether it synced.  A failed sync
-        fails the sequencer, as it does within a batch (``StorageFailedError``)."""
+        fails the sequencer, as it does within a batch (``StorageFailedError``); a sequencer
+        that failed already raises ``SequencerFailedError``."""
         self._check_usable()
         try:
             return self.journal.sync_if_due()

@@ -71,7 +71,9 @@ class FixAcceptor:
         self.exchange = exchange
         self.comp_id = config.comp_id
         self.directory = Path(exchange.data_dir) / "fix"
-        self.durability = exchange.journal.durability
+        self.sync = exchange.journal.durability is Durability.BATCH
+        """Sync a session's store with each batch's output (``batch``; under ``interval`` the
+        gateway calls :meth:`sync_stores` once the log is synced)."""
         self.instruments = list(exchange.market.instruments)
         self.ledger = OrderLedger.recover(exchange)
         self.board = StatusBoard(exchange)
@@ -82,20 +84,22 @@ class FixAcceptor:
         """Wall clock for SendingTime (nanoseconds since the epoch)."""
         self._request_ids = itertools.count(REQUEST_ID_BASE)
 
-    def store_sync_due(self) -> bool:
-        """Whether a session's store should be synced as its output goes out: always under
-        ``batch`` (the log was synced for the batch), under ``interval`` when the log has
-        nothing unsynced (a batch just synced it), never under ``none``."""
-        if self.durability is Durability.BATCH:
-            return True
-        return self.durability is Durability.INTERVAL and self.exchange.sync_due_in() is None
+    def stores_may_sync(self) -> bool:
+        """May the session stores be synced now: every batch they can describe is durable in
+        the log (``Sequencer.log_durable_to_end``), never under ``none``."""
+        return self.exchange.journal.durability is not Durability.NONE and (
+            self.exchange.log_durable_to_end
+        )
 
     def sync_stores(self) -> None:
-        """Sync what the connected sessions' stores wrote unsynced (``interval``: called once
-        the exchange's timer synced its log)."""
+        """Sync what the connected sessions' stores wrote unsynced, if :meth:`stores_may_sync`
+        (the gateway calls it after its batches and its ``interval`` timer)."""
+        if not self.stores_may_sync():
+            return
         for session in self.active.values():
-            if session.store is not None:
-                session.store.sync()
+            store = session.store
+            if store is not None and store.unsynced:
+                store.sync()
 
     def next_request_id(self) -> int:
         return next(self._request_ids)

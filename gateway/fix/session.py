@@ -809,7 +809,7 @@ class FixSession(Session):
         """The FIX messages queued since the last call, after the store has them on disk."""
         self._translate()
         if self.store is not None:
-            self.store.flush(self.acceptor.store_sync_due())
+            self.store.flush(self.acceptor.sync)
         data, count = self.fix_out, self.fix_count
         self.fix_out, self.fix_count, self.dirty = bytearray(), 0, False
         return data, count
@@ -1146,7 +1146,7 @@ class FixSession(Session):
     def release(self) -> None:
         """The connection is gone: persist and close the store, free the FIX session."""
         if self.store is not None:
-            self.store.close()
+            self.store.close(sync=self.acceptor.stores_may_sync())
             self.store = None
         self.acceptor.release(self)
 

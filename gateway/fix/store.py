@@ -23,9 +23,11 @@ newline-terminated records:
 Records are buffered while a turn of the event loop builds output and written, and fsynced
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
 a message the counterparty has seen is always on disk.  Under the exchange's ``interval``
-policy the records are written as they go and synced after the log is: with the output of a
-batch that synced the log, when the log's timer syncs it (:meth:`sync`), and at
-:meth:`close` - never a message about a batch the log could still lose before it.  On
+policy the records are written before the output goes out (a process crash loses none) and
+synced (:meth:`sync`, :meth:`close`) only at moments when every batch of the log is on stable
+storage - after the gateway's batches and its interval timer - so that a sync never makes a
+message durable ahead of the batch it describes; the operating system's own writeback may
+still, which a power loss under ``interval`` may show as a store ahead of the log.  On
 opening, a torn last record is ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
 Messages never contain a newline (the codec replaces it), so a record is one line.  A write
 that fails (a full disk) is logged and its records stay buffered for the next flush: the
@@ -197,13 +199,16 @@ class FixStore:
         self._pending.clear()
         self._load()
 
-    def close(self) -> None:
+    def close(self, sync: bool = False) -> None:
+        """Write what is buffered and close the file; ``sync``: :meth:`sync` it first (the
+        caller knows the log is durable to its end)."""
         if self._fd >= 0:
             if self.generated != self._persisted_generated:
                 self._pending += b"E %d\n" % self.generated
                 self._persisted_generated = self.generated
             self.flush(sync=False)
-            self.sync()
+            if sync:
+                self.sync()
             os.close(self._fd)
             self._fd = -1
 
