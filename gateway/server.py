@@ -423,6 +423,8 @@ class Gateway:
         if self._fix_server is not None:
             self._fix_server.close()
         self._flush()
+        if self.core.failure is None:  # interval: the log durable before the sessions close,
+            self._sync_log(force=True)  # so that a FIX store closed at logout is synced too
         self.core.shutdown()
         self._write_dirty()
         deadline = self.loop.time() + self.config.shutdown_drain_s
@@ -742,20 +744,29 @@ class Gateway:
 
     def _sync_timer(self) -> None:
         self._sync_handle = None
-        if self.closed or self.core.failure is not None:
-            return
+        if not self.closed and self.core.failure is None and self._sync_log():
+            self._arm_sync()  # more came meanwhile: time its sync
+
+    def _sync_log(self, force: bool = False) -> bool:
+        """Sync the log if its sync is due (``force``: if anything waits for one at all), then
+        the FIX session stores, which may follow a log durable to its end.  False when the
+        sync failed: the gateway stops, as for a batch's failed sync, its queued requesters
+        told the outcome is unknown."""
         if self.exchange.sync_due_in() is not None:  # else synced meanwhile, or failed (fenced)
             try:
-                self.exchange.sync_if_due()
+                if force:
+                    self.exchange.sync()
+                else:
+                    self.exchange.sync_if_due()
             except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, as _flush does
                 log.critical("log sync failed, shutting down: %r", exc, exc_info=exc)
                 self.core.batch_failed(self.core.take_batches(), exc)  # their outcome: unknown
                 self._write_dirty()
                 self.request_shutdown()
-                return
+                return False
         if self.fix_acceptor is not None:
             self.fix_acceptor.sync_stores()  # after the log, which is durable to its end now
-        self._arm_sync()  # more came meanwhile: time its sync
+        return True
 
     def _tick(self) -> None:
         self.core.tick(self.loop.time())

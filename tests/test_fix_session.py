@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -356,3 +357,35 @@ def test_interval_durability_syncs_the_session_stores_once_the_log_is_synced(
         assert server.call(lambda: exchange.log_durable_to_end)  # the log first
     finally:
         server.stop()
+
+
+def test_a_graceful_stop_under_interval_syncs_the_log_then_the_session_stores(
+    tmp_path, monkeypatch
+) -> None:
+    """Stopping syncs what the interval left unsynced - the log first, then each FIX store as
+    its session closes - instead of leaving both to the operating system's writeback."""
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+    server = start_fix_server(tmp_path / "data", durability="interval", sync_interval_s=60.0)
+    try:
+        _open(server)
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        _order(fix, "g1")
+        assert field(fix.expect("8"), 11) == "g1"
+        store = server.call(lambda: next(iter(server.gateway.fix_acceptor.active.values())).store)
+        assert server.call(lambda: store.unsynced) > 0  # 60 s: nothing synced it yet
+        before = len(synced)
+    finally:
+        server.stop()
+    during = [Path(path) for path in synced[before:]]
+    stores = [k for k, path in enumerate(during) if path.suffix == ".fixlog"]
+    logs = [k for k, path in enumerate(during) if path.parent.name == "log"]
+    assert stores, f"the session's store was never synced: {during}"
+    assert logs and logs[0] < stores[0], f"the store was synced ahead of the log: {during}"

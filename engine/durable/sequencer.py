@@ -505,6 +505,16 @@ class Sequencer:
         (``Journal.durable_to_end``): what the gateway's own files may follow."""
         return self._failure is None and self.journal.durable_to_end
 
+    def sync(self) -> None:
+        """Force every batch logged so far to stable storage now, whatever the policy
+        (``Journal.sync``); a failed sync fails the sequencer, as :meth:`sync_if_due` says."""
+        self._check_usable()
+        try:
+            self.journal.sync()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
     def sync_if_due(self) -> bool:
         """Sync the log if :meth:`sync_due_in` says it is due; whether it synced.  A failed sync
         fails the sequencer, as it does within a batch (``StorageFailedError``); a sequencer
