@@ -35,16 +35,22 @@ class SwitchableFailingSync(Storage):
         super().fdatasync(fd)
 
 
-def test_a_failed_sync_acknowledges_nothing_of_its_batch(tmp_path) -> None:
-    disk = SwitchableFailingSync()
-    server = ServerThread(
+def start(tmp_path, disk: Storage, durability: str, **kw) -> ServerThread:
+    """A gateway whose log writes through ``disk``."""
+    return ServerThread(
         tmp_path / "data",
         users(),
         GatewayConfig(port=0),
         market=small_market(),
-        durability="batch",
+        durability=durability,
         storage=disk,
+        **kw,
     ).start()
+
+
+def test_a_failed_sync_acknowledges_nothing_of_its_batch(tmp_path) -> None:
+    disk = SwitchableFailingSync()
+    server = start(tmp_path, disk, "batch")
 
     async def scenario() -> None:
         op = Client("127.0.0.1", server.port, "op", password("op"))
@@ -80,15 +86,8 @@ def test_a_failed_interval_sync_stops_the_gateway(tmp_path) -> None:
     """Under ``interval`` the gateway's timer syncs a quiet log; when that ``fdatasync`` fails,
     the gateway stops as it does for a batch's failed sync: nothing more is taken."""
     disk = SwitchableFailingSync()
-    server = ServerThread(
-        tmp_path / "data",
-        users(),
-        GatewayConfig(port=0),
-        market=small_market(),
-        durability="interval",
-        sync_interval_s=1.0,  # the order below comes well within it: its batch does not sync
-        storage=disk,
-    ).start()
+    # the order below comes well within the interval: its batch does not sync
+    server = start(tmp_path, disk, "interval", sync_interval_s=1.0)
 
     async def scenario() -> None:
         op = Client("127.0.0.1", server.port, "op", password("op"))
