@@ -158,3 +158,41 @@ def test_missed_reports_survive_a_restart_and_are_never_sent_twice(tmp_path) -> 
         ]
     finally:
         server.stop()
+
+
+def test_a_store_ahead_of_the_log_still_gets_the_reports_of_the_events_at_those_seqs(
+    tmp_path,
+) -> None:
+    """Under ``interval`` a power loss may lose the log's tail after the operating system wrote
+    a session's store back: its marks then say reports were generated up to seqs the log no
+    longer holds.  At the next start they are forgotten, so the events the log then gets at
+    those seqs are reported (here the store's mark is set ahead by hand)."""
+    data = tmp_path / "data"
+    server = start_fix_server(data)
+    op = _native(server, "op")
+    try:
+        op.engine(s.OpenSession(trading_date=DATE1))
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        _sell(fix, "s1", 100, "60.00")
+        assert field(fix.expect("8"), 150) == "0"
+        _log_out(fix)  # MsgSeqNums in: Logon, the order, the Logout
+    finally:
+        op.shutdown()
+        server.stop()
+    store = next((data / "fix").glob("*.fixlog"))
+    with store.open("ab") as file:
+        file.write(b"E 999\n")  # as if generated up to seq 999, which the log never got to
+
+    server = start_fix_server(data)
+    bob = _native(server, "bob")
+    try:
+        bob.new_order(SYM_A, BUY, 60, 6000, client_order_id="b1")  # fills s1 while she is away
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.seq = 4
+        fix.logon("alice")
+        missed = _after_logon(fix)
+        assert [_report(m) for m in missed] == [("s1", "F", "1", "60", "60", "40", "60", "100")]
+    finally:
+        bob.shutdown()
+        server.stop()
