@@ -389,23 +389,3 @@ def test_a_graceful_stop_under_interval_syncs_the_log_then_the_session_stores(
     logs = [k for k, path in enumerate(during) if path.parent.name == "log"]
     assert stores, f"the session's store was never synced: {during}"
     assert logs and logs[0] < stores[0], f"the store was synced ahead of the log: {during}"
-
-
-def test_a_store_forgets_marks_beyond_the_log_end(tmp_path) -> None:
-    path = tmp_path / "fix" / "CETS-ALICE.fixlog"
-    store = FixStore(path)
-    store.bind("alice")
-    store.generated = 3
-    store.flush(sync=False)  # the E 3 mark
-    raw = c.encode("8", 1, "CETS", "ALICE", "20250101-09:30:00.000", [(17, "500-1-0")])
-    store.sent_app(1, raw)  # recorded after the E 3 mark: the report of event (500, 1, 0)
-    store.close()
-    store = FixStore(path)
-    assert (store.generated, store.last_report) == (3, (500, 1, 0))
-    assert store.forget_beyond(600) is False  # the log holds all that
-    assert store.forget_beyond(10) is True  # a log ending at 10 lost the tail they describe
-    assert store.generated == 3 and store.last_report[0] == 10
-    assert store.last_report > (10, 10**9, 10**9)  # every report of seq 10 counts as made
-    store.generated = 20
-    assert store.forget_beyond(10) is True and store.generated == 10
-    store.close()

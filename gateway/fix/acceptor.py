@@ -25,7 +25,6 @@ and waits while the socket is full (as a native replay waits for the socket to d
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from pathlib import Path
 
@@ -42,8 +41,6 @@ from gateway.fix.status import StatusBoard
 from gateway.fix.store import FixStore
 from gateway.orders import Annotation
 from gateway.server import Connection
-
-log = logging.getLogger("gateway.fix")
 
 COMP_ID = "CETS"
 """The acceptor's SenderCompID (the peers' TargetCompID)."""
@@ -86,10 +83,6 @@ class FixAcceptor:
         self.clock = time.time_ns
         """Wall clock for SendingTime (nanoseconds since the epoch)."""
         self._request_ids = itertools.count(REQUEST_ID_BASE)
-        self.start_seq = exchange.last_seq
-        """The log's end when this gateway started: a store's marks beyond it can only come
-        from a lost tail (``FixStore.forget_beyond``)."""
-        self._stores_opened: set[str] = set()
 
     def stores_may_sync(self) -> bool:
         """May the session stores be synced now: every batch they can describe is durable in
@@ -130,20 +123,7 @@ class FixAcceptor:
         return True
 
     def open_store(self, key: str) -> FixStore:
-        """Session ``key``'s store; at its first opening since the start, marks beyond the
-        log's end then are forgotten (see ``FixStore.forget_beyond``)."""
-        store = FixStore(self.directory / f"{key}.fixlog")
-        if key not in self._stores_opened:
-            self._stores_opened.add(key)
-            if store.forget_beyond(self.start_seq):
-                log.warning(
-                    "FIX session %s: its store was ahead of the log, which ends at seq %d (a "
-                    "power loss under interval durability); the reports of the events after it "
-                    "will be generated",
-                    key,
-                    self.start_seq,
-                )
-        return store
+        return FixStore(self.directory / f"{key}.fixlog")
 
     def release(self, session: FixSession) -> None:
         if self.active.get(session.key) is session:

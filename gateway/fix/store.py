@@ -18,8 +18,7 @@ newline-terminated records:
   from the exchange's log (:attr:`FixStore.generated`).  The ``E`` record is written with the
   next records that are written anyway, and when the store is closed; if a crash loses it,
   the reports recorded after the last ``E`` say how far generation had got
-  (:attr:`FixStore.last_report`), so no report is generated twice.  Marks beyond the log's end
-  are forgotten (:meth:`FixStore.forget_beyond`, at the first opening after a start).
+  (:attr:`FixStore.last_report`), so no report is generated twice.
 
 Records are buffered while a turn of the event loop builds output and written, and fsynced
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
@@ -171,20 +170,6 @@ class FixStore:
         del self._pending[: len(data)]
         self._size += len(data)
 
-    def forget_beyond(self, seq: int) -> bool:
-        """The log ends at ``seq`` although this store's marks say its reports were generated
-        further (under ``interval`` a power loss lost the log's tail, and the operating system
-        had written this file back first): forget that, so that the reports of the events the
-        log will hold at those seqs are generated.  Whether anything was forgotten."""
-        forgot = False
-        if self.generated > seq:
-            self.generated = seq  # an E record says so at the next flush
-            forgot = True
-        if self.last_report[0] > seq:  # reports are made in event order: all up to seq were
-            self.last_report = (seq, _AFTER_ALL, _AFTER_ALL)
-            forgot = True
-        return forgot
-
     @property
     def unsynced(self) -> int:
         """Bytes written to the file and not yet known to be on stable storage."""
@@ -226,11 +211,6 @@ class FixStore:
                 self.sync()
             os.close(self._fd)
             self._fd = -1
-
-
-_AFTER_ALL = 1 << 62
-"""An event index (and leg) beyond any: ``(seq, _AFTER_ALL, _AFTER_ALL)`` follows every
-report of the events of ``seq``."""
 
 
 def _exec_id_of(raw: bytes) -> tuple[int, int, int]:
