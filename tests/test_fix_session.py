@@ -389,3 +389,22 @@ def test_a_graceful_stop_under_interval_syncs_the_log_then_the_session_stores(
     logs = [k for k, path in enumerate(during) if path.parent.name == "log"]
     assert stores, f"the session's store was never synced: {during}"
     assert logs and logs[0] < stores[0], f"the store was synced ahead of the log: {during}"
+
+
+def test_interval_output_of_no_batch_is_synced_when_the_log_is_durable(tmp_path) -> None:
+    """A Logon's answer and market statuses come from no batch: on an exchange whose log is
+    durable to its end, the store is synced with them (as under ``batch``), not left to the
+    operating system's writeback until some batch comes."""
+    server = start_fix_server(tmp_path / "data", durability="interval", sync_interval_s=60.0)
+    try:
+        fix = FixClient(server.fix_port, "ALICE")
+        fix.logon("alice")
+        fix.send("1", [(112, "ping")])  # a TestRequest: its Heartbeat answer comes after all
+        while not (kind(answer := fix.receive()) == "0" and field(answer, 112) == "ping"):
+            pass
+        acceptor = server.call(lambda: server.gateway.fix_acceptor)
+        assert server.call(lambda: server.gateway.exchange.log_durable_to_end)  # no batch yet
+        store = server.call(lambda: next(iter(acceptor.active.values())).store)
+        assert server.call(lambda: store.unsynced) == 0
+    finally:
+        server.stop()

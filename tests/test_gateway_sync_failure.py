@@ -86,8 +86,7 @@ def test_a_failed_interval_sync_stops_the_gateway(tmp_path) -> None:
     """Under ``interval`` the gateway's timer syncs a quiet log; when that ``fdatasync`` fails,
     the gateway stops as it does for a batch's failed sync: nothing more is taken."""
     disk = SwitchableFailingSync()
-    # the order below comes well within the interval: its batch does not sync
-    server = start(tmp_path, disk, "interval", sync_interval_s=1.0)
+    server = start(tmp_path, disk, "interval", sync_interval_s=3.0)
 
     async def scenario() -> None:
         op = Client("127.0.0.1", server.port, "op", password("op"))
@@ -95,7 +94,8 @@ def test_a_failed_interval_sync_stops_the_gateway(tmp_path) -> None:
         for client in (op, alice):
             await client.connect()
         assert (await op.engine(s.OpenSession(trading_date=DATE1))).ok
-        disk.failing = True  # from here on the log's syncs fail: the timer's first
+        server.call(server.gateway.exchange.sync)  # the interval starts now: the order below
+        disk.failing = True  # comes well within it, and the timer's sync is the first to fail
         rested = await alice.new_order(SYM_A, s.Side.SELL, 10, 6000, client_order_id="s1")
         assert rested.ok  # acknowledged under interval: written, its sync still to come
         await asyncio.wait_for(alice.wait_closed(), 10)  # the timer's sync failed: stopped

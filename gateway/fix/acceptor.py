@@ -94,7 +94,7 @@ class FixAcceptor:
     def sync_stores(self) -> None:
         """Sync what the connected sessions' stores wrote unsynced, if :meth:`stores_may_sync`
         (the gateway calls it after its batches and its ``interval`` timer)."""
-        if not self.stores_may_sync():
+        if self.sync or not self.stores_may_sync():  # batch: each output synced its store
             return
         for session in self.active.values():
             store = session.store

@@ -809,7 +809,9 @@ class FixSession(Session):
         """The FIX messages queued since the last call, after the store has them on disk."""
         self._translate()
         if self.store is not None:
-            self.store.flush(self.acceptor.sync)
+            # batch: synced with the batch's log sync; interval: when the log is durable to
+            # its end now (output of no batch - Logon answers, statuses, catch-up, resends)
+            self.store.flush(self.acceptor.sync or self.acceptor.stores_may_sync())
         data, count = self.fix_out, self.fix_count
         self.fix_out, self.fix_count, self.dirty = bytearray(), 0, False
         return data, count

@@ -24,12 +24,13 @@ Records are buffered while a turn of the event loop builds output and written, a
 when the exchange syncs its own log, *before* the output goes to the socket (:meth:`flush`):
 a message the counterparty has seen is always on disk.  Under the exchange's ``interval``
 policy the records are written before the output goes out (a process crash loses none) and
-synced (:meth:`sync`, :meth:`close`) only at moments when every batch of the log is on stable
-storage - after the gateway's batches, its interval timer and as it stops - so that a sync
-never makes a message durable ahead of the batch it describes; the operating system's own
-writeback may still, which a power loss under ``interval`` may show as a store ahead of the
-log.  On opening, a torn last record is ignored.  A Logon with ResetSeqNumFlag=Y starts the
-file again (``write_atomically``).  Messages never contain a newline (the codec replaces it), so a record is one line.  A write
+synced (:meth:`flush`, :meth:`sync`, :meth:`close`) only at moments when every batch of the
+log is on stable storage - with output made while it is, after the gateway's batches, its
+interval timer and as it stops - so that a sync never makes a message durable ahead of the
+batch it describes; the operating system's own writeback may still, which a power loss under
+``interval`` may show as a store ahead of the log.  On opening, a torn last record is
+ignored.  A Logon with ResetSeqNumFlag=Y starts the file again (``write_atomically``).
+Messages never contain a newline (the codec replaces it), so a record is one line.  A write
 that fails (a full disk) is logged and its records stay buffered for the next flush: the
 session goes on, and resends are served from the buffer meanwhile.
 """
