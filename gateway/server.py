@@ -389,10 +389,7 @@ class Gateway:
         if self.fix_acceptor is not None:
             self.fix_acceptor.batch_committed(events)
         self._write_dirty()
-        if self._sync_handle is None:
-            self._arm_sync()
-        if self.fix_acceptor is not None:
-            self.fix_acceptor.sync_stores()
+        self._after_batches()
 
     async def _start_fix(self, fix: FixConfig) -> None:
         """Listen for FIX 4.4 connections too (``gateway.fix``), on the same host."""
@@ -648,8 +645,7 @@ class Gateway:
                 self.exchange.release_claims()  # the later batches' claims go with them
                 core.batches_refused(batches[position:], str(exc))
                 self._write_dirty()
-                if self._sync_handle is None:
-                    self._arm_sync()  # the batches logged before it still need their sync
+                self._arm_sync()  # the batches logged before it still need their sync
                 return
             except Exception as exc:  # noqa: BLE001 - broken I/O: fail safe, tell everyone
                 log.critical("exchange failed, shutting down: %r", exc, exc_info=exc)
@@ -669,10 +665,7 @@ class Gateway:
         if self._batch_started is not None:
             self._batch_latency_s.append(time.monotonic() - self._batch_started)
             self._batch_started = None
-        if self._sync_handle is None:
-            self._arm_sync()
-        if self.fix_acceptor is not None:
-            self.fix_acceptor.sync_stores()  # interval: once the log is durable to its end
+        self._after_batches()
 
     def _discard_unsent(self) -> None:
         """Drop the frames that a batch's routing queued (its sync failed: nothing of it is
@@ -733,11 +726,20 @@ class Gateway:
             core.enqueue_operator_command(command, SCHEDULE_USER)
         self._after_io(None)
 
+    def _after_batches(self) -> None:
+        """Under ``interval``: time the log's sync, and sync the FIX stores if the log is
+        durable to its end (a batch just synced it); nothing to do under the other policies."""
+        self._arm_sync()
+        if self.fix_acceptor is not None:
+            self.fix_acceptor.sync_stores()
+
     def _arm_sync(self) -> None:
         """Under ``interval`` durability, time the sync of the batches written since the last
         one (``Sequencer.sync_due_in``): a batch syncs the log only once the interval has
         passed, so without this timer a quiet exchange's last batches would wait for the next
         batch to reach the device, acknowledged for longer than the policy says."""
+        if self._sync_handle is not None:
+            return  # armed: it re-arms itself for whatever is due after it
         due_in = self.exchange.sync_due_in()
         if due_in is not None and not self.closed:
             self._sync_handle = self.loop.call_later(max(due_in, 0.0), self._sync_timer)

@@ -508,20 +508,18 @@ class Sequencer:
     def sync(self) -> None:
         """Force every batch logged so far to stable storage now, whatever the policy
         (``Journal.sync``); a failed sync fails the sequencer, as :meth:`sync_if_due` says."""
-        self._check_usable()
-        try:
-            self.journal.sync()
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        self._syncing(self.journal.sync)
 
     def sync_if_due(self) -> bool:
         """Sync the log if :meth:`sync_due_in` says it is due; whether it synced.  A failed sync
         fails the sequencer, as it does within a batch (``StorageFailedError``); a sequencer
         that failed already raises ``SequencerFailedError``."""
+        return self._syncing(self.journal.sync_if_due)
+
+    def _syncing(self, sync: Callable[[], Any]) -> Any:
         self._check_usable()
         try:
-            return self.journal.sync_if_due()
+            return sync()
         except BaseException as exc:
             self._failure = exc
             raise
